@@ -1,0 +1,447 @@
+// Package config loads sites.yaml: it decodes it strictly, validates every entry and
+// reports each problem as "file:line: message", then resolves the shared catalog
+// (controller, categories, partners) into one consent.Site per site.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	consent "github.com/mixvoip/consentd"
+)
+
+// Defaults for what a site may leave out.
+const (
+	DefaultCookieName    = "consent"
+	DefaultLifetimeDays  = 182  // about 6 months, for consent and refusal alike
+	DefaultRetentionDays = 1826 // 5 years: consent lifetime plus time to defend claims
+)
+
+// Config is a validated sites.yaml.
+type Config struct {
+	File  string
+	Sites map[string]*consent.Site
+}
+
+// SiteKeys returns the site keys in sorted order.
+func (c *Config) SiteKeys() []string {
+	keys := make([]string, 0, len(c.Sites))
+	for k := range c.Sites {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Error is one problem in a configuration file, with where it is.
+type Error struct {
+	File    string
+	Line    int
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Message) }
+
+// Errors is every problem found in one file, in file order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads and validates the file at path. The error, if any, is an Errors value
+// (or an I/O error when the file cannot be read).
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates data as the contents of a sites.yaml named name.
+func Parse(name string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, decodeErrors(name, err)
+	}
+	var f file
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, decodeErrors(name, err)
+	}
+	v := &validator{file: name, root: &root}
+	cfg := v.resolve(&f)
+	if len(v.errs) > 0 {
+		slices.SortStableFunc(v.errs, func(a, b *Error) int { return a.Line - b.Line })
+		return nil, v.errs
+	}
+	cfg.File = name
+	return cfg, nil
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+var unknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+
+// decodeErrors turns the yaml package's errors into file:line errors that name the
+// problem in the user's words.
+func decodeErrors(name string, err error) error {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	var errs Errors
+	for _, m := range msgs {
+		e := &Error{File: name, Message: m}
+		if match := yamlLine.FindStringSubmatch(m); match != nil {
+			e.Line, _ = strconv.Atoi(match[1])
+			e.Message = match[2]
+		}
+		if match := unknownField.FindStringSubmatch(e.Message); match != nil {
+			e.Message = fmt.Sprintf("unknown key %q (check the spelling and the indentation)", match[1])
+		}
+		errs = append(errs, e)
+	}
+	return errs
+}
+
+// path names a node in the document: map keys as strings, list indexes as ints.
+type path []any
+
+// validator collects every problem with the line it is on, so that the user can fix
+// the whole file in one go.
+type validator struct {
+	file string
+	root *yaml.Node
+	errs Errors
+}
+
+func (v *validator) errorf(p path, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(p), Message: fmt.Sprintf(format, args...)})
+}
+
+// line returns the line of the node at p, or of its nearest ancestor that exists (a
+// missing key is reported on the mapping that lacks it).
+func (v *validator) line(p path) int {
+	n := v.root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, step := range p {
+		next, keyLine := child(n, step)
+		if next == nil {
+			break
+		}
+		n, line = next, keyLine
+	}
+	return line
+}
+
+func child(n *yaml.Node, step any) (node *yaml.Node, line int) {
+	switch s := step.(type) {
+	case string:
+		if n.Kind != yaml.MappingNode {
+			return nil, 0
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == s {
+				return n.Content[i+1], n.Content[i].Line
+			}
+		}
+	case int:
+		if n.Kind == yaml.SequenceNode && s < len(n.Content) {
+			return n.Content[s], n.Content[s].Line
+		}
+	}
+	return nil, 0
+}
+
+var (
+	idPattern      = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+	siteKeyPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
+	cookiePattern  = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+	dataShared     = []string{"ip_address", "advertising_id"}
+)
+
+func (v *validator) resolve(f *file) *Config {
+	controller := v.controller(path{"controller"}, f.Controller)
+	if f.DPO.Email == "" {
+		v.errorf(path{"dpo"}, "dpo.email is required: visitors must know how to reach the data protection officer")
+	}
+	categories := v.categories(f.Categories)
+	partners := v.partners(f.Partners, categories)
+	if len(f.Sites) == 0 {
+		v.errorf(path{"sites"}, "no sites: add at least one under sites:")
+	}
+	cfg := &Config{Sites: make(map[string]*consent.Site, len(f.Sites))}
+	for key, sf := range f.Sites {
+		site := v.site(key, sf, partners, f.Partners)
+		site.DPO = consent.Contact{Name: f.DPO.Name, Email: f.DPO.Email}
+		site.Categories = categories
+		if sf != nil && sf.Controller != nil {
+			site.Controller = v.controller(path{"sites", key, "controller"}, *sf.Controller)
+		} else {
+			site.Controller = controller
+		}
+		v.texts(key, site)
+		cfg.Sites[key] = site
+	}
+	return cfg
+}
+
+func (v *validator) controller(p path, c controllerFile) consent.Controller {
+	if c.Name == "" || c.Address == "" {
+		v.errorf(p, "controller needs name and address: the banner must name who is responsible")
+	}
+	if c.Email != "" && !strings.Contains(c.Email, "@") {
+		v.errorf(append(p, "email"), "controller email %q is not an e-mail address", c.Email)
+	}
+	return consent.Controller{Name: c.Name, Address: c.Address, Email: c.Email}
+}
+
+func (v *validator) categories(files []categoryFile) []consent.Category {
+	if len(files) == 0 {
+		v.errorf(path{"categories"}, "no categories: define at least technical (required: true) and one optional category")
+	}
+	var out []consent.Category
+	seen := map[string]bool{}
+	for i, c := range files {
+		p := path{"categories", i}
+		switch {
+		case !idPattern.MatchString(c.ID):
+			v.errorf(append(p, "id"), "category id %q must be lower-case letters, digits and dashes", c.ID)
+		case seen[c.ID]:
+			v.errorf(append(p, "id"), "duplicate category id %q", c.ID)
+		}
+		seen[c.ID] = true
+		out = append(out, consent.Category{ID: c.ID, Required: c.Required, Name: c.Name, Description: c.Description})
+	}
+	return out
+}
+
+func (v *validator) partners(files map[string]*partnerFile, categories []consent.Category) map[string]consent.Partner {
+	out := make(map[string]consent.Partner, len(files))
+	for id, pf := range files {
+		p := path{"partners", id}
+		if !idPattern.MatchString(id) {
+			v.errorf(p, "partner id %q must be lower-case letters, digits and dashes", id)
+		}
+		if pf == nil {
+			v.errorf(p, "partner %q is empty", id)
+			continue
+		}
+		if pf.Name == "" || pf.Provider == "" {
+			v.errorf(p, "partner %q needs name and provider", id)
+		}
+		i := slices.IndexFunc(categories, func(c consent.Category) bool { return c.ID == pf.Category })
+		switch {
+		case i < 0:
+			v.errorf(append(p, "category"), "partner %q: unknown category %q", id, pf.Category)
+		case categories[i].Required:
+			v.errorf(append(p, "category"), "partner %q: category %q is always on; a partner needs an opt-in category", id, pf.Category)
+		}
+		if len(pf.DataShared) == 0 {
+			v.errorf(p, "partner %q: data_shared is required (ip_address and/or advertising_id)", id)
+		}
+		for j, d := range pf.DataShared {
+			if !slices.Contains(dataShared, d) {
+				v.errorf(append(p, "data_shared", j), "partner %q: unknown data_shared %q (use %s)", id, d, strings.Join(dataShared, " or "))
+			}
+		}
+		for j, c := range pf.Cookies {
+			if !cookiePattern.MatchString(strings.TrimSuffix(c.Name, "*")) || c.Lifetime == "" {
+				v.errorf(append(p, "cookies", j), "partner %q: a cookie needs a valid name and a lifetime", id)
+			}
+		}
+		v.url(append(p, "privacy_url"), pf.PrivacyURL, "privacy_url")
+		if pf.LeavesEEA && pf.Transfer == "" {
+			v.errorf(append(p, "leaves_eea"), "partner %q leaves the EEA: say under transfer: on which safeguard", id)
+		}
+		if len(pf.Tags) == 0 {
+			v.errorf(p, "partner %q has no tags: nothing would load after opt-in", id)
+		}
+		var tags []consent.Tag
+		for j, t := range pf.Tags {
+			if (t.Src == "") == (t.Inline == "") {
+				v.errorf(append(p, "tags", j), "partner %q: each tag has exactly one of src or inline", id)
+			}
+			if t.Src != "" {
+				v.url(append(p, "tags", j, "src"), strings.ReplaceAll(t.Src, "{account}", "x"), "src")
+			}
+			tags = append(tags, consent.Tag{Src: t.Src, Inline: t.Inline})
+		}
+		var cookies []consent.Cookie
+		for _, c := range pf.Cookies {
+			cookies = append(cookies, consent.Cookie{Name: c.Name, Lifetime: c.Lifetime})
+		}
+		out[id] = consent.Partner{
+			ID: id, Name: pf.Name, Provider: pf.Provider, Category: pf.Category,
+			Purpose: pf.Purpose, DataShared: pf.DataShared, Cookies: cookies,
+			LeavesEEA: pf.LeavesEEA, Transfer: pf.Transfer, PrivacyURL: pf.PrivacyURL,
+			ConsentMode: pf.ConsentMode, Tags: tags,
+		}
+	}
+	return out
+}
+
+func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Partner, files map[string]*partnerFile) *consent.Site {
+	p := path{"sites", key}
+	site := &consent.Site{Key: key}
+	if !siteKeyPattern.MatchString(key) {
+		v.errorf(p, "site key %q must be a lower-case domain name such as example.com", key)
+	}
+	if sf == nil {
+		v.errorf(p, "site %q is empty", key)
+		return site
+	}
+	if len(sf.Origins) == 0 {
+		v.errorf(p, "site %q needs origins (such as https://%s and https://www.%s)", key, key, key)
+	}
+	for i, o := range sf.Origins {
+		if msg := checkOrigin(o); msg != "" {
+			v.errorf(append(p, "origins", i), "origin %q %s", o, msg)
+		}
+	}
+	site.Origins = sf.Origins
+
+	if len(sf.Languages) == 0 {
+		v.errorf(p, "site %q needs languages (the first is the default)", key)
+	}
+	for i, l := range sf.Languages {
+		if !slices.Contains(consent.Languages, l) {
+			v.errorf(append(p, "languages", i), "unknown language %q (the banner speaks %s)", l, strings.Join(consent.Languages, ", "))
+		}
+	}
+	site.Languages = sf.Languages
+
+	v.url(append(p, "policy", "url"), sf.Policy.URL, "policy url")
+	if sf.Policy.Version == "" {
+		v.errorf(append(p, "policy"), "site %q: policy version is required (a new version asks every visitor again)", key)
+	}
+	site.Policy = consent.Policy{URL: sf.Policy.URL, Version: sf.Policy.Version}
+
+	site.Cookie = v.cookie(append(p, "cookie"), key, sf)
+	site.RetentionPeriod = days(orDefault(sf.RetentionDays, DefaultRetentionDays))
+	if site.RetentionPeriod < site.Cookie.ConsentLifetime {
+		v.errorf(append(p, "retention_days"), "retention_days must be at least the consent lifetime")
+	}
+	site.FloatingButton = sf.FloatingButton
+
+	for id := range sf.Partners {
+		if _, ok := files[id]; !ok {
+			v.errorf(append(p, "partners", id), "unknown partner %q: define it under the top-level partners:", id)
+		}
+	}
+	ids := make([]string, 0, len(catalog))
+	for id := range catalog {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		partner := catalog[id]
+		partner.Tags = slices.Clone(partner.Tags)
+		if sp := sf.Partners[id]; sp != nil {
+			partner.Enabled = sp.Enabled
+			v.account(append(p, "partners", id), &partner, sp.Account)
+		}
+		site.Partners = append(site.Partners, partner)
+	}
+	return site
+}
+
+// account fills the per-site account id into the partner's tags.
+func (v *validator) account(p path, partner *consent.Partner, account string) {
+	if strings.ContainsAny(account, "'\"<>\\ ") {
+		v.errorf(append(p, "account"), "account %q may not contain quotes, spaces, <, > or \\", account)
+		return
+	}
+	uses := false
+	for i, t := range partner.Tags {
+		uses = uses || strings.Contains(t.Src+t.Inline, "{account}")
+		partner.Tags[i].Src = strings.ReplaceAll(t.Src, "{account}", account)
+		partner.Tags[i].Inline = strings.ReplaceAll(t.Inline, "{account}", account)
+	}
+	if uses && account == "" && partner.Enabled {
+		v.errorf(p, "partner %q needs account: its tags use {account}", partner.ID)
+	}
+}
+
+func (v *validator) cookie(p path, key string, sf *siteFile) consent.CookieSettings {
+	c := sf.Cookie
+	name := c.Name
+	if name == "" {
+		name = DefaultCookieName
+	}
+	if !cookiePattern.MatchString(name) {
+		v.errorf(append(p, "name"), "cookie name %q has characters a cookie name cannot have", name)
+	}
+	domain := c.Domain
+	if domain == "" {
+		domain = key
+	}
+	for i, o := range sf.Origins {
+		host := originHost(o)
+		if host != "" && host != domain && !strings.HasSuffix(host, "."+domain) {
+			v.errorf(path{"sites", key, "origins", i}, "origin %q is not under the cookie domain %q", o, domain)
+		}
+	}
+	consentDays := orDefault(c.ConsentDays, DefaultLifetimeDays)
+	refusalDays := orDefault(c.RefusalDays, DefaultLifetimeDays)
+	maxDays := int(consent.MaxConsentLifetime / (24 * time.Hour))
+	if consentDays < 1 || consentDays > maxDays {
+		v.errorf(append(p, "consent_days"), "consent_days must be 1 to %d (a consent is never kept longer than 13 months)", maxDays)
+	}
+	if refusalDays < 1 || refusalDays > maxDays {
+		v.errorf(append(p, "refusal_days"), "refusal_days must be 1 to %d", maxDays)
+	}
+	return consent.CookieSettings{Name: name, Domain: domain, ConsentLifetime: days(consentDays), RefusalLifetime: days(refusalDays)}
+}
+
+// texts checks that every category and enabled partner speaks every site language.
+func (v *validator) texts(key string, site *consent.Site) {
+	for _, lang := range site.Languages {
+		for i, c := range site.Categories {
+			if c.Name[lang] == "" || c.Description[lang] == "" {
+				v.errorf(path{"categories", i}, "category %q needs name and description in %q (a language of %s)", c.ID, lang, key)
+			}
+		}
+		for _, partner := range site.Partners {
+			if partner.Enabled && partner.Purpose[lang] == "" {
+				v.errorf(path{"partners", partner.ID, "purpose"}, "partner %q needs a purpose in %q (a language of %s)", partner.ID, lang, key)
+			}
+		}
+	}
+}
+
+func (v *validator) url(p path, raw, what string) {
+	if msg := checkURL(raw); msg != "" {
+		v.errorf(p, "%s %q %s", what, raw, msg)
+	}
+}
+
+func orDefault(n, def int) int {
+	if n == 0 {
+		return def
+	}
+	return n
+}
+
+func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }

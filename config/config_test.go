@@ -1,0 +1,169 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mixvoip/consentd/config"
+)
+
+func TestShippedSitesYAMLIsValid(t *testing.T) {
+	cfg, err := config.Load("../sites.yaml")
+	if err != nil {
+		t.Fatalf("shipped sites.yaml: %v", err)
+	}
+	want := []string{"mixvoip.com", "mixvoip.org", "voxbi.com", "voxbi.team"}
+	if got := strings.Join(cfg.SiteKeys(), " "); got != strings.Join(want, " ") {
+		t.Fatalf("sites = %s, want %s", got, strings.Join(want, " "))
+	}
+	for _, key := range want {
+		site := cfg.Sites[key]
+		for _, lang := range []string{"de", "fr", "en"} {
+			if !contains(site.Languages, lang) {
+				t.Errorf("%s: no %q texts; every site speaks at least de, fr and en", key, lang)
+			}
+		}
+		for _, p := range site.Partners {
+			for _, tag := range p.Tags {
+				if p.Enabled && strings.Contains(tag.Src+tag.Inline, "{account}") {
+					t.Errorf("%s: partner %s keeps an unfilled {account}", key, p.ID)
+				}
+			}
+		}
+	}
+}
+
+func TestDefaultsAndResolution(t *testing.T) {
+	cfg := MustParse(t, MustRead(t, "testdata/minimal.yaml"))
+	site := cfg.Sites["example.com"]
+	if site.Cookie.Name != "consent" || site.Cookie.Domain != "example.com" {
+		t.Errorf("cookie = %+v, want name consent on example.com", site.Cookie)
+	}
+	if site.Cookie.ConsentLifetime != 182*24*time.Hour || site.Cookie.RefusalLifetime != 182*24*time.Hour {
+		t.Errorf("lifetimes = %v/%v, want 182 days each", site.Cookie.ConsentLifetime, site.Cookie.RefusalLifetime)
+	}
+	if site.Controller.Name != "Example S.A." {
+		t.Errorf("controller = %q, want the top-level one", site.Controller.Name)
+	}
+	p := site.Partner("pixel")
+	if p == nil || !p.Enabled || p.Tags[0].Src != "https://pixel.example/tag.js?id=42" {
+		t.Fatalf("pixel = %+v, want enabled with account 42 filled in", p)
+	}
+}
+
+func TestPartnerNotListedForSiteIsOff(t *testing.T) {
+	yaml := strings.Replace(MustRead(t, "testdata/minimal.yaml"), `      pixel: { enabled: true, account: "42" }`, `      {}`, 1)
+	yaml = strings.Replace(yaml, "    partners:\n      {}\n", "", 1)
+	site := MustParse(t, yaml).Sites["example.com"]
+	if p := site.Partner("pixel"); p == nil || p.Enabled {
+		t.Fatalf("pixel = %+v, want listed and disabled", p)
+	}
+}
+
+// TestErrorsNameFileAndLine changes one thing in a valid file and expects the error
+// on the line where the change is, with a message that says what to fix.
+func TestErrorsNameFileAndLine(t *testing.T) {
+	base := MustRead(t, "testdata/minimal.yaml")
+	tests := []struct {
+		name     string
+		old, new string
+		want     string // part of the message
+		at       string // where the error is reported, if not on the change
+	}{
+		{"unknown key", "    leaves_eea: false", "    leaves_eea: false\n    colour: red", `unknown key "colour"`, ""},
+		{"misspelt site key", "    languages: [en]", "    langauges: [en]", `unknown key "langauges"`, ""},
+		{"duplicate category id", "  - id: advertising", "  - id: technical", `duplicate category id "technical"`, ""},
+		{"duplicate partner id", "partners:\n  pixel:", "partners:\n  pixel: {}\n  pixel:", `"pixel" already defined`, ""},
+		{"unknown category", "    category: advertising", "    category: marketing", `unknown category "marketing"`, ""},
+		{"partner in required category", "    category: advertising", "    category: technical", `always on`, ""},
+		{"origin with path", "https://www.example.com]", "https://www.example.com/]", `without a path`, ""},
+		{"origin without scheme", "[https://example.com,", "[example.com,", `must start with https://`, ""},
+		{"origin in upper case", "https://www.example.com]", "https://WWW.example.com]", `lower case`, ""},
+		{"origin outside cookie domain", "https://www.example.com]", "https://www.other.com]", `not under the cookie domain`, ""},
+		{"malformed privacy url", "https://pixel.example/privacy", "pixel.example/privacy", `privacy_url "pixel.example/privacy"`, ""},
+		{"malformed tag src", "https://pixel.example/tag.js?id={account}", "//pixel.example/tag.js", `src`, ""},
+		{"tag with src and inline", "      - src: https://pixel.example/tag.js?id={account}", "      - src: https://pixel.example/tag.js?id={account}\n        inline: x()", `exactly one of src or inline`, ""},
+		{"unknown partner on site", `      pixel: { enabled: true, account: "42" }`, `      pixle: { enabled: true }`, `unknown partner "pixle"`, ""},
+		{"missing account", `      pixel: { enabled: true, account: "42" }`, `      pixel: { enabled: true }`, `needs account`, ""},
+		{"unknown language", "    languages: [en]", "    languages: [en, xx]", `unknown language "xx"`, ""},
+		{"missing translation", "    languages: [en]", "    languages: [en, de]", `needs name and description in "de"`, "  - id: technical"},
+		{"consent over 13 months", "    languages: [en]", "    languages: [en]\n    cookie: { consent_days: 400 }", `never kept longer than 13 months`, ""},
+		{"unknown data shared", "data_shared: [ip_address]", "data_shared: [email]", `unknown data_shared "email"`, ""},
+		{"leaves EEA without safeguard", "    leaves_eea: false", "    leaves_eea: true", `transfer`, ""},
+		{"wrong type", "    languages: [en]", "    languages: en", `cannot unmarshal`, ""},
+		{"syntax error", "    languages: [en]", "    languages: [en", `did not find expected`, ""},
+		{"no policy version", `version: "1"`, `version: ""`, `policy version is required`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(base, tt.old) {
+				t.Fatalf("fixture has no %q", tt.old)
+			}
+			changed := strings.Replace(base, tt.old, tt.new, 1)
+			first := strings.Count(base[:strings.Index(base, tt.old)], "\n") + 1
+			last := first + strings.Count(tt.new, "\n")
+			if tt.at != "" {
+				first = strings.Count(base[:strings.Index(base, tt.at)], "\n") + 1
+				last = first
+			}
+			_, err := config.Parse("sites.yaml", []byte(changed))
+			var errs config.Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("err = %v, want config.Errors", err)
+			}
+			for _, e := range errs {
+				if strings.Contains(e.Message, tt.want) {
+					// A problem inside a mapping may be reported on its key, a line above.
+					if e.File != "sites.yaml" || e.Line < first-1 || e.Line > last {
+						t.Errorf("%v: want line %d", e, first)
+					}
+					return
+				}
+			}
+			t.Errorf("errors:\n%v\nwant one containing %q", err, tt.want)
+		})
+	}
+}
+
+func TestErrorsReportEveryProblem(t *testing.T) {
+	yaml := strings.NewReplacer("category: advertising", "category: nope", "[https://example.com,", "[example.com,").
+		Replace(MustRead(t, "testdata/minimal.yaml"))
+	_, err := config.Parse("sites.yaml", []byte(yaml))
+	var errs config.Errors
+	if !errors.As(err, &errs) || len(errs) != 2 {
+		t.Fatalf("err = %v, want exactly two problems", err)
+	}
+	if errs[0].Line > errs[1].Line {
+		t.Errorf("errors not in file order: %v", err)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func MustRead(tb testing.TB, name string) string {
+	tb.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(data)
+}
+
+func MustParse(tb testing.TB, yaml string) *config.Config {
+	tb.Helper()
+	cfg, err := config.Parse("sites.yaml", []byte(yaml))
+	if err != nil {
+		tb.Fatalf("parse: %v", err)
+	}
+	return cfg
+}

@@ -1,0 +1,144 @@
+package consent
+
+import "time"
+
+// Site is one website as the banner and the server see it: the sites.yaml entry
+// with the shared catalog (controller, categories, partners) resolved into it.
+type Site struct {
+	Key             string // the sites.yaml key, also the banner's URL: /v1/banner/{Key}.js
+	Controller      Controller
+	DPO             Contact
+	Policy          Policy
+	Origins         []string // scheme://host[:port] the banner may run on and post from
+	Languages       []string // the site's languages; the first is the default
+	Cookie          CookieSettings
+	Categories      []Category
+	Partners        []Partner // every partner in the catalog with this site's switch
+	FloatingButton  bool      // show a small button that reopens the choices
+	RetentionPeriod time.Duration
+}
+
+// Controller is who decides about the processing (GDPR Art. 4(7)).
+type Controller struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Email   string `json:"email"`
+}
+
+// Contact is a person or office that can be reached, such as the DPO.
+type Contact struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
+// Policy is the privacy policy the banner links to. A new version asks every visitor
+// again.
+type Policy struct {
+	URL     string `json:"url"`
+	Version string `json:"version"`
+}
+
+// CookieSettings tell the banner where and how long to keep the visitor's choice.
+type CookieSettings struct {
+	Name   string // default "consent"
+	Domain string // registrable domain, so that www and apex share the cookie
+	// Separate lifetimes: a refusal is kept as long as a consent (the "rejection
+	// cookie"), but a consent may never be kept longer than 13 months.
+	ConsentLifetime time.Duration
+	RefusalLifetime time.Duration
+}
+
+// MaxConsentLifetime is the longest a consent may be kept before asking again
+// (CNIL, CNPD: 13 months).
+const MaxConsentLifetime = 395 * 24 * time.Hour
+
+// Text is a string in several languages, keyed by language code ("de", "en", ...).
+type Text map[string]string
+
+// Category is a purpose the visitor can allow or refuse.
+type Category struct {
+	ID          string `json:"id"`
+	Required    bool   `json:"required"` // technical: always on, cannot be refused
+	Name        Text   `json:"name"`
+	Description Text   `json:"description"`
+}
+
+// Partner is a third party whose tags the banner loads only after opt-in, with what
+// the visitor must be told about it.
+type Partner struct {
+	ID          string   `json:"id"`
+	Enabled     bool     `json:"enabled"` // marketing's switch, per site
+	Name        string   `json:"name"`
+	Provider    string   `json:"provider"`
+	Category    string   `json:"category"`
+	Purpose     Text     `json:"purpose"`
+	DataShared  []string `json:"data_shared"` // "ip_address", "advertising_id"
+	Cookies     []Cookie `json:"cookies"`
+	LeavesEEA   bool     `json:"leaves_eea"`
+	Transfer    string   `json:"transfer,omitempty"` // safeguard, e.g. "EU-US Data Privacy Framework"
+	PrivacyURL  string   `json:"privacy_url"`
+	ConsentMode bool     `json:"consent_mode"` // a Google tag: gets Consent Mode v2 signals
+	Tags        []Tag    `json:"tags"`         // what loads after opt-in, in order
+}
+
+// Cookie is a cookie a partner sets. The banner deletes it on withdrawal; a name
+// ending in "*" matches every cookie with that prefix.
+type Cookie struct {
+	Name     string `json:"name"`
+	Lifetime string `json:"lifetime"` // as told to the visitor: "90 days", "session"
+}
+
+// Tag is one piece of a partner's code: a script URL or an inline snippet.
+type Tag struct {
+	Src    string `json:"src,omitempty"`
+	Inline string `json:"inline,omitempty"`
+}
+
+// Partner returns the partner with the given id, or nil.
+func (s *Site) Partner(id string) *Partner {
+	for i := range s.Partners {
+		if s.Partners[i].ID == id {
+			return &s.Partners[i]
+		}
+	}
+	return nil
+}
+
+// Category returns the category with the given id, or nil.
+func (s *Site) Category(id string) *Category {
+	for i := range s.Categories {
+		if s.Categories[i].ID == id {
+			return &s.Categories[i]
+		}
+	}
+	return nil
+}
+
+// HasOrigin reports whether origin (as sent in an Origin header) belongs to the site.
+func (s *Site) HasOrigin(origin string) bool {
+	for _, o := range s.Origins {
+		if o == origin {
+			return true
+		}
+	}
+	return false
+}
+
+// Lifetime returns how long a decision with the given choices is kept: the consent
+// lifetime if it grants any optional category or any partner, else the refusal's.
+func (s *Site) Lifetime(c Choices) time.Duration {
+	for _, cat := range s.Categories {
+		if !cat.Required && c.Categories[cat.ID] {
+			return s.Cookie.ConsentLifetime
+		}
+	}
+	for _, granted := range c.Partners {
+		if granted {
+			return s.Cookie.ConsentLifetime
+		}
+	}
+	return s.Cookie.RefusalLifetime
+}
+
+// Languages are the languages the banner has texts for. A site may use any of them.
+var Languages = []string{"de", "en", "fr", "nl"}
