@@ -11,6 +11,7 @@ const (
 	EInvalid     = "invalid"
 	EForbidden   = "forbidden"
 	ETooLarge    = "too_large"
+	EUnsupported = "unsupported_media_type"
 	EUnavailable = "unavailable"
 	EInternal    = "internal"
 )

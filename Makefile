@@ -1,0 +1,47 @@
+# consentd — see README.md. Every target works on a fresh Debian machine with Go;
+# `make test` also needs Node.js/npm (tsc) and Chromium, which .ci/run installs.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.Version=$(VERSION)
+ADDR     ?= :8080
+
+.PHONY: run build test typecheck lint fuzz bench clean
+
+## run: start consentd with the shipped sites.yaml, demo pages on, records in data/
+run: build
+	./bin/consentd serve --demo --addr $(ADDR) --config sites.yaml --db data/consent.db
+
+## build: the consentd binary in bin/
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/consentd ./cmd/consentd
+
+## test: type-check the banner, then every Go test with the race detector, the
+## headless-Chromium end-to-end tests included (CONSENTD_SKIP_BROWSER=1 opts out)
+test: typecheck
+	$(GO) test -race -count=1 ./...
+
+typecheck: node_modules/.package-lock.json
+	npx --no-install tsc --noEmit -p .
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+## fuzz: run the consent request decoder fuzzer for FUZZTIME (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./server -run '^$$' -fuzz FuzzDecodeConsentRequest -fuzztime $(FUZZTIME)
+
+## bench: store benchmarks, the loopback load test and bundle sizes (see bench/)
+bench:
+	$(GO) test ./store/... -run '^$$' -bench . -benchtime 2000x
+	$(GO) run ./bench/load
+
+clean:
+	rm -rf bin data node_modules

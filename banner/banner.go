@@ -1,0 +1,185 @@
+// Package banner builds each site's consent banner: the TypeScript and CSS sources
+// embedded in the binary, bundled in-process with esbuild's Go API, with the site's
+// configuration and texts compiled in, precompressed once for serving.
+package banner
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/andybalholm/brotli"
+	"github.com/evanw/esbuild/pkg/api"
+
+	"github.com/mixvoip/consentd"
+)
+
+//go:embed src/*.ts src/*.css i18n/*.json
+var sources embed.FS
+
+// Bundle is one site's banner script, ready to serve.
+type Bundle struct {
+	Site        string
+	JS          []byte // minified JavaScript, UTF-8
+	Gzip        []byte // JS compressed with gzip, best compression
+	Brotli      []byte // JS compressed with brotli, best quality
+	ETag        string // strong, quoted, hash of JS
+	Fingerprint string // material fingerprint of the config compiled in
+}
+
+// Options adjust a build.
+type Options struct {
+	// RewriteSrc, if set, replaces each partner tag's script URL; demo pages use it to
+	// point partner tags at local fakes. Nil keeps the URLs of sites.yaml.
+	RewriteSrc func(partnerID, src string) string
+}
+
+// Build bundles the banner for site. It is safe for concurrent use and takes a few
+// milliseconds, so callers build every site at start-up and on reload.
+func Build(site *consent.Site, opts Options) (*Bundle, error) {
+	cfg, err := newConfig(site, opts)
+	if err != nil {
+		return nil, err
+	}
+	define, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("banner: %s: encode config: %w", site.Key, err)
+	}
+	res := api.Build(api.BuildOptions{
+		EntryPoints:       []string{"src/main.ts"},
+		Bundle:            true,
+		Write:             false,
+		Format:            api.FormatIIFE,
+		Platform:          api.PlatformBrowser,
+		Target:            api.ES2017,
+		MinifyWhitespace:  true,
+		MinifyIdentifiers: true,
+		MinifySyntax:      true,
+		// UTF-8 keeps the texts' accents one or two bytes instead of six; the server
+		// must send "charset=utf-8".
+		Charset:   api.CharsetUTF8,
+		Define:    map[string]string{"__CONFIG__": string(define)},
+		Plugins:   []api.Plugin{embedded},
+		LogLevel:  api.LogLevelSilent,
+		Sourcemap: api.SourceMapNone,
+	})
+	if len(res.Errors) > 0 {
+		msgs := api.FormatMessages(res.Errors, api.FormatMessagesOptions{Kind: api.ErrorMessage})
+		return nil, fmt.Errorf("banner: %s: esbuild:\n%s", site.Key, strings.Join(msgs, ""))
+	}
+	if len(res.OutputFiles) != 1 {
+		return nil, fmt.Errorf("banner: %s: esbuild returned %d files, want 1", site.Key, len(res.OutputFiles))
+	}
+	js := res.OutputFiles[0].Contents
+	b := &Bundle{Site: site.Key, JS: js, Fingerprint: cfg.Fingerprint}
+	sum := sha256.Sum256(js)
+	b.ETag = `"` + hex.EncodeToString(sum[:16]) + `"`
+	if b.Gzip, err = gzipBytes(js); err != nil {
+		return nil, fmt.Errorf("banner: %s: gzip: %w", site.Key, err)
+	}
+	if b.Brotli, err = brotliBytes(js); err != nil {
+		return nil, fmt.Errorf("banner: %s: brotli: %w", site.Key, err)
+	}
+	return b, nil
+}
+
+// embedded serves the sources from the embed.FS in a namespace of its own, so a build
+// touches no file on disk.
+var embedded = api.Plugin{
+	Name: "embedded",
+	Setup: func(pb api.PluginBuild) {
+		pb.OnResolve(api.OnResolveOptions{Filter: `.*`}, func(args api.OnResolveArgs) (api.OnResolveResult, error) {
+			p := args.Path
+			if args.Kind != api.ResolveEntryPoint {
+				p = path.Join(path.Dir(args.Importer), p)
+			}
+			p = path.Clean(p)
+			if path.Ext(p) == "" {
+				p += ".ts"
+			}
+			if _, err := fs.Stat(sources, p); err != nil {
+				return api.OnResolveResult{}, fmt.Errorf("no embedded source %q", p)
+			}
+			return api.OnResolveResult{Path: p, Namespace: "banner"}, nil
+		})
+		pb.OnLoad(api.OnLoadOptions{Filter: `.*`, Namespace: "banner"}, func(args api.OnLoadArgs) (api.OnLoadResult, error) {
+			if path.Ext(args.Path) == ".css" {
+				css, err := minifiedCSS(args.Path)
+				if err != nil {
+					return api.OnLoadResult{}, err
+				}
+				return api.OnLoadResult{Contents: &css, Loader: api.LoaderText}, nil
+			}
+			data, err := fs.ReadFile(sources, args.Path)
+			if err != nil {
+				return api.OnLoadResult{}, err
+			}
+			s := string(data)
+			return api.OnLoadResult{Contents: &s, Loader: api.LoaderTS}, nil
+		})
+	},
+}
+
+var cssCache sync.Map // path → minified CSS; the sources never change at run time
+
+// minifiedCSS returns the stylesheet minified: the text loader alone would ship it
+// with its comments and whitespace.
+func minifiedCSS(name string) (string, error) {
+	if css, ok := cssCache.Load(name); ok {
+		return css.(string), nil
+	}
+	data, err := fs.ReadFile(sources, name)
+	if err != nil {
+		return "", err
+	}
+	res := api.Transform(string(data), api.TransformOptions{
+		Loader:            api.LoaderCSS,
+		MinifyWhitespace:  true,
+		MinifySyntax:      true,
+		MinifyIdentifiers: true,
+		Charset:           api.CharsetUTF8,
+		Sourcefile:        name,
+	})
+	if len(res.Errors) > 0 {
+		msgs := api.FormatMessages(res.Errors, api.FormatMessagesOptions{Kind: api.ErrorMessage})
+		return "", fmt.Errorf("%s", strings.Join(msgs, ""))
+	}
+	css := strings.TrimSpace(string(res.Code))
+	cssCache.Store(name, css)
+	return css, nil
+}
+
+func gzipBytes(b []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(b); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func brotliBytes(b []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w := brotli.NewWriterLevel(&buf, brotli.BestCompression)
+	if _, err := w.Write(b); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,329 @@
+package banner_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/andybalholm/brotli"
+
+	"github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/banner"
+)
+
+// MustSite returns a realistic site: four languages, a required and an advertising
+// category, four enabled partners and one disabled.
+func MustSite(tb testing.TB) *consent.Site {
+	tb.Helper()
+	ads := consent.Text{
+		"de": "Werbung für unsere Angebote auf anderen Websites (Retargeting).",
+		"en": "Ads for our offers on other websites (retargeting).",
+		"fr": "Publicités pour nos offres sur d’autres sites (reciblage).",
+		"nl": "Advertenties voor ons aanbod op andere websites (retargeting).",
+	}
+	return &consent.Site{
+		Key:        "mixvoip.com",
+		Controller: consent.Controller{Name: "Mixvoip S.A.", Address: "70, route d’Esch, L-1470 Luxembourg", Email: "privacy@mixvoip.com"},
+		Policy:     consent.Policy{URL: "https://www.mixvoip.com/privacy", Version: "2025-01"},
+		Origins:    []string{"https://www.mixvoip.com", "https://mixvoip.com"},
+		Languages:  []string{"fr", "de", "en", "nl"},
+		Cookie: consent.CookieSettings{Name: "consent", Domain: "mixvoip.com",
+			ConsentLifetime: 182 * 24 * time.Hour, RefusalLifetime: 182 * 24 * time.Hour},
+		Categories: []consent.Category{
+			{ID: "technical", Required: true,
+				Name: consent.Text{"de": "Technisch notwendig", "en": "Technically necessary", "fr": "Techniquement nécessaires", "nl": "Technisch noodzakelijk"},
+				Description: consent.Text{
+					"de": "Damit die Website funktioniert und Ihre Wahl gespeichert bleibt. Immer aktiv.",
+					"en": "Needed for the website to work and to remember your choice. Always on.",
+					"fr": "Nécessaires au fonctionnement du site et à la mémorisation de votre choix.",
+					"nl": "Nodig om de website te laten werken en uw keuze te onthouden.",
+				}},
+			{ID: "advertising",
+				Name: consent.Text{"de": "Werbung (Retargeting)", "en": "Advertising (retargeting)", "fr": "Publicité (reciblage)", "nl": "Advertenties (retargeting)"},
+				Description: consent.Text{
+					"de": "Partner zeigen Ihnen auf anderen Websites Werbung für unsere Angebote.",
+					"en": "Partners show you ads for our offers on other websites.",
+					"fr": "Des partenaires vous montrent nos offres sur d’autres sites.",
+					"nl": "Partners tonen u advertenties voor ons aanbod op andere websites.",
+				}},
+		},
+		Partners: []consent.Partner{
+			{ID: "google-ads", Enabled: true, Name: "Google Ads", Provider: "Google Ireland Limited", Category: "advertising",
+				Purpose: ads, DataShared: []string{"ip_address", "advertising_id"},
+				Cookies:   []consent.Cookie{{Name: "_gcl_au", Lifetime: "90 days"}, {Name: "IDE", Lifetime: "13 months"}},
+				LeavesEEA: true, Transfer: "EU-US Data Privacy Framework", PrivacyURL: "https://policies.google.com/privacy",
+				ConsentMode: true,
+				Tags: []consent.Tag{{Src: "https://www.googletagmanager.com/gtag/js?id=AW-123456789"},
+					{Inline: "gtag('js',new Date());gtag('config','AW-123456789');"}}},
+			{ID: "meta-pixel", Enabled: true, Name: "Meta Pixel", Provider: "Meta Platforms Ireland Limited", Category: "advertising",
+				Purpose: ads, DataShared: []string{"ip_address", "advertising_id"},
+				Cookies:   []consent.Cookie{{Name: "_fbp", Lifetime: "90 days"}},
+				LeavesEEA: true, Transfer: "EU-US Data Privacy Framework", PrivacyURL: "https://www.facebook.com/privacy/policy/",
+				Tags: []consent.Tag{{Inline: "!function(f,b,e,v,n,t,s){if(f.fbq)return;n=f.fbq=function(){n.callMethod?n.callMethod.apply(n,arguments):n.queue.push(arguments)};if(!f._fbq)f._fbq=n;n.push=n;n.loaded=!0;n.version='2.0';n.queue=[];t=b.createElement(e);t.async=!0;t.src=v;s=b.getElementsByTagName(e)[0];s.parentNode.insertBefore(t,s)}(window,document,'script','https://connect.facebook.net/en_US/fbevents.js');fbq('init','1234567890');fbq('track','PageView');"}}},
+			{ID: "linkedin", Enabled: true, Name: "LinkedIn Insight Tag", Provider: "LinkedIn Ireland Unlimited Company", Category: "advertising",
+				Purpose: ads, DataShared: []string{"ip_address", "advertising_id"},
+				Cookies:   []consent.Cookie{{Name: "li_sugr", Lifetime: "90 days"}, {Name: "bcookie", Lifetime: "1 year"}},
+				LeavesEEA: true, Transfer: "Standard contractual clauses", PrivacyURL: "https://www.linkedin.com/legal/privacy-policy",
+				Tags: []consent.Tag{{Inline: "window._linkedin_partner_id='123456';"}, {Src: "https://snap.licdn.com/li.lms-analytics/insight.min.js"}}},
+			{ID: "criteo", Enabled: true, Name: "Criteo", Provider: "Criteo SA", Category: "advertising",
+				Purpose: ads, DataShared: []string{"ip_address", "advertising_id"},
+				Cookies:    []consent.Cookie{{Name: "cto_bundle", Lifetime: "13 months"}},
+				PrivacyURL: "https://www.criteo.com/privacy/",
+				Tags:       []consent.Tag{{Src: "https://static.criteo.net/js/ld/ld.js?a=12345"}}},
+			{ID: "tiktok", Enabled: false, Name: "TikTok Pixel", Provider: "TikTok Technology Limited", Category: "advertising",
+				Purpose: ads, DataShared: []string{"ip_address", "advertising_id"},
+				Cookies:   []consent.Cookie{{Name: "_ttp", Lifetime: "13 months"}},
+				LeavesEEA: true, PrivacyURL: "https://www.tiktok.com/legal/privacy-policy-eea",
+				Tags: []consent.Tag{{Src: "https://analytics.tiktok.com/i18n/pixel/events.js?sdkid=DISABLED"}}},
+		},
+		FloatingButton:  true,
+		RetentionPeriod: 5 * 365 * 24 * time.Hour,
+	}
+}
+
+// MustBuild builds site's bundle or fails the test.
+func MustBuild(tb testing.TB, site *consent.Site, opts banner.Options) *banner.Bundle {
+	tb.Helper()
+	b, err := banner.Build(site, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func TestBuildContents(t *testing.T) {
+	t.Parallel()
+	site := MustSite(t)
+	site.Languages = []string{"de", "fr"}
+	js := string(MustBuild(t, site, banner.Options{}).JS)
+
+	tests := []struct {
+		name string
+		text string
+		want bool
+	}{
+		{"site key", `"mixvoip.com"`, true},
+		{"German title", "Ihre Wahl zu Cookies", true},
+		{"French title", "Votre choix concernant les cookies", true},
+		{"controller in the body", "setzt Mixvoip S.A. Cookies", true},
+		{"category text", "Techniquement nécessaires", true},
+		{"enabled partner tag", "https://static.criteo.net/js/ld/ld.js?a=12345", true},
+		{"enabled partner disclosure", "Meta Platforms Ireland Limited", true},
+		{"disabled partner tag", "analytics.tiktok.com", false},
+		{"disabled partner name", "TikTok", false},
+		{"English text", "Your choice about cookies", false},
+		{"English category", "Technically necessary", false},
+		{"Dutch text", "Uw keuze over cookies", false},
+		{"placeholder left", "{controller}", false},
+		{"config placeholder left", "__CONFIG__", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := strings.Contains(js, tt.text); got != tt.want {
+				t.Errorf("bundle contains %q: %v, want %v", tt.text, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBuildRewriteSrc(t *testing.T) {
+	t.Parallel()
+	b := MustBuild(t, MustSite(t), banner.Options{RewriteSrc: func(id, src string) string {
+		return "/demo/fake/" + id + ".js"
+	}})
+	js := string(b.JS)
+	if !strings.Contains(js, "/demo/fake/criteo.js") || strings.Contains(js, "static.criteo.net") {
+		t.Error("RewriteSrc not applied to partner tags")
+	}
+	if strings.Contains(js, "/demo/fake/tiktok.js") {
+		t.Error("disabled partner's tag in the bundle")
+	}
+	if b.Fingerprint != banner.Fingerprint(MustSite(t)) {
+		t.Error("RewriteSrc changed the fingerprint")
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		edit func(*consent.Site)
+	}{
+		{"unknown language", func(s *consent.Site) { s.Languages = []string{"de", "xx"} }},
+		{"no language", func(s *consent.Site) { s.Languages = nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			site := MustSite(t)
+			tt.edit(site)
+			if _, err := banner.Build(site, banner.Options{}); err == nil {
+				t.Error("Build: no error")
+			}
+		})
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	t.Parallel()
+	base := banner.Fingerprint(MustSite(t))
+	if len(base) != 16 {
+		t.Fatalf("Fingerprint = %q, want 16 hex digits", base)
+	}
+	tests := []struct {
+		name    string
+		edit    func(*consent.Site)
+		changes bool
+	}{
+		{"partner switched on", func(s *consent.Site) { s.Partner("tiktok").Enabled = true }, true},
+		{"partner switched off", func(s *consent.Site) { s.Partner("criteo").Enabled = false }, true},
+		{"policy version", func(s *consent.Site) { s.Policy.Version = "2026-01" }, true},
+		{"category text", func(s *consent.Site) { s.Categories[1].Description["fr"] = "Autre texte." }, true},
+		{"partner purpose", func(s *consent.Site) { s.Partner("meta-pixel").Purpose = consent.Text{"en": "Other"} }, true},
+		{"partner cookie", func(s *consent.Site) { s.Partner("criteo").Cookies[0].Lifetime = "1 year" }, true},
+		{"controller", func(s *consent.Site) { s.Controller.Name = "Mixvoip SA" }, true},
+		{"new category", func(s *consent.Site) {
+			s.Categories = append(s.Categories, consent.Category{ID: "analytics", Name: consent.Text{"en": "Analytics"}})
+		}, true},
+		{"language added", func(s *consent.Site) { s.Languages = s.Languages[:3] }, true},
+		{"tag src", func(s *consent.Site) {
+			s.Partner("criteo").Tags[0].Src = "https://static.criteo.net/js/ld/ld.js?a=99999"
+		}, false},
+		{"inline tag (account id)", func(s *consent.Site) { s.Partner("linkedin").Tags[0].Inline = "window._linkedin_partner_id='999';" }, false},
+		{"disabled partner's text", func(s *consent.Site) { s.Partner("tiktok").Name = "TikTok" }, false},
+		{"partner order", func(s *consent.Site) { s.Partners[0], s.Partners[1] = s.Partners[1], s.Partners[0] }, false},
+		{"text of a language the site lacks", func(s *consent.Site) { s.Categories[0].Name["it"] = "Tecnici" }, false},
+		{"origins", func(s *consent.Site) { s.Origins = append(s.Origins, "https://new.mixvoip.com") }, false},
+		{"cookie lifetime", func(s *consent.Site) { s.Cookie.RefusalLifetime = 30 * 24 * time.Hour }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			site := MustSite(t)
+			tt.edit(site)
+			got := banner.Fingerprint(site)
+			if (got != base) != tt.changes {
+				t.Errorf("fingerprint changed: %v, want %v", got != base, tt.changes)
+			}
+			if b := MustBuild(t, site, banner.Options{}); b.Fingerprint != got || !bytes.Contains(b.JS, []byte(`"`+got+`"`)) {
+				t.Errorf("bundle fingerprint %q, want %q compiled in", b.Fingerprint, got)
+			}
+		})
+	}
+}
+
+func TestETag(t *testing.T) {
+	t.Parallel()
+	a := MustBuild(t, MustSite(t), banner.Options{})
+	b := MustBuild(t, MustSite(t), banner.Options{})
+	if a.ETag != b.ETag || !bytes.Equal(a.JS, b.JS) {
+		t.Errorf("two builds differ: ETag %s vs %s", a.ETag, b.ETag)
+	}
+	if len(a.ETag) < 10 || a.ETag[0] != '"' || a.ETag[len(a.ETag)-1] != '"' {
+		t.Errorf("ETag %s is not a strong quoted tag", a.ETag)
+	}
+	site := MustSite(t)
+	site.Partner("criteo").Tags[0].Src = "https://static.criteo.net/js/ld/ld.js?a=99999"
+	if c := MustBuild(t, site, banner.Options{}); c.ETag == a.ETag {
+		t.Error("ETag did not change with the content")
+	}
+}
+
+func TestCompressed(t *testing.T) {
+	t.Parallel()
+	b := MustBuild(t, MustSite(t), banner.Options{})
+	tests := []struct {
+		name   string
+		data   []byte
+		reader func(io.Reader) (io.Reader, error)
+	}{
+		{"gzip", b.Gzip, func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }},
+		{"brotli", b.Brotli, func(r io.Reader) (io.Reader, error) { return brotli.NewReader(r), nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := tt.reader(bytes.NewReader(tt.data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, b.JS) {
+				t.Error("decompressed bundle differs from JS")
+			}
+		})
+	}
+}
+
+// The budget of DESIGN.md: a site's first view at most 8 KB brotli. Builds are
+// deterministic, so this is a test, not a benchmark.
+func TestSize(t *testing.T) {
+	t.Parallel()
+	b := MustBuild(t, MustSite(t), banner.Options{})
+	t.Logf("raw %d B, gzip %d B, brotli %d B", len(b.JS), len(b.Gzip), len(b.Brotli))
+	if len(b.Brotli) > 8*1024 {
+		t.Errorf("brotli bundle is %d bytes, budget 8192", len(b.Brotli))
+	}
+}
+
+// TestNodeCheck parses the bundle with node when it is installed.
+func TestNodeCheck(t *testing.T) {
+	t.Parallel()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node not installed")
+	}
+	f := filepath.Join(t.TempDir(), "banner.js")
+	if err := os.WriteFile(f, MustBuild(t, MustSite(t), banner.Options{}).JS, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(node, "--check", f).CombinedOutput(); err != nil {
+		t.Errorf("node --check: %v\n%s", err, out)
+	}
+}
+
+func TestTextsComplete(t *testing.T) {
+	t.Parallel()
+	en := MustTexts(t, "en")
+	for _, lang := range []string{"de", "fr", "nl"} {
+		t.Run(lang, func(t *testing.T) {
+			t.Parallel()
+			texts := MustTexts(t, lang)
+			for k := range en {
+				if texts[k] == "" {
+					t.Errorf("%s.json: missing %q", lang, k)
+				}
+			}
+			for k := range texts {
+				if _, ok := en[k]; !ok {
+					t.Errorf("%s.json: unknown key %q", lang, k)
+				}
+			}
+			if !strings.Contains(texts["body"], "{controller}") {
+				t.Errorf("%s.json: body does not name the controller", lang)
+			}
+		})
+	}
+}
+
+// MustTexts returns the UI texts of one language file.
+func MustTexts(tb testing.TB, lang string) map[string]string {
+	tb.Helper()
+	data, err := os.ReadFile(filepath.Join("i18n", lang+".json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var t map[string]string
+	if err := json.Unmarshal(data, &t); err != nil {
+		tb.Fatal(err)
+	}
+	return t
+}

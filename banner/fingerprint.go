@@ -1,0 +1,100 @@
+package banner
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"github.com/mixvoip/consentd"
+)
+
+// material is what a visitor's answer is about: if any of it changes, the answer no
+// longer covers what the banner shows and the visitor is asked again. Tag URLs and
+// account ids are not in it: they change how a partner is loaded, not who gets what.
+type material struct {
+	Format     int                          `json:"format"`
+	Controller consent.Controller           `json:"controller"`
+	Policy     string                       `json:"policy_version"`
+	Languages  []string                     `json:"languages"`
+	Categories []materialCategory           `json:"categories"`
+	Partners   []materialPartner            `json:"partners"`
+	UI         map[string]map[string]string `json:"ui"`
+}
+
+type materialCategory struct {
+	ID          string   `json:"id"`
+	Required    bool     `json:"required"`
+	Name        []string `json:"name"`
+	Description []string `json:"description"`
+}
+
+type materialPartner struct {
+	ID         string           `json:"id"`
+	Name       string           `json:"name"`
+	Provider   string           `json:"provider"`
+	Category   string           `json:"category"`
+	Purpose    []string         `json:"purpose"`
+	DataShared []string         `json:"data_shared"`
+	Cookies    []consent.Cookie `json:"cookies"`
+	LeavesEEA  bool             `json:"leaves_eea"`
+	Transfer   string           `json:"transfer"`
+	PrivacyURL string           `json:"privacy_url"`
+}
+
+// Fingerprint returns the material fingerprint of site's banner: 16 hex digits of the
+// SHA-256 of a canonical JSON of the controller, the policy version, the categories,
+// the enabled partners' disclosures and the UI texts, in the site's languages. It is
+// "" if the banner cannot be built for site (see Build's error).
+func Fingerprint(site *consent.Site) string {
+	langs, err := languages(site)
+	if err != nil {
+		return ""
+	}
+	ui, err := texts()
+	if err != nil {
+		return ""
+	}
+	return fingerprint(site, langs, ui)
+}
+
+func fingerprint(site *consent.Site, langs []string, ui map[string]map[string]string) string {
+	m := material{
+		Format:     1,
+		Controller: site.Controller,
+		Policy:     site.Policy.Version,
+		Languages:  langs,
+		Categories: []materialCategory{},
+		Partners:   []materialPartner{},
+		UI:         map[string]map[string]string{},
+	}
+	for _, l := range langs {
+		m.UI[l] = ui[l] // json sorts map keys: canonical
+	}
+	for _, c := range site.Categories {
+		m.Categories = append(m.Categories, materialCategory{
+			ID: c.ID, Required: c.Required,
+			Name: localize(c.Name, langs), Description: localize(c.Description, langs),
+		})
+	}
+	for _, p := range site.Partners {
+		if !p.Enabled {
+			continue
+		}
+		m.Partners = append(m.Partners, materialPartner{
+			ID: p.ID, Name: p.Name, Provider: p.Provider, Category: p.Category,
+			Purpose: localize(p.Purpose, langs), DataShared: nonNil(p.DataShared),
+			Cookies: p.Cookies, LeavesEEA: p.LeavesEEA, Transfer: p.Transfer,
+			PrivacyURL: p.PrivacyURL,
+		})
+	}
+	// the order of the catalog is not material
+	slices.SortFunc(m.Partners, func(a, b materialPartner) int { return strings.Compare(a.ID, b.ID) })
+	data, err := json.Marshal(m)
+	if err != nil {
+		panic("banner: fingerprint: " + err.Error()) // plain strings, bools and slices
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}

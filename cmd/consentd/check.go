@@ -1,0 +1,37 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/mixvoip/consentd/config"
+)
+
+// check validates a sites.yaml and prints what each site serves; on error the
+// returned error lists every problem as file:line: message.
+func check(args []string, stdout io.Writer) error {
+	path := envOr("CONSENTD_CONFIG", "sites.yaml")
+	switch len(args) {
+	case 0:
+	case 1:
+		path = args[0]
+	default:
+		return fmt.Errorf("usage: consentd check [FILE]")
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	for _, key := range cfg.SiteKeys() {
+		site := cfg.Sites[key]
+		var enabled []string
+		for _, p := range site.Partners {
+			if p.Enabled {
+				enabled = append(enabled, p.ID)
+			}
+		}
+		fmt.Fprintf(stdout, "%s: languages %v, partners enabled %v\n", key, site.Languages, enabled)
+	}
+	fmt.Fprintf(stdout, "%s is valid\n", path)
+	return nil
+}

@@ -1,0 +1,65 @@
+// Command consentd serves consent banners, records decisions and checks sites.yaml.
+//
+//	consentd serve [--addr :8080] [--config sites.yaml] [--db data/consent.db] [--demo]
+//	consentd check [sites.yaml]
+//	consentd version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "dev"
+
+const usage = `consentd: self-hosted cookie consent
+
+Usage:
+  consentd serve [flags]     serve banners, record consents (consentd serve -h for flags)
+  consentd check [FILE]      validate a sites.yaml (default: $CONSENTD_CONFIG or sites.yaml)
+  consentd version           print the version
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	switch args[0] {
+	case "serve":
+		m := NewMain(stdout, stderr)
+		if err := m.ParseFlags(args[1:]); err != nil {
+			return err
+		}
+		return m.Run(ctx)
+	case "check":
+		return check(args[1:], stdout)
+	case "version":
+		fmt.Fprintln(stdout, "consentd", Version)
+		return nil
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "consentd: unknown command %q\n\n%s", args[0], usage)
+	return errUsage
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/server"
+	"github.com/mixvoip/consentd/store/bolt"
+)
+
+// Main is `consentd serve`: the wiring of configuration, store and HTTP server, in a
+// form tests can drive (ParseFlags, Run).
+type Main struct {
+	Addr           string
+	ConfigPath     string
+	DBPath         string
+	Demo           bool
+	TrustedProxies []netip.Prefix
+	ReloadEvery    time.Duration
+
+	stdout, stderr io.Writer
+	logger         *slog.Logger
+	listening      chan net.Addr // receives the bound address once serving
+}
+
+// NewMain returns a Main with the defaults.
+func NewMain(stdout, stderr io.Writer) *Main {
+	return &Main{
+		stdout:      stdout,
+		stderr:      stderr,
+		logger:      slog.New(slog.NewTextHandler(stderr, nil)),
+		ReloadEvery: 2 * time.Second,
+		listening:   make(chan net.Addr, 1),
+	}
+}
+
+// ParseFlags reads flags, each with an environment variable as its default.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("consentd serve", flag.ContinueOnError)
+	fs.SetOutput(m.stderr)
+	fs.StringVar(&m.Addr, "addr", envOr("CONSENTD_ADDR", ":8080"), "listen address ($CONSENTD_ADDR)")
+	fs.StringVar(&m.ConfigPath, "config", envOr("CONSENTD_CONFIG", "sites.yaml"), "sites configuration ($CONSENTD_CONFIG)")
+	fs.StringVar(&m.DBPath, "db", envOr("CONSENTD_DB", "data/consent.db"), "bbolt database file ($CONSENTD_DB)")
+	fs.BoolVar(&m.Demo, "demo", os.Getenv("CONSENTD_DEMO") == "1", "serve /demo/{site} pages and accept consents from the server's own origin ($CONSENTD_DEMO=1); never in production")
+	proxies := fs.String("trusted-proxies", os.Getenv("CONSENTD_TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted ($CONSENTD_TRUSTED_PROXIES)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	for _, s := range strings.Split(*proxies, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("--trusted-proxies: %q is not a CIDR such as 10.0.0.0/8", s)
+		}
+		m.TrustedProxies = append(m.TrustedProxies, p)
+	}
+	return nil
+}
+
+// Run serves until ctx is done, then shuts down in order: stop taking requests,
+// finish those in flight (their writes included), close the store.
+func (m *Main) Run(ctx context.Context) error {
+	cfg, err := config.Load(m.ConfigPath)
+	if err != nil {
+		return err
+	}
+	store, err := bolt.Open(m.DBPath)
+	if err != nil {
+		return err
+	}
+	srv := server.New(store, server.Options{Demo: m.Demo, TrustedProxies: m.TrustedProxies, Logger: m.logger})
+	if err := srv.Load(cfg); err != nil {
+		store.Close()
+		return err
+	}
+	ln, err := net.Listen("tcp", m.Addr)
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	httpServer := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	served := make(chan error, 1)
+	go func() { served <- httpServer.Serve(ln) }()
+	m.logger.Info("consentd serving", "addr", ln.Addr().String(), "config", m.ConfigPath, "db", m.DBPath, "sites", len(cfg.Sites), "demo", m.Demo, "version", Version)
+	m.printWhereToLook(ln.Addr(), cfg)
+	m.listening <- ln.Addr()
+
+	go m.watchConfig(ctx, srv)
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		store.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	m.logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	errShutdown := httpServer.Shutdown(shutdownCtx)
+	if err := store.Close(); err != nil {
+		return err
+	}
+	if errShutdown != nil && !errors.Is(errShutdown, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", errShutdown)
+	}
+	return nil
+}
+
+func (m *Main) printWhereToLook(addr net.Addr, cfg *config.Config) {
+	port := addr.(*net.TCPAddr).Port
+	fmt.Fprintf(m.stdout, "\nconsentd is running on port %d.\n", port)
+	for _, key := range cfg.SiteKeys() {
+		if m.Demo {
+			fmt.Fprintf(m.stdout, "  demo page:  http://localhost:%d/demo/%s\n", port, key)
+		}
+	}
+	fmt.Fprintf(m.stdout, "  banner:     http://localhost:%d/v1/banner/%s.js\n", port, cfg.SiteKeys()[0])
+	fmt.Fprintf(m.stdout, "  records:    %s\n\n", m.DBPath)
+}
+
+// watchConfig reloads sites.yaml when the file changes or on SIGHUP. A file that
+// does not validate is logged and ignored: the last good configuration keeps serving.
+func (m *Main) watchConfig(ctx context.Context, srv *server.Server) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ticker := time.NewTicker(m.ReloadEvery)
+	defer ticker.Stop()
+	last := modTime(m.ConfigPath)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		case <-ticker.C:
+			if t := modTime(m.ConfigPath); t.Equal(last) {
+				continue
+			}
+		}
+		last = modTime(m.ConfigPath)
+		cfg, err := config.Load(m.ConfigPath)
+		if err == nil {
+			err = srv.Load(cfg)
+		}
+		if err != nil {
+			m.logger.Error("config not reloaded; the previous one keeps serving", "err", err)
+			continue
+		}
+		m.logger.Info("config reloaded", "config", m.ConfigPath, "sites", len(cfg.Sites))
+	}
+}
+
+func modTime(path string) time.Time {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

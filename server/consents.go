@@ -1,0 +1,118 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	consent "github.com/mixvoip/consentd"
+)
+
+// maxUserAgent bounds what a client can make us store per record.
+const maxUserAgent = 512
+
+// handleCreateConsent records one decision and answers 201 only once it is durable.
+func (s *Server) handleCreateConsent(c echo.Context) error {
+	req := c.Request()
+	if err := checkContentType(req.Header.Get("Content-Type")); err != nil {
+		return err
+	}
+	if req.ContentLength > MaxConsentBody {
+		return tooLarge()
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, MaxConsentBody))
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return tooLarge()
+	} else if err != nil {
+		return consent.Errorf(consent.EInvalid, "could not read the body")
+	}
+	cr, err := decodeConsentRequest(body)
+	if err != nil {
+		return err
+	}
+	st := s.site(cr.Site)
+	if st == nil {
+		return consent.Errorf(consent.ENotFound, "unknown site %q", cr.Site)
+	}
+	if !s.originAllowed(st, req) {
+		return consent.Errorf(consent.EForbidden, "origin %q may not record consents for site %s", req.Header.Get("Origin"), st.Key)
+	}
+	record, err := st.validate(cr)
+	if err != nil {
+		return err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	record.ID = id.String()
+	record.RecordedAt = s.opts.Now().UTC().Truncate(time.Millisecond)
+	record.ExpiresAt = st.expiry(record)
+	record.UserAgent = truncate(req.UserAgent(), maxUserAgent)
+	if addr, err := netip.ParseAddr(c.RealIP()); err == nil {
+		record.IPPrefix = consent.TruncateIP(addr)
+	}
+	if err := s.store.Append(req.Context(), record); err != nil {
+		return err
+	}
+	s.metrics.recorded.WithLabelValues(record.Site, string(record.Action)).Inc()
+	return c.JSON(http.StatusCreated, map[string]any{
+		"record_id":   record.ID,
+		"consent_id":  record.ConsentID,
+		"recorded_at": record.RecordedAt,
+	})
+}
+
+func tooLarge() error {
+	return consent.Errorf(consent.ETooLarge, "body is larger than %d bytes", MaxConsentBody)
+}
+
+// checkContentType accepts JSON and text/plain: navigator.sendBeacon and a fetch
+// without CORS preflight can only send the latter.
+func checkContentType(header string) error {
+	if header == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(header)
+	if err == nil && (mt == "application/json" || mt == "text/plain") {
+		return nil
+	}
+	return consent.Errorf(consent.EUnsupported, "Content-Type must be application/json or text/plain")
+}
+
+// handleGetConsents returns a visitor's own records, oldest first. The consent id is
+// the secret: whoever holds the cookie may see what it recorded.
+func (s *Server) handleGetConsents(c echo.Context) error {
+	id := c.Param("consent_id")
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return consent.Errorf(consent.EInvalid, "consent_id must be a UUID")
+	}
+	records, err := s.store.RecordsByConsent(c.Request().Context(), strings.ToLower(id))
+	if err != nil {
+		return err
+	}
+	if len(records) == 0 {
+		return consent.Errorf(consent.ENotFound, "no records for this consent id")
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, map[string]any{"consent_id": strings.ToLower(id), "records": records})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,35 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the counters an operator watches: decisions recorded and error
+// answers. Each Server has its own registry, so tests can run several.
+type metrics struct {
+	registry *prometheus.Registry
+	recorded *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		recorded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentd_records_total", Help: "Consent records durably stored, by site and action.",
+		}, []string{"site", "action"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentd_http_errors_total", Help: "Error answers, by status and error code.",
+		}, []string{"status", "code"}),
+	}
+	m.registry.MustRegister(m.recorded, m.errors, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,227 @@
+// Package server is consentd's HTTP layer on Echo v4: routes, handlers, CORS and the
+// one place where domain errors become status codes. Echo types stay in this package
+// so that a move to Echo v5 touches nothing else.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/banner"
+	"github.com/mixvoip/consentd/config"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Demo serves /demo/{site} pages and accepts consents posted from the server's
+	// own origin. Off in production: it widens the origin check to that one origin.
+	Demo bool
+	// TrustedProxies are the networks whose X-Forwarded-For is believed; empty means
+	// the client's address is the connection's.
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
+	Now            func() time.Time // for tests; time.Now by default
+}
+
+// Server serves the banner, records consents and answers the visitor's requests.
+type Server struct {
+	echo    *echo.Echo
+	store   consent.Store
+	opts    Options
+	sites   atomic.Pointer[map[string]*site]
+	metrics *metrics
+
+	mu           sync.Mutex
+	fingerprints map[string]map[string]bool // per site, every fingerprint ever served
+}
+
+// site is one site as currently served.
+type site struct {
+	*consent.Site
+	bundle       *banner.Bundle
+	demoBundle   *banner.Bundle // partner tags pointed at /demo/partner/, when Demo is on
+	fingerprints map[string]bool
+}
+
+// New returns a Server that stores records in store. Call Load before serving.
+func New(store consent.Store, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{store: store, opts: opts, fingerprints: map[string]map[string]bool{}, metrics: newMetrics()}
+	empty := map[string]*site{}
+	s.sites.Store(&empty)
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = ipExtractor(opts.TrustedProxies)
+	e.GET("/v1/banner/:file", s.handleBanner)
+	e.POST("/v1/consents", s.handleCreateConsent, s.cors)
+	e.OPTIONS("/v1/consents", s.handlePreflight, s.cors)
+	e.GET("/v1/consents/:consent_id", s.handleGetConsents, s.cors)
+	e.GET("/healthz", s.handleHealth)
+	e.GET("/readyz", s.handleHealth)
+	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
+	if opts.Demo {
+		e.GET("/demo/:site", s.handleDemoPage)
+		e.GET("/demo/:site/banner.js", s.handleDemoBanner)
+		e.GET("/demo/partner/:file", s.handleDemoPartner)
+	}
+	s.echo = e
+	return s
+}
+
+// ServeHTTP makes the Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Load builds every site's banner from cfg and starts serving them, all at once. On
+// error nothing changes: the previous configuration keeps serving.
+func (s *Server) Load(cfg *config.Config) error {
+	next := make(map[string]*site, len(cfg.Sites))
+	for key, cs := range cfg.Sites {
+		b, err := banner.Build(cs, banner.Options{})
+		if err != nil {
+			return fmt.Errorf("server: build banner for %s: %w", key, err)
+		}
+		st := &site{Site: cs, bundle: b}
+		if s.opts.Demo {
+			st.demoBundle, err = banner.Build(cs, banner.Options{RewriteSrc: demoPartnerURL})
+			if err != nil {
+				return fmt.Errorf("server: build demo banner for %s: %w", key, err)
+			}
+		}
+		next[key] = st
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, st := range next {
+		// Fingerprints accumulate: a visitor may answer a banner served before the
+		// reload, and that answer is still a valid proof of what was shown then.
+		known := s.fingerprints[key]
+		if known == nil {
+			known = map[string]bool{}
+		}
+		known = cloneSet(known)
+		known[st.bundle.Fingerprint] = true
+		s.fingerprints[key] = known
+		st.fingerprints = known
+	}
+	s.sites.Store(&next)
+	return nil
+}
+
+func cloneSet(m map[string]bool) map[string]bool {
+	out := make(map[string]bool, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Server) site(key string) *site { return (*s.sites.Load())[key] }
+
+func (s *Server) handleHealth(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// handleError is the one place where errors become HTTP answers. Every error body has
+// the shape {"error":{"code","message"}}; internal details never reach the client.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, code, msg := http.StatusInternalServerError, consent.EInternal, "internal error"
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		status, code = he.Code, httpCode(he.Code)
+		msg = http.StatusText(he.Code)
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		}
+	default:
+		code, msg = consent.ErrorCode(err), consent.ErrorMessage(err)
+		status = statusOf(code)
+	}
+	s.metrics.errors.WithLabelValues(strconv.Itoa(status), code).Inc()
+	if status >= 500 {
+		s.opts.Logger.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", "1")
+	}
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	body.Error.Code, body.Error.Message = code, msg
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = c.JSON(status, body)
+}
+
+func statusOf(code string) int {
+	switch code {
+	case consent.EInvalid:
+		return http.StatusBadRequest
+	case consent.EForbidden:
+		return http.StatusForbidden
+	case consent.ENotFound:
+		return http.StatusNotFound
+	case consent.ETooLarge:
+		return http.StatusRequestEntityTooLarge
+	case consent.EUnsupported:
+		return http.StatusUnsupportedMediaType
+	case consent.EUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// httpCode names the errors that Echo itself raises (no route, wrong method).
+func httpCode(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return consent.ENotFound
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusRequestEntityTooLarge:
+		return consent.ETooLarge
+	case http.StatusUnsupportedMediaType:
+		return consent.EUnsupported
+	}
+	if status < 500 {
+		return consent.EInvalid
+	}
+	return consent.EInternal
+}
+
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	var opts []echo.TrustOption
+	for _, p := range trusted {
+		opts = append(opts, echo.TrustIPRange(netipToIPNet(p)))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}

@@ -1,0 +1,463 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/uuid"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/banner"
+	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/server"
+	"github.com/mixvoip/consentd/store/bolt"
+)
+
+const (
+	testSite   = "mixvoip.com"
+	testOrigin = "https://www.mixvoip.com"
+)
+
+// countingStore is the real bbolt store, counting the appends that reached it, so a
+// test can tell that a refused request stored nothing at all.
+type countingStore struct {
+	consent.Store
+	appends atomic.Int64
+}
+
+func (s *countingStore) Append(ctx context.Context, r *consent.Record) error {
+	s.appends.Add(1)
+	return s.Store.Append(ctx, r)
+}
+
+type fixture struct {
+	srv   *server.Server
+	store *countingStore
+	cfg   *config.Config
+}
+
+func MustFixture(tb testing.TB, opts server.Options) *fixture {
+	tb.Helper()
+	cfg, err := config.Load("../sites.yaml")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(tb.TempDir(), "consent.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store := &countingStore{Store: db}
+	tb.Cleanup(func() { store.Close() })
+	srv := server.New(store, opts)
+	if err := srv.Load(cfg); err != nil {
+		tb.Fatal(err)
+	}
+	return &fixture{srv: srv, store: store, cfg: cfg}
+}
+
+// validBody returns a consent request that the server accepts for testSite.
+func (f *fixture) validBody(tb testing.TB) map[string]any {
+	tb.Helper()
+	site := f.cfg.Sites[testSite]
+	partners := map[string]bool{}
+	for _, p := range site.Partners {
+		if p.Enabled {
+			partners[p.ID] = false
+		}
+	}
+	return map[string]any{
+		"site":        testSite,
+		"consent_id":  uuid.NewString(),
+		"action":      "reject_all",
+		"fingerprint": banner.Fingerprint(site),
+		"choices":     map[string]any{"categories": map[string]bool{"technical": true, "advertising": false}, "partners": partners},
+		"language":    "en",
+		"url":         testOrigin + "/pricing?utm_source=mail&email=a@b.c#plans",
+		"surface":     "banner",
+		"gpc":         false,
+	}
+}
+
+func (f *fixture) do(tb testing.TB, method, path, body string, header map[string]string) *httptest.ResponseRecorder {
+	tb.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.RemoteAddr = "203.0.113.77:51234"
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	f.srv.ServeHTTP(rec, req)
+	return rec
+}
+
+func (f *fixture) post(tb testing.TB, body map[string]any, header map[string]string) *httptest.ResponseRecorder {
+	tb.Helper()
+	if header == nil {
+		header = map[string]string{"Origin": testOrigin, "Content-Type": "text/plain;charset=UTF-8", "User-Agent": "Mozilla/5.0 (test) \"quoted\" ünïcode"}
+	}
+	return f.do(tb, http.MethodPost, "/v1/consents", MustJSON(tb, body), header)
+}
+
+func MustJSON(tb testing.TB, v any) string {
+	tb.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(b)
+}
+
+// MustErrorBody checks the JSON error shape and returns its code and message.
+func MustErrorBody(tb testing.TB, rec *httptest.ResponseRecorder) (code, message string) {
+	tb.Helper()
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		tb.Fatalf("error Content-Type = %q, want JSON; body %s", ct, rec.Body)
+	}
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	dec := json.NewDecoder(rec.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || body.Error.Code == "" || body.Error.Message == "" {
+		tb.Fatalf("error body is not {\"error\":{\"code\",\"message\"}}: %v", err)
+	}
+	return body.Error.Code, body.Error.Message
+}
+
+func TestCreateConsent(t *testing.T) {
+	f := MustFixture(t, server.Options{})
+	body := f.validBody(t)
+	rec := f.post(t, body, nil)
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("status = %d, body %s", rec.Code, rec.Body)
+	}
+	if got := rec.Header().Get("Access-Control-Allow-Origin"); got != testOrigin {
+		t.Errorf("Access-Control-Allow-Origin = %q, want %q", got, testOrigin)
+	}
+	var resp struct {
+		RecordID   string `json:"record_id"`
+		ConsentID  string `json:"consent_id"`
+		RecordedAt string `json:"recorded_at"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := uuid.Parse(resp.RecordID); err != nil || id.Version() != 7 {
+		t.Errorf("record_id = %q, want a UUIDv7", resp.RecordID)
+	}
+	if resp.ConsentID != body["consent_id"] || resp.RecordedAt == "" {
+		t.Errorf("response = %+v", resp)
+	}
+
+	records, err := f.store.RecordsByConsent(context.Background(), resp.ConsentID)
+	if err != nil || len(records) != 1 {
+		t.Fatalf("stored = %v, %v; want one record", records, err)
+	}
+	r := records[0]
+	checks := []struct{ field, got, want string }{
+		{"id", r.ID, resp.RecordID},
+		{"ip prefix", r.IPPrefix, "203.0.113.0/24"},
+		{"url", r.URL, testOrigin + "/pricing"},
+		{"user agent", r.UserAgent, "Mozilla/5.0 (test) \"quoted\" ünïcode"},
+		{"policy version", r.PolicyVersion, "2021-09-13"},
+		{"action", string(r.Action), "reject_all"},
+		{"time zone", r.RecordedAt.Location().String(), "UTC"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.field, c.got, c.want)
+		}
+	}
+	if got := r.ExpiresAt.Sub(r.RecordedAt); got != f.cfg.Sites[testSite].Cookie.RefusalLifetime {
+		t.Errorf("refusal expires after %v, want the refusal lifetime", got)
+	}
+	if r.Choices.Categories["advertising"] || !r.Choices.Categories["technical"] || len(r.Choices.Partners) != 3 {
+		t.Errorf("choices = %+v", r.Choices)
+	}
+}
+
+func TestCreateConsentAcceptsJSONAndBeacon(t *testing.T) {
+	for _, ct := range []string{"application/json", "text/plain;charset=UTF-8", ""} {
+		t.Run(ct, func(t *testing.T) {
+			f := MustFixture(t, server.Options{})
+			body := f.validBody(t)
+			body["action"] = "accept_all"
+			body["choices"] = map[string]any{"categories": map[string]bool{"technical": true, "advertising": true}, "partners": map[string]bool{"google-ads": true}}
+			rec := f.post(t, body, map[string]string{"Origin": "https://mixvoip.com", "Content-Type": ct})
+			if rec.Code != http.StatusCreated {
+				t.Fatalf("status = %d, body %s", rec.Code, rec.Body)
+			}
+		})
+	}
+}
+
+// TestBadInputIsRefusedAndStoresNothing sends each kind of bad request and expects a
+// clear 4xx with the JSON error shape, and no append at all.
+func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
+	type change func(body map[string]any, header map[string]string) string
+	set := func(key string, v any) change {
+		return func(b map[string]any, _ map[string]string) string { b[key] = v; return "" }
+	}
+	tests := []struct {
+		name   string
+		change change
+		status int
+		code   string
+	}{
+		{"unknown site", set("site", "example.org"), 404, "not_found"},
+		{"missing origin", func(_ map[string]any, h map[string]string) string { delete(h, "Origin"); return "" }, 403, "forbidden"},
+		{"foreign origin", func(_ map[string]any, h map[string]string) string { h["Origin"] = "https://evil.example"; return "" }, 403, "forbidden"},
+		{"origin of another site", func(_ map[string]any, h map[string]string) string { h["Origin"] = "https://www.voxbi.com"; return "" }, 403, "forbidden"},
+		{"server's own origin without demo", func(_ map[string]any, h map[string]string) string { h["Origin"] = "http://example.com"; return "" }, 403, "forbidden"},
+		{"malformed JSON", func(map[string]any, map[string]string) string { return `{"site": "mixvoip.com",` }, 400, "invalid"},
+		{"empty body", func(map[string]any, map[string]string) string { return " " }, 400, "invalid"},
+		{"JSON array", func(map[string]any, map[string]string) string { return `[]` }, 400, "invalid"},
+		{"two objects", func(b map[string]any, _ map[string]string) string { s := MustJSON(t, b); return s + s }, 400, "invalid"},
+		{"unknown field", set("tracking", true), 400, "invalid"},
+		{"wrong type", set("gpc", "yes"), 400, "invalid"},
+		{"unknown category", set("choices", map[string]any{"categories": map[string]bool{"technical": true, "analytics": false}}), 400, "invalid"},
+		{"required category refused", set("choices", map[string]any{"categories": map[string]bool{"technical": false}}), 400, "invalid"},
+		{"no categories", set("choices", map[string]any{"partners": map[string]bool{}}), 400, "invalid"},
+		{"unknown partner", set("choices", map[string]any{"categories": map[string]bool{"technical": true}, "partners": map[string]bool{"tiktok": false}}), 400, "invalid"},
+		{"reject all with a grant", set("choices", map[string]any{"categories": map[string]bool{"technical": true, "advertising": true}}), 400, "invalid"},
+		{"invalid consent id", set("consent_id", "not-a-uuid"), 400, "invalid"},
+		{"upper-case consent id", set("consent_id", strings.ToUpper(uuid.NewString())), 400, "invalid"},
+		{"time-based consent id", set("consent_id", uuid.Must(uuid.NewV7()).String()), 400, "invalid"},
+		{"unknown action", set("action", "maybe"), 400, "invalid"},
+		{"unknown surface", set("surface", "popup"), 400, "invalid"},
+		{"unknown fingerprint", set("fingerprint", "0123456789abcdef"), 400, "invalid"},
+		{"language not of site", set("language", "nl"), 400, "invalid"},
+		{"relative url", set("url", "/pricing"), 400, "invalid"},
+		{"javascript url", set("url", "javascript:alert(1)"), 400, "invalid"},
+		{"body over 8 KiB", set("url", testOrigin+"/"+strings.Repeat("a", 9000)), 413, "too_large"},
+		{"unsupported content type", func(_ map[string]any, h map[string]string) string { h["Content-Type"] = "application/x-www-form-urlencoded"; return "" }, 415, "unsupported_media_type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := MustFixture(t, server.Options{})
+			body := f.validBody(t)
+			header := map[string]string{"Origin": testOrigin, "Content-Type": "text/plain"}
+			raw := tt.change(body, header)
+			if raw == "" {
+				raw = MustJSON(t, body)
+			}
+			rec := f.do(t, http.MethodPost, "/v1/consents", raw, header)
+			if rec.Code != tt.status {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.status, rec.Body)
+			}
+			if code, _ := MustErrorBody(t, rec); code != tt.code {
+				t.Errorf("code = %q, want %q", code, tt.code)
+			}
+			if n := f.store.appends.Load(); n != 0 {
+				t.Errorf("%d appends reached the store, want none", n)
+			}
+		})
+	}
+}
+
+func TestBodyOverLimitWithoutContentLength(t *testing.T) {
+	f := MustFixture(t, server.Options{})
+	req := httptest.NewRequest(http.MethodPost, "/v1/consents", io.MultiReader(strings.NewReader(`{"site":"`), strings.NewReader(strings.Repeat("x", 10000))))
+	req.ContentLength = -1
+	req.Header.Set("Origin", testOrigin)
+	rec := httptest.NewRecorder()
+	f.srv.ServeHTTP(rec, req)
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status = %d, want 413", rec.Code)
+	}
+	MustErrorBody(t, rec)
+}
+
+func TestWrongMethod(t *testing.T) {
+	f := MustFixture(t, server.Options{})
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		t.Run(m, func(t *testing.T) {
+			rec := f.do(t, m, "/v1/consents", "", map[string]string{"Origin": testOrigin})
+			if rec.Code != http.StatusMethodNotAllowed {
+				t.Fatalf("status = %d, want 405", rec.Code)
+			}
+			if code, _ := MustErrorBody(t, rec); code != "method_not_allowed" {
+				t.Errorf("code = %q", code)
+			}
+		})
+	}
+	if n := f.store.appends.Load(); n != 0 {
+		t.Errorf("%d appends, want none", n)
+	}
+}
+
+func TestFullQueueAnswers503(t *testing.T) {
+	cfg, err := config.Load("../sites.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(busyStore{}, server.Options{})
+	if err := srv.Load(cfg); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{srv: srv, cfg: cfg}
+	rec := f.post(t, f.validBody(t), nil)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("status = %d, Retry-After %q; want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if code, _ := MustErrorBody(t, rec); code != "unavailable" {
+		t.Errorf("code = %q", code)
+	}
+}
+
+// busyStore is a store whose write queue is always full.
+type busyStore struct{ consent.Store }
+
+func (busyStore) Append(context.Context, *consent.Record) error {
+	return consent.ErrUnavailable
+}
+
+func TestPreflight(t *testing.T) {
+	f := MustFixture(t, server.Options{})
+	tests := []struct {
+		origin string
+		status int
+		allow  string
+	}{
+		{testOrigin, http.StatusNoContent, testOrigin},
+		{"https://voxbi.team", http.StatusNoContent, "https://voxbi.team"},
+		{"https://evil.example", http.StatusForbidden, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.origin, func(t *testing.T) {
+			rec := f.do(t, http.MethodOptions, "/v1/consents", "", map[string]string{
+				"Origin": tt.origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type",
+			})
+			if rec.Code != tt.status || rec.Header().Get("Access-Control-Allow-Origin") != tt.allow {
+				t.Fatalf("status %d, allow-origin %q; want %d, %q", rec.Code, rec.Header().Get("Access-Control-Allow-Origin"), tt.status, tt.allow)
+			}
+			if tt.allow != "" && rec.Header().Get("Access-Control-Max-Age") == "" {
+				t.Error("preflight not cacheable: no Access-Control-Max-Age")
+			}
+		})
+	}
+}
+
+func TestGetConsentsOldestFirst(t *testing.T) {
+	f := MustFixture(t, server.Options{})
+	body := f.validBody(t)
+	var ids []string
+	for _, action := range []string{"reject_all", "accept_all", "reject_all"} {
+		body["action"] = action
+		granted := action == "accept_all"
+		body["choices"] = map[string]any{"categories": map[string]bool{"technical": true, "advertising": granted}}
+		rec := f.post(t, body, nil)
+		if rec.Code != http.StatusCreated {
+			t.Fatalf("%s: %d %s", action, rec.Code, rec.Body)
+		}
+		var resp struct{ RecordID string `json:"record_id"` }
+		json.Unmarshal(rec.Body.Bytes(), &resp)
+		ids = append(ids, resp.RecordID)
+	}
+	rec := f.do(t, http.MethodGet, "/v1/consents/"+body["consent_id"].(string), "", nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status = %d", rec.Code)
+	}
+	var got struct{ Records []consent.Record }
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Records) != 3 {
+		t.Fatalf("%d records, want 3", len(got.Records))
+	}
+	for i, r := range got.Records {
+		if r.ID != ids[i] {
+			t.Errorf("record %d = %s, want %s (oldest first)", i, r.ID, ids[i])
+		}
+	}
+
+	for path, status := range map[string]int{"/v1/consents/" + uuid.NewString(): 404, "/v1/consents/nope": 400} {
+		rec := f.do(t, http.MethodGet, path, "", nil)
+		if rec.Code != status {
+			t.Errorf("GET %s = %d, want %d", path, rec.Code, status)
+		}
+		MustErrorBody(t, rec)
+	}
+}
+
+func TestBanner(t *testing.T) {
+	f := MustFixture(t, server.Options{})
+	tests := []struct {
+		acceptEncoding, wantEncoding string
+	}{
+		{"gzip, deflate, br, zstd", "br"},
+		{"gzip", "gzip"},
+		{"br;q=0.5, gzip;q=0.9", "gzip"},
+		{"br;q=0, gzip;q=0", ""},
+		{"", ""},
+	}
+	var etags []string
+	for _, tt := range tests {
+		t.Run(tt.acceptEncoding, func(t *testing.T) {
+			rec := f.do(t, http.MethodGet, "/v1/banner/"+testSite+".js", "", map[string]string{"Accept-Encoding": tt.acceptEncoding})
+			h := rec.Header()
+			if rec.Code != 200 || h.Get("Content-Encoding") != tt.wantEncoding {
+				t.Fatalf("status %d, encoding %q; want 200, %q", rec.Code, h.Get("Content-Encoding"), tt.wantEncoding)
+			}
+			etag := h.Get("ETag")
+			if !strings.HasPrefix(etag, `"`) || !strings.Contains(h.Get("Cache-Control"), "max-age=300") || h.Get("Vary") != "Accept-Encoding" || !strings.HasPrefix(h.Get("Content-Type"), "text/javascript") {
+				t.Errorf("headers = %v", h)
+			}
+			etags = append(etags, etag)
+			again := f.do(t, http.MethodGet, "/v1/banner/"+testSite+".js", "", map[string]string{"Accept-Encoding": tt.acceptEncoding, "If-None-Match": etag})
+			if again.Code != http.StatusNotModified || again.Body.Len() != 0 {
+				t.Errorf("If-None-Match: status %d, %d bytes; want 304, empty", again.Code, again.Body.Len())
+			}
+		})
+	}
+	if etags[0] == etags[1] || etags[1] == etags[4] {
+		t.Errorf("ETags %v: each encoding needs its own", etags)
+	}
+	rec := f.do(t, http.MethodGet, "/v1/banner/example.org.js", "", nil)
+	if rec.Code != 404 {
+		t.Fatalf("unknown site: %d", rec.Code)
+	}
+	MustErrorBody(t, rec)
+}
+
+func TestDemo(t *testing.T) {
+	t.Run("off", func(t *testing.T) {
+		f := MustFixture(t, server.Options{})
+		if rec := f.do(t, http.MethodGet, "/demo/"+testSite, "", nil); rec.Code != 404 {
+			t.Errorf("demo page without --demo: %d, want 404", rec.Code)
+		}
+	})
+	t.Run("on", func(t *testing.T) {
+		f := MustFixture(t, server.Options{Demo: true})
+		rec := f.do(t, http.MethodGet, "/demo/"+testSite, "", nil)
+		page := rec.Body.String()
+		for _, want := range []string{`<script src="/demo/mixvoip.com/banner.js" async></script>`, `data-consent-open`, `type="text/plain" data-category="advertising"`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("demo page lacks %s", want)
+			}
+		}
+		// The demo page posts from the server's own origin; with demo pages on, that
+		// origin is accepted, and a foreign one still is not.
+		body := f.validBody(t)
+		if rec := f.post(t, body, map[string]string{"Origin": "http://example.com"}); rec.Code != http.StatusCreated {
+			t.Errorf("own origin with demo: %d %s", rec.Code, rec.Body)
+		}
+		if rec := f.post(t, body, map[string]string{"Origin": "http://evil.example"}); rec.Code != http.StatusForbidden {
+			t.Errorf("foreign origin with demo: %d", rec.Code)
+		}
+		js := f.do(t, http.MethodGet, "/demo/"+testSite+"/banner.js", "", nil).Body.String()
+		if !strings.Contains(js, "/demo/partner/google-ads.js") || strings.Contains(js, "googletagmanager.com") {
+			t.Error("demo banner does not point partner tags at the local fakes")
+		}
+	})
+}

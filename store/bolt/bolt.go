@@ -1,0 +1,353 @@
+// Package bolt implements consent.Store on one bbolt file. A single writer goroutine
+// commits whatever appends are queued in one transaction, so concurrent visitors share
+// each commit's two fdatasyncs instead of queueing behind them one by one.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	consent "github.com/mixvoip/consentd"
+)
+
+// Defaults for the Open options.
+const (
+	// DefaultQueueSize is how many appends may wait for the writer before Append
+	// answers ErrUnavailable: about 50 ms of writes at the 75,000–83,000 records/s
+	// measured with 64 writers.
+	DefaultQueueSize = 4096
+
+	// DefaultMaxBatch is the most records committed in one transaction.
+	DefaultMaxBatch = 1000
+
+	// DefaultLockTimeout is how long Open waits for another process to release the
+	// file lock.
+	DefaultLockTimeout = time.Second
+)
+
+var (
+	// bucketRecords maps a record id (16 UUID bytes) to the record as JSON.
+	bucketRecords = []byte("records")
+	// bucketByConsent holds consent id (16 bytes) + record id (16 bytes) keys with
+	// empty values, so the records of one consent id are one prefix scan.
+	bucketByConsent = []byte("by_consent")
+)
+
+// Option changes a setting of Open.
+type Option func(*config)
+
+type config struct {
+	queueSize   int
+	maxBatch    int
+	lockTimeout time.Duration
+
+	// beforeCommit, when set, runs in the writer before each transaction with the
+	// number of records in it; tests use it to hold the writer.
+	beforeCommit func(n int)
+}
+
+// QueueSize sets how many appends may wait for the writer; beyond that Append fails
+// at once with an error wrapping consent.ErrUnavailable. It must be at least 1.
+func QueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
+
+// MaxBatch sets the most records committed in one transaction. It must be at least 1.
+func MaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
+
+// LockTimeout sets how long Open waits for the file lock held by another process. It
+// must be positive.
+func LockTimeout(d time.Duration) Option { return func(c *config) { c.lockTimeout = d } }
+
+// Store is a consent.Store on one bbolt file. It is safe for concurrent use.
+type Store struct {
+	db           *bolt.DB
+	maxBatch     int
+	beforeCommit func(n int)
+
+	// mu orders sends on queue against Close closing it.
+	mu     sync.RWMutex
+	closed bool
+	queue  chan *request
+
+	writerDone chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+var _ consent.Store = (*Store)(nil)
+
+// request is one Append waiting for the writer. Keys and value are prepared by the
+// caller, so JSON encoding runs in parallel and the writer only writes.
+type request struct {
+	recordKey [16]byte
+	indexKey  [32]byte
+	value     []byte
+	done      chan error // buffered: the writer never waits for a caller that gave up
+}
+
+// Open opens the store in the bbolt file at path, creating the file and its directory
+// if needed. It fails after the lock timeout (DefaultLockTimeout) if another process
+// has the file open.
+func Open(path string, opts ...Option) (*Store, error) {
+	c := config{queueSize: DefaultQueueSize, maxBatch: DefaultMaxBatch, lockTimeout: DefaultLockTimeout}
+	for _, o := range opts {
+		o(&c)
+	}
+	switch {
+	case c.queueSize < 1:
+		return nil, fmt.Errorf("bolt: open: queue size %d is less than 1", c.queueSize)
+	case c.maxBatch < 1:
+		return nil, fmt.Errorf("bolt: open: max batch %d is less than 1", c.maxBatch)
+	case c.lockTimeout <= 0:
+		// bbolt waits forever for the lock with a zero timeout: a second process would
+		// hang silently instead of saying the file is in use.
+		return nil, fmt.Errorf("bolt: open: lock timeout %v is not positive", c.lockTimeout)
+	}
+
+	// Records carry IP prefixes and user agents: personal data, owner-only files.
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("bolt: open: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: c.lockTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketRecords, bucketByConsent} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+
+	s := &Store{
+		db:           db,
+		maxBatch:     c.maxBatch,
+		beforeCommit: c.beforeCommit,
+		queue:        make(chan *request, c.queueSize),
+		writerDone:   make(chan struct{}),
+	}
+	go s.write()
+	return s, nil
+}
+
+// Append stores r durably: it returns nil only once the transaction holding r has been
+// synced to disk. r.ID and r.ConsentID must be UUIDs (an error with code
+// consent.EInvalid otherwise), and r.ID must not be stored yet: records are never
+// replaced. When the write queue is full or the store closed, Append returns at once
+// an error wrapping consent.ErrUnavailable and r is not stored.
+//
+// If ctx is done before r is queued, r is not stored. If ctx is done while r waits
+// for its commit, Append returns ctx.Err() (wrapped) but r may still be committed:
+// a transaction cannot take back one record, and the caller must then treat the
+// outcome as unknown, as after a timeout.
+func (s *Store) Append(ctx context.Context, r *consent.Record) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bolt: append: %w", err)
+	}
+	req, err := newRequest(r)
+	if err != nil {
+		return fmt.Errorf("bolt: append: %w", err)
+	}
+	if err := s.enqueue(req); err != nil {
+		return fmt.Errorf("bolt: append: %w", err)
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("bolt: append: %w", ctx.Err())
+	}
+}
+
+func newRequest(r *consent.Record) (*request, error) {
+	if r == nil {
+		return nil, consent.Errorf(consent.EInvalid, "no record")
+	}
+	id, err := uuid.Parse(r.ID)
+	if err != nil {
+		return nil, consent.Errorf(consent.EInvalid, "record id %q is not a UUID", r.ID)
+	}
+	consentID, err := uuid.Parse(r.ConsentID)
+	if err != nil {
+		return nil, consent.Errorf(consent.EInvalid, "consent id %q is not a UUID", r.ConsentID)
+	}
+	value, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode record %s: %w", r.ID, err)
+	}
+	req := &request{recordKey: id, value: value, done: make(chan error, 1)}
+	copy(req.indexKey[:16], consentID[:])
+	copy(req.indexKey[16:], id[:])
+	return req, nil
+}
+
+// enqueue hands req to the writer without ever blocking: a caller that cannot be
+// served soon is better answered "busy" than left hanging until its client gives up.
+func (s *Store) enqueue(req *request) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("store closed: %w", consent.ErrUnavailable)
+	}
+	select {
+	case s.queue <- req:
+		return nil
+	default:
+		return fmt.Errorf("write queue full (%d records): %w", cap(s.queue), consent.ErrUnavailable)
+	}
+}
+
+// write is the single writer goroutine; it returns once Close has closed the queue and
+// everything queued before is committed and answered.
+//
+// It takes whatever is queued and commits it at once, never waiting on a timer for more:
+// DB.Batch waits up to 10 ms to fill a batch of 1000, which measured 93 records/s with
+// one caller and 747 with eight, while this loop gives 3,500/s with one and
+// 75,000–83,000/s with 64. DB.Batch may also run its function twice.
+func (s *Store) write() {
+	defer close(s.writerDone)
+	batch := make([]*request, 0, s.maxBatch)
+	for req := range s.queue {
+		batch = append(batch[:0], req)
+		batch = s.takeQueued(batch)
+		s.commit(batch)
+		clear(batch) // let the answered requests be collected while the queue is idle
+	}
+}
+
+// takeQueued appends to batch the requests already queued, up to the batch limit.
+func (s *Store) takeQueued(batch []*request) []*request {
+	for len(batch) < s.maxBatch {
+		select {
+		case req, ok := <-s.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, req)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commit writes batch in one transaction and answers every request in it.
+func (s *Store) commit(batch []*request) {
+	if s.beforeCommit != nil {
+		s.beforeCommit(len(batch))
+	}
+	// A duplicate id fails its own request only; the others in the batch commit.
+	rejected := make([]error, len(batch))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		records, index := tx.Bucket(bucketRecords), tx.Bucket(bucketByConsent)
+		// Record ids are UUIDv7, so new keys land at the end: full leaf pages take
+		// about 470 bytes per record instead of 1,050 at the default 0.5. bbolt does not
+		// persist FillPercent, hence in every transaction. The index keeps the default:
+		// its keys start with random consent ids.
+		records.FillPercent = 1.0
+		for i, req := range batch {
+			if records.Get(req.recordKey[:]) != nil {
+				rejected[i] = fmt.Errorf("bolt: append: %w",
+					consent.Errorf(consent.EInvalid, "record id %s is already stored", uuid.UUID(req.recordKey)))
+				continue
+			}
+			if err := records.Put(req.recordKey[:], req.value); err != nil {
+				return fmt.Errorf("record %s: %w", uuid.UUID(req.recordKey), err)
+			}
+			if err := index.Put(req.indexKey[:], nil); err != nil {
+				return fmt.Errorf("index of record %s: %w", uuid.UUID(req.recordKey), err)
+			}
+		}
+		return nil
+	})
+	for i, req := range batch {
+		switch {
+		case err != nil:
+			req.done <- fmt.Errorf("bolt: append: %w", err)
+		default:
+			req.done <- rejected[i]
+		}
+	}
+}
+
+// RecordsByConsent returns the records of consentID, oldest first (by RecordedAt, then
+// by ID). An id that is not a UUID has no records, as Append refuses it.
+func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*consent.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bolt: records by consent: %w", err)
+	}
+	recs := []*consent.Record{}
+	prefix, err := uuid.Parse(consentID)
+	if err != nil {
+		return recs, nil
+	}
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return nil, fmt.Errorf("bolt: records by consent: store closed: %w", consent.ErrUnavailable)
+	}
+
+	err = s.db.View(func(tx *bolt.Tx) error {
+		records, index := tx.Bucket(bucketRecords), tx.Bucket(bucketByConsent)
+		c := index.Cursor()
+		for k, _ := c.Seek(prefix[:]); k != nil && bytes.HasPrefix(k, prefix[:]); k, _ = c.Next() {
+			id := k[len(prefix):]
+			v := records.Get(id)
+			if v == nil {
+				return fmt.Errorf("index entry without record %x", id)
+			}
+			r := new(consent.Record)
+			if err := json.Unmarshal(v, r); err != nil {
+				return fmt.Errorf("decode record %x: %w", id, err)
+			}
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		err = fmt.Errorf("store closed: %w", consent.ErrUnavailable)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bolt: records by consent: %w", err)
+	}
+	// The scan gives record id order. The server takes the UUIDv7 id and the
+	// timestamp separately, so two records a few microseconds apart can disagree;
+	// a stable sort on RecordedAt keeps id order between equal timestamps.
+	slices.SortStableFunc(recs, func(a, b *consent.Record) int { return a.RecordedAt.Compare(b.RecordedAt) })
+	return recs, nil
+}
+
+// Close stops taking appends (later ones get consent.ErrUnavailable), commits and
+// answers those already queued, then closes the file. Later calls return the first
+// call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.queue)
+		s.mu.Unlock()
+		<-s.writerDone
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("bolt: close: %w", err)
+		}
+	})
+	return s.closeErr
+}

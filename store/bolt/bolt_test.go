@@ -1,0 +1,334 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/store/storetest"
+)
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(tb testing.TB) func() consent.Store {
+		// A directory that does not exist yet: Open creates it.
+		path := filepath.Join(tb.TempDir(), "data", "consent.db")
+		return func() consent.Store {
+			tb.Helper()
+			s, err := Open(path)
+			if err != nil {
+				tb.Fatalf("Open: %v", err)
+			}
+			return s
+		}
+	})
+}
+
+func TestAppendInvalid(t *testing.T) {
+	t.Parallel()
+	s := MustOpen(t, filepath.Join(t.TempDir(), "consent.db"))
+	tests := []struct {
+		name   string
+		record func(tb testing.TB) *consent.Record
+	}{
+		{"NilRecord", func(testing.TB) *consent.Record { return nil }},
+		{"EmptyID", func(tb testing.TB) *consent.Record {
+			r := storetest.NewRecord(tb, storetest.MustNewID(tb), storetest.Now())
+			r.ID = ""
+			return r
+		}},
+		{"IDNotUUID", func(tb testing.TB) *consent.Record {
+			r := storetest.NewRecord(tb, storetest.MustNewID(tb), storetest.Now())
+			r.ID = "rec-1"
+			return r
+		}},
+		{"ConsentIDNotUUID", func(tb testing.TB) *consent.Record {
+			return storetest.NewRecord(tb, "visitor-1", storetest.Now())
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := s.Append(context.Background(), tt.record(t))
+			if code := consent.ErrorCode(err); code != consent.EInvalid {
+				t.Fatalf("got %v (code %q), want code %q", err, code, consent.EInvalid)
+			}
+		})
+	}
+}
+
+func TestAppendQueueFull(t *testing.T) {
+	t.Parallel()
+	w := newWriterHold()
+	s := MustOpen(t, filepath.Join(t.TempDir(), "consent.db"), QueueSize(1), w.option())
+	consentID := storetest.MustNewID(t)
+
+	inCommit := appendAsync(t, s, context.Background(), storetest.NewRecord(t, consentID, storetest.Now()))
+	w.mustHold(t)
+	queued := appendAsync(t, s, context.Background(), storetest.NewRecord(t, consentID, storetest.Now()))
+	mustQueueLen(t, s, 1)
+
+	rejected := storetest.NewRecord(t, consentID, storetest.Now())
+	start := time.Now()
+	err := s.Append(context.Background(), rejected)
+	if !errors.Is(err, consent.ErrUnavailable) {
+		t.Fatalf("Append on a full queue: got %v, want an error wrapping consent.ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Append on a full queue took %v, want an immediate answer", d)
+	}
+
+	w.release()
+	for _, res := range []<-chan error{inCommit, queued} {
+		if err := <-res; err != nil {
+			t.Fatalf("queued Append: %v", err)
+		}
+	}
+	for _, r := range storetest.MustRecordsByConsent(t, s, consentID) {
+		if r.ID == rejected.ID {
+			t.Fatalf("rejected record %s was stored", r.ID)
+		}
+	}
+	if n := len(storetest.MustRecordsByConsent(t, s, consentID)); n != 2 {
+		t.Fatalf("got %d records, want the 2 accepted", n)
+	}
+}
+
+func TestAppendContextDoneWhileQueued(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "consent.db")
+	w := newWriterHold()
+	s := MustOpen(t, path, w.option())
+	consentID := storetest.MustNewID(t)
+
+	inCommit := appendAsync(t, s, context.Background(), storetest.NewRecord(t, consentID, storetest.Now()))
+	w.mustHold(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	queued := appendAsync(t, s, ctx, storetest.NewRecord(t, consentID, storetest.Now()))
+	mustQueueLen(t, s, 1)
+	cancel()
+	if err := <-queued; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append whose context ends while queued: got %v, want context.Canceled", err)
+	}
+
+	w.release()
+	if err := <-inCommit; err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	// Documented behaviour: a record already queued is still committed.
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s = MustOpen(t, path)
+	if n := len(storetest.MustRecordsByConsent(t, s, consentID)); n != 2 {
+		t.Fatalf("got %d records, want 2", n)
+	}
+}
+
+func TestCloseDrainsQueue(t *testing.T) {
+	t.Parallel()
+	const queued = 10
+	path := filepath.Join(t.TempDir(), "consent.db")
+	w := newWriterHold()
+	s := MustOpen(t, path, w.option())
+	consentID := storetest.MustNewID(t)
+
+	results := []<-chan error{appendAsync(t, s, context.Background(), storetest.NewRecord(t, consentID, storetest.Now()))}
+	w.mustHold(t)
+	for range queued {
+		results = append(results, appendAsync(t, s, context.Background(), storetest.NewRecord(t, consentID, storetest.Now())))
+	}
+	mustQueueLen(t, s, queued)
+
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	mustEventually(t, "store closed to appends", func() bool {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return s.closed
+	})
+	late := storetest.NewRecord(t, consentID, storetest.Now())
+	if err := s.Append(context.Background(), late); !errors.Is(err, consent.ErrUnavailable) {
+		t.Fatalf("Append while closing: got %v, want an error wrapping consent.ErrUnavailable", err)
+	}
+
+	w.release()
+	for i, res := range results {
+		if err := <-res; err != nil {
+			t.Errorf("Append %d queued before Close: %v", i, err)
+		}
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s = MustOpen(t, path)
+	if n := len(storetest.MustRecordsByConsent(t, s, consentID)); n != len(results) {
+		t.Fatalf("after reopen: got %d records, want %d", n, len(results))
+	}
+}
+
+func TestOpenLocked(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "consent.db")
+	MustOpen(t, path)
+
+	start := time.Now()
+	s, err := Open(path) // the default lock timeout, 1 s
+	elapsed := time.Since(start)
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("second Open of a locked file: got nil error")
+	}
+	if !errors.Is(err, bolterrors.ErrTimeout) {
+		t.Errorf("second Open: got %v, want an error wrapping bbolt's ErrTimeout", err)
+	}
+	if elapsed > DefaultLockTimeout+2*time.Second {
+		t.Errorf("second Open took %v, want about %v", elapsed, DefaultLockTimeout)
+	}
+}
+
+func TestOpenInvalidOptions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		opt  Option
+	}{
+		{"QueueSizeZero", QueueSize(0)},
+		{"MaxBatchZero", MaxBatch(0)},
+		{"LockTimeoutZero", LockTimeout(0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := Open(filepath.Join(t.TempDir(), "consent.db"), tt.opt)
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("got nil error")
+			}
+		})
+	}
+}
+
+// BenchmarkAppend measures durable appends with a fixed number of concurrent writers,
+// each with its own consent id, as visitors on many pages. It starts the writers
+// itself because RunParallel starts a multiple of GOMAXPROCS goroutines, which cannot
+// express a single writer.
+func BenchmarkAppend(b *testing.B) {
+	for _, writers := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			s := MustOpen(b, filepath.Join(b.TempDir(), "consent.db"))
+			templates := make([]*consent.Record, writers)
+			for i := range templates {
+				templates[i] = storetest.NewRecord(b, storetest.MustNewID(b), storetest.Now())
+			}
+			var n atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for _, template := range templates {
+				wg.Go(func() {
+					for n.Add(1) <= int64(b.N) {
+						r := *template
+						r.ID = uuid.Must(uuid.NewV7()).String()
+						if err := s.Append(context.Background(), &r); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+// MustOpen opens the store at path and closes it when tb ends.
+func MustOpen(tb testing.TB, path string, opts ...Option) *Store {
+	tb.Helper()
+	s, err := Open(path, opts...)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// writerHold stops the writer before its next commit until released, so tests can
+// fill the queue deterministically.
+type writerHold struct {
+	entered  chan int
+	released chan struct{}
+	once     sync.Once
+}
+
+func newWriterHold() *writerHold {
+	return &writerHold{entered: make(chan int, 1), released: make(chan struct{})}
+}
+
+func (w *writerHold) option() Option {
+	return func(c *config) {
+		c.beforeCommit = func(n int) {
+			select {
+			case w.entered <- n:
+			default:
+			}
+			<-w.released
+		}
+	}
+}
+
+// mustHold waits until the writer is held with one request taken off the queue.
+func (w *writerHold) mustHold(tb testing.TB) {
+	tb.Helper()
+	// Cleanups run last registered first: registered after MustOpen's, this release
+	// runs before Close, which would otherwise wait forever for the held writer when
+	// a test fails early.
+	tb.Cleanup(w.release)
+	select {
+	case n := <-w.entered:
+		if n != 1 {
+			tb.Fatalf("writer holds %d requests, want 1", n)
+		}
+	case <-time.After(10 * time.Second):
+		tb.Fatal("writer never started a commit")
+	}
+}
+
+func (w *writerHold) release() { w.once.Do(func() { close(w.released) }) }
+
+// appendAsync appends r in a new goroutine and returns where its result arrives.
+func appendAsync(tb testing.TB, s *Store, ctx context.Context, r *consent.Record) <-chan error {
+	tb.Helper()
+	res := make(chan error, 1)
+	go func() { res <- s.Append(ctx, r) }()
+	return res
+}
+
+func mustQueueLen(tb testing.TB, s *Store, n int) {
+	tb.Helper()
+	mustEventually(tb, fmt.Sprintf("%d requests queued", n), func() bool { return len(s.queue) == n })
+}
+
+func mustEventually(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

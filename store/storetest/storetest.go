@@ -1,0 +1,416 @@
+// Package storetest is the behavioural suite every consent.Store backend must pass:
+// each backend's test file calls Run with a Factory and nothing more.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	consent "github.com/mixvoip/consentd"
+)
+
+// Factory prepares a fresh, empty location for one subtest (a directory, a database
+// schema) and returns a function that opens a store there. Every call of open must
+// return a new consent.Store on that same location, so records appended through one
+// store are read back through the next after the first was closed; open fails tb
+// itself when the store cannot be opened. Run closes every store it opens, sometimes
+// twice: Close must be safe to call more than once.
+type Factory func(tb testing.TB) (open func() consent.Store)
+
+// Run runs every behaviour a consent.Store must have against the stores newStore opens.
+func Run(t *testing.T, newStore Factory) {
+	t.Helper()
+	tests := []struct {
+		name string
+		test func(t *testing.T, open func() consent.Store)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"OrderWithinConsent", testOrderWithinConsent},
+		{"UnknownConsent", testUnknownConsent},
+		{"DurableAcrossReopen", testDurableAcrossReopen},
+		{"ConcurrentAppends", testConcurrentAppends},
+		{"AppendAfterClose", testAppendAfterClose},
+		{"CloseTwice", testCloseTwice},
+		{"CancelledContext", testCancelledContext},
+		{"DuplicateID", testDuplicateID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.test(t, newStore(t))
+		})
+	}
+}
+
+func testRoundTrip(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	at := Now()
+	tests := []struct {
+		name   string
+		change func(r *consent.Record)
+	}{
+		{"Plain", func(*consent.Record) {}},
+		{"NonASCII", func(r *consent.Record) {
+			r.URL = "https://bücher.example/straße/日本語/ünïcødé"
+			r.UserAgent = "Mozilla/5.0 (Ünïcødé; 日本語) Gecko/20100101 Firefox/128.0 🍪"
+			r.Language = "de-CH"
+		}},
+		{"QuotesAndEscapes", func(r *consent.Record) {
+			r.URL = `https://shop.example/a"b'c\d/<script>&amp;`
+			r.UserAgent = "agent \"quoted\" 'single' back\\slash\ttab\nnewline \u2028 \x00nul"
+		}},
+		{"Refusal", func(r *consent.Record) {
+			r.Action = consent.ActionRejectAll
+			r.Choices = consent.Choices{
+				Categories: map[string]bool{"necessary": true, "analytics": false},
+				Partners:   map[string]bool{"matomo": false},
+			}
+			r.GPC = true
+			r.Surface = "gpc"
+			r.IPPrefix = "2001:db8:1234::/48"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := NewRecord(t, MustNewID(t), at)
+			tt.change(r)
+			want := *r
+			MustAppend(t, s, r)
+			got := MustRecordsByConsent(t, s, r.ConsentID)
+			if len(got) != 1 {
+				t.Fatalf("got %d records, want 1", len(got))
+			}
+			MustEqualRecord(t, got[0], &want)
+		})
+	}
+}
+
+func testOrderWithinConsent(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	consentID, otherID := MustNewID(t), MustNewID(t)
+	base := Now()
+
+	// Ids are taken in one order, timestamps given in another: the order is by
+	// RecordedAt first, and by ID only between records of the same instant.
+	offsets := []time.Duration{3 * time.Second, 0, 2 * time.Second, 2 * time.Second, time.Second, 2 * time.Second}
+	var want []*consent.Record
+	for _, d := range offsets {
+		want = append(want, NewRecord(t, consentID, base.Add(d)))
+	}
+	slices.SortStableFunc(want, compareRecords)
+
+	// Appended newest first, with other consent ids before, between and after: none
+	// may leak into the result.
+	MustAppend(t, s, NewRecord(t, otherID, base))
+	for i := len(offsets) - 1; i >= 0; i-- {
+		MustAppend(t, s, copyRecord(want[i]))
+		MustAppend(t, s, NewRecord(t, MustNewID(t), base))
+	}
+	MustAppend(t, s, NewRecord(t, otherID, base.Add(time.Second)))
+
+	got := MustRecordsByConsent(t, s, consentID)
+	if len(got) != len(want) {
+		t.Fatalf("got %d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		MustEqualRecord(t, got[i], want[i])
+	}
+	if n := len(MustRecordsByConsent(t, s, otherID)); n != 2 {
+		t.Errorf("other consent id: got %d records, want 2", n)
+	}
+}
+
+func testUnknownConsent(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	MustAppend(t, s, NewRecord(t, MustNewID(t), Now()))
+	got, err := s.RecordsByConsent(context.Background(), MustNewID(t))
+	if err != nil {
+		t.Fatalf("RecordsByConsent: %v", err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("got %d records, want none", len(got))
+	}
+}
+
+func testDurableAcrossReopen(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	consentID := MustNewID(t)
+	var want []*consent.Record
+	for i := range 5 {
+		r := NewRecord(t, consentID, Now().Add(time.Duration(i)*time.Millisecond))
+		want = append(want, copyRecord(r))
+		MustAppend(t, s, r)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s = MustOpen(t, open)
+	got := MustRecordsByConsent(t, s, consentID)
+	if len(got) != len(want) {
+		t.Fatalf("after reopen: got %d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		MustEqualRecord(t, got[i], want[i])
+	}
+	// The reopened store takes writes too.
+	r := NewRecord(t, consentID, Now().Add(time.Second))
+	MustAppend(t, s, r)
+	if n := len(MustRecordsByConsent(t, s, consentID)); n != len(want)+1 {
+		t.Fatalf("after append on reopened store: got %d records, want %d", n, len(want)+1)
+	}
+}
+
+func testConcurrentAppends(t *testing.T, open func() consent.Store) {
+	const writers, perWriter = 64, 50
+	s := MustOpen(t, open)
+	consentIDs := make([]string, writers)
+	for i := range consentIDs {
+		consentIDs[i] = MustNewID(t)
+	}
+
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			base := Now()
+			for i := range perWriter {
+				r, err := newRecord(consentIDs[w], base.Add(time.Duration(i)*time.Microsecond))
+				if err == nil {
+					err = s.Append(context.Background(), r)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("writer %d, record %d: %w", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+
+	for w, consentID := range consentIDs {
+		got := MustRecordsByConsent(t, s, consentID)
+		if len(got) != perWriter {
+			t.Errorf("writer %d: got %d records, want %d", w, len(got), perWriter)
+			continue
+		}
+		seen := make(map[string]bool, len(got))
+		for i, r := range got {
+			if r.ConsentID != consentID {
+				t.Errorf("writer %d: record %s has consent id %s", w, r.ID, r.ConsentID)
+			}
+			if seen[r.ID] {
+				t.Errorf("writer %d: record %s comes back twice", w, r.ID)
+			}
+			seen[r.ID] = true
+			if i > 0 && compareRecords(got[i-1], r) > 0 {
+				t.Errorf("writer %d: record %d (%s) comes before record %d (%s)", w, i-1, got[i-1].ID, i, r.ID)
+			}
+		}
+	}
+}
+
+func testAppendAfterClose(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	r := NewRecord(t, MustNewID(t), Now())
+	err := s.Append(context.Background(), r)
+	if !errors.Is(err, consent.ErrUnavailable) {
+		t.Fatalf("Append after Close: got %v, want an error wrapping consent.ErrUnavailable", err)
+	}
+
+	s = MustOpen(t, open)
+	if n := len(MustRecordsByConsent(t, s, r.ConsentID)); n != 0 {
+		t.Fatalf("record appended after Close was stored (%d records)", n)
+	}
+}
+
+func testCloseTwice(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	MustAppend(t, s, NewRecord(t, MustNewID(t), Now()))
+	for i := range 2 {
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close #%d: %v", i+1, err)
+		}
+	}
+}
+
+func testCancelledContext(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := NewRecord(t, MustNewID(t), Now())
+	if err := s.Append(ctx, r); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append with a cancelled context: got %v, want an error wrapping context.Canceled", err)
+	}
+	if n := len(MustRecordsByConsent(t, s, r.ConsentID)); n != 0 {
+		t.Fatalf("Append with a cancelled context stored %d records", n)
+	}
+}
+
+func testDuplicateID(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	first := NewRecord(t, MustNewID(t), Now())
+	want := copyRecord(first)
+	MustAppend(t, s, first)
+
+	// Records are append-only: a second record with the same id must not replace the
+	// first, whatever its consent id.
+	for _, consentID := range []string{first.ConsentID, MustNewID(t)} {
+		dup := copyRecord(first)
+		dup.ConsentID = consentID
+		dup.Action = consent.ActionWithdraw
+		if err := s.Append(context.Background(), dup); err == nil {
+			t.Errorf("Append of an existing record id with consent id %s: got nil error", consentID)
+		}
+		if consentID != first.ConsentID {
+			if n := len(MustRecordsByConsent(t, s, consentID)); n != 0 {
+				t.Errorf("duplicate record stored under consent id %s", consentID)
+			}
+		}
+	}
+	got := MustRecordsByConsent(t, s, first.ConsentID)
+	if len(got) != 1 {
+		t.Fatalf("got %d records, want 1", len(got))
+	}
+	MustEqualRecord(t, got[0], want)
+}
+
+// MustOpen opens a store with open and closes it when tb ends.
+func MustOpen(tb testing.TB, open func() consent.Store) consent.Store {
+	tb.Helper()
+	s := open()
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// MustAppend appends r to s and fails tb on any error.
+func MustAppend(tb testing.TB, s consent.Store, r *consent.Record) {
+	tb.Helper()
+	if err := s.Append(context.Background(), r); err != nil {
+		tb.Fatalf("Append %s: %v", r.ID, err)
+	}
+}
+
+// MustRecordsByConsent returns the records of consentID in s and fails tb on any error.
+func MustRecordsByConsent(tb testing.TB, s consent.Store, consentID string) []*consent.Record {
+	tb.Helper()
+	recs, err := s.RecordsByConsent(context.Background(), consentID)
+	if err != nil {
+		tb.Fatalf("RecordsByConsent %s: %v", consentID, err)
+	}
+	return recs
+}
+
+// MustNewID returns a new UUIDv7 string, the form of record and consent ids.
+func MustNewID(tb testing.TB) string {
+	tb.Helper()
+	id, err := uuid.NewV7()
+	if err != nil {
+		tb.Fatalf("uuid: %v", err)
+	}
+	return id.String()
+}
+
+// Now returns the current time as stores keep it: UTC, to the microsecond, the
+// precision of a PostgreSQL timestamptz.
+func Now() time.Time {
+	return time.Now().UTC().Truncate(time.Microsecond)
+}
+
+// NewRecord returns a record of consentID recorded at, with a new UUIDv7 id and every
+// field set, so a round trip that drops a field shows.
+func NewRecord(tb testing.TB, consentID string, at time.Time) *consent.Record {
+	tb.Helper()
+	r, err := newRecord(consentID, at)
+	if err != nil {
+		tb.Fatalf("new record: %v", err)
+	}
+	return r
+}
+
+// newRecord is NewRecord for goroutines that may not call tb.Fatal.
+func newRecord(consentID string, at time.Time) (*consent.Record, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	return &consent.Record{
+		ID:        id.String(),
+		ConsentID: consentID,
+		Site:      "shop.example",
+		Action:    consent.ActionCustom,
+		Choices: consent.Choices{
+			Categories: map[string]bool{"necessary": true, "analytics": true, "marketing": false},
+			Partners:   map[string]bool{"matomo": true, "meta-pixel": false},
+		},
+		Fingerprint:   "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		PolicyVersion: "2026-01-15",
+		Language:      "fr",
+		Surface:       "banner",
+		GPC:           false,
+		URL:           "https://shop.example/checkout",
+		IPPrefix:      "203.0.113.0/24",
+		UserAgent:     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36",
+		RecordedAt:    at,
+		ExpiresAt:     at.AddDate(0, 6, 0),
+	}, nil
+}
+
+// MustEqualRecord fails tb unless got equals want field by field, times compared with
+// Equal so that a backend may return them in another location.
+func MustEqualRecord(tb testing.TB, got, want *consent.Record) {
+	tb.Helper()
+	if !got.RecordedAt.Equal(want.RecordedAt) {
+		tb.Errorf("record %s: RecordedAt = %v, want %v", want.ID, got.RecordedAt, want.RecordedAt)
+	}
+	if !got.ExpiresAt.Equal(want.ExpiresAt) {
+		tb.Errorf("record %s: ExpiresAt = %v, want %v", want.ID, got.ExpiresAt, want.ExpiresAt)
+	}
+	g, w := copyRecord(got), copyRecord(want)
+	g.RecordedAt, g.ExpiresAt = time.Time{}, time.Time{}
+	w.RecordedAt, w.ExpiresAt = time.Time{}, time.Time{}
+	if !reflect.DeepEqual(g, w) {
+		tb.Errorf("record %s:\n got  %+v\n want %+v", want.ID, *g, *w)
+	}
+}
+
+func copyRecord(r *consent.Record) *consent.Record {
+	c := *r
+	c.Choices.Categories = maps.Clone(r.Choices.Categories)
+	c.Choices.Partners = maps.Clone(r.Choices.Partners)
+	return &c
+}
+
+// compareRecords orders records as RecordsByConsent must: by RecordedAt, then by ID
+// (UUIDv7 strings sort as their bytes).
+func compareRecords(a, b *consent.Record) int {
+	if c := a.RecordedAt.Compare(b.RecordedAt); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
