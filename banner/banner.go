@@ -63,9 +63,8 @@ func Build(site *consent.Site, opts Options) (*Bundle, error) {
 		MinifyWhitespace:  true,
 		MinifyIdentifiers: true,
 		MinifySyntax:      true,
-		// UTF-8 keeps the texts' accents one or two bytes instead of six; the server
-		// must send "charset=utf-8".
-		Charset:   api.CharsetUTF8,
+		// Charset left at ASCII: non-ASCII text becomes \u escapes, so the banner reads
+		// right on any page, whatever charset the page or the response declares.
 		Define:    map[string]string{"__CONFIG__": string(define)},
 		Plugins:   []api.Plugin{embedded},
 		LogLevel:  api.LogLevelSilent,
@@ -145,7 +144,6 @@ func minifiedCSS(name string) (string, error) {
 		MinifyWhitespace:  true,
 		MinifySyntax:      true,
 		MinifyIdentifiers: true,
-		Charset:           api.CharsetUTF8,
 		Sourcefile:        name,
 	})
 	if len(res.Errors) > 0 {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +63,7 @@ func MustSite(tb testing.TB) *consent.Site {
 				LeavesEEA: true, Transfer: "EU-US Data Privacy Framework", PrivacyURL: "https://policies.google.com/privacy",
 				ConsentMode: true,
 				Tags: []consent.Tag{{Src: "https://www.googletagmanager.com/gtag/js?id=AW-123456789"},
-					{Inline: "gtag('js',new Date());gtag('config','AW-123456789');"}}},
+					{Inline: "window.dataLayer=window.dataLayer||[];function gtag(){dataLayer.push(arguments)}gtag('js',new Date());gtag('config','AW-123456789');"}}},
 			{ID: "meta-pixel", Enabled: true, Name: "Meta Pixel", Provider: "Meta Platforms Ireland Limited", Category: "advertising",
 				Purpose: ads, DataShared: []string{"ip_address", "advertising_id"},
 				Cookies:   []consent.Cookie{{Name: "_fbp", Lifetime: "90 days"}},
@@ -102,7 +104,13 @@ func TestBuildContents(t *testing.T) {
 	t.Parallel()
 	site := MustSite(t)
 	site.Languages = []string{"de", "fr"}
-	js := string(MustBuild(t, site, banner.Options{}).JS)
+	raw := MustBuild(t, site, banner.Options{}).JS
+	for i, c := range raw {
+		if c >= 0x80 {
+			t.Fatalf("byte %d is not ASCII: the bundle must read right whatever the page's charset", i)
+		}
+	}
+	js := MustUnescape(t, raw)
 
 	tests := []struct {
 		name string
@@ -326,4 +334,19 @@ func MustTexts(tb testing.TB, lang string) map[string]string {
 		tb.Fatal(err)
 	}
 	return t
+}
+
+var escape = regexp.MustCompile(`\\x[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\u\{[0-9A-Fa-f]+\}`)
+
+// MustUnescape returns js with the \x and \u escapes of its string literals decoded:
+// the bundle is ASCII, texts in other scripts are escaped.
+func MustUnescape(tb testing.TB, js []byte) string {
+	tb.Helper()
+	return escape.ReplaceAllStringFunc(string(js), func(e string) string {
+		n, err := strconv.ParseUint(strings.Trim(e[2:], "{}"), 16, 32)
+		if err != nil {
+			tb.Fatalf("escape %s: %v", e, err)
+		}
+		return string(rune(n))
+	})
 }

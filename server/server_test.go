@@ -240,7 +240,10 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 		{"relative url", set("url", "/pricing"), 400, "invalid"},
 		{"javascript url", set("url", "javascript:alert(1)"), 400, "invalid"},
 		{"body over 8 KiB", set("url", testOrigin+"/"+strings.Repeat("a", 9000)), 413, "too_large"},
-		{"unsupported content type", func(_ map[string]any, h map[string]string) string { h["Content-Type"] = "application/x-www-form-urlencoded"; return "" }, 415, "unsupported_media_type"},
+		{"unsupported content type", func(_ map[string]any, h map[string]string) string {
+			h["Content-Type"] = "application/x-www-form-urlencoded"
+			return ""
+		}, 415, "unsupported_media_type"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -360,7 +363,9 @@ func TestGetConsentsOldestFirst(t *testing.T) {
 		if rec.Code != http.StatusCreated {
 			t.Fatalf("%s: %d %s", action, rec.Code, rec.Body)
 		}
-		var resp struct{ RecordID string `json:"record_id"` }
+		var resp struct {
+			RecordID string `json:"record_id"`
+		}
 		json.Unmarshal(rec.Body.Bytes(), &resp)
 		ids = append(ids, resp.RecordID)
 	}
