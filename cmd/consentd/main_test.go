@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mixvoip/consentd/banner"
+	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/store/bolt"
+)
+
+func TestCheck(t *testing.T) {
+	var out bytes.Buffer
+	if err := check([]string{"../../sites.yaml"}, &out); err != nil {
+		t.Fatalf("shipped sites.yaml: %v", err)
+	}
+	if !strings.Contains(out.String(), "is valid") {
+		t.Errorf("output = %q", out.String())
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	data := strings.Replace(MustRead(t, "../../sites.yaml"), "    category: advertising\n", "    category: adverts\n", 1)
+	if err := os.WriteFile(bad, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := run(context.Background(), []string{"check", bad}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), bad+":") || !strings.Contains(err.Error(), `unknown category "adverts"`) {
+		t.Fatalf("err = %v, want file:line: unknown category", err)
+	}
+}
+
+// TestServeShutdownKeepsAcknowledgedWrites posts consents while the server shuts
+// down: every one answered 201 must be in the database afterwards.
+func TestServeShutdownKeepsAcknowledgedWrites(t *testing.T) {
+	m, addr, done, cancel := MustServe(t, "../../sites.yaml")
+	cfg, err := config.Load(m.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		acked []string
+		wg    sync.WaitGroup
+	)
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; ; j++ {
+				id := uuid.NewString()
+				status, err := postConsent(addr, cfg, id)
+				if err != nil || status != http.StatusCreated {
+					return // the server has stopped taking requests
+				}
+				mu.Lock()
+				acked = append(acked, id)
+				mu.Unlock()
+				if i == 0 && j == 20 {
+					cancel()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(acked) < 20 {
+		t.Fatalf("only %d consents acknowledged", len(acked))
+	}
+	store, err := bolt.Open(m.DBPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, id := range acked {
+		records, err := store.RecordsByConsent(context.Background(), id)
+		if err != nil || len(records) != 1 {
+			t.Fatalf("acknowledged consent %s: %d records, %v", id, len(records), err)
+		}
+	}
+}
+
+// TestConfigReload switches a partner off in the file: the banner changes without a
+// restart, and a broken file afterwards leaves the last good one serving.
+func TestConfigReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sites.yaml")
+	original := MustRead(t, "../../sites.yaml")
+	if err := os.WriteFile(path, []byte(original), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, addr, _, _ := MustServe(t, path)
+	before := bannerETag(t, addr)
+
+	switched := strings.Replace(original, `meta-pixel: { enabled: true, account: "000000000000001" }`, `meta-pixel: { enabled: false, account: "000000000000001" }`, 1)
+	if switched == original {
+		t.Fatal("fixture: meta-pixel line not found")
+	}
+	writeLater(t, path, switched)
+	after := MustEventually(t, func() (string, bool) { e := bannerETag(t, addr); return e, e != before })
+
+	writeLater(t, path, "sites: [")
+	time.Sleep(300 * time.Millisecond) // several reload periods
+	if got := bannerETag(t, addr); got != after {
+		t.Errorf("a broken sites.yaml changed what is served: ETag %s, want %s", got, after)
+	}
+}
+
+// writeLater writes data with a modification time that differs from the last one,
+// even on file systems with coarse timestamps.
+func writeLater(tb testing.TB, path, data string) {
+	tb.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	later := fi.ModTime().Add(time.Second)
+	if err := os.Chtimes(path, later, later); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func bannerETag(tb testing.TB, addr string) string {
+	tb.Helper()
+	resp, err := http.Get("http://" + addr + "/v1/banner/mixvoip.com.js")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.Header.Get("ETag")
+}
+
+func postConsent(addr string, cfg *config.Config, consentID string) (int, error) {
+	site := cfg.Sites["mixvoip.com"]
+	body, _ := json.Marshal(map[string]any{
+		"site": site.Key, "consent_id": consentID, "action": "reject_all", "fingerprint": banner.Fingerprint(site),
+		"choices":  map[string]any{"categories": map[string]bool{"technical": true, "advertising": false}},
+		"language": "en", "url": "https://www.mixvoip.com/", "surface": "banner",
+	})
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/consents", bytes.NewReader(body))
+	req.Header.Set("Origin", "https://www.mixvoip.com")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// MustServe runs `consentd serve` on a free port until the test ends.
+func MustServe(tb testing.TB, configPath string) (m *Main, addr string, done <-chan error, stop func()) {
+	tb.Helper()
+	m = NewMain(io.Discard, io.Discard)
+	if err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--config", configPath, "--db", filepath.Join(tb.TempDir(), "consent.db")}); err != nil {
+		tb.Fatal(err)
+	}
+	m.ReloadEvery = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- m.Run(ctx) }()
+	tb.Cleanup(cancel)
+	select {
+	case a := <-m.listening:
+		return m, a.(*net.TCPAddr).String(), errc, cancel
+	case err := <-errc:
+		tb.Fatalf("serve: %v", err)
+	case <-time.After(10 * time.Second):
+		tb.Fatal("serve did not start")
+	}
+	return nil, "", nil, nil
+}
+
+func MustEventually[T any](tb testing.TB, f func() (T, bool)) T {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v, ok := f()
+		if ok {
+			return v
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("condition not met within 5s (last value %v)", v)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func MustRead(tb testing.TB, path string) string {
+	tb.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(data)
+}
