@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -61,7 +62,9 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	if addr, err := netip.ParseAddr(c.RealIP()); err == nil {
 		record.IPPrefix = consent.TruncateIP(addr)
 	}
-	if err := s.store.Append(req.Context(), record); err != nil {
+	// The write is not cancelled when the client goes away: once queued it commits
+	// anyway, and the handler should see it through rather than report a failure.
+	if err := s.store.Append(context.WithoutCancel(req.Context()), record); err != nil {
 		return err
 	}
 	s.metrics.recorded.WithLabelValues(record.Site, string(record.Action)).Inc()
