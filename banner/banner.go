@@ -33,6 +33,7 @@ type Bundle struct {
 	Brotli      []byte // JS compressed with brotli, best quality
 	ETag        string // strong, quoted, hash of JS
 	Fingerprint string // material fingerprint of the config compiled in
+	Coverage    string // coverage fingerprint compiled in: see fingerprint
 }
 
 // Options adjust a build.
@@ -78,7 +79,7 @@ func Build(site *consent.Site, opts Options) (*Bundle, error) {
 		return nil, fmt.Errorf("banner: %s: esbuild returned %d files, want 1", site.Key, len(res.OutputFiles))
 	}
 	js := res.OutputFiles[0].Contents
-	b := &Bundle{Site: site.Key, JS: js, Fingerprint: cfg.Fingerprint}
+	b := &Bundle{Site: site.Key, JS: js, Fingerprint: cfg.Fingerprint, Coverage: cfg.Coverage}
 	sum := sha256.Sum256(js)
 	b.ETag = `"` + hex.EncodeToString(sum[:16]) + `"`
 	if b.Gzip, err = gzipBytes(js); err != nil {

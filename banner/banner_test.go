@@ -226,6 +226,41 @@ func TestFingerprint(t *testing.T) {
 	}
 }
 
+// TestCoverage: the coverage fingerprint decides whether a stored answer still holds
+// when the material fingerprint changed. Switching partners on or off leaves it alone
+// (the banner then checks that every enabled partner was answered); any change of
+// what a visitor is told, about any partner of the catalog, changes it.
+func TestCoverage(t *testing.T) {
+	t.Parallel()
+	base := MustBuild(t, MustSite(t), banner.Options{}).Coverage
+	tests := []struct {
+		name    string
+		edit    func(*consent.Site)
+		changes bool
+	}{
+		{"partner switched on", func(s *consent.Site) { s.Partner("tiktok").Enabled = true }, false},
+		{"partner switched off", func(s *consent.Site) { s.Partner("criteo").Enabled = false }, false},
+		{"disabled partner's text", func(s *consent.Site) { s.Partner("tiktok").Name = "TikTok" }, true},
+		{"enabled partner's cookies", func(s *consent.Site) { s.Partner("criteo").Cookies[0].Lifetime = "1 year" }, true},
+		{"policy version", func(s *consent.Site) { s.Policy.Version = "2026-01" }, true},
+		{"tag src", func(s *consent.Site) { s.Partner("criteo").Tags[0].Src = "https://static.criteo.net/x.js" }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			site := MustSite(t)
+			tt.edit(site)
+			b := MustBuild(t, site, banner.Options{})
+			if (b.Coverage != base) != tt.changes {
+				t.Errorf("coverage changed: %v, want %v", b.Coverage != base, tt.changes)
+			}
+			if len(b.Coverage) != 16 || !bytes.Contains(b.JS, []byte(`"`+b.Coverage+`"`)) {
+				t.Errorf("coverage %q is not compiled in", b.Coverage)
+			}
+		})
+	}
+}
+
 func TestETag(t *testing.T) {
 	t.Parallel()
 	a := MustBuild(t, MustSite(t), banner.Options{})

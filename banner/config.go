@@ -19,6 +19,7 @@ import (
 type config struct {
 	Site        string              `json:"s"`
 	Fingerprint string              `json:"f"`
+	Coverage    string              `json:"h"`
 	Languages   []string            `json:"l"`
 	PolicyURL   string              `json:"p"`
 	PolicyVer   string              `json:"v"`
@@ -83,7 +84,8 @@ func newConfig(site *consent.Site, opts Options) (*config, error) {
 	}
 	c := &config{
 		Site:        site.Key,
-		Fingerprint: fingerprint(site, langs, ui),
+		Fingerprint: fingerprint(site, langs, ui, enabledOnly),
+		Coverage:    fingerprint(site, langs, ui, allPartners),
 		Languages:   langs,
 		PolicyURL:   site.Policy.URL,
 		PolicyVer:   site.Policy.Version,

@@ -56,10 +56,25 @@ func Fingerprint(site *consent.Site) string {
 	if err != nil {
 		return ""
 	}
-	return fingerprint(site, langs, ui)
+	return fingerprint(site, langs, ui, enabledOnly)
 }
 
-func fingerprint(site *consent.Site, langs []string, ui map[string]map[string]string) string {
+// scope is which partners a fingerprint covers.
+type scope int
+
+const (
+	enabledOnly scope = iota // the material fingerprint: what the visitor was shown
+	allPartners              // the coverage fingerprint, see below
+)
+
+// fingerprint hashes what is material. With allPartners it gives the coverage
+// fingerprint instead: the same, but with every partner of the catalog whether
+// enabled or not, so that switching a partner on or off does not change it. A stored
+// answer still covers the banner if its coverage fingerprint is current and it holds
+// an explicit answer for every enabled partner: switching a partner off then needs no
+// new answer, switching on one that the visitor never answered does, and changing
+// any partner's disclosure asks everyone again.
+func fingerprint(site *consent.Site, langs []string, ui map[string]map[string]string, partners scope) string {
 	m := material{
 		Format:     1,
 		Controller: site.Controller,
@@ -79,7 +94,7 @@ func fingerprint(site *consent.Site, langs []string, ui map[string]map[string]st
 		})
 	}
 	for _, p := range site.Partners {
-		if !p.Enabled {
+		if !p.Enabled && partners == enabledOnly {
 			continue
 		}
 		m.Partners = append(m.Partners, materialPartner{

@@ -3,11 +3,14 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -43,23 +46,55 @@ type fixture struct {
 	cfg   *config.Config
 }
 
-func MustFixture(tb testing.TB, opts server.Options) *fixture {
+// fixtures are built once per test binary and option set: building the four banners
+// dominates a test's cost (about a second under the race detector). Tests that use
+// them run one after another, so the append counter can be reset per test.
+var (
+	fixtureMu  sync.Mutex
+	fixtures   = map[bool]*fixture{} // by demo on/off
+	fixtureDir string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "consentd-server-test-")
+	if err != nil {
+		panic(err)
+	}
+	fixtureDir = dir
+	code := m.Run()
+	for _, f := range fixtures {
+		f.store.Close()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// MustFixture returns a server on a real bbolt store with the shipped sites.yaml,
+// with a fresh append counter.
+func MustFixture(tb testing.TB, demo bool) *fixture {
 	tb.Helper()
+	fixtureMu.Lock()
+	defer fixtureMu.Unlock()
+	if f := fixtures[demo]; f != nil {
+		f.store.appends.Store(0)
+		return f
+	}
 	cfg, err := config.Load("../sites.yaml")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	db, err := bolt.Open(filepath.Join(tb.TempDir(), "consent.db"))
+	db, err := bolt.Open(filepath.Join(fixtureDir, fmt.Sprintf("consent-%d.db", len(fixtures))))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	store := &countingStore{Store: db}
-	tb.Cleanup(func() { store.Close() })
-	srv := server.New(store, opts)
+	srv := server.New(store, server.Options{Demo: demo})
 	if err := srv.Load(cfg); err != nil {
 		tb.Fatal(err)
 	}
-	return &fixture{srv: srv, store: store, cfg: cfg}
+	f := &fixture{srv: srv, store: store, cfg: cfg}
+	fixtures[demo] = f
+	return f
 }
 
 // validBody returns a consent request that the server accepts for testSite.
@@ -135,7 +170,7 @@ func MustErrorBody(tb testing.TB, rec *httptest.ResponseRecorder) (code, message
 }
 
 func TestCreateConsent(t *testing.T) {
-	f := MustFixture(t, server.Options{})
+	f := MustFixture(t, false)
 	body := f.validBody(t)
 	rec := f.post(t, body, nil)
 	if rec.Code != http.StatusCreated {
@@ -189,7 +224,7 @@ func TestCreateConsent(t *testing.T) {
 func TestCreateConsentAcceptsJSONAndBeacon(t *testing.T) {
 	for _, ct := range []string{"application/json", "text/plain;charset=UTF-8", ""} {
 		t.Run(ct, func(t *testing.T) {
-			f := MustFixture(t, server.Options{})
+			f := MustFixture(t, false)
 			body := f.validBody(t)
 			body["action"] = "accept_all"
 			body["choices"] = map[string]any{"categories": map[string]bool{"technical": true, "advertising": true}, "partners": map[string]bool{"google-ads": true}}
@@ -247,7 +282,7 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := MustFixture(t, server.Options{})
+			f := MustFixture(t, false)
 			body := f.validBody(t)
 			header := map[string]string{"Origin": testOrigin, "Content-Type": "text/plain"}
 			raw := tt.change(body, header)
@@ -269,7 +304,7 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 }
 
 func TestBodyOverLimitWithoutContentLength(t *testing.T) {
-	f := MustFixture(t, server.Options{})
+	f := MustFixture(t, false)
 	req := httptest.NewRequest(http.MethodPost, "/v1/consents", io.MultiReader(strings.NewReader(`{"site":"`), strings.NewReader(strings.Repeat("x", 10000))))
 	req.ContentLength = -1
 	req.Header.Set("Origin", testOrigin)
@@ -282,7 +317,7 @@ func TestBodyOverLimitWithoutContentLength(t *testing.T) {
 }
 
 func TestWrongMethod(t *testing.T) {
-	f := MustFixture(t, server.Options{})
+	f := MustFixture(t, false)
 	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete, http.MethodPatch} {
 		t.Run(m, func(t *testing.T) {
 			rec := f.do(t, m, "/v1/consents", "", map[string]string{"Origin": testOrigin})
@@ -326,7 +361,7 @@ func (busyStore) Append(context.Context, *consent.Record) error {
 }
 
 func TestPreflight(t *testing.T) {
-	f := MustFixture(t, server.Options{})
+	f := MustFixture(t, false)
 	tests := []struct {
 		origin string
 		status int
@@ -352,7 +387,7 @@ func TestPreflight(t *testing.T) {
 }
 
 func TestGetConsentsOldestFirst(t *testing.T) {
-	f := MustFixture(t, server.Options{})
+	f := MustFixture(t, false)
 	body := f.validBody(t)
 	var ids []string
 	for _, action := range []string{"reject_all", "accept_all", "reject_all"} {
@@ -396,7 +431,7 @@ func TestGetConsentsOldestFirst(t *testing.T) {
 }
 
 func TestBanner(t *testing.T) {
-	f := MustFixture(t, server.Options{})
+	f := MustFixture(t, false)
 	tests := []struct {
 		acceptEncoding, wantEncoding string
 	}{
@@ -437,13 +472,13 @@ func TestBanner(t *testing.T) {
 
 func TestDemo(t *testing.T) {
 	t.Run("off", func(t *testing.T) {
-		f := MustFixture(t, server.Options{})
+		f := MustFixture(t, false)
 		if rec := f.do(t, http.MethodGet, "/demo/"+testSite, "", nil); rec.Code != 404 {
 			t.Errorf("demo page without --demo: %d, want 404", rec.Code)
 		}
 	})
 	t.Run("on", func(t *testing.T) {
-		f := MustFixture(t, server.Options{Demo: true})
+		f := MustFixture(t, true)
 		rec := f.do(t, http.MethodGet, "/demo/"+testSite, "", nil)
 		page := rec.Body.String()
 		for _, want := range []string{`<script src="/demo/mixvoip.com/banner.js" async></script>`, `data-consent-open`, `type="text/plain" data-category="advertising"`} {

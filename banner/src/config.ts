@@ -47,6 +47,7 @@ export interface Partner {
 export interface Config {
   s: string;     // site key
   f: string;     // material fingerprint
+  h: string;     // coverage fingerprint (every partner of the catalog, enabled or not)
   l: string[];   // languages (primary subtags), first = default
   p: string;     // privacy policy URL
   v: string;     // privacy policy version

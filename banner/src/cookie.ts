@@ -4,6 +4,7 @@ import { config } from './config';
 export interface Stored {
   i: string;                    // consent id (random UUID, kept across decisions)
   f: string;                    // fingerprint of the config it answered
+  h: string;                    // coverage fingerprint of that config
   c: Record<string, boolean>;   // categories
   p: Record<string, boolean>;   // partners
   t: number;                    // created, Unix seconds
@@ -15,6 +16,13 @@ const cookies = (): [string, string][] =>
     const i = s.indexOf('=');
     return [s.slice(0, i), s.slice(i + 1)];
   });
+
+/** Whether the stored answer still holds: it answered this very banner, or nothing
+ * but the set of enabled partners changed and it answers each partner enabled now.
+ * A partner switched off needs no new answer; one switched on that the visitor never
+ * answered does. */
+export const covers = (s: Stored): boolean =>
+  s.f == config.f || (s.h == config.h && config.q.every((p) => p.i in s.p));
 
 /** The stored decision, or null when there is none or it cannot be read. */
 export const read = (): Stored | null => {

@@ -1,5 +1,5 @@
 import { config, type Choices } from './config';
-import { drop, read, write } from './cookie';
+import { covers, drop, read, write } from './cookie';
 import { defaults } from './consentmode';
 import { apply, ran } from './gate';
 import { send, type Action, type Surface } from './send';
@@ -23,7 +23,7 @@ declare global {
 defaults();
 
 let stored = read();
-let choices: Choices | null = stored && stored.f == config.f ? { categories: stored.c, partners: stored.p } : null;
+let choices: Choices | null = stored && covers(stored) ? { categories: stored.c, partners: stored.p } : null;
 let ready = false;
 
 const emit = (name: string) => {
@@ -63,7 +63,7 @@ const decide = (action: Action, surface: Surface, sel?: Choices) => {
 
   const now = Math.floor(Date.now() / 1000);
   const id = stored ? stored.i : uuid();
-  write(stored = { i: id, f: config.f, c: c.categories, p: c.partners, t: stored ? stored.t : now, u: now }, grants);
+  write(stored = { i: id, f: config.f, h: config.h, c: c.categories, p: c.partners, t: stored ? stored.t : now, u: now }, grants);
   revoked.forEach((p) => drop(p.k.map((k) => k[0])));
   apply(c);
   send(id, action, surface, c);

@@ -1,0 +1,7 @@
+// Package e2e tests the consent banner end to end: the real consentd handler and
+// bbolt store behind a local HTTP server, and the real banner in a headless Chromium
+// that resolves the sites', the backend's and the partners' host names to that server.
+//
+// The tests need Debian's chromium (/usr/bin/chromium or chromium on PATH). Set
+// CONSENTD_SKIP_BROWSER=1 to skip them where no browser can be installed.
+package e2e

@@ -1,0 +1,372 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	consent "github.com/mixvoip/consentd"
+)
+
+// caseTimeout bounds one test case in the browser, so a hang fails instead of
+// stalling the whole run.
+const caseTimeout = 45 * time.Second
+
+// Page is one tab in a fresh browser context (its own cookies and cache) on one
+// site of an Env.
+type Page struct {
+	tb   testing.TB
+	ctx  context.Context
+	Env  *Env
+	Site *consent.Site
+
+	mu         sync.Mutex
+	exceptions []string
+}
+
+// MustOpenPage opens a tab in a new browser context for site. When tb ends it fails
+// tb if any page in the tab threw an uncaught exception, then closes the context.
+func MustOpenPage(tb testing.TB, env *Env, site string) *Page {
+	tb.Helper()
+	parent := MustBrowser(tb)
+	ctx, cancelTimeout := context.WithTimeout(parent, caseTimeout)
+	ctx, cancel := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
+	tb.Cleanup(cancelTimeout)
+	tb.Cleanup(cancel)
+	p := &Page{tb: tb, ctx: ctx, Env: env, Site: env.Config.Sites[site]}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if ev, ok := ev.(*runtime.EventExceptionThrown); ok {
+			p.mu.Lock()
+			p.exceptions = append(p.exceptions, exceptionText(ev.ExceptionDetails))
+			p.mu.Unlock()
+		}
+	}); err != nil {
+		tb.Fatalf("open tab: %v", err)
+	}
+	tb.Cleanup(func() {
+		// A round trip, so that every event sent before it has been handled.
+		_, _ = chromedp.Run(ctx, chromedp.Evaluate[int](`1`))
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, e := range p.exceptions {
+			tb.Errorf("uncaught JavaScript exception on %s: %s", site, e)
+		}
+	})
+	return p
+}
+
+func exceptionText(d *runtime.ExceptionDetails) string {
+	if d == nil {
+		return "(no details)"
+	}
+	s := d.Text
+	if d.Exception != nil && d.Exception.Description != "" {
+		s += " " + d.Exception.Description
+	}
+	return fmt.Sprintf("%s (%s:%d:%d)", s, d.URL, d.LineNumber+1, d.ColumnNumber+1)
+}
+
+// MustNavigate opens the site's home page and waits for its load event.
+func (p *Page) MustNavigate() {
+	p.tb.Helper()
+	if err := chromedp.Do(p.ctx, chromedp.Navigate(p.Env.PageURL(p.Site.Key))); err != nil {
+		p.tb.Fatalf("navigate to %s: %v", p.Env.PageURL(p.Site.Key), err)
+	}
+}
+
+// MustReload reloads the page and waits for its load event.
+func (p *Page) MustReload() {
+	p.tb.Helper()
+	if err := chromedp.Do(p.ctx, chromedp.Reload()); err != nil {
+		p.tb.Fatalf("reload: %v", err)
+	}
+}
+
+// jsPrelude defines the helpers that every evaluated expression may use: the
+// banner's open shadow root, its first-layer and dialog buttons, and a probe that
+// tells whether a real click at an element's centre would reach it.
+const jsPrelude = `
+const root = () => { const h = document.querySelector('consent-banner'); return h && h.shadowRoot; };
+const layer1 = (action) => { const r = root(); return r ? [...r.querySelectorAll('[data-action="' + action + '"]')].find((b) => !b.closest('dialog')) || null : null; };
+const inDialog = (sel) => { const r = root(); return r ? r.querySelector('dialog[open] ' + sel) : null; };
+const probe = (el, scroll) => {
+  if (!el) return { state: 'missing' };
+  if (scroll) el.scrollIntoView({ block: 'center', inline: 'center' });
+  const r = el.getBoundingClientRect();
+  const cs = getComputedStyle(el);
+  if (r.width == 0 || r.height == 0 || cs.visibility == 'hidden' || cs.display == 'none') return { state: 'invisible' };
+  const x = r.left + r.width / 2, y = r.top + r.height / 2;
+  if (x < 0 || y < 0 || x > innerWidth || y > innerHeight) return { state: 'offscreen' };
+  let hit = document.elementFromPoint(x, y);
+  while (hit && hit.shadowRoot) {
+    const inner = hit.shadowRoot.elementFromPoint(x, y);
+    if (!inner || inner == hit) break;
+    hit = inner;
+  }
+  if (!hit || !(hit == el || el.contains(hit))) return { state: 'covered by ' + (hit ? hit.outerHTML.slice(0, 120) : 'nothing') };
+  return { state: 'ok', x, y };
+};
+`
+
+// MustEval evaluates expr (which may use the helpers of jsPrelude) in the page.
+func MustEval[T any](tb testing.TB, p *Page, expr string) T {
+	tb.Helper()
+	v, err := eval[T](p, expr)
+	if err != nil {
+		tb.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+func eval[T any](p *Page, expr string) (T, error) {
+	return chromedp.Run(p.ctx, chromedp.Evaluate[T](`(() => {`+jsPrelude+`return (`+expr+`); })()`))
+}
+
+type probeResult struct {
+	State string  `json:"state"`
+	X     float64 `json:"x"`
+	Y     float64 `json:"y"`
+}
+
+// MustClick clicks the element that expr gives with real mouse input at its centre,
+// once it is visible and nothing covers it.
+func (p *Page) MustClick(what, expr string) {
+	p.tb.Helper()
+	var at probeResult
+	MustEventually(p.tb, what+" can be clicked", func() (bool, string) {
+		var err error
+		at, err = eval[probeResult](p, `probe(`+expr+`, true)`)
+		if err != nil {
+			return false, err.Error()
+		}
+		return at.State == "ok", at.State
+	})
+	if err := chromedp.Do(p.ctx, chromedp.MouseClickXY(at.X, at.Y)); err != nil {
+		p.tb.Fatalf("click %s: %v", what, err)
+	}
+}
+
+// MustClearCache empties the browser's HTTP cache, as if the banner script's
+// max-age had run out.
+func (p *Page) MustClearCache() {
+	p.tb.Helper()
+	if _, err := chromedp.Call(p.ctx, network.ClearBrowserCache, cdp.Empty{}); err != nil {
+		p.tb.Fatalf("clear the browser cache: %v", err)
+	}
+}
+
+// MustWaitJS waits until the boolean expression expr holds in the page.
+func (p *Page) MustWaitJS(what, expr string) {
+	p.tb.Helper()
+	MustEventually(p.tb, what, func() (bool, string) {
+		ok, err := eval[bool](p, expr)
+		if err != nil {
+			return false, err.Error()
+		}
+		return ok, expr + " is false"
+	})
+}
+
+// firstLayer are the buttons the first layer of the banner must offer.
+var firstLayer = []string{"accept-all", "reject-all", "customize"}
+
+// MustBannerVisible waits until every first-layer button is visible and clickable.
+func (p *Page) MustBannerVisible() {
+	p.tb.Helper()
+	for _, action := range firstLayer {
+		MustEventually(p.tb, "the banner's "+action+" button is visible", func() (bool, string) {
+			r, err := eval[probeResult](p, `probe(layer1('`+action+`'), false)`)
+			if err != nil {
+				return false, err.Error()
+			}
+			return r.State == "ok", r.State
+		})
+	}
+}
+
+// MustBannerHidden waits until no first-layer button is shown.
+func (p *Page) MustBannerHidden() {
+	p.tb.Helper()
+	for _, action := range firstLayer {
+		MustEventually(p.tb, "the banner's "+action+" button is gone", func() (bool, string) {
+			r, err := eval[probeResult](p, `probe(layer1('`+action+`'), false)`)
+			if err != nil {
+				return false, err.Error()
+			}
+			return r.State == "missing" || r.State == "invisible", r.State
+		})
+	}
+}
+
+// MustDialogOpen waits until the second layer is open with its buttons clickable.
+func (p *Page) MustDialogOpen() {
+	p.tb.Helper()
+	for _, action := range []string{"accept-all", "reject-all", "save"} {
+		MustEventually(p.tb, "the preferences dialog shows "+action, func() (bool, string) {
+			r, err := eval[probeResult](p, `probe(inDialog('[data-action="`+action+`"]'), true)`)
+			if err != nil {
+				return false, err.Error()
+			}
+			return r.State == "ok", r.State
+		})
+	}
+}
+
+// MustReady waits until the banner script has run and applied a stored decision.
+func (p *Page) MustReady() {
+	p.tb.Helper()
+	p.MustWaitJS("the banner applied the stored decision", `!!window.consent && window.consent.get() !== null`)
+}
+
+// DOMState is what the page shows about what ran.
+type DOMState struct {
+	PartnerScripts  []string `json:"partnerScripts"`  // hosts of <script src> on *.partner.test
+	AdSnippetRuns   int      `json:"adSnippetRuns"`   // times the advertising snippet ran
+	DisabledInert   bool     `json:"disabledInert"`   // the disabled partner's snippet is still text/plain
+	DisabledPresent bool     `json:"disabledPresent"` // ... and still in the page
+}
+
+// MustDOM reads the DOMState.
+func (p *Page) MustDOM() DOMState {
+	p.tb.Helper()
+	return MustEval[DOMState](p.tb, p, `(() => {
+  const d = document.getElementById('disabled-partner-snippet');
+  return {
+    partnerScripts: [...document.querySelectorAll('script[src]')].map((s) => new URL(s.src).hostname).filter((h) => h.endsWith('.partner.test')).sort(),
+    adSnippetRuns: window.adSnippetRuns || 0,
+    disabledInert: !!d && d.type == 'text/plain' && !d.src,
+    disabledPresent: !!d,
+  };
+})()`)
+}
+
+// Stored is the consent cookie as banner/src/cookie.ts writes it.
+type Stored struct {
+	ID          string          `json:"i"`
+	Fingerprint string          `json:"f"`
+	Categories  map[string]bool `json:"c"`
+	Partners    map[string]bool `json:"p"`
+	Created     int64           `json:"t"`
+	Updated     int64           `json:"u"`
+
+	Cookie *network.Cookie `json:"-"`
+}
+
+// MustCookie waits for the site's consent cookie (read through CDP, as the browser
+// stores it) and parses it; with check set, it waits until check holds.
+func (p *Page) MustCookie(check func(Stored) bool) Stored {
+	p.tb.Helper()
+	var s Stored
+	MustEventually(p.tb, "the "+p.Site.Cookie.Name+" cookie is set", func() (bool, string) {
+		res, err := chromedp.Call(p.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{p.Env.PageURL(p.Site.Key)}})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range res.Cookies {
+			if c.Name != p.Site.Cookie.Name {
+				continue
+			}
+			raw, err := url.PathUnescape(c.Value)
+			if err != nil {
+				return false, fmt.Sprintf("cookie value %q: %v", c.Value, err)
+			}
+			s = Stored{}
+			if err := json.Unmarshal([]byte(raw), &s); err != nil {
+				return false, fmt.Sprintf("cookie value %q: %v", raw, err)
+			}
+			s.Cookie = c
+			if check != nil && !check(s) {
+				return false, "cookie " + raw
+			}
+			return true, ""
+		}
+		return false, fmt.Sprintf("no such cookie among %d", len(res.Cookies))
+	})
+	return s
+}
+
+// MustNoBackendPost fails tb unless every request to consent.test after mark is a GET
+// of the site's banner script.
+func (p *Page) MustNoBackendPost(mark int) {
+	p.tb.Helper()
+	for _, r := range p.Env.Requests.Backend(mark) {
+		if r != "GET /v1/banner/"+p.Site.Key+".js" {
+			p.tb.Errorf("unexpected request to %s: %s (want at most the banner script)", backendHost, r)
+		}
+	}
+}
+
+// MustNoPartnerRequest fails tb if any partner host was requested after mark.
+func (p *Page) MustNoPartnerRequest(mark int, when string) {
+	p.tb.Helper()
+	if hosts := p.Env.Requests.PartnerHosts(mark); len(hosts) > 0 {
+		p.tb.Errorf("%s: partner hosts were requested: %v", when, keys(hosts))
+	}
+}
+
+// MustPartnerHosts waits until every host of want was requested after mark, then
+// fails tb unless exactly those were (and the disabled snippet's host never was).
+func (p *Page) MustPartnerHosts(mark int, want map[string]bool) {
+	p.tb.Helper()
+	MustEventually(p.tb, fmt.Sprintf("partner hosts %v are requested", keys(want)), func() (bool, string) {
+		got := p.Env.Requests.PartnerHosts(mark)
+		for h := range want {
+			if !got[h] {
+				return false, fmt.Sprintf("requested so far: %v", keys(got))
+			}
+		}
+		return true, ""
+	})
+	if got := p.Env.Requests.PartnerHosts(mark); !equalSets(got, want) {
+		p.tb.Errorf("partner hosts requested = %v, want exactly %v", keys(got), keys(want))
+	}
+	if dom := p.MustDOM(); !equalSets(setOf(dom.PartnerScripts), want) {
+		p.tb.Errorf("partner <script> elements in the page load %v, want exactly %v", dom.PartnerScripts, keys(want))
+	}
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func setOf(list []string) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range list {
+		m[s] = true
+	}
+	return m
+}
+
+func equalSets(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// jsString quotes s for JavaScript.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return strings.ReplaceAll(string(b), "'", `\u0027`)
+}
