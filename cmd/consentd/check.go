@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
 )
 
@@ -30,7 +31,7 @@ func check(args []string, stdout io.Writer) error {
 				enabled = append(enabled, p.ID)
 			}
 		}
-		fmt.Fprintf(stdout, "%s: languages %v, partners enabled %v\n", key, site.Languages, enabled)
+		fmt.Fprintf(stdout, "%s: fingerprint %s, languages %v, partners enabled %v\n", key, banner.Fingerprint(site), site.Languages, enabled)
 	}
 	fmt.Fprintf(stdout, "%s is valid\n", path)
 	return nil
