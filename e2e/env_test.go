@@ -202,6 +202,10 @@ func (e *Env) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
+		// ?lang=xx sets <html lang>, from which the banner picks its language.
+		if lang := r.URL.Query().Get("lang"); lang != "" {
+			pd.Lang = lang
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		if err := hostPage.Execute(w, pd); err != nil {
