@@ -16,6 +16,12 @@ type Site struct {
 	Partners        []Partner // every partner in the catalog with this site's switch
 	FloatingButton  bool      // show a small button that reopens the choices
 	RetentionPeriod time.Duration
+	// Texts override UI texts of the banner for this site: language → text key (one
+	// of TextKeys) → text. Material: a change asks every visitor again.
+	Texts map[string]map[string]string
+	// Theme sets the banner's colours: theme name (one of ThemeNames) → CSS hex
+	// colour. Not material: colours do not change what the visitor agrees to.
+	Theme map[string]string
 }
 
 // Controller is who decides about the processing (GDPR Art. 4(7)).
@@ -142,3 +148,30 @@ func (s *Site) Lifetime(c Choices) time.Duration {
 
 // Languages are the languages the banner has texts for. A site may use any of them.
 var Languages = []string{"de", "en", "fr", "nl"}
+
+// TextKeys are the keys of the banner's UI texts: every language file of the banner
+// has exactly these, and a site may override any of them in sites.yaml.
+var TextKeys = []string{
+	"title", "body", "privacy", "partners", "acceptAll", "rejectAll", "customize",
+	"save", "close", "settings", "alwaysOn", "controller", "details", "provider",
+	"purpose", "dataShared", "ip_address", "advertising_id", "cookies", "none",
+	"leavesEEA", "yes", "no", "embed", "unavailable", "allowOnce", "allowAlways",
+}
+
+// ThemeNames are the banner colours a site may set, in the order the banner applies
+// them; DefaultTheme holds the light-mode colour of each. The banner's own dark
+// mode applies only to sites that set no theme.
+var ThemeNames = []string{"background", "text", "accent", "accent-text", "border", "focus"}
+
+// DefaultTheme is the banner's colour for each of ThemeNames when a site sets none.
+var DefaultTheme = map[string]string{
+	"background": "#ffffff", "text": "#1b1b1f", "accent": "#0b57d0",
+	"accent-text": "#ffffff", "border": "#6b6b76", "focus": "#0b57d0",
+}
+
+// ThemeContrast are the pairs of theme colours (foreground, background) that carry
+// text, each of which must reach a contrast ratio of MinContrast (WCAG 2.2 AA).
+var ThemeContrast = [][2]string{{"text", "background"}, {"accent-text", "accent"}}
+
+// MinContrast is the least contrast ratio of text to its background (WCAG 1.4.3).
+const MinContrast = 4.5

@@ -344,6 +344,8 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 		v.errorf(append(p, "retention_days"), "retention_days must be at least the consent lifetime")
 	}
 	site.FloatingButton = sf.FloatingButton
+	site.Texts = v.overrides(p, sf)
+	site.Theme = v.theme(append(p, "theme"), sf.Theme)
 
 	for id := range sf.Partners {
 		if _, ok := files[id]; !ok {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
 )
 
@@ -96,6 +97,16 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 		{"wrong type", "    languages: [en]", "    languages: en", `cannot unmarshal`, ""},
 		{"syntax error", "    languages: [en]", "    languages: [en", `did not find expected`, ""},
 		{"no policy version", `version: "1"`, `version: ""`, `policy version is required`, ""},
+		{"unknown text key", "    languages: [en]", "    languages: [en]\n    texts:\n      en:\n        titel: Hello", `unknown text key "titel"`, ""},
+		{"texts of a language not of the site", "    languages: [en]", "    languages: [en]\n    texts:\n      de:\n        title: Hallo", `"de", which is not a language of this site`, ""},
+		{"empty text", "    languages: [en]", "    languages: [en]\n    texts:\n      en:\n        title: \"\"", `text "title" in "en" is empty`, ""},
+		{"unknown theme colour", "    languages: [en]", "    languages: [en]\n    theme:\n      primary: \"#000\"", `unknown theme colour "primary"`, ""},
+		{"theme colour not hex", "    languages: [en]", "    languages: [en]\n    theme:\n      accent: red", `"red" is not a hex colour`, ""},
+		{"theme colour with alpha", "    languages: [en]", "    languages: [en]\n    theme:\n      accent: \"#0b57d0cc\"", `is not a hex colour`, ""},
+		{"text on background below 4.5", "    languages: [en]", "    languages: [en]\n    theme:\n      text: \"#777777\"", `text #777777 on background #ffffff has contrast 4.47:1`, ""},
+		{"text on a set background", "    languages: [en]", "    languages: [en]\n    theme:\n      background: \"#333\"", `text #1b1b1f on background #333`, ""},
+		{"accent text on accent below 4.5", "    languages: [en]", "    languages: [en]\n    theme:\n      accent: \"#ffcc00\"", `accent-text #ffffff on accent #ffcc00`, ""},
+		{"accent pair both set", "    languages: [en]", "    languages: [en]\n    theme:\n      accent: \"#0b57d0\"\n      accent-text: \"#1b1b1f\"", `accent-text #1b1b1f on accent #0b57d0`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,6 +136,44 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 			}
 			t.Errorf("errors:\n%v\nwant one containing %q", err, tt.want)
 		})
+	}
+}
+
+func TestTextsAndTheme(t *testing.T) {
+	yaml := strings.Replace(MustRead(t, "testdata/minimal.yaml"), "    languages: [en]\n",
+		"    languages: [en]\n    texts:\n      en:\n        title: Cookies at Example\n"+
+			"    theme:\n      background: \"#101820\"\n      text: \"#fff\"\n      accent: \"#ffb000\"\n      accent-text: \"#101820\"\n", 1)
+	site := MustParse(t, yaml).Sites["example.com"]
+	if got := site.Texts["en"]["title"]; got != "Cookies at Example" {
+		t.Errorf("texts.en.title = %q", got)
+	}
+	if got := site.Theme["accent"]; got != "#ffb000" || len(site.Theme) != 4 {
+		t.Errorf("theme = %v", site.Theme)
+	}
+}
+
+func TestContrast(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		a, b string
+		want float64
+	}{
+		{"#000", "#fff", 21},
+		{"#ffffff", "#ffffff", 1},
+		{"#777777", "#ffffff", 4.48},
+		{"#0b57d0", "#fff", 6.4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.a+"/"+tt.b, func(t *testing.T) {
+			if got := config.Contrast(tt.a, tt.b); got < tt.want-0.05 || got > tt.want+0.05 {
+				t.Errorf("Contrast = %.3f, want %.2f", got, tt.want)
+			}
+		})
+	}
+	for _, pair := range consent.ThemeContrast {
+		if r := config.Contrast(consent.DefaultTheme[pair[0]], consent.DefaultTheme[pair[1]]); r < consent.MinContrast {
+			t.Errorf("default theme: %s on %s is %.2f:1", pair[0], pair[1], r)
+		}
 	}
 }
 

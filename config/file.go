@@ -54,14 +54,16 @@ type tagFile struct {
 }
 
 type siteFile struct {
-	Controller     *controllerFile             `yaml:"controller"`
-	Origins        []string                    `yaml:"origins"`
-	Languages      []string                    `yaml:"languages"`
-	Policy         policyFile                  `yaml:"policy"`
-	Cookie         siteCookieFile              `yaml:"cookie"`
-	RetentionDays  int                         `yaml:"retention_days"`
-	FloatingButton bool                        `yaml:"floating_button"`
-	Partners       map[string]*sitePartnerFile `yaml:"partners"`
+	Controller     *controllerFile              `yaml:"controller"`
+	Origins        []string                     `yaml:"origins"`
+	Languages      []string                     `yaml:"languages"`
+	Policy         policyFile                   `yaml:"policy"`
+	Cookie         siteCookieFile               `yaml:"cookie"`
+	RetentionDays  int                          `yaml:"retention_days"`
+	FloatingButton bool                         `yaml:"floating_button"`
+	Partners       map[string]*sitePartnerFile  `yaml:"partners"`
+	Texts          map[string]map[string]string `yaml:"texts"`
+	Theme          map[string]string            `yaml:"theme"`
 }
 
 type policyFile struct {
