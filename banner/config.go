@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"path"
 	"strings"
@@ -31,6 +32,7 @@ type config struct {
 	Categories  []categoryConfig    `json:"g"`
 	Partners    []partnerConfig     `json:"q"`
 	Floating    bool                `json:"b,omitempty"`
+	Theme       []string            `json:"m,omitempty"`
 }
 
 type cookieConfig struct {
@@ -78,7 +80,7 @@ func newConfig(site *consent.Site, opts Options) (*config, error) {
 	if err != nil {
 		return nil, err
 	}
-	ui, err := texts()
+	ui, err := siteTexts(site, langs)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +98,17 @@ func newConfig(site *consent.Site, opts Options) (*config, error) {
 		Categories:  []categoryConfig{},
 		Partners:    []partnerConfig{},
 		Floating:    site.FloatingButton,
+	}
+	if len(site.Theme) > 0 {
+		// the whole theme, defaults filled in: what config checked for contrast is
+		// what shows, in light and dark mode alike
+		for _, name := range consent.ThemeNames {
+			colour := site.Theme[name]
+			if colour == "" {
+				colour = consent.DefaultTheme[name]
+			}
+			c.Theme = append(c.Theme, colour)
+		}
 	}
 	for _, l := range langs {
 		t := make(map[string]string, len(ui[l]))
@@ -214,6 +227,27 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// siteTexts returns the UI texts of site in each of langs: those of banner/i18n with
+// the site's overrides from sites.yaml applied.
+func siteTexts(site *consent.Site, langs []string) (map[string]map[string]string, error) {
+	ui, err := texts()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]map[string]string, len(langs))
+	for _, l := range langs {
+		t := maps.Clone(ui[l])
+		for k, v := range site.Texts[l] {
+			if _, ok := t[k]; !ok {
+				return nil, fmt.Errorf("banner: %s: unknown text key %q", site.Key, k)
+			}
+			t[k] = v
+		}
+		out[l] = t
+	}
+	return out, nil
 }
 
 // texts returns the UI texts of banner/i18n by language, parsed once.

@@ -52,7 +52,7 @@ func Fingerprint(site *consent.Site) string {
 	if err != nil {
 		return ""
 	}
-	ui, err := texts()
+	ui, err := siteTexts(site, langs)
 	if err != nil {
 		return ""
 	}

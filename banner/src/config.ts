@@ -10,9 +10,11 @@ export type TextKey =
   | 'title' | 'body' | 'privacy' | 'partners' | 'acceptAll' | 'rejectAll'
   | 'customize' | 'save' | 'close' | 'settings' | 'alwaysOn' | 'controller'
   | 'details' | 'provider' | 'purpose' | 'dataShared' | 'ip_address'
-  | 'advertising_id' | 'cookies' | 'none' | 'leavesEEA' | 'yes' | 'no';
+  | 'advertising_id' | 'cookies' | 'none' | 'leavesEEA' | 'yes' | 'no'
+  | 'embed' | 'unavailable' | 'allowOnce' | 'allowAlways';
 
-/** UI texts of one language; {controller} already replaced by the build. */
+/** UI texts of one language (site overrides applied); {controller} already replaced
+ * by the build, {partner} is replaced by the banner. */
 export type Texts = Record<TextKey, string>;
 
 export interface Category {
@@ -64,6 +66,7 @@ export interface Config {
   g: Category[];
   q: Partner[];
   b?: true;      // floating "Cookie settings" button
+  m?: string[];  // theme colours, in the order of consent.ThemeNames (site's theme only)
 }
 
 /** The visitor's explicit answer per category and partner, as sent to the backend. */

@@ -1,4 +1,5 @@
 import { config } from './config';
+import type { Action, Surface } from './send';
 
 /** What the consent cookie holds: nothing but the decision and when it was made. */
 export interface Stored {
@@ -8,14 +9,24 @@ export interface Stored {
   c: Record<string, boolean>;   // categories
   p: Record<string, boolean>;   // partners
   t: number;                    // created, Unix seconds
-  u: number;                    // updated, Unix seconds
+  u: number;                    // updated (this decision), Unix seconds
+  s?: 1 | undefined;            // pending: the backend has not recorded it yet
+  a?: Action | undefined;       // while pending: the decision's action
+  w?: Surface | undefined;      // while pending: the decision's surface
 }
 
-const cookies = (): [string, string][] =>
-  document.cookie.split(/; */).map((s) => {
-    const i = s.indexOf('=');
-    return [s.slice(0, i), s.slice(i + 1)];
-  });
+// Blocked cookies (privacy settings, sandboxed frames) make document.cookie throw or
+// ignore writes: the decision then applies to this page only.
+const cookies = (): [string, string][] => {
+  try {
+    return document.cookie.split(/; */).map((s) => {
+      const i = s.indexOf('=');
+      return [s.slice(0, i), s.slice(i + 1)];
+    });
+  } catch {
+    return [];
+  }
+};
 
 /** Whether the stored answer still holds: it answered this very banner, or nothing
  * but the set of enabled partners changed and it answers each partner enabled now.
@@ -39,28 +50,42 @@ export const read = (): Stored | null => {
   return null;
 };
 
-const set = (name: string, value: string, maxAge: number, domain?: string) => {
-  document.cookie = name + '=' + value + ';Max-Age=' + maxAge + ';Path=/;SameSite=Lax' +
-    (location.protocol == 'https:' ? ';Secure' : '') + (domain ? ';Domain=' + domain : '');
+const set = (name: string, value: string, maxAge: number, domain?: string, path = '/') => {
+  try {
+    document.cookie = name + '=' + value + ';Max-Age=' + maxAge + ';Path=' + path + ';SameSite=Lax' +
+      (location.protocol == 'https:' ? ';Secure' : '') + (domain ? ';Domain=' + domain : '');
+  } catch {
+    // blocked: see cookies
+  }
 };
 
-/** Stores s; a decision that grants anything is kept for the consent lifetime. */
-export const write = (s: Stored, grants: boolean) => {
+/** Stores s until its decision expires: a decision that grants anything is kept for
+ * the consent lifetime, a refusal for the refusal lifetime, both counted from s.u. */
+export const write = (s: Stored) => {
   const h = location.hostname;
   const d = config.k.d;
+  const grants = config.g.some((g) => !g.r && s.c[g.i]) || config.q.some((p) => s.p[p.i]);
   set(config.k.n, encodeURIComponent(JSON.stringify(s)),
-    Math.round((grants ? config.k.c : config.k.r) * 86400),
+    Math.round((grants ? config.k.c : config.k.r) * 86400 - (Date.now() / 1000 - s.u)),
     d && (h == d || h.endsWith('.' + d)) ? d : undefined);
 };
 
-/** Deletes the cookies matching names ("x*" matches a prefix), host-only and on
- * every parent domain, since partners usually set them on the registrable domain. */
+/** Deletes the cookies matching names ("x*" matches a prefix) wherever the page can
+ * reach them: host-only and on every parent domain, on "/" and on every prefix of
+ * the page's path ("/a/b/" → "/", "/a", "/a/", "/a/b", "/a/b/"). */
 export const drop = (names: string[]) => {
   const parts = location.hostname.split('.');
+  const path = location.pathname;
+  const paths: string[] = [];
+  for (let i = 1; i <= path.length; i++) {
+    if (path[i - 1] == '/' || path[i] == '/' || i == path.length) paths.push(path.slice(0, i));
+  }
   for (const [name] of cookies()) {
     if (names.some((n) => (n.slice(-1) == '*' ? name.indexOf(n.slice(0, -1)) == 0 : name == n))) {
-      set(name, '', 0);
-      for (let i = 0; i < parts.length - 1; i++) set(name, '', 0, parts.slice(i).join('.'));
+      for (const p of paths) {
+        set(name, '', 0, '', p);
+        for (let i = 0; i < parts.length - 1; i++) set(name, '', 0, parts.slice(i).join('.'), p);
+      }
     }
   }
 };

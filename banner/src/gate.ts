@@ -1,5 +1,7 @@
 import { config, granted, partner, type Choices, type Tag } from './config';
 import { update } from './consentmode';
+import { t, tx } from './i18n';
+import { buttons, h, shadow } from './ui';
 
 // What runs only after opt-in: the partners' tags from sites.yaml, and elements of
 // the page marked with data-category (scripts as type="text/plain", embeds with
@@ -8,9 +10,16 @@ const SELECTOR = 'script[type="text/plain"][data-category],[data-category][data-
 
 let current: Choices | null = null;
 const loaded: Record<string, boolean> = {};
+// embeds allowed once on this page, by partner id (or "#" + category without one)
+const once: Record<string, boolean> = {};
+const placeholders = new Map<Element, Element>();
 
 /** Whether anything optional has run on this page (a withdrawal then reloads). */
 export let ran = false;
+
+/** Called on "Always allow" with the category and partner to grant. */
+type Always = (category: string, partner?: string) => void;
+let always: Always;
 
 const head = () => document.head || document.documentElement;
 
@@ -25,11 +34,14 @@ const inject = (tag: Tag) => {
   head().appendChild(s);
 };
 
+const key = (el: HTMLElement) => el.dataset.partner || '#' + el.dataset.category;
+
 const allowed = (el: HTMLElement): boolean => {
   const d = el.dataset;
   const p = d.partner;
-  return !!current && current.categories[d.category || ''] === true &&
-    (p == null || (partner(p) != null && granted(current, partner(p)!)));
+  const known = p == null || partner(p) != null;
+  return known && (!!current && current.categories[d.category!] === true && (p == null || granted(current, partner(p)!)) ||
+    !(el instanceof HTMLScriptElement) && once[key(el)]);
 };
 
 const activate = (el: HTMLElement) => {
@@ -49,24 +61,62 @@ const activate = (el: HTMLElement) => {
     }
     el.replaceWith(s);
   } else if (src) {
+    const ph = placeholders.get(el);
+    if (ph) {
+      ph.remove();
+      placeholders.delete(el);
+      el.style.display = '';
+    }
     el.removeAttribute('data-src');
     el.setAttribute('src', src);
   }
 };
 
-// While the parser is still adding elements, an inline script's text may be cut:
-// scan once parsing is done, then on every later change.
-const scan = () => {
-  if (current && document.readyState != 'loading') {
-    document.querySelectorAll<HTMLElement>(SELECTOR).forEach((el) => {
-      if (allowed(el)) activate(el);
-    });
-  }
+// An embed that may not load yet gets, just before it, a placeholder that names the
+// partner and offers to allow it; the embed is hidden meanwhile.
+const placehold = (el: HTMLElement) => {
+  const d = el.dataset;
+  const p = partner(d.partner);
+  const g = config.g.filter((g) => g.i == d.category)[0];
+  const name = d.partner ? p && p.n : g && tx(g.n);
+  placeholders.set(el, shadow('consent-placeholder', { 'data-partner': d.partner }, (action) => {
+    if (action == 'allow-once') {
+      once[key(el)] = true;
+      scan();
+    } else always(p ? p.g : d.category!, d.partner);
+  }, h('div', { class: 'x' },
+    h('p', null, name ? t.embed.replace(/{partner}/g, name) : t.unavailable),
+    name && buttons('allow-once', 'allow-always'))));
+  el.before(placeholders.get(el)!);
+  el.style.display = 'none';
 };
 
-let watching = false;
+// While the parser is still adding elements, an inline script's text may be cut:
+// scripts wait until parsing is done; embeds are complete when parsed, so they get
+// their placeholders at once and the page does not shift later.
+const scan = () => {
+  const loading = document.readyState == 'loading';
+  // an embed the page took away takes its placeholder with it
+  placeholders.forEach((ph, el) => el.isConnected || (ph.remove(), placeholders.delete(el)));
+  document.querySelectorAll<HTMLElement>(SELECTOR).forEach((el) => {
+    if (el instanceof HTMLScriptElement) {
+      if (!loading && allowed(el)) activate(el);
+    } else if (allowed(el)) activate(el);
+    else if (!placeholders.has(el)) placehold(el);
+  });
+};
 
-/** Loads what c grants and was not loaded yet. Nothing is ever injected twice. */
+/** Starts gating the page's elements, now and as they are added; a with what to do on
+ * "Always allow". */
+export const watch = (a: Always) => {
+  always = a;
+  document.addEventListener('DOMContentLoaded', scan);
+  new MutationObserver(scan).observe(document.documentElement, { childList: true, subtree: true });
+  scan();
+};
+
+/** Loads what c grants and was not loaded yet. Nothing is ever injected twice; a
+ * Google tag gets the Consent Mode update before it loads. */
 export const apply = (c: Choices) => {
   current = c;
   let on = false;
@@ -81,10 +131,5 @@ export const apply = (c: Choices) => {
     }
   }
   if (!on) update(false);
-  if (!watching) {
-    watching = true;
-    document.addEventListener('DOMContentLoaded', scan);
-    new MutationObserver(scan).observe(document.documentElement, { childList: true, subtree: true });
-  }
   scan();
 };

@@ -1,20 +1,24 @@
 import { config, type Choices } from './config';
-import { covers, drop, read, write } from './cookie';
+import { covers, drop, read, write, type Stored } from './cookie';
 import { defaults } from './consentmode';
-import { apply, ran } from './gate';
+import { apply, ran, watch } from './gate';
 import { send, type Action, type Surface } from './send';
-import { close, hide, open, picked, show } from './ui';
+import { close, hide, open, picked, show, type Handler } from './ui';
 
 // Entry point. Order matters: the Consent Mode defaults go first, before any Google
 // tag can run; nothing optional loads and nothing is sent before a decision.
 
 type Listener = (choices: Choices | null) => void;
 
+/** What window.consent.set takes: the categories and partners to change. */
+type Change = { categories?: Record<string, boolean>; partners?: Record<string, boolean> };
+
 declare global {
   interface Window {
     consent: {
       open(): void;
       get(): Choices | null;
+      set(change: Change): void;
       on(event: string, fn: Listener): void;
     };
   }
@@ -41,40 +45,58 @@ const uuid = () =>
     (i == 6 ? n & 15 | 64 : i == 8 ? n & 63 | 128 : n) + 256).map((n) => n.toString(16).slice(1)).join('')
     .replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
 
-/** The one code path for every decision: accept all, reject all, save, GPC. */
+/** Sends the decision s holds. If the backend cannot take it now, s is kept with a
+ * pending flag and sent again on a later page view; a 2xx or a 4xx ends that. The
+ * flag never changes the choices: they are the visitor's either way. */
+const post = (s: Stored, action: Action, surface: Surface) =>
+  send(s, action, surface).then((again) => {
+    if (stored == s && !s.s != !again) {
+      s.s = again ? 1 : undefined;
+      s.a = again ? action : undefined;
+      s.w = again ? surface : undefined;
+      write(s);
+    }
+  });
+
+/** The one code path for every decision: accept all, reject all, save, GPC, the
+ * API and a placeholder's "Always allow". sel holds the choices of a custom one. */
 const decide = (action: Action, surface: Surface, sel?: Choices) => {
   const c: Choices = { categories: {}, partners: {} };
-  let grants = false;
   for (const g of config.g) {
     c.categories[g.i] = !!g.r || (sel ? sel.categories[g.i] === true : action == 'accept_all');
-    if (!g.r && c.categories[g.i]) grants = true;
   }
   // a partner is granted only with its category; in a custom choice, switching a
   // partner on implies nothing else
   for (const p of config.q) {
-    if (c.partners[p.i] = c.categories[p.g] === true && (sel ? sel.partners[p.i] === true : action == 'accept_all')) grants = true;
+    c.partners[p.i] = c.categories[p.g] && (sel ? sel.partners[p.i] === true : action == 'accept_all');
   }
   // taking back anything granted before is a withdrawal: the partners' cookies go, and
   // tags that already run stop with a reload
   const before = choices;
   const revoked = config.q.filter((p) => before && before.partners[p.i] && !c.partners[p.i]);
   const withdrawn = !!before && (revoked.length > 0 || config.g.some((g) => before.categories[g.i] && !c.categories[g.i]));
-  if (withdrawn && (action == 'custom' || action == 'reject_all')) action = 'withdraw';
+  if (withdrawn && action != 'gpc') action = 'withdraw';
 
   const now = Math.floor(Date.now() / 1000);
-  const id = stored ? stored.i : uuid();
-  write(stored = { i: id, f: config.f, h: config.h, c: c.categories, p: c.partners, t: stored ? stored.t : now, u: now }, grants);
+  write(stored = { i: stored ? stored.i : uuid(), f: config.f, h: config.h, c: c.categories, p: c.partners, t: stored ? stored.t : now, u: now });
   revoked.forEach((p) => drop(p.k.map((k) => k[0])));
   apply(c);
-  send(id, action, surface, c);
+  const sent = post(stored, action, surface);
   whenBody(() => hide(act));
   choices = c;
   emit('change');
-  if (withdrawn && ran) location.reload();
+  if (withdrawn && ran) sent.then(() => location.reload());
 };
 
-const act = (action: string, preferences: boolean) => {
-  const surface: Surface = preferences ? 'preferences' : 'banner';
+/** A custom decision that changes only what x names; the rest stays as it was. */
+const change = (surface: Surface, x: Change) =>
+  decide('custom', surface, {
+    categories: Object.assign({}, choices && choices.categories, x.categories),
+    partners: Object.assign({}, choices && choices.partners, x.partners),
+  });
+
+const act: Handler = (action, button) => {
+  const surface: Surface = button.closest('dialog') ? 'preferences' : 'banner';
   if (action == 'accept-all') decide('accept_all', surface);
   else if (action == 'reject-all') decide('reject_all', surface);
   else if (action == 'save') decide('custom', surface, picked());
@@ -90,6 +112,7 @@ const markReady = () => {
 window.consent = {
   open: () => whenBody(() => open(act, choices, false)),
   get: () => choices,
+  set: (x) => change('api', x),
   on: (event, fn) => {
     const name = event.indexOf(':') < 0 ? 'consent:' + event : event;
     if (name == 'consent:ready' && ready) fn(choices);
@@ -105,6 +128,9 @@ document.addEventListener('click', (e) => {
   }
 });
 
+// a decision the backend could not take on an earlier page view
+if (stored && stored.s) post(stored, stored.a!, stored.w!);
+
 if (choices) {
   apply(choices);
   markReady();
@@ -119,3 +145,7 @@ if (choices) {
     markReady();
   });
 }
+
+// embeds and scripts of the page, after the stored decision (if any) applied: an
+// allowed embed then never shows a placeholder
+watch((category, partner) => change('placeholder', { categories: { [category]: true }, partners: partner ? { [partner]: true } : {} }));

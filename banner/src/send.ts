@@ -1,40 +1,30 @@
-import { config, type Choices } from './config';
+import { config } from './config';
+import type { Stored } from './cookie';
 import { lang } from './i18n';
 
 // The backend is where this script came from. document.currentScript is only set
 // while the script first runs, so this module reads it at load.
 const script = (document.currentScript ||
   document.querySelector('script[src*="/v1/banner/"]')) as HTMLScriptElement | null;
-const endpoint = script ? new URL(script.src).origin + '/v1/consents' : '';
+
+/** The backend's origin, "" if unknown. */
+export const origin = script ? new URL(script.src).origin : '';
 
 /** The actions a record can carry (consent.Action). */
 export type Action = 'accept_all' | 'reject_all' | 'custom' | 'withdraw' | 'gpc';
 
 /** Where the visitor decided (consent.Surface). */
-export type Surface = 'banner' | 'preferences' | 'browser';
+export type Surface = 'banner' | 'preferences' | 'placeholder' | 'api' | 'browser';
 
-/** Records one decision. text/plain avoids a CORS preflight; errors are swallowed:
- * the choice already applies locally whatever the backend says. */
-export const send = (id: string, action: Action, surface: Surface, choices: Choices) => {
-  const body = JSON.stringify({
-    site: config.s, consent_id: id, action, fingerprint: config.f, choices, language: lang,
-    url: location.href, surface, gpc: (navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl === true,
-  });
-  const beacon = () => {
-    try {
-      navigator.sendBeacon(endpoint, body); // a string goes as text/plain
-    } catch {
-      // nothing left to try
-    }
-  };
-  if (!endpoint) return;
-  try {
-    fetch(endpoint, {
-      method: 'POST', keepalive: true, mode: 'cors', headers: { 'Content-Type': 'text/plain' }, body,
-    }).then((r) => {
-      if (!r.ok) beacon();
-    }, beacon);
-  } catch {
-    beacon();
-  }
-};
+/** Records the decision s holds, with the fingerprint it answered. text/plain avoids
+ * a CORS preflight. Resolves to whether it must be sent again later: on a network
+ * error or a 5xx; a 2xx is done and a 4xx will never succeed. */
+export const send = (s: Stored, action: Action, surface: Surface): Promise<boolean> =>
+  fetch(origin + '/v1/consents', {
+    method: 'POST', keepalive: true, mode: 'cors', headers: { 'Content-Type': 'text/plain' },
+    body: JSON.stringify({
+      site: config.s, consent_id: s.i, action, fingerprint: s.f, choices: { categories: s.c, partners: s.p },
+      language: lang, url: location.href, surface,
+      gpc: (navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl === true,
+    }),
+  }).then((r) => r.status > 499, () => true);

@@ -2,7 +2,7 @@ import css from './banner.css';
 import { config, type Choices, type Partner, type TextKey } from './config';
 import { lang, t, tx } from './i18n';
 
-// The banner's DOM, inside an open shadow root so that the page's CSS and ours do not
+// The banner's DOM, inside open shadow roots so that the page's CSS and ours do not
 // mix. Texts are always inserted as text nodes, never parsed as HTML.
 
 type Child = Node | string | false | null | undefined;
@@ -18,49 +18,80 @@ export const h = (tag: string, attrs?: Record<string, string | boolean | undefin
   return el;
 };
 
-/** Called with the data-action of a clicked button and whether it is in the dialog. */
-export type Handler = (action: string, preferences: boolean) => void;
+/** Called with the data-action of a clicked button and the button. */
+export type Handler = (action: string, button: Element) => void;
 
-let wrap: HTMLElement | null = null;
+// the custom properties of banner.css, in the order of consent.ThemeNames
+const vars = ['bg', 'fg', 'ac', 'on', 'bd', 'fc'];
+
+/** A host element with an open shadow root that holds our styles, the site's theme
+ * and the given content; clicks on [data-action] go to act. */
+export const shadow = (tag: string, attrs: Record<string, string | undefined>, act: Handler, ...kids: Child[]) => {
+  const host = h(tag, attrs);
+  host.lang = lang;
+  // on the host: the page's context, so the site's theme wins over our defaults
+  (config.m || []).forEach((c, i) => host.style.setProperty('--' + vars[i], c));
+  const root = host.attachShadow({ mode: 'open' });
+  root.append(h('style', null, css), h('div', { class: 'w' }, ...kids));
+  root.addEventListener('click', (e) => {
+    const b = (e.target as Element).closest('[data-action]');
+    if (b) act(b.getAttribute('data-action')!, b);
+  });
+  return host;
+};
+
+let root: ShadowRoot | null = null;
+let host: Element;
 let bar: HTMLElement | null = null;
 let dialog: HTMLDialogElement | null = null;
 let fab: HTMLElement | null = null;
+// where the focus was before the banner took it, to give it back
+let back: Element | null = null;
+
+const focus = (el: Element | null) => {
+  if (el instanceof HTMLElement && el.isConnected) el.focus();
+};
 
 const mount = (act: Handler): HTMLElement => {
-  if (!wrap) {
-    const host = document.createElement('consent-banner');
-    const root = host.attachShadow({ mode: 'open' });
-    wrap = h('div', { class: 'w', lang });
-    root.append(h('style', null, css), wrap);
-    root.addEventListener('click', (e) => {
-      const b = (e.target as Element).closest('[data-action]');
-      if (b) act(b.getAttribute('data-action')!, !!b.closest('dialog'));
+  if (!root) {
+    host = shadow('consent-banner', {}, act);
+    root = host.shadowRoot!;
+    // the first layer does not block the page: an element of the page that gets the
+    // focus while the layer covers it moves the layer to the other edge (WCAG 2.4.11)
+    document.addEventListener('focusin', (e) => {
+      const r = (e.target as Element).getBoundingClientRect();
+      const b = bar && bar.getBoundingClientRect();
+      if (b && e.target != host && r.bottom > b.top && r.top < b.bottom) bar!.classList.toggle('t');
     });
     // first in the body: reached first by keyboard and screen readers; fixed, so
     // the page does not move
     document.body.prepend(host);
   }
-  return wrap;
+  return root.lastChild as HTMLElement;
 };
 
 const labels: Record<string, TextKey> = {
   'accept-all': 'acceptAll', 'reject-all': 'rejectAll', customize: 'customize', save: 'save',
+  'allow-once': 'allowOnce', 'allow-always': 'allowAlways',
 };
 
-// Accept and reject (and the rest) are the same button: same size, weight, colours.
-const buttons = (...actions: string[]) =>
+/** Buttons of equal size, weight and colours: accept and reject look the same. */
+export const buttons = (...actions: string[]) =>
   h('div', { class: 'k' }, ...actions.map((a) => h('button', { type: 'button', 'data-action': a }, t[labels[a]])));
 
 const link = (href: string, text: string) => h('a', { href, target: '_blank', rel: 'noopener' }, text);
 
-/** Shows the first layer: non-blocking, the page stays usable. */
+/** Shows the first layer: a non-blocking region, the page stays usable. It takes the
+ * focus only if nothing on the page has it, so it never interrupts typing. */
 export const show = (act: Handler) => {
-  bar = h('section', { class: 'b', role: 'region', 'aria-label': t.title },
+  bar = h('section', { class: 'b', role: 'region', 'aria-label': t.title, tabindex: '-1' },
     h('h2', null, t.title),
     h('p', null, t.body),
     h('p', null, link(config.p, t.privacy), ' · ', h('button', { type: 'button', class: 'l', 'data-action': 'partners' }, t.partners)),
     buttons('accept-all', 'reject-all', 'customize'));
   mount(act).append(bar);
+  back = document.activeElement;
+  if (!back || back == document.body) bar.focus({ preventScroll: true });
 };
 
 const toggle = (kind: string, id: string, label: string, on: boolean, always?: boolean) => {
@@ -83,13 +114,13 @@ const disclosure = (p: Partner, open: boolean) => {
   return h('details', { open }, h('summary', null, t.details), dl);
 };
 
-/** Opens the second layer with c pre-set (all off without c); partners: the partner
- * list was asked for, so its disclosures are shown unfolded. */
+/** Opens the second layer, a modal dialog, with c pre-set (all off without c);
+ * partners: the partner list was asked for, so its disclosures are unfolded. */
 export const open = (act: Handler, c: Choices | null, partners: boolean) => {
   if (dialog) return;
   const w = mount(act);
-  const back = (w.getRootNode() as ShadowRoot).activeElement || document.activeElement;
-  const d = dialog = h('dialog', { 'aria-labelledby': 'ch' }) as HTMLDialogElement;
+  const from = root!.activeElement || document.activeElement;
+  const d = dialog = h('dialog', { 'aria-labelledby': 'ch', 'aria-modal': 'true' }) as HTMLDialogElement;
   d.append(
     h('div', { class: 'r' }, h('h2', { id: 'ch' }, t.settings), h('button', { type: 'button', class: 'l', 'data-action': 'close' }, t.close)),
     h('p', null, t.controller + ': ' + [config.c, config.a, config.e].filter((x) => x).join(', ') + ' · ', link(config.p, t.privacy)),
@@ -100,11 +131,13 @@ export const open = (act: Handler, c: Choices | null, partners: boolean) => {
         toggle('partner', p.i, p.n, !!c && c.partners[p.i] === true),
         disclosure(p, partners))))),
     buttons('reject-all', 'accept-all', 'save'));
-  // Escape closes too (the native cancel): never consent
+  // Escape closes too (the native cancel): never consent. The focus goes back to
+  // where it came from, or, if that is gone with the first layer, to where it was
+  // before the banner.
   d.addEventListener('close', () => {
     d.remove();
     if (dialog == d) dialog = null;
-    if (back instanceof HTMLElement) back.focus();
+    focus(from && from.isConnected ? from : back);
   });
   w.append(d);
   d.showModal();
@@ -128,11 +161,14 @@ export const picked = (): Choices => {
   return c;
 };
 
-/** Hides the banner after a decision; the floating button stays if configured. */
+/** Hides the banner after a decision and gives the focus back if the banner had it;
+ * the floating button stays if configured. */
 export const hide = (act: Handler) => {
-  close();
+  const had = root && root.activeElement;
   bar && bar.remove();
   bar = null;
+  if (dialog) close();
+  else if (had) focus(back);
   if (config.b && !fab) {
     mount(act).append(fab = h('button', { type: 'button', class: 'f', 'data-action': 'open' }, t.settings));
   }
