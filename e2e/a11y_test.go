@@ -1,0 +1,291 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/mixvoip/consentd/config"
+)
+
+// The accessibility tests hold the banner to COMPLIANCE.md 11 (WCAG 2.2 AA) in the
+// real browser: axe-core on the shadow DOM, contrast from computed styles in light and
+// dark mode, equal buttons, target sizes, reflow, reduced motion, and keyboard-only use.
+
+// forEachSiteLang runs f as a parallel subtest per site and, one after the other,
+// per language of that site, with one Env per site.
+func forEachSiteLang(t *testing.T, f func(t *testing.T, env *Env, site, lang string)) {
+	t.Helper()
+	MustBrowser(t)
+	t.Parallel()
+	cfg, err := config.Load(sitesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, site := range cfg.SiteKeys() {
+		t.Run(site, func(t *testing.T) {
+			t.Parallel()
+			env := MustEnv(t, site)
+			for _, lang := range cfg.Sites[site].Languages {
+				t.Run(lang, func(t *testing.T) { f(t, env, site, lang) })
+			}
+		})
+	}
+}
+
+// layer1Buttons lists the first layer's equal buttons as [action, element].
+const layer1Buttons = `['accept-all', 'reject-all', 'customize'].map((a) => [a, layer1(a)])`
+
+// layer2Buttons lists the second layer's equal buttons as [action, element].
+const layer2Buttons = `['accept-all', 'reject-all', 'save'].map((a) => [a, inDialog('[data-action="' + a + '"]')])`
+
+// TestA11yBanner checks both layers of the banner in every language of every site:
+// no axe-core WCAG 2.2 A/AA violation and contrast of at least 4.5:1 in light and
+// dark mode, lang set, a labelled region or modal dialog, equal buttons, 24 px
+// targets, reflow at 320 px and at 200 % zoom, and no motion with reduced motion.
+func TestA11yBanner(t *testing.T) {
+	forEachSiteLang(t, func(t *testing.T, env *Env, site, lang string) {
+		p := MustOpenPage(t, env, site)
+		p.MustViewport(desktop)
+		p.MustMedia("light", false)
+		p.MustNavigateLang(lang)
+		p.MustBannerVisible()
+		p.MustInjectAxe()
+
+		for _, layer := range []struct{ name, buttons, anchor, container string }{
+			{"layer 1", layer1Buttons, `layer1('accept-all')`, `[role=region], [role=dialog], section[aria-label], section[aria-labelledby], dialog`},
+			{"layer 2", layer2Buttons, `inDialog('[data-action="save"]')`, `dialog`},
+		} {
+			if layer.name == "layer 2" {
+				p.MustClick(`"Customize"`, `layer1('customize')`)
+				p.MustDialogOpen()
+				// every disclosure unfolded, so that its texts and links are checked too
+				MustEval[bool](t, p, `(root().querySelectorAll('dialog details').forEach((d) => { d.open = true; }), true)`)
+			}
+			where := func(what string) string { return site + " " + lang + " " + layer.name + " " + what }
+
+			// lang: the banner says its language itself, whatever the page says.
+			if got := MustEval[string](t, p, `(() => { const el = `+layer.anchor+`; const l = el && el.closest('[lang]'); return l ? l.getAttribute('lang') : (document.querySelector('consent-banner').getAttribute('lang') || '(none)'); })()`); got != lang {
+				t.Errorf("%s: the banner's lang is %q, want %q", where(""), got, lang)
+			}
+			mustLabelledContainer(t, p, where(""), layer.anchor, layer.container)
+
+			for _, scheme := range []Scheme{"light", "dark"} {
+				p.MustMedia(scheme, false)
+				MustAxe(t, p, where(string(scheme)), scheme != "light")
+				MustTextContrast(t, p, where(string(scheme)))
+				MustSwitchContrast(t, p, where(string(scheme)))
+			}
+			p.MustMedia("light", false)
+
+			for _, v := range []Viewport{desktop, mobile, narrow, zoom200} {
+				p.MustViewport(v)
+				MustEqualButtons(t, p, where(v.Name), layer.buttons)
+				MustTargetSize(t, p, where(v.Name))
+				MustReflow(t, p, where(v.Name), layer.buttons)
+			}
+			p.MustViewport(desktop)
+
+			p.MustMedia("light", true)
+			MustNoMotion(t, p, where("reduced motion"))
+			p.MustMedia("light", false)
+		}
+	})
+}
+
+// mustLabelledContainer fails tb unless the element anchor gives sits in a container
+// (selector) with an accessible name: a labelled region for the first layer, a
+// labelled modal dialog for the second (COMPLIANCE.md 11).
+func mustLabelledContainer(tb testing.TB, p *Page, where, anchor, selector string) {
+	tb.Helper()
+	got := MustEval[map[string]string](tb, p, `(() => {
+  const el = `+anchor+`, c = el && el.closest(`+jsString(selector)+`);
+  if (!c) return { error: 'no container matching ' + `+jsString(selector)+` + ' around the buttons' };
+  const ids = (c.getAttribute('aria-labelledby') || '').split(/\s+/).filter(Boolean);
+  const name = (c.getAttribute('aria-label') || ids.map((id) => { const l = c.getRootNode().getElementById(id); return l ? l.textContent : ''; }).join(' ')).trim();
+  return { tag: c.tagName.toLowerCase(), role: c.getAttribute('role') || '', name, modal: String(c.tagName === 'DIALOG' ? c.matches(':modal') : c.getAttribute('aria-modal') === 'true') };
+})()`)
+	switch {
+	case got["error"] != "":
+		tb.Errorf("%s: %s", where, got["error"])
+	case got["name"] == "":
+		tb.Errorf("%s: the banner's <%s role=%q> has no accessible name (aria-label or aria-labelledby)", where, got["tag"], got["role"])
+	case got["tag"] == "dialog" && got["modal"] != "true":
+		tb.Errorf("%s: the preferences <dialog> is not modal (open it with showModal())", where)
+	}
+}
+
+// TestA11yKeyboard completes every decision with the keyboard only (real key events:
+// Tab, Shift+Tab, Enter, Space, Escape), checks the focus indicator of every banner
+// element it passes, that Escape is never consent, and that focus returns after the
+// preferences close.
+func TestA11yKeyboard(t *testing.T) {
+	MustBrowser(t)
+	t.Parallel()
+	cfg, err := config.Load(sitesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const maxTabs = 60
+	isAction := func(action string, dialog bool) string {
+		return `(a) => !!a && inBanner(a) && a.getAttribute('data-action') === '` + action + `' && !!a.closest('dialog') === ` + map[bool]string{true: "true", false: "false"}[dialog]
+	}
+	for _, site := range cfg.SiteKeys() {
+		t.Run(site, func(t *testing.T) {
+			t.Parallel()
+			env := MustEnv(t, site)
+			open := func(t *testing.T) *Page {
+				p := MustOpenPage(t, env, site)
+				p.MustFocusEmulation()
+				p.MustViewport(desktop)
+				p.MustNavigate()
+				p.MustBannerVisible()
+				return p
+			}
+
+			t.Run("accept-all", func(t *testing.T) {
+				p := open(t)
+				p.MustTabTo(`"Accept all"`, isAction("accept-all", false), false, maxTabs)
+				p.MustPress(kb.Enter)
+				p.MustBannerHidden()
+				s := p.MustCookie(nil)
+				if !s.Categories["advertising"] {
+					t.Errorf("Enter on \"Accept all\" stored %v, want advertising granted", s.Categories)
+				}
+				if r := env.MustRecords(t, s.ID, 1)[0]; r.Action != "accept_all" {
+					t.Errorf("record action %s, want accept_all", r.Action)
+				}
+			})
+
+			t.Run("reject-all", func(t *testing.T) {
+				p := open(t)
+				// past "Reject all" to "Customize", then back with Shift+Tab; Space activates
+				p.MustTabTo(`"Customize"`, isAction("customize", false), false, maxTabs)
+				p.MustTabTo(`"Reject all"`, isAction("reject-all", false), true, 5)
+				p.MustPress(" ")
+				p.MustBannerHidden()
+				s := p.MustCookie(nil)
+				if s.Categories["advertising"] {
+					t.Errorf("Space on \"Reject all\" stored %v, want advertising refused", s.Categories)
+				}
+				if r := env.MustRecords(t, s.ID, 1)[0]; r.Action != "reject_all" {
+					t.Errorf("record action %s, want reject_all", r.Action)
+				}
+			})
+
+			t.Run("customize", func(t *testing.T) {
+				p := open(t)
+				mark := env.Requests.Mark()
+				p.MustTabTo(`"Customize"`, isAction("customize", false), false, maxTabs)
+				p.MustPress(kb.Enter)
+				p.MustDialogOpen()
+				mustFocusInDialog(t, p, "after Enter on \"Customize\"")
+				p.MustTabTo("the advertising switch", `(a) => !!a && inBanner(a) && a.getAttribute('data-category') === 'advertising'`, false, maxTabs)
+				p.MustPress(" ")
+				p.MustWaitJS("Space switched advertising on", `inDialog('input[data-category="advertising"]').checked`)
+				p.MustTabTo(`"Save"`, isAction("save", true), false, maxTabs)
+				p.MustNoBackendPost(mark)
+				p.MustPress(kb.Enter)
+				p.MustBannerHidden()
+				s := p.MustCookie(nil)
+				if !s.Categories["advertising"] {
+					t.Errorf("Save stored categories %v, want advertising granted", s.Categories)
+				}
+				for id, on := range s.Partners {
+					if on {
+						t.Errorf("Save stored partner %s granted; only the category was switched on", id)
+					}
+				}
+				if r := env.MustRecords(t, s.ID, 1)[0]; r.Action != "custom" {
+					t.Errorf("record action %s, want custom", r.Action)
+				}
+			})
+
+			t.Run("escape", func(t *testing.T) {
+				p := open(t)
+				mark := env.Requests.Mark()
+				p.MustPress(kb.Escape) // on the first layer: nothing happens
+				p.MustTabTo(`"Customize"`, isAction("customize", false), false, maxTabs)
+				p.MustPress(kb.Enter)
+				p.MustDialogOpen()
+				mustFocusInDialog(t, p, "after Enter on \"Customize\"")
+				p.MustTabTo("the advertising switch", `(a) => !!a && inBanner(a) && a.getAttribute('data-category') === 'advertising'`, false, maxTabs)
+				p.MustPress(" ") // a change that Escape must throw away
+				p.MustPress(kb.Escape)
+				p.MustWaitJS("Escape closed the preferences", `!inDialog('[data-action]')`)
+				p.MustBannerVisible()
+				if f := p.MustFocus(isAction("customize", false)); !f.Match {
+					t.Errorf("after Escape focus is on %s, want back on \"Customize\" where it was", f.Desc)
+				}
+				// Anything Escape sent would be on its way by now.
+				time.Sleep(300 * time.Millisecond)
+				p.MustNoConsentCookie("after Escape")
+				for _, r := range env.Requests.Backend(mark) {
+					t.Errorf("after Escape: request to %s: %s (Escape is never consent)", backendHost, r)
+				}
+				if !MustEval[bool](t, p, `window.consent.get() === null`) {
+					t.Error("after Escape window.consent.get() is not null")
+				}
+			})
+		})
+	}
+}
+
+// mustFocusInDialog fails tb unless keyboard focus is inside the open preferences.
+func mustFocusInDialog(tb testing.TB, p *Page, when string) {
+	tb.Helper()
+	var f Focused
+	MustEventually(tb, "focus moves into the preferences "+when, func() (bool, string) {
+		f = p.MustFocus(`(a) => !!a && inBanner(a) && !!a.closest('dialog[open]')`)
+		return f.Match, "focus on " + f.Desc
+	})
+}
+
+// TestA11yFocusNotObscured tabs through the whole page with the first layer shown:
+// no focused element of the page may be entirely hidden behind the banner (WCAG
+// 2.2 2.4.11 Focus Not Obscured), on desktop and on a phone.
+func TestA11yFocusNotObscured(t *testing.T) {
+	MustBrowser(t)
+	t.Parallel()
+	cfg, err := config.Load(sitesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, site := range cfg.SiteKeys() {
+		t.Run(site, func(t *testing.T) {
+			t.Parallel()
+			env := MustEnv(t, site)
+			for _, v := range []Viewport{desktop, mobile} {
+				p := MustOpenPage(t, env, site)
+				p.MustFocusEmulation()
+				p.MustViewport(v)
+				p.MustNavigate()
+				p.MustBannerVisible()
+				var path []string
+				seen := map[string]bool{}
+				for range 40 {
+					p.MustPress(kb.Tab)
+					f := p.MustFocus(`() => false`)
+					if seen[f.Desc] {
+						break // round the page once
+					}
+					seen[f.Desc] = true
+					path = append(path, f.Desc)
+					p.mustFocusVisible(f)
+					if f.Obscured != "" {
+						t.Errorf("%s %s: keyboard focus on %s, which is %s (WCAG 2.4.11)", site, v.Name, f.Desc, f.Obscured)
+					}
+				}
+				if !strings.Contains(strings.Join(path, "\n"), "consent-banner") {
+					t.Errorf("%s %s: Tab never reached the banner; focus went through %v", site, v.Name, path)
+				}
+				if err := chromedp.Cancel(p.ctx); err != nil {
+					t.Logf("close tab: %v", err)
+				}
+			}
+		})
+	}
+}
