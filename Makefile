@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.Version=$(VERSION)
 ADDR     ?= :8080
 
-.PHONY: run build test typecheck lint fuzz bench clean
+.PHONY: run build test typecheck lint fuzz bench screenshots clean
 
 ## run: start consentd with the shipped sites.yaml, demo pages on, records in data/
 run: build
@@ -42,6 +42,11 @@ fuzz:
 bench:
 	$(GO) test ./store/... -run '^$$' -bench . -benchtime 2000x
 	$(GO) run ./bench/load
+
+## screenshots: the banner of every site, language, desktop/mobile and layer as PNGs in
+## docs/screenshots (consentd in-process, headless Chromium)
+screenshots:
+	$(GO) run ./tools/screenshots -config sites.yaml -out docs/screenshots
 
 clean:
 	rm -rf bin data node_modules
