@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"html/template"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +33,26 @@ const partnerDomain = ".partner.test"
 
 // disabledSnippetHost serves the page's own snippet for a partner that is not enabled.
 const disabledSnippetHost = "disabled" + partnerDomain
+
+// EmbedHost serves the embeds (video iframes, images) that the /embeds page gates.
+const EmbedHost = "embed" + partnerDomain
+
+// Paths of the host pages besides the home page "/": the same page deeper in the site
+// (partners' cookies get that path by default), and one with gated embeds.
+const (
+	DeepPath   = "/shop/item/"
+	EmbedsPath = "/embeds"
+)
+
+// ConsentsMode is how the backend answers POST /v1/consents.
+type ConsentsMode int32
+
+// The ways POST /v1/consents can answer; the rest of the backend stays up.
+const (
+	ConsentsUp          ConsentsMode = iota // the real handler
+	ConsentsUnavailable                     // 503 with the error body (CORS allowed), nothing stored
+	ConsentsHangUp                          // the connection is closed without an answer
+)
 
 // Request is one HTTP request that reached the local server.
 type Request struct {
@@ -98,7 +120,8 @@ type Env struct {
 	Store    *bolt.Store
 	Requests *Requests
 
-	pages map[string]pageData // per site key, fixed at start
+	pages    map[string]pageData // per site key, fixed at start
+	consents atomic.Int32        // a ConsentsMode
 }
 
 type pageData struct {
@@ -107,6 +130,8 @@ type pageData struct {
 	Lang     string
 	Port     string
 	Disabled string // a partner id that is not enabled for the site
+	Embed    string // the enabled partner whose embeds the /embeds page shows
+	Embeds   bool   // the page is /embeds
 }
 
 // MustEnv starts an Env for tb that serves site, and stops it when tb ends. Only
@@ -149,7 +174,7 @@ func MustEnv(tb testing.TB, site string) *Env {
 				break
 			}
 		}
-		e.pages[key] = pageData{Site: key, Name: strings.ToUpper(key[:1]) + key[1:], Lang: site.Languages[0], Port: port, Disabled: disabled}
+		e.pages[key] = pageData{Site: key, Name: strings.ToUpper(key[:1]) + key[1:], Lang: site.Languages[0], Port: port, Disabled: disabled, Embed: embedPartner(site)}
 	}
 	e.Config = cfg
 
@@ -181,6 +206,27 @@ func (e *Env) PageURL(site string) string { return e.Origin(site) + "/" }
 // must never run.
 func (e *Env) DisabledPartner(site string) string { return e.pages[site].Disabled }
 
+// EmbedPartner returns the enabled partner whose embeds the site's /embeds page gates
+// (the last enabled one in catalog order).
+func (e *Env) EmbedPartner(site string) string { return e.pages[site].Embed }
+
+// EmbedURL returns the address of an embed on EmbedHost.
+func (e *Env) EmbedURL(path string) string { return "http://" + EmbedHost + ":" + e.Port + path }
+
+// SetConsents switches how POST /v1/consents answers from now on: ConsentsUp for the
+// real handler, or a failure. Every request is still recorded in e.Requests.
+func (e *Env) SetConsents(m ConsentsMode) { e.consents.Store(int32(m)) }
+
+func embedPartner(site *consent.Site) string {
+	id := ""
+	for _, p := range site.Partners {
+		if p.Enabled {
+			id = p.ID
+		}
+	}
+	return id
+}
+
 // ServeHTTP dispatches by host name, recording every request first.
 func (e *Env) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host := r.Host
@@ -190,15 +236,36 @@ func (e *Env) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.Requests.add(Request{Host: host, Method: r.Method, Path: r.URL.Path, At: time.Now()})
 	switch {
 	case host == backendHost:
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/consents" && e.failConsents(w, r) {
+			return
+		}
 		e.Server.ServeHTTP(w, r)
+	case host == EmbedHost:
+		// A third-party embed: a tiny document for iframes, a pixel for images.
+		w.Header().Set("Cache-Control", "no-store")
+		if strings.HasSuffix(r.URL.Path, ".gif") {
+			w.Header().Set("Content-Type", "image/gif")
+			_, _ = w.Write(pixelGIF)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, "<!doctype html><title>embed</title><p>"+template.HTMLEscapeString(r.URL.Path)+"</p>")
 	case strings.HasSuffix(host, partnerDomain):
-		// A partner's tag: it only says that it ran. no-store: a reload must ask again.
+		// A partner's tag: it says that it ran, and sets the cookies sites.yaml declares
+		// for the partner the way tags do. no-store: a reload must ask again.
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		_, _ = io.WriteString(w, "(window.partnerTags=window.partnerTags||[]).push("+strconv.Quote(host)+");\n")
+		_, _ = io.WriteString(w, partnerTagJS(host, e.declaredCookies(strings.TrimSuffix(host, partnerDomain))))
 	default:
 		pd, ok := e.pages[strings.TrimPrefix(host, "www.")]
-		if !ok || r.URL.Path != "/" {
+		switch {
+		case !ok:
+			http.NotFound(w, r)
+			return
+		case r.URL.Path == "/" || r.URL.Path == DeepPath:
+		case r.URL.Path == EmbedsPath:
+			pd.Embeds = true
+		default:
 			http.NotFound(w, r)
 			return
 		}
@@ -214,6 +281,86 @@ func (e *Env) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// failConsents answers a POST /v1/consents as the current ConsentsMode says, and
+// reports whether it did (false: the real handler answers).
+func (e *Env) failConsents(w http.ResponseWriter, r *http.Request) bool {
+	switch ConsentsMode(e.consents.Load()) {
+	case ConsentsUnavailable:
+		// As consentd answers with a full queue: CORS allowed, so the page sees the 503.
+		if origin := r.Header.Get("Origin"); origin != "" {
+			w.Header().Set("Access-Control-Allow-Origin", origin)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error":{"code":"unavailable","message":"e2e: the backend is down"}}`)
+		return true
+	case ConsentsHangUp:
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.Close()
+				return true
+			}
+		}
+		panic(http.ErrAbortHandler) // closes the connection too
+	}
+	return false
+}
+
+// DeclaredCookies returns the cookie names a partner's tag sets in the page: those
+// sites.yaml declares for it, a prefix pattern ("_gcl_*") as one name with that prefix.
+func DeclaredCookies(p *consent.Partner) []string {
+	var names []string
+	for _, c := range p.Cookies {
+		if prefix, ok := strings.CutSuffix(c.Name, "*"); ok {
+			names = append(names, prefix+"e2e")
+		} else {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
+
+func (e *Env) declaredCookies(partner string) []string {
+	for _, s := range e.Config.Sites {
+		if p := s.Partner(partner); p != nil {
+			return DeclaredCookies(p)
+		}
+	}
+	return nil
+}
+
+// partnerTagJS is what a fake partner host serves as its tag: it records that it ran
+// (window.partnerTags, and a {event: "tag-loaded:<host>"} marker in window.dataLayer,
+// so that a test sees where in the Consent Mode sequence the tag ran), then sets each
+// cookie name host-only and on the registrable domain, with path / and with the
+// page's own directory (a cookie set without Path gets that one).
+func partnerTagJS(host string, cookies []string) string {
+	names, _ := json.Marshal(cookies)
+	return `(function () {
+  var h = ` + strconv.Quote(host) + `;
+  (window.partnerTags = window.partnerTags || []).push(h);
+  (window.dataLayer = window.dataLayer || []).push({ event: 'tag-loaded:' + h });
+  var apex = location.hostname.replace(/^www\./, '');
+  var dir = location.pathname.replace(/[^\/]*$/, '');
+  var paths = dir == '/' ? ['/'] : ['/', dir];
+  ` + string(names) + `.forEach(function (n) {
+    paths.forEach(function (p) {
+      document.cookie = n + '=' + h + ';Max-Age=7776000;Path=' + p + ';SameSite=Lax';
+      document.cookie = n + '=' + h + ';Max-Age=7776000;Path=' + p + ';Domain=' + apex + ';SameSite=Lax';
+    });
+  });
+})();
+`
+}
+
+// pixelGIF is a transparent 1x1 GIF.
+var pixelGIF = []byte{
+	0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+	0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+}
+
 // WithPartner returns a copy of e.Config in which partner is switched on or off for
 // site, as marketing would do in sites.yaml.
 func (e *Env) WithPartner(site, partner string, enabled bool) *config.Config {
@@ -227,6 +374,21 @@ func (e *Env) WithPartner(site, partner string, enabled bool) *config.Config {
 					c.Partners[i].Enabled = enabled
 				}
 			}
+		}
+		out.Sites[k] = &c
+	}
+	return out
+}
+
+// WithLifetimes returns a copy of e.Config in which site keeps a consent and a refusal
+// for the given times, as cookie.consent_days and cookie.refusal_days would say.
+func (e *Env) WithLifetimes(site string, consentLifetime, refusalLifetime time.Duration) *config.Config {
+	out := &config.Config{File: e.Config.File, Sites: map[string]*consent.Site{}}
+	for k, s := range e.Config.Sites {
+		c := *s
+		if k == site {
+			c.Cookie.ConsentLifetime = consentLifetime
+			c.Cookie.RefusalLifetime = refusalLifetime
 		}
 		out.Sites[k] = &c
 	}
@@ -327,7 +489,13 @@ var hostPage = template.Must(template.New("page").Parse(`<!doctype html>
 </head>
 <body>
 <header><strong>{{.Name}}</strong> <nav><a href="#products">Products</a> <a href="#contact">Contact</a></nav></header>
-<main>
+<main>{{if .Embeds}}
+  <section id="embeds">
+    <h2>Our product video</h2>
+    <iframe id="embed-video" title="Product video" width="320" height="180" data-category="advertising" data-partner="{{.Embed}}" data-src="http://embed.partner.test:{{.Port}}/video"></iframe>
+    <img id="embed-img" alt="" width="1" height="1" data-category="advertising" data-partner="{{.Embed}}" data-src="http://embed.partner.test:{{.Port}}/pixel.gif">
+    <iframe id="embed-disabled" title="Disabled partner's video" width="320" height="180" data-category="advertising" data-partner="{{.Disabled}}" data-src="http://embed.partner.test:{{.Port}}/disabled-video"></iframe>
+  </section>{{end}}
   <section class="hero"><h1>Cloud telephony for growing teams</h1><p>Numbers in 60 countries and a support team that picks up.</p></section>
   <section class="cards" id="products">
     <div class="card"><h2>Cloud PBX</h2><p>Your company switchboard, hosted in Luxembourg.</p></div>

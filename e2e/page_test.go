@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -143,10 +144,23 @@ type probeResult struct {
 // once it is visible and nothing covers it.
 func (p *Page) MustClick(what, expr string) {
 	p.tb.Helper()
+	p.mustClick(what, `probe(`+expr+`, true)`)
+}
+
+// MustClickScrolledTop clicks like MustClick, but first scrolls the element to the
+// top of the viewport: for page content that the non-blocking first layer (fixed at
+// the bottom) covers at the viewport's centre, as a visitor would scroll it into view.
+func (p *Page) MustClickScrolledTop(what, expr string) {
+	p.tb.Helper()
+	p.mustClick(what, `((el) => { if (el) el.scrollIntoView({ block: 'start', inline: 'center' }); return probe(el, false); })(`+expr+`)`)
+}
+
+func (p *Page) mustClick(what, probeExpr string) {
+	p.tb.Helper()
 	var at probeResult
 	MustEventually(p.tb, what+" can be clicked", func() (bool, string) {
 		var err error
-		at, err = eval[probeResult](p, `probe(`+expr+`, true)`)
+		at, err = eval[probeResult](p, probeExpr)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -369,4 +383,117 @@ func equalSets(a, b map[string]bool) bool {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return strings.ReplaceAll(string(b), "'", `\u0027`)
+}
+
+// MustNavigatePath opens path (such as DeepPath or EmbedsPath) on the site's www host
+// and waits for its load event.
+func (p *Page) MustNavigatePath(path string) {
+	p.tb.Helper()
+	u := p.Env.Origin(p.Site.Key) + path
+	if err := chromedp.Do(p.ctx, chromedp.Navigate(u)); err != nil {
+		p.tb.Fatalf("navigate to %s: %v", u, err)
+	}
+}
+
+// MustInitScript makes src run in every document the tab opens from now on, before
+// the page's own scripts: the way to emulate a browser feature (GPC, blocked cookies)
+// or to listen for events the banner fires while the page loads.
+func (p *Page) MustInitScript(src string) {
+	p.tb.Helper()
+	if _, err := chromedp.Call(p.ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: src}); err != nil {
+		p.tb.Fatalf("add a script to every new document: %v", err)
+	}
+}
+
+// MustBrowserCookies returns every cookie the browser would send to any of urls,
+// each (name, domain, path) once.
+func (p *Page) MustBrowserCookies(urls ...string) []*network.Cookie {
+	p.tb.Helper()
+	res, err := chromedp.Call(p.ctx, network.GetCookies, network.GetCookiesParams{URLs: urls})
+	if err != nil {
+		p.tb.Fatalf("read the cookies of %v: %v", urls, err)
+	}
+	return res.Cookies
+}
+
+// MustSetCookie stores a cookie in the browser as if a response had set it.
+func (p *Page) MustSetCookie(c network.SetCookieParams) {
+	p.tb.Helper()
+	if _, err := chromedp.Call(p.ctx, network.SetCookie, c); err != nil {
+		p.tb.Fatalf("set cookie %s: %v", c.Name, err)
+	}
+}
+
+// MustDeleteCookie deletes the cookie named name with exactly domain and path.
+func (p *Page) MustDeleteCookie(name, domain, path string) {
+	p.tb.Helper()
+	if _, err := chromedp.Call(p.ctx, network.DeleteCookies, network.DeleteCookiesParams{Name: name, Domain: domain, Path: path}); err != nil {
+		p.tb.Fatalf("delete cookie %s: %v", name, err)
+	}
+}
+
+// MustRawCookie returns the consent cookie's JSON as a map of its fields, or nil
+// when the browser holds no such cookie; for fields Stored does not name.
+func (p *Page) MustRawCookie() map[string]json.RawMessage {
+	p.tb.Helper()
+	for _, c := range p.MustBrowserCookies(p.Env.PageURL(p.Site.Key)) {
+		if c.Name != p.Site.Cookie.Name {
+			continue
+		}
+		raw, err := url.PathUnescape(c.Value)
+		if err != nil {
+			p.tb.Fatalf("cookie value %q: %v", c.Value, err)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+			p.tb.Fatalf("cookie value %q: %v", raw, err)
+		}
+		return m
+	}
+	return nil
+}
+
+// MustMarkDocument tags the current document, so that MustWaitNewDocument can tell
+// when the banner (or anything else) has reloaded the page.
+func (p *Page) MustMarkDocument() {
+	p.tb.Helper()
+	MustEval[bool](p.tb, p, `(window.__e2eOldDocument = true)`)
+}
+
+// MustWaitNewDocument waits until the document marked by MustMarkDocument is gone
+// and its successor has finished loading.
+func (p *Page) MustWaitNewDocument(what string) {
+	p.tb.Helper()
+	p.MustWaitJS(what, `!window.__e2eOldDocument && document.readyState === 'complete'`)
+}
+
+// MustRecordAt checks one stored record as MustRecord does, for a decision taken on
+// the page at url instead of the home page.
+func MustRecordAt(tb testing.TB, p *Page, r *consent.Record, url string, action consent.Action, surface consent.Surface, fingerprint string, categories, partners map[string]bool) {
+	tb.Helper()
+	if r.URL != url {
+		tb.Errorf("record url = %q, want %q", r.URL, url)
+	}
+	c := *r
+	c.URL = p.Env.PageURL(p.Site.Key)
+	MustRecord(tb, p, &c, action, surface, fingerprint, categories, partners)
+}
+
+// MustRequestedHosts waits until every host of want was requested after mark, then
+// fails tb unless exactly those were. Unlike MustPartnerHosts it does not compare the
+// page's <script> elements, so want may hold embed hosts.
+func (p *Page) MustRequestedHosts(mark int, want map[string]bool) {
+	p.tb.Helper()
+	MustEventually(p.tb, fmt.Sprintf("hosts %v are requested", keys(want)), func() (bool, string) {
+		got := p.Env.Requests.PartnerHosts(mark)
+		for h := range want {
+			if !got[h] {
+				return false, fmt.Sprintf("requested so far: %v", keys(got))
+			}
+		}
+		return true, ""
+	})
+	if got := p.Env.Requests.PartnerHosts(mark); !equalSets(got, want) {
+		p.tb.Errorf("partner hosts requested = %v, want exactly %v", keys(got), keys(want))
+	}
 }
