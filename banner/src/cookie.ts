@@ -41,7 +41,7 @@ export const read = (): Stored | null => {
     if (name == config.k.n) {
       try {
         const s = JSON.parse(decodeURIComponent(value));
-        if (s && typeof s.i == 'string' && typeof s.f == 'string' && s.c && s.p) return s;
+        if (s && s.i && s.f && s.c && s.p) return s;
       } catch {
         // unreadable: ask again
       }

@@ -21,8 +21,6 @@ export let ran = false;
 type Always = (category: string, partner?: string) => void;
 let always: Always;
 
-const head = () => document.head || document.documentElement;
-
 const inject = (tag: Tag) => {
   const s = document.createElement('script');
   if (tag.s) {
@@ -31,7 +29,7 @@ const inject = (tag: Tag) => {
   } else {
     s.text = tag.i || '';
   }
-  head().appendChild(s);
+  (document.head || document.documentElement).appendChild(s);
 };
 
 const key = (el: HTMLElement) => el.dataset.partner || '#' + el.dataset.category;

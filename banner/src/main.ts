@@ -2,7 +2,7 @@ import { config, type Choices } from './config';
 import { covers, drop, read, write, type Stored } from './cookie';
 import { defaults } from './consentmode';
 import { apply, ran, watch } from './gate';
-import { send, type Action, type Surface } from './send';
+import { gpc, send, type Action, type Surface } from './send';
 import { close, hide, open, picked, show, type Handler } from './ui';
 
 // Entry point. Order matters: the Consent Mode defaults go first, before any Google
@@ -135,7 +135,7 @@ if (choices) {
   apply(choices);
   markReady();
   whenBody(() => hide(act));
-} else if ((navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl === true) {
+} else if (gpc) {
   // GPC is a refusal of advertising: recorded as such, no banner needed
   decide('gpc', 'browser');
   markReady();

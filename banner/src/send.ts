@@ -10,6 +10,9 @@ const script = (document.currentScript ||
 /** The backend's origin, "" if unknown. */
 export const origin = script ? new URL(script.src).origin : '';
 
+/** Whether the browser sends the Global Privacy Control signal. */
+export const gpc = (navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl === true;
+
 /** The actions a record can carry (consent.Action). */
 export type Action = 'accept_all' | 'reject_all' | 'custom' | 'withdraw' | 'gpc';
 
@@ -25,6 +28,6 @@ export const send = (s: Stored, action: Action, surface: Surface): Promise<boole
     body: JSON.stringify({
       site: config.s, consent_id: s.i, action, fingerprint: s.f, choices: { categories: s.c, partners: s.p },
       language: lang, url: location.href, surface,
-      gpc: (navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl === true,
+      gpc,
     }),
   }).then((r) => r.status > 499, () => true);

@@ -70,14 +70,11 @@ const mount = (act: Handler): HTMLElement => {
   return root.lastChild as HTMLElement;
 };
 
-const labels: Record<string, TextKey> = {
-  'accept-all': 'acceptAll', 'reject-all': 'rejectAll', customize: 'customize', save: 'save',
-  'allow-once': 'allowOnce', 'allow-always': 'allowAlways',
-};
-
-/** Buttons of equal size, weight and colours: accept and reject look the same. */
+/** Buttons of equal size, weight and colours: accept and reject look the same. Each
+ * one's text is the action in camelCase: "accept-all" → t.acceptAll. */
 export const buttons = (...actions: string[]) =>
-  h('div', { class: 'k' }, ...actions.map((a) => h('button', { type: 'button', 'data-action': a }, t[labels[a]])));
+  h('div', { class: 'k' }, ...actions.map((a) => h('button', { 'data-action': a },
+    t[a.replace(/-(.)/g, (_, c: string) => c.toUpperCase()) as TextKey])));
 
 const link = (href: string, text: string) => h('a', { href, target: '_blank', rel: 'noopener' }, text);
 
@@ -85,9 +82,10 @@ const link = (href: string, text: string) => h('a', { href, target: '_blank', re
  * focus only if nothing on the page has it, so it never interrupts typing. */
 export const show = (act: Handler) => {
   bar = h('section', { class: 'b', role: 'region', 'aria-label': t.title, tabindex: '-1' },
-    h('h2', null, t.title),
-    h('p', null, t.body),
-    h('p', null, link(config.p, t.privacy), ' · ', h('button', { type: 'button', class: 'l', 'data-action': 'partners' }, t.partners)),
+    h('div', { class: 's' },
+      h('h2', null, t.title),
+      h('p', null, t.body),
+      h('p', null, link(config.p, t.privacy), ' · ', h('button', { class: 'l', 'data-action': 'partners' }, t.partners))),
     buttons('accept-all', 'reject-all', 'customize'));
   mount(act).append(bar);
   back = document.activeElement;
@@ -122,14 +120,15 @@ export const open = (act: Handler, c: Choices | null, partners: boolean) => {
   const from = root!.activeElement || document.activeElement;
   const d = dialog = h('dialog', { 'aria-labelledby': 'ch', 'aria-modal': 'true' }) as HTMLDialogElement;
   d.append(
-    h('div', { class: 'r' }, h('h2', { id: 'ch' }, t.settings), h('button', { type: 'button', class: 'l', 'data-action': 'close' }, t.close)),
-    h('p', null, t.controller + ': ' + [config.c, config.a, config.e].filter((x) => x).join(', ') + ' · ', link(config.p, t.privacy)),
-    ...config.g.map((g) => h('div', { class: 'c' },
-      toggle('category', g.i, tx(g.n), !!g.r || (!!c && c.categories[g.i] === true), g.r),
-      h('p', null, tx(g.d)),
-      ...config.q.filter((p) => p.g == g.i).map((p) => h('div', { class: 'p' },
-        toggle('partner', p.i, p.n, !!c && c.partners[p.i] === true),
-        disclosure(p, partners))))),
+    h('div', { class: 's' },
+      h('div', { class: 'r' }, h('h2', { id: 'ch' }, t.settings), h('button', { class: 'l', 'data-action': 'close' }, t.close)),
+      h('p', null, t.controller + ': ' + [config.c, config.a, config.e].filter((x) => x).join(', ') + ' · ', link(config.p, t.privacy)),
+      ...config.g.map((g) => h('div', { class: 'c' },
+        toggle('category', g.i, tx(g.n), !!g.r || (!!c && c.categories[g.i] === true), g.r),
+        h('p', null, tx(g.d)),
+        ...config.q.filter((p) => p.g == g.i).map((p) => h('div', { class: 'p' },
+          toggle('partner', p.i, p.n, !!c && c.partners[p.i] === true),
+          disclosure(p, partners)))))),
     buttons('reject-all', 'accept-all', 'save'));
   // Escape closes too (the native cancel): never consent. The focus goes back to
   // where it came from, or, if that is gone with the first layer, to where it was
@@ -170,6 +169,6 @@ export const hide = (act: Handler) => {
   if (dialog) close();
   else if (had) focus(back);
   if (config.b && !fab) {
-    mount(act).append(fab = h('button', { type: 'button', class: 'f', 'data-action': 'open' }, t.settings));
+    mount(act).append(fab = h('button', { class: 'f', 'data-action': 'open' }, t.settings));
   }
 };
