@@ -63,10 +63,14 @@ const activate = (el: HTMLElement) => {
     if (ph) {
       ph.remove();
       placeholders.delete(el);
-      el.style.display = '';
     }
-    el.removeAttribute('data-src');
-    el.setAttribute('src', src);
+    // A fresh element: an iframe that gets a src while the page is still being parsed
+    // (on a reload, say) may never navigate.
+    const n = el.cloneNode(true) as HTMLElement;
+    n.style.display = '';
+    n.removeAttribute('data-src');
+    n.setAttribute('src', src);
+    el.replaceWith(n);
   }
 };
 

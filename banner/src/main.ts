@@ -45,15 +45,14 @@ const uuid = () =>
     (i == 6 ? n & 15 | 64 : i == 8 ? n & 63 | 128 : n) + 256).map((n) => n.toString(16).slice(1)).join('')
     .replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
 
-/** Sends the decision s holds. If the backend cannot take it now, s is kept with a
- * pending flag and sent again on a later page view; a 2xx or a 4xx ends that. The
- * flag never changes the choices: they are the visitor's either way. */
-const post = (s: Stored, action: Action, surface: Surface) =>
-  send(s, action, surface).then((again) => {
-    if (stored == s && !s.s != !again) {
-      s.s = again ? 1 : undefined;
-      s.a = again ? action : undefined;
-      s.w = again ? surface : undefined;
+/** Sends the decision s holds. It is written with a pending flag first, so that a
+ * visitor who leaves before the backend answers has it sent again on a later page
+ * view; a 2xx or a 4xx clears the flag. The flag never changes the choices: they are
+ * the visitor's either way. */
+const post = (s: Stored) =>
+  send(s, s.a!, s.w!).then((again) => {
+    if (stored == s && !again) {
+      s.s = s.a = s.w = undefined;
       write(s);
     }
   });
@@ -78,10 +77,13 @@ const decide = (action: Action, surface: Surface, sel?: Choices) => {
   if (withdrawn && action != 'gpc') action = 'withdraw';
 
   const now = Math.floor(Date.now() / 1000);
-  write(stored = { i: stored ? stored.i : uuid(), f: config.f, h: config.h, c: c.categories, p: c.partners, t: stored ? stored.t : now, u: now });
+  write(stored = {
+    i: stored ? stored.i : uuid(), f: config.f, h: config.h, c: c.categories, p: c.partners,
+    t: stored ? stored.t : now, u: now, s: 1, a: action, w: surface,
+  });
   revoked.forEach((p) => drop(p.k.map((k) => k[0])));
   apply(c);
-  const sent = post(stored, action, surface);
+  const sent = post(stored);
   whenBody(() => hide(act));
   choices = c;
   emit('change');
@@ -129,7 +131,7 @@ document.addEventListener('click', (e) => {
 });
 
 // a decision the backend could not take on an earlier page view
-if (stored && stored.s) post(stored, stored.a!, stored.w!);
+if (stored && stored.s) post(stored);
 
 if (choices) {
   apply(choices);

@@ -129,7 +129,7 @@ export const open = (act: Handler, c: Choices | null, partners: boolean) => {
         ...config.q.filter((p) => p.g == g.i).map((p) => h('div', { class: 'p' },
           toggle('partner', p.i, p.n, !!c && c.partners[p.i] === true),
           disclosure(p, partners)))))),
-    buttons('reject-all', 'accept-all', 'save'));
+    buttons('accept-all', 'reject-all', 'save'));
   // Escape closes too (the native cancel): never consent. The focus goes back to
   // where it came from, or, if that is gone with the first layer, to where it was
   // before the banner.
