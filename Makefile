@@ -38,10 +38,12 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./server -run '^$$' -fuzz FuzzDecodeConsentRequest -fuzztime $(FUZZTIME)
 
-## bench: store benchmarks, the loopback load test and bundle sizes (see bench/)
-bench:
-	$(GO) test ./store/... -run '^$$' -bench . -benchtime 2000x
+## bench: store and handler benchmarks, the loopback load test (needs wrk), banner
+## sizes against vanilla-cookieconsent and time to banner visible in Chromium
+bench: node_modules/.package-lock.json
+	$(GO) test ./store/... ./server -run '^$$' -bench . -benchtime 2000x
 	$(GO) run ./bench/load
+	$(GO) run ./bench/banner
 
 ## screenshots: the banner of every site, language, desktop/mobile and layer as PNGs in
 ## docs/screenshots (consentd in-process, headless Chromium)

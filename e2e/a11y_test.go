@@ -19,21 +19,11 @@ import (
 // per language of that site, with one Env per site.
 func forEachSiteLang(t *testing.T, f func(t *testing.T, env *Env, site, lang string)) {
 	t.Helper()
-	MustBrowser(t)
-	t.Parallel()
-	cfg, err := config.Load(sitesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, site := range cfg.SiteKeys() {
-		t.Run(site, func(t *testing.T) {
-			t.Parallel()
-			env := MustEnv(t, site)
-			for _, lang := range cfg.Sites[site].Languages {
-				t.Run(lang, func(t *testing.T) { f(t, env, site, lang) })
-			}
-		})
-	}
+	forEachSite(t, func(t *testing.T, env *Env, site string) {
+		for _, lang := range env.Config.Sites[site].Languages {
+			t.Run(lang, func(t *testing.T) { f(t, env, site, lang) })
+		}
+	})
 }
 
 // layer1Buttons lists the first layer's equal buttons as [action, element].
@@ -248,44 +238,34 @@ func mustFocusInDialog(tb testing.TB, p *Page, when string) {
 // no focused element of the page may be entirely hidden behind the banner (WCAG
 // 2.2 2.4.11 Focus Not Obscured), on desktop and on a phone.
 func TestA11yFocusNotObscured(t *testing.T) {
-	MustBrowser(t)
-	t.Parallel()
-	cfg, err := config.Load(sitesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, site := range cfg.SiteKeys() {
-		t.Run(site, func(t *testing.T) {
-			t.Parallel()
-			env := MustEnv(t, site)
-			for _, v := range []Viewport{desktop, mobile} {
-				p := MustOpenPage(t, env, site)
-				p.MustFocusEmulation()
-				p.MustViewport(v)
-				p.MustNavigate()
-				p.MustBannerVisible()
-				var path []string
-				seen := map[string]bool{}
-				for range 40 {
-					p.MustPress(kb.Tab)
-					f := p.MustFocus(`() => false`)
-					if seen[f.Desc] {
-						break // round the page once
-					}
-					seen[f.Desc] = true
-					path = append(path, f.Desc)
-					p.mustFocusVisible(f)
-					if f.Obscured != "" {
-						t.Errorf("%s %s: keyboard focus on %s, which is %s (WCAG 2.4.11)", site, v.Name, f.Desc, f.Obscured)
-					}
+	forEachSite(t, func(t *testing.T, env *Env, site string) {
+		for _, v := range []Viewport{desktop, mobile} {
+			p := MustOpenPage(t, env, site)
+			p.MustFocusEmulation()
+			p.MustViewport(v)
+			p.MustNavigate()
+			p.MustBannerVisible()
+			var path []string
+			seen := map[string]bool{}
+			for range 40 {
+				p.MustPress(kb.Tab)
+				f := p.MustFocus(`() => false`)
+				if seen[f.Desc] {
+					break // round the page once
 				}
-				if !strings.Contains(strings.Join(path, "\n"), "consent-banner") {
-					t.Errorf("%s %s: Tab never reached the banner; focus went through %v", site, v.Name, path)
-				}
-				if err := chromedp.Cancel(p.ctx); err != nil {
-					t.Logf("close tab: %v", err)
+				seen[f.Desc] = true
+				path = append(path, f.Desc)
+				p.mustFocusVisible(f)
+				if f.Obscured != "" {
+					t.Errorf("%s %s: keyboard focus on %s, which is %s (WCAG 2.4.11)", site, v.Name, f.Desc, f.Obscured)
 				}
 			}
-		})
-	}
+			if !strings.Contains(strings.Join(path, "\n"), "consent-banner") {
+				t.Errorf("%s %s: Tab never reached the banner; focus went through %v", site, v.Name, path)
+			}
+			if err := chromedp.Cancel(p.ctx); err != nil {
+				t.Logf("close tab: %v", err)
+			}
+		}
+	})
 }

@@ -333,18 +333,7 @@ func (p *Page) MustNoPartnerRequest(mark int, when string) {
 // fails tb unless exactly those were (and the disabled snippet's host never was).
 func (p *Page) MustPartnerHosts(mark int, want map[string]bool) {
 	p.tb.Helper()
-	MustEventually(p.tb, fmt.Sprintf("partner hosts %v are requested", keys(want)), func() (bool, string) {
-		got := p.Env.Requests.PartnerHosts(mark)
-		for h := range want {
-			if !got[h] {
-				return false, fmt.Sprintf("requested so far: %v", keys(got))
-			}
-		}
-		return true, ""
-	})
-	if got := p.Env.Requests.PartnerHosts(mark); !equalSets(got, want) {
-		p.tb.Errorf("partner hosts requested = %v, want exactly %v", keys(got), keys(want))
-	}
+	p.MustRequestedHosts(mark, want)
 	if dom := p.MustDOM(); !equalSets(setOf(dom.PartnerScripts), want) {
 		p.tb.Errorf("partner <script> elements in the page load %v, want exactly %v", dom.PartnerScripts, keys(want))
 	}

@@ -1,17 +1,14 @@
 // Command load measures consentd on loopback: durable POST /v1/consents throughput
 // and latency at several concurrencies, next to a bare Echo handler measured in the
-// same run (the machines here are shared and noisy: compare the ratio), and the size
-// of every site's banner. Run it with `make bench`; it stops by itself.
+// same run (the machines here are shared and noisy: compare the ratio). Run it with
+// `make bench`; it stops by itself.
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -22,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/andybalholm/brotli"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
@@ -50,9 +46,6 @@ func run(configPath, levels string, duration time.Duration) error {
 	}
 	host, _ := os.Hostname()
 	fmt.Printf("machine: %s, %d cores, %s/%s, %s, %s\n\n", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format(time.RFC3339))
-	if err := printBundleSizes(cfg); err != nil {
-		return err
-	}
 
 	dir, err := os.MkdirTemp("", "consentd-load-")
 	if err != nil {
@@ -105,38 +98,6 @@ func run(configPath, levels string, duration time.Duration) error {
 			return err
 		}
 		fmt.Printf("%-8d %12.0f %10s %10s %14.0f %7.0f%%\n", clients, got.rate, got.p50, got.p99, bare.rate, 100*got.rate/bare.rate)
-	}
-	return nil
-}
-
-func printBundleSizes(cfg *config.Config) error {
-	fmt.Printf("%-14s %8s %8s %8s\n", "banner", "raw", "gzip", "brotli")
-	for _, key := range cfg.SiteKeys() {
-		b, err := banner.Build(cfg.Sites[key], banner.Options{})
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%-14s %8d %8d %8d\n", key, len(b.JS), len(b.Gzip), len(b.Brotli))
-		if err := checkDecompresses(b); err != nil {
-			return fmt.Errorf("%s: %w", key, err)
-		}
-	}
-	fmt.Println()
-	return nil
-}
-
-func checkDecompresses(b *banner.Bundle) error {
-	zr, err := gzip.NewReader(bytes.NewReader(b.Gzip))
-	if err != nil {
-		return err
-	}
-	gz, err := io.ReadAll(zr)
-	if err != nil {
-		return err
-	}
-	br, err := io.ReadAll(brotli.NewReader(bytes.NewReader(b.Brotli)))
-	if err != nil || !bytes.Equal(gz, b.JS) || !bytes.Equal(br, b.JS) {
-		return fmt.Errorf("precompressed variants differ from the bundle")
 	}
 	return nil
 }

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -28,6 +27,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/chromium"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
 )
@@ -80,29 +80,11 @@ func run(cfgPath, out string) error {
 	defer hs.Close()
 	base := "http://" + ln.Addr().String()
 
-	browser, err := findChromium()
+	browserCtx, stop, err := chromium.Start(chromedp.Flag("hide-scrollbars", true))
 	if err != nil {
 		return err
 	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(browser),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(filepath.Join(dir, "profile")),
-	)
-	defer cancelAlloc()
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	if err := chromedp.Do(browserCtx); err != nil {
-		return fmt.Errorf("start %s: %w", browser, err)
-	}
+	defer stop()
 
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
@@ -205,15 +187,4 @@ func withLang(next http.Handler) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write(page)
 	})
-}
-
-// findChromium returns Debian's chromium, or the one on PATH.
-func findChromium() (string, error) {
-	if fi, err := os.Stat("/usr/bin/chromium"); err == nil && !fi.IsDir() {
-		return "/usr/bin/chromium", nil
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p, nil
-	}
-	return "", fmt.Errorf("no browser: install Debian's chromium (apt-get install -y chromium)")
 }
