@@ -273,6 +273,7 @@ type Stored struct {
 	Partners    map[string]bool `json:"p"`
 	Created     int64           `json:"t"`
 	Updated     int64           `json:"u"`
+	Pending     int             `json:"s"` // 1 until the backend has recorded it
 
 	Cookie *network.Cookie `json:"-"`
 }
