@@ -4,7 +4,7 @@
 package bolt
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,12 +38,14 @@ const (
 	DefaultLockTimeout = time.Second
 )
 
-var (
-	// bucketRecords maps a record id (16 UUID bytes) to the record as JSON.
-	bucketRecords = []byte("records")
-	// bucketByConsent holds consent id (16 bytes) + record id (16 bytes) keys with
-	// empty values, so the records of one consent id are one prefix scan.
-	bucketByConsent = []byte("by_consent")
+// bucketRecords maps a record id (16 UUID bytes) to the record: a header of one
+// format byte and the 16-byte consent id, then the record as JSON. The header lets
+// Open rebuild the consent index without decoding any JSON.
+var bucketRecords = []byte("records")
+
+const (
+	formatV1   = 1
+	headerSize = 1 + 16
 )
 
 // Option changes a setting of Open.
@@ -80,6 +83,8 @@ type Store struct {
 	closed bool
 	queue  chan *request
 
+	index *consentIndex
+
 	writerDone chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
@@ -90,8 +95,8 @@ var _ consent.Store = (*Store)(nil)
 // request is one Append waiting for the writer. Keys and value are prepared by the
 // caller, so JSON encoding runs in parallel and the writer only writes.
 type request struct {
-	recordKey [16]byte
-	indexKey  [32]byte
+	recordID  uuid.UUID
+	consentID uuid.UUID
 	value     []byte
 	done      chan error // buffered: the writer never waits for a caller that gave up
 }
@@ -123,13 +128,19 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
+	index := newConsentIndex()
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketRecords, bucketByConsent} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("bucket %s: %w", name, err)
-			}
+		records, err := tx.CreateBucketIfNotExists(bucketRecords)
+		if err != nil {
+			return fmt.Errorf("bucket %s: %w", bucketRecords, err)
 		}
-		return nil
+		return records.ForEach(func(k, v []byte) error {
+			if len(k) != 16 || len(v) < headerSize || v[0] != formatV1 {
+				return fmt.Errorf("record %x: unknown format", k)
+			}
+			index.add(uuid.UUID(v[1:headerSize]), uuid.UUID(k))
+			return nil
+		})
 	})
 	if err != nil {
 		_ = db.Close()
@@ -141,6 +152,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		maxBatch:     c.maxBatch,
 		beforeCommit: c.beforeCommit,
 		queue:        make(chan *request, c.queueSize),
+		index:        index,
 		writerDone:   make(chan struct{}),
 	}
 	go s.write()
@@ -188,14 +200,15 @@ func newRequest(r *consent.Record) (*request, error) {
 	if err != nil {
 		return nil, consent.Errorf(consent.EInvalid, "consent id %q is not a UUID", r.ConsentID)
 	}
-	value, err := json.Marshal(r)
+	data, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode record %s: %w", r.ID, err)
 	}
-	req := &request{recordKey: id, value: value, done: make(chan error, 1)}
-	copy(req.indexKey[:16], consentID[:])
-	copy(req.indexKey[16:], id[:])
-	return req, nil
+	value := make([]byte, headerSize, headerSize+len(data))
+	value[0] = formatV1
+	copy(value[1:], consentID[:])
+	value = append(value, data...)
+	return &request{recordID: id, consentID: consentID, value: value, done: make(chan error, 1)}, nil
 }
 
 // enqueue hands req to the writer without ever blocking: a caller that cannot be
@@ -256,27 +269,34 @@ func (s *Store) commit(batch []*request) {
 	// A duplicate id fails its own request only; the others in the batch commit.
 	rejected := make([]error, len(batch))
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		records, index := tx.Bucket(bucketRecords), tx.Bucket(bucketByConsent)
+		records := tx.Bucket(bucketRecords)
 		// Record ids are UUIDv7, so new keys land at the end: full leaf pages take
 		// about 470 bytes per record instead of 1,050 at the default 0.5. bbolt does not
-		// persist FillPercent, hence in every transaction. The index keeps the default:
-		// its keys start with random consent ids.
+		// persist FillPercent, hence in every transaction.
 		records.FillPercent = 1.0
 		for i, req := range batch {
-			if records.Get(req.recordKey[:]) != nil {
+			if records.Get(req.recordID[:]) != nil {
 				rejected[i] = fmt.Errorf("bolt: append: %w",
-					consent.Errorf(consent.EInvalid, "record id %s is already stored", uuid.UUID(req.recordKey)))
+					consent.Errorf(consent.EInvalid, "record id %s is already stored", req.recordID))
 				continue
 			}
-			if err := records.Put(req.recordKey[:], req.value); err != nil {
-				return fmt.Errorf("record %s: %w", uuid.UUID(req.recordKey), err)
-			}
-			if err := index.Put(req.indexKey[:], nil); err != nil {
-				return fmt.Errorf("index of record %s: %w", uuid.UUID(req.recordKey), err)
+			if err := records.Put(req.recordID[:], req.value); err != nil {
+				return fmt.Errorf("record %s: %w", req.recordID, err)
 			}
 		}
 		return nil
 	})
+	if err == nil {
+		// Indexed before anyone is answered: a record acknowledged to one visitor is
+		// visible to the next request.
+		s.index.mu.Lock()
+		for i, req := range batch {
+			if rejected[i] == nil {
+				s.index.add(req.consentID, req.recordID)
+			}
+		}
+		s.index.mu.Unlock()
+	}
 	for i, req := range batch {
 		switch {
 		case err != nil:
@@ -294,7 +314,7 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 		return nil, fmt.Errorf("bolt: records by consent: %w", err)
 	}
 	recs := []*consent.Record{}
-	prefix, err := uuid.Parse(consentID)
+	id, err := uuid.Parse(consentID)
 	if err != nil {
 		return recs, nil
 	}
@@ -305,18 +325,17 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 		return nil, fmt.Errorf("bolt: records by consent: store closed: %w", consent.ErrUnavailable)
 	}
 
+	ids := s.index.records(id)
 	err = s.db.View(func(tx *bolt.Tx) error {
-		records, index := tx.Bucket(bucketRecords), tx.Bucket(bucketByConsent)
-		c := index.Cursor()
-		for k, _ := c.Seek(prefix[:]); k != nil && bytes.HasPrefix(k, prefix[:]); k, _ = c.Next() {
-			id := k[len(prefix):]
-			v := records.Get(id)
+		records := tx.Bucket(bucketRecords)
+		for _, rid := range ids {
+			v := records.Get(rid[:])
 			if v == nil {
-				return fmt.Errorf("index entry without record %x", id)
+				return fmt.Errorf("indexed record %s is missing", rid)
 			}
 			r := new(consent.Record)
-			if err := json.Unmarshal(v, r); err != nil {
-				return fmt.Errorf("decode record %x: %w", id, err)
+			if err := json.Unmarshal(v[headerSize:], r); err != nil {
+				return fmt.Errorf("decode record %s: %w", rid, err)
 			}
 			recs = append(recs, r)
 		}
@@ -328,10 +347,11 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 	if err != nil {
 		return nil, fmt.Errorf("bolt: records by consent: %w", err)
 	}
-	// The scan gives record id order. The server takes the UUIDv7 id and the
-	// timestamp separately, so two records a few microseconds apart can disagree;
-	// a stable sort on RecordedAt keeps id order between equal timestamps.
-	slices.SortStableFunc(recs, func(a, b *consent.Record) int { return a.RecordedAt.Compare(b.RecordedAt) })
+	// The index holds commit order. The server takes the UUIDv7 id and the timestamp
+	// separately, so two records a few microseconds apart can disagree with it.
+	slices.SortFunc(recs, func(a, b *consent.Record) int {
+		return cmp.Or(a.RecordedAt.Compare(b.RecordedAt), strings.Compare(a.ID, b.ID))
+	})
 	return recs, nil
 }
 
