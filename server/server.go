@@ -19,6 +19,7 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/proof"
 )
 
 // Options configure a Server.
@@ -29,8 +30,10 @@ type Options struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed; empty means
 	// the client's address is the connection's.
 	TrustedProxies []netip.Prefix
-	Logger         *slog.Logger
-	Now            func() time.Time // for tests; time.Now by default
+	// Keys sign receipts; GET /v1/keys publishes their public halves.
+	Keys   *proof.Keyring
+	Logger *slog.Logger
+	Now    func() time.Time // for tests; time.Now by default
 }
 
 // Server serves the banner, records consents and answers the visitor's requests.
@@ -74,6 +77,7 @@ func New(store consent.Store, opts Options) *Server {
 	e.POST("/v1/consents", s.handleCreateConsent, s.cors)
 	e.OPTIONS("/v1/consents", s.handlePreflight, s.cors)
 	e.GET("/v1/consents/:consent_id", s.handleGetConsents, s.cors)
+	e.GET("/v1/keys", s.handleKeys)
 	e.GET("/healthz", s.handleHealth)
 	e.GET("/readyz", s.handleHealth)
 	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
@@ -134,6 +138,18 @@ func cloneSet(m map[string]bool) map[string]bool {
 }
 
 func (s *Server) site(key string) *site { return (*s.sites.Load())[key] }
+
+// handleKeys publishes the public keys that verify receipts, old ones included, so
+// that anyone can check a receipt without trusting this server.
+func (s *Server) handleKeys(c echo.Context) error {
+	if s.opts.Keys == nil {
+		return consent.Errorf(consent.ENotFound, "this server signs nothing")
+	}
+	h := c.Response().Header()
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Access-Control-Allow-Origin", "*")
+	return c.JSON(http.StatusOK, map[string]any{"keys": s.opts.Keys.Public()})
+}
 
 func (s *Server) handleHealth(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})

@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,12 +15,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
 )
@@ -88,7 +92,15 @@ func MustFixture(tb testing.TB, demo bool) *fixture {
 		tb.Fatal(err)
 	}
 	store := &countingStore{Store: db}
-	srv := server.New(store, server.Options{Demo: demo})
+	keys := filepath.Join(fixtureDir, fmt.Sprintf("keys-%d", len(fixtures)))
+	if _, err := proof.Generate(keys, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	keyring, err := proof.LoadKeyring(keys)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := server.New(store, server.Options{Demo: demo, Keys: keyring})
 	if err := srv.Load(cfg); err != nil {
 		tb.Fatal(err)
 	}
@@ -500,4 +512,22 @@ func TestDemo(t *testing.T) {
 			t.Error("demo banner does not point partner tags at the local fakes")
 		}
 	})
+}
+
+// TestPublicKeys: GET /v1/keys publishes the key that signs, in a form anyone can
+// verify with.
+func TestPublicKeys(t *testing.T) {
+	f := MustFixture(t, false)
+	rec := f.do(t, http.MethodGet, "/v1/keys", "", map[string]string{"Origin": "https://anyone.example"})
+	if rec.Code != http.StatusOK || rec.Header().Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("status %d, allow-origin %q", rec.Code, rec.Header().Get("Access-Control-Allow-Origin"))
+	}
+	var body struct{ Keys []proof.PublicKey }
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || len(body.Keys) != 1 {
+		t.Fatalf("body %s: %v", rec.Body, err)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(body.Keys[0].Key)
+	if err != nil || len(raw) != ed25519.PublicKeySize || proof.KeyID(raw) != body.Keys[0].ID || body.Keys[0].Algorithm != "Ed25519" {
+		t.Errorf("published key %+v is not a usable ed25519 key", body.Keys[0])
+	}
 }

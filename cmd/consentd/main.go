@@ -2,6 +2,7 @@
 //
 //	consentd serve [--addr :8080] [--config sites.yaml] [--db data/consent.db] [--demo]
 //	consentd check [sites.yaml]
+//	consentd keygen [--keys data/keys]
 //	consentd version
 package main
 
@@ -23,6 +24,7 @@ const usage = `consentd: self-hosted cookie consent
 Usage:
   consentd serve [flags]     serve banners, record consents (consentd serve -h for flags)
   consentd check [FILE]      validate a sites.yaml (default: $CONSENTD_CONFIG or sites.yaml)
+  consentd keygen [--keys DIR]  add a new signing key; it signs from the next start on
   consentd version           print the version
 `
 
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return m.Run(ctx)
 	case "check":
 		return check(args[1:], stdout)
+	case "keygen":
+		return keygen(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "consentd", Version)
 		return nil

@@ -118,6 +118,74 @@ func TestConfigReload(t *testing.T) {
 	}
 }
 
+// TestKeys: a fresh installation gets a signing key, keygen adds one, GET /v1/keys
+// publishes both, and a key that others may read stops the start.
+func TestKeys(t *testing.T) {
+	m, addr, served, stop := MustServe(t, "../../sites.yaml")
+	first := publishedKeys(t, addr)
+	if len(first) != 1 {
+		t.Fatalf("published keys = %v, want the one generated at start", first)
+	}
+	stop()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"keygen", "--keys", m.KeysDir}, &out, io.Discard); err != nil {
+		t.Fatalf("keygen: %v", err)
+	}
+	if !strings.Contains(out.String(), "new signing key ed25519-") {
+		t.Errorf("keygen printed %q", out.String())
+	}
+	m2 := NewMain(io.Discard, io.Discard)
+	m2.ParseFlags([]string{"--addr", "127.0.0.1:0", "--config", m.ConfigPath, "--db", m.DBPath, "--keys", m.KeysDir})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m2.Run(ctx) }()
+	addr = (<-m2.listening).String()
+	if keys := publishedKeys(t, addr); len(keys) != 2 || keys[0] != first[0] {
+		t.Errorf("after keygen published keys = %v, want the old one and a new one", keys)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	files, _ := filepath.Glob(filepath.Join(m.KeysDir, "*.key"))
+	if err := os.Chmod(files[0], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := m2.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "readable by others") {
+		t.Fatalf("Run with a world-readable key: %v, want a refusal", err)
+	}
+}
+
+func publishedKeys(tb testing.TB, addr string) []string {
+	tb.Helper()
+	resp, err := http.Get("http://" + addr + "/v1/keys")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Keys []struct {
+			ID string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		tb.Fatal(err)
+	}
+	var ids []string
+	for _, k := range body.Keys {
+		ids = append(ids, k.ID)
+	}
+	return ids
+}
+
 // writeLater writes data with a modification time that differs from the last one,
 // even on file systems with coarse timestamps.
 func writeLater(tb testing.TB, path, data string) {
@@ -167,7 +235,8 @@ func postConsent(addr string, cfg *config.Config, consentID string) (int, error)
 func MustServe(tb testing.TB, configPath string) (m *Main, addr string, done <-chan error, stop func()) {
 	tb.Helper()
 	m = NewMain(io.Discard, io.Discard)
-	if err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--config", configPath, "--db", filepath.Join(tb.TempDir(), "consent.db")}); err != nil {
+	dir := tb.TempDir()
+	if err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--config", configPath, "--db", filepath.Join(dir, "consent.db"), "--keys", filepath.Join(dir, "keys")}); err != nil {
 		tb.Fatal(err)
 	}
 	m.ReloadEvery = 20 * time.Millisecond

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
 )
@@ -27,6 +28,7 @@ type Main struct {
 	Addr           string
 	ConfigPath     string
 	DBPath         string
+	KeysDir        string
 	Demo           bool
 	TrustedProxies []netip.Prefix
 	ReloadEvery    time.Duration
@@ -54,6 +56,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.Addr, "addr", envOr("CONSENTD_ADDR", ":8080"), "listen address ($CONSENTD_ADDR)")
 	fs.StringVar(&m.ConfigPath, "config", envOr("CONSENTD_CONFIG", "sites.yaml"), "sites configuration ($CONSENTD_CONFIG)")
 	fs.StringVar(&m.DBPath, "db", envOr("CONSENTD_DB", "data/consent.db"), "bbolt database file ($CONSENTD_DB)")
+	fs.StringVar(&m.KeysDir, "keys", envOr("CONSENTD_KEYS", defaultKeysDir), "directory of the ed25519 signing keys ($CONSENTD_KEYS)")
 	fs.BoolVar(&m.Demo, "demo", os.Getenv("CONSENTD_DEMO") == "1", "serve /demo/{site} pages and accept consents from the server's own origin ($CONSENTD_DEMO=1); never in production")
 	proxies := fs.String("trusted-proxies", os.Getenv("CONSENTD_TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted ($CONSENTD_TRUSTED_PROXIES)")
 	if err := fs.Parse(args); err != nil {
@@ -79,11 +82,15 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	keys, err := m.loadKeys()
+	if err != nil {
+		return err
+	}
 	store, err := bolt.Open(m.DBPath)
 	if err != nil {
 		return err
 	}
-	srv := server.New(store, server.Options{Demo: m.Demo, TrustedProxies: m.TrustedProxies, Logger: m.logger})
+	srv := server.New(store, server.Options{Demo: m.Demo, TrustedProxies: m.TrustedProxies, Keys: keys, Logger: m.logger})
 	if err := srv.Load(cfg); err != nil {
 		store.Close()
 		return err
@@ -126,6 +133,21 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("shutdown: %w", errShutdown)
 	}
 	return nil
+}
+
+// loadKeys reads the signing keys. A fresh installation gets its first key made for
+// it; a key that others may read stops the start, as a leaked key forges proofs.
+func (m *Main) loadKeys() (*proof.Keyring, error) {
+	keys, err := proof.LoadKeyring(m.KeysDir)
+	if errors.Is(err, proof.ErrNoKeys) {
+		var k *proof.Key
+		if k, err = proof.Generate(m.KeysDir, time.Now()); err != nil {
+			return nil, err
+		}
+		m.logger.Info("generated the first signing key", "kid", k.ID, "dir", m.KeysDir)
+		keys, err = proof.LoadKeyring(m.KeysDir)
+	}
+	return keys, err
 }
 
 func (m *Main) printWhereToLook(addr net.Addr, cfg *config.Config) {
