@@ -53,6 +53,7 @@ type Record struct {
 	UserAgent     string    `json:"user_agent"`
 	RecordedAt    time.Time `json:"recorded_at"` // server time, UTC
 	ExpiresAt     time.Time `json:"expires_at"`  // when the banner asks again
+	Receipt       *Receipt  `json:"receipt,omitempty"`
 }
 
 // Store keeps records durably. Implementations must be safe for concurrent use.

@@ -26,9 +26,10 @@ type Site struct {
 
 // Controller is who decides about the processing (GDPR Art. 4(7)).
 type Controller struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	Email   string `json:"email"`
+	Name         string `json:"name"`
+	Address      string `json:"address"`
+	Email        string `json:"email"`
+	Jurisdiction string `json:"jurisdiction"` // ISO 3166 country whose law governs, e.g. "LU"
 }
 
 // Contact is a person or office that can be reached, such as the DPO.

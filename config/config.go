@@ -175,10 +175,11 @@ func child(n *yaml.Node, step any) (node *yaml.Node, line int) {
 }
 
 var (
-	idPattern      = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
-	siteKeyPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
-	cookiePattern  = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
-	dataShared     = []string{"ip_address", "advertising_id"}
+	idPattern           = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+	siteKeyPattern      = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
+	jurisdictionPattern = regexp.MustCompile(`^[A-Z]{2}$`)
+	cookiePattern       = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+	dataShared          = []string{"ip_address", "advertising_id"}
 )
 
 func (v *validator) resolve(f *file) *Config {
@@ -214,7 +215,10 @@ func (v *validator) controller(p path, c controllerFile) consent.Controller {
 	if c.Email != "" && !strings.Contains(c.Email, "@") {
 		v.errorf(append(p, "email"), "controller email %q is not an e-mail address", c.Email)
 	}
-	return consent.Controller{Name: c.Name, Address: c.Address, Email: c.Email}
+	if !jurisdictionPattern.MatchString(c.Jurisdiction) {
+		v.errorf(append(p, "jurisdiction"), "controller jurisdiction %q must be an ISO 3166 country code such as LU: receipts name the law that applies", c.Jurisdiction)
+	}
+	return consent.Controller{Name: c.Name, Address: c.Address, Email: c.Email, Jurisdiction: c.Jurisdiction}
 }
 
 func (v *validator) categories(files []categoryFile) []consent.Category {

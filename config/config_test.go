@@ -96,6 +96,7 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 		{"leaves EEA without safeguard", "    leaves_eea: false", "    leaves_eea: true", `transfer`, ""},
 		{"wrong type", "    languages: [en]", "    languages: en", `cannot unmarshal`, ""},
 		{"syntax error", "    languages: [en]", "    languages: [en", `did not find expected`, ""},
+		{"jurisdiction not a country code", "  jurisdiction: LU", "  jurisdiction: Luxembourg", `ISO 3166 country code`, ""},
 		{"no policy version", `version: "1"`, `version: ""`, `policy version is required`, ""},
 		{"unknown text key", "    languages: [en]", "    languages: [en]\n    texts:\n      en:\n        titel: Hello", `unknown text key "titel"`, ""},
 		{"texts of a language not of the site", "    languages: [en]", "    languages: [en]\n    texts:\n      de:\n        title: Hallo", `"de", which is not a language of this site`, ""},

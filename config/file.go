@@ -12,9 +12,10 @@ type file struct {
 }
 
 type controllerFile struct {
-	Name    string `yaml:"name"`
-	Address string `yaml:"address"`
-	Email   string `yaml:"email"`
+	Name         string `yaml:"name"`
+	Address      string `yaml:"address"`
+	Email        string `yaml:"email"`
+	Jurisdiction string `yaml:"jurisdiction"`
 }
 
 type contactFile struct {

@@ -20,6 +20,7 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
 )
@@ -182,7 +183,11 @@ func MustEnv(tb testing.TB, site string) *Env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.Server = server.New(e.Store, server.Options{Logger: slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.Server = server.New(e.Store, server.Options{Keys: keys, Logger: slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err := e.Server.Load(cfg); err != nil {
 		tb.Fatal(err)
 	}

@@ -80,8 +80,7 @@ func LoadKeyring(dir string) (*Keyring, error) {
 	if len(kr.keys) == 0 {
 		return nil, fmt.Errorf("proof: %s: %w (create one with: consentd keygen --keys %s)", dir, ErrNoKeys, dir)
 	}
-	slices.SortFunc(kr.keys, func(a, b *Key) int { return a.Created.Compare(b.Created) })
-	return kr, nil
+	return NewKeyring(kr.keys...), nil
 }
 
 func readKey(name string) (*Key, error) {
@@ -112,18 +111,34 @@ func readKey(name string) (*Key, error) {
 	return &Key{ID: KeyID(priv.Public().(ed25519.PublicKey)), Private: priv, Created: created}, nil
 }
 
-// Generate creates a new key in dir (created with mode 0700 if missing) as a PKCS#8
-// PEM file with mode 0600; from then on it is the newest key and signs.
-func Generate(dir string, now time.Time) (*Key, error) {
+// NewKey returns a new key, created at now, that lives only in memory until Generate
+// writes one: tools and tests use it as it is.
+func NewKey(now time.Time) (*Key, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("proof: generate key: %w", err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	return &Key{ID: KeyID(priv.Public().(ed25519.PublicKey)), Private: priv, Created: now.UTC().Truncate(time.Second)}, nil
+}
+
+// NewKeyring returns a keyring of keys; the one created last signs.
+func NewKeyring(keys ...*Key) *Keyring {
+	kr := &Keyring{keys: slices.Clone(keys)}
+	slices.SortStableFunc(kr.keys, func(a, b *Key) int { return a.Created.Compare(b.Created) })
+	return kr
+}
+
+// Generate creates a new key in dir (created with mode 0700 if missing) as a PKCS#8
+// PEM file with mode 0600; from then on it is the newest key and signs.
+func Generate(dir string, now time.Time) (*Key, error) {
+	k, err := NewKey(now)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k.Private)
 	if err != nil {
 		return nil, fmt.Errorf("proof: encode key: %w", err)
 	}
-	k := &Key{ID: KeyID(priv.Public().(ed25519.PublicKey)), Private: priv, Created: now.UTC().Truncate(time.Second)}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("proof: %w", err)
 	}
@@ -164,4 +179,14 @@ func (kr *Keyring) Verify(kid string, msg, sig []byte) bool {
 		}
 	}
 	return false
+}
+
+// NewEphemeralKeyring returns a keyring of one new key that is never written: for
+// tools, benchmarks and tests, whose receipts need not outlive them.
+func NewEphemeralKeyring() (*Keyring, error) {
+	k, err := NewKey(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return NewKeyring(k), nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/proof"
 )
 
 // maxUserAgent bounds what a client can make us store per record.
@@ -62,6 +63,10 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	if addr, err := netip.ParseAddr(c.RealIP()); err == nil {
 		record.IPPrefix = consent.TruncateIP(addr)
 	}
+	record.Receipt = consent.NewReceipt(st.Site, record)
+	if err := proof.Sign(record.Receipt, s.opts.Keys.Signer()); err != nil {
+		return err
+	}
 	// The write is not cancelled when the client goes away: once queued it commits
 	// anyway, and the handler should see it through rather than report a failure.
 	if err := s.store.Append(context.WithoutCancel(req.Context()), record); err != nil {
@@ -72,6 +77,7 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 		"record_id":   record.ID,
 		"consent_id":  record.ConsentID,
 		"recorded_at": record.RecordedAt,
+		"receipt":     record.Receipt,
 	})
 }
 

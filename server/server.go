@@ -30,7 +30,8 @@ type Options struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed; empty means
 	// the client's address is the connection's.
 	TrustedProxies []netip.Prefix
-	// Keys sign receipts; GET /v1/keys publishes their public halves.
+	// Keys sign every record's receipt; GET /v1/keys publishes their public halves.
+	// Required.
 	Keys   *proof.Keyring
 	Logger *slog.Logger
 	Now    func() time.Time // for tests; time.Now by default
@@ -56,8 +57,12 @@ type site struct {
 	fingerprints map[string]bool
 }
 
-// New returns a Server that stores records in store. Call Load before serving.
+// New returns a Server that stores records in store. Call Load before serving. It
+// panics without opts.Keys: a record without a receipt proves nothing.
 func New(store consent.Store, opts Options) *Server {
+	if opts.Keys == nil {
+		panic("server: Options.Keys is required")
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -142,9 +147,6 @@ func (s *Server) site(key string) *site { return (*s.sites.Load())[key] }
 // handleKeys publishes the public keys that verify receipts, old ones included, so
 // that anyone can check a receipt without trusting this server.
 func (s *Server) handleKeys(c echo.Context) error {
-	if s.opts.Keys == nil {
-		return consent.Errorf(consent.ENotFound, "this server signs nothing")
-	}
 	h := c.Response().Header()
 	h.Set("Cache-Control", "public, max-age=300")
 	h.Set("Access-Control-Allow-Origin", "*")

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -92,11 +91,7 @@ func MustFixture(tb testing.TB, demo bool) *fixture {
 		tb.Fatal(err)
 	}
 	store := &countingStore{Store: db}
-	keys := filepath.Join(fixtureDir, fmt.Sprintf("keys-%d", len(fixtures)))
-	if _, err := proof.Generate(keys, time.Now()); err != nil {
-		tb.Fatal(err)
-	}
-	keyring, err := proof.LoadKeyring(keys)
+	keyring, err := proof.NewEphemeralKeyring()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -351,7 +346,11 @@ func TestFullQueueAnswers503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(busyStore{}, server.Options{})
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(busyStore{}, server.Options{Keys: keys})
 	if err := srv.Load(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -529,5 +528,41 @@ func TestPublicKeys(t *testing.T) {
 	raw, err := base64.RawURLEncoding.DecodeString(body.Keys[0].Key)
 	if err != nil || len(raw) != ed25519.PublicKeySize || proof.KeyID(raw) != body.Keys[0].ID || body.Keys[0].Algorithm != "Ed25519" {
 		t.Errorf("published key %+v is not a usable ed25519 key", body.Keys[0])
+	}
+}
+
+// TestReceipts: every record comes with a receipt, signed by the published key, in
+// the answer to POST and in the visitor's history; it says what the record says.
+func TestReceipts(t *testing.T) {
+	f := MustFixture(t, false)
+	var keys struct{ Keys []proof.PublicKey }
+	if err := json.Unmarshal(f.do(t, http.MethodGet, "/v1/keys", "", nil).Body.Bytes(), &keys); err != nil {
+		t.Fatal(err)
+	}
+	body := f.validBody(t)
+	rec := f.post(t, body, nil)
+	var created struct {
+		RecordID string           `json:"record_id"`
+		Receipt  *consent.Receipt `json:"receipt"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &created); err != nil || created.Receipt == nil {
+		t.Fatalf("201 body %s: no receipt (%v)", rec.Body, err)
+	}
+	if err := proof.Verify(created.Receipt, keys.Keys); err != nil {
+		t.Fatalf("the receipt of POST does not verify with the published keys: %v", err)
+	}
+	r := created.Receipt
+	if r.RecordID != created.RecordID || r.ConsentID != body["consent_id"] || r.Action != consent.ActionRejectAll ||
+		r.Purposes["advertising"] || r.Controller.Jurisdiction != "LU" || r.PolicyVersion != "2021-09-13" || r.Site != testSite {
+		t.Errorf("receipt does not say what was recorded: %+v", r)
+	}
+
+	var history struct{ Records []consent.Record }
+	hist := f.do(t, http.MethodGet, "/v1/consents/"+body["consent_id"].(string), "", nil)
+	if err := json.Unmarshal(hist.Body.Bytes(), &history); err != nil || len(history.Records) != 1 || history.Records[0].Receipt == nil {
+		t.Fatalf("history %s: want the record with its receipt (%v)", hist.Body, err)
+	}
+	if err := proof.Verify(history.Records[0].Receipt, keys.Keys); err != nil {
+		t.Errorf("the stored receipt does not verify: %v", err)
 	}
 }

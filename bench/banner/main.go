@@ -26,6 +26,7 @@ import (
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/chromium"
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
 )
@@ -118,7 +119,11 @@ func timeToVisible(cfg *config.Config, runs int) error {
 		return err
 	}
 	defer store.Close()
-	srv := server.New(store, server.Options{Demo: true, Logger: slog.New(slog.DiscardHandler)})
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		return err
+	}
+	srv := server.New(store, server.Options{Demo: true, Keys: keys, Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.Load(cfg); err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
 )
@@ -57,7 +58,11 @@ func run(configPath, levels string, duration time.Duration) error {
 		return err
 	}
 	defer store.Close()
-	srv := server.New(store, server.Options{})
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		return err
+	}
+	srv := server.New(store, server.Options{Keys: keys})
 	if err := srv.Load(cfg); err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/chromium"
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
 )
@@ -67,7 +68,11 @@ func run(cfgPath, out string) error {
 		return err
 	}
 	defer store.Close()
-	srv := server.New(store, server.Options{Demo: true, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		return err
+	}
+	srv := server.New(store, server.Options{Demo: true, Keys: keys, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err := srv.Load(cfg); err != nil {
 		return err
 	}
