@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	consent "github.com/mixvoip/consentd"
 )
@@ -17,29 +18,54 @@ import (
 // them from a received receipt, so that verifying needs nothing from consentd but
 // the public key.
 func Canonical(r *consent.Receipt) ([]byte, error) {
-	unsigned := *r
-	unsigned.Signature = ""
-	data, err := json.Marshal(&unsigned)
-	if err != nil {
-		return nil, fmt.Errorf("proof: canonical receipt: %w", err)
-	}
-	// Through a generic value, encoding/json sorts the members of every object.
-	var v any
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("proof: canonical receipt: %w", err)
+	c := canonicalReceipt{
+		Action: r.Action, CollectionMethod: r.CollectionMethod, ConsentID: r.ConsentID,
+		Controller: canonicalController{Address: r.Controller.Address, Email: r.Controller.Email,
+			Jurisdiction: r.Controller.Jurisdiction, Name: r.Controller.Name},
+		Expires: r.Expires, Fingerprint: r.Fingerprint, KeyID: r.KeyID, Partners: r.Partners,
+		PolicyURL: r.PolicyURL, PolicyVersion: r.PolicyVersion, Purposes: r.Purposes, RecordID: r.RecordID,
+		Site: r.Site, Timestamp: r.Timestamp, Version: r.Version, WithdrawalMethod: r.WithdrawalMethod,
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	if err := enc.Encode(&c); err != nil {
 		return nil, fmt.Errorf("proof: canonical receipt: %w", err)
 	}
 	out := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	// encoding/json escapes U+2028 and U+2029 even then; RFC 8785 does not.
 	out = bytes.ReplaceAll(out, []byte(`\u2028`), []byte("\u2028"))
 	return bytes.ReplaceAll(out, []byte(`\u2029`), []byte("\u2029")), nil
+}
+
+// canonicalReceipt is consent.Receipt without its signature, with the members in
+// the order RFC 8785 sorts them: encoding/json writes struct fields in declaration
+// order and map keys sorted, so one Marshal gives the canonical form. Members must
+// stay sorted by their JSON names; TestCanonical pins the bytes.
+type canonicalReceipt struct {
+	Action           consent.Action      `json:"action"`
+	CollectionMethod string              `json:"collection_method"`
+	ConsentID        string              `json:"consent_id"`
+	Controller       canonicalController `json:"controller"`
+	Expires          time.Time           `json:"expires"`
+	Fingerprint      string              `json:"fingerprint"`
+	KeyID            string              `json:"kid"`
+	Partners         map[string]bool     `json:"partners"`
+	PolicyURL        string              `json:"policy_url"`
+	PolicyVersion    string              `json:"policy_version"`
+	Purposes         map[string]bool     `json:"purposes"`
+	RecordID         string              `json:"record_id"`
+	Site             string              `json:"site"`
+	Timestamp        time.Time           `json:"timestamp"`
+	Version          string              `json:"version"`
+	WithdrawalMethod string              `json:"withdrawal_method"`
+}
+
+type canonicalController struct {
+	Address      string `json:"address"`
+	Email        string `json:"email"`
+	Jurisdiction string `json:"jurisdiction"`
+	Name         string `json:"name"`
 }
 
 // Sign signs r with k: it sets r.KeyID and r.Signature.

@@ -104,3 +104,29 @@ func MustRoundTrip(tb testing.TB, r *consent.Receipt) *consent.Receipt {
 	}
 	return out
 }
+
+// TestCanonicalCoversEveryMember: a member added to consent.Receipt must be signed
+// too; the canonical form has to carry every member but the signature.
+func TestCanonicalCoversEveryMember(t *testing.T) {
+	r := MustReceipt(t)
+	full, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canonical, err := proof.Canonical(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got map[string]any
+	json.Unmarshal(full, &want)
+	json.Unmarshal(canonical, &got)
+	delete(want, "signature")
+	for k := range want {
+		if _, ok := got[k]; !ok {
+			t.Errorf("member %q of consent.Receipt is not signed", k)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("canonical form has %d members, the receipt %d", len(got), len(want))
+	}
+}
