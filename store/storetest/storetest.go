@@ -359,7 +359,7 @@ func newRecord(consentID string, at time.Time) (*consent.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &consent.Record{
+	r := &consent.Record{
 		ID:        id.String(),
 		ConsentID: consentID,
 		Site:      "shop.example",
@@ -378,7 +378,14 @@ func newRecord(consentID string, at time.Time) (*consent.Record, error) {
 		UserAgent:     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36",
 		RecordedAt:    at,
 		ExpiresAt:     at.AddDate(0, 6, 0),
-	}, nil
+	}
+	r.Receipt = consent.NewReceipt(&consent.Site{
+		Key:        "shop.example",
+		Controller: consent.Controller{Name: "Shop S.A.", Address: "1, rue de l'Exemple, Luxembourg", Jurisdiction: "LU"},
+		Policy:     consent.Policy{URL: "https://shop.example/privacy", Version: "2026-01-15"},
+	}, r)
+	r.Receipt.KeyID, r.Receipt.Signature = "ed25519-0123456789abcdef", "c2lnbmF0dXJl"
+	return r, nil
 }
 
 // MustEqualRecord fails tb unless got equals want field by field, times compared with
