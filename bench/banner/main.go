@@ -11,11 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -26,9 +22,7 @@ import (
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/chromium"
-	"github.com/mixvoip/consentd/proof"
-	"github.com/mixvoip/consentd/server"
-	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/internal/localserver"
 )
 
 // peer is the smallest full-featured open-source banner, as installed by npm ci.
@@ -109,31 +103,16 @@ func printSizes(name string, data []byte) error {
 }
 
 func timeToVisible(cfg *config.Config, runs int) error {
-	dir, err := os.MkdirTemp("", "consentd-bench-banner-")
+	srv, err := localserver.New(cfg, true)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	store, err := bolt.Open(filepath.Join(dir, "consent.db"))
+	defer srv.Close()
+	base, stopServer, err := localserver.Listen(srv)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		return err
-	}
-	srv := server.New(store, server.Options{Demo: true, Keys: keys, Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.Load(cfg); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second}
-	go hs.Serve(ln)
-	defer hs.Close()
+	defer stopServer()
 
 	browser, stop, err := chromium.Start()
 	if err != nil {
@@ -144,7 +123,7 @@ func timeToVisible(cfg *config.Config, runs int) error {
 	for _, key := range cfg.SiteKeys() {
 		var times []float64
 		for i := range runs + 2 {
-			ms, err := loadOnce(browser, "http://"+ln.Addr().String()+"/demo/"+key)
+			ms, err := loadOnce(browser, base+"/demo/"+key)
 			if err != nil {
 				return fmt.Errorf("%s: %w", key, err)
 			}

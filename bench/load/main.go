@@ -5,11 +5,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,9 +22,7 @@ import (
 
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
-	"github.com/mixvoip/consentd/proof"
-	"github.com/mixvoip/consentd/server"
-	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/internal/localserver"
 )
 
 func main() {
@@ -48,30 +44,17 @@ func run(configPath, levels string, duration time.Duration) error {
 	host, _ := os.Hostname()
 	fmt.Printf("machine: %s, %d cores, %s/%s, %s, %s\n\n", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format(time.RFC3339))
 
-	dir, err := os.MkdirTemp("", "consentd-load-")
+	srv, err := localserver.New(cfg, false)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	store, err := bolt.Open(filepath.Join(dir, "consent.db"))
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		return err
-	}
-	srv := server.New(store, server.Options{Keys: keys})
-	if err := srv.Load(cfg); err != nil {
-		return err
-	}
-	consentURL, stop, err := listen(srv)
+	defer srv.Close()
+	consentURL, stop, err := localserver.Listen(srv)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	bareURL, stopBare, err := listen(bareEcho())
+	bareURL, stopBare, err := localserver.Listen(bareEcho())
 	if err != nil {
 		return err
 	}
@@ -119,16 +102,6 @@ func bareEcho() http.Handler {
 		return c.JSON(http.StatusCreated, map[string]any{"record_id": uuid.NewString(), "consent_id": v["consent_id"], "recorded_at": time.Now().UTC()})
 	})
 	return e
-}
-
-func listen(h http.Handler) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go s.Serve(ln)
-	return "http://" + ln.Addr().String(), func() { s.Shutdown(context.Background()) }, nil
 }
 
 type result struct {

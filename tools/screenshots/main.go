@@ -13,8 +13,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,9 +26,7 @@ import (
 
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/chromium"
-	"github.com/mixvoip/consentd/proof"
-	"github.com/mixvoip/consentd/server"
-	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/internal/localserver"
 )
 
 // device is one screen the banner is rendered on.
@@ -57,33 +53,16 @@ func run(cfgPath, out string) error {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "consentd-screenshots")
+	srv, err := localserver.New(cfg, true)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-
-	store, err := bolt.Open(filepath.Join(dir, "consent.db"))
+	defer srv.Close()
+	base, stopServer, err := localserver.Listen(withLang(srv))
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		return err
-	}
-	srv := server.New(store, server.Options{Demo: true, Keys: keys, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err := srv.Load(cfg); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{Handler: withLang(srv), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	defer hs.Close()
-	base := "http://" + ln.Addr().String()
+	defer stopServer()
 
 	browserCtx, stop, err := chromium.Start(chromedp.Flag("hide-scrollbars", true))
 	if err != nil {
