@@ -68,6 +68,14 @@ type Store interface {
 	// id without records gives an empty slice and no error.
 	RecordsByConsent(ctx context.Context, consentID string) ([]*Record, error)
 
+	// PutSnapshot stores s durably unless a snapshot of the same site and fingerprint
+	// is stored already: the first one stays, never overwritten.
+	PutSnapshot(ctx context.Context, s *Snapshot) error
+
+	// Snapshot returns the snapshot of a site's fingerprint, or an error with code
+	// ENotFound.
+	Snapshot(ctx context.Context, site, fingerprint string) (*Snapshot, error)
+
 	// Close waits for acknowledged writes in flight, then releases the store.
 	Close() error
 }

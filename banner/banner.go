@@ -34,6 +34,9 @@ type Bundle struct {
 	ETag        string // strong, quoted, hash of JS
 	Fingerprint string // material fingerprint of the config compiled in
 	Coverage    string // coverage fingerprint compiled in: see fingerprint
+	// Snapshot is what this bundle shows, to be stored before it is served; its
+	// CreatedAt is left to the one who stores it.
+	Snapshot *consent.Snapshot
 }
 
 // Options adjust a build.
@@ -82,6 +85,7 @@ func Build(site *consent.Site, opts Options) (*Bundle, error) {
 	b := &Bundle{Site: site.Key, JS: js, Fingerprint: cfg.Fingerprint, Coverage: cfg.Coverage}
 	sum := sha256.Sum256(js)
 	b.ETag = `"` + hex.EncodeToString(sum[:16]) + `"`
+	b.Snapshot = snapshot(site, cfg, hex.EncodeToString(sum[:]))
 	if b.Gzip, err = gzipBytes(js); err != nil {
 		return nil, fmt.Errorf("banner: %s: gzip: %w", site.Key, err)
 	}
@@ -89,6 +93,26 @@ func Build(site *consent.Site, opts Options) (*Bundle, error) {
 		return nil, fmt.Errorf("banner: %s: brotli: %w", site.Key, err)
 	}
 	return b, nil
+}
+
+// snapshot records what cfg, built for site, shows: the texts as compiled in, and
+// the enabled partners' disclosures without the tags that load them.
+func snapshot(site *consent.Site, cfg *config, bundleHash string) *consent.Snapshot {
+	snap := &consent.Snapshot{
+		Site: site.Key, Fingerprint: cfg.Fingerprint, Controller: site.Controller, Policy: site.Policy,
+		Languages: cfg.Languages, Texts: map[string]map[string]string{}, Categories: site.Categories,
+		BundleHash: bundleHash,
+	}
+	for i, l := range cfg.Languages {
+		snap.Texts[l] = cfg.Texts[i]
+	}
+	for _, p := range site.Partners {
+		if p.Enabled {
+			p.Tags = nil
+			snap.Partners = append(snap.Partners, p)
+		}
+	}
+	return snap
 }
 
 // embedded serves the sources from the embed.FS in a namespace of its own, so a build

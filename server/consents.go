@@ -52,6 +52,9 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.knownFingerprint(req.Context(), st, cr.Fingerprint); err != nil {
+		return err
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return err
@@ -79,6 +82,19 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 		"recorded_at": record.RecordedAt,
 		"receipt":     record.Receipt,
 	})
+}
+
+// knownFingerprint accepts a fingerprint this process served, or one whose snapshot
+// is stored: a visitor may answer a banner served before a restart.
+func (s *Server) knownFingerprint(ctx context.Context, st *site, fingerprint string) error {
+	if st.fingerprints[fingerprint] {
+		return nil
+	}
+	_, err := s.store.Snapshot(ctx, st.Key, fingerprint)
+	if consent.ErrorCode(err) == consent.ENotFound {
+		return consent.Errorf(consent.EInvalid, "fingerprint %q was never served for site %s", fingerprint, st.Key)
+	}
+	return err
 }
 
 func tooLarge() error {

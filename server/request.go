@@ -65,7 +65,8 @@ func jsonProblem(err error) string {
 }
 
 // validate checks the request against the site it names and returns the record to
-// store, without the server-side fields (id, time, IP, user agent).
+// store, without the server-side fields (id, time, IP, user agent). The fingerprint is
+// checked apart (see Server.knownFingerprint): that may take a read of the store.
 func (st *site) validate(req *consentRequest) (*consent.Record, error) {
 	if id, err := uuid.Parse(req.ConsentID); err != nil || id.Version() != 4 || len(req.ConsentID) != 36 || id.String() != req.ConsentID {
 		return nil, consent.Errorf(consent.EInvalid, "consent_id must be a random UUID (version 4) in lower-case canonical form")
@@ -75,9 +76,6 @@ func (st *site) validate(req *consentRequest) (*consent.Record, error) {
 	}
 	if !req.Surface.Valid() {
 		return nil, consent.Errorf(consent.EInvalid, "surface %q is not one of banner, preferences, placeholder, api, browser", req.Surface)
-	}
-	if !st.fingerprints[req.Fingerprint] {
-		return nil, consent.Errorf(consent.EInvalid, "fingerprint %q was never served for site %s", req.Fingerprint, st.Key)
 	}
 	if !contains(st.Languages, req.Language) {
 		return nil, consent.Errorf(consent.EInvalid, "language %q is not a language of site %s", req.Language, st.Key)

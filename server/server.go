@@ -4,6 +4,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -115,6 +116,16 @@ func (s *Server) Load(cfg *config.Config) error {
 			}
 		}
 		next[key] = st
+	}
+	// What a banner shows is stored before it is served: every record can then name
+	// the snapshot of what its visitor saw.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for key, st := range next {
+		st.bundle.Snapshot.CreatedAt = s.opts.Now().UTC()
+		if err := s.store.PutSnapshot(ctx, st.bundle.Snapshot); err != nil {
+			return fmt.Errorf("server: store the snapshot of %s: %w", key, err)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -371,6 +371,8 @@ func (busyStore) Append(context.Context, *consent.Record) error {
 	return consent.ErrUnavailable
 }
 
+func (busyStore) PutSnapshot(context.Context, *consent.Snapshot) error { return nil }
+
 func TestPreflight(t *testing.T) {
 	f := MustFixture(t, false)
 	tests := []struct {
@@ -564,5 +566,49 @@ func TestReceipts(t *testing.T) {
 	}
 	if err := proof.Verify(history.Records[0].Receipt, keys.Keys); err != nil {
 		t.Errorf("the stored receipt does not verify: %v", err)
+	}
+}
+
+// TestSnapshots: what each banner shows is stored before it is served, so that a
+// visitor answering a banner served before a restart and a configuration change is
+// still recorded, while a fingerprint never served is not.
+func TestSnapshots(t *testing.T) {
+	f := MustFixture(t, false)
+	site := f.cfg.Sites[testSite]
+	old := banner.Fingerprint(site)
+	snap, err := f.store.Snapshot(context.Background(), testSite, old)
+	if err != nil {
+		t.Fatalf("no snapshot of the served banner: %v", err)
+	}
+	if snap.Policy.Version != site.Policy.Version || len(snap.Texts) != len(site.Languages) || len(snap.BundleHash) != 64 {
+		t.Errorf("snapshot = %+v", snap)
+	}
+	for _, p := range snap.Partners {
+		if !p.Enabled || len(p.Tags) != 0 {
+			t.Errorf("snapshot partner %s: want enabled partners only, without their tags", p.ID)
+		}
+	}
+
+	// A restart with meta-pixel switched off: a new server on the same store.
+	changed, err := config.Load("../sites.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed.Sites[testSite].Partner("meta-pixel").Enabled = false
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := server.New(f.store, server.Options{Keys: keys})
+	if err := restarted.Load(changed); err != nil {
+		t.Fatal(err)
+	}
+	g := &fixture{srv: restarted, store: f.store, cfg: f.cfg}
+	body := g.validBody(t)
+	if banner.Fingerprint(changed.Sites[testSite]) == old || body["fingerprint"] != old {
+		t.Fatal("fixture: the fingerprint did not change")
+	}
+	if rec := g.post(t, body, nil); rec.Code != http.StatusCreated {
+		t.Errorf("an answer to the banner served before the restart: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -130,6 +130,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	index := newConsentIndex()
 	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketSnapshots); err != nil {
+			return fmt.Errorf("bucket %s: %w", bucketSnapshots, err)
+		}
 		records, err := tx.CreateBucketIfNotExists(bucketRecords)
 		if err != nil {
 			return fmt.Errorf("bucket %s: %w", bucketRecords, err)
