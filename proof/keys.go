@@ -104,7 +104,7 @@ func readKey(name string) (*Key, error) {
 	if err != nil || !ok {
 		return nil, fmt.Errorf("proof: %s: not an ed25519 private key", name)
 	}
-	created, err := time.Parse(time.RFC3339, block.Headers["Created"])
+	created, err := time.Parse(time.RFC3339Nano, block.Headers["Created"])
 	if err != nil {
 		return nil, fmt.Errorf("proof: %s: no valid Created header", name)
 	}
@@ -118,7 +118,7 @@ func NewKey(now time.Time) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proof: generate key: %w", err)
 	}
-	return &Key{ID: KeyID(priv.Public().(ed25519.PublicKey)), Private: priv, Created: now.UTC().Truncate(time.Second)}, nil
+	return &Key{ID: KeyID(priv.Public().(ed25519.PublicKey)), Private: priv, Created: now.UTC()}, nil
 }
 
 // NewKeyring returns a keyring of keys; the one created last signs.
@@ -142,7 +142,9 @@ func Generate(dir string, now time.Time) (*Key, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("proof: %w", err)
 	}
-	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Headers: map[string]string{"Created": k.Created.Format(time.RFC3339)}, Bytes: der})
+	// Created to the nanosecond: two keys made in the same second still have an order,
+	// and the newest signs.
+	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Headers: map[string]string{"Created": k.Created.Format(time.RFC3339Nano)}, Bytes: der})
 	name := filepath.Join(dir, strings.ReplaceAll(k.Created.Format("20060102T150405Z"), ":", "")+"-"+k.ID+keySuffix)
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {

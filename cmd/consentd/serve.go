@@ -78,6 +78,8 @@ func (m *Main) ParseFlags(args []string) error {
 // Run serves until ctx is done, then shuts down in order: stop taking requests,
 // finish those in flight (their writes included), close the store.
 func (m *Main) Run(ctx context.Context) error {
+	// Taken before the load: a change made while loading is reloaded afterwards.
+	loaded := modTime(m.ConfigPath)
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		return err
@@ -114,7 +116,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.printWhereToLook(ln.Addr(), cfg)
 	m.listening <- ln.Addr()
 
-	go m.watchConfig(ctx, srv)
+	go m.watchConfig(ctx, srv, loaded)
 
 	select {
 	case <-ctx.Done():
@@ -162,15 +164,15 @@ func (m *Main) printWhereToLook(addr net.Addr, cfg *config.Config) {
 	fmt.Fprintf(m.stdout, "  records:    %s\n\n", m.DBPath)
 }
 
-// watchConfig reloads sites.yaml when the file changes or on SIGHUP. A file that
+// watchConfig reloads sites.yaml when the file changes from its modification time
+// last, or on SIGHUP. A file that
 // does not validate is logged and ignored: the last good configuration keeps serving.
-func (m *Main) watchConfig(ctx context.Context, srv *server.Server) {
+func (m *Main) watchConfig(ctx context.Context, srv *server.Server, last time.Time) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	ticker := time.NewTicker(m.ReloadEvery)
 	defer ticker.Stop()
-	last := modTime(m.ConfigPath)
 	for {
 		select {
 		case <-ctx.Done():
