@@ -42,7 +42,9 @@ func NewReceipt(s *Site, r *Record) *Receipt {
 		PolicyVersion:    r.PolicyVersion,
 		Fingerprint:      r.Fingerprint,
 		Action:           r.Action,
-		CollectionMethod: "website banner, " + string(r.Surface) + ", " + r.URL,
+		// No page URL: a receipt holds nothing an erasure would have to remove, so
+		// its signature outlives one.
+		CollectionMethod: "website banner, " + string(r.Surface),
 		Purposes:         r.Choices.Categories,
 		Partners:         r.Choices.Partners,
 		Expires:          r.ExpiresAt,

@@ -3,6 +3,7 @@
 //	consentd serve [--addr :8080] [--config sites.yaml] [--db data/consent.db] [--demo]
 //	consentd check [sites.yaml]
 //	consentd keygen [--keys data/keys]
+//	consentd verify [--db data/consent.db]
 //	consentd version
 package main
 
@@ -25,6 +26,7 @@ Usage:
   consentd serve [flags]     serve banners, record consents (consentd serve -h for flags)
   consentd check [FILE]      validate a sites.yaml (default: $CONSENTD_CONFIG or sites.yaml)
   consentd keygen [--keys DIR]  add a new signing key; it signs from the next start on
+  consentd verify [--db FILE]   check the hash chain of a store file not in use (a backup copy)
   consentd version           print the version
 `
 
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return check(args[1:], stdout)
 	case "keygen":
 		return keygen(args[1:], stdout, stderr)
+	case "verify":
+		return verify(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "consentd", Version)
 		return nil

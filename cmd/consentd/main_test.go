@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
@@ -80,6 +82,10 @@ func TestServeShutdownKeepsAcknowledgedWrites(t *testing.T) {
 	if len(acked) < 20 {
 		t.Fatalf("only %d consents acknowledged", len(acked))
 	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"verify", "--db", m.DBPath}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "OK, ") {
+		t.Errorf("consentd verify after shutdown: %v, %s", err, out.String())
+	}
 	store, err := bolt.Open(m.DBPath)
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +96,42 @@ func TestServeShutdownKeepsAcknowledgedWrites(t *testing.T) {
 		if err != nil || len(records) != 1 {
 			t.Fatalf("acknowledged consent %s: %d records, %v", id, len(records), err)
 		}
+	}
+}
+
+// TestVerifyReportsTampering: a record deleted behind consentd's back is reported,
+// with a non-zero exit.
+func TestVerifyReportsTampering(t *testing.T) {
+	m, addr, served, stop := MustServe(t, "../../sites.yaml")
+	cfg, err := config.Load(m.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if status, err := postConsent(addr, cfg, uuid.NewString()); err != nil || status != http.StatusCreated {
+			t.Fatalf("post: %d, %v", status, err)
+		}
+	}
+	stop()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	db, err := bbolt.Open(m.DBPath, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		k, _ := tx.Bucket([]byte("records")).Cursor().First()
+		return tx.Bucket([]byte("records")).Delete(k)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = run(context.Background(), []string{"verify", "--db", m.DBPath}, &out, io.Discard)
+	if !errors.Is(err, errBroken) || !strings.Contains(out.String(), "BROKEN at place 1") || !strings.Contains(out.String(), "was deleted") {
+		t.Errorf("verify of a tampered file: %v, %q", err, out.String())
 	}
 }
 

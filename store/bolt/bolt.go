@@ -6,7 +6,7 @@ package bolt
 import (
 	"cmp"
 	"context"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -38,14 +38,12 @@ const (
 	DefaultLockTimeout = time.Second
 )
 
-// bucketRecords maps a record id (16 UUID bytes) to the record: a header of one
-// format byte and the 16-byte consent id, then the record as JSON. The header lets
-// Open rebuild the consent index without decoding any JSON.
-var bucketRecords = []byte("records")
-
-const (
-	formatV1   = 1
-	headerSize = 1 + 16
+var (
+	// bucketRecords maps a record id (16 UUID bytes) to the record (see record.go).
+	bucketRecords = []byte("records")
+	// bucketChain maps a place in the hash chain (uint64, big-endian) to the record
+	// id (16 bytes) and the link (32 bytes) of the record at that place.
+	bucketChain = []byte("chain")
 )
 
 // Option changes a setting of Open.
@@ -84,6 +82,10 @@ type Store struct {
 	queue  chan *request
 
 	index *consentIndex
+
+	// The head of the hash chain, owned by the writer goroutine.
+	lastSeq  uint64
+	lastLink [32]byte
 
 	writerDone chan struct{}
 	closeOnce  sync.Once
@@ -129,19 +131,28 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	index := newConsentIndex()
+	var lastSeq uint64
+	var lastLink [32]byte
 	err = db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketSnapshots); err != nil {
-			return fmt.Errorf("bucket %s: %w", bucketSnapshots, err)
+		for _, name := range [][]byte{bucketSnapshots, bucketChain} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		if k, v := tx.Bucket(bucketChain).Cursor().Last(); k != nil {
+			lastSeq = binary.BigEndian.Uint64(k)
+			copy(lastLink[:], v[16:])
 		}
 		records, err := tx.CreateBucketIfNotExists(bucketRecords)
 		if err != nil {
 			return fmt.Errorf("bucket %s: %w", bucketRecords, err)
 		}
 		return records.ForEach(func(k, v []byte) error {
-			if len(k) != 16 || len(v) < headerSize || v[0] != formatV1 {
-				return fmt.Errorf("record %x: unknown format", k)
+			sr, err := splitRecord(v)
+			if err != nil || len(k) != 16 {
+				return fmt.Errorf("record %x: %v", k, err)
 			}
-			index.add(uuid.UUID(v[1:headerSize]), uuid.UUID(k))
+			index.add(sr.consentID, uuid.UUID(k))
 			return nil
 		})
 	})
@@ -156,6 +167,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 		beforeCommit: c.beforeCommit,
 		queue:        make(chan *request, c.queueSize),
 		index:        index,
+		lastSeq:      lastSeq,
+		lastLink:     lastLink,
 		writerDone:   make(chan struct{}),
 	}
 	go s.write()
@@ -203,14 +216,10 @@ func newRequest(r *consent.Record) (*request, error) {
 	if err != nil {
 		return nil, consent.Errorf(consent.EInvalid, "consent id %q is not a UUID", r.ConsentID)
 	}
-	data, err := json.Marshal(r)
+	value, err := encodeRecord(r, consentID)
 	if err != nil {
 		return nil, fmt.Errorf("encode record %s: %w", r.ID, err)
 	}
-	value := make([]byte, headerSize, headerSize+len(data))
-	value[0] = formatV1
-	copy(value[1:], consentID[:])
-	value = append(value, data...)
 	return &request{recordID: id, consentID: consentID, value: value, done: make(chan error, 1)}, nil
 }
 
@@ -271,25 +280,41 @@ func (s *Store) commit(batch []*request) {
 	}
 	// A duplicate id fails its own request only; the others in the batch commit.
 	rejected := make([]error, len(batch))
+	var next uint64
+	var nextLink [32]byte
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		records := tx.Bucket(bucketRecords)
-		// Record ids are UUIDv7, so new keys land at the end: full leaf pages take
-		// about 470 bytes per record instead of 1,050 at the default 0.5. bbolt does not
-		// persist FillPercent, hence in every transaction.
-		records.FillPercent = 1.0
+		records, chain := tx.Bucket(bucketRecords), tx.Bucket(bucketChain)
+		// Record ids are UUIDv7 and places in the chain count up, so new keys land at
+		// the end: full leaf pages take about 470 bytes per record instead of 1,050 at
+		// the default 0.5. bbolt does not persist FillPercent, hence in every
+		// transaction.
+		records.FillPercent, chain.FillPercent = 1.0, 1.0
+		seq, prev := s.lastSeq, s.lastLink
 		for i, req := range batch {
 			if records.Get(req.recordID[:]) != nil {
 				rejected[i] = fmt.Errorf("bolt: append: %w",
 					consent.Errorf(consent.EInvalid, "record id %s is already stored", req.recordID))
 				continue
 			}
+			seq++
+			binary.BigEndian.PutUint64(req.value[offsetSeq:offsetIdentSum], seq)
+			sr, err := splitRecord(req.value)
+			if err != nil {
+				return fmt.Errorf("record %s: %w", req.recordID, err)
+			}
+			prev = link(prev[:], seq, req.recordID[:], sr)
 			if err := records.Put(req.recordID[:], req.value); err != nil {
 				return fmt.Errorf("record %s: %w", req.recordID, err)
 			}
+			if err := chain.Put(seqKey(seq), append(req.recordID[:], prev[:]...)); err != nil {
+				return fmt.Errorf("chain at %d: %w", seq, err)
+			}
 		}
+		next, nextLink = seq, prev
 		return nil
 	})
 	if err == nil {
+		s.lastSeq, s.lastLink = next, nextLink
 		// Indexed before anyone is answered: a record acknowledged to one visitor is
 		// visible to the next request.
 		s.index.mu.Lock()
@@ -336,8 +361,12 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 			if v == nil {
 				return fmt.Errorf("indexed record %s is missing", rid)
 			}
-			r := new(consent.Record)
-			if err := json.Unmarshal(v[headerSize:], r); err != nil {
+			sr, err := splitRecord(v)
+			if err != nil {
+				return fmt.Errorf("decode record %s: %w", rid, err)
+			}
+			r, err := sr.decode()
+			if err != nil {
 				return fmt.Errorf("decode record %s: %w", rid, err)
 			}
 			recs = append(recs, r)
@@ -373,4 +402,10 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
 }
