@@ -32,16 +32,16 @@ type Receipt struct {
 // NewReceipt returns the unsigned receipt of r, a record of site s.
 func NewReceipt(s *Site, r *Record) *Receipt {
 	return &Receipt{
-		Version:          ReceiptVersion,
-		RecordID:         r.ID,
-		ConsentID:        r.ConsentID,
-		Timestamp:        r.RecordedAt,
-		Controller:       s.Controller,
-		Site:             s.Key,
-		PolicyURL:        s.Policy.URL,
-		PolicyVersion:    r.PolicyVersion,
-		Fingerprint:      r.Fingerprint,
-		Action:           r.Action,
+		Version:       ReceiptVersion,
+		RecordID:      r.ID,
+		ConsentID:     r.ConsentID,
+		Timestamp:     r.RecordedAt,
+		Controller:    s.Controller,
+		Site:          s.Key,
+		PolicyURL:     s.Policy.URL,
+		PolicyVersion: r.PolicyVersion,
+		Fingerprint:   r.Fingerprint,
+		Action:        r.Action,
 		// No page URL: a receipt holds nothing an erasure would have to remove, so
 		// its signature outlives one.
 		CollectionMethod: "website banner, " + string(r.Surface),

@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	consent "github.com/mixvoip/consentd"
 )
 
 // Algorithm names the signature scheme in published keys and receipts.
@@ -191,4 +193,17 @@ func NewEphemeralKeyring() (*Keyring, error) {
 		return nil, err
 	}
 	return NewKeyring(k), nil
+}
+
+// SignCheckpoint signs c with the newest key.
+func (kr *Keyring) SignCheckpoint(c *consent.Checkpoint) {
+	k := kr.Signer()
+	c.KeyID = k.ID
+	c.Signature = base64.RawURLEncoding.EncodeToString(ed25519.Sign(k.Private, c.Message()))
+}
+
+// VerifyCheckpoint reports whether c's signature holds.
+func (kr *Keyring) VerifyCheckpoint(c *consent.Checkpoint) bool {
+	sig, err := base64.RawURLEncoding.DecodeString(c.Signature)
+	return err == nil && kr.Verify(c.KeyID, c.Message(), sig)
 }

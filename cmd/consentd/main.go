@@ -3,7 +3,7 @@
 //	consentd serve [--addr :8080] [--config sites.yaml] [--db data/consent.db] [--demo]
 //	consentd check [sites.yaml]
 //	consentd keygen [--keys data/keys]
-//	consentd verify [--db data/consent.db]
+//	consentd verify [--db data/consent.db] [--keys data/keys]
 //	consentd version
 package main
 
@@ -26,7 +26,9 @@ Usage:
   consentd serve [flags]     serve banners, record consents (consentd serve -h for flags)
   consentd check [FILE]      validate a sites.yaml (default: $CONSENTD_CONFIG or sites.yaml)
   consentd keygen [--keys DIR]  add a new signing key; it signs from the next start on
-  consentd verify [--db FILE]   check the hash chain of a store file not in use (a backup copy)
+  consentd verify [--db FILE] [--keys DIR]
+                             check the hash chain and signed checkpoints of a store file
+                             not in use (a backup copy); exits 1 at the first broken link
   consentd version           print the version
 `
 

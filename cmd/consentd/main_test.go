@@ -83,7 +83,7 @@ func TestServeShutdownKeepsAcknowledgedWrites(t *testing.T) {
 		t.Fatalf("only %d consents acknowledged", len(acked))
 	}
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"verify", "--db", m.DBPath}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "OK, ") {
+	if err := run(context.Background(), []string{"verify", "--db", m.DBPath, "--keys", m.KeysDir}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "OK, ") || !strings.Contains(out.String(), "1 signed checkpoints agree") {
 		t.Errorf("consentd verify after shutdown: %v, %s", err, out.String())
 	}
 	store, err := bolt.Open(m.DBPath)
@@ -129,7 +129,7 @@ func TestVerifyReportsTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	err = run(context.Background(), []string{"verify", "--db", m.DBPath}, &out, io.Discard)
+	err = run(context.Background(), []string{"verify", "--db", m.DBPath, "--keys", m.KeysDir}, &out, io.Discard)
 	if !errors.Is(err, errBroken) || !strings.Contains(out.String(), "BROKEN at place 1") || !strings.Contains(out.String(), "was deleted") {
 		t.Errorf("verify of a tampered file: %v, %q", err, out.String())
 	}

@@ -22,6 +22,10 @@ import (
 	"github.com/mixvoip/consentd/store/bolt"
 )
 
+// checkpointEvery is how often the head of the hash chain is signed while records
+// come in; it is signed on shutdown too.
+const checkpointEvery = time.Minute
+
 // Main is `consentd serve`: the wiring of configuration, store and HTTP server, in a
 // form tests can drive (ParseFlags, Run).
 type Main struct {
@@ -88,7 +92,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	store, err := bolt.Open(m.DBPath)
+	store, err := bolt.Open(m.DBPath, bolt.Checkpoints(keys, checkpointEvery))
 	if err != nil {
 		return err
 	}

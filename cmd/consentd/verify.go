@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
 )
 
@@ -19,10 +20,15 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("consentd verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	db := fs.String("db", envOr("CONSENTD_DB", "data/consent.db"), "the bbolt file to check ($CONSENTD_DB)")
+	keysDir := fs.String("keys", envOr("CONSENTD_KEYS", defaultKeysDir), "the signing keys, to check the checkpoints ($CONSENTD_KEYS)")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return errUsage
 	}
-	v, err := bolt.VerifyFile(ctx, *db)
+	keys, err := proof.LoadKeyring(*keysDir)
+	if err != nil {
+		return err
+	}
+	v, err := bolt.VerifyFile(ctx, *db, keys)
 	if err != nil {
 		return err
 	}
@@ -30,6 +36,6 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "%s: BROKEN at place %d (record %s): %s; %d records before it verify\n", *db, v.BrokenAt, v.RecordID, v.Problem, v.Records)
 		return errBroken
 	}
-	fmt.Fprintf(stdout, "%s: OK, %d records, every link verifies\n", *db, v.Records)
+	fmt.Fprintf(stdout, "%s: OK, %d records, every link verifies, %d signed checkpoints agree\n", *db, v.Records, v.Checkpoints)
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -44,6 +46,9 @@ var (
 	// bucketChain maps a place in the hash chain (uint64, big-endian) to the record
 	// id (16 bytes) and the link (32 bytes) of the record at that place.
 	bucketChain = []byte("chain")
+	// bucketCheckpoints maps a place in the chain to the signed checkpoint of the
+	// chain's head there, as JSON.
+	bucketCheckpoints = []byte("checkpoints")
 )
 
 // Option changes a setting of Open.
@@ -53,6 +58,8 @@ type config struct {
 	queueSize   int
 	maxBatch    int
 	lockTimeout time.Duration
+	signer      consent.CheckpointSigner
+	every       time.Duration
 
 	// beforeCommit, when set, runs in the writer before each transaction with the
 	// number of records in it; tests use it to hold the writer.
@@ -65,6 +72,12 @@ func QueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
 
 // MaxBatch sets the most records committed in one transaction. It must be at least 1.
 func MaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
+
+// Checkpoints has the writer sign the head of the hash chain with signer after a
+// commit when the last checkpoint is older than every, and on Close.
+func Checkpoints(signer consent.CheckpointSigner, every time.Duration) Option {
+	return func(c *config) { c.signer, c.every = signer, every }
+}
 
 // LockTimeout sets how long Open waits for the file lock held by another process. It
 // must be positive.
@@ -83,9 +96,14 @@ type Store struct {
 
 	index *consentIndex
 
-	// The head of the hash chain, owned by the writer goroutine.
-	lastSeq  uint64
-	lastLink [32]byte
+	// The head of the hash chain and the last checkpoint, owned by the writer
+	// goroutine.
+	lastSeq        uint64
+	lastLink       [32]byte
+	signer         consent.CheckpointSigner
+	every          time.Duration
+	checkpointSeq  uint64
+	checkpointedAt time.Time
 
 	writerDone chan struct{}
 	closeOnce  sync.Once
@@ -134,7 +152,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	var lastSeq uint64
 	var lastLink [32]byte
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSnapshots, bucketChain} {
+		for _, name := range [][]byte{bucketSnapshots, bucketChain, bucketCheckpoints} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
@@ -169,7 +187,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 		index:        index,
 		lastSeq:      lastSeq,
 		lastLink:     lastLink,
-		writerDone:   make(chan struct{}),
+		signer:       c.signer,
+		every:        c.every,
+		// Counted from the start: a restart need not sign at once what it found.
+		checkpointSeq:  lastSeq,
+		checkpointedAt: time.Now(),
+		writerDone:     make(chan struct{}),
 	}
 	go s.write()
 	return s, nil
@@ -254,7 +277,32 @@ func (s *Store) write() {
 		batch = s.takeQueued(batch)
 		s.commit(batch)
 		clear(batch) // let the answered requests be collected while the queue is idle
+		if time.Since(s.checkpointedAt) >= s.every {
+			s.checkpoint()
+		}
 	}
+	s.checkpoint()
+}
+
+// checkpoint signs the chain's head, if a signer is set and the head moved since the
+// last checkpoint. A failure is not an append's failure: the records are committed,
+// and the next checkpoint covers them.
+func (s *Store) checkpoint() {
+	if s.signer == nil || s.lastSeq == s.checkpointSeq {
+		return
+	}
+	c := &consent.Checkpoint{Seq: s.lastSeq, Link: hex.EncodeToString(s.lastLink[:]), At: time.Now().UTC()}
+	s.signer.SignCheckpoint(c)
+	value, err := json.Marshal(c)
+	if err == nil {
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketCheckpoints).Put(seqKey(c.Seq), value)
+		})
+	}
+	if err == nil {
+		s.checkpointSeq = c.Seq
+	}
+	s.checkpointedAt = time.Now()
 }
 
 // takeQueued appends to batch the requests already queued, up to the batch limit.

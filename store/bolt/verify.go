@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -14,12 +16,13 @@ import (
 )
 
 // Verify checks the hash chain of the open store: every record is where the chain
-// says, unchanged, and no record is outside the chain.
+// says, unchanged, no record is outside the chain, and every checkpoint is signed and
+// agrees with it.
 func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 	var v *consent.Verification
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		v, err = verify(ctx, tx)
+		v, err = verify(ctx, tx, s.signer)
 		return err
 	})
 	if err != nil {
@@ -29,8 +32,8 @@ func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 }
 
 // VerifyFile checks the hash chain of a store file that no process has open, such as
-// a backup copy.
-func VerifyFile(ctx context.Context, path string) (*consent.Verification, error) {
+// a backup copy; signer checks the checkpoints' signatures.
+func VerifyFile(ctx context.Context, path string, signer consent.CheckpointSigner) (*consent.Verification, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: verify %s: %w", path, err)
@@ -41,7 +44,7 @@ func VerifyFile(ctx context.Context, path string) (*consent.Verification, error)
 		if tx.Bucket(bucketRecords) == nil || tx.Bucket(bucketChain) == nil {
 			return fmt.Errorf("not a consentd store")
 		}
-		v, err = verify(ctx, tx)
+		v, err = verify(ctx, tx, signer)
 		return err
 	})
 	if err != nil {
@@ -50,7 +53,7 @@ func VerifyFile(ctx context.Context, path string) (*consent.Verification, error)
 	return v, nil
 }
 
-func verify(ctx context.Context, tx *bolt.Tx) (*consent.Verification, error) {
+func verify(ctx context.Context, tx *bolt.Tx, signer consent.CheckpointSigner) (*consent.Verification, error) {
 	records, chain := tx.Bucket(bucketRecords), tx.Bucket(bucketChain)
 	v := &consent.Verification{}
 	broken := func(seq uint64, id []byte, format string, args ...any) (*consent.Verification, error) {
@@ -105,6 +108,26 @@ func verify(ctx context.Context, tx *bolt.Tx) (*consent.Verification, error) {
 				return broken(sr.seq, k, "record %s is not in the chain: it was inserted", uuid.UUID(k))
 			}
 		}
+	}
+	// A chain rewritten consistently, or cut off at its end, still disagrees with the
+	// checkpoints signed before.
+	cc := tx.Bucket(bucketCheckpoints).Cursor()
+	for k, value := cc.First(); k != nil; k, value = cc.Next() {
+		var cp consent.Checkpoint
+		if err := json.Unmarshal(value, &cp); err != nil {
+			return broken(binary.BigEndian.Uint64(k), nil, "the checkpoint at place %d is unreadable", binary.BigEndian.Uint64(k))
+		}
+		if signer == nil || !signer.VerifyCheckpoint(&cp) {
+			return broken(cp.Seq, nil, "the checkpoint at place %d is not signed by a known key", cp.Seq)
+		}
+		entry := chain.Get(seqKey(cp.Seq))
+		if entry == nil {
+			return broken(cp.Seq, nil, "the chain ends at place %d, but a signed checkpoint vouches for place %d: records were cut off", want-1, cp.Seq)
+		}
+		if hex.EncodeToString(entry[16:]) != cp.Link {
+			return broken(cp.Seq, entry[:16], "the chain up to place %d differs from its signed checkpoint: records were rewritten", cp.Seq)
+		}
+		v.Checkpoints++
 	}
 	v.OK = true
 	return v, nil

@@ -5,22 +5,26 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/storetest"
 )
 
 // MustChainedFile writes n records through a Store, closing and reopening it half
 // way (the chain head must survive), and returns the file and the record ids in
 // chain order.
-func MustChainedFile(tb testing.TB, n int) (string, []string) {
+func MustChainedFile(tb testing.TB, n int, signer consent.CheckpointSigner) (string, []string) {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "consent.db")
 	var ids []string
 	for part := range 2 {
-		s, err := Open(path)
+		// A checkpoint at each Close: after the first half and at the end.
+		s, err := Open(path, Checkpoints(signer, time.Hour))
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -30,7 +34,7 @@ func MustChainedFile(tb testing.TB, n int) (string, []string) {
 			ids = append(ids, r.ID)
 		}
 		if part == 1 {
-			if v, err := s.Verify(context.Background()); err != nil || !v.OK || v.Records != n {
+			if v, err := s.Verify(context.Background()); err != nil || !v.OK || v.Records != n || v.Checkpoints != 1 {
 				tb.Fatalf("the live store does not verify: %+v, %v", v, err)
 			}
 		}
@@ -56,6 +60,14 @@ func MustTamper(tb testing.TB, path string, f func(tx *bolt.Tx) error) {
 
 func TestVerify(t *testing.T) {
 	const n = 20
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	others, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
 	key := func(id string) []byte { u := uuid.MustParse(id); return u[:] }
 	tests := []struct {
 		name    string
@@ -101,20 +113,60 @@ func TestVerify(t *testing.T) {
 			}
 			return b.Put(key(ids[2]), a)
 		}, 2, "claims place 3"},
+		{"tail cut off after a checkpoint", func(tx *bolt.Tx, ids []string) error {
+			for seq := n - 2; seq <= n; seq++ {
+				if err := tx.Bucket(bucketRecords).Delete(key(ids[seq-1])); err != nil {
+					return err
+				}
+				if err := tx.Bucket(bucketChain).Delete(seqKey(uint64(seq))); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, n, "records were cut off"},
+		{"chain rewritten consistently", func(tx *bolt.Tx, ids []string) error {
+			// Turn a refusal into a grant and recompute every link after it: only the
+			// signed checkpoints can tell.
+			records, chain := tx.Bucket(bucketRecords), tx.Bucket(bucketChain)
+			var prev [32]byte
+			for seq := uint64(1); seq <= n; seq++ {
+				id := key(ids[seq-1])
+				v := append([]byte(nil), records.Get(id)...)
+				if seq == 5 {
+					v = []byte(strings.Replace(string(v), `"marketing":false`, `"marketing":true `, 1))
+					if err := records.Put(id, v); err != nil {
+						return err
+					}
+				}
+				sr, err := splitRecord(v)
+				if err != nil {
+					return err
+				}
+				prev = link(prev[:], seq, id, sr)
+				if err := chain.Put(seqKey(seq), append(append([]byte(nil), id...), prev[:]...)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, n / 2, "differs from its signed checkpoint"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path, ids := MustChainedFile(t, n)
+			path, ids := MustChainedFile(t, n, keys)
 			if tt.tamper != nil {
 				MustTamper(t, path, func(tx *bolt.Tx) error { return tt.tamper(tx, ids) })
 			}
-			v, err := VerifyFile(context.Background(), path)
+			v, err := VerifyFile(context.Background(), path, keys)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tt.tamper == nil {
-				if !v.OK || v.Records != n {
+				if !v.OK || v.Records != n || v.Checkpoints != 2 {
 					t.Fatalf("intact file: %+v", v)
+				}
+				// Checkpoints signed by a key the verifier does not trust do not count.
+				if v, _ := VerifyFile(context.Background(), path, others); v.OK || !strings.Contains(v.Problem, "not signed by a known key") {
+					t.Errorf("checkpoints of an unknown key: %+v", v)
 				}
 				return
 			}
