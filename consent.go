@@ -76,6 +76,16 @@ type Store interface {
 	// ENotFound.
 	Snapshot(ctx context.Context, site, fingerprint string) (*Snapshot, error)
 
+	// Verify checks the hash chain of the records and its signed checkpoints.
+	Verify(ctx context.Context) (*Verification, error)
+
+	// AppendAudit stores e durably; e.ID must be a UUIDv7.
+	AppendAudit(ctx context.Context, e *AuditEntry) error
+
+	// Audit returns up to limit audit entries after the one with id after (from the
+	// first if after is ""), oldest first.
+	Audit(ctx context.Context, after string, limit int) ([]*AuditEntry, error)
+
 	// Close waits for acknowledged writes in flight, then releases the store.
 	Close() error
 }

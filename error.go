@@ -7,13 +7,14 @@ import (
 
 // Error codes. The HTTP layer maps each one to a status in one place.
 const (
-	ENotFound    = "not_found"
-	EInvalid     = "invalid"
-	EForbidden   = "forbidden"
-	ETooLarge    = "too_large"
-	EUnsupported = "unsupported_media_type"
-	EUnavailable = "unavailable"
-	EInternal    = "internal"
+	ENotFound     = "not_found"
+	EInvalid      = "invalid"
+	EForbidden    = "forbidden"
+	EUnauthorized = "unauthorized"
+	ETooLarge     = "too_large"
+	EUnsupported  = "unsupported_media_type"
+	EUnavailable  = "unavailable"
+	EInternal     = "internal"
 )
 
 // Error is a domain error with a code and a message safe to show to a client.

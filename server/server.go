@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/proof"
@@ -45,6 +46,8 @@ type Server struct {
 	opts    Options
 	sites   atomic.Pointer[map[string]*site]
 	metrics *metrics
+
+	tokens atomic.Pointer[auth.Tokens]
 
 	mu           sync.Mutex
 	fingerprints map[string]map[string]bool // per site, every fingerprint ever served
@@ -87,6 +90,7 @@ func New(store consent.Store, opts Options) *Server {
 	e.GET("/healthz", s.handleHealth)
 	e.GET("/readyz", s.handleHealth)
 	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
+	s.routeDPO(e)
 	if opts.Demo {
 		e.GET("/demo/:site", s.handleDemoPage)
 		e.GET("/demo/:site/banner.js", s.handleDemoBanner)
@@ -214,6 +218,8 @@ func statusOf(code string) int {
 		return http.StatusBadRequest
 	case consent.EForbidden:
 		return http.StatusForbidden
+	case consent.EUnauthorized:
+		return http.StatusUnauthorized
 	case consent.ENotFound:
 		return http.StatusNotFound
 	case consent.ETooLarge:
@@ -224,6 +230,15 @@ func statusOf(code string) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
+}
+
+// status returns the status handleError answers err with.
+func (s *Server) status(err error) int {
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return he.Code
+	}
+	return statusOf(consent.ErrorCode(err))
 }
 
 // httpCode names the errors that Echo itself raises (no route, wrong method).

@@ -4,6 +4,7 @@
 //	consentd check [sites.yaml]
 //	consentd keygen [--keys data/keys]
 //	consentd verify [--db data/consent.db] [--keys data/keys]
+//	consentd token add NAME [--sites a,b] | list | revoke NAME
 //	consentd version
 package main
 
@@ -29,6 +30,8 @@ Usage:
   consentd verify [--db FILE] [--keys DIR]
                              check the hash chain and signed checkpoints of a store file
                              not in use (a backup copy); exits 1 at the first broken link
+  consentd token add NAME [--sites a,b] | list | revoke NAME
+                             DPO API tokens (--tokens FILE, default data/tokens.json)
   consentd version           print the version
 `
 
@@ -63,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keygen(args[1:], stdout, stderr)
 	case "verify":
 		return verify(ctx, args[1:], stdout, stderr)
+	case "token":
+		return token(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "consentd", Version)
 		return nil

@@ -181,7 +181,7 @@ func TestKeys(t *testing.T) {
 		t.Errorf("keygen printed %q", out.String())
 	}
 	m2 := NewMain(io.Discard, io.Discard)
-	m2.ParseFlags([]string{"--addr", "127.0.0.1:0", "--config", m.ConfigPath, "--db", m.DBPath, "--keys", m.KeysDir})
+	m2.ParseFlags([]string{"--addr", "127.0.0.1:0", "--config", m.ConfigPath, "--db", m.DBPath, "--keys", m.KeysDir, "--tokens", m.TokensPath})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m2.Run(ctx) }()
@@ -228,21 +228,58 @@ func publishedKeys(tb testing.TB, addr string) []string {
 	return ids
 }
 
-// writeLater writes data with a modification time that differs from the last one,
-// even on file systems with coarse timestamps.
-func writeLater(tb testing.TB, path, data string) {
+// TestTokens: a token made with `consentd token add` while consentd runs opens the
+// DPO API within seconds; revoked, it no longer does.
+func TestTokens(t *testing.T) {
+	m, addr, _, _ := MustServe(t, "../../sites.yaml")
+	status := func(token string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/dpo/verify", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"token", "add", "dpo", "--tokens", m.TokensPath}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	secret := strings.Fields(out.String())[0]
+	MustEventually(t, func() (int, bool) { s := status(secret); return s, s == http.StatusOK })
+	out.Reset()
+	if err := run(context.Background(), []string{"token", "list", "--tokens", m.TokensPath}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "dpo") || strings.Contains(out.String(), secret) {
+		t.Errorf("token list: %v\n%s", err, out.String())
+	}
+	writeLaterFn(t, m.TokensPath, func() error {
+		return run(context.Background(), []string{"token", "revoke", "dpo", "--tokens", m.TokensPath}, io.Discard, io.Discard)
+	})
+	MustEventually(t, func() (int, bool) { s := status(secret); return s, s == http.StatusUnauthorized })
+}
+
+// writeLaterFn runs write, then moves the file's modification time a second past the
+// last one, so that a watcher with coarse timestamps sees the change.
+func writeLaterFn(tb testing.TB, path string, write func() error) {
 	tb.Helper()
 	fi, err := os.Stat(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+	if err := write(); err != nil {
 		tb.Fatal(err)
 	}
 	later := fi.ModTime().Add(time.Second)
 	if err := os.Chtimes(path, later, later); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// writeLater writes data with a modification time that differs from the last one,
+// even on file systems with coarse timestamps.
+func writeLater(tb testing.TB, path, data string) {
+	tb.Helper()
+	writeLaterFn(tb, path, func() error { return os.WriteFile(path, []byte(data), 0o644) })
 }
 
 func bannerETag(tb testing.TB, addr string) string {
@@ -278,7 +315,7 @@ func MustServe(tb testing.TB, configPath string) (m *Main, addr string, done <-c
 	tb.Helper()
 	m = NewMain(io.Discard, io.Discard)
 	dir := tb.TempDir()
-	if err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--config", configPath, "--db", filepath.Join(dir, "consent.db"), "--keys", filepath.Join(dir, "keys")}); err != nil {
+	if err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--config", configPath, "--db", filepath.Join(dir, "consent.db"), "--keys", filepath.Join(dir, "keys"), "--tokens", filepath.Join(dir, "tokens.json")}); err != nil {
 		tb.Fatal(err)
 	}
 	m.ReloadEvery = 20 * time.Millisecond

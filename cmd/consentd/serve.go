@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
@@ -33,6 +34,7 @@ type Main struct {
 	ConfigPath     string
 	DBPath         string
 	KeysDir        string
+	TokensPath     string
 	Demo           bool
 	TrustedProxies []netip.Prefix
 	ReloadEvery    time.Duration
@@ -60,6 +62,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.Addr, "addr", envOr("CONSENTD_ADDR", ":8080"), "listen address ($CONSENTD_ADDR)")
 	fs.StringVar(&m.ConfigPath, "config", envOr("CONSENTD_CONFIG", "sites.yaml"), "sites configuration ($CONSENTD_CONFIG)")
 	fs.StringVar(&m.DBPath, "db", envOr("CONSENTD_DB", "data/consent.db"), "bbolt database file ($CONSENTD_DB)")
+	fs.StringVar(&m.TokensPath, "tokens", envOr("CONSENTD_TOKENS", defaultTokensFile), "the DPO API's token file ($CONSENTD_TOKENS)")
 	fs.StringVar(&m.KeysDir, "keys", envOr("CONSENTD_KEYS", defaultKeysDir), "directory of the ed25519 signing keys ($CONSENTD_KEYS)")
 	fs.BoolVar(&m.Demo, "demo", os.Getenv("CONSENTD_DEMO") == "1", "serve /demo/{site} pages and accept consents from the server's own origin ($CONSENTD_DEMO=1); never in production")
 	proxies := fs.String("trusted-proxies", os.Getenv("CONSENTD_TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted ($CONSENTD_TRUSTED_PROXIES)")
@@ -97,6 +100,13 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	srv := server.New(store, server.Options{Demo: m.Demo, TrustedProxies: m.TrustedProxies, Keys: keys, Logger: m.logger})
+	tokensLoaded := modTime(m.TokensPath)
+	tokens, err := auth.Load(m.TokensPath)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	srv.SetTokens(tokens)
 	if err := srv.Load(cfg); err != nil {
 		store.Close()
 		return err
@@ -121,6 +131,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.listening <- ln.Addr()
 
 	go m.watchConfig(ctx, srv, loaded)
+	go m.watchTokens(ctx, srv, tokensLoaded)
 
 	select {
 	case <-ctx.Done():
@@ -197,6 +208,32 @@ func (m *Main) watchConfig(ctx context.Context, srv *server.Server, last time.Ti
 			continue
 		}
 		m.logger.Info("config reloaded", "config", m.ConfigPath, "sites", len(cfg.Sites))
+	}
+}
+
+// watchTokens reloads the token file when it changes; a file that cannot be read
+// keeps the tokens loaded before.
+func (m *Main) watchTokens(ctx context.Context, srv *server.Server, last time.Time) {
+	ticker := time.NewTicker(m.ReloadEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		t := modTime(m.TokensPath)
+		if t.Equal(last) {
+			continue
+		}
+		last = t
+		tokens, err := auth.Load(m.TokensPath)
+		if err != nil {
+			m.logger.Error("tokens not reloaded; the previous ones stay", "err", err)
+			continue
+		}
+		srv.SetTokens(tokens)
+		m.logger.Info("tokens reloaded", "tokens", m.TokensPath, "count", len(tokens.List))
 	}
 }
 

@@ -152,7 +152,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	var lastSeq uint64
 	var lastLink [32]byte
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSnapshots, bucketChain, bucketCheckpoints} {
+		for _, name := range [][]byte{bucketSnapshots, bucketChain, bucketCheckpoints, bucketAudit} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}

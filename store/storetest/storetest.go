@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"CancelledContext", testCancelledContext},
 		{"DuplicateID", testDuplicateID},
 		{"Snapshots", testSnapshots},
+		{"Audit", testAudit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -470,5 +471,42 @@ func testSnapshots(t *testing.T, open func() consent.Store) {
 	}
 	if _, err := s.Snapshot(ctx, first.Site, "0000000000000000"); consent.ErrorCode(err) != consent.ENotFound {
 		t.Errorf("unknown fingerprint: err = %v, want code not_found", err)
+	}
+}
+
+// testAudit: audit entries come back in order, a page at a time, after a reopen.
+func testAudit(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	ctx := context.Background()
+	var ids []string
+	for i := range 7 {
+		e := &consent.AuditEntry{ID: MustNewID(t), At: Now(), Token: "dpo", Method: "GET", Path: fmt.Sprintf("/v1/dpo/records?page=%d", i), Status: 200}
+		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	s.Close()
+	s = MustOpen(t, open)
+	var got []string
+	after := ""
+	for range 10 {
+		page, err := s.Audit(ctx, after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			got = append(got, e.ID)
+		}
+		after = page[len(page)-1].ID
+	}
+	if !slices.Equal(got, ids) {
+		t.Errorf("audit pages = %v, want %v", got, ids)
+	}
+	if _, err := s.Audit(ctx, "nope", 3); consent.ErrorCode(err) != consent.EInvalid {
+		t.Errorf("a bad cursor: err = %v, want code invalid", err)
 	}
 }

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/auth"
+	"github.com/mixvoip/consentd/proof"
+)
+
+// SetTokens replaces the DPO API's tokens; consentd calls it when the token file
+// changes.
+func (s *Server) SetTokens(ts *auth.Tokens) { s.tokens.Store(ts) }
+
+func (s *Server) routeDPO(e *echo.Echo) {
+	g := e.Group("/v1/dpo", s.dpoAuth)
+	g.GET("/verify", s.handleVerify)
+	g.GET("/consents/:consent_id", s.handleProof)
+	g.GET("/snapshots/:fingerprint", s.handleSnapshot)
+	g.GET("/audit", s.handleAudit)
+}
+
+const tokenKey = "dpo-token"
+
+// dpoAuth lets only a valid bearer token through, and records every call, refused
+// ones included, in the audit log before it is answered.
+func (s *Server) dpoAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var token *auth.Token
+		if secret, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer "); ok {
+			if ts := s.tokens.Load(); ts != nil {
+				token = ts.Authenticate(strings.TrimSpace(secret))
+			}
+		}
+		var err error
+		if token == nil {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="consentd DPO API"`)
+			err = consent.Errorf(consent.EUnauthorized, "a valid bearer token is required: consentd token add NAME")
+		} else {
+			c.Set(tokenKey, token)
+			c.Response().Header().Set("Cache-Control", "no-store")
+			err = next(c)
+		}
+		entry := &consent.AuditEntry{
+			ID: uuid.Must(uuid.NewV7()).String(), At: s.opts.Now().UTC(),
+			Method: c.Request().Method, Path: c.Request().URL.RequestURI(), Status: c.Response().Status,
+		}
+		if token != nil {
+			entry.Token = token.Name
+		}
+		if err != nil {
+			entry.Status = s.status(err)
+		}
+		if auditErr := s.store.AppendAudit(c.Request().Context(), entry); auditErr != nil {
+			// An access that cannot be recorded is not answered.
+			return errors.Join(auditErr, consent.ErrUnavailable)
+		}
+		return err
+	}
+}
+
+func dpoToken(c echo.Context) *auth.Token { return c.Get(tokenKey).(*auth.Token) }
+
+func (s *Server) handleVerify(c echo.Context) error {
+	v, err := s.store.Verify(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// proofRecord is a record with the verdict on its receipt.
+type proofRecord struct {
+	*consent.Record
+	ReceiptValid bool   `json:"receipt_valid"`
+	ReceiptError string `json:"receipt_error,omitempty"`
+}
+
+// handleProof returns everything that proves one visitor's decisions: the records,
+// whether each receipt verifies, and the snapshots of what the visitor was shown.
+func (s *Server) handleProof(c echo.Context) error {
+	id := c.Param("consent_id")
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return consent.Errorf(consent.EInvalid, "consent_id must be a UUID")
+	}
+	ctx := c.Request().Context()
+	records, err := s.store.RecordsByConsent(ctx, strings.ToLower(id))
+	if err != nil {
+		return err
+	}
+	if len(records) == 0 {
+		return consent.Errorf(consent.ENotFound, "no records for this consent id")
+	}
+	token := dpoToken(c)
+	keys := s.opts.Keys.Public()
+	out := []proofRecord{}
+	snapshots := map[string]*consent.Snapshot{}
+	for _, r := range records {
+		if !token.MaySee(r.Site) {
+			continue
+		}
+		pr := proofRecord{Record: r}
+		if r.Receipt == nil {
+			pr.ReceiptError = "no receipt"
+		} else if err := proof.Verify(r.Receipt, keys); err != nil {
+			pr.ReceiptError = err.Error()
+		} else {
+			pr.ReceiptValid = true
+		}
+		out = append(out, pr)
+		if _, ok := snapshots[r.Site+" "+r.Fingerprint]; !ok {
+			snap, err := s.store.Snapshot(ctx, r.Site, r.Fingerprint)
+			if err != nil && consent.ErrorCode(err) != consent.ENotFound {
+				return err
+			}
+			snapshots[r.Site+" "+r.Fingerprint] = snap
+		}
+	}
+	if len(out) == 0 {
+		return consent.Errorf(consent.EForbidden, "token %q may not see the sites of this consent id", token.Name)
+	}
+	list := []*consent.Snapshot{}
+	for _, snap := range snapshots {
+		if snap != nil {
+			list = append(list, snap)
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"consent_id": strings.ToLower(id), "records": out, "snapshots": list})
+}
+
+// handleSnapshot returns the snapshots of a fingerprint on the sites the token may
+// see; the same configuration on two sites has the same fingerprint.
+func (s *Server) handleSnapshot(c echo.Context) error {
+	token := dpoToken(c)
+	list := []*consent.Snapshot{}
+	for key := range *s.sites.Load() {
+		if !token.MaySee(key) {
+			continue
+		}
+		snap, err := s.store.Snapshot(c.Request().Context(), key, c.Param("fingerprint"))
+		if consent.ErrorCode(err) == consent.ENotFound {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		list = append(list, snap)
+	}
+	if len(list) == 0 {
+		return consent.Errorf(consent.ENotFound, "no snapshot of %q on the sites this token may see", c.Param("fingerprint"))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"snapshots": list})
+}
+
+func (s *Server) handleAudit(c echo.Context) error {
+	limit := 100
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return consent.Errorf(consent.EInvalid, "limit must be a number from 1 to 1000")
+		}
+		limit = n
+	}
+	entries, err := s.store.Audit(c.Request().Context(), c.QueryParam("after"), limit)
+	if err != nil {
+		return err
+	}
+	next := ""
+	if len(entries) == limit {
+		next = entries[len(entries)-1].ID
+	}
+	return c.JSON(http.StatusOK, map[string]any{"entries": entries, "next": next})
+}

@@ -1,0 +1,125 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/auth"
+	"github.com/mixvoip/consentd/banner"
+)
+
+// MustTokens gives f's server a token for every site and one for voxbi.com only.
+func MustTokens(tb testing.TB, f *fixture) (all, voxbi string) {
+	tb.Helper()
+	ts := &auth.Tokens{}
+	all, err := ts.Add("dpo", nil, time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if voxbi, err = ts.Add("agency", []string{"voxbi.com"}, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	f.srv.SetTokens(ts)
+	return all, voxbi
+}
+
+func bearer(token string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + token}
+}
+
+func TestDPOAuth(t *testing.T) {
+	f := MustFixture(t, false)
+	all, _ := MustTokens(t, f)
+	for _, header := range []map[string]string{nil, bearer("cdt_wrong"), bearer(""), {"Authorization": "Basic " + all}} {
+		rec := f.do(t, http.MethodGet, "/v1/dpo/verify", "", header)
+		if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") == "" {
+			t.Errorf("%v: status %d, want 401 with WWW-Authenticate", header, rec.Code)
+		}
+		if code, _ := MustErrorBody(t, rec); code != "unauthorized" {
+			t.Errorf("code %q", code)
+		}
+	}
+}
+
+func TestDPOProof(t *testing.T) {
+	f := MustFixture(t, false)
+	all, voxbi := MustTokens(t, f)
+	body := f.validBody(t)
+	if rec := f.post(t, body, nil); rec.Code != http.StatusCreated {
+		t.Fatal(rec.Body)
+	}
+	id := body["consent_id"].(string)
+
+	rec := f.do(t, http.MethodGet, "/v1/dpo/consents/"+id, "", bearer(all))
+	var proof struct {
+		Records []struct {
+			RecordID     string `json:"record_id"`
+			ReceiptValid bool   `json:"receipt_valid"`
+		}
+		Snapshots []consent.Snapshot
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &proof); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("status %d, %s", rec.Code, rec.Body)
+	}
+	if len(proof.Records) != 1 || !proof.Records[0].ReceiptValid {
+		t.Errorf("records = %+v, want one with a valid receipt", proof.Records)
+	}
+	if len(proof.Snapshots) != 1 || proof.Snapshots[0].Fingerprint != body["fingerprint"] {
+		t.Errorf("snapshots = %+v, want the one the visitor saw", proof.Snapshots)
+	}
+
+	if rec := f.do(t, http.MethodGet, "/v1/dpo/consents/"+id, "", bearer(voxbi)); rec.Code != http.StatusForbidden {
+		t.Errorf("a token for voxbi.com on a mixvoip.com consent: %d, want 403", rec.Code)
+	}
+	fp := banner.Fingerprint(f.cfg.Sites[testSite])
+	if rec := f.do(t, http.MethodGet, "/v1/dpo/snapshots/"+fp, "", bearer(all)); rec.Code != http.StatusOK {
+		t.Errorf("snapshot: %d", rec.Code)
+	}
+	if rec := f.do(t, http.MethodGet, "/v1/dpo/snapshots/"+fp, "", bearer(voxbi)); rec.Code != http.StatusNotFound {
+		t.Errorf("snapshot of another site's banner: %d, want 404", rec.Code)
+	}
+	rec = f.do(t, http.MethodGet, "/v1/dpo/verify", "", bearer(all))
+	var v consent.Verification
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil || !v.OK || v.Records == 0 {
+		t.Errorf("verify: %s", rec.Body)
+	}
+}
+
+// TestDPOAudit: every DPO call is on record, refused ones included.
+func TestDPOAudit(t *testing.T) {
+	f := MustFixture(t, false)
+	all, _ := MustTokens(t, f)
+	f.do(t, http.MethodGet, "/v1/dpo/verify", "", bearer("cdt_guess"))
+	f.do(t, http.MethodGet, "/v1/dpo/verify", "", bearer(all))
+	var entries []*consent.AuditEntry
+	after := ""
+	for {
+		rec := f.do(t, http.MethodGet, "/v1/dpo/audit?limit=2&after="+after, "", bearer(all))
+		var page struct {
+			Entries []*consent.AuditEntry
+			Next    string
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || rec.Code != http.StatusOK {
+			t.Fatalf("audit: %d %s", rec.Code, rec.Body)
+		}
+		entries = append(entries, page.Entries...)
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	var refused, verified bool
+	for _, e := range entries {
+		refused = refused || (e.Token == "" && e.Status == http.StatusUnauthorized && e.Path == "/v1/dpo/verify")
+		verified = verified || (e.Token == "dpo" && e.Status == http.StatusOK && e.Path == "/v1/dpo/verify")
+	}
+	if !refused || !verified {
+		t.Errorf("audit log lacks the refused or the accepted call: %+v", entries)
+	}
+	if rec := f.do(t, http.MethodGet, "/v1/dpo/audit?limit=0", "", bearer(all)); rec.Code != http.StatusBadRequest {
+		t.Errorf("limit=0: %d, want 400", rec.Code)
+	}
+}
