@@ -76,6 +76,11 @@ type Store interface {
 	// ENotFound.
 	Snapshot(ctx context.Context, site, fingerprint string) (*Snapshot, error)
 
+	// Records returns up to limit records that f selects, in the order they were
+	// recorded (by record id), starting after the record with id after ("" for the
+	// first). The order is stable, so a client pages through with the last id.
+	Records(ctx context.Context, f Filter, after string, limit int) ([]*Record, error)
+
 	// Verify checks the hash chain of the records and its signed checkpoints.
 	Verify(ctx context.Context) (*Verification, error)
 

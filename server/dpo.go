@@ -24,6 +24,8 @@ func (s *Server) routeDPO(e *echo.Echo) {
 	g.GET("/consents/:consent_id", s.handleProof)
 	g.GET("/snapshots/:fingerprint", s.handleSnapshot)
 	g.GET("/audit", s.handleAudit)
+	g.GET("/records", s.handleRecords)
+	g.GET("/export", s.handleExport)
 }
 
 const tokenKey = "dpo-token"

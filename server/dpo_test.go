@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,4 +124,89 @@ func TestDPOAudit(t *testing.T) {
 	if rec := f.do(t, http.MethodGet, "/v1/dpo/audit?limit=0", "", bearer(all)); rec.Code != http.StatusBadRequest {
 		t.Errorf("limit=0: %d, want 400", rec.Code)
 	}
+}
+
+// TestDPORecordsAndExport: pages of records without duplicates or gaps, bad filters
+// refused by name, and exports in CSV and NDJSON that keep commas, quotes and
+// non-ASCII intact.
+func TestDPORecordsAndExport(t *testing.T) {
+	f := MustFixture(t, false)
+	all, voxbi := MustTokens(t, f)
+	from := time.Now().UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)
+	ua := `Mozilla/5.0 "quoted", with commas; ünïcode — 日本`
+	var posted []string
+	for range 25 {
+		body := f.validBody(t)
+		rec := f.post(t, body, map[string]string{"Origin": testOrigin, "User-Agent": ua})
+		if rec.Code != http.StatusCreated {
+			t.Fatal(rec.Body)
+		}
+		posted = append(posted, body["consent_id"].(string))
+	}
+
+	var paged []string
+	after := ""
+	for range 100 {
+		rec := f.do(t, http.MethodGet, "/v1/dpo/records?site="+testSite+"&action=reject_all&from="+from+"&limit=4&after="+after, "", bearer(all))
+		var page struct {
+			Records []consent.Record
+			Next    string
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || rec.Code != http.StatusOK {
+			t.Fatalf("records: %d %s", rec.Code, rec.Body)
+		}
+		for _, r := range page.Records {
+			paged = append(paged, r.ConsentID)
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	if !containsInOrder(paged, posted) || len(paged) != len(posted) {
+		t.Errorf("pages gave %d records, want the %d posted, each once, in order", len(paged), len(posted))
+	}
+
+	for _, tt := range []struct{ query, filter string }{
+		{"site=example.org", "site"}, {"from=yesterday", "from"}, {"to=2026-13-01", "to"},
+		{"from=2026-02-01&to=2026-01-01", "from"}, {"action=maybe", "action"}, {"limit=0", "limit"},
+	} {
+		rec := f.do(t, http.MethodGet, "/v1/dpo/records?"+tt.query, "", bearer(all))
+		if _, msg := MustErrorBody(t, rec); rec.Code != http.StatusBadRequest || !strings.Contains(msg, "filter "+tt.filter) {
+			t.Errorf("%s: %d %q, want 400 naming filter %s", tt.query, rec.Code, msg, tt.filter)
+		}
+	}
+	if rec := f.do(t, http.MethodGet, "/v1/dpo/records?site="+testSite, "", bearer(voxbi)); rec.Code != http.StatusForbidden {
+		t.Errorf("a voxbi.com token asking for %s: %d, want 403", testSite, rec.Code)
+	}
+
+	rec := f.do(t, http.MethodGet, "/v1/dpo/export?format=csv&site="+testSite+"&from="+from, "", bearer(all))
+	rows, err := csv.NewReader(rec.Body).ReadAll()
+	if err != nil || rec.Header().Get("Content-Type") != "text/csv; charset=utf-8" {
+		t.Fatalf("CSV export: %v", err)
+	}
+	if len(rows) != len(posted)+1 || rows[0][0] != "record_id" || rows[1][14] != ua {
+		t.Errorf("CSV: %d rows, user agent %q; want %d rows and the user agent intact", len(rows), rows[1][14], len(posted)+1)
+	}
+
+	rec = f.do(t, http.MethodGet, "/v1/dpo/export?format=ndjson&site="+testSite+"&from="+from, "", bearer(all))
+	lines := strings.Split(strings.TrimSuffix(rec.Body.String(), "\n"), "\n")
+	var r consent.Record
+	if len(lines) != len(posted) || json.Unmarshal([]byte(lines[0]), &r) != nil || r.UserAgent != ua {
+		t.Errorf("NDJSON: %d lines, first %q", len(lines), lines[0])
+	}
+	if rec := f.do(t, http.MethodGet, "/v1/dpo/export?format=xml", "", bearer(all)); rec.Code != http.StatusBadRequest {
+		t.Errorf("format=xml: %d, want 400", rec.Code)
+	}
+}
+
+// containsInOrder reports whether every element of want is in got, in order.
+func containsInOrder(got, want []string) bool {
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
 }

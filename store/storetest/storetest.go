@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"DuplicateID", testDuplicateID},
 		{"Snapshots", testSnapshots},
 		{"Audit", testAudit},
+		{"Records", testRecords},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -507,6 +508,86 @@ func testAudit(t *testing.T, open func() consent.Store) {
 		t.Errorf("audit pages = %v, want %v", got, ids)
 	}
 	if _, err := s.Audit(ctx, "nope", 3); consent.ErrorCode(err) != consent.EInvalid {
+		t.Errorf("a bad cursor: err = %v, want code invalid", err)
+	}
+}
+
+// IDAt returns a UUIDv7 of the millisecond t, as the server makes for a record it
+// receives at t.
+func IDAt(tb testing.TB, t time.Time) string {
+	tb.Helper()
+	id, err := uuid.NewV7()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ms := uint64(t.UnixMilli())
+	for i := range 6 {
+		id[i] = byte(ms >> (40 - 8*i))
+	}
+	return id.String()
+}
+
+// testRecords: filters select exactly the matching records, and paging with the
+// last id gives each of them once, in a stable order.
+func testRecords(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	ctx := context.Background()
+	base := Now().Add(-48 * time.Hour).Truncate(time.Hour)
+	var all []*consent.Record
+	for i := range 120 {
+		at := base.Add(time.Duration(i) * 17 * time.Minute)
+		r := NewRecord(t, uuid.NewString(), at)
+		r.ID = IDAt(t, at)
+		r.Receipt = nil
+		r.Site = []string{"a.example", "b.example", "c.example"}[i%3]
+		r.Action = []consent.Action{consent.ActionAcceptAll, consent.ActionRejectAll}[i%2]
+		r.Language = []string{"de", "fr", "en", "nl"}[i%4]
+		r.Fingerprint = []string{"fp1", "fp2"}[i/60]
+		MustAppend(t, s, r)
+		all = append(all, r)
+	}
+	from, to := base.Add(5*time.Hour), base.Add(20*time.Hour)
+	filters := []struct {
+		name string
+		f    consent.Filter
+	}{
+		{"all", consent.Filter{}},
+		{"site", consent.Filter{Sites: []string{"b.example"}}},
+		{"two sites", consent.Filter{Sites: []string{"a.example", "c.example"}}},
+		{"time range", consent.Filter{From: from, To: to}},
+		{"action", consent.Filter{Action: consent.ActionRejectAll}},
+		{"fingerprint and language", consent.Filter{Fingerprint: "fp2", Language: "fr"}},
+		{"everything", consent.Filter{Sites: []string{"a.example"}, From: from, To: to, Action: consent.ActionAcceptAll}},
+	}
+	for _, tt := range filters {
+		t.Run(tt.name, func(t *testing.T) {
+			var want []string
+			for _, r := range all {
+				if tt.f.Match(r) {
+					want = append(want, r.ID)
+				}
+			}
+			var got []string
+			after := ""
+			for range 200 {
+				page, err := s.Records(ctx, tt.f, after, 7)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range page {
+					got = append(got, r.ID)
+				}
+				if len(page) < 7 {
+					break
+				}
+				after = page[len(page)-1].ID
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("got %d records, want %d (in record id order, each once)", len(got), len(want))
+			}
+		})
+	}
+	if _, err := s.Records(ctx, consent.Filter{}, "nope", 3); consent.ErrorCode(err) != consent.EInvalid {
 		t.Errorf("a bad cursor: err = %v, want code invalid", err)
 	}
 }

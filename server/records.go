@@ -1,0 +1,175 @@
+package server
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/auth"
+)
+
+// exportPage is how many records an export reads per read transaction: short
+// transactions keep bbolt's writer from stalling and memory flat.
+const exportPage = 1000
+
+// filter reads the record filters of a DPO request; a bad one is a 400 that names
+// it. A token limited to sites sees only those.
+func (s *Server) filter(c echo.Context, token *auth.Token) (consent.Filter, error) {
+	var f consent.Filter
+	q := c.QueryParams()
+	if site := q.Get("site"); site != "" {
+		if s.site(site) == nil {
+			return f, consent.Errorf(consent.EInvalid, "filter site: unknown site %q", site)
+		}
+		if !token.MaySee(site) {
+			return f, consent.Errorf(consent.EForbidden, "token %q may not see site %s", token.Name, site)
+		}
+		f.Sites = []string{site}
+	} else if len(token.Sites) > 0 {
+		f.Sites = token.Sites
+	}
+	for name, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
+		if v := q.Get(name); v != "" {
+			t, err := parseTime(v)
+			if err != nil {
+				return f, consent.Errorf(consent.EInvalid, "filter %s: %q is not a time (2026-11-27 or 2026-11-27T13:00:00Z)", name, v)
+			}
+			*dst = t
+		}
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return f, consent.Errorf(consent.EInvalid, "filter from: must be before to")
+	}
+	if a := consent.Action(q.Get("action")); a != "" {
+		if !a.Valid() {
+			return f, consent.Errorf(consent.EInvalid, "filter action: %q is not one of accept_all, reject_all, custom, withdraw, gpc", a)
+		}
+		f.Action = a
+	}
+	f.Fingerprint, f.Language = q.Get("fingerprint"), q.Get("language")
+	return f, nil
+}
+
+func parseTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Parse(time.DateOnly, v)
+}
+
+// handleRecords returns one page of records; "next" is the cursor of the next page,
+// "" after the last.
+func (s *Server) handleRecords(c echo.Context) error {
+	f, err := s.filter(c, dpoToken(c))
+	if err != nil {
+		return err
+	}
+	limit := 100
+	if v := c.QueryParam("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
+			return consent.Errorf(consent.EInvalid, "filter limit: a number from 1 to 1000")
+		}
+	}
+	records, err := s.store.Records(c.Request().Context(), f, c.QueryParam("after"), limit)
+	if err != nil {
+		return err
+	}
+	next := ""
+	if len(records) == limit {
+		next = records[len(records)-1].ID
+	}
+	return c.JSON(http.StatusOK, map[string]any{"records": records, "next": next})
+}
+
+// csvHeader names the columns of a CSV export.
+var csvHeader = []string{"record_id", "consent_id", "site", "recorded_at", "action", "surface", "language",
+	"fingerprint", "policy_version", "gpc", "categories", "partners", "url", "ip_prefix", "user_agent",
+	"expires_at", "receipt_kid", "receipt_signature"}
+
+// handleExport streams every record the filters select as CSV or NDJSON, a page of
+// records at a time: memory stays flat however many there are.
+func (s *Server) handleExport(c echo.Context) error {
+	f, err := s.filter(c, dpoToken(c))
+	if err != nil {
+		return err
+	}
+	format := c.QueryParam("format")
+	if format == "" {
+		format = "ndjson"
+	}
+	if format != "csv" && format != "ndjson" {
+		return consent.Errorf(consent.EInvalid, "filter format: csv or ndjson")
+	}
+	ctx := c.Request().Context()
+	first, err := s.store.Records(ctx, f, c.QueryParam("after"), exportPage)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	if format == "csv" {
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+	} else {
+		h.Set("Content-Type", "application/x-ndjson")
+	}
+	h.Set("Content-Disposition", `attachment; filename="consent-records.`+format+`"`)
+	c.Response().WriteHeader(http.StatusOK)
+	w := c.Response()
+	cw := csv.NewWriter(w)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if format == "csv" {
+		cw.Write(csvHeader)
+	}
+	// The status is sent: a failure from here on can only cut the stream short,
+	// which the client sees as a truncated file without the final newline.
+	for page := first; len(page) > 0; {
+		for _, r := range page {
+			if format == "csv" {
+				err = cw.Write(csvRow(r))
+			} else {
+				err = enc.Encode(r)
+			}
+			if err != nil {
+				return nil
+			}
+		}
+		cw.Flush()
+		w.Flush()
+		if len(page) < exportPage {
+			break
+		}
+		if page, err = s.store.Records(ctx, f, page[len(page)-1].ID, exportPage); err != nil {
+			s.opts.Logger.Error("export cut short", "err", err)
+			return nil
+		}
+	}
+	cw.Flush()
+	return nil
+}
+
+func csvRow(r *consent.Record) []string {
+	kid, sig := "", ""
+	if r.Receipt != nil {
+		kid, sig = r.Receipt.KeyID, r.Receipt.Signature
+	}
+	return []string{r.ID, r.ConsentID, r.Site, r.RecordedAt.Format(time.RFC3339Nano), string(r.Action), string(r.Surface),
+		r.Language, r.Fingerprint, r.PolicyVersion, strconv.FormatBool(r.GPC), choices(r.Choices.Categories),
+		choices(r.Choices.Partners), r.URL, r.IPPrefix, r.UserAgent, r.ExpiresAt.Format(time.RFC3339Nano), kid, sig}
+}
+
+// choices writes a choice map as "a=true;b=false", in name order.
+func choices(m map[string]bool) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+strconv.FormatBool(m[k]))
+	}
+	return strings.Join(parts, ";")
+}
