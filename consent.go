@@ -81,6 +81,12 @@ type Store interface {
 	// first). The order is stable, so a client pages through with the last id.
 	Records(ctx context.Context, f Filter, after string, limit int) ([]*Record, error)
 
+	// Erase removes what identifies the visitor (IP prefix, user agent, URL) from
+	// every record of consentID and returns how many records it changed. The
+	// decisions, their times and their receipts stay provable (GDPR Art. 17(3)(e)),
+	// and the hash chain still verifies.
+	Erase(ctx context.Context, consentID string) (int, error)
+
 	// Verify checks the hash chain of the records and its signed checkpoints.
 	Verify(ctx context.Context) (*Verification, error)
 

@@ -26,6 +26,8 @@ func (s *Server) routeDPO(e *echo.Echo) {
 	g.GET("/audit", s.handleAudit)
 	g.GET("/records", s.handleRecords)
 	g.GET("/export", s.handleExport)
+	g.GET("/stats", s.handleStats)
+	g.DELETE("/consents/:consent_id", s.handleErase)
 }
 
 const tokenKey = "dpo-token"

@@ -210,3 +210,68 @@ func containsInOrder(got, want []string) bool {
 	}
 	return i == len(want)
 }
+
+func TestDPOStatsAndErasure(t *testing.T) {
+	f := MustFixture(t, false)
+	all, voxbi := MustTokens(t, f)
+	from := time.Now().UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)
+	var last string
+	for i := range 4 {
+		body := f.validBody(t)
+		if i == 0 {
+			body["action"] = "accept_all"
+			body["choices"] = map[string]any{"categories": map[string]bool{"technical": true, "advertising": true}}
+		}
+		if rec := f.post(t, body, nil); rec.Code != http.StatusCreated {
+			t.Fatal(rec.Body)
+		}
+		last = body["consent_id"].(string)
+	}
+	rec := f.do(t, http.MethodGet, "/v1/dpo/stats?site="+testSite+"&from="+from, "", bearer(all))
+	var stats struct {
+		Days []struct {
+			Site   string
+			Day    string
+			Total  int
+			Counts map[string]int
+			Shares map[string]float64
+		}
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &stats); err != nil || len(stats.Days) == 0 {
+		t.Fatalf("stats: %s", rec.Body)
+	}
+	total, accepted := 0, 0
+	for _, d := range stats.Days {
+		total += d.Total
+		accepted += d.Counts["accept_all"]
+		if _, ok := d.Counts["gpc"]; !ok || d.Shares["reject_all"] > 1 {
+			t.Errorf("day %+v: every action counted, shares at most 1", d)
+		}
+	}
+	if total != 4 || accepted != 1 {
+		t.Errorf("stats count %d decisions, %d accept_all; want 4 and 1", total, accepted)
+	}
+
+	if rec := f.do(t, http.MethodDelete, "/v1/dpo/consents/"+last, "", bearer(voxbi)); rec.Code != http.StatusForbidden {
+		t.Errorf("erasure with a token of another site: %d, want 403", rec.Code)
+	}
+	if rec := f.do(t, http.MethodDelete, "/v1/dpo/consents/"+last, "", bearer(all)); rec.Code != http.StatusOK {
+		t.Fatalf("erasure: %d %s", rec.Code, rec.Body)
+	}
+	var proof struct {
+		Records []struct {
+			consent.Record
+			ReceiptValid bool `json:"receipt_valid"`
+		}
+	}
+	json.Unmarshal(f.do(t, http.MethodGet, "/v1/dpo/consents/"+last, "", bearer(all)).Body.Bytes(), &proof)
+	if len(proof.Records) != 1 || proof.Records[0].UserAgent != "" || proof.Records[0].IPPrefix != "" || proof.Records[0].URL != "" ||
+		!proof.Records[0].ReceiptValid || proof.Records[0].Action != consent.ActionRejectAll {
+		t.Errorf("after erasure: %+v; want the decision and a valid receipt without IP, user agent, URL", proof.Records)
+	}
+	var v consent.Verification
+	json.Unmarshal(f.do(t, http.MethodGet, "/v1/dpo/verify", "", bearer(all)).Body.Bytes(), &v)
+	if !v.OK {
+		t.Errorf("after erasure the chain does not verify: %+v", v)
+	}
+}

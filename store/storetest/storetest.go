@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Snapshots", testSnapshots},
 		{"Audit", testAudit},
 		{"Records", testRecords},
+		{"Erase", testErase},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -589,5 +590,39 @@ func testRecords(t *testing.T, open func() consent.Store) {
 	}
 	if _, err := s.Records(ctx, consent.Filter{}, "nope", 3); consent.ErrorCode(err) != consent.EInvalid {
 		t.Errorf("a bad cursor: err = %v, want code invalid", err)
+	}
+}
+
+// testErase: an erasure removes IP prefix, user agent and URL from every record of
+// the consent id, keeps everything else, touches no other visitor, and can be
+// repeated.
+func testErase(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	ctx := context.Background()
+	id, other := uuid.NewString(), uuid.NewString()
+	var want []*consent.Record
+	for range 3 {
+		r := NewRecord(t, id, Now())
+		MustAppend(t, s, r)
+		want = append(want, r)
+	}
+	kept := NewRecord(t, other, Now())
+	MustAppend(t, s, kept)
+
+	if n, err := s.Erase(ctx, id); err != nil || n != 3 {
+		t.Fatalf("Erase = %d, %v; want 3 records", n, err)
+	}
+	if n, err := s.Erase(ctx, id); err != nil || n != 0 {
+		t.Errorf("a second Erase = %d, %v; want 0", n, err)
+	}
+	got := MustRecordsByConsent(t, s, id)
+	for i, r := range got {
+		w := copyRecord(want[i])
+		w.IPPrefix, w.UserAgent, w.URL = "", "", ""
+		MustEqualRecord(t, r, w)
+	}
+	MustEqualRecord(t, MustRecordsByConsent(t, s, other)[0], kept)
+	if v, err := s.Verify(ctx); err != nil || !v.OK {
+		t.Errorf("after an erasure the chain does not verify: %+v, %v", v, err)
 	}
 }

@@ -1,0 +1,97 @@
+package server
+
+import (
+	"cmp"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	consent "github.com/mixvoip/consentd"
+)
+
+// dayStats are the decisions of one site on one day (UTC).
+type dayStats struct {
+	Site   string                     `json:"site"`
+	Day    string                     `json:"day"`
+	Total  int                        `json:"total"`
+	Counts map[consent.Action]int     `json:"counts"`
+	Shares map[consent.Action]float64 `json:"shares"`
+}
+
+var statsActions = []consent.Action{consent.ActionAcceptAll, consent.ActionRejectAll, consent.ActionCustom, consent.ActionWithdraw, consent.ActionGPC}
+
+// handleStats counts the decisions per site and day, reading the records a page at a
+// time.
+func (s *Server) handleStats(c echo.Context) error {
+	f, err := s.filter(c, dpoToken(c))
+	if err != nil {
+		return err
+	}
+	days := map[string]*dayStats{}
+	after := ""
+	for {
+		page, err := s.store.Records(c.Request().Context(), f, after, exportPage)
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			day := r.RecordedAt.UTC().Format("2006-01-02")
+			d := days[r.Site+" "+day]
+			if d == nil {
+				d = &dayStats{Site: r.Site, Day: day, Counts: map[consent.Action]int{}, Shares: map[consent.Action]float64{}}
+				for _, a := range statsActions {
+					d.Counts[a] = 0
+				}
+				days[r.Site+" "+day] = d
+			}
+			d.Total++
+			d.Counts[r.Action]++
+		}
+		if len(page) < exportPage {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	out := []*dayStats{}
+	for _, d := range days {
+		for a, n := range d.Counts {
+			d.Shares[a] = float64(n) / float64(d.Total)
+		}
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b *dayStats) int {
+		return cmp.Or(strings.Compare(a.Site, b.Site), strings.Compare(a.Day, b.Day))
+	})
+	return c.JSON(http.StatusOK, map[string]any{"days": out})
+}
+
+// handleErase carries out an erasure request: what identifies the visitor goes, the
+// proof of the decisions stays. A token limited to sites may erase only a consent id
+// whose records are all on its sites.
+func (s *Server) handleErase(c echo.Context) error {
+	id := strings.ToLower(c.Param("consent_id"))
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return consent.Errorf(consent.EInvalid, "consent_id must be a UUID")
+	}
+	records, err := s.store.RecordsByConsent(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	if len(records) == 0 {
+		return consent.Errorf(consent.ENotFound, "no records for this consent id")
+	}
+	token := dpoToken(c)
+	for _, r := range records {
+		if !token.MaySee(r.Site) {
+			return consent.Errorf(consent.EForbidden, "token %q may not erase records of site %s", token.Name, r.Site)
+		}
+	}
+	n, err := s.store.Erase(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"consent_id": id, "records": len(records), "erased": n})
+}
