@@ -39,11 +39,13 @@ fuzz:
 	$(GO) test ./server -run '^$$' -fuzz FuzzDecodeConsentRequest -fuzztime $(FUZZTIME)
 
 ## bench: store and handler benchmarks, the loopback load test (needs wrk), banner
-## sizes against vanilla-cookieconsent and time to banner visible in Chromium
+## sizes against vanilla-cookieconsent, time to banner visible in Chromium, and the DPO
+## side at one million records
 bench: node_modules/.package-lock.json
 	$(GO) test ./store/... ./server -run '^$$' -bench . -benchtime 2000x
 	$(GO) run ./bench/load
 	$(GO) run ./bench/banner
+	$(GO) run ./bench/dpo
 
 ## screenshots: the banner of every site, language, desktop/mobile and layer as PNGs in
 ## docs/screenshots (consentd in-process, headless Chromium)

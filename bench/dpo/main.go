@@ -1,0 +1,165 @@
+// Command dpo measures the DPO side at scale: it fills a store with -records records
+// (default one million) through the group-commit writer, then times the proof lookup
+// by consent id, a full export through the records pages, the chain verification,
+// and the store's open (which rebuilds the consent index). Run it with `make bench`.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/store/bolt"
+)
+
+func main() {
+	n := flag.Int("records", 1_000_000, "records to fill the store with")
+	flag.Parse()
+	if err := run(*n); err != nil {
+		fmt.Fprintln(os.Stderr, "dpo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n int) error {
+	dir, err := os.MkdirTemp("", "consentd-bench-dpo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "consent.db")
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		return err
+	}
+	store, err := bolt.Open(path, bolt.Checkpoints(keys, time.Minute), bolt.QueueSize(1<<16))
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	ids, took, err := fill(ctx, store, n)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("filled %d records in %s (%.0f records/s, 64 writers)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+
+	var lookups []time.Duration
+	for i := range 1000 {
+		t0 := time.Now()
+		recs, err := store.RecordsByConsent(ctx, ids[(i*7919)%len(ids)])
+		if err != nil || len(recs) != 1 {
+			return fmt.Errorf("lookup: %d records, %v", len(recs), err)
+		}
+		lookups = append(lookups, time.Since(t0))
+	}
+	slices.Sort(lookups)
+	fmt.Printf("proof lookup by consent id: p50 %s, p99 %s (1,000 lookups)\n", lookups[500].Round(time.Microsecond), lookups[990].Round(time.Microsecond))
+
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	t0 := time.Now()
+	count, peak, after := 0, uint64(0), ""
+	for {
+		page, err := store.Records(ctx, consent.Filter{}, after, 1000)
+		if err != nil {
+			return err
+		}
+		count += len(page)
+		if len(page) < 1000 {
+			break
+		}
+		after = page[len(page)-1].ID
+		if count%100_000 == 0 {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			peak = max(peak, m.HeapInuse)
+		}
+	}
+	took = time.Since(t0)
+	fmt.Printf("export scan: %d records in %s (%.0f records/s), heap in use at most %d MiB (%d MiB before)\n",
+		count, took.Round(time.Millisecond), float64(count)/took.Seconds(), peak>>20, before.HeapInuse>>20)
+
+	t0 = time.Now()
+	v, err := store.Verify(ctx)
+	if err != nil || !v.OK {
+		return fmt.Errorf("verify: %+v, %v", v, err)
+	}
+	fmt.Printf("chain verification: %d records, %d checkpoints in %s\n", v.Records, v.Checkpoints, time.Since(t0).Round(time.Millisecond))
+	if err := store.Close(); err != nil {
+		return err
+	}
+	t0 = time.Now()
+	store, err = bolt.Open(path)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("open (consent index rebuilt): %s\n", time.Since(t0).Round(time.Millisecond))
+	fi, _ := os.Stat(path)
+	fmt.Printf("file: %d MiB, %d bytes per record\n", fi.Size()>>20, fi.Size()/int64(n))
+	return store.Close()
+}
+
+// fill appends n records with 64 writers and returns their consent ids.
+func fill(ctx context.Context, store *bolt.Store, n int) ([]string, time.Duration, error) {
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	t0 := time.Now()
+	for w := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 64 {
+				ids[i] = uuid.NewString()
+				r, err := newRecord(ids[i])
+				if err == nil {
+					err = store.Append(ctx, r)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return ids, time.Since(t0), <-errs
+}
+
+// newRecord returns a realistic record of about the size the server stores.
+func newRecord(consentID string) (*consent.Record, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	r := &consent.Record{
+		ID: id.String(), ConsentID: consentID, Site: "mixvoip.com", Action: consent.ActionRejectAll,
+		Choices: consent.Choices{
+			Categories: map[string]bool{"technical": true, "advertising": false},
+			Partners:   map[string]bool{"google-ads": false, "meta-pixel": false, "linkedin-insight": false},
+		},
+		Fingerprint: "421ff2071a8b7fd2", PolicyVersion: "2021-09-13", Language: "en", Surface: consent.SurfaceBanner,
+		URL: "https://www.mixvoip.com/pricing", IPPrefix: "203.0.113.0/24",
+		UserAgent:  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36",
+		RecordedAt: at, ExpiresAt: at.Add(182 * 24 * time.Hour),
+	}
+	r.Receipt = consent.NewReceipt(&consent.Site{
+		Key: "mixvoip.com", Controller: consent.Controller{Name: "MIXVOIP S.A.", Address: "70, rue des Prés, L-7333 Steinsel, Luxembourg", Email: "dpo@mixvoip.com", Jurisdiction: "LU"},
+		Policy: consent.Policy{URL: "https://www.mixvoip.com/privacy-policy", Version: "2021-09-13"},
+	}, r)
+	r.Receipt.KeyID, r.Receipt.Signature = "ed25519-0123456789abcdef", "6hYYxDzyIO9wblN2xNQ5Hk5kuYVV1o0irY1dg5VH18zQPv7cfZTU87rC99ZQgQAs-AnPEz0zWSY8bz1CvVSnCQ"
+	return r, nil
+}
