@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -163,13 +162,9 @@ func (s *Server) handleSnapshot(c echo.Context) error {
 }
 
 func (s *Server) handleAudit(c echo.Context) error {
-	limit := 100
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return consent.Errorf(consent.EInvalid, "limit must be a number from 1 to 1000")
-		}
-		limit = n
+	limit, err := pageLimit(c)
+	if err != nil {
+		return err
 	}
 	entries, err := s.store.Audit(c.Request().Context(), c.QueryParam("after"), limit)
 	if err != nil {

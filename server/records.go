@@ -72,11 +72,9 @@ func (s *Server) handleRecords(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	limit := 100
-	if v := c.QueryParam("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
-			return consent.Errorf(consent.EInvalid, "filter limit: a number from 1 to 1000")
-		}
+	limit, err := pageLimit(c)
+	if err != nil {
+		return err
 	}
 	records, err := s.store.Records(c.Request().Context(), f, c.QueryParam("after"), limit)
 	if err != nil {
@@ -87,6 +85,19 @@ func (s *Server) handleRecords(c echo.Context) error {
 		next = records[len(records)-1].ID
 	}
 	return c.JSON(http.StatusOK, map[string]any{"records": records, "next": next})
+}
+
+// pageLimit reads the page size of a listing: 100 unless the query says 1 to 1000.
+func pageLimit(c echo.Context) (int, error) {
+	v := c.QueryParam("limit")
+	if v == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, consent.Errorf(consent.EInvalid, "filter limit: a number from 1 to 1000")
+	}
+	return n, nil
 }
 
 // csvHeader names the columns of a CSV export.

@@ -179,9 +179,9 @@ func (m *Main) printWhereToLook(addr net.Addr, cfg *config.Config) {
 	fmt.Fprintf(m.stdout, "  records:    %s\n\n", m.DBPath)
 }
 
-// watchConfig reloads sites.yaml when the file changes from its modification time
-// last, or on SIGHUP. A file that
-// does not validate is logged and ignored: the last good configuration keeps serving.
+// watchConfig reloads sites.yaml when its modification time moves from last, or on
+// SIGHUP. A file that does not validate is logged and ignored: the last good
+// configuration keeps serving.
 func (m *Main) watchConfig(ctx context.Context, srv *server.Server, last time.Time) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
