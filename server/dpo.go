@@ -58,7 +58,7 @@ func (s *Server) dpoAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			entry.Token = token.Name
 		}
 		if err != nil {
-			entry.Status = s.status(err)
+			entry.Status, _, _ = describe(err)
 		}
 		if auditErr := s.store.AppendAudit(c.Request().Context(), entry); auditErr != nil {
 			// An access that cannot be recorded is not answered.

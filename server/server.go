@@ -178,19 +178,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	status, code, msg := http.StatusInternalServerError, consent.EInternal, "internal error"
-	var he *echo.HTTPError
-	switch {
-	case errors.As(err, &he):
-		status, code = he.Code, httpCode(he.Code)
-		msg = http.StatusText(he.Code)
-		if m, ok := he.Message.(string); ok {
-			msg = m
-		}
-	default:
-		code, msg = consent.ErrorCode(err), consent.ErrorMessage(err)
-		status = statusOf(code)
-	}
+	status, code, msg := describe(err)
 	s.metrics.errors.WithLabelValues(strconv.Itoa(status), code).Inc()
 	if status >= 500 {
 		s.opts.Logger.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
@@ -232,13 +220,19 @@ func statusOf(code string) int {
 	return http.StatusInternalServerError
 }
 
-// status returns the status handleError answers err with.
-func (s *Server) status(err error) int {
+// describe returns the status, code and client-safe message an error is answered
+// with: the one mapping from errors to HTTP.
+func describe(err error) (status int, code, msg string) {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
-		return he.Code
+		msg = http.StatusText(he.Code)
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		}
+		return he.Code, httpCode(he.Code), msg
 	}
-	return statusOf(consent.ErrorCode(err))
+	code = consent.ErrorCode(err)
+	return statusOf(code), code, consent.ErrorMessage(err)
 }
 
 // httpCode names the errors that Echo itself raises (no route, wrong method).
