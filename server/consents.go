@@ -84,10 +84,11 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	})
 }
 
-// knownFingerprint accepts a fingerprint this process served, or one whose snapshot
-// is stored: a visitor may answer a banner served before a restart.
+// knownFingerprint accepts the fingerprint of the banner served now, or of any banner
+// served before, whose snapshot is stored: a visitor may answer a banner that was
+// served before a reload or a restart.
 func (s *Server) knownFingerprint(ctx context.Context, st *site, fingerprint string) error {
-	if st.fingerprints[fingerprint] {
+	if fingerprint == st.bundle.Fingerprint {
 		return nil
 	}
 	_, err := s.store.Snapshot(ctx, st.Key, fingerprint)

@@ -24,7 +24,6 @@ func FuzzDecodeConsentRequest(f *testing.F) {
 			Categories: []consent.Category{{ID: "technical", Required: true}, {ID: "advertising"}},
 			Partners:   []consent.Partner{{ID: "pixel", Enabled: true, Category: "advertising"}},
 		},
-		fingerprints: map[string]bool{"fp1": true},
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := decodeConsentRequest(body)

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,17 +47,13 @@ type Server struct {
 	metrics *metrics
 
 	tokens atomic.Pointer[auth.Tokens]
-
-	mu           sync.Mutex
-	fingerprints map[string]map[string]bool // per site, every fingerprint ever served
 }
 
 // site is one site as currently served.
 type site struct {
 	*consent.Site
-	bundle       *banner.Bundle
-	demoBundle   *banner.Bundle // partner tags pointed at /demo/partner/, when Demo is on
-	fingerprints map[string]bool
+	bundle     *banner.Bundle
+	demoBundle *banner.Bundle // partner tags pointed at /demo/partner/, when Demo is on
 }
 
 // New returns a Server that stores records in store. Call Load before serving. It
@@ -73,7 +68,7 @@ func New(store consent.Store, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{store: store, opts: opts, fingerprints: map[string]map[string]bool{}, metrics: newMetrics()}
+	s := &Server{store: store, opts: opts, metrics: newMetrics()}
 	empty := map[string]*site{}
 	s.sites.Store(&empty)
 
@@ -131,30 +126,8 @@ func (s *Server) Load(cfg *config.Config) error {
 			return fmt.Errorf("server: store the snapshot of %s: %w", key, err)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for key, st := range next {
-		// Fingerprints accumulate: a visitor may answer a banner served before the
-		// reload, and that answer is still a valid proof of what was shown then.
-		known := s.fingerprints[key]
-		if known == nil {
-			known = map[string]bool{}
-		}
-		known = cloneSet(known)
-		known[st.bundle.Fingerprint] = true
-		s.fingerprints[key] = known
-		st.fingerprints = known
-	}
 	s.sites.Store(&next)
 	return nil
-}
-
-func cloneSet(m map[string]bool) map[string]bool {
-	out := make(map[string]bool, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func (s *Server) site(key string) *site { return (*s.sites.Load())[key] }
