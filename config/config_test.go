@@ -3,6 +3,7 @@ package config_test
 import (
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func TestShippedSitesYAMLIsValid(t *testing.T) {
 	for _, key := range want {
 		site := cfg.Sites[key]
 		for _, lang := range []string{"de", "fr", "en"} {
-			if !contains(site.Languages, lang) {
+			if !slices.Contains(site.Languages, lang) {
 				t.Errorf("%s: no %q texts; every site speaks at least de, fr and en", key, lang)
 			}
 		}
@@ -189,15 +190,6 @@ func TestErrorsReportEveryProblem(t *testing.T) {
 	if errs[0].Line > errs[1].Line {
 		t.Errorf("errors not in file order: %v", err)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func MustRead(tb testing.TB, name string) string {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,7 +78,7 @@ func (st *site) validate(req *consentRequest) (*consent.Record, error) {
 	if !req.Surface.Valid() {
 		return nil, consent.Errorf(consent.EInvalid, "surface %q is not one of banner, preferences, placeholder, api, browser", req.Surface)
 	}
-	if !contains(st.Languages, req.Language) {
+	if !slices.Contains(st.Languages, req.Language) {
 		return nil, consent.Errorf(consent.EInvalid, "language %q is not a language of site %s", req.Language, st.Key)
 	}
 	if err := st.validateChoices(req.Action, req.Choices); err != nil {
@@ -148,15 +149,6 @@ func pageURL(raw string) (string, error) {
 	}
 	u.RawQuery, u.Fragment, u.RawFragment, u.ForceQuery, u.User = "", "", "", false, nil
 	return u.String(), nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // expiry is when the banner asks again for the choices in r.
