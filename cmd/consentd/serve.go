@@ -130,8 +130,23 @@ func (m *Main) Run(ctx context.Context) error {
 	m.printWhereToLook(ln.Addr(), cfg)
 	m.listening <- ln.Addr()
 
-	go m.watchConfig(ctx, srv, loaded)
-	go m.watchTokens(ctx, srv, tokensLoaded)
+	go m.watch(ctx,
+		&watched{path: m.ConfigPath, last: loaded, reload: func() error {
+			cfg, err := config.Load(m.ConfigPath)
+			if err != nil {
+				return err
+			}
+			return srv.Load(cfg)
+		}},
+		&watched{path: m.TokensPath, last: tokensLoaded, reload: func() error {
+			tokens, err := auth.Load(m.TokensPath)
+			if err != nil {
+				return err
+			}
+			srv.SetTokens(tokens)
+			return nil
+		}},
+	)
 
 	select {
 	case <-ctx.Done():
@@ -179,61 +194,43 @@ func (m *Main) printWhereToLook(addr net.Addr, cfg *config.Config) {
 	fmt.Fprintf(m.stdout, "  records:    %s\n\n", m.DBPath)
 }
 
-// watchConfig reloads sites.yaml when its modification time moves from last, or on
-// SIGHUP. A file that does not validate is logged and ignored: the last good
-// configuration keeps serving.
-func (m *Main) watchConfig(ctx context.Context, srv *server.Server, last time.Time) {
+// watched is a file that consentd reloads when it changes.
+type watched struct {
+	path   string
+	last   time.Time // modification time when it was last loaded
+	reload func() error
+}
+
+// watch reloads each file when its modification time moves, and all of them on
+// SIGHUP. A file that does not load is logged and ignored: what was loaded before
+// keeps serving.
+func (m *Main) watch(ctx context.Context, files ...*watched) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	ticker := time.NewTicker(m.ReloadEvery)
 	defer ticker.Stop()
 	for {
+		all := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			all = true
 		case <-ticker.C:
-			if t := modTime(m.ConfigPath); t.Equal(last) {
+		}
+		for _, f := range files {
+			t := modTime(f.path)
+			if !all && t.Equal(f.last) {
 				continue
 			}
+			f.last = t
+			if err := f.reload(); err != nil {
+				m.logger.Error("not reloaded; the previous version keeps serving", "file", f.path, "err", err)
+				continue
+			}
+			m.logger.Info("reloaded", "file", f.path)
 		}
-		last = modTime(m.ConfigPath)
-		cfg, err := config.Load(m.ConfigPath)
-		if err == nil {
-			err = srv.Load(cfg)
-		}
-		if err != nil {
-			m.logger.Error("config not reloaded; the previous one keeps serving", "err", err)
-			continue
-		}
-		m.logger.Info("config reloaded", "config", m.ConfigPath, "sites", len(cfg.Sites))
-	}
-}
-
-// watchTokens reloads the token file when it changes; a file that cannot be read
-// keeps the tokens loaded before.
-func (m *Main) watchTokens(ctx context.Context, srv *server.Server, last time.Time) {
-	ticker := time.NewTicker(m.ReloadEvery)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		t := modTime(m.TokensPath)
-		if t.Equal(last) {
-			continue
-		}
-		last = t
-		tokens, err := auth.Load(m.TokensPath)
-		if err != nil {
-			m.logger.Error("tokens not reloaded; the previous ones stay", "err", err)
-			continue
-		}
-		srv.SetTokens(tokens)
-		m.logger.Info("tokens reloaded", "tokens", m.TokensPath, "count", len(tokens.List))
 	}
 }
 
