@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
 	"reflect"
 	"slices"
 	"sort"
@@ -1070,4 +1071,44 @@ func choicesList(cs []*consent.Choices) string {
 		out = append(out, string(b))
 	}
 	return "[" + strings.Join(out, ", ") + "]"
+}
+
+// TestLanguageChoice: the page's <html lang> wins (matched on its primary subtag),
+// then the browser's languages, then the site's default language.
+func TestLanguageChoice(t *testing.T) {
+	const site = "voxbi.com" // fr (default), nl, de, en
+	tests := []struct {
+		name, htmlLang string
+		browser        []string
+		want           string
+	}{
+		{"page language with a region", "nl-BE", []string{"en-US"}, "nl"},
+		{"browser language when the page's is not the site's", "ja", []string{"it", "de-DE", "en"}, "de"},
+		{"site default when neither is", "ja", []string{"ja", "it"}, "fr"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := MustEnv(t, site)
+			p := MustOpenPage(t, env, site)
+			langs, _ := json.Marshal(tt.browser)
+			p.MustInitScript(`Object.defineProperty(Navigator.prototype, 'languages', { get: () => ` + string(langs) + ` });`)
+			p.MustNavigateLang(tt.htmlLang)
+			p.MustBannerVisible()
+			got := MustEval[string](t, p, `(() => { const el = layer1('accept-all').closest('[lang]'); return el ? el.getAttribute('lang') : document.querySelector('consent-banner').getAttribute('lang'); })()`)
+			if got != tt.want {
+				t.Errorf("banner language = %q, want %q", got, tt.want)
+			}
+			data, err := os.ReadFile("../banner/i18n/" + tt.want + ".json")
+			var texts map[string]string
+			if err == nil {
+				err = json.Unmarshal(data, &texts)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if label := MustEval[string](t, p, `layer1('accept-all').textContent`); label != texts["acceptAll"] {
+				t.Errorf("accept button says %q, want %q", label, texts["acceptAll"])
+			}
+		})
+	}
 }
