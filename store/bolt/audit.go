@@ -50,14 +50,7 @@ func (s *Store) Audit(ctx context.Context, after string, limit int) ([]*consent.
 	out := []*consent.AuditEntry{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
-		k, v := c.First()
-		if start != nil {
-			k, v = c.Seek(start)
-			if k != nil && bytes.Equal(k, start) {
-				k, v = c.Next()
-			}
-		}
-		for ; k != nil && len(out) < limit; k, v = c.Next() {
+		for k, v := seek(c, start, true); k != nil && len(out) < limit; k, v = c.Next() {
 			e := new(consent.AuditEntry)
 			if err := json.Unmarshal(v, e); err != nil {
 				return err
@@ -70,4 +63,18 @@ func (s *Store) Audit(ctx context.Context, after string, limit int) ([]*consent.
 		return nil, fmt.Errorf("bolt: audit: %w", err)
 	}
 	return out, nil
+}
+
+// seek positions c at the first key at or after start, or at the first key if start
+// is nil; with past set, a key equal to start (the last of the previous page) is
+// skipped.
+func seek(c *bolt.Cursor, start []byte, past bool) (k, v []byte) {
+	if start == nil {
+		return c.First()
+	}
+	k, v = c.Seek(start)
+	if past && k != nil && bytes.Equal(k, start) {
+		return c.Next()
+	}
+	return k, v
 }

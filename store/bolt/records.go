@@ -35,13 +35,7 @@ func (s *Store) Records(ctx context.Context, f consent.Filter, after string, lim
 	out := []*consent.Record{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRecords).Cursor()
-		k, v := c.First()
-		if start != nil {
-			k, v = c.Seek(start)
-			if after != "" && k != nil && bytes.Equal(k, start) {
-				k, v = c.Next()
-			}
-		}
+		k, v := seek(c, start, after != "")
 		for n := 0; k != nil && len(out) < limit; k, v = c.Next() {
 			if end != nil && bytes.Compare(k, end) >= 0 {
 				break
