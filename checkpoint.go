@@ -1,25 +1,49 @@
 package consent
 
 import (
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// Checkpoint is a signed statement of the head of a store's hash chain: the place
-// and link of its last record at a time. Whoever changes the chain before a
-// checkpoint, or cuts it off after one, cannot make the checkpoint agree without the
-// private key.
+// Checkpoint is a signed statement about a store's hash chain at a time: the place
+// and link of a record in it. Whoever changes the chain before a checkpoint, or cuts
+// it off after one, cannot make the checkpoint agree without the private key.
+//
+// Two kinds of statement go further. A checkpoint with Purged says which records a
+// retention purge removed, so that verification can tell a purge from a deletion. A
+// Base checkpoint says that every record up to Seq was purged and dropped from the
+// chain, so that verification starts from its link.
 type Checkpoint struct {
-	Seq       uint64    `json:"seq"`
-	Link      string    `json:"link"` // hex
-	At        time.Time `json:"at"`
-	KeyID     string    `json:"kid"`
-	Signature string    `json:"signature"` // base64url ed25519 over Message
+	Seq       uint64               `json:"seq"`
+	Link      string               `json:"link"` // hex
+	At        time.Time            `json:"at"`
+	Base      bool                 `json:"base,omitempty"`
+	Purged    map[string]time.Time `json:"purged,omitempty"` // per site: records before this time were purged
+	KeyID     string               `json:"kid"`
+	Signature string               `json:"signature"` // base64url ed25519 over Message
 }
 
-// Message returns the bytes a checkpoint's signature covers.
+// Message returns the bytes a checkpoint's signature covers. A base's message has a
+// prefix of its own, so that no ordinary checkpoint can be passed off as a base to
+// drop the records before it.
 func (c *Checkpoint) Message() []byte {
-	return []byte("consentd-checkpoint/1 " + strconv.FormatUint(c.Seq, 10) + " " + c.Link + " " + c.At.UTC().Format(time.RFC3339Nano))
+	kind := "consentd-checkpoint/1 "
+	if c.Base {
+		kind = "consentd-base/1 "
+	}
+	var b strings.Builder
+	b.WriteString(kind + strconv.FormatUint(c.Seq, 10) + " " + c.Link + " " + c.At.UTC().Format(time.RFC3339Nano))
+	sites := make([]string, 0, len(c.Purged))
+	for site := range c.Purged {
+		sites = append(sites, site)
+	}
+	slices.Sort(sites)
+	for _, site := range sites {
+		b.WriteString(" purged " + strconv.Quote(site) + " " + c.Purged[site].UTC().Format(time.RFC3339Nano))
+	}
+	return []byte(b.String())
 }
 
 // CheckpointSigner signs checkpoints and verifies them.

@@ -87,6 +87,12 @@ type Store interface {
 	// and the hash chain still verifies.
 	Erase(ctx context.Context, consentID string) (int, error)
 
+	// Purge removes, for each site in before, the records recorded before the site's
+	// time (its retention limit), and returns how many it removed; records of sites
+	// not in before stay. What remains still verifies, and verification tells the
+	// purged records from deleted ones.
+	Purge(ctx context.Context, before map[string]time.Time) (int, error)
+
 	// Verify checks the hash chain of the records and its signed checkpoints.
 	Verify(ctx context.Context) (*Verification, error)
 

@@ -176,3 +176,13 @@ var ThemeContrast = [][2]string{{"text", "background"}, {"accent-text", "accent"
 
 // MinContrast is the least contrast ratio of text to its background (WCAG 1.4.3).
 const MinContrast = 4.5
+
+// RetentionLimits returns, per site, the time before which its records are past
+// their retention period at now: what a purge removes.
+func RetentionLimits(sites map[string]*Site, now time.Time) map[string]time.Time {
+	limits := make(map[string]time.Time, len(sites))
+	for key, s := range sites {
+		limits[key] = now.Add(-s.RetentionPeriod)
+	}
+	return limits
+}

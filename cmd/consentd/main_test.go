@@ -313,8 +313,13 @@ func postConsent(addr string, cfg *config.Config, consentID string) (int, error)
 // MustServe runs `consentd serve` on a free port until the test ends.
 func MustServe(tb testing.TB, configPath string) (m *Main, addr string, done <-chan error, stop func()) {
 	tb.Helper()
+	return mustServeIn(tb, configPath, tb.TempDir())
+}
+
+// mustServeIn is MustServe with the data (consent.db, keys, tokens.json) in dir.
+func mustServeIn(tb testing.TB, configPath, dir string) (m *Main, addr string, done <-chan error, stop func()) {
+	tb.Helper()
 	m = NewMain(io.Discard, io.Discard)
-	dir := tb.TempDir()
 	if err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--config", configPath, "--db", filepath.Join(dir, "consent.db"), "--keys", filepath.Join(dir, "keys"), "--tokens", filepath.Join(dir, "tokens.json")}); err != nil {
 		tb.Fatal(err)
 	}

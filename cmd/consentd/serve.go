@@ -13,9 +13,11 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/proof"
@@ -38,6 +40,7 @@ type Main struct {
 	Demo           bool
 	TrustedProxies []netip.Prefix
 	ReloadEvery    time.Duration
+	PurgeEvery     time.Duration
 
 	stdout, stderr io.Writer
 	logger         *slog.Logger
@@ -51,6 +54,7 @@ func NewMain(stdout, stderr io.Writer) *Main {
 		stderr:      stderr,
 		logger:      slog.New(slog.NewTextHandler(stderr, nil)),
 		ReloadEvery: 2 * time.Second,
+		PurgeEvery:  purgeEvery,
 		listening:   make(chan net.Addr, 1),
 	}
 }
@@ -130,13 +134,32 @@ func (m *Main) Run(ctx context.Context) error {
 	m.printWhereToLook(ln.Addr(), cfg)
 	m.listening <- ln.Addr()
 
+	var sites atomic.Pointer[map[string]*consent.Site]
+	sites.Store(&cfg.Sites)
+	purgeCtx, stopPurge := context.WithCancel(ctx)
+	purged := make(chan struct{})
+	go func() {
+		defer close(purged)
+		m.purge(purgeCtx, store, func() map[string]*consent.Site { return *sites.Load() })
+	}()
+	// The store closes only once the purge has stopped between two of its steps.
+	closeStore := func() error {
+		stopPurge()
+		<-purged
+		return store.Close()
+	}
+
 	go m.watch(ctx,
 		&watched{path: m.ConfigPath, last: loaded, reload: func() error {
 			cfg, err := config.Load(m.ConfigPath)
 			if err != nil {
 				return err
 			}
-			return srv.Load(cfg)
+			if err := srv.Load(cfg); err != nil {
+				return err
+			}
+			sites.Store(&cfg.Sites)
+			return nil
 		}},
 		&watched{path: m.TokensPath, last: tokensLoaded, reload: func() error {
 			tokens, err := auth.Load(m.TokensPath)
@@ -151,14 +174,14 @@ func (m *Main) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err := <-served:
-		store.Close()
+		closeStore()
 		return fmt.Errorf("serve: %w", err)
 	}
 	m.logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	errShutdown := httpServer.Shutdown(shutdownCtx)
-	if err := store.Close(); err != nil {
+	if err := closeStore(); err != nil {
 		return err
 	}
 	if errShutdown != nil && !errors.Is(errShutdown, http.ErrServerClosed) {

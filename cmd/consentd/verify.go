@@ -36,6 +36,13 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "%s: BROKEN at place %d (record %s): %s; %d records before it verify\n", *db, v.BrokenAt, v.RecordID, v.Problem, v.Records)
 		return errBroken
 	}
-	fmt.Fprintf(stdout, "%s: OK, %d records, every link verifies, %d signed checkpoints agree\n", *db, v.Records, v.Checkpoints)
+	fmt.Fprintf(stdout, "%s: OK, %d records, every link verifies, %d signed checkpoints agree", *db, v.Records, v.Checkpoints)
+	if v.Purged > 0 {
+		fmt.Fprintf(stdout, "; purged past retention: %d, each covered by a signed purge", v.Purged)
+	}
+	if v.From > 1 {
+		fmt.Fprintf(stdout, "; places 1 to %d were purged and dropped, as a signed base vouches", v.From-1)
+	}
+	fmt.Fprintln(stdout)
 	return nil
 }

@@ -44,7 +44,8 @@ var (
 	// bucketRecords maps a record id (16 UUID bytes) to the record (see record.go).
 	bucketRecords = []byte("records")
 	// bucketChain maps a place in the hash chain (uint64, big-endian) to the record
-	// id (16 bytes) and the link (32 bytes) of the record at that place.
+	// id (16 bytes) and the link (32 bytes) of the record at that place; once a purge
+	// removed the record, its tombstone follows (see digests).
 	bucketChain = []byte("chain")
 	// bucketCheckpoints maps a place in the chain to the signed checkpoint of the
 	// chain's head there, as JSON.
@@ -152,14 +153,14 @@ func Open(path string, opts ...Option) (*Store, error) {
 	var lastSeq uint64
 	var lastLink [32]byte
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSnapshots, bucketChain, bucketCheckpoints, bucketAudit} {
+		for _, name := range [][]byte{bucketSnapshots, bucketChain, bucketCheckpoints, bucketAudit, bucketPurges, bucketBase} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
 		}
 		if k, v := tx.Bucket(bucketChain).Cursor().Last(); k != nil {
 			lastSeq = binary.BigEndian.Uint64(k)
-			copy(lastLink[:], v[16:])
+			copy(lastLink[:], v[16:chainLinkEnd])
 		}
 		records, err := tx.CreateBucketIfNotExists(bucketRecords)
 		if err != nil {
@@ -350,7 +351,7 @@ func (s *Store) commit(batch []*request) {
 			if err != nil {
 				return fmt.Errorf("record %s: %w", req.recordID, err)
 			}
-			prev = link(prev[:], seq, req.recordID[:], sr)
+			prev = link(prev[:], seq, req.recordID[:], sr.digests())
 			if err := records.Put(req.recordID[:], req.value); err != nil {
 				return fmt.Errorf("record %s: %w", req.recordID, err)
 			}
@@ -407,7 +408,7 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 		for _, rid := range ids {
 			v := records.Get(rid[:])
 			if v == nil {
-				return fmt.Errorf("indexed record %s is missing", rid)
+				continue // purged since the index was read
 			}
 			sr, err := splitRecord(v)
 			if err != nil {

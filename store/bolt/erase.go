@@ -26,6 +26,9 @@ func (s *Store) Erase(ctx context.Context, consentID string) (int, error) {
 		records := tx.Bucket(bucketRecords)
 		for _, rid := range s.index.records(id) {
 			v := records.Get(rid[:])
+			if v == nil {
+				continue // purged since the index was read
+			}
 			sr, err := splitRecord(v)
 			if err != nil {
 				return fmt.Errorf("record %s: %w", rid, err)

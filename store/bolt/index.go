@@ -44,3 +44,20 @@ func (ix *consentIndex) records(consentID uuid.UUID) []uuid.UUID {
 	}
 	return append([]uuid.UUID{first}, slices.Clone(ix.rest[consentID])...)
 }
+
+// remove forgets that recordID belongs to consentID. Callers hold mu.
+func (ix *consentIndex) remove(consentID, recordID uuid.UUID) {
+	rest := slices.DeleteFunc(ix.rest[consentID], func(id uuid.UUID) bool { return id == recordID })
+	if ix.first[consentID] == recordID {
+		if len(rest) == 0 {
+			delete(ix.first, consentID)
+		} else {
+			ix.first[consentID], rest = rest[0], rest[1:]
+		}
+	}
+	if len(rest) == 0 {
+		delete(ix.rest, consentID)
+	} else {
+		ix.rest[consentID] = rest
+	}
+}

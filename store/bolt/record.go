@@ -5,28 +5,32 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
 	consent "github.com/mixvoip/consentd"
 )
 
-// A record is stored in two parts, so that an erasure can remove what identifies a
-// visitor while the decision, its time and its place in the hash chain stay provable:
+// A record is stored in parts, so that an erasure can remove what identifies a
+// visitor, and a retention purge the whole record, while the chain of what remains
+// still verifies:
 //
-//	[0]      format (2)
-//	[1:17]   consent id, to rebuild the consent index without decoding JSON
-//	[17:25]  place in the chain (uint64, big-endian), set by the writer
-//	[25:57]  SHA-256 of the identifying part, kept after an erasure
-//	[57:61]  length of the decision part (uint32, big-endian)
-//	[61:]    the decision part: the record as JSON without IP prefix, user agent and
-//	         URL; then the identifying part: those three as JSON (empty once erased)
+//	[0]         format (3)
+//	[1:17]      consent id, to rebuild the consent index without decoding JSON
+//	[17:25]     place in the chain (uint64, big-endian), set by the writer
+//	[25:57]     SHA-256 of the identifying part, kept after an erasure
+//	[57:66+n]   the retention part, kept after a purge: the time recorded (Unix
+//	            microseconds, int64, big-endian), the length n of the site, the site
+//	[66+n:70+n] length of the decision part (uint32, big-endian)
+//	then        the decision part: the record as JSON without IP prefix, user agent and
+//	            URL; then the identifying part: those three as JSON (empty once erased)
 const (
-	formatV2       = 2
-	offsetSeq      = 17
-	offsetIdentSum = 25
-	offsetCoreLen  = 57
-	headerSize     = 61
+	formatV3        = 3
+	offsetSeq       = 17
+	offsetIdentSum  = 25
+	offsetRetention = 57
+	offsetSite      = 66
 )
 
 // identifying is the part of a record that an erasure removes.
@@ -37,6 +41,9 @@ type identifying struct {
 }
 
 func encodeRecord(r *consent.Record, consentID uuid.UUID) ([]byte, error) {
+	if len(r.Site) > 255 {
+		return nil, consent.Errorf(consent.EInvalid, "site %q is longer than 255 bytes", r.Site)
+	}
 	core := *r
 	core.IPPrefix, core.UserAgent, core.URL = "", "", ""
 	coreJSON, err := json.Marshal(&core)
@@ -47,12 +54,15 @@ func encodeRecord(r *consent.Record, consentID uuid.UUID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := make([]byte, headerSize, headerSize+len(coreJSON)+len(identJSON))
-	v[0] = formatV2
+	v := make([]byte, offsetSite, offsetSite+len(r.Site)+4+len(coreJSON)+len(identJSON))
+	v[0] = formatV3
 	copy(v[1:offsetSeq], consentID[:])
 	sum := sha256.Sum256(identJSON)
-	copy(v[offsetIdentSum:offsetCoreLen], sum[:])
-	binary.BigEndian.PutUint32(v[offsetCoreLen:headerSize], uint32(len(coreJSON)))
+	copy(v[offsetIdentSum:offsetRetention], sum[:])
+	binary.BigEndian.PutUint64(v[offsetRetention:], uint64(r.RecordedAt.UnixMicro()))
+	v[offsetSite-1] = byte(len(r.Site))
+	v = append(v, r.Site...)
+	v = binary.BigEndian.AppendUint32(v, uint32(len(coreJSON)))
 	v = append(v, coreJSON...)
 	return append(v, identJSON...), nil
 }
@@ -62,24 +72,31 @@ type storedRecord struct {
 	consentID uuid.UUID
 	seq       uint64
 	identSum  []byte
+	retention retention
 	core      []byte
 	ident     []byte
 }
 
 func splitRecord(v []byte) (storedRecord, error) {
-	if len(v) < headerSize || v[0] != formatV2 {
+	if len(v) < offsetSite || v[0] != formatV3 {
 		return storedRecord{}, fmt.Errorf("unknown record format")
 	}
-	n := int(binary.BigEndian.Uint32(v[offsetCoreLen:headerSize]))
-	if headerSize+n > len(v) {
+	coreLenAt := offsetSite + int(v[offsetSite-1])
+	if coreLenAt+4 > len(v) {
+		return storedRecord{}, fmt.Errorf("record shorter than its header says")
+	}
+	coreAt := coreLenAt + 4
+	n := int(binary.BigEndian.Uint32(v[coreLenAt:coreAt]))
+	if coreAt+n > len(v) {
 		return storedRecord{}, fmt.Errorf("record shorter than its header says")
 	}
 	return storedRecord{
 		consentID: uuid.UUID(v[1:offsetSeq]),
 		seq:       binary.BigEndian.Uint64(v[offsetSeq:offsetIdentSum]),
-		identSum:  v[offsetIdentSum:offsetCoreLen],
-		core:      v[headerSize : headerSize+n],
-		ident:     v[headerSize+n:],
+		identSum:  v[offsetIdentSum:offsetRetention],
+		retention: v[offsetRetention:coreLenAt],
+		core:      v[coreAt : coreAt+n],
+		ident:     v[coreAt+n:],
 	}, nil
 }
 
@@ -98,19 +115,54 @@ func (sr storedRecord) decode() (*consent.Record, error) {
 	return r, nil
 }
 
+// digests returns what the chain link of the record covers besides its place and id:
+// the digests of its decision and identifying parts, and its retention part.
+func (sr storedRecord) digests() digests {
+	core := sha256.Sum256(sr.core)
+	return digests{core: core[:], ident: sr.identSum, retention: sr.retention}
+}
+
+// retention is the part of a record a purge keeps: when it was recorded, and where.
+type retention []byte
+
+func (r retention) recordedAt() time.Time {
+	return time.UnixMicro(int64(binary.BigEndian.Uint64(r))).UTC()
+}
+
+func (r retention) site() string { return string(r[9:]) }
+
+// digests is what a chain link covers of a record. A purged record leaves exactly
+// this in its chain entry (see tombstone), so the chain still verifies without it.
+type digests struct {
+	core, ident []byte // SHA-256 each
+	retention   retention
+}
+
+// tombstone is the chain entry of a purged record after its id and link.
+func (d digests) tombstone() []byte {
+	return append(append(append(make([]byte, 0, 64+len(d.retention)), d.core...), d.ident...), d.retention...)
+}
+
+func splitTombstone(t []byte) (digests, error) {
+	if len(t) < 64+offsetSite-offsetRetention || len(t) != 64+offsetSite-offsetRetention+int(t[64+8]) {
+		return digests{}, fmt.Errorf("malformed purge tombstone")
+	}
+	return digests{core: t[:32], ident: t[32:64], retention: t[64:]}, nil
+}
+
 // link returns the chain link of a record: it covers the previous link, the record's
-// place and id, its decision part byte for byte and the digest of its identifying
-// part. Changing, removing or adding a record changes every link after it.
-func link(prev []byte, seq uint64, recordID []byte, sr storedRecord) [32]byte {
+// place and id, and its digests. Changing, removing or adding a record changes every
+// link after it.
+func link(prev []byte, seq uint64, recordID []byte, d digests) [32]byte {
 	h := sha256.New()
 	h.Write(prev)
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], seq)
 	h.Write(b[:])
 	h.Write(recordID)
-	core := sha256.Sum256(sr.core)
-	h.Write(core[:])
-	h.Write(sr.identSum)
+	h.Write(d.core)
+	h.Write(d.ident)
+	h.Write(d.retention)
 	var out [32]byte
 	h.Sum(out[:0])
 	return out

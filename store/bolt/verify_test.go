@@ -142,7 +142,7 @@ func TestVerify(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				prev = link(prev[:], seq, id, sr)
+				prev = link(prev[:], seq, id, sr.digests())
 				if err := chain.Put(seqKey(seq), append(append([]byte(nil), id...), prev[:]...)); err != nil {
 					return err
 				}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	consent "github.com/mixvoip/consentd"
+)
+
+// purgeEvery is how often records past their site's retention period are purged.
+const purgeEvery = 24 * time.Hour
+
+// purge removes the records past retention at once and then every m.PurgeEvery,
+// under the sites loaded at the time, until ctx is done. A failed purge is logged and
+// tried again at the next turn: the records stay until then, nothing is lost.
+func (m *Main) purge(ctx context.Context, store consent.Store, sites func() map[string]*consent.Site) {
+	ticker := time.NewTicker(m.PurgeEvery)
+	defer ticker.Stop()
+	for {
+		start := time.Now()
+		n, err := store.Purge(ctx, consent.RetentionLimits(sites(), start))
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			m.logger.Error("purge of records past retention failed; trying again later", "err", err, "purged", n)
+		case n > 0:
+			m.logger.Info("purged records past retention", "records", n, "took", time.Since(start).Round(time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
