@@ -95,7 +95,8 @@ type Store struct {
 	closed bool
 	queue  chan *request
 
-	index *consentIndex
+	index        *consentIndex
+	receiptSites receiptSites
 
 	// The head of the hash chain and the last checkpoint, owned by the writer
 	// goroutine.
@@ -186,6 +187,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		beforeCommit: c.beforeCommit,
 		queue:        make(chan *request, c.queueSize),
 		index:        index,
+		receiptSites: receiptSites{m: map[string]*consent.Site{}},
 		lastSeq:      lastSeq,
 		lastLink:     lastLink,
 		signer:       c.signer,
@@ -213,7 +215,7 @@ func (s *Store) Append(ctx context.Context, r *consent.Record) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: append: %w", err)
 	}
-	req, err := newRequest(r)
+	req, err := s.newRequest(r)
 	if err != nil {
 		return fmt.Errorf("bolt: append: %w", err)
 	}
@@ -228,7 +230,7 @@ func (s *Store) Append(ctx context.Context, r *consent.Record) error {
 	}
 }
 
-func newRequest(r *consent.Record) (*request, error) {
+func (s *Store) newRequest(r *consent.Record) (*request, error) {
 	if r == nil {
 		return nil, consent.Errorf(consent.EInvalid, "no record")
 	}
@@ -240,7 +242,7 @@ func newRequest(r *consent.Record) (*request, error) {
 	if err != nil {
 		return nil, consent.Errorf(consent.EInvalid, "consent id %q is not a UUID", r.ConsentID)
 	}
-	value, err := encodeRecord(r, consentID)
+	value, err := encodeRecord(r, consentID, s.sealed(r))
 	if err != nil {
 		return nil, fmt.Errorf("encode record %s: %w", r.ID, err)
 	}
@@ -414,7 +416,7 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 			if err != nil {
 				return fmt.Errorf("decode record %s: %w", rid, err)
 			}
-			r, err := sr.decode()
+			r, err := s.decode(tx, sr)
 			if err != nil {
 				return fmt.Errorf("decode record %s: %w", rid, err)
 			}

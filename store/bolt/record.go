@@ -40,13 +40,13 @@ type identifying struct {
 	URL       string `json:"url"`
 }
 
-func encodeRecord(r *consent.Record, consentID uuid.UUID) ([]byte, error) {
+// encodeRecord returns r as stored, with receipt (see Store.sealed) in place of its
+// receipt.
+func encodeRecord(r *consent.Record, consentID uuid.UUID, receipt any) ([]byte, error) {
 	if len(r.Site) > 255 {
 		return nil, consent.Errorf(consent.EInvalid, "site %q is longer than 255 bytes", r.Site)
 	}
-	core := *r
-	core.IPPrefix, core.UserAgent, core.URL = "", "", ""
-	coreJSON, err := json.Marshal(&core)
+	coreJSON, err := json.Marshal(&storedCore{Record: r, Receipt: receipt})
 	if err != nil {
 		return nil, err
 	}

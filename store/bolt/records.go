@@ -49,7 +49,7 @@ func (s *Store) Records(ctx context.Context, f consent.Filter, after string, lim
 			if err != nil {
 				return fmt.Errorf("record %x: %w", k, err)
 			}
-			r, err := sr.decode()
+			r, err := s.decode(tx, sr)
 			if err != nil {
 				return fmt.Errorf("record %x: %w", k, err)
 			}

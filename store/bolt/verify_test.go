@@ -99,7 +99,7 @@ func TestVerify(t *testing.T) {
 		}, 13, "no record at place 13"},
 		{"forged record inserted", func(tx *bolt.Tx, ids []string) error {
 			r := storetest.NewRecord(t, uuid.NewString(), storetest.Now())
-			v, err := encodeRecord(r, uuid.MustParse(r.ConsentID))
+			v, err := encodeRecord(r, uuid.MustParse(r.ConsentID), r.Receipt)
 			if err != nil {
 				return err
 			}

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Records", testRecords},
 		{"Erase", testErase},
 		{"Purge", testPurge},
+		{"Receipts", testReceipts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -348,6 +349,13 @@ func Now() time.Time {
 	return time.Now().UTC().Truncate(time.Microsecond)
 }
 
+// recordSite is the site of NewRecord's records, as their receipts name it.
+var recordSite = &consent.Site{
+	Key:        "shop.example",
+	Controller: consent.Controller{Name: "Shop S.A.", Address: "1, rue de l'Exemple, Luxembourg", Jurisdiction: "LU"},
+	Policy:     consent.Policy{URL: "https://shop.example/privacy", Version: "2026-01-15"},
+}
+
 // NewRecord returns a record of consentID recorded at, with a new UUIDv7 id and every
 // field set, so a round trip that drops a field shows.
 func NewRecord(tb testing.TB, consentID string, at time.Time) *consent.Record {
@@ -385,11 +393,7 @@ func newRecord(consentID string, at time.Time) (*consent.Record, error) {
 		RecordedAt:    at,
 		ExpiresAt:     at.AddDate(0, 6, 0),
 	}
-	r.Receipt = consent.NewReceipt(&consent.Site{
-		Key:        "shop.example",
-		Controller: consent.Controller{Name: "Shop S.A.", Address: "1, rue de l'Exemple, Luxembourg", Jurisdiction: "LU"},
-		Policy:     consent.Policy{URL: "https://shop.example/privacy", Version: "2026-01-15"},
-	}, r)
+	r.Receipt = consent.NewReceipt(recordSite, r)
 	r.Receipt.KeyID, r.Receipt.Signature = "ed25519-0123456789abcdef", "c2lnbmF0dXJl"
 	return r, nil
 }
@@ -709,4 +713,49 @@ func testPurge(t *testing.T, open func() consent.Store) {
 	}
 	s = MustOpen(t, open)
 	mustHold(t, s, kept)
+}
+
+// testReceipts: a receipt reads back exactly as appended, after a reopen and an
+// erasure, whether the snapshot its record names is stored (a backend may then keep
+// only the signature and rebuild the rest from it), differs from what the receipt
+// says, or is missing.
+func testReceipts(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	ctx := context.Background()
+	var want []*consent.Record
+	for _, change := range []func(r *consent.Record){
+		func(r *consent.Record) {},
+		func(r *consent.Record) { r.Receipt.PolicyURL = "https://shop.example/old-privacy" },
+		func(r *consent.Record) { r.Receipt.Controller.Name = "Shop GmbH" },
+		func(r *consent.Record) { r.Fingerprint = "sha256:never-stored"; r.Receipt = consent.NewReceipt(recordSite, r) },
+	} {
+		r := NewRecord(t, uuid.NewString(), Now())
+		if len(want) == 0 {
+			snap := &consent.Snapshot{Site: recordSite.Key, Fingerprint: r.Fingerprint, CreatedAt: Now(),
+				Controller: recordSite.Controller, Policy: recordSite.Policy}
+			if err := s.PutSnapshot(ctx, snap); err != nil {
+				t.Fatal(err)
+			}
+		}
+		change(r)
+		r.Receipt.KeyID, r.Receipt.Signature = "ed25519-0123456789abcdef", "c2lnbmF0dXJl"
+		MustAppend(t, s, r)
+		want = append(want, r)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = MustOpen(t, open)
+	if _, err := s.Erase(ctx, want[0].ConsentID); err != nil {
+		t.Fatal(err)
+	}
+	want[0].IPPrefix, want[0].UserAgent, want[0].URL = "", "", ""
+	page, err := s.Records(ctx, consent.Filter{}, "", 10)
+	if err != nil || len(page) != len(want) {
+		t.Fatalf("Records = %d records, %v; want %d", len(page), err, len(want))
+	}
+	for i, r := range want {
+		MustEqualRecord(t, MustRecordsByConsent(t, s, r.ConsentID)[0], r)
+		MustEqualRecord(t, page[i], r)
+	}
 }
