@@ -81,6 +81,14 @@ type Store interface {
 	// first). The order is stable, so a client pages through with the last id.
 	Records(ctx context.Context, f Filter, after string, limit int) ([]*Record, error)
 
+	// AppendNDJSON appends to dst the records that Records(ctx, f, after, limit)
+	// returns, one JSON object per line, and returns the extended buffer, how many
+	// records it appended and the id of the last one. A line is the record as JSON
+	// with its receipt reduced to its key id and signature where the rest of the
+	// receipt rebuilds from the record and its snapshot (see docs/receipts.md). It is
+	// the export's fast path: a store may copy what it stores instead of decoding it.
+	AppendNDJSON(ctx context.Context, f Filter, after string, limit int, dst []byte) ([]byte, int, string, error)
+
 	// Erase removes what identifies the visitor (IP prefix, user agent, URL) from
 	// every record of consentID and returns how many records it changed. The
 	// decisions, their times and their receipts stay provable (GDPR Art. 17(3)(e)),

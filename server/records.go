@@ -1,8 +1,8 @@
 package server
 
 import (
+	"bytes"
 	"encoding/csv"
-	"encoding/json"
 	"maps"
 	"net/http"
 	"slices"
@@ -19,6 +19,9 @@ import (
 // exportPage is how many records an export reads per read transaction: short
 // transactions keep bbolt's writer from stalling and memory flat.
 const exportPage = 1000
+
+// exportWriteTimeout is how long a client may take to read one page of an export.
+const exportWriteTimeout = 30 * time.Second
 
 // filter reads the record filters of a DPO request; a bad one is a 400 that names
 // it. A token limited to sites sees only those.
@@ -106,7 +109,9 @@ var csvHeader = []string{"record_id", "consent_id", "site", "recorded_at", "acti
 	"expires_at", "receipt_kid", "receipt_signature"}
 
 // handleExport streams every record the filters select as CSV or NDJSON, a page of
-// records at a time: memory stays flat however many there are.
+// records at a time: memory stays flat however many there are. A page is read into
+// a buffer in one short read transaction and written after it, so that a slow client
+// never holds a transaction open.
 func (s *Server) handleExport(c echo.Context) error {
 	f, err := s.filter(c, dpoToken(c))
 	if err != nil {
@@ -116,11 +121,35 @@ func (s *Server) handleExport(c echo.Context) error {
 	if format == "" {
 		format = "ndjson"
 	}
-	if format != "csv" && format != "ndjson" {
+	ctx := c.Request().Context()
+	var next func(dst []byte, after string) ([]byte, int, string, error)
+	switch format {
+	case "ndjson":
+		next = func(dst []byte, after string) ([]byte, int, string, error) {
+			return s.store.AppendNDJSON(ctx, f, after, exportPage, dst)
+		}
+	case "csv":
+		next = func(dst []byte, after string) ([]byte, int, string, error) {
+			page, err := s.store.Records(ctx, f, after, exportPage)
+			if err != nil || len(page) == 0 {
+				return dst, 0, "", err
+			}
+			buf := bytes.NewBuffer(dst)
+			cw := csv.NewWriter(buf)
+			for _, r := range page {
+				cw.Write(csvRow(r))
+			}
+			cw.Flush()
+			return buf.Bytes(), len(page), page[len(page)-1].ID, cw.Error()
+		}
+	default:
 		return consent.Errorf(consent.EInvalid, "filter format: csv or ndjson")
 	}
-	ctx := c.Request().Context()
-	first, err := s.store.Records(ctx, f, c.QueryParam("after"), exportPage)
+	buf := make([]byte, 0, 1<<20)
+	if format == "csv" {
+		buf = append(buf, strings.Join(csvHeader, ",")+"\r\n"...)
+	}
+	buf, n, last, err := next(buf, c.QueryParam("after"))
 	if err != nil {
 		return err
 	}
@@ -132,38 +161,26 @@ func (s *Server) handleExport(c echo.Context) error {
 	}
 	h.Set("Content-Disposition", `attachment; filename="consent-records.`+format+`"`)
 	c.Response().WriteHeader(http.StatusOK)
-	w := c.Response()
-	cw := csv.NewWriter(w)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	if format == "csv" {
-		cw.Write(csvHeader)
-	}
 	// The status is sent: a failure from here on can only cut the stream short,
 	// which the client sees as a truncated file without the final newline.
-	for page := first; len(page) > 0; {
-		for _, r := range page {
-			if format == "csv" {
-				err = cw.Write(csvRow(r))
-			} else {
-				err = enc.Encode(r)
-			}
-			if err != nil {
-				return nil
-			}
+	rc := http.NewResponseController(c.Response())
+	for {
+		// The server's write timeout would cut an export of millions of records;
+		// each page gets its own instead, so only a client that stops reading is
+		// cut off.
+		_ = rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
+		if _, err := c.Response().Write(buf); err != nil {
+			return nil
 		}
-		cw.Flush()
-		w.Flush()
-		if len(page) < exportPage {
-			break
+		c.Response().Flush()
+		if n < exportPage {
+			return nil
 		}
-		if page, err = s.store.Records(ctx, f, page[len(page)-1].ID, exportPage); err != nil {
+		if buf, n, last, err = next(buf[:0], last); err != nil {
 			s.opts.Logger.Error("export cut short", "err", err)
 			return nil
 		}
 	}
-	cw.Flush()
-	return nil
 }
 
 func csvRow(r *consent.Record) []string {

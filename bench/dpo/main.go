@@ -47,6 +47,11 @@ func run(n int) error {
 		return err
 	}
 	ctx := context.Background()
+	snap := &consent.Snapshot{Site: benchSite.Key, Fingerprint: benchFingerprint, CreatedAt: time.Now().UTC(),
+		Controller: benchSite.Controller, Policy: benchSite.Policy}
+	if err := store.PutSnapshot(ctx, snap); err != nil {
+		return err
+	}
 	ids, took, err := fill(ctx, store, n)
 	if err != nil {
 		return err
@@ -138,6 +143,15 @@ func fill(ctx context.Context, store *bolt.Store, n int) ([]string, time.Duratio
 	return ids, time.Since(t0), <-errs
 }
 
+// benchSite is the site of the records, as the server stores its snapshot before
+// serving the banner.
+const benchFingerprint = "421ff2071a8b7fd2"
+
+var benchSite = &consent.Site{
+	Key: "mixvoip.com", Controller: consent.Controller{Name: "MIXVOIP S.A.", Address: "70, rue des Prés, L-7333 Steinsel, Luxembourg", Email: "dpo@mixvoip.com", Jurisdiction: "LU"},
+	Policy: consent.Policy{URL: "https://www.mixvoip.com/privacy-policy", Version: "2021-09-13"},
+}
+
 // newRecord returns a realistic record of about the size the server stores.
 func newRecord(consentID string) (*consent.Record, error) {
 	id, err := uuid.NewV7()
@@ -151,15 +165,12 @@ func newRecord(consentID string) (*consent.Record, error) {
 			Categories: map[string]bool{"technical": true, "advertising": false},
 			Partners:   map[string]bool{"google-ads": false, "meta-pixel": false, "linkedin-insight": false},
 		},
-		Fingerprint: "421ff2071a8b7fd2", PolicyVersion: "2021-09-13", Language: "en", Surface: consent.SurfaceBanner,
+		Fingerprint: benchFingerprint, PolicyVersion: "2021-09-13", Language: "en", Surface: consent.SurfaceBanner,
 		URL: "https://www.mixvoip.com/pricing", IPPrefix: "203.0.113.0/24",
 		UserAgent:  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36",
 		RecordedAt: at, ExpiresAt: at.Add(182 * 24 * time.Hour),
 	}
-	r.Receipt = consent.NewReceipt(&consent.Site{
-		Key: "mixvoip.com", Controller: consent.Controller{Name: "MIXVOIP S.A.", Address: "70, rue des Prés, L-7333 Steinsel, Luxembourg", Email: "dpo@mixvoip.com", Jurisdiction: "LU"},
-		Policy: consent.Policy{URL: "https://www.mixvoip.com/privacy-policy", Version: "2021-09-13"},
-	}, r)
+	r.Receipt = consent.NewReceipt(benchSite, r)
 	r.Receipt.KeyID, r.Receipt.Signature = "ed25519-0123456789abcdef", "6hYYxDzyIO9wblN2xNQ5Hk5kuYVV1o0irY1dg5VH18zQPv7cfZTU87rC99ZQgQAs-AnPEz0zWSY8bz1CvVSnCQ"
 	return r, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -13,16 +14,59 @@ import (
 	consent "github.com/mixvoip/consentd"
 )
 
-// Records scans the records in key order. Keys are UUIDv7, whose first 48 bits are
-// the millisecond the id was made, just before the record's time was taken: a scan
-// from f.From starts a second earlier and lets Match decide. One call is one short
-// read transaction; an export pages through many.
+// Records returns up to limit records f selects after the record after, decoded.
 func (s *Store) Records(ctx context.Context, f consent.Filter, after string, limit int) ([]*consent.Record, error) {
+	out := []*consent.Record{}
+	err := s.scan(ctx, f, after, limit, func(tx *bolt.Tx, _ []byte, sr storedRecord) error {
+		r, err := s.decode(tx, sr)
+		if err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: records: %w", err)
+	}
+	return out, nil
+}
+
+// AppendNDJSON appends the records Records would return as JSON lines, copied from
+// their stored parts without decoding them: the decision part, which holds the
+// sealed receipt, with the identifying part's members spliced in.
+func (s *Store) AppendNDJSON(ctx context.Context, f consent.Filter, after string, limit int, dst []byte) ([]byte, int, string, error) {
+	n, last := 0, uuid.UUID{}
+	err := s.scan(ctx, f, after, limit, func(_ *bolt.Tx, key []byte, sr storedRecord) error {
+		dst = append(dst, sr.core[:len(sr.core)-1]...)
+		if len(sr.ident) > 0 {
+			dst = append(append(dst, ','), sr.ident[1:]...)
+		} else {
+			dst = append(dst, `,"ip_prefix":"","user_agent":"","url":""}`...)
+		}
+		dst = append(dst, '\n')
+		n, last = n+1, uuid.UUID(key)
+		return nil
+	})
+	if err != nil {
+		return dst, 0, "", fmt.Errorf("bolt: append ndjson: %w", err)
+	}
+	if n == 0 {
+		return dst, 0, "", nil
+	}
+	return dst, n, last.String(), nil
+}
+
+// scan calls fn in one read transaction with up to limit records f selects, after
+// the record after, in key order. Keys are UUIDv7, whose first 48 bits are the
+// millisecond the id was made, just before the record's time was taken: a scan from
+// f.From starts a second earlier and lets the filter decide. Only what the filter
+// needs of a record is decoded to select it.
+func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit int, fn func(tx *bolt.Tx, key []byte, sr storedRecord) error) error {
 	var start []byte
 	if after != "" {
 		id, err := uuid.Parse(after)
 		if err != nil {
-			return nil, fmt.Errorf("bolt: records: %w", consent.Errorf(consent.EInvalid, "cursor %q is not a record id", after))
+			return consent.Errorf(consent.EInvalid, "cursor %q is not a record id", after)
 		}
 		start = id[:]
 	} else if !f.From.IsZero() {
@@ -32,11 +76,10 @@ func (s *Store) Records(ctx context.Context, f consent.Filter, after string, lim
 	if !f.To.IsZero() {
 		end = timeKey(f.To.Add(time.Second))
 	}
-	out := []*consent.Record{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	return s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRecords).Cursor()
 		k, v := seek(c, start, after != "")
-		for n := 0; k != nil && len(out) < limit; k, v = c.Next() {
+		for n, found := 0, 0; k != nil && found < limit; k, v = c.Next() {
 			if end != nil && bytes.Compare(k, end) >= 0 {
 				break
 			}
@@ -49,20 +92,36 @@ func (s *Store) Records(ctx context.Context, f consent.Filter, after string, lim
 			if err != nil {
 				return fmt.Errorf("record %x: %w", k, err)
 			}
-			r, err := s.decode(tx, sr)
-			if err != nil {
+			if ok, err := selects(&f, sr); err != nil {
+				return fmt.Errorf("record %x: %w", k, err)
+			} else if !ok {
+				continue
+			}
+			if err := fn(tx, k, sr); err != nil {
 				return fmt.Errorf("record %x: %w", k, err)
 			}
-			if f.Match(r) {
-				out = append(out, r)
-			}
+			found++
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("bolt: records: %w", err)
+}
+
+// selects reports whether f selects the stored record. Site and time come from the
+// retention part; the decision part is decoded only for the fields f asks about.
+func selects(f *consent.Filter, sr storedRecord) (bool, error) {
+	r := consent.Record{Site: sr.retention.site(), RecordedAt: sr.retention.recordedAt()}
+	if f.Action != "" || f.Fingerprint != "" || f.Language != "" {
+		var d struct {
+			Action      consent.Action `json:"action"`
+			Fingerprint string         `json:"fingerprint"`
+			Language    string         `json:"language"`
+		}
+		if err := json.Unmarshal(sr.core, &d); err != nil {
+			return false, err
+		}
+		r.Action, r.Fingerprint, r.Language = d.Action, d.Fingerprint, d.Language
 	}
-	return out, nil
+	return f.Match(&r), nil
 }
 
 // timeKey is the smallest UUIDv7 key of the millisecond t.

@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -50,6 +51,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Erase", testErase},
 		{"Purge", testPurge},
 		{"Receipts", testReceipts},
+		{"NDJSON", testNDJSON},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -757,5 +759,85 @@ func testReceipts(t *testing.T, open func() consent.Store) {
 	for i, r := range want {
 		MustEqualRecord(t, MustRecordsByConsent(t, s, r.ConsentID)[0], r)
 		MustEqualRecord(t, page[i], r)
+	}
+}
+
+// testNDJSON: the export's lines hold, page by page, exactly the records Records
+// returns for the same filter, each a JSON object that decodes to the record, with
+// quotes, commas, control and non-ASCII characters intact, and an erased record
+// without what identified its visitor.
+func testNDJSON(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	ctx := context.Background()
+	base := Now().Add(-time.Hour)
+	snap := &consent.Snapshot{Site: recordSite.Key, Fingerprint: NewRecord(t, uuid.NewString(), base).Fingerprint,
+		CreatedAt: base, Controller: recordSite.Controller, Policy: recordSite.Policy}
+	if err := s.PutSnapshot(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 25 {
+		at := base.Add(time.Duration(i) * time.Minute)
+		r := NewRecord(t, uuid.NewString(), at)
+		r.ID = IDAt(t, at)
+		r.Language = []string{"de", "fr"}[i%2]
+		r.UserAgent = "Agent \"quoted\", with commas; ünïcödé \u2028 \x01 " + fmt.Sprint(i)
+		MustAppend(t, s, r)
+		if i == 3 {
+			if _, err := s.Erase(ctx, r.ConsentID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, f := range []consent.Filter{{}, {Language: "fr"}, {From: base.Add(5 * time.Minute), To: base.Add(20 * time.Minute)}} {
+		var want, got []*consent.Record
+		for after := ""; ; {
+			page, err := s.Records(ctx, f, after, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, page...)
+			if len(page) < 4 {
+				break
+			}
+			after = page[len(page)-1].ID
+		}
+		for after := ""; ; {
+			buf, n, last, err := s.AppendNDJSON(ctx, f, after, 4, []byte("kept"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(strings.TrimPrefix(string(buf), "kept"), "\n"), "\n")
+			if n == 0 {
+				break
+			}
+			if len(lines) != n {
+				t.Fatalf("AppendNDJSON said %d records and appended %d lines", n, len(lines))
+			}
+			for _, line := range lines {
+				r := new(consent.Record)
+				if err := json.Unmarshal([]byte(line), r); err != nil {
+					t.Fatalf("a line is not a JSON record: %v\n%s", err, line)
+				}
+				got = append(got, r)
+			}
+			if last != got[len(got)-1].ID {
+				t.Errorf("AppendNDJSON's last id is %s, its last line's %s", last, got[len(got)-1].ID)
+			}
+			if n < 4 {
+				break
+			}
+			after = last
+		}
+		if len(got) != len(want) {
+			t.Fatalf("filter %+v: %d lines, want %d records", f, len(got), len(want))
+		}
+		for i, r := range want {
+			if got[i].Receipt == nil || got[i].Receipt.KeyID != r.Receipt.KeyID || got[i].Receipt.Signature != r.Receipt.Signature {
+				t.Errorf("record %s: the line's receipt has no key id and signature: %+v", r.ID, got[i].Receipt)
+			}
+			w := copyRecord(r)
+			w.Receipt, got[i].Receipt = nil, nil
+			MustEqualRecord(t, got[i], w)
+		}
 	}
 }
