@@ -729,7 +729,10 @@ func testReceipts(t *testing.T, open func() consent.Store) {
 		func(r *consent.Record) {},
 		func(r *consent.Record) { r.Receipt.PolicyURL = "https://shop.example/old-privacy" },
 		func(r *consent.Record) { r.Receipt.Controller.Name = "Shop GmbH" },
-		func(r *consent.Record) { r.Fingerprint = "sha256:never-stored"; r.Receipt = consent.NewReceipt(recordSite, r) },
+		func(r *consent.Record) {
+			r.Fingerprint = "sha256:never-stored"
+			r.Receipt = consent.NewReceipt(recordSite, r)
+		},
 	} {
 		r := NewRecord(t, uuid.NewString(), Now())
 		if len(want) == 0 {
