@@ -22,8 +22,14 @@ func (c *Checkpoint) Message() []byte {
 	return []byte("consentd-checkpoint/1 " + strconv.FormatUint(c.Seq, 10) + " " + c.Link + " " + c.At.UTC().Format(time.RFC3339Nano))
 }
 
+// CheckpointVerifier checks checkpoint signatures: all that verifying a store needs,
+// so that an auditor holding only the published public keys can do it.
+type CheckpointVerifier interface {
+	VerifyCheckpoint(c *Checkpoint) bool
+}
+
 // CheckpointSigner signs checkpoints and verifies them.
 type CheckpointSigner interface {
+	CheckpointVerifier
 	SignCheckpoint(c *Checkpoint) // sets KeyID and Signature
-	VerifyCheckpoint(c *Checkpoint) bool
 }

@@ -32,8 +32,8 @@ func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 }
 
 // VerifyFile checks the hash chain of a store file that no process has open, such as
-// a backup copy; signer checks the checkpoints' signatures.
-func VerifyFile(ctx context.Context, path string, signer consent.CheckpointSigner) (*consent.Verification, error) {
+// a backup copy; verifier checks the checkpoints' signatures.
+func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVerifier) (*consent.Verification, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: verify %s: %w", path, err)
@@ -44,7 +44,7 @@ func VerifyFile(ctx context.Context, path string, signer consent.CheckpointSigne
 		if tx.Bucket(bucketRecords) == nil || tx.Bucket(bucketChain) == nil {
 			return fmt.Errorf("not a consentd store")
 		}
-		v, err = verify(ctx, tx, signer)
+		v, err = verify(ctx, tx, verifier)
 		return err
 	})
 	if err != nil {
@@ -53,7 +53,7 @@ func VerifyFile(ctx context.Context, path string, signer consent.CheckpointSigne
 	return v, nil
 }
 
-func verify(ctx context.Context, tx *bolt.Tx, signer consent.CheckpointSigner) (*consent.Verification, error) {
+func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifier) (*consent.Verification, error) {
 	records, chain := tx.Bucket(bucketRecords), tx.Bucket(bucketChain)
 	v := &consent.Verification{}
 	broken := func(seq uint64, id []byte, format string, args ...any) (*consent.Verification, error) {
@@ -117,7 +117,7 @@ func verify(ctx context.Context, tx *bolt.Tx, signer consent.CheckpointSigner) (
 		if err := json.Unmarshal(value, &cp); err != nil {
 			return broken(binary.BigEndian.Uint64(k), nil, "the checkpoint at place %d is unreadable", binary.BigEndian.Uint64(k))
 		}
-		if signer == nil || !signer.VerifyCheckpoint(&cp) {
+		if verifier == nil || !verifier.VerifyCheckpoint(&cp) {
 			return broken(cp.Seq, nil, "the checkpoint at place %d is not signed by a known key", cp.Seq)
 		}
 		entry := chain.Get(seqKey(cp.Seq))
