@@ -177,12 +177,18 @@ func (kr *Keyring) Public() []PublicKey {
 
 // Verify reports whether sig is a signature of msg by the key with id kid.
 func (kr *Keyring) Verify(kid string, msg, sig []byte) bool {
+	pub := kr.publicKey(kid)
+	return pub != nil && ed25519.Verify(pub, msg, sig)
+}
+
+// publicKey returns the public half of the key with id kid, nil if there is none.
+func (kr *Keyring) publicKey(kid string) ed25519.PublicKey {
 	for _, k := range kr.keys {
 		if k.ID == kid {
-			return ed25519.Verify(k.Private.Public().(ed25519.PublicKey), msg, sig)
+			return k.Private.Public().(ed25519.PublicKey)
 		}
 	}
-	return false
+	return nil
 }
 
 // NewEphemeralKeyring returns a keyring of one new key that is never written: for
@@ -204,6 +210,5 @@ func (kr *Keyring) SignCheckpoint(c *consent.Checkpoint) {
 
 // VerifyCheckpoint reports whether c's signature holds.
 func (kr *Keyring) VerifyCheckpoint(c *consent.Checkpoint) bool {
-	sig, err := base64.RawURLEncoding.DecodeString(c.Signature)
-	return err == nil && kr.Verify(c.KeyID, c.Message(), sig)
+	return checkpointSigned(c, kr.publicKey(c.KeyID))
 }

@@ -87,11 +87,10 @@ func Verify(r *consent.Receipt, keys []PublicKey) error {
 	var pub ed25519.PublicKey
 	for _, k := range keys {
 		if k.ID == r.KeyID {
-			raw, err := base64.RawURLEncoding.DecodeString(k.Key)
-			if err != nil || len(raw) != ed25519.PublicKeySize || KeyID(raw) != k.ID {
-				return fmt.Errorf("proof: published key %s is malformed", k.ID)
+			var err error
+			if pub, err = k.decode(); err != nil {
+				return err
 			}
-			pub = raw
 		}
 	}
 	if pub == nil {

@@ -1,10 +1,14 @@
-// Command consentd serves consent banners, records decisions and checks sites.yaml.
+// Command consentd serves consent banners, records decisions, checks sites.yaml and
+// queries a running consentd for the DPO.
 //
 //	consentd serve [--addr :8080] [--config sites.yaml] [--db data/consent.db] [--demo]
 //	consentd check [sites.yaml]
 //	consentd keygen [--keys data/keys]
-//	consentd verify [--db data/consent.db] [--keys data/keys]
+//	consentd verify [--db data/consent.db] [--keys data/keys | --public-keys keys.json]
 //	consentd token add NAME [--sites a,b] | list | revoke NAME
+//	consentd proof CONSENT_ID [--json]
+//	consentd export [--site S] [--from T] [--to T] [--format csv|ndjson] [--out FILE] ...
+//	consentd stats [--site S] [--from T] [--to T] [--json]
 //	consentd version
 package main
 
@@ -27,12 +31,24 @@ Usage:
   consentd serve [flags]     serve banners, record consents (consentd serve -h for flags)
   consentd check [FILE]      validate a sites.yaml (default: $CONSENTD_CONFIG or sites.yaml)
   consentd keygen [--keys DIR]  add a new signing key; it signs from the next start on
-  consentd verify [--db FILE] [--keys DIR]
+  consentd verify [--db FILE] [--keys DIR | --public-keys FILE]
                              check the hash chain and signed checkpoints of a store file
-                             not in use (a backup copy); exits 1 at the first broken link
+                             not in use (a backup copy); exits 1 at the first broken link;
+                             --public-keys: with only the keys GET /v1/keys published
   consentd token add NAME [--sites a,b] | list | revoke NAME
                              DPO API tokens (--tokens FILE, default data/tokens.json)
   consentd version           print the version
+
+DPO commands, against a running consentd (--url, default $CONSENTD_URL or
+http://localhost:8080; the token from $CONSENTD_TOKEN or --token-file FILE):
+  consentd proof CONSENT_ID [--json]
+                             one visitor's records, whether each receipt verifies, and
+                             what they were shown
+  consentd export [--site S] [--from T] [--to T] [--action A] [--fingerprint F]
+                  [--language L] [--format csv|ndjson] [--out FILE]
+                             stream the selected records (default: NDJSON to stdout)
+  consentd stats [--site S] [--from T] [--to T] [--json]
+                             decisions per site and day
 `
 
 func main() {
@@ -68,6 +84,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return verify(ctx, args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "proof":
+		return showProof(ctx, args[1:], stdout, stderr)
+	case "export":
+		return export(ctx, args[1:], stdout, stderr)
+	case "stats":
+		return stats(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "consentd", Version)
 		return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	bbolt "go.etcd.io/bbolt"
 
+	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/store/bolt"
@@ -62,7 +63,7 @@ func TestServeShutdownKeepsAcknowledgedWrites(t *testing.T) {
 			defer wg.Done()
 			for j := 0; ; j++ {
 				id := uuid.NewString()
-				status, err := postConsent(addr, cfg, id)
+				status, err := postConsent(addr, cfg, "mixvoip.com", consent.ActionRejectAll, id)
 				if err != nil || status != http.StatusCreated {
 					return // the server has stopped taking requests
 				}
@@ -108,7 +109,7 @@ func TestVerifyReportsTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 5 {
-		if status, err := postConsent(addr, cfg, uuid.NewString()); err != nil || status != http.StatusCreated {
+		if status, err := postConsent(addr, cfg, "mixvoip.com", consent.ActionRejectAll, uuid.NewString()); err != nil || status != http.StatusCreated {
 			t.Fatalf("post: %d, %v", status, err)
 		}
 	}
@@ -292,15 +293,16 @@ func bannerETag(tb testing.TB, addr string) string {
 	return resp.Header.Get("ETag")
 }
 
-func postConsent(addr string, cfg *config.Config, consentID string) (int, error) {
-	site := cfg.Sites["mixvoip.com"]
+// postConsent records a visitor's decision on a site as its banner would.
+func postConsent(addr string, cfg *config.Config, siteKey string, action consent.Action, consentID string) (int, error) {
+	site := cfg.Sites[siteKey]
 	body, _ := json.Marshal(map[string]any{
-		"site": site.Key, "consent_id": consentID, "action": "reject_all", "fingerprint": banner.Fingerprint(site),
-		"choices":  map[string]any{"categories": map[string]bool{"technical": true, "advertising": false}},
-		"language": "en", "url": "https://www.mixvoip.com/", "surface": "banner",
+		"site": site.Key, "consent_id": consentID, "action": action, "fingerprint": banner.Fingerprint(site),
+		"choices":  map[string]any{"categories": map[string]bool{"technical": true, "advertising": action == consent.ActionAcceptAll}},
+		"language": "en", "url": site.Origins[0] + "/", "surface": "banner",
 	})
 	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/consents", bytes.NewReader(body))
-	req.Header.Set("Origin", "https://www.mixvoip.com")
+	req.Header.Set("Origin", site.Origins[0])
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
@@ -308,6 +310,13 @@ func postConsent(addr string, cfg *config.Config, consentID string) (int, error)
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
+}
+
+// runConsentd runs a consentd command as main does and returns what it wrote.
+func runConsentd(args ...string) (stdout, stderr string, err error) {
+	var out, errOut bytes.Buffer
+	err = run(context.Background(), args, &out, &errOut)
+	return out.String(), errOut.String(), err
 }
 
 // MustServe runs `consentd serve` on a free port until the test ends.

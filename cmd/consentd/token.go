@@ -25,14 +25,9 @@ func token(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	path := fs.String("tokens", envOr("CONSENTD_TOKENS", defaultTokensFile), "the token file ($CONSENTD_TOKENS)")
 	sites := fs.String("sites", "", "comma-separated sites the token may see (default: all)")
-	// NAME comes first, flags after it, as in the usage line.
-	rest := args[1:]
-	var name string
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		name, rest = rest[0], rest[1:]
-	}
-	if err := fs.Parse(rest); err != nil || fs.NArg() != 0 {
-		return errUsage
+	name, err := parseArgs(fs, args[1:])
+	if err != nil {
+		return err
 	}
 	ts, err := auth.Load(*path)
 	if err != nil {

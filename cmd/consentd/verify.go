@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
+	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
 )
@@ -21,10 +23,23 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	db := fs.String("db", envOr("CONSENTD_DB", "data/consent.db"), "the bbolt file to check ($CONSENTD_DB)")
 	keysDir := fs.String("keys", envOr("CONSENTD_KEYS", defaultKeysDir), "the signing keys, to check the checkpoints ($CONSENTD_KEYS)")
+	publicKeys := fs.String("public-keys", "", "instead of --keys: the public keys as GET /v1/keys serves them, for an auditor without the private keys")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return errUsage
 	}
-	keys, err := proof.LoadKeyring(*keysDir)
+	// Only flags given exclude each other: $CONSENTD_KEYS is a default, not a choice.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var keys consent.CheckpointVerifier
+	var err error
+	switch {
+	case set["keys"] && set["public-keys"]:
+		return errors.New("consentd verify: --keys and --public-keys exclude each other: give the private keys or the published ones")
+	case set["public-keys"]:
+		keys, err = readPublicKeys(*publicKeys)
+	default:
+		keys, err = proof.LoadKeyring(*keysDir)
+	}
 	if err != nil {
 		return err
 	}
@@ -45,4 +60,22 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintln(stdout)
 	return nil
+}
+
+// readPublicKeys returns a verifier of the public keys in the file at path.
+func readPublicKeys(path string) (*proof.Verifier, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	keys, err := proof.ReadPublicKeys(f)
+	var v *proof.Verifier
+	if err == nil {
+		v, err = proof.NewVerifier(keys)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
 }

@@ -33,8 +33,8 @@ func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 }
 
 // VerifyFile checks the hash chain of a store file that no process has open, such as
-// a backup copy; signer checks the checkpoints' signatures.
-func VerifyFile(ctx context.Context, path string, signer consent.CheckpointSigner) (*consent.Verification, error) {
+// a backup copy; verifier checks the checkpoints' signatures.
+func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVerifier) (*consent.Verification, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: verify %s: %w", path, err)
@@ -45,7 +45,7 @@ func VerifyFile(ctx context.Context, path string, signer consent.CheckpointSigne
 		if tx.Bucket(bucketRecords) == nil || tx.Bucket(bucketChain) == nil {
 			return fmt.Errorf("not a consentd store")
 		}
-		v, err = verify(ctx, tx, signer)
+		v, err = verify(ctx, tx, verifier)
 		return err
 	})
 	if err != nil {
@@ -57,7 +57,7 @@ func VerifyFile(ctx context.Context, path string, signer consent.CheckpointSigne
 // verification is one run of verify: the report, and how to end it at a broken link.
 type verification struct {
 	consent.Verification
-	signer consent.CheckpointSigner
+	verifier consent.CheckpointVerifier
 }
 
 func (v *verification) broken(seq uint64, id []byte, format string, args ...any) *consent.Verification {
@@ -74,12 +74,12 @@ func (v *verification) signed(value []byte, base bool) (*consent.Checkpoint, boo
 	if err := json.Unmarshal(value, &cp); err != nil || cp.Base != base {
 		return nil, false
 	}
-	return &cp, v.signer != nil && v.signer.VerifyCheckpoint(&cp)
+	return &cp, v.verifier != nil && v.verifier.VerifyCheckpoint(&cp)
 }
 
-func verify(ctx context.Context, tx *bolt.Tx, signer consent.CheckpointSigner) (*consent.Verification, error) {
+func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifier) (*consent.Verification, error) {
 	records, chain := tx.Bucket(bucketRecords), tx.Bucket(bucketChain)
-	v := &verification{signer: signer}
+	v := &verification{verifier: verifier}
 
 	// Records before a signed base were purged and dropped: the chain starts there.
 	var prev [32]byte

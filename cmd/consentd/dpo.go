@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+
+	consent "github.com/mixvoip/consentd"
+)
+
+// proofDocument is the answer of GET /v1/dpo/consents/{consent_id}.
+type proofDocument struct {
+	ConsentID string `json:"consent_id"`
+	Records   []struct {
+		consent.Record
+		ReceiptValid bool   `json:"receipt_valid"`
+		ReceiptError string `json:"receipt_error"`
+	} `json:"records"`
+	Snapshots []consent.Snapshot `json:"snapshots"`
+}
+
+// showProof prints what proves one visitor's decisions: a summary a DPO reads, or
+// with --json the whole proof as consentd sent it, to keep or hand on.
+func showProof(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("consentd proof CONSENT_ID", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dpo := addDPOFlags(fs)
+	asJSON := fs.Bool("json", false, "print the whole proof (records, receipts, snapshots) as JSON")
+	id, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return fmt.Errorf("consentd proof: %q is not a consent id (a UUID, from the visitor's consent cookie or receipt)", id)
+	}
+	c, err := dpo.client()
+	if err != nil {
+		return err
+	}
+	doc, err := c.getJSON(ctx, "v1/dpo/consents/"+id, nil)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeIndented(stdout, doc)
+	}
+	var p proofDocument
+	if err := json.Unmarshal(doc, &p); err != nil {
+		return fmt.Errorf("consentd sent an unreadable proof: %w", err)
+	}
+	failed := 0
+	for _, r := range p.Records {
+		if !r.ReceiptValid {
+			failed++
+		}
+	}
+	verdict := "every receipt verified"
+	if failed > 0 {
+		verdict = fmt.Sprintf("%d receipts do NOT verify", failed)
+	}
+	fmt.Fprintf(stdout, "consent %s: %d records, %s\n\n", p.ConsentID, len(p.Records), verdict)
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "RECORDED\tSITE\tACTION\tSURFACE\tLANGUAGE\tCATEGORIES\tPARTNERS\tRECEIPT")
+	for _, r := range p.Records {
+		receipt := "NOT VERIFIED: " + r.ReceiptError
+		if r.ReceiptValid {
+			receipt = "verified (" + r.Receipt.KeyID + ")"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RecordedAt.Format(time.RFC3339), r.Site, r.Action, r.Surface,
+			r.Language, choiceList(r.Choices.Categories), choiceList(r.Choices.Partners), receipt)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\nWhat the visitor was shown (in full with --json):")
+	for _, s := range p.Snapshots {
+		fmt.Fprintf(stdout, "  %s, banner version %s, policy %s of %s, first shown %s\n",
+			s.Site, s.Fingerprint, s.Policy.URL, s.Policy.Version, s.CreatedAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// choiceList writes choices as "advertising=no technical=yes", in name order.
+func choiceList(choices map[string]bool) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(choices)) {
+		answer := "no"
+		if choices[name] {
+			answer = "yes"
+		}
+		parts = append(parts, name+"="+answer)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+// statsDocument is the answer of GET /v1/dpo/stats.
+type statsDocument struct {
+	Days []struct {
+		Site   string             `json:"site"`
+		Day    string             `json:"day"`
+		Total  int                `json:"total"`
+		Counts map[string]int     `json:"counts"`
+		Shares map[string]float64 `json:"shares"`
+	} `json:"days"`
+}
+
+// stats prints the decisions per site and day as a table, or with --json as
+// consentd sent them.
+func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("consentd stats", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dpo := addDPOFlags(fs)
+	query := addFilterFlags(fs, "site", "from", "to")
+	asJSON := fs.Bool("json", false, "print the statistics as JSON")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	c, err := dpo.client()
+	if err != nil {
+		return err
+	}
+	doc, err := c.getJSON(ctx, "v1/dpo/stats", query())
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeIndented(stdout, doc)
+	}
+	var s statsDocument
+	if err := json.Unmarshal(doc, &s); err != nil {
+		return fmt.Errorf("consentd sent unreadable statistics: %w", err)
+	}
+	if len(s.Days) == 0 {
+		fmt.Fprintln(stdout, "no decisions recorded for this selection")
+		return nil
+	}
+	// The columns are the actions consentd counts, so that a new action shows up
+	// without a change here.
+	actions := map[string]bool{}
+	for _, d := range s.Days {
+		for a := range d.Counts {
+			actions[a] = true
+		}
+	}
+	columns := slices.Sorted(maps.Keys(actions))
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "SITE\tDAY\tTOTAL\t%s\n", strings.ToUpper(strings.Join(columns, "\t")))
+	for _, d := range s.Days {
+		fmt.Fprintf(w, "%s\t%s\t%d", d.Site, d.Day, d.Total)
+		for _, a := range columns {
+			fmt.Fprintf(w, "\t%d (%.0f%%)", d.Counts[a], 100*d.Shares[a])
+		}
+		fmt.Fprintln(w)
+	}
+	return w.Flush()
+}

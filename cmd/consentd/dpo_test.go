@@ -1,0 +1,379 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/config"
+)
+
+// dpoFixture is a running consentd with decisions recorded and two DPO tokens: one
+// for every site, one for voxbi.com only.
+type dpoFixture struct {
+	url              string
+	allSites, voxbi  string // files holding a token
+	changedMind      string // consent id that refused, then accepted, on mixvoip.com
+	since            time.Time
+	before, after    []string // consent ids of the records before and after since
+	mixvoip, voxbiID string   // a consent id on each site, recorded before since
+}
+
+// MustDPOFixture records, before since: mixvoip.com reject_all (changedMind) and
+// accept_all, voxbi.com accept_all; after since: mixvoip.com accept_all
+// (changedMind) and custom.
+func MustDPOFixture(tb testing.TB) *dpoFixture {
+	tb.Helper()
+	m, addr, _, _ := MustServe(tb, "../../sites.yaml")
+	cfg, err := config.Load(m.ConfigPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := &dpoFixture{url: "http://" + addr, changedMind: uuid.NewString(), mixvoip: uuid.NewString(), voxbiID: uuid.NewString()}
+	post := func(site string, action consent.Action, id string) {
+		if status, err := postConsent(addr, cfg, site, action, id); err != nil || status != http.StatusCreated {
+			tb.Fatalf("post %s %s: %d, %v", site, action, status, err)
+		}
+	}
+	post("mixvoip.com", consent.ActionRejectAll, f.changedMind)
+	post("mixvoip.com", consent.ActionAcceptAll, f.mixvoip)
+	post("voxbi.com", consent.ActionAcceptAll, f.voxbiID)
+	f.before = []string{f.changedMind, f.mixvoip, f.voxbiID}
+	time.Sleep(5 * time.Millisecond)
+	f.since = time.Now().UTC()
+	time.Sleep(5 * time.Millisecond)
+	custom := uuid.NewString()
+	post("mixvoip.com", consent.ActionAcceptAll, f.changedMind)
+	post("mixvoip.com", consent.ActionCustom, custom)
+	f.after = []string{f.changedMind, custom}
+
+	f.allSites = MustTokenFile(tb, m.TokensPath, "dpo")
+	// The token file exists now: move its time so that a watcher with coarse
+	// timestamps sees the second token too.
+	writeLaterFn(tb, m.TokensPath, func() error { f.voxbi = MustTokenFile(tb, m.TokensPath, "voxbi", "--sites", "voxbi.com"); return nil })
+	for _, file := range []string{f.allSites, f.voxbi} {
+		MustEventually(tb, func() (string, bool) {
+			_, _, err := runConsentd("stats", "--url", f.url, "--token-file", file)
+			return fmt.Sprint(err), err == nil
+		})
+	}
+	return f
+}
+
+// MustTokenFile makes a token with `consentd token add` and saves what it printed,
+// as a DPO would, in a file for --token-file.
+func MustTokenFile(tb testing.TB, tokensPath, name string, flags ...string) string {
+	tb.Helper()
+	var out bytes.Buffer
+	if err := run(context.Background(), append([]string{"token", "add", name, "--tokens", tokensPath}, flags...), &out, io.Discard); err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(tb.TempDir(), name+".token")
+	if err := os.WriteFile(path, out.Bytes(), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// MustRun runs a consentd command that must succeed and must write nothing to
+// stderr: in tests stderr is no terminal, so not even progress.
+func MustRun(tb testing.TB, args ...string) string {
+	tb.Helper()
+	stdout, stderr, err := runConsentd(args...)
+	if err != nil {
+		tb.Fatalf("consentd %s: %v\nstderr: %s", strings.Join(args, " "), err, stderr)
+	}
+	if stderr != "" {
+		tb.Errorf("consentd %s wrote to stderr: %q", strings.Join(args, " "), stderr)
+	}
+	return stdout
+}
+
+func TestDPOCommands(t *testing.T) {
+	f := MustDPOFixture(t)
+	dpo := func(args ...string) []string {
+		return append(args, "--url", f.url, "--token-file", f.allSites)
+	}
+
+	t.Run("proof", func(t *testing.T) {
+		out := MustRun(t, dpo("proof", f.changedMind)...)
+		if !strings.HasPrefix(out, "consent "+f.changedMind+": 2 records, every receipt verified\n") {
+			t.Errorf("summary line missing:\n%s", out)
+		}
+		lines := strings.Split(out, "\n")
+		for _, action := range []string{"reject_all", "accept_all"} {
+			i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, " "+action+" ") })
+			if i < 0 || !strings.Contains(lines[i], "mixvoip.com") || !strings.Contains(lines[i], "verified (ed25519-") {
+				t.Errorf("no line for the %s record on mixvoip.com with a verified receipt:\n%s", action, out)
+			}
+		}
+		if !strings.Contains(out, "advertising=no technical=yes") || !strings.Contains(out, "advertising=yes technical=yes") {
+			t.Errorf("the choices of the refusal and of the consent are not shown:\n%s", out)
+		}
+		if !strings.Contains(out, "  mixvoip.com, banner version ") || !strings.Contains(out, "policy https://www.mixvoip.com/privacy-policy of 2021-09-13") {
+			t.Errorf("the snapshot shown is missing:\n%s", out)
+		}
+	})
+
+	t.Run("proof --json", func(t *testing.T) {
+		out := MustRun(t, dpo("proof", "--json", f.changedMind)...)
+		var p proofDocument
+		if err := json.Unmarshal([]byte(out), &p); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, out)
+		}
+		if len(p.Records) != 2 || p.Records[0].Action != consent.ActionRejectAll || p.Records[1].Action != consent.ActionAcceptAll {
+			t.Fatalf("records = %+v, want the refusal, then the consent", p.Records)
+		}
+		for _, r := range p.Records {
+			if !r.ReceiptValid || r.Receipt == nil || r.Receipt.Signature == "" {
+				t.Errorf("record %s: receipt_valid %t, receipt %+v", r.ID, r.ReceiptValid, r.Receipt)
+			}
+		}
+		if len(p.Snapshots) != 1 || p.Snapshots[0].Fingerprint != p.Records[0].Fingerprint || len(p.Snapshots[0].Texts) == 0 {
+			t.Errorf("snapshots = %+v, want the one the visitor saw, with its texts", p.Snapshots)
+		}
+		if !strings.Contains(out, "\n  \"records\": [") {
+			t.Errorf("the JSON is not indented:\n%.200s", out)
+		}
+	})
+
+	t.Run("export", func(t *testing.T) {
+		all := append(slices.Clone(f.before), f.after...)
+		tests := []struct {
+			name  string
+			args  []string
+			want  []string // consent ids, in record order
+			sites []string // the sites of those records, in order
+		}{
+			{"everything as NDJSON", nil, all, []string{"mixvoip.com", "mixvoip.com", "voxbi.com", "mixvoip.com", "mixvoip.com"}},
+			{"one site as CSV", []string{"--site", "voxbi.com", "--format", "csv"}, []string{f.voxbiID}, []string{"voxbi.com"}},
+			{"from a time on as CSV", []string{"--from", f.since.Format(time.RFC3339Nano), "--format", "csv"}, f.after, []string{"mixvoip.com", "mixvoip.com"}},
+			{"up to a time", []string{"--to", f.since.Format(time.RFC3339Nano)}, f.before, []string{"mixvoip.com", "mixvoip.com", "voxbi.com"}},
+			{"one action on one site", []string{"--action", "accept_all", "--site", "mixvoip.com"}, []string{f.mixvoip, f.changedMind}, []string{"mixvoip.com", "mixvoip.com"}},
+			{"nothing selected", []string{"--language", "fr"}, nil, nil},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				out := MustRun(t, dpo(append([]string{"export"}, tt.args...)...)...)
+				ids, sites := MustParseExport(t, out, slices.Contains(tt.args, "csv"))
+				if !slices.Equal(ids, tt.want) || !slices.Equal(sites, tt.sites) {
+					t.Errorf("exported consent ids %v on %v,\nwant %v on %v", ids, sites, tt.want, tt.sites)
+				}
+			})
+		}
+	})
+
+	t.Run("export --out", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "records.csv")
+		if out := MustRun(t, dpo("export", "--format", "csv", "--out", path)...); out != "" {
+			t.Errorf("with --out, stdout got %q", out)
+		}
+		ids, _ := MustParseExport(t, MustRead(t, path), true)
+		if len(ids) != len(f.before)+len(f.after) {
+			t.Errorf("the file holds %d records, want %d", len(ids), len(f.before)+len(f.after))
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("the export of personal data is not private to its owner: %v, %v", fi.Mode(), err)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+			t.Errorf("files left beside the export: %v", entries)
+		}
+
+		_, _, err := runConsentd(dpo("export", "--site", "nowhere.example", "--out", path)...)
+		if err == nil || !strings.Contains(err.Error(), "400") {
+			t.Errorf("export of an unknown site: %v, want a 400", err)
+		}
+		if ids, _ := MustParseExport(t, MustRead(t, path), true); len(ids) != len(f.before)+len(f.after) {
+			t.Error("a failed export changed the file at --out")
+		}
+	})
+
+	t.Run("stats", func(t *testing.T) {
+		// Columns: ACCEPT_ALL, CUSTOM, GPC, REJECT_ALL, WITHDRAW.
+		today := f.since.Format(time.DateOnly)
+		tests := []struct {
+			name string
+			args []string
+			want []string // the rows, cells separated by one space
+		}{
+			{"every site", nil, []string{
+				"mixvoip.com " + today + " 4 2 (50%) 1 (25%) 0 (0%) 1 (25%) 0 (0%)",
+				"voxbi.com " + today + " 1 1 (100%) 0 (0%) 0 (0%) 0 (0%) 0 (0%)",
+			}},
+			{"one site", []string{"--site", "voxbi.com"}, []string{
+				"voxbi.com " + today + " 1 1 (100%) 0 (0%) 0 (0%) 0 (0%) 0 (0%)",
+			}},
+			{"from a time on", []string{"--from", f.since.Format(time.RFC3339Nano)}, []string{
+				"mixvoip.com " + today + " 2 1 (50%) 1 (50%) 0 (0%) 0 (0%) 0 (0%)",
+			}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				out := MustRun(t, dpo(append([]string{"stats"}, tt.args...)...)...)
+				lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+				if got := strings.Fields(lines[0]); !slices.Equal(got, []string{"SITE", "DAY", "TOTAL", "ACCEPT_ALL", "CUSTOM", "GPC", "REJECT_ALL", "WITHDRAW"}) {
+					t.Fatalf("header %q\n%s", got, out)
+				}
+				var rows []string
+				for _, l := range lines[1:] {
+					rows = append(rows, strings.Join(strings.Fields(l), " "))
+					if strings.Index(l, today) != strings.Index(lines[0], "DAY") {
+						t.Errorf("the table is not aligned:\n%s", out)
+					}
+				}
+				if !slices.Equal(rows, tt.want) {
+					t.Errorf("rows\n%s\nwant\n%s", strings.Join(rows, "\n"), strings.Join(tt.want, "\n"))
+				}
+			})
+		}
+	})
+
+	t.Run("stats --json", func(t *testing.T) {
+		var s statsDocument
+		if err := json.Unmarshal([]byte(MustRun(t, dpo("stats", "--json")...)), &s); err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Days) != 2 || s.Days[0].Site != "mixvoip.com" || s.Days[0].Total != 4 || s.Days[0].Counts["accept_all"] != 2 || s.Days[1].Total != 1 {
+			t.Errorf("stats = %+v", s.Days)
+		}
+	})
+
+	t.Run("a token for one site sees only that site", func(t *testing.T) {
+		out := MustRun(t, "stats", "--url", f.url, "--token-file", f.voxbi)
+		if !strings.Contains(out, "voxbi.com") || strings.Contains(out, "mixvoip.com") {
+			t.Errorf("stats with a voxbi.com token:\n%s", out)
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		down := "http://" + ln.Addr().String()
+		ln.Close()
+		wrong := filepath.Join(t.TempDir(), "wrong.token")
+		os.WriteFile(wrong, []byte("cdt_not-a-token\n"), 0o600)
+
+		tests := []struct {
+			name string
+			args []string
+			want []string // in the error's message
+		}{
+			{"no token", []string{"stats", "--url", f.url}, []string{"no DPO token", "CONSENTD_TOKEN", "--token-file"}},
+			{"wrong token", []string{"export", "--url", f.url, "--token-file", wrong}, []string{"401 Unauthorized", "a valid bearer token is required"}},
+			{"proof of a site the token may not see", []string{"proof", f.mixvoip, "--url", f.url, "--token-file", f.voxbi}, []string{"403 Forbidden", `token "voxbi" may not see`}},
+			{"export of a site the token may not see", []string{"export", "--site", "mixvoip.com", "--url", f.url, "--token-file", f.voxbi}, []string{"403 Forbidden", "may not see site mixvoip.com"}},
+			{"unknown consent id", dpo("proof", uuid.NewString()), []string{"404 Not Found", "no records for this consent id"}},
+			{"not a consent id", dpo("proof", "../keys"), []string{`"../keys" is not a consent id`}},
+			{"bad time", dpo("stats", "--from", "27/11/2026"), []string{"400 Bad Request", `filter from: "27/11/2026" is not a time`}},
+			{"bad format", dpo("export", "--format", "xlsx"), []string{"400 Bad Request", "csv or ndjson"}},
+			{"server down", []string{"stats", "--url", down, "--token-file", f.allSites}, []string{"cannot reach consentd at " + down, "is it running?"}},
+			{"not a URL", []string{"stats", "--url", "localhost:8080", "--token-file", f.allSites}, []string{`--url "localhost:8080"`}},
+		}
+		t.Setenv("CONSENTD_TOKEN", "")
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				stdout, _, err := runConsentd(tt.args...)
+				if err == nil {
+					t.Fatalf("no error; stdout:\n%s", stdout)
+				}
+				for _, want := range tt.want {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not say %q", err, want)
+					}
+				}
+				if stdout != "" {
+					t.Errorf("stdout got %q", stdout)
+				}
+			})
+		}
+	})
+
+	t.Run("URL and token from the environment", func(t *testing.T) {
+		secret, _, _ := strings.Cut(MustRead(t, f.voxbi), "\n")
+		t.Setenv("CONSENTD_URL", f.url)
+		t.Setenv("CONSENTD_TOKEN", secret)
+		if out := MustRun(t, "stats"); !strings.Contains(out, "voxbi.com") {
+			t.Errorf("stats:\n%s", out)
+		}
+	})
+}
+
+// MustParseExport returns the consent ids and sites of an export's records, in order.
+func MustParseExport(tb testing.TB, export string, isCSV bool) (ids, sites []string) {
+	tb.Helper()
+	if isCSV {
+		rows, err := csv.NewReader(strings.NewReader(export)).ReadAll()
+		if err != nil || len(rows) == 0 || rows[0][1] != "consent_id" || rows[0][2] != "site" {
+			tb.Fatalf("not a CSV export with a header: %v\n%s", err, export)
+		}
+		for _, row := range rows[1:] {
+			ids, sites = append(ids, row[1]), append(sites, row[2])
+		}
+		return ids, sites
+	}
+	dec := json.NewDecoder(strings.NewReader(export))
+	for dec.More() {
+		var r consent.Record
+		if err := dec.Decode(&r); err != nil {
+			tb.Fatalf("not NDJSON records: %v\n%s", err, export)
+		}
+		ids, sites = append(ids, r.ConsentID), append(sites, r.Site)
+	}
+	return ids, sites
+}
+
+// TestCopyExport counts the records of an export as they pass, CSV fields with
+// newlines and quotes included, and tells an export cut short mid-record.
+func TestCopyExport(t *testing.T) {
+	tests := []struct {
+		name    string
+		csv     bool
+		body    string
+		records int
+		cut     bool
+	}{
+		{"NDJSON", false, "{\"ua\":\"a \\\"b\\\"\\nc\"}\n{}\n{}\n", 3, false},
+		{"empty NDJSON", false, "", 0, false},
+		{"CSV, a newline and quotes in quoted fields", true, "id,ua\n1,\"Mozilla \"\"x\"\"\nnext line\"\n2,plain\n", 2, false},
+		{"CSV header only", true, "id,ua\n", 0, false},
+		{"NDJSON cut short", false, "{}\n{\"site\":\"mix", 1, true},
+		{"CSV cut short in a quoted field", true, "id,ua\n1,a\n2,\"Moz", 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var dst, progress bytes.Buffer
+			m := newMeter(&progress, int64(len(tt.body)))
+			err := copyExport(&dst, strings.NewReader(tt.body), tt.csv, m)
+			if dst.String() != tt.body {
+				t.Errorf("copied %q, want %q", dst.String(), tt.body)
+			}
+			if cut := err != nil && strings.Contains(err.Error(), "cut short"); cut != tt.cut || (err != nil && !tt.cut) {
+				t.Errorf("err = %v, want cut short: %t", err, tt.cut)
+			}
+			line := progress.String()
+			if want := fmt.Sprintf("%d records", tt.records); !strings.Contains(line, want) || !strings.HasSuffix(line, "\n") || !strings.HasPrefix(line, "\r") {
+				t.Errorf("progress %q, want one final line with %q", line, want)
+			}
+			if tt.body != "" && !strings.Contains(line, "100%") {
+				t.Errorf("progress %q: the Content-Length is known, want 100%%", line)
+			}
+		})
+	}
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/proof"
+)
+
+// TestVerifyWithPublicKeys verifies a backup with nothing but the keys consentd
+// published at GET /v1/keys, as an auditor without the private keys would.
+func TestVerifyWithPublicKeys(t *testing.T) {
+	m, addr, served, stop := MustServe(t, "../../sites.yaml")
+	cfg, err := config.Load(m.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if status, err := postConsent(addr, cfg, "mixvoip.com", consent.ActionRejectAll, uuid.NewString()); err != nil || status != http.StatusCreated {
+			t.Fatalf("post: %d, %v", status, err)
+		}
+	}
+	dir := t.TempDir()
+	published := filepath.Join(dir, "keys.json")
+	resp, err := http.Get("http://" + addr + "/v1/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	os.WriteFile(published, data, 0o644)
+	stop() // signs a checkpoint
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+
+	other, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown := filepath.Join(dir, "other-keys.json")
+	data, _ = json.Marshal(map[string]any{"keys": other.Public()})
+	os.WriteFile(unknown, data, 0o644)
+	notKeys := filepath.Join(dir, "not-keys.json")
+	os.WriteFile(notKeys, []byte(`{"status":"ok"}`), 0o644)
+
+	tests := []struct {
+		name   string
+		args   []string
+		broken bool
+		want   string // in stdout if broken or fine, in the error otherwise
+	}{
+		{"the published keys", []string{"--public-keys", published}, false, "OK, 3 records, every link verifies, 1 signed checkpoints agree"},
+		{"keys that did not sign the checkpoint", []string{"--public-keys", unknown}, true, "the checkpoint at place 3 is not signed by a known key"},
+		{"a file without keys", []string{"--public-keys", notKeys}, false, notKeys + ": proof: public keys: none found"},
+		{"private and public keys at once", []string{"--public-keys", published, "--keys", m.KeysDir}, false, "--keys and --public-keys exclude each other"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, _, err := runConsentd(append([]string{"verify", "--db", m.DBPath}, tt.args...)...)
+			switch {
+			case tt.broken:
+				if !errors.Is(err, errBroken) || !strings.Contains(stdout, "BROKEN") || !strings.Contains(stdout, tt.want) {
+					t.Errorf("err = %v, stdout %q; want broken: %s", err, stdout, tt.want)
+				}
+			case strings.HasPrefix(tt.want, "OK"):
+				if err != nil || !strings.Contains(stdout, tt.want) {
+					t.Errorf("err = %v, stdout %q; want %s", err, stdout, tt.want)
+				}
+			default:
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("err = %v, want %s", err, tt.want)
+				}
+			}
+		})
+	}
+}
