@@ -32,7 +32,9 @@ func (s *Server) routeDPO(e *echo.Echo) {
 const tokenKey = "dpo-token"
 
 // dpoAuth lets only a valid bearer token through, and records every call, refused
-// ones included, in the audit log before it is answered.
+// ones included, in the audit log before it is answered: the entry, with the status,
+// is written as the answer's header is about to leave, and an entry that cannot be
+// written turns the answer into a 503 before any of it has left.
 func (s *Server) dpoAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var token *auth.Token
@@ -41,32 +43,48 @@ func (s *Server) dpoAuth(next echo.HandlerFunc) echo.HandlerFunc {
 				token = ts.Authenticate(strings.TrimSpace(secret))
 			}
 		}
-		var err error
-		if token == nil {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="consentd DPO API"`)
-			err = consent.Errorf(consent.EUnauthorized, "a valid bearer token is required: consentd token add NAME")
-		} else {
-			c.Set(tokenKey, token)
-			c.Response().Header().Set("Cache-Control", "no-store")
-			err = next(c)
-		}
 		entry := &consent.AuditEntry{
 			ID: uuid.Must(uuid.NewV7()).String(), At: s.opts.Now().UTC(),
-			Method: c.Request().Method, Path: c.Request().URL.RequestURI(), Status: c.Response().Status,
+			Method: c.Request().Method, Path: c.Request().URL.RequestURI(),
 		}
 		if token != nil {
 			entry.Token = token.Name
 		}
-		if err != nil {
-			entry.Status, _, _ = describe(err)
+		res := c.Response()
+		audited := false
+		res.Before(func() {
+			if audited {
+				return // the 503 below, answered in place of the handler's answer
+			}
+			audited = true
+			entry.Status = res.Status
+			if err := s.store.AppendAudit(c.Request().Context(), entry); err != nil {
+				clear(res.Header())
+				s.handleError(errors.Join(err, consent.ErrUnavailable), c)
+				res.Writer = droppedWriter{}
+			}
+		})
+		if token == nil {
+			res.Header().Set("WWW-Authenticate", `Bearer realm="consentd DPO API"`)
+			return consent.Errorf(consent.EUnauthorized, "a valid bearer token is required: consentd token add NAME")
 		}
-		if auditErr := s.store.AppendAudit(c.Request().Context(), entry); auditErr != nil {
-			// An access that cannot be recorded is not answered.
-			return errors.Join(auditErr, consent.ErrUnavailable)
-		}
-		return err
+		c.Set(tokenKey, token)
+		res.Header().Set("Cache-Control", "no-store")
+		return next(c)
 	}
 }
+
+// droppedWriter takes the place of a response whose answer was replaced: what the
+// handler still writes goes nowhere, and a streaming handler learns to stop.
+type droppedWriter struct{}
+
+func (droppedWriter) Header() http.Header { return http.Header{} }
+
+func (droppedWriter) Write([]byte) (int, error) { return 0, errAnswerReplaced }
+
+func (droppedWriter) WriteHeader(int) {}
+
+var errAnswerReplaced = errors.New("server: the answer was replaced")
 
 func dpoToken(c echo.Context) *auth.Token { return c.Get(tokenKey).(*auth.Token) }
 

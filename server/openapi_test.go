@@ -184,6 +184,13 @@ func (s *faultyStore) Records(ctx context.Context, f consent.Filter, after strin
 	return s.Store.Records(ctx, f, after, limit)
 }
 
+func (s *faultyStore) AppendNDJSON(ctx context.Context, f consent.Filter, after string, limit int, dst []byte) ([]byte, int, string, error) {
+	if s.fault != nil {
+		return dst, 0, "", s.fault
+	}
+	return s.Store.AppendNDJSON(ctx, f, after, limit, dst)
+}
+
 func (s *faultyStore) Erase(ctx context.Context, id string) (int, error) {
 	if s.fault != nil {
 		return 0, s.fault
@@ -369,6 +376,8 @@ func TestOpenAPI(t *testing.T) {
 		{name: "records of another site", method: "GET", path: "/v1/dpo/records?site=" + testSite, header: bearer(voxbi), status: 403},
 		{name: "records failing disk", method: "GET", path: "/v1/dpo/records", header: bearer(all), status: 500, fault: disk},
 		{name: "records refused, unaudited", method: "GET", path: "/v1/dpo/records", header: bearer("cdt_guess"), status: 503, audit: disk},
+		{name: "records, unaudited", method: "GET", path: "/v1/dpo/records", header: bearer(all), status: 503, audit: disk,
+			checkResponse: wantOnlyError},
 
 		{name: "export CSV", method: "GET", path: "/v1/dpo/export?format=csv&from=" + from, header: bearer(all), status: 200,
 			checkResponse: wantBody("," + testSite + ",")},
@@ -381,6 +390,8 @@ func TestOpenAPI(t *testing.T) {
 		{name: "export of another site", method: "GET", path: "/v1/dpo/export?site=" + testSite, header: bearer(voxbi), status: 403},
 		{name: "export failing disk", method: "GET", path: "/v1/dpo/export", header: bearer(all), status: 500, fault: disk},
 		{name: "export refused, unaudited", method: "GET", path: "/v1/dpo/export", header: bearer("cdt_guess"), status: 503, audit: disk},
+		{name: "export, unaudited", method: "GET", path: "/v1/dpo/export?format=csv", header: bearer(all), status: 503, audit: disk,
+			checkResponse: wantOnlyError},
 
 		{name: "stats", method: "GET", path: "/v1/dpo/stats?from=" + from, header: bearer(all), status: 200,
 			checkResponse: wantBody(`"days":[{`)},
@@ -449,6 +460,18 @@ func wantHeader(name, value string) func(*testing.T, *httptest.ResponseRecorder)
 		if got := rec.Header().Get(name); got != value {
 			t.Errorf("%s = %q, want %q", name, got, value)
 		}
+	}
+}
+
+// wantOnlyError checks that an answer replaced by an error carries nothing of the
+// answer it replaced: no record, no download header.
+func wantOnlyError(t *testing.T, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	if strings.Contains(rec.Body.String(), "record_id") || rec.Header().Get("Content-Disposition") != "" {
+		t.Errorf("the replaced answer leaked: %v %s", rec.Header(), excerpt(rec))
+	}
+	if rec.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("Content-Type = %q, want the JSON error's", rec.Header().Get("Content-Type"))
 	}
 }
 
