@@ -38,7 +38,8 @@ const tokenKey = "dpo-token"
 func (s *Server) dpoAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var token *auth.Token
-		if secret, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer "); ok {
+		// The scheme's name is case-insensitive (RFC 9110, section 11.1).
+		if scheme, secret, ok := strings.Cut(c.Request().Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
 			if ts := s.tokens.Load(); ts != nil {
 				token = ts.Authenticate(strings.TrimSpace(secret))
 			}

@@ -44,6 +44,10 @@ func TestDPOAuth(t *testing.T) {
 			t.Errorf("code %q", code)
 		}
 	}
+	// The scheme's name is case-insensitive.
+	if rec := f.do(t, http.MethodGet, "/v1/dpo/verify", "", map[string]string{"Authorization": "bearer " + all}); rec.Code != http.StatusOK {
+		t.Errorf("lower-case bearer: status %d, want 200", rec.Code)
+	}
 }
 
 func TestDPOProof(t *testing.T) {

@@ -88,11 +88,16 @@ func (st *site) validate(req *consentRequest) (*consent.Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	choices := req.Choices
+	if choices.Partners == nil {
+		// A site without partners: receipts say "partners": {}, never null.
+		choices.Partners = map[string]bool{}
+	}
 	return &consent.Record{
 		ConsentID:     req.ConsentID,
 		Site:          st.Key,
 		Action:        req.Action,
-		Choices:       req.Choices,
+		Choices:       choices,
 		Fingerprint:   req.Fingerprint,
 		PolicyVersion: st.Policy.Version,
 		Language:      req.Language,
