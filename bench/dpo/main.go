@@ -1,24 +1,32 @@
 // Command dpo measures the DPO side at scale: it fills a store with -records records
 // (default one million) through the group-commit writer, then times the proof lookup
-// by consent id, a full export through the records pages, the chain verification,
-// and the store's open (which rebuilds the consent index). Run it with `make bench`.
+// by consent id, a full export over loopback HTTP as NDJSON and as CSV, the chain
+// verification, and the store's open (which rebuilds the consent index). Run it from
+// the repository's root with `make bench`.
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/auth"
+	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
 )
 
@@ -70,32 +78,11 @@ func run(n int) error {
 	slices.Sort(lookups)
 	fmt.Printf("proof lookup by consent id: p50 %s, p99 %s (1,000 lookups)\n", lookups[500].Round(time.Microsecond), lookups[990].Round(time.Microsecond))
 
-	var before runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	t0 := time.Now()
-	count, peak, after := 0, uint64(0), ""
-	for {
-		page, err := store.Records(ctx, consent.Filter{}, after, 1000)
-		if err != nil {
-			return err
-		}
-		count += len(page)
-		if len(page) < 1000 {
-			break
-		}
-		after = page[len(page)-1].ID
-		if count%100_000 == 0 {
-			var m runtime.MemStats
-			runtime.ReadMemStats(&m)
-			peak = max(peak, m.HeapInuse)
-		}
+	if err := exportOverHTTP(store, keys); err != nil {
+		return err
 	}
-	took = time.Since(t0)
-	fmt.Printf("export scan: %d records in %s (%.0f records/s), heap in use at most %d MiB (%d MiB before)\n",
-		count, took.Round(time.Millisecond), float64(count)/took.Seconds(), peak>>20, before.HeapInuse>>20)
 
-	t0 = time.Now()
+	t0 := time.Now()
 	v, err := store.Verify(ctx)
 	if err != nil || !v.OK {
 		return fmt.Errorf("verify: %+v, %v", v, err)
@@ -173,4 +160,80 @@ func newRecord(consentID string) (*consent.Record, error) {
 	r.Receipt = consent.NewReceipt(benchSite, r)
 	r.Receipt.KeyID, r.Receipt.Signature = "ed25519-0123456789abcdef", "6hYYxDzyIO9wblN2xNQ5Hk5kuYVV1o0irY1dg5VH18zQPv7cfZTU87rC99ZQgQAs-AnPEz0zWSY8bz1CvVSnCQ"
 	return r, nil
+}
+
+// exportOverHTTP downloads every record through GET /v1/dpo/export, as the DPO's
+// `consentd export` does, once per format, and reports the rate and the heap in use
+// while it runs.
+func exportOverHTTP(store *bolt.Store, keys *proof.Keyring) error {
+	cfg, err := config.Load("sites.yaml")
+	if err != nil {
+		return err
+	}
+	srv := server.New(store, server.Options{Keys: keys})
+	if err := srv.Load(cfg); err != nil {
+		return err
+	}
+	tokens := &auth.Tokens{}
+	token, err := tokens.Add("bench", nil, time.Now())
+	if err != nil {
+		return err
+	}
+	srv.SetTokens(tokens)
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	for _, format := range []string{"ndjson", "csv"} {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		var peak atomic.Uint64
+		stop := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			for {
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				if m.HeapInuse > peak.Load() {
+					peak.Store(m.HeapInuse)
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}()
+		req, err := http.NewRequest(http.MethodGet, ts.URL+"/v1/dpo/export?format="+format, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		t0 := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		lines, size := 0, 0
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			lines++
+			size += len(sc.Bytes()) + 1
+		}
+		resp.Body.Close()
+		took := time.Since(t0)
+		close(stop)
+		<-sampled
+		if err := sc.Err(); err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("export %s: status %d, %v", format, resp.StatusCode, err)
+		}
+		if format == "csv" {
+			lines-- // the header
+		}
+		fmt.Printf("export over HTTP, %s: %d records, %d MiB in %s (%.0f records/s), heap in use at most %d MiB (%d MiB before)\n",
+			format, lines, size>>20, took.Round(time.Millisecond), float64(lines)/took.Seconds(), peak.Load()>>20, before.HeapInuse>>20)
+	}
+	return nil
 }
