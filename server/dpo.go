@@ -27,6 +27,7 @@ func (s *Server) routeDPO(e *echo.Echo) {
 	g.GET("/export", s.handleExport)
 	g.GET("/stats", s.handleStats)
 	g.DELETE("/consents/:consent_id", s.handleErase)
+	g.GET("/backup", s.handleBackup)
 }
 
 const tokenKey = "dpo-token"

@@ -25,6 +25,7 @@ import (
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
+	"github.com/mixvoip/consentd/store/bolt"
 )
 
 // openAPI is openapi.yaml, loaded and validated, with a router that finds the
@@ -191,6 +192,10 @@ func (s *faultyStore) AppendNDJSON(ctx context.Context, f consent.Filter, after 
 	return s.Store.AppendNDJSON(ctx, f, after, limit, dst)
 }
 
+func (s *faultyStore) WriteBackup(ctx context.Context, w io.Writer) (int64, error) {
+	return s.Store.(*countingStore).Store.(*bolt.Store).WriteBackup(ctx, w)
+}
+
 func (s *faultyStore) Erase(ctx context.Context, id string) (int, error) {
 	if s.fault != nil {
 		return 0, s.fault
@@ -226,8 +231,9 @@ type apiCase struct {
 	body          string
 	header        map[string]string
 	status        int
-	invalid       bool  // the request breaks openapi.yaml on purpose
-	fault, audit  error // set on the store while the request is served
+	invalid       bool         // the request breaks openapi.yaml on purpose
+	fault, audit  error        // set on the store while the request is served
+	handler       http.Handler // the server to ask, if not the one on the faulty store
 	checkResponse func(t *testing.T, rec *httptest.ResponseRecorder)
 }
 
@@ -252,6 +258,12 @@ func TestOpenAPI(t *testing.T) {
 	}
 	f := &fixture{srv: srv, store: base.store, cfg: base.cfg}
 	all, voxbi := MustTokens(t, f)
+	// The same store behind a wrapper that hides its backup, as a store without one.
+	uncopyable := server.New(struct{ consent.Store }{base.store}, server.Options{Keys: keys})
+	if err := uncopyable.Load(base.cfg); err != nil {
+		t.Fatal(err)
+	}
+	uncopyableToken, _ := MustTokens(t, &fixture{srv: uncopyable})
 
 	consentBody := func(change func(map[string]any)) (string, string) {
 		b := f.validBody(t)
@@ -393,6 +405,14 @@ func TestOpenAPI(t *testing.T) {
 		{name: "export, unaudited", method: "GET", path: "/v1/dpo/export?format=csv", header: bearer(all), status: 503, audit: disk,
 			checkResponse: wantOnlyError},
 
+		{name: "backup", method: "GET", path: "/v1/dpo/backup", header: bearer(all), status: 200,
+			checkResponse: wantHeader("Content-Type", "application/octet-stream")},
+		{name: "backup without token", method: "GET", path: "/v1/dpo/backup", status: 401, invalid: true},
+		{name: "backup with a token limited to a site", method: "GET", path: "/v1/dpo/backup", header: bearer(voxbi), status: 403},
+		{name: "backup of a store that cannot copy itself", method: "GET", path: "/v1/dpo/backup", header: bearer(uncopyableToken), status: 404,
+			handler: uncopyable},
+		{name: "backup refused, unaudited", method: "GET", path: "/v1/dpo/backup", header: bearer("cdt_guess"), status: 503, audit: disk},
+
 		{name: "stats", method: "GET", path: "/v1/dpo/stats?from=" + from, header: bearer(all), status: 200,
 			checkResponse: wantBody(`"days":[{`)},
 		{name: "stats not a date", method: "GET", path: "/v1/dpo/stats?from=yesterday", header: bearer(all), status: 400, invalid: true},
@@ -415,7 +435,10 @@ func TestOpenAPI(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ran++
 			handler := http.Handler(f.srv)
-			if strings.HasPrefix(tt.path, "/demo/") {
+			switch {
+			case tt.handler != nil:
+				handler = tt.handler
+			case strings.HasPrefix(tt.path, "/demo/"):
 				handler = demo.srv
 			}
 			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))

@@ -20,9 +20,6 @@ import (
 // transactions keep bbolt's writer from stalling and memory flat.
 const exportPage = 1000
 
-// exportWriteTimeout is how long a client may take to read one page of an export.
-const exportWriteTimeout = 30 * time.Second
-
 // filter reads the record filters of a DPO request; a bad one is a 400 that names
 // it. A token limited to sites sees only those.
 func (s *Server) filter(c echo.Context, token *auth.Token) (consent.Filter, error) {
@@ -163,13 +160,9 @@ func (s *Server) handleExport(c echo.Context) error {
 	c.Response().WriteHeader(http.StatusOK)
 	// The status is sent: a failure from here on can only cut the stream short,
 	// which the client sees as a truncated file without the final newline.
-	rc := http.NewResponseController(c.Response())
+	w := deadlineWriter{c.Response()}
 	for {
-		// The server's write timeout would cut an export of millions of records;
-		// each page gets its own instead, so only a client that stops reading is
-		// cut off.
-		_ = rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
-		if _, err := c.Response().Write(buf); err != nil {
+		if _, err := w.Write(buf); err != nil {
 			return nil
 		}
 		c.Response().Flush()

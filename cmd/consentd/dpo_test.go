@@ -20,6 +20,7 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/store/bolt"
 )
 
 // dpoFixture is a running consentd with decisions recorded and two DPO tokens: one
@@ -260,6 +261,26 @@ func TestDPOCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("backup", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "copy.db")
+		out := MustRun(t, dpo("backup", "--out", path)...)
+		if !strings.Contains(out, path+": OK, 5 records, every link verifies") {
+			t.Errorf("backup:\n%s", out)
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("the copy: %v, %v; want mode 0600", fi, err)
+		}
+		// The copy is a store of its own: the DPO can read it without the server.
+		s, err := bolt.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if recs, err := s.RecordsByConsent(context.Background(), f.changedMind); err != nil || len(recs) != 2 {
+			t.Errorf("the copy holds %d records of %s, %v; want 2", len(recs), f.changedMind, err)
+		}
+	})
+
 	t.Run("errors", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -283,6 +304,8 @@ func TestDPOCommands(t *testing.T) {
 			{"not a consent id", dpo("proof", "../keys"), []string{`"../keys" is not a consent id`}},
 			{"bad time", dpo("stats", "--from", "27/11/2026"), []string{"400 Bad Request", `filter from: "27/11/2026" is not a time`}},
 			{"bad format", dpo("export", "--format", "xlsx"), []string{"400 Bad Request", "csv or ndjson"}},
+			{"backup with a token limited to a site", []string{"backup", "--out", filepath.Join(t.TempDir(), "copy.db"), "--url", f.url, "--token-file", f.voxbi}, []string{"403 Forbidden", "a backup holds them all"}},
+			{"backup without --out", dpo("backup"), []string{"--out FILE is required"}},
 			{"server down", []string{"stats", "--url", down, "--token-file", f.allSites}, []string{"cannot reach consentd at " + down, "is it running?"}},
 			{"not a URL", []string{"stats", "--url", "localhost:8080", "--token-file", f.allSites}, []string{`--url "localhost:8080"`}},
 		}

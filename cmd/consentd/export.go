@@ -45,14 +45,21 @@ func export(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *out == "" {
 		return copyExport(stdout, resp.Body, *format == "csv", m)
 	}
-	// A temporary file renamed at the end: a file at --out is always a whole export.
-	// Mode 0600, as records hold personal data (IP prefixes, user agents).
-	f, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".*.partial")
+	return writeWhole(*out, func(w io.Writer) error {
+		return copyExport(w, resp.Body, *format == "csv", m)
+	})
+}
+
+// writeWhole writes the file at path with write, through a temporary file renamed at
+// the end: a file at path is always whole, never the start of a copy that failed.
+// Mode 0600, as records hold personal data (IP prefixes, user agents).
+func writeWhole(path string, write func(w io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.partial")
 	if err != nil {
-		return fmt.Errorf("--out: %w", err)
+		return err
 	}
 	defer os.Remove(f.Name()) // a no-op once renamed
-	err = copyExport(f, resp.Body, *format == "csv", m)
+	err = write(f)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -62,7 +69,7 @@ func export(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), *out)
+	return os.Rename(f.Name(), path)
 }
 
 // copyExport copies an export from body to dst, showing progress on m if it is not

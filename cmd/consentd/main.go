@@ -9,6 +9,7 @@
 //	consentd proof CONSENT_ID [--json]
 //	consentd export [--site S] [--from T] [--to T] [--format csv|ndjson] [--out FILE] ...
 //	consentd stats [--site S] [--from T] [--to T] [--json]
+//	consentd backup --out FILE
 //	consentd version
 package main
 
@@ -49,6 +50,9 @@ http://localhost:8080; the token from $CONSENTD_TOKEN or --token-file FILE):
                              stream the selected records (default: NDJSON to stdout)
   consentd stats [--site S] [--from T] [--to T] [--json]
                              decisions per site and day
+  consentd backup --out FILE  a consistent copy of the whole store, taken while consentd
+                             serves, then verified with the keys consentd publishes
+                             (a token without a site limit)
 `
 
 func main() {
@@ -90,6 +94,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return export(ctx, args[1:], stdout, stderr)
 	case "stats":
 		return stats(ctx, args[1:], stdout, stderr)
+	case "backup":
+		return backup(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "consentd", Version)
 		return nil

@@ -47,11 +47,17 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	return report(stdout, *db, v)
+}
+
+// report tells what the verification v of the store file path found, and returns
+// errBroken if the chain is broken.
+func report(stdout io.Writer, path string, v *consent.Verification) error {
 	if !v.OK {
-		fmt.Fprintf(stdout, "%s: BROKEN at place %d (record %s): %s; %d records before it verify\n", *db, v.BrokenAt, v.RecordID, v.Problem, v.Records)
+		fmt.Fprintf(stdout, "%s: BROKEN at place %d (record %s): %s; %d records before it verify\n", path, v.BrokenAt, v.RecordID, v.Problem, v.Records)
 		return errBroken
 	}
-	fmt.Fprintf(stdout, "%s: OK, %d records, every link verifies, %d signed checkpoints agree", *db, v.Records, v.Checkpoints)
+	fmt.Fprintf(stdout, "%s: OK, %d records, every link verifies, %d signed checkpoints agree", path, v.Records, v.Checkpoints)
 	if v.Purged > 0 {
 		fmt.Fprintf(stdout, "; purged past retention: %d, each covered by a signed purge", v.Purged)
 	}

@@ -1,0 +1,89 @@
+package bolt
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/store/storetest"
+)
+
+// TestWriteBackupWhileAppending: a copy taken while visitors' decisions come in is a
+// store of its own whose chain verifies, holding every record acknowledged before
+// the copy began.
+func TestWriteBackupWhileAppending(t *testing.T) {
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "consent.db"), Checkpoints(keys, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var before []string
+	for range 200 {
+		r := storetest.NewRecord(t, uuid.NewString(), storetest.Now())
+		storetest.MustAppend(t, s, r)
+		before = append(before, r.ConsentID)
+	}
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		pending := make([]*consent.Record, 2000)
+		for i := range pending {
+			pending[i] = storetest.NewRecord(t, uuid.NewString(), storetest.Now())
+		}
+		wg.Go(func() {
+			for _, r := range pending {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := s.Append(context.Background(), r); err != nil {
+					t.Error(err) // not Fatal: this is not the test's goroutine
+					return
+				}
+			}
+		})
+	}
+	path := filepath.Join(dir, "copy.db")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.WriteBackup(context.Background(), f)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	v, err := VerifyFile(context.Background(), path, keys)
+	if err != nil || !v.OK || v.Records < len(before) {
+		t.Fatalf("the copy: %+v, %v; want OK with at least %d records", v, err, len(before))
+	}
+	c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, id := range before {
+		if recs := storetest.MustRecordsByConsent(t, c, id); len(recs) != 1 {
+			t.Fatalf("the copy holds %d records of %s, want 1", len(recs), id)
+		}
+	}
+}
