@@ -33,10 +33,12 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-## fuzz: run the consent request decoder fuzzer for FUZZTIME (default 30s)
+## fuzz: run each fuzzer for FUZZTIME (default 30s): the consent request decoder, the
+## stored bytes' decoders that verification meets on a tampered file
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./server -run '^$$' -fuzz FuzzDecodeConsentRequest -fuzztime $(FUZZTIME)
+	$(GO) test ./store/bolt -run '^$$' -fuzz FuzzStoredBytes -fuzztime $(FUZZTIME)
 
 ## bench: store and handler benchmarks, the loopback load test (needs wrk), banner
 ## sizes against vanilla-cookieconsent, time to banner visible in Chromium, and the DPO
