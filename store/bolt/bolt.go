@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -160,7 +159,10 @@ func Open(path string, opts ...Option) (*Store, error) {
 			}
 		}
 		if k, v := tx.Bucket(bucketChain).Cursor().Last(); k != nil {
-			lastSeq = binary.BigEndian.Uint64(k)
+			var ok bool
+			if lastSeq, ok = uint64Key(k); !ok || len(v) < chainLinkEnd {
+				return fmt.Errorf("the chain's last entry is malformed: consentd verify tells more")
+			}
 			copy(lastLink[:], v[16:chainLinkEnd])
 		}
 		records, err := tx.CreateBucketIfNotExists(bucketRecords)
@@ -295,13 +297,9 @@ func (s *Store) checkpoint() {
 		return
 	}
 	c := &consent.Checkpoint{Seq: s.lastSeq, Link: hex.EncodeToString(s.lastLink[:]), At: time.Now().UTC()}
-	s.signer.SignCheckpoint(c)
-	value, err := json.Marshal(c)
-	if err == nil {
-		err = s.db.Update(func(tx *bolt.Tx) error {
-			return tx.Bucket(bucketCheckpoints).Put(seqKey(c.Seq), value)
-		})
-	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return s.putSigned(tx.Bucket(bucketCheckpoints), seqKey(c.Seq), c)
+	})
 	if err == nil {
 		s.checkpointSeq = c.Seq
 	}

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
@@ -173,5 +174,48 @@ func TestPurgeDropsPrefix(t *testing.T) {
 	})
 	if v, err := VerifyFile(context.Background(), path, keys); err != nil || v.OK || !strings.Contains(v.Problem, "base of the chain is not signed") {
 		t.Errorf("a checkpoint passed off as the base: %+v, %v", v, err)
+	}
+}
+
+// TestPurgeDoesNotLaunderDeletions: records deleted behind consentd's back and passed
+// off as purged stay reported after the next purge, which refuses to drop the places
+// they held under a signed base.
+func TestPurgeDoesNotLaunderDeletions(t *testing.T) {
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, ids, cutoff := mustPurgedFile(t, keys)
+	// The long-kept site's records at the start of the chain, turned into tombstones.
+	MustTamper(t, path, func(tx *bolt.Tx) error {
+		records, chain := tx.Bucket(bucketRecords), tx.Bucket(bucketChain)
+		for seq := uint64(1); seq < purgedFrom; seq++ {
+			id := uuid.MustParse(ids[seq-1])
+			sr, err := splitRecord(records.Get(id[:]))
+			if err != nil {
+				return err
+			}
+			if err := chain.Put(seqKey(seq), append(bytes.Clone(chain.Get(seqKey(seq))), sr.digests().tombstone()...)); err != nil {
+				return err
+			}
+			if err := records.Delete(id[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	s, err := Open(path, Checkpoints(keys, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Purge(context.Background(), map[string]time.Time{shortKept: cutoff}); err == nil || !strings.Contains(err.Error(), "no signed purge covers it") {
+		t.Errorf("a purge over deleted records: %v; want it refused", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	v, err := VerifyFile(context.Background(), path, keys)
+	if err != nil || v.OK || v.BrokenAt != 1 || !strings.Contains(v.Problem, "no signed purge covers it") {
+		t.Errorf("after the purge: %+v, %v; want broken at place 1", v, err)
 	}
 }

@@ -104,7 +104,7 @@ func (s *Store) sealed(r *consent.Record) any {
 
 // decode returns the record sr holds, its receipt rebuilt if it was sealed.
 func (s *Store) decode(tx *bolt.Tx, sr storedRecord) (*consent.Record, error) {
-	r, err := sr.decode()
+	r, err := sr.decodeSealed()
 	if err != nil || r.Receipt == nil || r.Receipt.Version != "" {
 		return r, err
 	}

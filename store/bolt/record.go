@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -24,13 +25,19 @@ import (
 //	            microseconds, int64, big-endian), the length n of the site, the site
 //	[66+n:70+n] length of the decision part (uint32, big-endian)
 //	then        the decision part: the record as JSON without IP prefix, user agent and
-//	            URL; then the identifying part: those three as JSON (empty once erased)
+//	            URL; then the identifying part: a random salt (16 bytes) and those
+//	            three as JSON, empty once erased
+//
+// The salt goes with the identifying part: without it, the digest that stays after
+// an erasure or a purge could be matched against guesses (a /24 prefix, a common user
+// agent, a page of the site).
 const (
 	formatV3        = 3
 	offsetSeq       = 17
 	offsetIdentSum  = 25
 	offsetRetention = 57
 	offsetSite      = 66
+	saltSize        = 16
 )
 
 // identifying is the part of a record that an erasure removes.
@@ -54,17 +61,20 @@ func encodeRecord(r *consent.Record, consentID uuid.UUID, receipt any) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	v := make([]byte, offsetSite, offsetSite+len(r.Site)+4+len(coreJSON)+len(identJSON))
+	ident := make([]byte, saltSize, saltSize+len(identJSON))
+	rand.Read(ident) // never fails, says crypto/rand
+	ident = append(ident, identJSON...)
+	v := make([]byte, offsetSite, offsetSite+len(r.Site)+4+len(coreJSON)+len(ident))
 	v[0] = formatV3
 	copy(v[1:offsetSeq], consentID[:])
-	sum := sha256.Sum256(identJSON)
+	sum := sha256.Sum256(ident)
 	copy(v[offsetIdentSum:offsetRetention], sum[:])
 	binary.BigEndian.PutUint64(v[offsetRetention:], uint64(r.RecordedAt.UnixMicro()))
 	v[offsetSite-1] = byte(len(r.Site))
 	v = append(v, r.Site...)
 	v = binary.BigEndian.AppendUint32(v, uint32(len(coreJSON)))
 	v = append(v, coreJSON...)
-	return append(v, identJSON...), nil
+	return append(v, ident...), nil
 }
 
 // storedRecord is a stored value taken apart, without copying.
@@ -77,7 +87,12 @@ type storedRecord struct {
 	ident     []byte
 }
 
+// splitRecord takes a stored value apart. It refuses a value whose parts could not
+// be what encodeRecord wrote: the export copies them into JSON as they are.
 func splitRecord(v []byte) (storedRecord, error) {
+	if len(v) > 0 && v[0] < formatV3 {
+		return storedRecord{}, fmt.Errorf("record format %d, written by an older consentd: this one reads format %d", v[0], formatV3)
+	}
 	if len(v) < offsetSite || v[0] != formatV3 {
 		return storedRecord{}, fmt.Errorf("unknown record format")
 	}
@@ -90,24 +105,39 @@ func splitRecord(v []byte) (storedRecord, error) {
 	if coreAt+n > len(v) {
 		return storedRecord{}, fmt.Errorf("record shorter than its header says")
 	}
-	return storedRecord{
+	sr := storedRecord{
 		consentID: uuid.UUID(v[1:offsetSeq]),
 		seq:       binary.BigEndian.Uint64(v[offsetSeq:offsetIdentSum]),
 		identSum:  v[offsetIdentSum:offsetRetention],
 		retention: v[offsetRetention:coreLenAt],
 		core:      v[coreAt : coreAt+n],
 		ident:     v[coreAt+n:],
-	}, nil
+	}
+	if !isObject(sr.core) || len(sr.ident) > 0 && (len(sr.ident) < saltSize || !isObject(sr.identJSON())) {
+		return storedRecord{}, fmt.Errorf("record parts are not JSON objects")
+	}
+	return sr, nil
 }
 
-func (sr storedRecord) decode() (*consent.Record, error) {
+// isObject reports whether b looks like one JSON object: the export splices the
+// parts of a record at their braces.
+func isObject(b []byte) bool {
+	return len(b) >= 2 && b[0] == '{' && b[len(b)-1] == '}'
+}
+
+// identJSON returns the identifying fields as JSON, without the salt.
+func (sr storedRecord) identJSON() []byte { return sr.ident[saltSize:] }
+
+// decodeSealed returns the record as stored: a sealed receipt is not rebuilt (see
+// Store.decode, which does).
+func (sr storedRecord) decodeSealed() (*consent.Record, error) {
 	r := new(consent.Record)
 	if err := json.Unmarshal(sr.core, r); err != nil {
 		return nil, err
 	}
 	if len(sr.ident) > 0 {
 		var id identifying
-		if err := json.Unmarshal(sr.ident, &id); err != nil {
+		if err := json.Unmarshal(sr.identJSON(), &id); err != nil {
 			return nil, err
 		}
 		r.IPPrefix, r.UserAgent, r.URL = id.IPPrefix, id.UserAgent, id.URL

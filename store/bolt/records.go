@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,7 +39,7 @@ func (s *Store) AppendNDJSON(ctx context.Context, f consent.Filter, after string
 	err := s.scan(ctx, f, after, limit, func(_ *bolt.Tx, key []byte, sr storedRecord) error {
 		dst = append(dst, sr.core[:len(sr.core)-1]...)
 		if len(sr.ident) > 0 {
-			dst = append(append(dst, ','), sr.ident[1:]...)
+			dst = append(append(dst, ','), sr.identJSON()[1:]...)
 		} else {
 			dst = append(dst, `,"ip_prefix":"","user_agent":"","url":""}`...)
 		}
@@ -76,6 +76,7 @@ func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit 
 	if !f.To.IsZero() {
 		end = timeKey(f.To.Add(time.Second))
 	}
+	selects := selector(f)
 	return s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRecords).Cursor()
 		k, v := seek(c, start, after != "")
@@ -92,7 +93,7 @@ func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit 
 			if err != nil {
 				return fmt.Errorf("record %x: %w", k, err)
 			}
-			if ok, err := selects(&f, sr); err != nil {
+			if ok, err := selects(sr); err != nil {
 				return fmt.Errorf("record %x: %w", k, err)
 			} else if !ok {
 				continue
@@ -106,22 +107,23 @@ func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit 
 	})
 }
 
-// selects reports whether f selects the stored record. Site and time come from the
-// retention part; the decision part is decoded only for the fields f asks about.
-func selects(f *consent.Filter, sr storedRecord) (bool, error) {
-	r := consent.Record{Site: sr.retention.site(), RecordedAt: sr.retention.recordedAt()}
-	if f.Action != "" || f.Fingerprint != "" || f.Language != "" {
-		var d struct {
-			Action      consent.Action `json:"action"`
-			Fingerprint string         `json:"fingerprint"`
-			Language    string         `json:"language"`
+// selector returns what tells whether f selects a stored record. Site and time come
+// from the record's retention part; the decision part is decoded only when f asks
+// about more than those.
+func selector(f consent.Filter) func(sr storedRecord) (bool, error) {
+	byHeader := consent.Filter{Sites: f.Sites, From: f.From, To: f.To}
+	decode := !reflect.DeepEqual(f, byHeader)
+	return func(sr storedRecord) (bool, error) {
+		r := &consent.Record{Site: sr.retention.site(), RecordedAt: sr.retention.recordedAt()}
+		if ok := byHeader.Match(r); !ok || !decode {
+			return ok, nil
 		}
-		if err := json.Unmarshal(sr.core, &d); err != nil {
+		r, err := sr.decodeSealed()
+		if err != nil {
 			return false, err
 		}
-		r.Action, r.Fingerprint, r.Language = d.Action, d.Fingerprint, d.Language
+		return f.Match(r), nil
 	}
-	return f.Match(&r), nil
 }
 
 // timeKey is the smallest UUIDv7 key of the millisecond t.

@@ -54,15 +54,21 @@ func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVer
 	return v, nil
 }
 
-// verification is one run of verify: the report, and how to end it at a broken link.
+// verification is one walk along the chain: the report so far, and what checking
+// the next place needs. verify walks the whole chain; a purge walks the purged start
+// of it before dropping it.
 type verification struct {
 	consent.Verification
-	verifier consent.CheckpointVerifier
+	verifier     consent.CheckpointVerifier
+	records      *bolt.Bucket
+	purgedBefore map[string]time.Time // per site, from the signed purges
+	prev         [32]byte             // the link of the place before want
+	want         uint64               // the next place
 }
 
 func (v *verification) broken(seq uint64, id []byte, format string, args ...any) *consent.Verification {
 	v.BrokenAt, v.Problem = seq, fmt.Sprintf(format, args...)
-	if id != nil {
+	if len(id) == 16 {
 		v.RecordID = uuid.UUID(id).String()
 	}
 	return &v.Verification
@@ -77,94 +83,116 @@ func (v *verification) signed(value []byte, base bool) (*consent.Checkpoint, boo
 	return &cp, v.verifier != nil && v.verifier.VerifyCheckpoint(&cp)
 }
 
-func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifier) (*consent.Verification, error) {
-	records, chain := tx.Bucket(bucketRecords), tx.Bucket(bucketChain)
-	v := &verification{verifier: verifier}
-
-	// Records before a signed base were purged and dropped: the chain starts there.
-	var prev [32]byte
-	var want uint64 = 1
+// begin prepares a walk along the chain of tx from its start: the place after the
+// signed base, if records before it were dropped, else the first; and the signed
+// purges that cover purged records. It returns the report if either is broken.
+func begin(tx *bolt.Tx, verifier consent.CheckpointVerifier) (*verification, *consent.Verification) {
+	v := &verification{verifier: verifier, records: tx.Bucket(bucketRecords), want: 1}
 	if b := tx.Bucket(bucketBase); b != nil {
 		if value := b.Get(keyBase); value != nil {
 			base, ok := v.signed(value, true)
 			if !ok {
-				return v.broken(0, nil, "the base of the chain is not signed by a known key"), nil
+				return nil, v.broken(0, nil, "the base of the chain is not signed by a known key")
 			}
 			link, err := hex.DecodeString(base.Link)
-			if err != nil || len(link) != len(prev) {
-				return v.broken(base.Seq, nil, "the base of the chain has no valid link"), nil
+			if err != nil || len(link) != len(v.prev) {
+				return nil, v.broken(base.Seq, nil, "the base of the chain has no valid link")
 			}
-			copy(prev[:], link)
-			want = base.Seq + 1
-			v.From = want
+			copy(v.prev[:], link)
+			v.want = base.Seq + 1
+			v.From = v.want
 		}
 	}
-	purgedBefore, broken := v.purges(tx)
+	if broken := v.purges(tx); broken != nil {
+		return nil, broken
+	}
+	return v, nil
+}
+
+// step checks the chain entry at key k, the next place: the record there or its
+// tombstone, and the link. It returns the report if the place is broken.
+func (v *verification) step(k, entry []byte) *consent.Verification {
+	seq, ok := uint64Key(k)
+	switch {
+	case !ok:
+		return v.broken(v.want, nil, "the chain has a malformed place %x", k)
+	case seq < v.want:
+		return v.broken(seq, nil, "the chain has an entry at place %d, before its start at %d: it was inserted", seq, v.want)
+	case seq > v.want:
+		return v.broken(v.want, nil, "the chain has no record at place %d: it was deleted", v.want)
+	case len(entry) < chainLinkEnd:
+		return v.broken(seq, nil, "the chain entry at place %d is unreadable", seq)
+	}
+	id, stored := entry[:16], entry[16:chainLinkEnd]
+	var d digests
+	if len(entry) == chainLinkEnd {
+		value := v.records.Get(id)
+		if value == nil {
+			return v.broken(seq, id, "record %s at place %d was deleted", uuid.UUID(id), seq)
+		}
+		sr, err := splitRecord(value)
+		if err != nil {
+			return v.broken(seq, id, "record %s at place %d is unreadable: %v", uuid.UUID(id), seq, err)
+		}
+		if sr.seq != seq {
+			return v.broken(seq, id, "record %s claims place %d, the chain has it at %d", uuid.UUID(id), sr.seq, seq)
+		}
+		if sum := sha256.Sum256(sr.ident); len(sr.ident) > 0 && !bytes.Equal(sum[:], sr.identSum) {
+			return v.broken(seq, id, "the identifying part of record %s at place %d was altered", uuid.UUID(id), seq)
+		}
+		d = sr.digests()
+		v.Records++
+	} else {
+		var err error
+		if d, err = splitTombstone(entry[chainLinkEnd:]); err != nil {
+			return v.broken(seq, id, "the purged record %s at place %d has an unreadable tombstone", uuid.UUID(id), seq)
+		}
+		site, at := d.retention.site(), d.retention.recordedAt()
+		if cutoff, ok := v.purgedBefore[site]; !ok || !at.Before(cutoff) {
+			return v.broken(seq, id, "record %s at place %d (%s, %s) was deleted: no signed purge covers it",
+				uuid.UUID(id), seq, site, at.Format(time.RFC3339))
+		}
+		v.Purged++
+	}
+	v.prev = link(v.prev[:], seq, id, d)
+	if !bytes.Equal(v.prev[:], stored) {
+		return v.broken(seq, id, "record %s at place %d was altered", uuid.UUID(id), seq)
+	}
+	v.want++
+	return nil
+}
+
+func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifier) (*consent.Verification, error) {
+	v, broken := begin(tx, verifier)
 	if broken != nil {
 		return broken, nil
 	}
-
+	chain := tx.Bucket(bucketChain)
 	c := chain.Cursor()
-	for k, entry := c.Seek(seqKey(want)); k != nil; k, entry = c.Next() {
+	for k, entry := c.First(); k != nil; k, entry = c.Next() {
 		if (v.Records+v.Purged)%10000 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
-		seq := binary.BigEndian.Uint64(k)
-		if seq != want {
-			return v.broken(want, nil, "the chain has no record at place %d: it was deleted", want), nil
+		if broken := v.step(k, entry); broken != nil {
+			return broken, nil
 		}
-		if len(entry) < chainLinkEnd {
-			return v.broken(seq, nil, "the chain entry at place %d is unreadable", seq), nil
-		}
-		id, stored := entry[:16], entry[16:chainLinkEnd]
-		var d digests
-		if len(entry) == chainLinkEnd {
-			value := records.Get(id)
-			if value == nil {
-				return v.broken(seq, id, "record %s at place %d was deleted", uuid.UUID(id), seq), nil
-			}
-			sr, err := splitRecord(value)
-			if err != nil {
-				return v.broken(seq, id, "record %s at place %d is unreadable: %v", uuid.UUID(id), seq, err), nil
-			}
-			if sr.seq != seq {
-				return v.broken(seq, id, "record %s claims place %d, the chain has it at %d", uuid.UUID(id), sr.seq, seq), nil
-			}
-			if sum := sha256.Sum256(sr.ident); len(sr.ident) > 0 && !bytes.Equal(sum[:], sr.identSum) {
-				return v.broken(seq, id, "the identifying part of record %s at place %d was altered", uuid.UUID(id), seq), nil
-			}
-			d = sr.digests()
-			v.Records++
-		} else {
-			var err error
-			if d, err = splitTombstone(entry[chainLinkEnd:]); err != nil {
-				return v.broken(seq, id, "the purged record %s at place %d has an unreadable tombstone", uuid.UUID(id), seq), nil
-			}
-			site, at := d.retention.site(), d.retention.recordedAt()
-			if cutoff, ok := purgedBefore[site]; !ok || !at.Before(cutoff) {
-				return v.broken(seq, id, "record %s at place %d (%s, %s) was deleted: no signed purge covers it",
-					uuid.UUID(id), seq, site, at.Format(time.RFC3339)), nil
-			}
-			v.Purged++
-		}
-		prev = link(prev[:], seq, id, d)
-		if !bytes.Equal(prev[:], stored) {
-			return v.broken(seq, id, "record %s at place %d was altered", uuid.UUID(id), seq), nil
-		}
-		want++
 	}
-	if n := records.Stats().KeyN; n != v.Records {
-		// Some record is outside the chain: find the first one.
-		rc := records.Cursor()
+	if n := v.records.Stats().KeyN; n != v.Records {
+		// Some record is outside the chain: name the first one found.
+		rc := v.records.Cursor()
 		for k, value := rc.First(); k != nil; k, value = rc.Next() {
 			sr, err := splitRecord(value)
+			if err != nil {
+				return v.broken(0, k, "record %x is unreadable and not in the chain: it was inserted", k), nil
+			}
 			entry := chain.Get(seqKey(sr.seq))
-			if err != nil || len(entry) != chainLinkEnd || !bytes.Equal(entry[:16], k) {
-				return v.broken(sr.seq, k, "record %s is not in the chain: it was inserted", uuid.UUID(k)), nil
+			if len(entry) != chainLinkEnd || !bytes.Equal(entry[:16], k) {
+				return v.broken(sr.seq, k, "record %x is not in the chain: it was inserted", k), nil
 			}
 		}
+		return v.broken(0, nil, "%d records are stored, %d are in the chain", n, v.Records), nil
 	}
 	// A chain rewritten consistently, or cut off at its end, still disagrees with the
 	// checkpoints signed before.
@@ -172,7 +200,8 @@ func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifie
 	for k, value := cc.First(); k != nil; k, value = cc.Next() {
 		cp, ok := v.signed(value, false)
 		if !ok {
-			return v.broken(binary.BigEndian.Uint64(k), nil, "the checkpoint at place %d is not signed by a known key", binary.BigEndian.Uint64(k)), nil
+			seq, _ := uint64Key(k)
+			return v.broken(seq, nil, "the checkpoint at place %d is not signed by a known key", seq), nil
 		}
 		if broken := v.agrees(chain, cp); broken != nil {
 			return broken, nil
@@ -183,35 +212,38 @@ func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifie
 	return &v.Verification, nil
 }
 
-// purges checks the signed purge statements and returns, per site, the latest time
+// purges checks the signed purge statements and keeps, per site, the latest time
 // before which records were purged.
-func (v *verification) purges(tx *bolt.Tx) (map[string]time.Time, *consent.Verification) {
-	before := map[string]time.Time{}
+func (v *verification) purges(tx *bolt.Tx) *consent.Verification {
+	v.purgedBefore = map[string]time.Time{}
 	b := tx.Bucket(bucketPurges)
 	if b == nil {
-		return before, nil
+		return nil
 	}
 	chain := tx.Bucket(bucketChain)
 	c := b.Cursor()
 	for k, value := c.First(); k != nil; k, value = c.Next() {
 		cp, ok := v.signed(value, false)
 		if !ok {
-			at := time.Unix(0, int64(binary.BigEndian.Uint64(k))).UTC()
-			return nil, v.broken(0, nil, "the purge of %s is not signed by a known key", at.Format(time.RFC3339))
+			when := fmt.Sprintf("stored under %x", k)
+			if nanos, ok := uint64Key(k); ok {
+				when = "of " + time.Unix(0, int64(nanos)).UTC().Format(time.RFC3339)
+			}
+			return v.broken(0, nil, "the purge %s is not signed by a known key", when)
 		}
 		// A purge before the base vouched for places that are gone now.
 		if cp.Seq >= v.From {
 			if broken := v.agrees(chain, cp); broken != nil {
-				return nil, broken
+				return broken
 			}
 		}
 		for site, t := range cp.Purged {
-			if t.After(before[site]) {
-				before[site] = t
+			if t.After(v.purgedBefore[site]) {
+				v.purgedBefore[site] = t
 			}
 		}
 	}
-	return before, nil
+	return nil
 }
 
 // agrees checks that the chain has cp's link at cp's place.
@@ -221,7 +253,16 @@ func (v *verification) agrees(chain *bolt.Bucket, cp *consent.Checkpoint) *conse
 		return v.broken(cp.Seq, nil, "the chain ends before place %d, but a signed checkpoint vouches for it: records were cut off", cp.Seq)
 	}
 	if len(entry) < chainLinkEnd || hex.EncodeToString(entry[16:chainLinkEnd]) != cp.Link {
-		return v.broken(cp.Seq, entry[:16], "the chain up to place %d differs from its signed checkpoint: records were rewritten", cp.Seq)
+		return v.broken(cp.Seq, entry[:min(len(entry), 16)], "the chain up to place %d differs from its signed checkpoint: records were rewritten", cp.Seq)
 	}
 	return nil
+}
+
+// uint64Key reads a key of eight bytes (a place in the chain, a time), which someone
+// with access to the disk may have made any length.
+func uint64Key(k []byte) (uint64, bool) {
+	if len(k) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k), true
 }

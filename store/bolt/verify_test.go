@@ -1,7 +1,10 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -105,6 +108,17 @@ func TestVerify(t *testing.T) {
 			}
 			return tx.Bucket(bucketRecords).Put(key(r.ID), v)
 		}, 0, "not in the chain"},
+		{"forged record inserted before the start of the chain", func(tx *bolt.Tx, ids []string) error {
+			r := storetest.NewRecord(t, uuid.NewString(), storetest.Now())
+			v, err := encodeRecord(r, uuid.MustParse(r.ConsentID), r.Receipt) // at place 0
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketRecords).Put(key(r.ID), v); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketChain).Put(seqKey(0), append(key(r.ID), make([]byte, 32)...))
+		}, 0, "before its start"},
 		{"records swapped", func(tx *bolt.Tx, ids []string) error {
 			b := tx.Bucket(bucketRecords)
 			a, c := append([]byte(nil), b.Get(key(ids[1]))...), append([]byte(nil), b.Get(key(ids[2]))...)
@@ -172,6 +186,64 @@ func TestVerify(t *testing.T) {
 			}
 			if v.OK || !strings.Contains(v.Problem, tt.problem) || (tt.place != 0 && v.BrokenAt != tt.place) {
 				t.Errorf("verification = %+v, want broken at %d with %q", v, tt.place, tt.problem)
+			}
+		})
+	}
+}
+
+// TestVerifyCraftedBytes: whatever someone with access to the disk writes into the
+// file, verification reports a broken chain and never panics.
+func TestVerifyCraftedBytes(t *testing.T) {
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(id string) []byte { u := uuid.MustParse(id); return u[:] }
+	tests := []struct {
+		name   string
+		tamper func(tx *bolt.Tx, ids []string) error
+	}{
+		{"a short chain key", func(tx *bolt.Tx, ids []string) error {
+			return tx.Bucket(bucketChain).Put([]byte{1}, make([]byte, chainLinkEnd))
+		}},
+		{"a short chain entry", func(tx *bolt.Tx, ids []string) error {
+			return tx.Bucket(bucketChain).Put(seqKey(3), []byte{1, 2, 3})
+		}},
+		{"a short chain entry where a checkpoint vouches", func(tx *bolt.Tx, ids []string) error {
+			_, cp := tx.Bucket(bucketCheckpoints).Cursor().First()
+			var c consent.Checkpoint
+			if err := json.Unmarshal(cp, &c); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketChain).Put(seqKey(c.Seq), []byte{1, 2, 3})
+		}},
+		{"a short checkpoint key", func(tx *bolt.Tx, ids []string) error {
+			return tx.Bucket(bucketCheckpoints).Put([]byte{1}, []byte("{}"))
+		}},
+		{"a short purge key", func(tx *bolt.Tx, ids []string) error {
+			return tx.Bucket(bucketPurges).Put([]byte{1}, []byte("{}"))
+		}},
+		{"a record of one byte", func(tx *bolt.Tx, ids []string) error {
+			return tx.Bucket(bucketRecords).Put(key(ids[4]), []byte{formatV3})
+		}},
+		{"a record whose decision part is empty", func(tx *bolt.Tx, ids []string) error {
+			b := tx.Bucket(bucketRecords)
+			v := bytes.Clone(b.Get(key(ids[4])))
+			at := offsetSite + int(v[offsetSite-1])
+			binary.BigEndian.PutUint32(v[at:], 0)
+			return b.Put(key(ids[4]), v)
+		}},
+		{"a tombstone of the wrong length", func(tx *bolt.Tx, ids []string) error {
+			return tx.Bucket(bucketChain).Put(seqKey(5), append(bytes.Clone(tx.Bucket(bucketChain).Get(seqKey(5))), 0, 1, 2))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path, ids := MustChainedFile(t, 10, keys)
+			MustTamper(t, path, func(tx *bolt.Tx) error { return tt.tamper(tx, ids) })
+			v, err := VerifyFile(context.Background(), path, keys)
+			if err != nil || v.OK {
+				t.Errorf("verification = %+v, %v; want a broken chain", v, err)
 			}
 		})
 	}
