@@ -9,6 +9,6 @@ type AuditEntry struct {
 	At     time.Time `json:"at"`
 	Token  string    `json:"token"` // the token's name; "" when none was accepted
 	Method string    `json:"method"`
-	Path   string    `json:"path"` // with the query
-	Status int       `json:"status"`
+	Path   string    `json:"path"`   // with the query
+	Status int       `json:"status"` // 0 while a call that changes something is under way
 }

@@ -104,7 +104,9 @@ type Store interface {
 	// Verify checks the hash chain of the records and its signed checkpoints.
 	Verify(ctx context.Context) (*Verification, error)
 
-	// AppendAudit stores e durably; e.ID must be a UUIDv7.
+	// AppendAudit stores e durably; e.ID must be a UUIDv7. An entry stored again
+	// with the same id replaces the first: a call that changes something is on
+	// record before it acts, then with its outcome.
 	AppendAudit(ctx context.Context, e *AuditEntry) error
 
 	// Audit returns up to limit audit entries after the one with id after (from the

@@ -2,8 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -14,11 +17,12 @@ import (
 // backuper is a store that copies itself while it serves: store/bolt does. A
 // PostgreSQL store is backed up with the database's own tools instead.
 type backuper interface {
-	WriteBackup(ctx context.Context, w io.Writer) (int64, error)
+	Backup(ctx context.Context) (*os.File, error)
 }
 
-// handleBackup streams a consistent copy of the whole store: every site's records,
-// so only a token without a site limit may take it.
+// handleBackup sends a consistent copy of the whole store: every site's records, so
+// only a token without a site limit may take it. The copy is made before the answer
+// starts, so it has a length, and a client can tell a whole copy from a cut one.
 func (s *Server) handleBackup(c echo.Context) error {
 	token := dpoToken(c)
 	if len(token.Sites) > 0 {
@@ -28,16 +32,36 @@ func (s *Server) handleBackup(c echo.Context) error {
 	if !ok {
 		return consent.Errorf(consent.ENotFound, "this store cannot be copied through consentd: back it up with the database's own tools")
 	}
+	f, err := b.Backup(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
 	h := c.Response().Header()
 	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
 	h.Set("Content-Disposition", `attachment; filename="consent-`+s.opts.Now().UTC().Format("2006-01-02T150405Z")+`.db"`)
 	c.Response().WriteHeader(http.StatusOK)
-	// The status is sent: a failure can only cut the copy short, which the client
-	// tells by the file not opening or not verifying.
-	if _, err := b.WriteBackup(c.Request().Context(), deadlineWriter{c.Response()}); err != nil {
-		s.opts.Logger.Error("backup cut short", "err", err)
+	if _, err := io.Copy(deadlineWriter{c.Response()}, f); err != nil {
+		s.abort(c, "backup", err)
 	}
 	return nil
+}
+
+// abort ends an answer whose status is sent and whose body cannot be completed. A
+// client that went away needs nothing more, nor does an answer replaced by the audit
+// (see dpoAuth); any other failure cuts the connection, so that the client sees an
+// incomplete answer instead of a short one that looks whole.
+func (s *Server) abort(c echo.Context, what string, err error) {
+	if c.Request().Context().Err() != nil || errors.Is(err, errAnswerReplaced) {
+		return
+	}
+	s.opts.Logger.Error(what+" cut short", "err", err)
+	panic(http.ErrAbortHandler)
 }
 
 // streamWriteTimeout is how long a client may take to read one write of a long

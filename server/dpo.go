@@ -35,7 +35,8 @@ const tokenKey = "dpo-token"
 // dpoAuth lets only a valid bearer token through, and records every call, refused
 // ones included, in the audit log before it is answered: the entry, with the status,
 // is written as the answer's header is about to leave, and an entry that cannot be
-// written turns the answer into a 503 before any of it has left.
+// written turns the answer into a 503 before any of it has left. A call that changes
+// something is on record before it acts, too.
 func (s *Server) dpoAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var token *auth.Token
@@ -72,6 +73,13 @@ func (s *Server) dpoAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(tokenKey, token)
 		res.Header().Set("Cache-Control", "no-store")
+		if c.Request().Method != http.MethodGet {
+			// A call that changes something (an erasure) is on record before it
+			// acts; the entry gets its outcome as the answer leaves.
+			if err := s.store.AppendAudit(c.Request().Context(), entry); err != nil {
+				return errors.Join(err, consent.ErrUnavailable)
+			}
+		}
 		return next(c)
 	}
 }

@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +13,8 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/banner"
+	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/server"
 )
 
 // MustTokens gives f's server a token for every site and one for voxbi.com only.
@@ -277,5 +281,38 @@ func TestDPOStatsAndErasure(t *testing.T) {
 	json.Unmarshal(f.do(t, http.MethodGet, "/v1/dpo/verify", "", bearer(all)).Body.Bytes(), &v)
 	if !v.OK {
 		t.Errorf("after erasure the chain does not verify: %+v", v)
+	}
+}
+
+// TestEraseUnaudited: an erasure whose audit entry cannot be written is refused
+// before it acts: the visitor's records keep what identifies them until an erasure
+// is on record.
+func TestEraseUnaudited(t *testing.T) {
+	base := MustFixture(t, false)
+	store := &faultyStore{Store: base.store}
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(store, server.Options{Keys: keys})
+	if err := srv.Load(base.cfg); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{srv: srv, store: base.store, cfg: base.cfg}
+	all, _ := MustTokens(t, f)
+	body := f.validBody(t)
+	if rec := f.post(t, body, nil); rec.Code != http.StatusCreated {
+		t.Fatal(rec.Body)
+	}
+	id := body["consent_id"].(string)
+
+	store.auditFault = errors.New("disk full")
+	if rec := f.do(t, http.MethodDelete, "/v1/dpo/consents/"+id, "", bearer(all)); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("erasure without an audit entry: status %d, want 503", rec.Code)
+	}
+	store.auditFault = nil
+	recs, err := base.store.RecordsByConsent(context.Background(), id)
+	if err != nil || len(recs) != 1 || recs[0].IPPrefix == "" {
+		t.Errorf("records after the refused erasure: %+v, %v; want them whole", recs, err)
 	}
 }

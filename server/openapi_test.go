@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -192,8 +193,11 @@ func (s *faultyStore) AppendNDJSON(ctx context.Context, f consent.Filter, after 
 	return s.Store.AppendNDJSON(ctx, f, after, limit, dst)
 }
 
-func (s *faultyStore) WriteBackup(ctx context.Context, w io.Writer) (int64, error) {
-	return s.Store.(*countingStore).Store.(*bolt.Store).WriteBackup(ctx, w)
+func (s *faultyStore) Backup(ctx context.Context) (*os.File, error) {
+	if s.fault != nil {
+		return nil, s.fault
+	}
+	return s.Store.(*countingStore).Store.(*bolt.Store).Backup(ctx)
 }
 
 func (s *faultyStore) Erase(ctx context.Context, id string) (int, error) {
@@ -411,6 +415,7 @@ func TestOpenAPI(t *testing.T) {
 		{name: "backup with a token limited to a site", method: "GET", path: "/v1/dpo/backup", header: bearer(voxbi), status: 403},
 		{name: "backup of a store that cannot copy itself", method: "GET", path: "/v1/dpo/backup", header: bearer(uncopyableToken), status: 404,
 			handler: uncopyable},
+		{name: "backup failing disk", method: "GET", path: "/v1/dpo/backup", header: bearer(all), status: 500, fault: disk},
 		{name: "backup refused, unaudited", method: "GET", path: "/v1/dpo/backup", header: bearer("cdt_guess"), status: 503, audit: disk},
 
 		{name: "stats", method: "GET", path: "/v1/dpo/stats?from=" + from, header: bearer(all), status: 200,

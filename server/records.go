@@ -158,11 +158,10 @@ func (s *Server) handleExport(c echo.Context) error {
 	}
 	h.Set("Content-Disposition", `attachment; filename="consent-records.`+format+`"`)
 	c.Response().WriteHeader(http.StatusOK)
-	// The status is sent: a failure from here on can only cut the stream short,
-	// which the client sees as a truncated file without the final newline.
 	w := deadlineWriter{c.Response()}
 	for {
 		if _, err := w.Write(buf); err != nil {
+			s.abort(c, "export", err)
 			return nil
 		}
 		c.Response().Flush()
@@ -170,7 +169,7 @@ func (s *Server) handleExport(c echo.Context) error {
 			return nil
 		}
 		if buf, n, last, err = next(buf[:0], last); err != nil {
-			s.opts.Logger.Error("export cut short", "err", err)
+			s.abort(c, "export", err)
 			return nil
 		}
 	}

@@ -4,28 +4,40 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// WriteBackup writes a consistent copy of the store file to w while appends go on:
-// one read transaction sees one state of the file. The copy is a store file of its
-// own, which `consentd verify` checks and `consentd serve --db` opens as it is.
+// Backup returns a consistent copy of the store, taken while appends go on, as an
+// open file positioned at its start; the caller reads it and closes it. The copy is a
+// store file of its own, which `consentd verify` checks and `consentd serve --db`
+// opens as it is.
 //
-// The read transaction lasts as long as w takes: while it is open the file cannot
-// be remapped to grow, so a slow reader may stall appends once the file outgrows
-// its current mapping. Copy to a fast destination.
-func (s *Store) WriteBackup(ctx context.Context, w io.Writer) (int64, error) {
-	var n int64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(ctxWriter{ctx, w})
+// It is written in one read transaction to a file beside the store, on the same
+// disk: a read transaction held while a remote client downloads would keep the file
+// from being remapped to grow, stalling appends, and hold up shutdown. The file is
+// removed from its directory at once, so nothing is left behind however the caller
+// ends; it holds personal data, so it is readable by its owner only.
+func (s *Store) Backup(ctx context.Context) (*os.File, error) {
+	f, err := os.CreateTemp(filepath.Dir(s.db.Path()), ".consent-backup-*")
+	if err != nil {
+		return nil, fmt.Errorf("bolt: backup: %w", err)
+	}
+	os.Remove(f.Name())
+	err = s.db.View(func(tx *bolt.Tx) error {
+		_, err := tx.WriteTo(ctxWriter{ctx, f})
 		return err
 	})
-	if err != nil {
-		return n, fmt.Errorf("bolt: backup: %w", err)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
 	}
-	return n, nil
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bolt: backup: %w", err)
+	}
+	return f, nil
 }
 
 // ctxWriter stops a copy once its context is done.

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,10 +16,10 @@ import (
 	"github.com/mixvoip/consentd/store/storetest"
 )
 
-// TestWriteBackupWhileAppending: a copy taken while visitors' decisions come in is a
+// TestBackupWhileAppending: a copy taken while visitors' decisions come in is a
 // store of its own whose chain verifies, holding every record acknowledged before
 // the copy began.
-func TestWriteBackupWhileAppending(t *testing.T) {
+func TestBackupWhileAppending(t *testing.T) {
 	keys, err := proof.NewEphemeralKeyring()
 	if err != nil {
 		t.Fatal(err)
@@ -57,15 +58,22 @@ func TestWriteBackupWhileAppending(t *testing.T) {
 			}
 		})
 	}
-	path := filepath.Join(dir, "copy.db")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = s.WriteBackup(context.Background(), f)
+	copied, err := s.Backup(context.Background())
 	close(stop)
 	wg.Wait()
 	if err != nil {
+		t.Fatal(err)
+	}
+	defer copied.Close()
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("the store's directory holds %d files, want the store alone: the copy is not left behind", len(entries))
+	}
+	path := filepath.Join(t.TempDir(), "copy.db")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, copied); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

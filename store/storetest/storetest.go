@@ -496,9 +496,21 @@ func testAudit(t *testing.T, open func() consent.Store) {
 		}
 		ids = append(ids, e.ID)
 	}
+	// A call on record before it acts, then with its outcome: one entry.
+	begun := &consent.AuditEntry{ID: MustNewID(t), At: Now(), Token: "dpo", Method: "DELETE", Path: "/v1/dpo/consents/x"}
+	if err := s.AppendAudit(ctx, begun); err != nil {
+		t.Fatal(err)
+	}
+	done := *begun
+	done.Status = 200
+	if err := s.AppendAudit(ctx, &done); err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, begun.ID)
 	s.Close()
 	s = MustOpen(t, open)
 	var got []string
+	var last *consent.AuditEntry
 	after := ""
 	for range 10 {
 		page, err := s.Audit(ctx, after, 3)
@@ -510,11 +522,15 @@ func testAudit(t *testing.T, open func() consent.Store) {
 		}
 		for _, e := range page {
 			got = append(got, e.ID)
+			last = e
 		}
 		after = page[len(page)-1].ID
 	}
 	if !slices.Equal(got, ids) {
 		t.Errorf("audit pages = %v, want %v", got, ids)
+	}
+	if last == nil || last.Status != 200 {
+		t.Errorf("the entry stored again: %+v, want its outcome 200", last)
 	}
 	if _, err := s.Audit(ctx, "nope", 3); consent.ErrorCode(err) != consent.EInvalid {
 		t.Errorf("a bad cursor: err = %v, want code invalid", err)
