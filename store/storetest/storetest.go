@@ -707,6 +707,9 @@ func testPurge(t *testing.T, open func() consent.Store) {
 		if !slices.Equal(got, kept) {
 			t.Errorf("records after the purge: got %d, want the %d kept", len(got), len(kept))
 		}
+		if _, n, _, err := s.AppendNDJSON(ctx, consent.Filter{}, "", 1000, nil); err != nil || n != len(kept) {
+			t.Errorf("export after the purge: %d records, %v; want the %d kept", n, err, len(kept))
+		}
 		if recs := MustRecordsByConsent(t, s, returning); len(recs) != 1 || recs[0].ID != newer {
 			t.Errorf("the returning visitor has %d records after the purge, want the newer one", len(recs))
 		}
