@@ -94,8 +94,8 @@ type Store struct {
 	closed bool
 	queue  chan *request
 
-	index        *consentIndex
-	receiptSites receiptSites
+	index     *consentIndex
+	snapshots snapshotCache
 
 	// The head of the hash chain and the last checkpoint, owned by the writer
 	// goroutine.
@@ -189,7 +189,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		beforeCommit: c.beforeCommit,
 		queue:        make(chan *request, c.queueSize),
 		index:        index,
-		receiptSites: receiptSites{m: map[string]*consent.Site{}},
+		snapshots:    snapshotCache{m: map[string]*storedSnapshot{}},
 		lastSeq:      lastSeq,
 		lastLink:     lastLink,
 		signer:       c.signer,
@@ -244,7 +244,12 @@ func (s *Store) newRequest(r *consent.Record) (*request, error) {
 	if err != nil {
 		return nil, consent.Errorf(consent.EInvalid, "consent id %q is not a UUID", r.ConsentID)
 	}
-	value, err := encodeRecord(r, consentID, s.sealed(r))
+	var digest [32]byte
+	snap := s.snapshots.lookup(r.Site, r.Fingerprint, s.snapshotGetter)
+	if snap != nil {
+		digest = snap.digest
+	}
+	value, err := encodeRecord(r, consentID, sealed(r, snap), digest)
 	if err != nil {
 		return nil, fmt.Errorf("encode record %s: %w", r.ID, err)
 	}

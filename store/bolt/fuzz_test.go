@@ -13,7 +13,7 @@ import (
 // they take apart must give back its parts within the value.
 func FuzzStoredBytes(f *testing.F) {
 	r := storetest.NewRecord(f, uuid.NewString(), storetest.Now())
-	v, err := encodeRecord(r, uuid.MustParse(r.ConsentID), r.Receipt)
+	v, err := encodeRecord(r, uuid.MustParse(r.ConsentID), r.Receipt, [32]byte{1})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -28,17 +28,17 @@ func FuzzStoredBytes(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if sr, err := splitRecord(b); err == nil {
-			if len(sr.retention) < 9 || len(sr.core)+len(sr.ident) > len(b) {
-				t.Fatalf("parts out of the value: retention %d, core %d, ident %d of %d bytes", len(sr.retention), len(sr.core), len(sr.ident), len(b))
+			if len(sr.reference) < offsetSite-offsetReference || len(sr.core)+len(sr.ident) > len(b) {
+				t.Fatalf("parts out of the value: reference %d, core %d, ident %d of %d bytes", len(sr.reference), len(sr.core), len(sr.ident), len(b))
 			}
-			_, _ = sr.retention.site(), sr.retention.recordedAt()
+			_, _, _ = sr.reference.site(), sr.reference.recordedAt(), sr.reference.snapshot()
 			_ = link(nil, sr.seq, b[:min(16, len(b))], sr.digests())
 		}
 		if d, err := splitTombstone(b); err == nil {
-			if len(d.core) != 32 || len(d.ident) != 32 || int(d.retention[8]) != len(d.retention)-9 {
-				t.Fatalf("a tombstone taken apart wrongly: %d %d %d", len(d.core), len(d.ident), len(d.retention))
+			if len(d.core) != 32 || len(d.ident) != 32 || int(d.reference[offsetSite-offsetReference-1]) != len(d.reference)-(offsetSite-offsetReference) {
+				t.Fatalf("a tombstone taken apart wrongly: %d %d %d", len(d.core), len(d.ident), len(d.reference))
 			}
-			_, _ = d.retention.site(), d.retention.recordedAt()
+			_, _, _ = d.reference.site(), d.reference.recordedAt(), d.reference.snapshot()
 		}
 	})
 }

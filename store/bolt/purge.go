@@ -122,8 +122,8 @@ func (s *Store) findPurged(before map[string]time.Time, after, end []byte) (doom
 }
 
 func pastRetention(before map[string]time.Time, sr storedRecord) bool {
-	cutoff, ok := before[sr.retention.site()]
-	return ok && sr.retention.recordedAt().Before(cutoff)
+	cutoff, ok := before[sr.reference.site()]
+	return ok && sr.reference.recordedAt().Before(cutoff)
 }
 
 // purgeRecords turns the records with the keys doomed into tombstones in one

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -32,21 +33,29 @@ type storedCore struct {
 	Receipt   any    `json:"receipt,omitempty"` // *seal or *consent.Receipt
 }
 
-// receiptSites caches per site and fingerprint what a rebuilt receipt takes from the
-// snapshot. Snapshots are never overwritten, so an entry never goes stale; a snapshot
-// not stored yet is looked up again next time.
-type receiptSites struct {
-	mu sync.RWMutex
-	m  map[string]*consent.Site
+// storedSnapshot is what a record takes from the stored snapshot of its site and
+// fingerprint: the receipt's view of it (key, controller, policy), and the digest of
+// the snapshot as stored, which the record's chain link covers.
+type storedSnapshot struct {
+	site   *consent.Site
+	digest [32]byte
 }
 
-// site returns the receipt's view of the snapshot of site and fingerprint, reading it
-// with get (the snapshot's stored JSON, nil if none) the first time.
-func (rs *receiptSites) site(site, fingerprint string, get func(key []byte) []byte) *consent.Site {
+// snapshotCache keeps storedSnapshots per site and fingerprint. Snapshots are never
+// overwritten, so an entry never goes stale; a snapshot not stored yet is looked up
+// again next time.
+type snapshotCache struct {
+	mu sync.RWMutex
+	m  map[string]*storedSnapshot
+}
+
+// lookup returns the stored snapshot of site and fingerprint, nil if there is none,
+// reading it with get (the snapshot's stored JSON, nil if none) the first time.
+func (sc *snapshotCache) lookup(site, fingerprint string, get func(key []byte) []byte) *storedSnapshot {
 	key := snapshotKey(site, fingerprint)
-	rs.mu.RLock()
-	s, ok := rs.m[string(key)]
-	rs.mu.RUnlock()
+	sc.mu.RLock()
+	s, ok := sc.m[string(key)]
+	sc.mu.RUnlock()
 	if ok {
 		return s
 	}
@@ -58,10 +67,13 @@ func (rs *receiptSites) site(site, fingerprint string, get func(key []byte) []by
 	if json.Unmarshal(value, &snap) != nil {
 		return nil
 	}
-	s = &consent.Site{Key: snap.Site, Controller: snap.Controller, Policy: snap.Policy}
-	rs.mu.Lock()
-	rs.m[string(key)] = s
-	rs.mu.Unlock()
+	s = &storedSnapshot{
+		site:   &consent.Site{Key: snap.Site, Controller: snap.Controller, Policy: snap.Policy},
+		digest: sha256.Sum256(value),
+	}
+	sc.mu.Lock()
+	sc.m[string(key)] = s
+	sc.mu.Unlock()
 	return s
 }
 
@@ -85,21 +97,20 @@ func (s *Store) snapshotGetter(key []byte) []byte {
 	return value
 }
 
-// sealed returns r's receipt as it is stored: its seal when the snapshot rebuilds it
+// sealed returns r's receipt as it is stored: its seal when snap rebuilds it
 // exactly, else the whole receipt.
-func (s *Store) sealed(r *consent.Record) any {
+func sealed(r *consent.Record, snap *storedSnapshot) any {
 	if r.Receipt == nil {
 		return nil
 	}
-	site := s.receiptSites.site(r.Site, r.Fingerprint, s.snapshotGetter)
-	if site == nil {
+	if snap == nil {
 		return r.Receipt
 	}
-	sealed := seal{KeyID: r.Receipt.KeyID, Signature: r.Receipt.Signature}
-	if !reflect.DeepEqual(rebuild(site, r, sealed), r.Receipt) {
+	s := seal{KeyID: r.Receipt.KeyID, Signature: r.Receipt.Signature}
+	if !reflect.DeepEqual(rebuild(snap.site, r, s), r.Receipt) {
 		return r.Receipt
 	}
-	return &sealed
+	return &s
 }
 
 // decode returns the record sr holds, its receipt rebuilt if it was sealed.
@@ -108,10 +119,10 @@ func (s *Store) decode(tx *bolt.Tx, sr storedRecord) (*consent.Record, error) {
 	if err != nil || r.Receipt == nil || r.Receipt.Version != "" {
 		return r, err
 	}
-	site := s.receiptSites.site(r.Site, r.Fingerprint, tx.Bucket(bucketSnapshots).Get)
-	if site == nil {
+	snap := s.snapshots.lookup(r.Site, r.Fingerprint, tx.Bucket(bucketSnapshots).Get)
+	if snap == nil {
 		return nil, fmt.Errorf("the receipt of record %s is sealed, but the snapshot %s of %s is missing", r.ID, r.Fingerprint, r.Site)
 	}
-	r.Receipt = rebuild(site, r, seal{KeyID: r.Receipt.KeyID, Signature: r.Receipt.Signature})
+	r.Receipt = rebuild(snap.site, r, seal{KeyID: r.Receipt.KeyID, Signature: r.Receipt.Signature})
 	return r, nil
 }

@@ -5,10 +5,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/storetest"
 )
 
@@ -38,4 +40,61 @@ func TestSealedReceipt(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestVerifySnapshots: the snapshot of what a visitor was shown is part of the proof:
+// changing or removing it after its records shows in verification.
+func TestVerifySnapshots(t *testing.T) {
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		tamper func(b *bolt.Bucket, key []byte) error
+	}{
+		{"intact", nil},
+		{"a disclosure changed", func(b *bolt.Bucket, key []byte) error {
+			return b.Put(key, []byte(strings.Replace(string(b.Get(key)), "privacy", "privacz", 1)))
+		}},
+		{"removed", func(b *bolt.Bucket, key []byte) error { return b.Delete(key) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "consent.db")
+			s, err := Open(path, Checkpoints(keys, time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var snap *consent.Snapshot
+			for range 5 {
+				r := storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now())
+				if snap == nil {
+					snap = &consent.Snapshot{Site: r.Site, Fingerprint: r.Fingerprint, Controller: r.Receipt.Controller,
+						Policy: consent.Policy{URL: r.Receipt.PolicyURL, Version: r.PolicyVersion}}
+					if err := s.PutSnapshot(context.Background(), snap); err != nil {
+						t.Fatal(err)
+					}
+				}
+				storetest.MustAppend(t, s, r)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if tt.tamper != nil {
+				MustTamper(t, path, func(tx *bolt.Tx) error {
+					return tt.tamper(tx.Bucket(bucketSnapshots), snapshotKey(snap.Site, snap.Fingerprint))
+				})
+			}
+			v, err := VerifyFile(context.Background(), path, keys)
+			switch {
+			case err != nil:
+				t.Fatal(err)
+			case tt.tamper == nil && !v.OK:
+				t.Errorf("intact: %+v", v)
+			case tt.tamper != nil && (v.OK || v.BrokenAt != 1 || !strings.Contains(v.Problem, "snapshot")):
+				t.Errorf("verification = %+v, want broken at place 1 for the snapshot", v)
+			}
+		})
+	}
 }

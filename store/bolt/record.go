@@ -21,22 +21,26 @@ import (
 //	[1:17]      consent id, to rebuild the consent index without decoding JSON
 //	[17:25]     place in the chain (uint64, big-endian), set by the writer
 //	[25:57]     SHA-256 of the identifying part, kept after an erasure
-//	[57:66+n]   the retention part, kept after a purge: the time recorded (Unix
-//	            microseconds, int64, big-endian), the length n of the site, the site
-//	[66+n:70+n] length of the decision part (uint32, big-endian)
+//	[57:98+n]   the reference part, kept after a purge: the time recorded (Unix
+//	            microseconds, int64, big-endian), the SHA-256 of the stored snapshot
+//	            of what the visitor was shown (zeros if none is stored), the length
+//	            n of the site, the site
+//	[98+n:102+n] length of the decision part (uint32, big-endian)
 //	then        the decision part: the record as JSON without IP prefix, user agent and
 //	            URL; then the identifying part: a random salt (16 bytes) and those
 //	            three as JSON, empty once erased
 //
-// The salt goes with the identifying part: without it, the digest that stays after
+// The chain covers the snapshot's digest, so a snapshot changed or removed after its
+// records shows in verification. The salt goes with the identifying part: without it, the digest that stays after
 // an erasure or a purge could be matched against guesses (a /24 prefix, a common user
 // agent, a page of the site).
 const (
 	formatV3        = 3
 	offsetSeq       = 17
 	offsetIdentSum  = 25
-	offsetRetention = 57
-	offsetSite      = 66
+	offsetReference = 57
+	offsetSnapshot  = offsetReference + 8
+	offsetSite      = offsetSnapshot + 32 + 1 // after the site's length
 	saltSize        = 16
 )
 
@@ -48,8 +52,8 @@ type identifying struct {
 }
 
 // encodeRecord returns r as stored, with receipt (see Store.sealed) in place of its
-// receipt.
-func encodeRecord(r *consent.Record, consentID uuid.UUID, receipt any) ([]byte, error) {
+// receipt, and naming the snapshot with the digest snapshot.
+func encodeRecord(r *consent.Record, consentID uuid.UUID, receipt any, snapshot [32]byte) ([]byte, error) {
 	if len(r.Site) > 255 {
 		return nil, consent.Errorf(consent.EInvalid, "site %q is longer than 255 bytes", r.Site)
 	}
@@ -68,8 +72,9 @@ func encodeRecord(r *consent.Record, consentID uuid.UUID, receipt any) ([]byte, 
 	v[0] = formatV3
 	copy(v[1:offsetSeq], consentID[:])
 	sum := sha256.Sum256(ident)
-	copy(v[offsetIdentSum:offsetRetention], sum[:])
-	binary.BigEndian.PutUint64(v[offsetRetention:], uint64(r.RecordedAt.UnixMicro()))
+	copy(v[offsetIdentSum:offsetReference], sum[:])
+	binary.BigEndian.PutUint64(v[offsetReference:], uint64(r.RecordedAt.UnixMicro()))
+	copy(v[offsetSnapshot:], snapshot[:])
 	v[offsetSite-1] = byte(len(r.Site))
 	v = append(v, r.Site...)
 	v = binary.BigEndian.AppendUint32(v, uint32(len(coreJSON)))
@@ -82,7 +87,7 @@ type storedRecord struct {
 	consentID uuid.UUID
 	seq       uint64
 	identSum  []byte
-	retention retention
+	reference reference
 	core      []byte
 	ident     []byte
 }
@@ -108,8 +113,8 @@ func splitRecord(v []byte) (storedRecord, error) {
 	sr := storedRecord{
 		consentID: uuid.UUID(v[1:offsetSeq]),
 		seq:       binary.BigEndian.Uint64(v[offsetSeq:offsetIdentSum]),
-		identSum:  v[offsetIdentSum:offsetRetention],
-		retention: v[offsetRetention:coreLenAt],
+		identSum:  v[offsetIdentSum:offsetReference],
+		reference: v[offsetReference:coreLenAt],
 		core:      v[coreAt : coreAt+n],
 		ident:     v[coreAt+n:],
 	}
@@ -146,38 +151,44 @@ func (sr storedRecord) decodeSealed() (*consent.Record, error) {
 }
 
 // digests returns what the chain link of the record covers besides its place and id:
-// the digests of its decision and identifying parts, and its retention part.
+// the digests of its decision and identifying parts, and its reference part.
 func (sr storedRecord) digests() digests {
 	core := sha256.Sum256(sr.core)
-	return digests{core: core[:], ident: sr.identSum, retention: sr.retention}
+	return digests{core: core[:], ident: sr.identSum, reference: sr.reference}
 }
 
-// retention is the part of a record a purge keeps: when it was recorded, and where.
-type retention []byte
+// reference is the part of a record a purge keeps: when it was recorded, after which
+// snapshot, and where.
+type reference []byte
 
-func (r retention) recordedAt() time.Time {
+func (r reference) recordedAt() time.Time {
 	return time.UnixMicro(int64(binary.BigEndian.Uint64(r))).UTC()
 }
 
-func (r retention) site() string { return string(r[9:]) }
+func (r reference) snapshot() []byte {
+	return r[offsetSnapshot-offsetReference : offsetSite-offsetReference-1]
+}
+
+func (r reference) site() string { return string(r[offsetSite-offsetReference:]) }
 
 // digests is what a chain link covers of a record. A purged record leaves exactly
 // this in its chain entry (see tombstone), so the chain still verifies without it.
 type digests struct {
 	core, ident []byte // SHA-256 each
-	retention   retention
+	reference   reference
 }
 
 // tombstone is the chain entry of a purged record after its id and link.
 func (d digests) tombstone() []byte {
-	return append(append(append(make([]byte, 0, 64+len(d.retention)), d.core...), d.ident...), d.retention...)
+	return append(append(append(make([]byte, 0, 64+len(d.reference)), d.core...), d.ident...), d.reference...)
 }
 
 func splitTombstone(t []byte) (digests, error) {
-	if len(t) < 64+offsetSite-offsetRetention || len(t) != 64+offsetSite-offsetRetention+int(t[64+8]) {
+	const fixed = 64 + offsetSite - offsetReference // the digests and the reference part up to its site
+	if len(t) < fixed || len(t) != fixed+int(t[fixed-1]) {
 		return digests{}, fmt.Errorf("malformed purge tombstone")
 	}
-	return digests{core: t[:32], ident: t[32:64], retention: t[64:]}, nil
+	return digests{core: t[:32], ident: t[32:64], reference: t[64:]}, nil
 }
 
 // link returns the chain link of a record: it covers the previous link, the record's
@@ -192,7 +203,7 @@ func link(prev []byte, seq uint64, recordID []byte, d digests) [32]byte {
 	h.Write(recordID)
 	h.Write(d.core)
 	h.Write(d.ident)
-	h.Write(d.retention)
+	h.Write(d.reference)
 	var out [32]byte
 	h.Sum(out[:0])
 	return out

@@ -108,13 +108,13 @@ func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit 
 }
 
 // selector returns what tells whether f selects a stored record. Site and time come
-// from the record's retention part; the decision part is decoded only when f asks
+// from the record's reference part; the decision part is decoded only when f asks
 // about more than those.
 func selector(f consent.Filter) func(sr storedRecord) (bool, error) {
 	byHeader := consent.Filter{Sites: f.Sites, From: f.From, To: f.To}
 	decode := !reflect.DeepEqual(f, byHeader)
 	return func(sr storedRecord) (bool, error) {
-		r := &consent.Record{Site: sr.retention.site(), RecordedAt: sr.retention.recordedAt()}
+		r := &consent.Record{Site: sr.reference.site(), RecordedAt: sr.reference.recordedAt()}
 		if ok := byHeader.Match(r); !ok || !decode {
 			return ok, nil
 		}

@@ -17,8 +17,9 @@ import (
 )
 
 // Verify checks the hash chain of the open store: every record is where the chain
-// says, unchanged, no record is outside the chain, every purged record was covered by
-// a signed purge, and every checkpoint is signed and agrees with the chain.
+// says, unchanged, and so is the snapshot of what its visitor was shown; no record is
+// outside the chain, every purged record was covered by a signed purge, and every
+// checkpoint is signed and agrees with the chain.
 func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 	var v *consent.Verification
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -62,6 +63,7 @@ type verification struct {
 	verifier     consent.CheckpointVerifier
 	records      *bolt.Bucket
 	purgedBefore map[string]time.Time // per site, from the signed purges
+	snapshots    map[[32]byte]bool    // the digests of the stored snapshots
 	prev         [32]byte             // the link of the place before want
 	want         uint64               // the next place
 }
@@ -106,6 +108,13 @@ func begin(tx *bolt.Tx, verifier consent.CheckpointVerifier) (*verification, *co
 	if broken := v.purges(tx); broken != nil {
 		return nil, broken
 	}
+	v.snapshots = map[[32]byte]bool{{}: true} // zeros: the record named no stored snapshot
+	if b := tx.Bucket(bucketSnapshots); b != nil {
+		b.ForEach(func(_, value []byte) error {
+			v.snapshots[sha256.Sum256(value)] = true
+			return nil
+		})
+	}
 	return v, nil
 }
 
@@ -140,6 +149,9 @@ func (v *verification) step(k, entry []byte) *consent.Verification {
 		if sum := sha256.Sum256(sr.ident); len(sr.ident) > 0 && !bytes.Equal(sum[:], sr.identSum) {
 			return v.broken(seq, id, "the identifying part of record %s at place %d was altered", uuid.UUID(id), seq)
 		}
+		if !v.snapshots[[32]byte(sr.reference.snapshot())] {
+			return v.broken(seq, id, "the snapshot of what record %s at place %d was shown was altered or removed", uuid.UUID(id), seq)
+		}
 		d = sr.digests()
 		v.Records++
 	} else {
@@ -147,7 +159,7 @@ func (v *verification) step(k, entry []byte) *consent.Verification {
 		if d, err = splitTombstone(entry[chainLinkEnd:]); err != nil {
 			return v.broken(seq, id, "the purged record %s at place %d has an unreadable tombstone", uuid.UUID(id), seq)
 		}
-		site, at := d.retention.site(), d.retention.recordedAt()
+		site, at := d.reference.site(), d.reference.recordedAt()
 		if cutoff, ok := v.purgedBefore[site]; !ok || !at.Before(cutoff) {
 			return v.broken(seq, id, "record %s at place %d (%s, %s) was deleted: no signed purge covers it",
 				uuid.UUID(id), seq, site, at.Format(time.RFC3339))

@@ -102,7 +102,7 @@ func TestVerify(t *testing.T) {
 		}, 13, "no record at place 13"},
 		{"forged record inserted", func(tx *bolt.Tx, ids []string) error {
 			r := storetest.NewRecord(t, uuid.NewString(), storetest.Now())
-			v, err := encodeRecord(r, uuid.MustParse(r.ConsentID), r.Receipt)
+			v, err := encodeRecord(r, uuid.MustParse(r.ConsentID), r.Receipt, [32]byte{})
 			if err != nil {
 				return err
 			}
@@ -110,7 +110,7 @@ func TestVerify(t *testing.T) {
 		}, 0, "not in the chain"},
 		{"forged record inserted before the start of the chain", func(tx *bolt.Tx, ids []string) error {
 			r := storetest.NewRecord(t, uuid.NewString(), storetest.Now())
-			v, err := encodeRecord(r, uuid.MustParse(r.ConsentID), r.Receipt) // at place 0
+			v, err := encodeRecord(r, uuid.MustParse(r.ConsentID), r.Receipt, [32]byte{}) // at place 0
 			if err != nil {
 				return err
 			}
