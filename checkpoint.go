@@ -15,7 +15,12 @@ import (
 // retention purge removed, so that verification can tell a purge from a deletion. A
 // Base checkpoint says that every record up to Seq was purged and dropped from the
 // chain, so that verification starts from its link.
+//
+// Chain names the chain a statement is about: stores that share a signing key (a
+// staging and a production instance, several instances on one database) cannot
+// lend each other their statements.
 type Checkpoint struct {
+	Chain     string               `json:"chain"`
 	Seq       uint64               `json:"seq"`
 	Link      string               `json:"link"` // hex
 	At        time.Time            `json:"at"`
@@ -34,7 +39,7 @@ func (c *Checkpoint) Message() []byte {
 		kind = "consentd-base/1 "
 	}
 	var b strings.Builder
-	b.WriteString(kind + strconv.FormatUint(c.Seq, 10) + " " + c.Link + " " + c.At.UTC().Format(time.RFC3339Nano))
+	b.WriteString(kind + strconv.Quote(c.Chain) + " " + strconv.FormatUint(c.Seq, 10) + " " + c.Link + " " + c.At.UTC().Format(time.RFC3339Nano))
 	sites := make([]string, 0, len(c.Purged))
 	for site := range c.Purged {
 		sites = append(sites, site)

@@ -6,6 +6,7 @@ package bolt
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -49,6 +50,10 @@ var (
 	// bucketCheckpoints maps a place in the chain to the signed checkpoint of the
 	// chain's head there, as JSON.
 	bucketCheckpoints = []byte("checkpoints")
+	// bucketMeta holds under keyChain the id of the store's chain, made at random
+	// when the store is created; every signed statement names it.
+	bucketMeta = []byte("meta")
+	keyChain   = []byte("chain")
 )
 
 // Option changes a setting of Open.
@@ -96,6 +101,7 @@ type Store struct {
 
 	index     *consentIndex
 	snapshots snapshotCache
+	chain     string // the id of the store's chain
 
 	// The head of the hash chain and the last checkpoint, owned by the writer
 	// goroutine.
@@ -150,12 +156,19 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	index := newConsentIndex()
+	var chain string
 	var lastSeq uint64
 	var lastLink [32]byte
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSnapshots, bucketChain, bucketCheckpoints, bucketAudit, bucketPurges, bucketBase} {
+		for _, name := range [][]byte{bucketSnapshots, bucketChain, bucketCheckpoints, bucketAudit, bucketPurges, bucketBase, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		if chain = chainID(tx); chain == "" {
+			chain = rand.Text()
+			if err := tx.Bucket(bucketMeta).Put(keyChain, []byte(chain)); err != nil {
+				return fmt.Errorf("chain id: %w", err)
 			}
 		}
 		if k, v := tx.Bucket(bucketChain).Cursor().Last(); k != nil {
@@ -189,6 +202,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		beforeCommit: c.beforeCommit,
 		queue:        make(chan *request, c.queueSize),
 		index:        index,
+		chain:        chain,
 		snapshots:    snapshotCache{m: map[string]*storedSnapshot{}},
 		lastSeq:      lastSeq,
 		lastLink:     lastLink,
@@ -462,4 +476,12 @@ func seqKey(seq uint64) []byte {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], seq)
 	return k[:]
+}
+
+// chainID returns the id of the store's chain in tx, "" if it has none.
+func chainID(tx *bolt.Tx) string {
+	if b := tx.Bucket(bucketMeta); b != nil {
+		return string(b.Get(keyChain))
+	}
+	return ""
 }

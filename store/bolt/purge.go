@@ -236,8 +236,9 @@ func (s *Store) dropPurgedPrefix() (int, error) {
 	return dropped, err
 }
 
-// putSigned signs cp and stores it under key in b.
+// putSigned signs cp for the store's chain and stores it under key in b.
 func (s *Store) putSigned(b *bolt.Bucket, key []byte, cp *consent.Checkpoint) error {
+	cp.Chain = s.chain
 	s.signer.SignCheckpoint(cp)
 	value, err := json.Marshal(cp)
 	if err != nil {

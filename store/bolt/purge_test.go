@@ -219,3 +219,27 @@ func TestPurgeDoesNotLaunderDeletions(t *testing.T) {
 		t.Errorf("after the purge: %+v, %v; want broken at place 1", v, err)
 	}
 }
+
+// TestPurgeOfAnotherStore: a purge signed for another store with the same key (a
+// staging instance, say) does not cover this store's records.
+func TestPurgeOfAnotherStore(t *testing.T) {
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, _, _ := mustPurgedFile(t, keys)
+	other, _, _ := mustPurgedFile(t, keys)
+	var statement []byte
+	MustTamper(t, other, func(tx *bolt.Tx) error {
+		_, statement = tx.Bucket(bucketPurges).Cursor().First()
+		statement = bytes.Clone(statement)
+		return nil
+	})
+	MustTamper(t, path, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPurges).Put(timeNanoKey(time.Now()), statement)
+	})
+	v, err := VerifyFile(context.Background(), path, keys)
+	if err != nil || v.OK || !strings.Contains(v.Problem, "signed for another chain") {
+		t.Errorf("a purge of another store: %+v, %v", v, err)
+	}
+}

@@ -61,6 +61,7 @@ func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVer
 type verification struct {
 	consent.Verification
 	verifier     consent.CheckpointVerifier
+	chain        string // the id every signed statement must name
 	records      *bolt.Bucket
 	purgedBefore map[string]time.Time // per site, from the signed purges
 	snapshots    map[[32]byte]bool    // the digests of the stored snapshots
@@ -77,24 +78,28 @@ func (v *verification) broken(seq uint64, id []byte, format string, args ...any)
 }
 
 // signed decodes a signed statement of the store and checks its signature and kind.
-func (v *verification) signed(value []byte, base bool) (*consent.Checkpoint, bool) {
+// It returns what is wrong with it, "" if nothing.
+func (v *verification) signed(value []byte, base bool) (*consent.Checkpoint, string) {
 	var cp consent.Checkpoint
-	if err := json.Unmarshal(value, &cp); err != nil || cp.Base != base {
-		return nil, false
+	switch err := json.Unmarshal(value, &cp); {
+	case err != nil || cp.Base != base || v.verifier == nil || !v.verifier.VerifyCheckpoint(&cp):
+		return nil, "is not signed by a known key"
+	case cp.Chain != v.chain:
+		return nil, fmt.Sprintf("was signed for another chain (%q, this one is %q)", cp.Chain, v.chain)
 	}
-	return &cp, v.verifier != nil && v.verifier.VerifyCheckpoint(&cp)
+	return &cp, ""
 }
 
 // begin prepares a walk along the chain of tx from its start: the place after the
 // signed base, if records before it were dropped, else the first; and the signed
 // purges that cover purged records. It returns the report if either is broken.
 func begin(tx *bolt.Tx, verifier consent.CheckpointVerifier) (*verification, *consent.Verification) {
-	v := &verification{verifier: verifier, records: tx.Bucket(bucketRecords), want: 1}
+	v := &verification{verifier: verifier, chain: chainID(tx), records: tx.Bucket(bucketRecords), want: 1}
 	if b := tx.Bucket(bucketBase); b != nil {
 		if value := b.Get(keyBase); value != nil {
-			base, ok := v.signed(value, true)
-			if !ok {
-				return nil, v.broken(0, nil, "the base of the chain is not signed by a known key")
+			base, problem := v.signed(value, true)
+			if problem != "" {
+				return nil, v.broken(0, nil, "the base of the chain %s", problem)
 			}
 			link, err := hex.DecodeString(base.Link)
 			if err != nil || len(link) != len(v.prev) {
@@ -210,10 +215,10 @@ func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifie
 	// checkpoints signed before.
 	cc := tx.Bucket(bucketCheckpoints).Cursor()
 	for k, value := cc.First(); k != nil; k, value = cc.Next() {
-		cp, ok := v.signed(value, false)
-		if !ok {
+		cp, problem := v.signed(value, false)
+		if problem != "" {
 			seq, _ := uint64Key(k)
-			return v.broken(seq, nil, "the checkpoint at place %d is not signed by a known key", seq), nil
+			return v.broken(seq, nil, "the checkpoint at place %d %s", seq, problem), nil
 		}
 		if broken := v.agrees(chain, cp); broken != nil {
 			return broken, nil
@@ -235,13 +240,13 @@ func (v *verification) purges(tx *bolt.Tx) *consent.Verification {
 	chain := tx.Bucket(bucketChain)
 	c := b.Cursor()
 	for k, value := c.First(); k != nil; k, value = c.Next() {
-		cp, ok := v.signed(value, false)
-		if !ok {
+		cp, problem := v.signed(value, false)
+		if problem != "" {
 			when := fmt.Sprintf("stored under %x", k)
 			if nanos, ok := uint64Key(k); ok {
 				when = "of " + time.Unix(0, int64(nanos)).UTC().Format(time.RFC3339)
 			}
-			return v.broken(0, nil, "the purge %s is not signed by a known key", when)
+			return v.broken(0, nil, "the purge %s %s", when, problem)
 		}
 		// A purge before the base vouched for places that are gone now.
 		if cp.Seq >= v.From {
