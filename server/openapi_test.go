@@ -200,6 +200,13 @@ func (s *faultyStore) Backup(ctx context.Context) (*os.File, error) {
 	return s.Store.(*countingStore).Store.(*bolt.Store).Backup(ctx)
 }
 
+func (s *faultyStore) Checkpoints(ctx context.Context) ([]*consent.Checkpoint, error) {
+	if s.fault != nil {
+		return nil, s.fault
+	}
+	return s.Store.Checkpoints(ctx)
+}
+
 func (s *faultyStore) Erase(ctx context.Context, id string) (int, error) {
 	if s.fault != nil {
 		return 0, s.fault
@@ -408,6 +415,12 @@ func TestOpenAPI(t *testing.T) {
 		{name: "export refused, unaudited", method: "GET", path: "/v1/dpo/export", header: bearer("cdt_guess"), status: 503, audit: disk},
 		{name: "export, unaudited", method: "GET", path: "/v1/dpo/export?format=csv", header: bearer(all), status: 503, audit: disk,
 			checkResponse: wantOnlyError},
+
+		{name: "checkpoints", method: "GET", path: "/v1/dpo/checkpoints", header: bearer(all), status: 200,
+			checkResponse: wantBody(`"checkpoints":[{`)},
+		{name: "checkpoints without token", method: "GET", path: "/v1/dpo/checkpoints", status: 401, invalid: true},
+		{name: "checkpoints failing disk", method: "GET", path: "/v1/dpo/checkpoints", header: bearer(all), status: 500, fault: disk},
+		{name: "checkpoints refused, unaudited", method: "GET", path: "/v1/dpo/checkpoints", header: bearer("cdt_guess"), status: 503, audit: disk},
 
 		{name: "backup", method: "GET", path: "/v1/dpo/backup", header: bearer(all), status: 200,
 			checkResponse: wantHeader("Content-Type", "application/octet-stream")},

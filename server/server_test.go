@@ -86,15 +86,16 @@ func MustFixture(tb testing.TB, demo bool) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	db, err := bolt.Open(filepath.Join(fixtureDir, fmt.Sprintf("consent-%d.db", len(fixtures))))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	store := &countingStore{Store: db}
 	keyring, err := proof.NewEphemeralKeyring()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// The chain's head signed after every commit: the checkpoints are there to see.
+	db, err := bolt.Open(filepath.Join(fixtureDir, fmt.Sprintf("consent-%d.db", len(fixtures))), bolt.Checkpoints(keyring, 0))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store := &countingStore{Store: db}
 	srv := server.New(store, server.Options{Demo: demo, Keys: keyring})
 	if err := srv.Load(cfg); err != nil {
 		tb.Fatal(err)

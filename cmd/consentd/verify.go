@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +25,12 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	db := fs.String("db", envOr("CONSENTD_DB", "data/consent.db"), "the bbolt file to check ($CONSENTD_DB)")
 	keysDir := fs.String("keys", envOr("CONSENTD_KEYS", defaultKeysDir), "the signing keys, to check the checkpoints ($CONSENTD_KEYS)")
 	publicKeys := fs.String("public-keys", "", "instead of --keys: the public keys as GET /v1/keys serves them, for an auditor without the private keys")
+	var archived []*consent.Checkpoint
+	fs.Func("checkpoints", "checkpoints kept apart from consentd, as GET /v1/dpo/checkpoints serves them, that the chain must agree with; repeatable", func(path string) error {
+		cps, err := readCheckpoints(path)
+		archived = append(archived, cps...)
+		return err
+	})
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return errUsage
 	}
@@ -43,7 +50,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	v, err := bolt.VerifyFile(ctx, *db, keys)
+	v, err := bolt.VerifyFile(ctx, *db, keys, archived...)
 	if err != nil {
 		return err
 	}
@@ -84,4 +91,20 @@ func readPublicKeys(path string) (*proof.Verifier, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return v, nil
+}
+
+// readCheckpoints reads the checkpoints in a file as GET /v1/dpo/checkpoints serves
+// them.
+func readCheckpoints(path string) ([]*consent.Checkpoint, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Checkpoints []*consent.Checkpoint `json:"checkpoints"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil || len(doc.Checkpoints) == 0 {
+		return nil, fmt.Errorf("%s: not a list of checkpoints as GET /v1/dpo/checkpoints serves it", path)
+	}
+	return doc.Checkpoints, nil
 }

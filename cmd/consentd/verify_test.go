@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,10 +12,12 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"go.etcd.io/bbolt"
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/store/bolt"
 )
 
 // TestVerifyWithPublicKeys verifies a backup with nothing but the keys consentd
@@ -83,5 +86,70 @@ func TestVerifyWithPublicKeys(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVerifyArchivedCheckpoints: the newest records cut off, with every checkpoint
+// in the file deleted, pass a plain verify; the checkpoints an auditor fetched
+// before still catch it.
+func TestVerifyArchivedCheckpoints(t *testing.T) {
+	m, addr, served, stop := MustServe(t, "../../sites.yaml")
+	cfg, err := config.Load(m.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if status, err := postConsent(addr, cfg, "mixvoip.com", consent.ActionRejectAll, uuid.NewString()); err != nil || status != http.StatusCreated {
+			t.Fatalf("post: %d, %v", status, err)
+		}
+	}
+	stop() // signs a checkpoint of place 3
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	s, err := bolt.Open(m.DBPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps, err := s.Checkpoints(context.Background())
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As an auditor keeps what GET /v1/dpo/checkpoints answers.
+	archive := filepath.Join(t.TempDir(), "checkpoints.json")
+	data, _ := json.Marshal(map[string]any{"checkpoints": cps})
+	os.WriteFile(archive, data, 0o600)
+
+	db, err := bbolt.Open(m.DBPath, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		chain := tx.Bucket([]byte("chain"))
+		k, entry := chain.Cursor().Last()
+		if err := tx.Bucket([]byte("records")).Delete(entry[:16]); err != nil {
+			return err
+		}
+		if err := chain.Delete(k); err != nil {
+			return err
+		}
+		if err := tx.DeleteBucket([]byte("checkpoints")); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket([]byte("checkpoints"))
+		return err
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if stdout, _, err := runConsentd("verify", "--db", m.DBPath, "--keys", m.KeysDir); err != nil || !strings.Contains(stdout, "OK, 2 records") {
+		t.Fatalf("without the archive: %v, %q; the cut was expected to pass", err, stdout)
+	}
+	stdout, _, err := runConsentd("verify", "--db", m.DBPath, "--keys", m.KeysDir, "--checkpoints", archive)
+	if !errors.Is(err, errBroken) || !strings.Contains(stdout, "BROKEN at place 3") || !strings.Contains(stdout, "records were cut off") {
+		t.Errorf("with the archive: %v, %q; want broken at place 3", err, stdout)
 	}
 }

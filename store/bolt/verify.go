@@ -24,7 +24,7 @@ func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 	var v *consent.Verification
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		v, err = verify(ctx, tx, s.signer)
+		v, err = verify(ctx, tx, s.signer, nil)
 		return err
 	})
 	if err != nil {
@@ -34,8 +34,11 @@ func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 }
 
 // VerifyFile checks the hash chain of a store file that no process has open, such as
-// a backup copy; verifier checks the checkpoints' signatures.
-func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVerifier) (*consent.Verification, error) {
+// a backup copy; verifier checks the checkpoints' signatures. The chain must also
+// agree with the archived checkpoints, kept apart from the store (GET
+// /v1/dpo/checkpoints): whoever rewrites the chain and deletes the checkpoints in the
+// file cannot delete those.
+func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVerifier, archived ...*consent.Checkpoint) (*consent.Verification, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: verify %s: %w", path, err)
@@ -46,7 +49,7 @@ func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVer
 		if tx.Bucket(bucketRecords) == nil || tx.Bucket(bucketChain) == nil {
 			return fmt.Errorf("not a consentd store")
 		}
-		v, err = verify(ctx, tx, verifier)
+		v, err = verify(ctx, tx, verifier, archived)
 		return err
 	})
 	if err != nil {
@@ -81,13 +84,21 @@ func (v *verification) broken(seq uint64, id []byte, format string, args ...any)
 // It returns what is wrong with it, "" if nothing.
 func (v *verification) signed(value []byte, base bool) (*consent.Checkpoint, string) {
 	var cp consent.Checkpoint
-	switch err := json.Unmarshal(value, &cp); {
-	case err != nil || cp.Base != base || v.verifier == nil || !v.verifier.VerifyCheckpoint(&cp):
+	if err := json.Unmarshal(value, &cp); err != nil {
 		return nil, "is not signed by a known key"
-	case cp.Chain != v.chain:
-		return nil, fmt.Sprintf("was signed for another chain (%q, this one is %q)", cp.Chain, v.chain)
 	}
-	return &cp, ""
+	return &cp, v.check(&cp, base)
+}
+
+// check tells what is wrong with a signed statement, "" if nothing.
+func (v *verification) check(cp *consent.Checkpoint, base bool) string {
+	switch {
+	case cp.Base != base || v.verifier == nil || !v.verifier.VerifyCheckpoint(cp):
+		return "is not signed by a known key"
+	case cp.Chain != v.chain:
+		return fmt.Sprintf("was signed for another chain (%q, this one is %q)", cp.Chain, v.chain)
+	}
+	return ""
 }
 
 // begin prepares a walk along the chain of tx from its start: the place after the
@@ -179,7 +190,7 @@ func (v *verification) step(k, entry []byte) *consent.Verification {
 	return nil
 }
 
-func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifier) (*consent.Verification, error) {
+func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifier, archived []*consent.Checkpoint) (*consent.Verification, error) {
 	v, broken := begin(tx, verifier)
 	if broken != nil {
 		return broken, nil
@@ -219,6 +230,18 @@ func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifie
 		if problem != "" {
 			seq, _ := uint64Key(k)
 			return v.broken(seq, nil, "the checkpoint at place %d %s", seq, problem), nil
+		}
+		if broken := v.agrees(chain, cp); broken != nil {
+			return broken, nil
+		}
+		v.Checkpoints++
+	}
+	for _, cp := range archived {
+		if problem := v.check(cp, false); problem != "" {
+			return v.broken(cp.Seq, nil, "the archived checkpoint at place %d %s", cp.Seq, problem), nil
+		}
+		if cp.Seq < v.From {
+			continue // its place was purged and dropped since
 		}
 		if broken := v.agrees(chain, cp); broken != nil {
 			return broken, nil
@@ -282,4 +305,26 @@ func uint64Key(k []byte) (uint64, bool) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint64(k), true
+}
+
+// Checkpoints returns the signed checkpoints of the chain's head, oldest first.
+func (s *Store) Checkpoints(ctx context.Context) ([]*consent.Checkpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bolt: checkpoints: %w", err)
+	}
+	out := []*consent.Checkpoint{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCheckpoints).ForEach(func(k, value []byte) error {
+			cp := new(consent.Checkpoint)
+			if err := json.Unmarshal(value, cp); err != nil {
+				return fmt.Errorf("checkpoint %x: %w", k, err)
+			}
+			out = append(out, cp)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: checkpoints: %w", err)
+	}
+	return out, nil
 }

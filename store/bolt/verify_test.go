@@ -248,3 +248,60 @@ func TestVerifyCraftedBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyArchivedCheckpoints: a chain rewritten consistently, with every
+// checkpoint in the file deleted, verifies on its own; the checkpoints an auditor
+// kept apart still catch it.
+func TestVerifyArchivedCheckpoints(t *testing.T) {
+	const n = 20
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, ids := MustChainedFile(t, n, keys)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archived, err := s.Checkpoints(context.Background())
+	if err != nil || len(archived) != 2 {
+		t.Fatalf("checkpoints = %+v, %v; want 2", archived, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	MustTamper(t, path, func(tx *bolt.Tx) error {
+		records, chain := tx.Bucket(bucketRecords), tx.Bucket(bucketChain)
+		var prev [32]byte
+		for seq := uint64(1); seq <= n; seq++ {
+			id := uuid.MustParse(ids[seq-1])
+			v := bytes.Clone(records.Get(id[:]))
+			if seq == 5 {
+				v = []byte(strings.Replace(string(v), `"marketing":false`, `"marketing":true `, 1))
+				if err := records.Put(id[:], v); err != nil {
+					return err
+				}
+			}
+			sr, err := splitRecord(v)
+			if err != nil {
+				return err
+			}
+			prev = link(prev[:], seq, id[:], sr.digests())
+			if err := chain.Put(seqKey(seq), append(bytes.Clone(id[:]), prev[:]...)); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteBucket(bucketCheckpoints); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket(bucketCheckpoints)
+		return err
+	})
+	if v, err := VerifyFile(context.Background(), path, keys); err != nil || !v.OK {
+		t.Fatalf("without the archive: %+v, %v; the rewrite was expected to pass", v, err)
+	}
+	v, err := VerifyFile(context.Background(), path, keys, archived...)
+	if err != nil || v.OK || v.BrokenAt != n/2 || !strings.Contains(v.Problem, "differs from its signed checkpoint") {
+		t.Errorf("with the archived checkpoints: %+v, %v; want broken at place %d", v, err, n/2)
+	}
+}

@@ -26,7 +26,7 @@ import (
 // store are read back through the next after the first was closed; open fails tb
 // itself when the store cannot be opened. Run closes every store it opens, sometimes
 // twice: Close must be safe to call more than once. The store must sign checkpoints,
-// as consentd's does: a purge is signed.
+// as consentd's does, at least of the chain's head at Close: a purge is signed too.
 type Factory func(tb testing.TB) (open func() consent.Store)
 
 // Run runs every behaviour a consent.Store must have against the stores newStore opens.
@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Purge", testPurge},
 		{"Receipts", testReceipts},
 		{"NDJSON", testNDJSON},
+		{"Checkpoints", testCheckpoints},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -861,5 +862,28 @@ func testNDJSON(t *testing.T, open func() consent.Store) {
 			w.Receipt, got[i].Receipt = nil, nil
 			MustEqualRecord(t, got[i], w)
 		}
+	}
+}
+
+// testCheckpoints: the checkpoints of the chain's head, signed as records come in
+// and at Close, are listed oldest first, each at a place that has a record.
+func testCheckpoints(t *testing.T, open func() consent.Store) {
+	ctx := context.Background()
+	for range 2 {
+		s := MustOpen(t, open)
+		for range 3 {
+			MustAppend(t, s, NewRecord(t, uuid.NewString(), Now()))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := MustOpen(t, open)
+	cps, err := s.Checkpoints(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != 2 || cps[0].Seq != 3 || cps[1].Seq != 6 || cps[1].Signature == "" || cps[1].Link == cps[0].Link {
+		t.Errorf("checkpoints = %+v; want the heads at places 3 and 6, signed", cps)
 	}
 }
