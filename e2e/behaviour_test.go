@@ -343,7 +343,7 @@ func TestGPC(t *testing.T) {
 		p.MustClick(`"Accept all" in the preferences`, `inDialog('[data-action="accept-all"]')`)
 		want := TagHosts(env.Config, site, enabled)
 		p.MustPartnerHosts(mark, want)
-		grant := p.MustCookie(func(s Stored) bool { return s.Categories["advertising"] })
+		grant := p.MustCookie(func(s Stored) bool { return s.Categories["advertising"] && s.Pending == 0 })
 		MustStoredChoices(t, p, grant, map[string]bool{"technical": true, "advertising": true}, allPartners(enabled, true))
 		recs = env.MustRecords(t, s.ID, 2)
 		MustRecord(t, p, recs[1], consent.ActionAcceptAll, consent.SurfacePreferences, grant.Fingerprint, map[string]bool{"advertising": true}, allPartners(enabled, true))
