@@ -279,8 +279,23 @@ type Stored struct {
 }
 
 // MustCookie waits for the site's consent cookie (read through CDP, as the browser
-// stores it) and parses it; with check set, it waits until check holds.
+// stores it) once the backend has recorded its decision, and parses it; with check
+// set, it waits until check holds too. Until the backend's answer clears the pending
+// flag, a reload sends the decision again, by design: a test that reloads and counts
+// records must wait for it, as a visitor's next page view almost always does.
 func (p *Page) MustCookie(check func(Stored) bool) Stored {
+	p.tb.Helper()
+	return p.mustCookie(func(s Stored) bool { return s.Pending == 0 && (check == nil || check(s)) })
+}
+
+// MustCookieAsIs waits for the site's consent cookie, whether or not the backend has
+// recorded its decision.
+func (p *Page) MustCookieAsIs() Stored {
+	p.tb.Helper()
+	return p.mustCookie(nil)
+}
+
+func (p *Page) mustCookie(check func(Stored) bool) Stored {
 	p.tb.Helper()
 	var s Stored
 	MustEventually(p.tb, "the "+p.Site.Cookie.Name+" cookie is set", func() (bool, string) {
