@@ -34,9 +34,9 @@ type Checkpoint struct {
 // prefix of its own, so that no ordinary checkpoint can be passed off as a base to
 // drop the records before it.
 func (c *Checkpoint) Message() []byte {
-	kind := "consentd-checkpoint/1 "
+	kind := "consentd-checkpoint/2 "
 	if c.Base {
-		kind = "consentd-base/1 "
+		kind = "consentd-base/2 "
 	}
 	var b strings.Builder
 	b.WriteString(kind + strconv.Quote(c.Chain) + " " + strconv.FormatUint(c.Seq, 10) + " " + c.Link + " " + c.At.UTC().Format(time.RFC3339Nano))

@@ -101,10 +101,12 @@ type Store interface {
 	// purged records from deleted ones.
 	Purge(ctx context.Context, before map[string]time.Time) (int, error)
 
-	// Checkpoints returns the signed checkpoints of the chain's head, oldest first,
-	// for an auditor to keep apart from the store: a chain rewritten later still
-	// disagrees with them, even if the checkpoints in the store are gone.
-	Checkpoints(ctx context.Context) ([]*Checkpoint, error)
+	// LastCheckpoint returns the newest signed checkpoint of the chain's head, or an
+	// error with code ENotFound if none was signed yet. An auditor keeps it apart
+	// from the store: a chain rewritten or cut off later still disagrees with it,
+	// even if the checkpoints in the store are gone. Its link covers every place
+	// before it, so the newest is all there is to keep.
+	LastCheckpoint(ctx context.Context) (*Checkpoint, error)
 
 	// Verify checks the hash chain of the records and its signed checkpoints.
 	Verify(ctx context.Context) (*Verification, error)

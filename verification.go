@@ -6,7 +6,8 @@ type Verification struct {
 	OK          bool   `json:"ok"`
 	Records     int    `json:"records"`             // records whose links were checked
 	Purged      int    `json:"purged"`              // purged records whose links were checked, each covered by a signed purge
-	Checkpoints int    `json:"checkpoints"`         // signed checkpoints that agree with the chain
+	Checkpoints int    `json:"checkpoints"`         // signed checkpoints in the store that agree with the chain
+	Archived    int    `json:"archived,omitempty"`  // archived checkpoints that agree with it; those before its purged start are not counted
 	From        uint64 `json:"from,omitempty"`      // the first place checked, when a signed base vouches for those before it
 	BrokenAt    uint64 `json:"broken_at,omitempty"` // place in the chain of the first broken link
 	RecordID    string `json:"record_id,omitempty"` // the record there, if known

@@ -20,7 +20,7 @@ func (s *Server) SetTokens(ts *auth.Tokens) { s.tokens.Store(ts) }
 func (s *Server) routeDPO(e *echo.Echo) {
 	g := e.Group("/v1/dpo", s.dpoAuth)
 	g.GET("/verify", s.handleVerify)
-	g.GET("/checkpoints", s.handleCheckpoints)
+	g.GET("/checkpoint", s.handleLastCheckpoint)
 	g.GET("/consents/:consent_id", s.handleProof)
 	g.GET("/snapshots/:fingerprint", s.handleSnapshot)
 	g.GET("/audit", s.handleAudit)
@@ -107,15 +107,15 @@ func (s *Server) handleVerify(c echo.Context) error {
 	return c.JSON(http.StatusOK, v)
 }
 
-// handleCheckpoints lists the signed checkpoints of the chain's head, for an auditor
-// to keep apart from consentd: `consentd verify --checkpoints` checks a store against
-// them, even one whose own checkpoints were deleted.
-func (s *Server) handleCheckpoints(c echo.Context) error {
-	cps, err := s.store.Checkpoints(c.Request().Context())
+// handleLastCheckpoint answers the newest signed checkpoint of the chain's head, for
+// an auditor to keep apart from consentd: `consentd verify --checkpoint` checks a
+// store against it, even one whose own checkpoints were deleted.
+func (s *Server) handleLastCheckpoint(c echo.Context) error {
+	cp, err := s.store.LastCheckpoint(c.Request().Context())
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"checkpoints": cps})
+	return c.JSON(http.StatusOK, cp)
 }
 
 // proofRecord is a record with the verdict on its receipt.

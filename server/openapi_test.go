@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -200,11 +201,11 @@ func (s *faultyStore) Backup(ctx context.Context) (*os.File, error) {
 	return s.Store.(*countingStore).Store.(*bolt.Store).Backup(ctx)
 }
 
-func (s *faultyStore) Checkpoints(ctx context.Context) ([]*consent.Checkpoint, error) {
+func (s *faultyStore) LastCheckpoint(ctx context.Context) (*consent.Checkpoint, error) {
 	if s.fault != nil {
 		return nil, s.fault
 	}
-	return s.Store.Checkpoints(ctx)
+	return s.Store.LastCheckpoint(ctx)
 }
 
 func (s *faultyStore) Erase(ctx context.Context, id string) (int, error) {
@@ -275,6 +276,17 @@ func TestOpenAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	uncopyableToken, _ := MustTokens(t, &fixture{srv: uncopyable})
+	// A new store, that has signed nothing yet.
+	fresh, err := bolt.Open(filepath.Join(t.TempDir(), "fresh.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	unsigned := server.New(fresh, server.Options{Keys: keys})
+	if err := unsigned.Load(base.cfg); err != nil {
+		t.Fatal(err)
+	}
+	unsignedToken, _ := MustTokens(t, &fixture{srv: unsigned})
 
 	consentBody := func(change func(map[string]any)) (string, string) {
 		b := f.validBody(t)
@@ -416,11 +428,13 @@ func TestOpenAPI(t *testing.T) {
 		{name: "export, unaudited", method: "GET", path: "/v1/dpo/export?format=csv", header: bearer(all), status: 503, audit: disk,
 			checkResponse: wantOnlyError},
 
-		{name: "checkpoints", method: "GET", path: "/v1/dpo/checkpoints", header: bearer(all), status: 200,
-			checkResponse: wantBody(`"checkpoints":[{`)},
-		{name: "checkpoints without token", method: "GET", path: "/v1/dpo/checkpoints", status: 401, invalid: true},
-		{name: "checkpoints failing disk", method: "GET", path: "/v1/dpo/checkpoints", header: bearer(all), status: 500, fault: disk},
-		{name: "checkpoints refused, unaudited", method: "GET", path: "/v1/dpo/checkpoints", header: bearer("cdt_guess"), status: 503, audit: disk},
+		{name: "last checkpoint", method: "GET", path: "/v1/dpo/checkpoint", header: bearer(all), status: 200,
+			checkResponse: wantBody(`"signature":"`)},
+		{name: "no checkpoint yet", method: "GET", path: "/v1/dpo/checkpoint", header: bearer(unsignedToken), status: 404,
+			handler: unsigned},
+		{name: "last checkpoint without token", method: "GET", path: "/v1/dpo/checkpoint", status: 401, invalid: true},
+		{name: "last checkpoint failing disk", method: "GET", path: "/v1/dpo/checkpoint", header: bearer(all), status: 500, fault: disk},
+		{name: "last checkpoint refused, unaudited", method: "GET", path: "/v1/dpo/checkpoint", header: bearer("cdt_guess"), status: 503, audit: disk},
 
 		{name: "backup", method: "GET", path: "/v1/dpo/backup", header: bearer(all), status: 200,
 			checkResponse: wantHeader("Content-Type", "application/octet-stream")},

@@ -4,7 +4,7 @@
 //	consentd serve [--addr :8080] [--config sites.yaml] [--db data/consent.db] [--demo]
 //	consentd check [sites.yaml]
 //	consentd keygen [--keys data/keys]
-//	consentd verify [--db data/consent.db] [--keys data/keys | --public-keys keys.json] [--checkpoints FILE]
+//	consentd verify [--db data/consent.db] [--keys data/keys | --public-keys keys.json] [--checkpoint FILE ...]
 //	consentd token add NAME [--sites a,b] | list | revoke NAME
 //	consentd proof CONSENT_ID [--json]
 //	consentd export [--site S] [--from T] [--to T] [--format csv|ndjson] [--out FILE] ...
@@ -32,12 +32,12 @@ Usage:
   consentd serve [flags]     serve banners, record consents (consentd serve -h for flags)
   consentd check [FILE]      validate a sites.yaml (default: $CONSENTD_CONFIG or sites.yaml)
   consentd keygen [--keys DIR]  add a new signing key; it signs from the next start on
-  consentd verify [--db FILE] [--keys DIR | --public-keys FILE] [--checkpoints FILE ...]
+  consentd verify [--db FILE] [--keys DIR | --public-keys FILE] [--checkpoint FILE ...]
                              check the hash chain and signed checkpoints of a store file
                              not in use (a backup copy); exits 1 at the first broken link;
                              --public-keys: with only the keys GET /v1/keys published;
-                             --checkpoints: also against checkpoints archived from
-                             GET /v1/dpo/checkpoints
+                             --checkpoint: also against checkpoints archived from
+                             GET /v1/dpo/checkpoint
   consentd token add NAME [--sites a,b] | list | revoke NAME
                              DPO API tokens (--tokens FILE, default data/tokens.json)
   consentd version           print the version

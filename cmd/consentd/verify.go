@@ -26,9 +26,9 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	keysDir := fs.String("keys", envOr("CONSENTD_KEYS", defaultKeysDir), "the signing keys, to check the checkpoints ($CONSENTD_KEYS)")
 	publicKeys := fs.String("public-keys", "", "instead of --keys: the public keys as GET /v1/keys serves them, for an auditor without the private keys")
 	var archived []*consent.Checkpoint
-	fs.Func("checkpoints", "checkpoints kept apart from consentd, as GET /v1/dpo/checkpoints serves them, that the chain must agree with; repeatable", func(path string) error {
-		cps, err := readCheckpoints(path)
-		archived = append(archived, cps...)
+	fs.Func("checkpoint", "a checkpoint kept apart from consentd, as GET /v1/dpo/checkpoint answered, that the chain must agree with; repeatable", func(path string) error {
+		cp, err := readCheckpoint(path)
+		archived = append(archived, cp)
 		return err
 	})
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
@@ -65,6 +65,9 @@ func report(stdout io.Writer, path string, v *consent.Verification) error {
 		return errBroken
 	}
 	fmt.Fprintf(stdout, "%s: OK, %d records, every link verifies, %d signed checkpoints agree", path, v.Records, v.Checkpoints)
+	if v.Archived > 0 {
+		fmt.Fprintf(stdout, ", and %d archived ones", v.Archived)
+	}
 	if v.Purged > 0 {
 		fmt.Fprintf(stdout, "; purged past retention: %d, each covered by a signed purge", v.Purged)
 	}
@@ -93,18 +96,15 @@ func readPublicKeys(path string) (*proof.Verifier, error) {
 	return v, nil
 }
 
-// readCheckpoints reads the checkpoints in a file as GET /v1/dpo/checkpoints serves
-// them.
-func readCheckpoints(path string) ([]*consent.Checkpoint, error) {
+// readCheckpoint reads a checkpoint as GET /v1/dpo/checkpoint answered it.
+func readCheckpoint(path string) (*consent.Checkpoint, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var doc struct {
-		Checkpoints []*consent.Checkpoint `json:"checkpoints"`
+	cp := new(consent.Checkpoint)
+	if err := json.Unmarshal(data, cp); err != nil || cp.Signature == "" {
+		return nil, fmt.Errorf("%s: not a checkpoint as GET /v1/dpo/checkpoint answers it", path)
 	}
-	if err := json.Unmarshal(data, &doc); err != nil || len(doc.Checkpoints) == 0 {
-		return nil, fmt.Errorf("%s: not a list of checkpoints as GET /v1/dpo/checkpoints serves it", path)
-	}
-	return doc.Checkpoints, nil
+	return cp, nil
 }

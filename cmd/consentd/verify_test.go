@@ -111,15 +111,22 @@ func TestVerifyArchivedCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cps, err := s.Checkpoints(context.Background())
-	s.Close()
+	cp, err := s.LastCheckpoint(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As an auditor keeps what GET /v1/dpo/checkpoints answers.
-	archive := filepath.Join(t.TempDir(), "checkpoints.json")
-	data, _ := json.Marshal(map[string]any{"checkpoints": cps})
-	os.WriteFile(archive, data, 0o600)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// As an auditor keeps what GET /v1/dpo/checkpoint answers.
+	archive := filepath.Join(t.TempDir(), "checkpoint.json")
+	data, _ := json.Marshal(cp)
+	if err := os.WriteFile(archive, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if stdout, _, err := runConsentd("verify", "--db", m.DBPath, "--keys", m.KeysDir, "--checkpoint", archive); err != nil || !strings.Contains(stdout, "1 signed checkpoints agree, and 1 archived ones") {
+		t.Fatalf("before the cut: %v, %q", err, stdout)
+	}
 
 	db, err := bbolt.Open(m.DBPath, 0o600, nil)
 	if err != nil {
@@ -148,7 +155,7 @@ func TestVerifyArchivedCheckpoints(t *testing.T) {
 	if stdout, _, err := runConsentd("verify", "--db", m.DBPath, "--keys", m.KeysDir); err != nil || !strings.Contains(stdout, "OK, 2 records") {
 		t.Fatalf("without the archive: %v, %q; the cut was expected to pass", err, stdout)
 	}
-	stdout, _, err := runConsentd("verify", "--db", m.DBPath, "--keys", m.KeysDir, "--checkpoints", archive)
+	stdout, _, err := runConsentd("verify", "--db", m.DBPath, "--keys", m.KeysDir, "--checkpoint", archive)
 	if !errors.Is(err, errBroken) || !strings.Contains(stdout, "BROKEN at place 3") || !strings.Contains(stdout, "records were cut off") {
 		t.Errorf("with the archive: %v, %q; want broken at place 3", err, stdout)
 	}

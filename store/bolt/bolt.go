@@ -166,6 +166,13 @@ func Open(path string, opts ...Option) (*Store, error) {
 			}
 		}
 		if chain = chainID(tx); chain == "" {
+			// Only a new store gets an id: statements signed before would no longer
+			// verify under a new one.
+			for _, name := range [][]byte{bucketChain, bucketCheckpoints, bucketPurges, bucketBase} {
+				if k, _ := tx.Bucket(name).Cursor().First(); k != nil {
+					return fmt.Errorf("the store has a chain but no chain id: written by an older consentd, or altered (consentd verify tells more)")
+				}
+			}
 			chain = rand.Text()
 			if err := tx.Bucket(bucketMeta).Put(keyChain, []byte(chain)); err != nil {
 				return fmt.Errorf("chain id: %w", err)

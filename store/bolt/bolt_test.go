@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	consent "github.com/mixvoip/consentd"
@@ -335,5 +337,26 @@ func mustEventually(tb testing.TB, what string, cond func() bool) {
 			tb.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestOpenWithoutChainID: a store whose chain id is gone does not open with a new one,
+// under which every statement signed before would stop verifying.
+func TestOpenWithoutChainID(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "consent.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.MustAppend(t, s, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	MustTamper(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keyChain) })
+	if s, err := Open(path); err == nil || !strings.Contains(err.Error(), "no chain id") {
+		if s != nil {
+			s.Close()
+		}
+		t.Errorf("Open = %v; want it refused", err)
 	}
 }

@@ -24,18 +24,18 @@ func FuzzStoredBytes(f *testing.F) {
 	}
 	f.Add(sr.digests().tombstone())
 	f.Add(v[:offsetSite])
-	f.Add([]byte{formatV3})
+	f.Add([]byte{recordFormat})
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if sr, err := splitRecord(b); err == nil {
-			if len(sr.reference) < offsetSite-offsetReference || len(sr.core)+len(sr.ident) > len(b) {
+			if len(sr.reference) < referenceFixed || len(sr.core)+len(sr.ident) > len(b) {
 				t.Fatalf("parts out of the value: reference %d, core %d, ident %d of %d bytes", len(sr.reference), len(sr.core), len(sr.ident), len(b))
 			}
 			_, _, _ = sr.reference.site(), sr.reference.recordedAt(), sr.reference.snapshot()
 			_ = link(nil, sr.seq, b[:min(16, len(b))], sr.digests())
 		}
 		if d, err := splitTombstone(b); err == nil {
-			if len(d.core) != 32 || len(d.ident) != 32 || int(d.reference[offsetSite-offsetReference-1]) != len(d.reference)-(offsetSite-offsetReference) {
+			if len(d.core) != 32 || len(d.ident) != 32 || int(d.reference[referenceFixed-1]) != len(d.reference)-(referenceFixed) {
 				t.Fatalf("a tombstone taken apart wrongly: %d %d %d", len(d.core), len(d.ident), len(d.reference))
 			}
 			_, _, _ = d.reference.site(), d.reference.recordedAt(), d.reference.snapshot()

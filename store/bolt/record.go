@@ -17,7 +17,7 @@ import (
 // visitor, and a retention purge the whole record, while the chain of what remains
 // still verifies:
 //
-//	[0]         format (3)
+//	[0]         format (4)
 //	[1:17]      consent id, to rebuild the consent index without decoding JSON
 //	[17:25]     place in the chain (uint64, big-endian), set by the writer
 //	[25:57]     SHA-256 of the identifying part, kept after an erasure
@@ -31,17 +31,20 @@ import (
 //	            three as JSON, empty once erased
 //
 // The chain covers the snapshot's digest, so a snapshot changed or removed after its
-// records shows in verification. The salt goes with the identifying part: without it, the digest that stays after
-// an erasure or a purge could be matched against guesses (a /24 prefix, a common user
-// agent, a page of the site).
+// records shows in verification. The salt goes with the identifying part: without
+// it, the digest that stays after an erasure or a purge could be matched against
+// guesses (a /24 prefix, a common user agent, a page of the site).
 const (
-	formatV3        = 3
+	recordFormat    = 4
 	offsetSeq       = 17
 	offsetIdentSum  = 25
 	offsetReference = 57
 	offsetSnapshot  = offsetReference + 8
 	offsetSite      = offsetSnapshot + 32 + 1 // after the site's length
 	saltSize        = 16
+
+	// referenceFixed is the length of the reference part without its site.
+	referenceFixed = offsetSite - offsetReference
 )
 
 // identifying is the part of a record that an erasure removes.
@@ -51,7 +54,7 @@ type identifying struct {
 	URL       string `json:"url"`
 }
 
-// encodeRecord returns r as stored, with receipt (see Store.sealed) in place of its
+// encodeRecord returns r as stored, with receipt (see sealed) in place of its
 // receipt, and naming the snapshot with the digest snapshot.
 func encodeRecord(r *consent.Record, consentID uuid.UUID, receipt any, snapshot [32]byte) ([]byte, error) {
 	if len(r.Site) > 255 {
@@ -69,7 +72,7 @@ func encodeRecord(r *consent.Record, consentID uuid.UUID, receipt any, snapshot 
 	rand.Read(ident) // never fails, says crypto/rand
 	ident = append(ident, identJSON...)
 	v := make([]byte, offsetSite, offsetSite+len(r.Site)+4+len(coreJSON)+len(ident))
-	v[0] = formatV3
+	v[0] = recordFormat
 	copy(v[1:offsetSeq], consentID[:])
 	sum := sha256.Sum256(ident)
 	copy(v[offsetIdentSum:offsetReference], sum[:])
@@ -95,10 +98,10 @@ type storedRecord struct {
 // splitRecord takes a stored value apart. It refuses a value whose parts could not
 // be what encodeRecord wrote: the export copies them into JSON as they are.
 func splitRecord(v []byte) (storedRecord, error) {
-	if len(v) > 0 && v[0] < formatV3 {
-		return storedRecord{}, fmt.Errorf("record format %d, written by an older consentd: this one reads format %d", v[0], formatV3)
+	if len(v) > 0 && v[0] < recordFormat {
+		return storedRecord{}, fmt.Errorf("record format %d, written by an older consentd: this one reads format %d", v[0], recordFormat)
 	}
-	if len(v) < offsetSite || v[0] != formatV3 {
+	if len(v) < offsetSite || v[0] != recordFormat {
 		return storedRecord{}, fmt.Errorf("unknown record format")
 	}
 	coreLenAt := offsetSite + int(v[offsetSite-1])
@@ -166,10 +169,10 @@ func (r reference) recordedAt() time.Time {
 }
 
 func (r reference) snapshot() []byte {
-	return r[offsetSnapshot-offsetReference : offsetSite-offsetReference-1]
+	return r[offsetSnapshot-offsetReference : referenceFixed-1]
 }
 
-func (r reference) site() string { return string(r[offsetSite-offsetReference:]) }
+func (r reference) site() string { return string(r[referenceFixed:]) }
 
 // digests is what a chain link covers of a record. A purged record leaves exactly
 // this in its chain entry (see tombstone), so the chain still verifies without it.
@@ -184,7 +187,7 @@ func (d digests) tombstone() []byte {
 }
 
 func splitTombstone(t []byte) (digests, error) {
-	const fixed = 64 + offsetSite - offsetReference // the digests and the reference part up to its site
+	const fixed = 64 + referenceFixed // the digests and the reference part up to its site
 	if len(t) < fixed || len(t) != fixed+int(t[fixed-1]) {
 		return digests{}, fmt.Errorf("malformed purge tombstone")
 	}

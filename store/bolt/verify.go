@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,6 +40,9 @@ func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 // /v1/dpo/checkpoints): whoever rewrites the chain and deletes the checkpoints in the
 // file cannot delete those.
 func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVerifier, archived ...*consent.Checkpoint) (*consent.Verification, error) {
+	if slices.Contains(archived, nil) {
+		return nil, fmt.Errorf("bolt: verify %s: an archived checkpoint is missing", path)
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: verify %s: %w", path, err)
@@ -46,7 +50,7 @@ func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVer
 	defer db.Close()
 	var v *consent.Verification
 	err = db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketRecords) == nil || tx.Bucket(bucketChain) == nil {
+		if tx.Bucket(bucketRecords) == nil || tx.Bucket(bucketChain) == nil || tx.Bucket(bucketCheckpoints) == nil {
 			return fmt.Errorf("not a consentd store")
 		}
 		v, err = verify(ctx, tx, verifier, archived)
@@ -65,6 +69,7 @@ type verification struct {
 	consent.Verification
 	verifier     consent.CheckpointVerifier
 	chain        string // the id every signed statement must name
+	baseLink     string // the link at place From-1, hex, when a base starts the chain
 	records      *bolt.Bucket
 	purgedBefore map[string]time.Time // per site, from the signed purges
 	snapshots    map[[32]byte]bool    // the digests of the stored snapshots
@@ -118,7 +123,7 @@ func begin(tx *bolt.Tx, verifier consent.CheckpointVerifier) (*verification, *co
 			}
 			copy(v.prev[:], link)
 			v.want = base.Seq + 1
-			v.From = v.want
+			v.From, v.baseLink = v.want, base.Link
 		}
 	}
 	if broken := v.purges(tx); broken != nil {
@@ -126,10 +131,20 @@ func begin(tx *bolt.Tx, verifier consent.CheckpointVerifier) (*verification, *co
 	}
 	v.snapshots = map[[32]byte]bool{{}: true} // zeros: the record named no stored snapshot
 	if b := tx.Bucket(bucketSnapshots); b != nil {
-		b.ForEach(func(_, value []byte) error {
+		c := b.Cursor()
+		for k, value := c.First(); k != nil; k, value = c.Next() {
+			// A record names its snapshot by digest: the snapshot must also be
+			// where the record's site and fingerprint find it, or a forged one could
+			// take its key while the original hides under another.
+			var snap struct {
+				Site        string `json:"site"`
+				Fingerprint string `json:"fingerprint"`
+			}
+			if err := json.Unmarshal(value, &snap); err != nil || !bytes.Equal(k, snapshotKey(snap.Site, snap.Fingerprint)) {
+				return nil, v.broken(0, nil, "the snapshot stored under %q was altered or moved", k)
+			}
 			v.snapshots[sha256.Sum256(value)] = true
-			return nil
-		})
+		}
 	}
 	return v, nil
 }
@@ -240,13 +255,17 @@ func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifie
 		if problem := v.check(cp, false); problem != "" {
 			return v.broken(cp.Seq, nil, "the archived checkpoint at place %d %s", cp.Seq, problem), nil
 		}
-		if cp.Seq < v.From {
+		switch {
+		case cp.Seq+1 == v.From && cp.Link != v.baseLink:
+			return v.broken(cp.Seq, nil, "the chain's base at place %d differs from an archived checkpoint: records were rewritten", cp.Seq), nil
+		case cp.Seq+1 < v.From:
 			continue // its place was purged and dropped since
+		case cp.Seq+1 > v.From:
+			if broken := v.agrees(chain, cp); broken != nil {
+				return broken, nil
+			}
 		}
-		if broken := v.agrees(chain, cp); broken != nil {
-			return broken, nil
-		}
-		v.Checkpoints++
+		v.Archived++
 	}
 	v.OK = true
 	return &v.Verification, nil
@@ -307,24 +326,21 @@ func uint64Key(k []byte) (uint64, bool) {
 	return binary.BigEndian.Uint64(k), true
 }
 
-// Checkpoints returns the signed checkpoints of the chain's head, oldest first.
-func (s *Store) Checkpoints(ctx context.Context) ([]*consent.Checkpoint, error) {
+// LastCheckpoint returns the newest signed checkpoint of the chain's head.
+func (s *Store) LastCheckpoint(ctx context.Context) (*consent.Checkpoint, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("bolt: checkpoints: %w", err)
+		return nil, fmt.Errorf("bolt: last checkpoint: %w", err)
 	}
-	out := []*consent.Checkpoint{}
+	cp := new(consent.Checkpoint)
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketCheckpoints).ForEach(func(k, value []byte) error {
-			cp := new(consent.Checkpoint)
-			if err := json.Unmarshal(value, cp); err != nil {
-				return fmt.Errorf("checkpoint %x: %w", k, err)
-			}
-			out = append(out, cp)
-			return nil
-		})
+		k, value := tx.Bucket(bucketCheckpoints).Cursor().Last()
+		if k == nil {
+			return consent.Errorf(consent.ENotFound, "no checkpoint was signed yet")
+		}
+		return json.Unmarshal(value, cp)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bolt: checkpoints: %w", err)
+		return nil, fmt.Errorf("bolt: last checkpoint: %w", err)
 	}
-	return out, nil
+	return cp, nil
 }
