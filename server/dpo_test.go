@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,9 +14,26 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/banner"
+	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 )
+
+// MustServerOn returns a fixture that serves cfg on store, with MustTokens' tokens.
+func MustServerOn(tb testing.TB, store consent.Store, cfg *config.Config) (f *fixture, all, voxbi string) {
+	tb.Helper()
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := server.New(store, server.Options{Keys: keys, Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.Load(cfg); err != nil {
+		tb.Fatal(err)
+	}
+	f = &fixture{srv: srv, cfg: cfg}
+	all, voxbi = MustTokens(tb, f)
+	return f, all, voxbi
+}
 
 // MustTokens gives f's server a token for every site and one for voxbi.com only.
 func MustTokens(tb testing.TB, f *fixture) (all, voxbi string) {
@@ -290,16 +308,7 @@ func TestDPOStatsAndErasure(t *testing.T) {
 func TestEraseUnaudited(t *testing.T) {
 	base := MustFixture(t, false)
 	store := &faultyStore{Store: base.store}
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(store, server.Options{Keys: keys})
-	if err := srv.Load(base.cfg); err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{srv: srv, store: base.store, cfg: base.cfg}
-	all, _ := MustTokens(t, f)
+	f, all, _ := MustServerOn(t, store, base.cfg)
 	body := f.validBody(t)
 	if rec := f.post(t, body, nil); rec.Code != http.StatusCreated {
 		t.Fatal(rec.Body)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -16,10 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	consent "github.com/mixvoip/consentd"
-	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/config"
-	"github.com/mixvoip/consentd/proof"
-	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
 	"github.com/mixvoip/consentd/store/storetest"
 )
@@ -69,21 +65,8 @@ func MustExportServer(tb testing.TB, writeTimeout time.Duration, wrap func(conse
 		r.Site = testSite
 		storetest.MustAppend(tb, db, r)
 	}
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := server.New(wrap(db), server.Options{Keys: keys, Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.Load(cfg); err != nil {
-		tb.Fatal(err)
-	}
-	tokens := &auth.Tokens{}
-	token, err = tokens.Add("dpo", nil, time.Now())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv.SetTokens(tokens)
-	ts := httptest.NewUnstartedServer(srv)
+	f, token, _ := MustServerOn(tb, wrap(db), cfg)
+	ts := httptest.NewUnstartedServer(f.srv)
 	ts.Config.WriteTimeout = writeTimeout
 	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
 	ts.Start()

@@ -25,7 +25,6 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
-	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
 )
@@ -260,33 +259,16 @@ func TestOpenAPI(t *testing.T) {
 	// A server of its own, on the fixture's real store, so that faults can be
 	// switched on for a request without touching the other tests' server.
 	store := &faultyStore{Store: base.store}
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(store, server.Options{Keys: keys})
-	if err := srv.Load(base.cfg); err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{srv: srv, store: base.store, cfg: base.cfg}
-	all, voxbi := MustTokens(t, f)
+	f, all, voxbi := MustServerOn(t, store, base.cfg)
 	// The same store behind a wrapper that hides its backup, as a store without one.
-	uncopyable := server.New(struct{ consent.Store }{base.store}, server.Options{Keys: keys})
-	if err := uncopyable.Load(base.cfg); err != nil {
-		t.Fatal(err)
-	}
-	uncopyableToken, _ := MustTokens(t, &fixture{srv: uncopyable})
+	uncopyable, uncopyableToken, _ := MustServerOn(t, struct{ consent.Store }{base.store}, base.cfg)
 	// A new store, that has signed nothing yet.
 	fresh, err := bolt.Open(filepath.Join(t.TempDir(), "fresh.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	unsigned := server.New(fresh, server.Options{Keys: keys})
-	if err := unsigned.Load(base.cfg); err != nil {
-		t.Fatal(err)
-	}
-	unsignedToken, _ := MustTokens(t, &fixture{srv: unsigned})
+	unsigned, unsignedToken, _ := MustServerOn(t, fresh, base.cfg)
 
 	consentBody := func(change func(map[string]any)) (string, string) {
 		b := f.validBody(t)
@@ -431,7 +413,7 @@ func TestOpenAPI(t *testing.T) {
 		{name: "last checkpoint", method: "GET", path: "/v1/dpo/checkpoint", header: bearer(all), status: 200,
 			checkResponse: wantBody(`"signature":"`)},
 		{name: "no checkpoint yet", method: "GET", path: "/v1/dpo/checkpoint", header: bearer(unsignedToken), status: 404,
-			handler: unsigned},
+			handler: unsigned.srv},
 		{name: "last checkpoint without token", method: "GET", path: "/v1/dpo/checkpoint", status: 401, invalid: true},
 		{name: "last checkpoint failing disk", method: "GET", path: "/v1/dpo/checkpoint", header: bearer(all), status: 500, fault: disk},
 		{name: "last checkpoint refused, unaudited", method: "GET", path: "/v1/dpo/checkpoint", header: bearer("cdt_guess"), status: 503, audit: disk},
@@ -441,7 +423,7 @@ func TestOpenAPI(t *testing.T) {
 		{name: "backup without token", method: "GET", path: "/v1/dpo/backup", status: 401, invalid: true},
 		{name: "backup with a token limited to a site", method: "GET", path: "/v1/dpo/backup", header: bearer(voxbi), status: 403},
 		{name: "backup of a store that cannot copy itself", method: "GET", path: "/v1/dpo/backup", header: bearer(uncopyableToken), status: 404,
-			handler: uncopyable},
+			handler: uncopyable.srv},
 		{name: "backup failing disk", method: "GET", path: "/v1/dpo/backup", header: bearer(all), status: 500, fault: disk},
 		{name: "backup refused, unaudited", method: "GET", path: "/v1/dpo/backup", header: bearer("cdt_guess"), status: 503, audit: disk},
 

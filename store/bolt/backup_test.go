@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	consent "github.com/mixvoip/consentd"
-	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/storetest"
 )
 
@@ -20,10 +19,7 @@ import (
 // store of its own whose chain verifies, holding every record acknowledged before
 // the copy began.
 func TestBackupWhileAppending(t *testing.T) {
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := mustKeys(t)
 	dir := t.TempDir()
 	s, err := Open(filepath.Join(dir, "consent.db"), Checkpoints(keys, time.Hour))
 	if err != nil {

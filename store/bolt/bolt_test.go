@@ -16,7 +16,6 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	consent "github.com/mixvoip/consentd"
-	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/storetest"
 )
 
@@ -24,10 +23,7 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(tb testing.TB) func() consent.Store {
 		// A directory that does not exist yet: Open creates it.
 		path := filepath.Join(tb.TempDir(), "data", "consent.db")
-		keys, err := proof.NewEphemeralKeyring()
-		if err != nil {
-			tb.Fatal(err)
-		}
+		keys := mustKeys(tb)
 		return func() consent.Store {
 			tb.Helper()
 			s, err := Open(path, Checkpoints(keys, time.Hour))

@@ -12,7 +12,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	consent "github.com/mixvoip/consentd"
-	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/storetest"
 )
 
@@ -60,10 +59,7 @@ func mustPurgedFile(tb testing.TB, signer consent.CheckpointSigner) (path string
 // TestPurgeTamper: after a purge, verification still catches a record deleted and
 // passed off as purged, a purge moved, a tombstone deleted or changed.
 func TestPurgeTamper(t *testing.T) {
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := mustKeys(t)
 	key := func(id string) []byte { u := uuid.MustParse(id); return u[:] }
 	tests := []struct {
 		name    string
@@ -128,9 +124,7 @@ func TestPurgeTamper(t *testing.T) {
 				}
 				return
 			}
-			if v.OK || !strings.Contains(v.Problem, tt.problem) || (tt.place != 0 && v.BrokenAt != tt.place) {
-				t.Errorf("verification = %+v, want broken at %d with %q", v, tt.place, tt.problem)
-			}
+			mustBeBroken(t, v, tt.place, tt.problem)
 		})
 	}
 }
@@ -138,10 +132,7 @@ func TestPurgeTamper(t *testing.T) {
 // TestPurgeDropsPrefix: once the start of the chain is purged, its places are dropped
 // and verification starts at a signed base; a base that is not signed as one fails.
 func TestPurgeDropsPrefix(t *testing.T) {
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := mustKeys(t)
 	path, _, cutoff := mustPurgedFile(t, keys)
 	s, err := Open(path, Checkpoints(keys, time.Hour))
 	if err != nil {
@@ -181,10 +172,7 @@ func TestPurgeDropsPrefix(t *testing.T) {
 // off as purged stay reported after the next purge, which refuses to drop the places
 // they held under a signed base.
 func TestPurgeDoesNotLaunderDeletions(t *testing.T) {
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := mustKeys(t)
 	path, ids, cutoff := mustPurgedFile(t, keys)
 	// The long-kept site's records at the start of the chain, turned into tombstones.
 	MustTamper(t, path, func(tx *bolt.Tx) error {
@@ -223,10 +211,7 @@ func TestPurgeDoesNotLaunderDeletions(t *testing.T) {
 // TestPurgeOfAnotherStore: a purge signed for another store with the same key (a
 // staging instance, say) does not cover this store's records.
 func TestPurgeOfAnotherStore(t *testing.T) {
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := mustKeys(t)
 	path, _, _ := mustPurgedFile(t, keys)
 	other, _, _ := mustPurgedFile(t, keys)
 	var statement []byte

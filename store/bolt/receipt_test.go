@@ -11,7 +11,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	consent "github.com/mixvoip/consentd"
-	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/storetest"
 )
 
@@ -42,10 +41,7 @@ func TestSealedReceipt(t *testing.T) {
 // TestVerifySnapshots: the snapshot of what a visitor was shown is part of the proof:
 // changing or removing it after its records shows in verification.
 func TestVerifySnapshots(t *testing.T) {
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := mustKeys(t)
 	tests := []struct {
 		name   string
 		tamper func(b *bolt.Bucket, key []byte) error

@@ -48,6 +48,25 @@ func MustChainedFile(tb testing.TB, n int, signer consent.CheckpointSigner) (str
 	return path, ids
 }
 
+// mustKeys returns a keyring of one new key.
+func mustKeys(tb testing.TB) *proof.Keyring {
+	tb.Helper()
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return keys
+}
+
+// mustBeBroken fails tb unless v reports a broken chain with problem, at place if
+// place is not 0.
+func mustBeBroken(tb testing.TB, v *consent.Verification, place uint64, problem string) {
+	tb.Helper()
+	if v.OK || !strings.Contains(v.Problem, problem) || (place != 0 && v.BrokenAt != place) {
+		tb.Errorf("verification = %+v, want broken at %d with %q", v, place, problem)
+	}
+}
+
 // MustTamper changes the file directly, as someone with access to the disk could.
 func MustTamper(tb testing.TB, path string, f func(tx *bolt.Tx) error) {
 	tb.Helper()
@@ -63,14 +82,8 @@ func MustTamper(tb testing.TB, path string, f func(tx *bolt.Tx) error) {
 
 func TestVerify(t *testing.T) {
 	const n = 20
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
-	others, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := mustKeys(t)
+	others := mustKeys(t)
 	key := func(id string) []byte { u := uuid.MustParse(id); return u[:] }
 	tests := []struct {
 		name    string
@@ -184,9 +197,7 @@ func TestVerify(t *testing.T) {
 				}
 				return
 			}
-			if v.OK || !strings.Contains(v.Problem, tt.problem) || (tt.place != 0 && v.BrokenAt != tt.place) {
-				t.Errorf("verification = %+v, want broken at %d with %q", v, tt.place, tt.problem)
-			}
+			mustBeBroken(t, v, tt.place, tt.problem)
 		})
 	}
 }
@@ -194,10 +205,7 @@ func TestVerify(t *testing.T) {
 // TestVerifyCraftedBytes: whatever someone with access to the disk writes into the
 // file, verification reports a broken chain and never panics.
 func TestVerifyCraftedBytes(t *testing.T) {
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := mustKeys(t)
 	key := func(id string) []byte { u := uuid.MustParse(id); return u[:] }
 	tests := []struct {
 		name   string
@@ -254,10 +262,7 @@ func TestVerifyCraftedBytes(t *testing.T) {
 // kept apart still catch it.
 func TestVerifyArchivedCheckpoints(t *testing.T) {
 	const n = 20
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := mustKeys(t)
 	path, ids := MustChainedFile(t, n, keys)
 	s, err := Open(path)
 	if err != nil {
