@@ -37,7 +37,7 @@ func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 // VerifyFile checks the hash chain of a store file that no process has open, such as
 // a backup copy; verifier checks the checkpoints' signatures. The chain must also
 // agree with the archived checkpoints, kept apart from the store (GET
-// /v1/dpo/checkpoints): whoever rewrites the chain and deletes the checkpoints in the
+// /v1/dpo/checkpoint): whoever rewrites the chain and deletes the checkpoints in the
 // file cannot delete those.
 func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVerifier, archived ...*consent.Checkpoint) (*consent.Verification, error) {
 	if slices.Contains(archived, nil) {
