@@ -48,7 +48,7 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer resp.Body.Close()
 	var n int64
-	err = writeWhole(*out, func(w io.Writer) error {
+	err = writeWhole(*out, func(w io.Writer) (err error) {
 		n, err = io.Copy(w, resp.Body)
 		return err
 	})
