@@ -103,16 +103,7 @@ func TestServeShutdownKeepsAcknowledgedWrites(t *testing.T) {
 // TestVerifyReportsTampering: a record deleted behind consentd's back is reported,
 // with a non-zero exit.
 func TestVerifyReportsTampering(t *testing.T) {
-	m, addr, served, stop := MustServe(t, "../../sites.yaml")
-	cfg, err := config.Load(m.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 5 {
-		if status, err := postConsent(addr, cfg, "mixvoip.com", consent.ActionRejectAll, uuid.NewString()); err != nil || status != http.StatusCreated {
-			t.Fatalf("post: %d, %v", status, err)
-		}
-	}
+	m, _, served, stop := MustServeWithRefusals(t, 5)
 	stop()
 	if err := <-served; err != nil {
 		t.Fatal(err)
@@ -323,6 +314,22 @@ func runConsentd(args ...string) (stdout, stderr string, err error) {
 func MustServe(tb testing.TB, configPath string) (m *Main, addr string, done <-chan error, stop func()) {
 	tb.Helper()
 	return mustServeIn(tb, configPath, tb.TempDir())
+}
+
+// MustServeWithRefusals is MustServe with n refusals recorded on mixvoip.com.
+func MustServeWithRefusals(tb testing.TB, n int) (m *Main, addr string, done <-chan error, stop func()) {
+	tb.Helper()
+	m, addr, done, stop = MustServe(tb, "../../sites.yaml")
+	cfg, err := config.Load(m.ConfigPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for range n {
+		if status, err := postConsent(addr, cfg, "mixvoip.com", consent.ActionRejectAll, uuid.NewString()); err != nil || status != http.StatusCreated {
+			tb.Fatalf("post: %d, %v", status, err)
+		}
+	}
+	return m, addr, done, stop
 }
 
 // mustServeIn is MustServe with the data (consent.db, keys, tokens.json) in dir.

@@ -11,11 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/uuid"
 	"go.etcd.io/bbolt"
 
-	consent "github.com/mixvoip/consentd"
-	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
 )
@@ -23,16 +20,7 @@ import (
 // TestVerifyWithPublicKeys verifies a backup with nothing but the keys consentd
 // published at GET /v1/keys, as an auditor without the private keys would.
 func TestVerifyWithPublicKeys(t *testing.T) {
-	m, addr, served, stop := MustServe(t, "../../sites.yaml")
-	cfg, err := config.Load(m.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if status, err := postConsent(addr, cfg, "mixvoip.com", consent.ActionRejectAll, uuid.NewString()); err != nil || status != http.StatusCreated {
-			t.Fatalf("post: %d, %v", status, err)
-		}
-	}
+	m, addr, served, stop := MustServeWithRefusals(t, 3)
 	dir := t.TempDir()
 	published := filepath.Join(dir, "keys.json")
 	resp, err := http.Get("http://" + addr + "/v1/keys")
@@ -93,16 +81,7 @@ func TestVerifyWithPublicKeys(t *testing.T) {
 // in the file deleted, pass a plain verify; the checkpoints an auditor fetched
 // before still catch it.
 func TestVerifyArchivedCheckpoints(t *testing.T) {
-	m, addr, served, stop := MustServe(t, "../../sites.yaml")
-	cfg, err := config.Load(m.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if status, err := postConsent(addr, cfg, "mixvoip.com", consent.ActionRejectAll, uuid.NewString()); err != nil || status != http.StatusCreated {
-			t.Fatalf("post: %d, %v", status, err)
-		}
-	}
+	m, _, served, stop := MustServeWithRefusals(t, 3)
 	stop() // signs a checkpoint of place 3
 	if err := <-served; err != nil {
 		t.Fatal(err)
