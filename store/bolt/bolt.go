@@ -479,6 +479,15 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// uint64Key reads a key of eight bytes (a place in the chain, a time), which someone
+// with access to the disk may have made any length.
+func uint64Key(k []byte) (uint64, bool) {
+	if len(k) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k), true
+}
+
 func seqKey(seq uint64) []byte {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], seq)

@@ -22,17 +22,6 @@ type seal struct {
 	Signature string `json:"signature"`
 }
 
-// storedCore is how a record's decision part is stored: without the identifying
-// fields, which go to the identifying part, and with its receipt sealed when it can
-// be rebuilt. The outer fields hide the record's own of the same names.
-type storedCore struct {
-	*consent.Record
-	URL       string `json:"url,omitempty"`
-	IPPrefix  string `json:"ip_prefix,omitempty"`
-	UserAgent string `json:"user_agent,omitempty"`
-	Receipt   any    `json:"receipt,omitempty"` // *seal or *consent.Receipt
-}
-
 // storedSnapshot is what a record takes from the stored snapshot of its site and
 // fingerprint: the receipt's view of it (key, controller, policy), and the digest of
 // the snapshot as stored, which the record's chain link covers.

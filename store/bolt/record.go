@@ -54,6 +54,17 @@ type identifying struct {
 	URL       string `json:"url"`
 }
 
+// storedCore is how a record's decision part is stored: without the identifying
+// fields, which go to the identifying part, and with its receipt sealed when it can
+// be rebuilt. The outer fields hide the record's own of the same names.
+type storedCore struct {
+	*consent.Record
+	URL       string `json:"url,omitempty"`
+	IPPrefix  string `json:"ip_prefix,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+	Receipt   any    `json:"receipt,omitempty"` // *seal or *consent.Receipt
+}
+
 // encodeRecord returns r as stored, with receipt (see sealed) in place of its
 // receipt, and naming the snapshot with the digest snapshot.
 func encodeRecord(r *consent.Record, consentID uuid.UUID, receipt any, snapshot [32]byte) ([]byte, error) {

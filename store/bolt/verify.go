@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -315,15 +314,6 @@ func (v *verification) agrees(chain *bolt.Bucket, cp *consent.Checkpoint) *conse
 		return v.broken(cp.Seq, entry[:min(len(entry), 16)], "the chain up to place %d differs from its signed checkpoint: records were rewritten", cp.Seq)
 	}
 	return nil
-}
-
-// uint64Key reads a key of eight bytes (a place in the chain, a time), which someone
-// with access to the disk may have made any length.
-func uint64Key(k []byte) (uint64, bool) {
-	if len(k) != 8 {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(k), true
 }
 
 // LastCheckpoint returns the newest signed checkpoint of the chain's head.
