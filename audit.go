@@ -1,14 +1,42 @@
 package consent
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
 
-// AuditEntry is one call to the DPO API: who looked at what, when, and with which
-// result. The audit log is itself kept as a record of access to the proofs.
+// AuditEntry is one call to the DPO API: who looked at what, from where, when, and
+// with which result. The audit log is itself kept as a record of access to the
+// proofs.
+//
+// Calls refused before a token was accepted are not recorded one by one: anyone can
+// make them, so each client's refusals of a minute become one entry with their Count
+// and the time of the Last one, and an entry never grows with what a client sends.
 type AuditEntry struct {
 	ID     string    `json:"id"` // UUIDv7, time-ordered
 	At     time.Time `json:"at"`
-	Token  string    `json:"token"` // the token's name; "" when none was accepted
+	Token  string    `json:"token"`            // the token's name; "" when none was accepted
+	Client string    `json:"client,omitempty"` // the caller's IP prefix, as TruncateIP gives it
 	Method string    `json:"method"`
-	Path   string    `json:"path"`   // with the query
-	Status int       `json:"status"` // 0 while a call that changes something is under way
+	// Path is the request's path and query, at most MaxAuditPath bytes, with a
+	// consent id replaced by "{consent_id}": a consent id is the visitor's key to
+	// their records (GET /v1/consents/{id}), so the log names it by Subject only.
+	Path    string    `json:"path"`
+	Subject string    `json:"subject,omitempty"` // ConsentDigest of the consent id the call was about
+	Status  int       `json:"status"`            // 0 while a call that changes something is under way
+	Count   int       `json:"count,omitempty"`   // refused calls this entry stands for, when more than one
+	Last    time.Time `json:"last,omitzero"`     // the last of those calls
+}
+
+// MaxAuditPath is the most of a request's path and query an audit entry keeps.
+const MaxAuditPath = 512
+
+// ConsentDigest names a consent id without revealing it: whoever holds the id can
+// find the calls about it in the audit log, whoever reads the log cannot use it to
+// read the visitor's records. A consent id is a random UUID, so its digest cannot be
+// reversed by trying ids.
+func ConsentDigest(consentID string) string {
+	sum := sha256.Sum256([]byte(consentID))
+	return "sha256:" + hex.EncodeToString(sum[:16])
 }

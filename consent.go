@@ -111,14 +111,18 @@ type Store interface {
 	// Verify checks the hash chain of the records and its signed checkpoints.
 	Verify(ctx context.Context) (*Verification, error)
 
-	// AppendAudit stores e durably; e.ID must be a UUIDv7. An entry stored again
-	// with the same id replaces the first: a call that changes something is on
-	// record before it acts, then with its outcome.
-	AppendAudit(ctx context.Context, e *AuditEntry) error
+	// AppendAudit stores entries durably, all or none; each ID must be a UUIDv7.
+	// An entry stored again with the same id replaces the first: a call that
+	// changes something is on record before it acts, then with its outcome.
+	AppendAudit(ctx context.Context, entries ...*AuditEntry) error
 
 	// Audit returns up to limit audit entries after the one with id after (from the
 	// first if after is ""), oldest first.
 	Audit(ctx context.Context, after string, limit int) ([]*AuditEntry, error)
+
+	// PurgeAudit removes the audit entries made before the time before (the audit
+	// log's own retention) and returns how many it removed.
+	PurgeAudit(ctx context.Context, before time.Time) (int, error)
 
 	// Close waits for acknowledged writes in flight, then releases the store.
 	Close() error

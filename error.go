@@ -3,6 +3,7 @@ package consent
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. The HTTP layer maps each one to a status in one place.
@@ -14,6 +15,7 @@ const (
 	ETooLarge     = "too_large"
 	EUnsupported  = "unsupported_media_type"
 	EUnavailable  = "unavailable"
+	ERateLimited  = "rate_limited"
 	EInternal     = "internal"
 )
 
@@ -21,6 +23,9 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// RetryAfter, when set, is how long a client should wait before it tries again
+	// (a rate limit, a store short of disk space).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

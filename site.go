@@ -131,6 +131,22 @@ func (s *Site) HasOrigin(origin string) bool {
 	return false
 }
 
+// AllChoices returns the choices of "accept all" (granted) or "reject all" on the
+// site: every category and every enabled partner answered, the required categories
+// on.
+func (s *Site) AllChoices(granted bool) Choices {
+	c := Choices{Categories: map[string]bool{}, Partners: map[string]bool{}}
+	for _, cat := range s.Categories {
+		c.Categories[cat.ID] = granted || cat.Required
+	}
+	for _, p := range s.Partners {
+		if p.Enabled {
+			c.Partners[p.ID] = granted
+		}
+	}
+	return c
+}
+
 // Lifetime returns how long a decision with the given choices is kept: the consent
 // lifetime if it grants any optional category or any partner, else the refusal's.
 func (s *Site) Lifetime(c Choices) time.Duration {

@@ -615,7 +615,8 @@ func rawString(raw map[string]json.RawMessage) string {
 	return string(b)
 }
 
-// TestBackendDown: with POST /v1/consents failing, the visitor's choice still applies
+// TestBackendDown: with POST /v1/consents failing (or refusing the client for now,
+// 429), the visitor's choice still applies
 // locally and is kept in the cookie, flagged as not sent; once the backend is back,
 // the next page view sends it exactly once, as chosen (a refusal stays a refusal).
 func TestBackendDown(t *testing.T) {
@@ -630,6 +631,7 @@ func TestBackendDown(t *testing.T) {
 		{"reject_all/503", "voxbi.team", ConsentsUnavailable, false},
 		{"accept_all/connection closed", "voxbi.com", ConsentsHangUp, true},
 		{"reject_all/connection closed", "mixvoip.org", ConsentsHangUp, false},
+		{"reject_all/429", "mixvoip.org", ConsentsRateLimited, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -52,6 +52,7 @@ type ConsentsMode int32
 const (
 	ConsentsUp          ConsentsMode = iota // the real handler
 	ConsentsUnavailable                     // 503 with the error body (CORS allowed), nothing stored
+	ConsentsRateLimited                     // 429 with the error body (CORS allowed), nothing stored
 	ConsentsHangUp                          // the connection is closed without an answer
 )
 
@@ -289,16 +290,21 @@ func (e *Env) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // failConsents answers a POST /v1/consents as the current ConsentsMode says, and
 // reports whether it did (false: the real handler answers).
 func (e *Env) failConsents(w http.ResponseWriter, r *http.Request) bool {
-	switch ConsentsMode(e.consents.Load()) {
-	case ConsentsUnavailable:
-		// As consentd answers with a full queue: CORS allowed, so the page sees the 503.
+	switch mode := ConsentsMode(e.consents.Load()); mode {
+	case ConsentsUnavailable, ConsentsRateLimited:
+		// As consentd answers with a full queue or to a client over its limit: CORS
+		// allowed, so the page sees the status.
+		status, body := http.StatusServiceUnavailable, `{"error":{"code":"unavailable","message":"e2e: the backend is down"}}`
+		if mode == ConsentsRateLimited {
+			status, body = http.StatusTooManyRequests, `{"error":{"code":"rate_limited","message":"e2e: too many requests"}}`
+		}
 		if origin := r.Header.Get("Origin"); origin != "" {
 			w.Header().Set("Access-Control-Allow-Origin", origin)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Retry-After", "1")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = io.WriteString(w, `{"error":{"code":"unavailable","message":"e2e: the backend is down"}}`)
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
 		return true
 	case ConsentsHangUp:
 		if hj, ok := w.(http.Hijacker); ok {

@@ -19,13 +19,9 @@ type backuper interface {
 }
 
 // handleBackup sends a consistent copy of the whole store: every site's records, so
-// only a token without a site limit may take it. The copy is made before the answer
+// only a token without a site limit may take it (see storeWide). The copy is made before the answer
 // starts, so it has a length, and a client can tell a whole copy from a cut one.
 func (s *Server) handleBackup(c echo.Context) error {
-	token := dpoToken(c)
-	if len(token.Sites) > 0 {
-		return consent.Errorf(consent.EForbidden, "token %q is limited to sites; a backup holds them all", token.Name)
-	}
 	b, ok := s.store.(backuper)
 	if !ok {
 		return consent.Errorf(consent.ENotFound, "this store cannot be copied through consentd: back it up with the database's own tools")

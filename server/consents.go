@@ -21,9 +21,25 @@ import (
 // maxUserAgent bounds what a client can make us store per record.
 const maxUserAgent = 512
 
+// limitConsents answers 429 to a client (an IP prefix) that posts decisions faster
+// than Options.ConsentLimit allows, before its body is read: no visitor decides
+// that often, and each record costs disk. The banner sends a decision refused so
+// again on the next page view.
+func (s *Server) limitConsents(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := s.consentLimits.take(clientOf(c), s.opts.Now()); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
 // handleCreateConsent records one decision and answers 201 only once it is durable.
 func (s *Server) handleCreateConsent(c echo.Context) error {
 	req := c.Request()
+	// A client may half-close its connection once it has sent the body, which
+	// cancels the request's context: the decision is still recorded.
+	ctx := context.WithoutCancel(req.Context())
 	if err := checkContentType(req.Header.Get("Content-Type")); err != nil {
 		return err
 	}
@@ -48,11 +64,19 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	if !s.originAllowed(st, req) {
 		return consent.Errorf(consent.EForbidden, "origin %q may not record consents for site %s", req.Header.Get("Origin"), st.Key)
 	}
-	record, err := st.validate(cr)
+	record, err := st.validate(cr, s.demoHost(req))
 	if err != nil {
 		return err
 	}
-	if err := s.knownFingerprint(req.Context(), st, cr.Fingerprint); err != nil {
+	shown, err := s.shownSnapshot(ctx, st, cr.Fingerprint)
+	if err != nil {
+		return err
+	}
+	if err := validateChoices(st.Site, shown, cr.Action, record.Choices); err != nil {
+		return err
+	}
+	now := s.opts.Now()
+	if err := s.disk.check(now); err != nil {
 		return err
 	}
 	id, err := uuid.NewV7()
@@ -60,7 +84,7 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 		return err
 	}
 	record.ID = id.String()
-	record.RecordedAt = s.opts.Now().UTC().Truncate(time.Millisecond)
+	record.RecordedAt = now.UTC().Truncate(time.Millisecond)
 	record.ExpiresAt = st.expiry(record)
 	record.UserAgent = truncate(req.UserAgent(), maxUserAgent)
 	if addr, err := netip.ParseAddr(c.RealIP()); err == nil {
@@ -70,9 +94,7 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	if err := proof.Sign(record.Receipt, s.opts.Keys.Signer()); err != nil {
 		return err
 	}
-	// The write is not cancelled when the client goes away: once queued it commits
-	// anyway, and the handler should see it through rather than report a failure.
-	if err := s.store.Append(context.WithoutCancel(req.Context()), record); err != nil {
+	if err := s.store.Append(ctx, record); err != nil {
 		return err
 	}
 	s.metrics.recorded.WithLabelValues(record.Site, string(record.Action)).Inc()
@@ -84,19 +106,31 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	})
 }
 
-// knownFingerprint accepts the fingerprint of the banner served now, or of any banner
-// served before, whose snapshot is stored: a visitor may answer a banner that was
-// served before a reload or a restart.
-func (s *Server) knownFingerprint(ctx context.Context, st *site, fingerprint string) error {
+// shownSnapshot returns what the visitor who answered fingerprint was shown: the
+// banner served now, or any banner served before, whose snapshot is stored (a
+// visitor may answer a banner served before a reload or a restart).
+func (s *Server) shownSnapshot(ctx context.Context, st *site, fingerprint string) (*consent.Snapshot, error) {
 	if fingerprint == st.bundle.Fingerprint {
-		return nil
+		return st.bundle.Snapshot, nil
 	}
-	_, err := s.store.Snapshot(ctx, st.Key, fingerprint)
+	snap, err := s.store.Snapshot(ctx, st.Key, fingerprint)
 	if consent.ErrorCode(err) == consent.ENotFound {
-		return consent.Errorf(consent.EInvalid, "fingerprint %q was never served for site %s", fingerprint, st.Key)
+		return nil, consent.Errorf(consent.EInvalid, "fingerprint %q was never served for site %s", fingerprint, st.Key)
 	}
-	return err
+	return snap, err
 }
+
+// demoHost is the host whose pages may post decisions besides the sites' own: the
+// server's own, where the demo pages live, when they are on; "" otherwise.
+func (s *Server) demoHost(r *http.Request) string {
+	if s.opts.Demo {
+		return r.Host
+	}
+	return ""
+}
+
+// errNoRecords answers a consent id without records, or none the caller may see.
+var errNoRecords = consent.Errorf(consent.ENotFound, "no records for this consent id")
 
 func tooLarge() error {
 	return consent.Errorf(consent.ETooLarge, "body is larger than %d bytes", MaxConsentBody)
@@ -127,7 +161,7 @@ func (s *Server) handleGetConsents(c echo.Context) error {
 		return err
 	}
 	if len(records) == 0 {
-		return consent.Errorf(consent.ENotFound, "no records for this consent id")
+		return errNoRecords
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, map[string]any{"consent_id": strings.ToLower(id), "records": records})

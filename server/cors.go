@@ -50,5 +50,6 @@ func (s *Server) originAllowed(st *site, r *http.Request) bool {
 	if st.HasOrigin(origin) {
 		return true
 	}
-	return s.opts.Demo && (origin == "http://"+r.Host || origin == "https://"+r.Host)
+	host := s.demoHost(r)
+	return host != "" && (origin == "http://"+host || origin == "https://"+host)
 }

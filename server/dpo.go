@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 
@@ -9,95 +8,22 @@ import (
 	"github.com/labstack/echo/v4"
 
 	consent "github.com/mixvoip/consentd"
-	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/proof"
 )
 
-// SetTokens replaces the DPO API's tokens; consentd calls it when the token file
-// changes.
-func (s *Server) SetTokens(ts *auth.Tokens) { s.tokens.Store(ts) }
-
 func (s *Server) routeDPO(e *echo.Echo) {
 	g := e.Group("/v1/dpo", s.dpoAuth)
-	g.GET("/verify", s.handleVerify)
-	g.GET("/checkpoint", s.handleLastCheckpoint)
-	g.GET("/consents/:consent_id", s.handleProof)
-	g.GET("/snapshots/:fingerprint", s.handleSnapshot)
-	g.GET("/audit", s.handleAudit)
-	g.GET("/records", s.handleRecords)
-	g.GET("/export", s.handleExport)
-	g.GET("/stats", s.handleStats)
+	get(g, "/verify", s.handleVerify, storeWide)
+	get(g, "/checkpoint", s.handleLastCheckpoint, storeWide)
+	get(g, "/consents/:consent_id", s.handleProof)
+	get(g, "/snapshots/:fingerprint", s.handleSnapshot)
+	get(g, "/audit", s.handleAudit, storeWide)
+	get(g, "/records", s.handleRecords)
+	get(g, "/export", s.handleExport)
+	get(g, "/stats", s.handleStats)
 	g.DELETE("/consents/:consent_id", s.handleErase)
-	g.GET("/backup", s.handleBackup)
+	get(g, "/backup", s.handleBackup, storeWide)
 }
-
-const tokenKey = "dpo-token"
-
-// dpoAuth lets only a valid bearer token through, and records every call, refused
-// ones included, in the audit log before it is answered: the entry, with the status,
-// is written as the answer's header is about to leave, and an entry that cannot be
-// written turns the answer into a 503 before any of it has left. A call that changes
-// something is on record before it acts, too.
-func (s *Server) dpoAuth(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		var token *auth.Token
-		// The scheme's name is case-insensitive (RFC 9110, section 11.1).
-		if scheme, secret, ok := strings.Cut(c.Request().Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
-			if ts := s.tokens.Load(); ts != nil {
-				token = ts.Authenticate(strings.TrimSpace(secret))
-			}
-		}
-		entry := &consent.AuditEntry{
-			ID: uuid.Must(uuid.NewV7()).String(), At: s.opts.Now().UTC(),
-			Method: c.Request().Method, Path: c.Request().URL.RequestURI(),
-		}
-		if token != nil {
-			entry.Token = token.Name
-		}
-		res := c.Response()
-		audited := false
-		res.Before(func() {
-			if audited {
-				return // the 503 below, answered in place of the handler's answer
-			}
-			audited = true
-			entry.Status = res.Status
-			if err := s.store.AppendAudit(c.Request().Context(), entry); err != nil {
-				clear(res.Header())
-				s.handleError(errors.Join(err, consent.ErrUnavailable), c)
-				res.Writer = droppedWriter{}
-			}
-		})
-		if token == nil {
-			res.Header().Set("WWW-Authenticate", `Bearer realm="consentd DPO API"`)
-			return consent.Errorf(consent.EUnauthorized, "a valid bearer token is required: consentd token add NAME")
-		}
-		c.Set(tokenKey, token)
-		res.Header().Set("Cache-Control", "no-store")
-		if c.Request().Method != http.MethodGet {
-			// A call that changes something (an erasure) is on record before it
-			// acts; the entry gets its outcome as the answer leaves.
-			if err := s.store.AppendAudit(c.Request().Context(), entry); err != nil {
-				return errors.Join(err, consent.ErrUnavailable)
-			}
-		}
-		return next(c)
-	}
-}
-
-// droppedWriter takes the place of a response whose answer was replaced: what the
-// handler still writes goes nowhere, and a streaming handler learns to stop.
-type droppedWriter struct{}
-
-func (droppedWriter) Header() http.Header { return http.Header{} }
-
-func (droppedWriter) Write([]byte) (int, error) { return 0, errAnswerReplaced }
-
-func (droppedWriter) WriteHeader(int) {}
-
-var errAnswerReplaced = errors.New("server: the answer was replaced")
-
-func dpoToken(c echo.Context) *auth.Token { return c.Get(tokenKey).(*auth.Token) }
 
 func (s *Server) handleVerify(c echo.Context) error {
 	v, err := s.store.Verify(c.Request().Context())
@@ -138,7 +64,7 @@ func (s *Server) handleProof(c echo.Context) error {
 		return err
 	}
 	if len(records) == 0 {
-		return consent.Errorf(consent.ENotFound, "no records for this consent id")
+		return errNoRecords
 	}
 	token := dpoToken(c)
 	keys := s.opts.Keys.Public()
@@ -166,7 +92,9 @@ func (s *Server) handleProof(c echo.Context) error {
 		}
 	}
 	if len(out) == 0 {
-		return consent.Errorf(consent.EForbidden, "token %q may not see the sites of this consent id", token.Name)
+		// As if there were none: a token limited to sites learns nothing of the
+		// others, not even that a consent id has records there.
+		return errNoRecords
 	}
 	list := []*consent.Snapshot{}
 	for _, snap := range snapshots {
@@ -199,20 +127,4 @@ func (s *Server) handleSnapshot(c echo.Context) error {
 		return consent.Errorf(consent.ENotFound, "no snapshot of %q on the sites this token may see", c.Param("fingerprint"))
 	}
 	return c.JSON(http.StatusOK, map[string]any{"snapshots": list})
-}
-
-func (s *Server) handleAudit(c echo.Context) error {
-	limit, err := pageLimit(c)
-	if err != nil {
-		return err
-	}
-	entries, err := s.store.Audit(c.Request().Context(), c.QueryParam("after"), limit)
-	if err != nil {
-		return err
-	}
-	next := ""
-	if len(entries) == limit {
-		next = entries[len(entries)-1].ID
-	}
-	return c.JSON(http.StatusOK, map[string]any{"entries": entries, "next": next})
 }

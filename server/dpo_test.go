@@ -22,11 +22,24 @@ import (
 // MustServerOn returns a fixture that serves cfg on store, with MustTokens' tokens.
 func MustServerOn(tb testing.TB, store consent.Store, cfg *config.Config) (f *fixture, all, voxbi string) {
 	tb.Helper()
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		tb.Fatal(err)
+	return MustServerWith(tb, store, cfg, server.Options{})
+}
+
+// MustServerWith is MustServerOn with opts; the keys and a silent logger are filled
+// in unless opts has them.
+func MustServerWith(tb testing.TB, store consent.Store, cfg *config.Config, opts server.Options) (f *fixture, all, voxbi string) {
+	tb.Helper()
+	if opts.Keys == nil {
+		keys, err := proof.NewEphemeralKeyring()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		opts.Keys = keys
 	}
-	srv := server.New(store, server.Options{Keys: keys, Logger: slog.New(slog.DiscardHandler)})
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	srv := server.New(store, opts)
 	if err := srv.Load(cfg); err != nil {
 		tb.Fatal(err)
 	}
@@ -99,8 +112,11 @@ func TestDPOProof(t *testing.T) {
 		t.Errorf("snapshots = %+v, want the one the visitor saw", proof.Snapshots)
 	}
 
-	if rec := f.do(t, http.MethodGet, "/v1/dpo/consents/"+id, "", bearer(voxbi)); rec.Code != http.StatusForbidden {
-		t.Errorf("a token for voxbi.com on a mixvoip.com consent: %d, want 403", rec.Code)
+	// A token limited to another site learns nothing, not even that the id exists.
+	if rec := f.do(t, http.MethodGet, "/v1/dpo/consents/"+id, "", bearer(voxbi)); rec.Code != http.StatusNotFound {
+		t.Errorf("a token for voxbi.com on a mixvoip.com consent: %d, want 404", rec.Code)
+	} else if _, msg := MustErrorBody(t, rec); msg != "no records for this consent id" {
+		t.Errorf("a token for voxbi.com on a mixvoip.com consent: %q, want the answer to an unknown id", msg)
 	}
 	fp := banner.Fingerprint(f.cfg.Sites[testSite])
 	if rec := f.do(t, http.MethodGet, "/v1/dpo/snapshots/"+fp, "", bearer(all)); rec.Code != http.StatusOK {
@@ -246,7 +262,7 @@ func TestDPOStatsAndErasure(t *testing.T) {
 		body := f.validBody(t)
 		if i == 0 {
 			body["action"] = "accept_all"
-			body["choices"] = map[string]any{"categories": map[string]bool{"technical": true, "advertising": true}}
+			body["choices"] = f.choices(true)
 		}
 		if rec := f.post(t, body, nil); rec.Code != http.StatusCreated {
 			t.Fatal(rec.Body)
@@ -278,8 +294,8 @@ func TestDPOStatsAndErasure(t *testing.T) {
 		t.Errorf("stats count %d decisions, %d accept_all; want 4 and 1", total, accepted)
 	}
 
-	if rec := f.do(t, http.MethodDelete, "/v1/dpo/consents/"+last, "", bearer(voxbi)); rec.Code != http.StatusForbidden {
-		t.Errorf("erasure with a token of another site: %d, want 403", rec.Code)
+	if rec := f.do(t, http.MethodDelete, "/v1/dpo/consents/"+last, "", bearer(voxbi)); rec.Code != http.StatusNotFound {
+		t.Errorf("erasure with a token of another site: %d, want 404, as for an unknown id", rec.Code)
 	}
 	if rec := f.do(t, http.MethodDelete, "/v1/dpo/consents/"+last, "", bearer(all)); rec.Code != http.StatusOK {
 		t.Fatalf("erasure: %d %s", rec.Code, rec.Body)

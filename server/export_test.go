@@ -1,17 +1,41 @@
 package server
 
-import "github.com/labstack/echo/v4"
+import (
+	"net/http"
+	"slices"
+	"time"
 
-// Routes lists "METHOD /path" for every route s serves, so that the tests in package
-// server_test can hold them against openapi.yaml without Echo leaking into the API.
+	"github.com/labstack/echo/v4"
+)
+
+// Routes lists "METHOD /path" for every route s serves on its public and admin
+// handlers, so that the tests in package server_test can hold them against
+// openapi.yaml without Echo leaking into the API.
 func Routes(s *Server) []string {
 	var out []string
-	for _, r := range s.echo.Routes() {
-		// Echo adds these catch-alls for the DPO group's middleware; they answer 401 or
-		// 404 and are no operation of their own.
-		if r.Method != echo.RouteNotFound {
-			out = append(out, r.Method+" "+r.Path)
+	for _, e := range []*echo.Echo{s.public, s.admin} {
+		for _, r := range e.Routes() {
+			// Echo adds these catch-alls for the DPO group's middleware; they answer
+			// 401 or 404 and are no operation of their own. HEAD is answered as GET
+			// is, on every GET route (RFC 9110, section 9.3.2).
+			if r.Method != echo.RouteNotFound && r.Method != http.MethodHead && !slices.Contains(out, r.Method+" "+r.Path) {
+				out = append(out, r.Method+" "+r.Path)
+			}
 		}
 	}
 	return out
 }
+
+// ClientLimits is the per-client rate limiter, for the tests of its memory bound.
+type ClientLimits struct{ cl *clientLimits }
+
+// NewClientLimitsForTest returns the limits of l for up to size clients.
+func NewClientLimitsForTest(l Limit, size int) ClientLimits {
+	return ClientLimits{newClientLimits(l, size)}
+}
+
+// Take spends one event of client at now.
+func (c ClientLimits) Take(client string, now time.Time) error { return c.cl.take(client, now) }
+
+// Len is how many clients' limits are kept.
+func (c ClientLimits) Len() int { return c.cl.clients.Len() }

@@ -17,14 +17,17 @@ func FuzzDecodeConsentRequest(f *testing.F) {
 	f.Add([]byte(`{"choices":{"categories":null,"partners":{"":true}}}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"url":"https://example.com/\u0000?x"}{}`))
+	f.Add([]byte(`{"site":"example.com","consent_id":"0b0d6a52-3f5e-4c43-9a49-6f0e2f7d4b11","action":"custom","fingerprint":"fp1","choices":{"categories":{"technical":true,"advertising":false,"Advertising":true},"partners":{"pixel":false,"off":true}},"language":"en","url":"https://example.com/a","surface":"banner","gpc":false,"GPC":true}`))
 	st := &site{
 		Site: &consent.Site{
 			Key:        "example.com",
+			Origins:    []string{"https://example.com"},
 			Languages:  []string{"en", "de"},
 			Categories: []consent.Category{{ID: "technical", Required: true}, {ID: "advertising"}},
-			Partners:   []consent.Partner{{ID: "pixel", Enabled: true, Category: "advertising"}},
+			Partners:   []consent.Partner{{ID: "pixel", Enabled: true, Category: "advertising"}, {ID: "off", Category: "advertising"}},
 		},
 	}
+	shown := &consent.Snapshot{Categories: st.Categories, Partners: st.Partners[:1]}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := decodeConsentRequest(body)
 		if err != nil {
@@ -33,7 +36,10 @@ func FuzzDecodeConsentRequest(f *testing.F) {
 			}
 			return
 		}
-		r, err := st.validate(req)
+		r, err := st.validate(req, "")
+		if err == nil {
+			err = validateChoices(st.Site, shown, r.Action, r.Choices)
+		}
 		if err != nil {
 			if consent.ErrorCode(err) != consent.EInvalid {
 				t.Fatalf("validate error %v is not EInvalid", err)
@@ -51,6 +57,12 @@ func FuzzDecodeConsentRequest(f *testing.F) {
 		}
 		if r.Action == consent.ActionRejectAll && st.Lifetime(r.Choices) != st.Cookie.RefusalLifetime {
 			t.Errorf("reject_all granted something: %+v", r.Choices)
+		}
+		if len(r.Choices.Categories) != 2 || len(r.Choices.Partners) != 1 || r.Choices.Partners["pixel"] && !r.Choices.Categories["advertising"] {
+			t.Errorf("accepted choices %+v: want an answer per category and per partner shown, a partner only with its category", r.Choices)
+		}
+		if !strings.HasPrefix(r.URL, "https://example.com/") && r.URL != "https://example.com" {
+			t.Errorf("accepted a page %q on another origin", r.URL)
 		}
 	})
 }

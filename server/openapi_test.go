@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -228,11 +229,11 @@ func (s *faultyStore) Audit(ctx context.Context, after string, limit int) ([]*co
 	return s.Store.Audit(ctx, after, limit)
 }
 
-func (s *faultyStore) AppendAudit(ctx context.Context, e *consent.AuditEntry) error {
+func (s *faultyStore) AppendAudit(ctx context.Context, e ...*consent.AuditEntry) error {
 	if s.auditFault != nil {
 		return s.auditFault
 	}
-	return s.Store.AppendAudit(ctx, e)
+	return s.Store.AppendAudit(ctx, e...)
 }
 
 // apiCase is one request to the server, and the status it must get.
@@ -278,13 +279,13 @@ func TestOpenAPI(t *testing.T) {
 		return b["consent_id"].(string), MustJSON(t, b)
 	}
 	id, created := consentBody(nil)
-	_, withoutPartners := consentBody(func(b map[string]any) {
+	_, acceptAll := consentBody(func(b map[string]any) {
 		b["action"] = "accept_all"
-		b["choices"] = map[string]any{"categories": map[string]bool{"technical": true, "advertising": true}}
+		b["choices"] = f.choices(true)
 	})
 	erasable, erasableBody := consentBody(nil)
 	_, unknownCategory := consentBody(func(b map[string]any) {
-		b["choices"] = map[string]any{"categories": map[string]bool{"technical": true, "analytics": false}}
+		b["choices"].(map[string]any)["categories"].(map[string]bool)["analytics"] = false
 	})
 	_, unknownSite := consentBody(func(b map[string]any) { b["site"] = "example.org" })
 	_, tooLarge := consentBody(func(b map[string]any) { b["url"] = testOrigin + "/" + strings.Repeat("a", 9000) })
@@ -295,6 +296,27 @@ func TestOpenAPI(t *testing.T) {
 	from := time.Now().UTC().Format(time.DateOnly)
 	to := time.Now().UTC().Add(48 * time.Hour).Format(time.RFC3339)
 	disk := errors.New("disk failed")
+
+	// A consent id with records on two sites: a token of one of them may not erase it.
+	twoSites, twoSitesBody := consentBody(nil)
+	if rec := f.post(t, MustJSONMap(t, twoSitesBody), nil); rec.Code != http.StatusCreated {
+		t.Fatal(rec.Body)
+	}
+	voxbiBody := f.validBodyFor(t, "voxbi.com")
+	voxbiBody["consent_id"] = twoSites
+	if rec := f.post(t, voxbiBody, map[string]string{"Origin": "https://voxbi.com"}); rec.Code != http.StatusCreated {
+		t.Fatal(rec.Body)
+	}
+	// A server whose clients have spent their limits: one decision, one wrong token.
+	limited, limitedToken, _ := MustServerWith(t, base.store, base.cfg, server.Options{
+		ConsentLimit: server.Limit{Rate: 1e-6, Burst: 1}, AuthFailureLimit: server.Limit{Rate: 1e-6, Burst: 1}})
+	_, spent := consentBody(nil)
+	if rec := limited.post(t, MustJSONMap(t, spent), nil); rec.Code != http.StatusCreated {
+		t.Fatal(rec.Body)
+	}
+	limited.do(t, http.MethodGet, "/v1/dpo/verify", "", bearer("cdt_guess"))
+	// A server short of disk space: not ready.
+	short, _, _ := MustServerWith(t, base.store, base.cfg, server.Options{Disk: server.DiskGuard{Dir: t.TempDir(), MinFree: 1 << 62}})
 
 	post := func(contentType, origin string) map[string]string {
 		h := map[string]string{"Content-Type": contentType}
@@ -313,7 +335,7 @@ func TestOpenAPI(t *testing.T) {
 		{name: "banner of unknown site", method: "GET", path: "/v1/banner/example.org.js", status: 404},
 
 		{name: "consent as JSON", method: "POST", path: "/v1/consents", body: created, header: asJSON, status: 201},
-		{name: "consent by beacon without partners", method: "POST", path: "/v1/consents", body: withoutPartners, header: asBeacon, status: 201},
+		{name: "consent by beacon", method: "POST", path: "/v1/consents", body: acceptAll, header: asBeacon, status: 201},
 		{name: "consent to erase", method: "POST", path: "/v1/consents", body: erasableBody, header: asJSON, status: 201},
 		{name: "consent malformed", method: "POST", path: "/v1/consents", body: `{"site":`, header: asJSON, status: 400, invalid: true},
 		{name: "consent unknown field", method: "POST", path: "/v1/consents", body: strings.Replace(created, `{`, `{"tracking":true,`, 1), header: asJSON, status: 400, invalid: true},
@@ -325,6 +347,7 @@ func TestOpenAPI(t *testing.T) {
 		{name: "consent as form", method: "POST", path: "/v1/consents", body: "site=x", header: post("application/x-www-form-urlencoded", testOrigin), status: 415, invalid: true},
 		{name: "consent on failing disk", method: "POST", path: "/v1/consents", body: created, header: asJSON, status: 500, fault: disk},
 		{name: "consent on full queue", method: "POST", path: "/v1/consents", body: created, header: asJSON, status: 503, fault: consent.ErrUnavailable},
+		{name: "consent over the client's limit", method: "POST", path: "/v1/consents", body: created, header: asJSON, status: 429, handler: limited.srv},
 
 		{name: "preflight", method: "OPTIONS", path: "/v1/consents", header: map[string]string{"Origin": testOrigin, "Access-Control-Request-Method": "POST"}, status: 204},
 		{name: "preflight foreign origin", method: "OPTIONS", path: "/v1/consents", header: map[string]string{"Origin": "https://evil.example"}, status: 403},
@@ -339,47 +362,68 @@ func TestOpenAPI(t *testing.T) {
 		{name: "keys", method: "GET", path: "/v1/keys", status: 200},
 		{name: "healthz", method: "GET", path: "/healthz", status: 200},
 		{name: "readyz", method: "GET", path: "/readyz", status: 200},
+		{name: "readyz short of disk", method: "GET", path: "/readyz", status: 503, handler: short.srv},
 		{name: "metrics", method: "GET", path: "/metrics", status: 200,
 			checkResponse: wantBody("consentd_records_total{")},
 
 		{name: "verify", method: "GET", path: "/v1/dpo/verify", header: bearer(all), status: 200},
 		{name: "verify without token", method: "GET", path: "/v1/dpo/verify", status: 401, invalid: true},
+		{name: "verify with a token limited to a site", method: "GET", path: "/v1/dpo/verify", header: bearer(voxbi), status: 403},
 		{name: "verify unknown token", method: "GET", path: "/v1/dpo/verify", header: bearer("cdt_guess"), status: 401},
 		{name: "verify failing disk", method: "GET", path: "/v1/dpo/verify", header: bearer(all), status: 500, fault: disk},
-		{name: "verify refused, unaudited", method: "GET", path: "/v1/dpo/verify", header: bearer("cdt_guess"), status: 503, audit: disk},
+		{name: "verify refused while the audit fails", method: "GET", path: "/v1/dpo/verify", header: bearer("cdt_guess"), status: 401, audit: disk},
+		{name: "verify, unaudited", method: "GET", path: "/v1/dpo/verify", header: bearer(all), status: 503, audit: disk,
+			checkResponse: wantOnlyError},
+		{name: "verify over the client's failure limit", method: "GET", path: "/v1/dpo/verify", header: bearer(limitedToken), status: 429, handler: limited.srv},
 
 		{name: "proof", method: "GET", path: "/v1/dpo/consents/" + id, header: bearer(all), status: 200,
 			checkResponse: wantBody(`"snapshots":[{`)},
 		{name: "proof bad id", method: "GET", path: "/v1/dpo/consents/nope", header: bearer(all), status: 400, invalid: true},
 		{name: "proof without token", method: "GET", path: "/v1/dpo/consents/" + id, status: 401, invalid: true},
-		{name: "proof of another site", method: "GET", path: "/v1/dpo/consents/" + id, header: bearer(voxbi), status: 403},
+		{name: "proof of another site", method: "GET", path: "/v1/dpo/consents/" + id, header: bearer(voxbi), status: 404},
 		{name: "proof unknown id", method: "GET", path: "/v1/dpo/consents/" + unknownID, header: bearer(all), status: 404},
 		{name: "proof failing disk", method: "GET", path: "/v1/dpo/consents/" + id, header: bearer(all), status: 500, fault: disk},
-		{name: "proof refused, unaudited", method: "GET", path: "/v1/dpo/consents/" + id, header: bearer("cdt_guess"), status: 503, audit: disk},
+		{name: "proof refused while the audit fails", method: "GET", path: "/v1/dpo/consents/" + id, header: bearer("cdt_guess"), status: 401, audit: disk},
+		{name: "proof, unaudited", method: "GET", path: "/v1/dpo/consents/" + id, header: bearer(all), status: 503, audit: disk,
+			checkResponse: wantOnlyError},
+		{name: "proof over the client's failure limit", method: "GET", path: "/v1/dpo/consents/" + id, header: bearer(limitedToken), status: 429, handler: limited.srv},
 
-		{name: "erase of another site", method: "DELETE", path: "/v1/dpo/consents/" + erasable, header: bearer(voxbi), status: 403},
+		{name: "erase of another site", method: "DELETE", path: "/v1/dpo/consents/" + erasable, header: bearer(voxbi), status: 404},
+		{name: "erase of two sites with a token of one", method: "DELETE", path: "/v1/dpo/consents/" + twoSites, header: bearer(voxbi), status: 403},
 		{name: "erase", method: "DELETE", path: "/v1/dpo/consents/" + erasable, header: bearer(all), status: 200,
 			checkResponse: wantBody(`"erased":1`)},
 		{name: "erase bad id", method: "DELETE", path: "/v1/dpo/consents/nope", header: bearer(all), status: 400, invalid: true},
 		{name: "erase without token", method: "DELETE", path: "/v1/dpo/consents/" + erasable, status: 401, invalid: true},
 		{name: "erase unknown id", method: "DELETE", path: "/v1/dpo/consents/" + unknownID, header: bearer(all), status: 404},
 		{name: "erase failing disk", method: "DELETE", path: "/v1/dpo/consents/" + erasable, header: bearer(all), status: 500, fault: disk},
-		{name: "erase refused, unaudited", method: "DELETE", path: "/v1/dpo/consents/" + erasable, header: bearer("cdt_guess"), status: 503, audit: disk},
+		{name: "erase refused while the audit fails", method: "DELETE", path: "/v1/dpo/consents/" + erasable, header: bearer("cdt_guess"), status: 401, audit: disk},
+		{name: "erase, unaudited", method: "DELETE", path: "/v1/dpo/consents/" + erasable, header: bearer(all), status: 503, audit: disk,
+			checkResponse: wantOnlyError},
+		{name: "erase over the client's failure limit", method: "DELETE", path: "/v1/dpo/consents/" + erasable, header: bearer(limitedToken), status: 429, handler: limited.srv},
 
 		{name: "snapshots", method: "GET", path: "/v1/dpo/snapshots/" + fp, header: bearer(all), status: 200},
 		{name: "snapshots without token", method: "GET", path: "/v1/dpo/snapshots/" + fp, status: 401, invalid: true},
 		{name: "snapshots of another site", method: "GET", path: "/v1/dpo/snapshots/" + fp, header: bearer(voxbi), status: 404},
 		{name: "snapshots unknown", method: "GET", path: "/v1/dpo/snapshots/0123456789abcdef", header: bearer(all), status: 404},
 		{name: "snapshots failing disk", method: "GET", path: "/v1/dpo/snapshots/" + fp, header: bearer(all), status: 500, fault: disk},
-		{name: "snapshots refused, unaudited", method: "GET", path: "/v1/dpo/snapshots/" + fp, header: bearer("cdt_guess"), status: 503, audit: disk},
+		{name: "snapshots refused while the audit fails", method: "GET", path: "/v1/dpo/snapshots/" + fp, header: bearer("cdt_guess"), status: 401, audit: disk},
+		{name: "snapshots, unaudited", method: "GET", path: "/v1/dpo/snapshots/" + fp, header: bearer(all), status: 503, audit: disk,
+			checkResponse: wantOnlyError},
+		{name: "snapshots over the client's failure limit", method: "GET", path: "/v1/dpo/snapshots/" + fp, header: bearer(limitedToken), status: 429, handler: limited.srv},
 
 		{name: "audit", method: "GET", path: "/v1/dpo/audit?limit=3", header: bearer(all), status: 200,
 			checkResponse: wantBody(`"entries":[{`)},
 		{name: "audit limit 0", method: "GET", path: "/v1/dpo/audit?limit=0", header: bearer(all), status: 400, invalid: true},
 		{name: "audit bad cursor", method: "GET", path: "/v1/dpo/audit?after=nope", header: bearer(all), status: 400, invalid: true},
 		{name: "audit without token", method: "GET", path: "/v1/dpo/audit", status: 401, invalid: true},
+		{name: "audit of one consent id", method: "GET", path: "/v1/dpo/audit?consent_id=" + id, header: bearer(all), status: 200,
+			checkResponse: wantBody(`"path":"/v1/dpo/consents/{consent_id}"`)},
+		{name: "audit with a token limited to a site", method: "GET", path: "/v1/dpo/audit", header: bearer(voxbi), status: 403},
 		{name: "audit failing disk", method: "GET", path: "/v1/dpo/audit", header: bearer(all), status: 500, fault: disk},
-		{name: "audit refused, unaudited", method: "GET", path: "/v1/dpo/audit", header: bearer("cdt_guess"), status: 503, audit: disk},
+		{name: "audit refused while the audit fails", method: "GET", path: "/v1/dpo/audit", header: bearer("cdt_guess"), status: 401, audit: disk},
+		{name: "audit, unaudited", method: "GET", path: "/v1/dpo/audit", header: bearer(all), status: 503, audit: disk,
+			checkResponse: wantOnlyError},
+		{name: "audit over the client's failure limit", method: "GET", path: "/v1/dpo/audit", header: bearer(limitedToken), status: 429, handler: limited.srv},
 
 		{name: "records with every filter", method: "GET", header: bearer(all), status: 200,
 			path:          "/v1/dpo/records?site=" + testSite + "&from=" + from + "&to=" + to + "&action=reject_all&fingerprint=" + fp + "&language=en&limit=2",
@@ -392,7 +436,8 @@ func TestOpenAPI(t *testing.T) {
 		{name: "records without token", method: "GET", path: "/v1/dpo/records", status: 401, invalid: true},
 		{name: "records of another site", method: "GET", path: "/v1/dpo/records?site=" + testSite, header: bearer(voxbi), status: 403},
 		{name: "records failing disk", method: "GET", path: "/v1/dpo/records", header: bearer(all), status: 500, fault: disk},
-		{name: "records refused, unaudited", method: "GET", path: "/v1/dpo/records", header: bearer("cdt_guess"), status: 503, audit: disk},
+		{name: "records refused while the audit fails", method: "GET", path: "/v1/dpo/records", header: bearer("cdt_guess"), status: 401, audit: disk},
+		{name: "records over the client's failure limit", method: "GET", path: "/v1/dpo/records", header: bearer(limitedToken), status: 429, handler: limited.srv},
 		{name: "records, unaudited", method: "GET", path: "/v1/dpo/records", header: bearer(all), status: 503, audit: disk,
 			checkResponse: wantOnlyError},
 
@@ -406,7 +451,8 @@ func TestOpenAPI(t *testing.T) {
 		{name: "export without token", method: "GET", path: "/v1/dpo/export", status: 401, invalid: true},
 		{name: "export of another site", method: "GET", path: "/v1/dpo/export?site=" + testSite, header: bearer(voxbi), status: 403},
 		{name: "export failing disk", method: "GET", path: "/v1/dpo/export", header: bearer(all), status: 500, fault: disk},
-		{name: "export refused, unaudited", method: "GET", path: "/v1/dpo/export", header: bearer("cdt_guess"), status: 503, audit: disk},
+		{name: "export refused while the audit fails", method: "GET", path: "/v1/dpo/export", header: bearer("cdt_guess"), status: 401, audit: disk},
+		{name: "export over the client's failure limit", method: "GET", path: "/v1/dpo/export", header: bearer(limitedToken), status: 429, handler: limited.srv},
 		{name: "export, unaudited", method: "GET", path: "/v1/dpo/export?format=csv", header: bearer(all), status: 503, audit: disk,
 			checkResponse: wantOnlyError},
 
@@ -415,8 +461,12 @@ func TestOpenAPI(t *testing.T) {
 		{name: "no checkpoint yet", method: "GET", path: "/v1/dpo/checkpoint", header: bearer(unsignedToken), status: 404,
 			handler: unsigned.srv},
 		{name: "last checkpoint without token", method: "GET", path: "/v1/dpo/checkpoint", status: 401, invalid: true},
+		{name: "last checkpoint with a token limited to a site", method: "GET", path: "/v1/dpo/checkpoint", header: bearer(voxbi), status: 403},
 		{name: "last checkpoint failing disk", method: "GET", path: "/v1/dpo/checkpoint", header: bearer(all), status: 500, fault: disk},
-		{name: "last checkpoint refused, unaudited", method: "GET", path: "/v1/dpo/checkpoint", header: bearer("cdt_guess"), status: 503, audit: disk},
+		{name: "last checkpoint refused while the audit fails", method: "GET", path: "/v1/dpo/checkpoint", header: bearer("cdt_guess"), status: 401, audit: disk},
+		{name: "last checkpoint, unaudited", method: "GET", path: "/v1/dpo/checkpoint", header: bearer(all), status: 503, audit: disk,
+			checkResponse: wantOnlyError},
+		{name: "last checkpoint over the client's failure limit", method: "GET", path: "/v1/dpo/checkpoint", header: bearer(limitedToken), status: 429, handler: limited.srv},
 
 		{name: "backup", method: "GET", path: "/v1/dpo/backup", header: bearer(all), status: 200,
 			checkResponse: wantHeader("Content-Type", "application/octet-stream")},
@@ -425,7 +475,10 @@ func TestOpenAPI(t *testing.T) {
 		{name: "backup of a store that cannot copy itself", method: "GET", path: "/v1/dpo/backup", header: bearer(uncopyableToken), status: 404,
 			handler: uncopyable.srv},
 		{name: "backup failing disk", method: "GET", path: "/v1/dpo/backup", header: bearer(all), status: 500, fault: disk},
-		{name: "backup refused, unaudited", method: "GET", path: "/v1/dpo/backup", header: bearer("cdt_guess"), status: 503, audit: disk},
+		{name: "backup refused while the audit fails", method: "GET", path: "/v1/dpo/backup", header: bearer("cdt_guess"), status: 401, audit: disk},
+		{name: "backup, unaudited", method: "GET", path: "/v1/dpo/backup", header: bearer(all), status: 503, audit: disk,
+			checkResponse: wantOnlyError},
+		{name: "backup over the client's failure limit", method: "GET", path: "/v1/dpo/backup", header: bearer(limitedToken), status: 429, handler: limited.srv},
 
 		{name: "stats", method: "GET", path: "/v1/dpo/stats?from=" + from, header: bearer(all), status: 200,
 			checkResponse: wantBody(`"days":[{`)},
@@ -433,7 +486,10 @@ func TestOpenAPI(t *testing.T) {
 		{name: "stats without token", method: "GET", path: "/v1/dpo/stats", status: 401, invalid: true},
 		{name: "stats of another site", method: "GET", path: "/v1/dpo/stats?site=" + testSite, header: bearer(voxbi), status: 403},
 		{name: "stats failing disk", method: "GET", path: "/v1/dpo/stats", header: bearer(all), status: 500, fault: disk},
-		{name: "stats refused, unaudited", method: "GET", path: "/v1/dpo/stats", header: bearer("cdt_guess"), status: 503, audit: disk},
+		{name: "stats refused while the audit fails", method: "GET", path: "/v1/dpo/stats", header: bearer("cdt_guess"), status: 401, audit: disk},
+		{name: "stats, unaudited", method: "GET", path: "/v1/dpo/stats", header: bearer(all), status: 503, audit: disk,
+			checkResponse: wantOnlyError},
+		{name: "stats over the client's failure limit", method: "GET", path: "/v1/dpo/stats", header: bearer(limitedToken), status: 429, handler: limited.srv},
 
 		{name: "demo page", method: "GET", path: "/demo/" + testSite, status: 200},
 		{name: "demo page unknown site", method: "GET", path: "/demo/example.org", status: 404},
@@ -568,4 +624,14 @@ func pathShape(path string) string {
 		}
 	}
 	return strings.Join(segments, "/")
+}
+
+// MustJSONMap decodes a JSON object.
+func MustJSONMap(tb testing.TB, s string) map[string]any {
+	tb.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }

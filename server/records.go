@@ -188,9 +188,25 @@ func csvRow(r *consent.Record) []string {
 	if r.Receipt != nil {
 		kid, sig = r.Receipt.KeyID, r.Receipt.Signature
 	}
-	return []string{r.ID, r.ConsentID, r.Site, r.RecordedAt.Format(time.RFC3339Nano), string(r.Action), string(r.Surface),
+	row := []string{r.ID, r.ConsentID, r.Site, r.RecordedAt.Format(time.RFC3339Nano), string(r.Action), string(r.Surface),
 		r.Language, r.Fingerprint, r.PolicyVersion, strconv.FormatBool(r.GPC), choices(r.Choices.Categories),
 		choices(r.Choices.Partners), r.URL, r.IPPrefix, r.UserAgent, r.ExpiresAt.Format(time.RFC3339Nano), kid, sig}
+	for i, cell := range row {
+		row[i] = inertCell(cell)
+	}
+	return row
+}
+
+// inertCell keeps a spreadsheet from running a cell as a formula: a visitor chooses
+// their user agent, and "=HYPERLINK(...)" in it would become a live link in the
+// DPO's spreadsheet. As OWASP recommends for CSV injection, a cell that starts with
+// = + - @, a tab or a carriage return gets a leading single quote, which spreadsheets
+// show as text.
+func inertCell(cell string) string {
+	if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+		return "'" + cell
+	}
+	return cell
 }
 
 // choices writes a choice map as "a=true;b=false", in name order.

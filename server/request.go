@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -32,7 +33,8 @@ type consentRequest struct {
 }
 
 // decodeConsentRequest parses a body strictly: one JSON object, known fields only,
-// every field of the right type. It checks the shape, not the meaning (see validate).
+// each once, every field of the right type. It checks the shape, not the meaning
+// (see validate).
 func decodeConsentRequest(body []byte) (*consentRequest, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -43,7 +45,73 @@ func decodeConsentRequest(body []byte) (*consentRequest, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, consent.Errorf(consent.EInvalid, "body must hold exactly one JSON object")
 	}
+	if key, ok := duplicateKey(body); ok {
+		return nil, consent.Errorf(consent.EInvalid, "body is not a valid consent request: member %q is given twice", key)
+	}
 	return &req, nil
+}
+
+// duplicateKey returns the path (choices.categories.advertising) of the first
+// object member in body whose name repeats one before it in the same object, if
+// there is one. encoding/json keeps the last of two such members and matches field names
+// without regard to case: a proof must not depend on which of two answers counted,
+// so names are compared the same way. body must be valid JSON.
+func duplicateKey(body []byte) (string, bool) {
+	type frame struct {
+		object   bool
+		names    map[string]bool
+		path     string
+		key      string // the member whose value comes next
+		wantName bool   // a member's name comes next
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var stack []*frame
+	// After a value, in an object, a member's name comes next.
+	valueDone := func() {
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].wantName = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.wantName {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				valueDone()
+				continue
+			}
+			name := tok.(string) // a member's name: the decoder checked the syntax
+			folded := strings.ToLower(name)
+			if top.names[folded] {
+				return strings.TrimPrefix(top.path+"."+name, "."), true
+			}
+			top.names[folded] = true
+			top.key, top.wantName = name, false
+			continue
+		}
+		path := ""
+		if top != nil {
+			path = top.path + "." + top.key
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, names: map[string]bool{}, path: path, wantName: true})
+		case json.Delim('['):
+			stack = append(stack, &frame{path: path, key: "[]"})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+		default:
+			valueDone()
+		}
+	}
 }
 
 // jsonProblem says what is wrong with a body without echoing Go type names.
@@ -66,9 +134,11 @@ func jsonProblem(err error) string {
 }
 
 // validate checks the request against the site it names and returns the record to
-// store, without the server-side fields (id, time, IP, user agent). The fingerprint is
-// checked apart (see Server.knownFingerprint): that may take a read of the store.
-func (st *site) validate(req *consentRequest) (*consent.Record, error) {
+// store, without the server-side fields (id, time, IP, user agent). The choices are
+// checked apart, against what the visitor was shown (see validateChoices): that may
+// take a read of the store. demoHost is a host whose pages may post besides the
+// site's own origins, "" for none.
+func (st *site) validate(req *consentRequest, demoHost string) (*consent.Record, error) {
 	if id, err := uuid.Parse(req.ConsentID); err != nil || id.Version() != 4 || len(req.ConsentID) != 36 || id.String() != req.ConsentID {
 		return nil, consent.Errorf(consent.EInvalid, "consent_id must be a random UUID (version 4) in lower-case canonical form")
 	}
@@ -81,10 +151,7 @@ func (st *site) validate(req *consentRequest) (*consent.Record, error) {
 	if !slices.Contains(st.Languages, req.Language) {
 		return nil, consent.Errorf(consent.EInvalid, "language %q is not a language of site %s", req.Language, st.Key)
 	}
-	if err := st.validateChoices(req.Action, req.Choices); err != nil {
-		return nil, err
-	}
-	page, err := pageURL(req.URL)
+	page, err := st.pageURL(req.URL, demoHost)
 	if err != nil {
 		return nil, err
 	}
@@ -107,29 +174,46 @@ func (st *site) validate(req *consentRequest) (*consent.Record, error) {
 	}, nil
 }
 
-// validateChoices accepts only known categories and partners, and only choices that
-// fit the action: "reject all" can never carry a grant, "accept all" never a refusal.
-func (st *site) validateChoices(action consent.Action, c consent.Choices) error {
-	if len(c.Categories) == 0 {
-		return consent.Errorf(consent.EInvalid, "choices.categories must hold an explicit answer per category")
+// validateChoices accepts only an explicit answer for every category and every
+// partner the visitor was shown (the snapshot shown), and nothing else, that fits
+// the action: "reject all" can never carry a grant, "accept all" never a refusal, and
+// a partner is granted only with its category. A partner of the site that was not
+// enabled when shown cannot be answered at all.
+func validateChoices(site *consent.Site, shown *consent.Snapshot, action consent.Action, c consent.Choices) error {
+	for _, cat := range shown.Categories {
+		if _, ok := c.Categories[cat.ID]; !ok {
+			return consent.Errorf(consent.EInvalid, "choices.categories.%s: missing; a decision answers every category explicitly", cat.ID)
+		}
 	}
-	for id, granted := range c.Categories {
-		cat := st.Category(id)
+	for _, p := range shown.Partners {
+		if _, ok := c.Partners[p.ID]; !ok {
+			return consent.Errorf(consent.EInvalid, "choices.partners.%s: missing; a decision answers every partner shown explicitly", p.ID)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.Categories)) {
+		granted := c.Categories[id]
+		i := slices.IndexFunc(shown.Categories, func(cat consent.Category) bool { return cat.ID == id })
 		switch {
-		case cat == nil:
-			return consent.Errorf(consent.EInvalid, "unknown category %q", id)
-		case cat.Required && !granted:
-			return consent.Errorf(consent.EInvalid, "category %q is always on and cannot be refused", id)
-		case !cat.Required && !fits(action, granted):
-			return consent.Errorf(consent.EInvalid, "action %s cannot set category %q to %t", action, id, granted)
+		case i < 0:
+			return consent.Errorf(consent.EInvalid, "choices.categories.%s: unknown category %q", id, id)
+		case shown.Categories[i].Required && !granted:
+			return consent.Errorf(consent.EInvalid, "choices.categories.%s: category %q is always on and cannot be refused", id, id)
+		case !shown.Categories[i].Required && !fits(action, granted):
+			return consent.Errorf(consent.EInvalid, "choices.categories.%s: action %s cannot set category %q to %t", id, action, id, granted)
 		}
 	}
-	for id, granted := range c.Partners {
-		if st.Partner(id) == nil {
-			return consent.Errorf(consent.EInvalid, "unknown partner %q", id)
-		}
-		if !fits(action, granted) {
-			return consent.Errorf(consent.EInvalid, "action %s cannot set partner %q to %t", action, id, granted)
+	for _, id := range slices.Sorted(maps.Keys(c.Partners)) {
+		granted := c.Partners[id]
+		i := slices.IndexFunc(shown.Partners, func(p consent.Partner) bool { return p.ID == id })
+		switch {
+		case i < 0 && site.Partner(id) != nil:
+			return consent.Errorf(consent.EInvalid, "choices.partners.%s: partner %q was not enabled on site %s in the banner answered, so the visitor was never asked about it", id, id, site.Key)
+		case i < 0:
+			return consent.Errorf(consent.EInvalid, "choices.partners.%s: unknown partner %q", id, id)
+		case !fits(action, granted):
+			return consent.Errorf(consent.EInvalid, "choices.partners.%s: action %s cannot set partner %q to %t", id, action, id, granted)
+		case granted && !c.Categories[shown.Partners[i].Category]:
+			return consent.Errorf(consent.EInvalid, "choices.partners.%s: partner %q is granted while its category %q is refused", id, id, shown.Partners[i].Category)
 		}
 	}
 	return nil
@@ -146,11 +230,16 @@ func fits(action consent.Action, granted bool) bool {
 }
 
 // pageURL returns raw without query and fragment: they can carry personal data
-// (search terms, e-mail addresses in links) that a proof does not need.
-func pageURL(raw string) (string, error) {
+// (search terms, e-mail addresses in links) that a proof does not need. The page
+// must be on one of the site's origins, or on demoHost if that is not "".
+func (st *site) pageURL(raw, demoHost string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return "", consent.Errorf(consent.EInvalid, "url must be the absolute http(s) URL of the page")
+	}
+	origin := strings.ToLower(u.Scheme + "://" + u.Host)
+	if !st.HasOrigin(origin) && (demoHost == "" || !strings.EqualFold(u.Host, demoHost)) {
+		return "", consent.Errorf(consent.EInvalid, "url: %s is not one of the origins of site %s", origin, st.Key)
 	}
 	u.RawQuery, u.Fragment, u.RawFragment, u.ForceQuery, u.User = "", "", "", false, nil
 	return u.String(), nil

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	consent "github.com/mixvoip/consentd"
-	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/proof"
@@ -28,25 +28,45 @@ type Options struct {
 	// Demo serves /demo/{site} pages and accepts consents posted from the server's
 	// own origin. Off in production: it widens the origin check to that one origin.
 	Demo bool
-	// TrustedProxies are the networks whose X-Forwarded-For is believed; empty means
-	// the client's address is the connection's.
+	// TrustedProxies are the networks whose X-Forwarded-For is believed, and only
+	// those; empty means the client's address is the connection's.
 	TrustedProxies []netip.Prefix
 	// Keys sign every record's receipt; GET /v1/keys publishes their public halves.
 	// Required.
-	Keys   *proof.Keyring
+	Keys *proof.Keyring
+	// Admin serves /metrics on AdminHandler only, instead of beside the public
+	// endpoints; with DPOOnAdmin the DPO API moves there too.
+	Admin      bool
+	DPOOnAdmin bool
+	// ConsentLimit limits the decisions each client (IP prefix) may post, and
+	// AuthFailureLimit its calls to the DPO API with a missing or wrong token; both
+	// are answered 429 beyond. MaxClients bounds how many clients' limits are kept
+	// (DefaultMaxClients if 0).
+	ConsentLimit     Limit
+	AuthFailureLimit Limit
+	MaxClients       int
+	// Disk refuses new records while the disk holding the store is short of space.
+	Disk   DiskGuard
 	Logger *slog.Logger
 	Now    func() time.Time // for tests; time.Now by default
 }
 
 // Server serves the banner, records consents and answers the visitor's requests.
 type Server struct {
-	echo    *echo.Echo
+	public  *echo.Echo
+	admin   *echo.Echo // public itself unless Options.Admin
 	store   consent.Store
 	opts    Options
 	sites   atomic.Pointer[map[string]*site]
 	metrics *metrics
 
-	tokens atomic.Pointer[auth.Tokens]
+	tokens atomic.Pointer[tokenFile]
+
+	consentLimits *clientLimits
+	authFailures  *clientLimits
+	refusals      *refusals
+	disk          *diskCheck
+	errorLog      *errorLog
 }
 
 // site is one site as currently served.
@@ -56,8 +76,9 @@ type site struct {
 	demoBundle *banner.Bundle // partner tags pointed at /demo/partner/, when Demo is on
 }
 
-// New returns a Server that stores records in store. Call Load before serving. It
-// panics without opts.Keys: a record without a receipt proves nothing.
+// New returns a Server that stores records in store. Call Load before serving, and
+// Close after. It panics without opts.Keys: a record without a receipt proves
+// nothing.
 func New(store consent.Store, opts Options) *Server {
 	if opts.Keys == nil {
 		panic("server: Options.Keys is required")
@@ -68,35 +89,90 @@ func New(store consent.Store, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{store: store, opts: opts, metrics: newMetrics()}
+	s := &Server{
+		store:         store,
+		opts:          opts,
+		metrics:       newMetrics(),
+		consentLimits: newClientLimits(opts.ConsentLimit, opts.MaxClients),
+		authFailures:  newClientLimits(opts.AuthFailureLimit, opts.MaxClients),
+		refusals:      &refusals{store: store, byKey: map[refusalKey]*consent.AuditEntry{}},
+		disk:          &diskCheck{guard: opts.Disk},
+	}
+	s.errorLog = &errorLog{logger: opts.Logger, now: opts.Now, kinds: map[string]*logKind{}}
+	s.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "consentd_token_file_loaded", Help: "1 when the DPO API has a token file loaded, 0 when it refuses every call for want of one.",
+	}, func() float64 {
+		if s.dpoTokens() == nil {
+			return 0
+		}
+		return 1
+	}))
 	empty := map[string]*site{}
 	s.sites.Store(&empty)
 
+	s.public = s.newEcho()
+	get(s.public, "/v1/banner/:file", s.handleBanner)
+	s.public.POST("/v1/consents", s.handleCreateConsent, s.cors, s.limitConsents)
+	s.public.OPTIONS("/v1/consents", s.handlePreflight, s.cors)
+	get(s.public, "/v1/consents/:consent_id", s.handleGetConsents, s.cors)
+	get(s.public, "/v1/keys", s.handleKeys)
+	s.admin = s.public
+	if opts.Admin {
+		s.admin = s.newEcho()
+	}
+	for _, e := range []*echo.Echo{s.public, s.admin} {
+		get(e, "/healthz", s.handleHealth)
+		get(e, "/readyz", s.handleReady)
+	}
+	get(s.admin, "/metrics", echo.WrapHandler(s.metrics.handler()))
+	if opts.DPOOnAdmin {
+		s.routeDPO(s.admin)
+	} else {
+		s.routeDPO(s.public)
+	}
+	if opts.Demo {
+		get(s.public, "/demo/:site", s.handleDemoPage)
+		get(s.public, "/demo/:site/banner.js", s.handleDemoBanner)
+		get(s.public, "/demo/partner/:file", s.handleDemoPartner)
+	}
+	return s
+}
+
+func (s *Server) newEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
-	e.IPExtractor = ipExtractor(opts.TrustedProxies)
-	e.GET("/v1/banner/:file", s.handleBanner)
-	e.POST("/v1/consents", s.handleCreateConsent, s.cors)
-	e.OPTIONS("/v1/consents", s.handlePreflight, s.cors)
-	e.GET("/v1/consents/:consent_id", s.handleGetConsents, s.cors)
-	e.GET("/v1/keys", s.handleKeys)
-	e.GET("/healthz", s.handleHealth)
-	e.GET("/readyz", s.handleHealth)
-	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
-	s.routeDPO(e)
-	if opts.Demo {
-		e.GET("/demo/:site", s.handleDemoPage)
-		e.GET("/demo/:site/banner.js", s.handleDemoBanner)
-		e.GET("/demo/partner/:file", s.handleDemoPartner)
-	}
-	s.echo = e
-	return s
+	e.IPExtractor = ipExtractor(s.opts.TrustedProxies)
+	return e
 }
 
-// ServeHTTP makes the Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+// router is where routes go: an *echo.Echo or an *echo.Group.
+type router interface {
+	Match(methods []string, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) []*echo.Route
+}
+
+// get routes GET and HEAD of path to h: a HEAD is answered as its GET would be,
+// without the body.
+func get(r router, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+	r.Match([]string{http.MethodGet, http.MethodHead}, path, h, m...)
+}
+
+// Close writes what the server still holds for the store and the log: the counted
+// refusals of the DPO API, and the count of errors not logged. Call it after the
+// HTTP server has shut down, before the store closes.
+func (s *Server) Close() error {
+	s.errorLog.flush()
+	return s.refusals.flush(context.Background())
+}
+
+// ServeHTTP makes the Server an http.Handler: the public endpoints, and with
+// Options.Admin unset the admin ones too.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.public.ServeHTTP(w, r) }
+
+// AdminHandler serves what Options.Admin keeps off the public listener: /metrics,
+// the DPO API with Options.DPOOnAdmin, /healthz and /readyz.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
 
 // Load builds every site's banner from cfg and starts serving them, all at once. On
 // error nothing changes: the previous configuration keeps serving.
@@ -141,6 +217,8 @@ func (s *Server) handleKeys(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"keys": s.opts.Keys.Public()})
 }
 
+// handleHealth says that the process answers: liveness, nothing more (see
+// handleReady).
 func (s *Server) handleHealth(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
@@ -151,26 +229,54 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if clientGone(c, err) {
+		// Nobody reads the answer; 499 (nginx's "client closed request") goes to
+		// the metrics and the audit log, not to the error log.
+		s.metrics.errors.WithLabelValues(strconv.Itoa(statusClientClosed), codeClientClosed).Inc()
+		_ = c.NoContent(statusClientClosed)
+		return
+	}
 	status, code, msg := describe(err)
 	s.metrics.errors.WithLabelValues(strconv.Itoa(status), code).Inc()
 	if status >= 500 {
-		s.opts.Logger.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		s.errorLog.log("request failed", err, "status", status, "code", code, "method", c.Request().Method, "path", c.Request().URL.Path)
 	}
-	if status == http.StatusServiceUnavailable {
+	var e *consent.Error
+	switch {
+	case errors.As(err, &e) && e.RetryAfter > 0:
+		c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(e.RetryAfter)))
+	case status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests:
 		c.Response().Header().Set("Retry-After", "1")
 	}
-	var body struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	body.Error.Code, body.Error.Message = code, msg
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)
 		return
 	}
-	_ = c.JSON(status, body)
+	_ = c.JSON(status, errorBody(code, msg))
+}
+
+// errorBody is the one shape of every error answer.
+func errorBody(code, msg string) any {
+	type detail struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	return struct {
+		Error detail `json:"error"`
+	}{detail{code, msg}}
+}
+
+// statusClientClosed is the status of a request whose client went away before its
+// answer: no HTTP status says it, nginx's 499 is the usual one.
+const (
+	statusClientClosed = 499
+	codeClientClosed   = "client_closed"
+)
+
+// clientGone reports whether err comes from the client having gone away (its
+// connection closed, or half-closed) rather than from the server.
+func clientGone(c echo.Context, err error) bool {
+	return c.Request().Context().Err() != nil && errors.Is(err, context.Canceled)
 }
 
 func statusOf(code string) int {
@@ -189,6 +295,8 @@ func statusOf(code string) int {
 		return http.StatusUnsupportedMediaType
 	case consent.EUnavailable:
 		return http.StatusServiceUnavailable
+	case consent.ERateLimited:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -215,8 +323,10 @@ func httpCode(status int) string {
 		return consent.ENotFound
 	case http.StatusMethodNotAllowed:
 		return "method_not_allowed"
-	case http.StatusRequestEntityTooLarge:
+	case http.StatusRequestEntityTooLarge, http.StatusRequestHeaderFieldsTooLarge:
 		return consent.ETooLarge
+	case http.StatusNotImplemented:
+		return "not_implemented"
 	case http.StatusUnsupportedMediaType:
 		return consent.EUnsupported
 	}
@@ -226,11 +336,14 @@ func httpCode(status int) string {
 	return consent.EInternal
 }
 
+// ipExtractor believes X-Forwarded-For from the trusted networks and from nowhere
+// else: Echo would by default also believe any loopback, link-local or private
+// address, and every client on such a network could forge the address it records.
 func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
 	if len(trusted) == 0 {
 		return echo.ExtractIPDirect()
 	}
-	var opts []echo.TrustOption
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
 	for _, p := range trusted {
 		opts = append(opts, echo.TrustIPRange(netipToIPNet(p)))
 	}

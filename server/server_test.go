@@ -105,27 +105,42 @@ func MustFixture(tb testing.TB, demo bool) *fixture {
 	return f
 }
 
-// validBody returns a consent request that the server accepts for testSite.
+// validBody returns a consent request that the server accepts for testSite: a
+// refusal of everything the banner shows.
 func (f *fixture) validBody(tb testing.TB) map[string]any {
 	tb.Helper()
-	site := f.cfg.Sites[testSite]
-	partners := map[string]bool{}
-	for _, p := range site.Partners {
-		if p.Enabled {
-			partners[p.ID] = false
-		}
+	return f.validBodyFor(tb, testSite)
+}
+
+// validBodyFor is validBody for the site key, from its first origin.
+func (f *fixture) validBodyFor(tb testing.TB, key string) map[string]any {
+	tb.Helper()
+	site := f.cfg.Sites[key]
+	page := testOrigin
+	if key != testSite {
+		page = site.Origins[0]
 	}
 	return map[string]any{
-		"site":        testSite,
+		"site":        key,
 		"consent_id":  uuid.NewString(),
 		"action":      "reject_all",
 		"fingerprint": banner.Fingerprint(site),
-		"choices":     map[string]any{"categories": map[string]bool{"technical": true, "advertising": false}, "partners": partners},
+		"choices":     f.choicesFor(key, false),
 		"language":    "en",
-		"url":         testOrigin + "/pricing?utm_source=mail&email=a@b.c#plans",
+		"url":         page + "/pricing?utm_source=mail&email=a@b.c#plans",
 		"surface":     "banner",
 		"gpc":         false,
 	}
+}
+
+// choices returns the choices of testSite's banner with every optional category
+// and enabled partner set to granted, as the banner sends them.
+func (f *fixture) choices(granted bool) map[string]any { return f.choicesFor(testSite, granted) }
+
+// choicesFor is choices for the site key.
+func (f *fixture) choicesFor(key string, granted bool) map[string]any {
+	c := f.cfg.Sites[key].AllChoices(granted)
+	return map[string]any{"categories": c.Categories, "partners": c.Partners}
 }
 
 func (f *fixture) do(tb testing.TB, method, path, body string, header map[string]string) *httptest.ResponseRecorder {
@@ -235,7 +250,7 @@ func TestCreateConsentAcceptsJSONAndBeacon(t *testing.T) {
 			f := MustFixture(t, false)
 			body := f.validBody(t)
 			body["action"] = "accept_all"
-			body["choices"] = map[string]any{"categories": map[string]bool{"technical": true, "advertising": true}, "partners": map[string]bool{"google-ads": true}}
+			body["choices"] = f.choices(true)
 			rec := f.post(t, body, map[string]string{"Origin": "https://mixvoip.com", "Content-Type": ct})
 			if rec.Code != http.StatusCreated {
 				t.Fatalf("status = %d, body %s", rec.Code, rec.Body)
@@ -251,42 +266,83 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 	set := func(key string, v any) change {
 		return func(b map[string]any, _ map[string]string) string { b[key] = v; return "" }
 	}
+	// choose changes the valid refusal into action, with the answers given per
+	// category and partner (nil removes one) and the others left refused.
+	choose := func(action string, categories, partners map[string]any) change {
+		return func(b map[string]any, _ map[string]string) string {
+			b["action"] = action
+			for kind, answers := range map[string]map[string]any{"categories": categories, "partners": partners} {
+				m := b["choices"].(map[string]any)[kind].(map[string]bool)
+				for id, v := range answers {
+					if v == nil {
+						delete(m, id)
+					} else {
+						m[id] = v.(bool)
+					}
+				}
+			}
+			return ""
+		}
+	}
+	type answers = map[string]any
+	raw := func(body string) change { return func(map[string]any, map[string]string) string { return body } }
 	tests := []struct {
 		name   string
 		change change
 		status int
 		code   string
+		names  string // in the message: the field at fault
 	}{
-		{"unknown site", set("site", "example.org"), 404, "not_found"},
-		{"missing origin", func(_ map[string]any, h map[string]string) string { delete(h, "Origin"); return "" }, 403, "forbidden"},
-		{"foreign origin", func(_ map[string]any, h map[string]string) string { h["Origin"] = "https://evil.example"; return "" }, 403, "forbidden"},
-		{"origin of another site", func(_ map[string]any, h map[string]string) string { h["Origin"] = "https://www.voxbi.com"; return "" }, 403, "forbidden"},
-		{"server's own origin without demo", func(_ map[string]any, h map[string]string) string { h["Origin"] = "http://example.com"; return "" }, 403, "forbidden"},
-		{"malformed JSON", func(map[string]any, map[string]string) string { return `{"site": "mixvoip.com",` }, 400, "invalid"},
-		{"empty body", func(map[string]any, map[string]string) string { return " " }, 400, "invalid"},
-		{"JSON array", func(map[string]any, map[string]string) string { return `[]` }, 400, "invalid"},
-		{"two objects", func(b map[string]any, _ map[string]string) string { s := MustJSON(t, b); return s + s }, 400, "invalid"},
-		{"unknown field", set("tracking", true), 400, "invalid"},
-		{"wrong type", set("gpc", "yes"), 400, "invalid"},
-		{"unknown category", set("choices", map[string]any{"categories": map[string]bool{"technical": true, "analytics": false}}), 400, "invalid"},
-		{"required category refused", set("choices", map[string]any{"categories": map[string]bool{"technical": false}}), 400, "invalid"},
-		{"no categories", set("choices", map[string]any{"partners": map[string]bool{}}), 400, "invalid"},
-		{"unknown partner", set("choices", map[string]any{"categories": map[string]bool{"technical": true}, "partners": map[string]bool{"tiktok": false}}), 400, "invalid"},
-		{"reject all with a grant", set("choices", map[string]any{"categories": map[string]bool{"technical": true, "advertising": true}}), 400, "invalid"},
-		{"invalid consent id", set("consent_id", "not-a-uuid"), 400, "invalid"},
-		{"upper-case consent id", set("consent_id", strings.ToUpper(uuid.NewString())), 400, "invalid"},
-		{"time-based consent id", set("consent_id", uuid.Must(uuid.NewV7()).String()), 400, "invalid"},
-		{"unknown action", set("action", "maybe"), 400, "invalid"},
-		{"unknown surface", set("surface", "popup"), 400, "invalid"},
-		{"unknown fingerprint", set("fingerprint", "0123456789abcdef"), 400, "invalid"},
-		{"language not of site", set("language", "nl"), 400, "invalid"},
-		{"relative url", set("url", "/pricing"), 400, "invalid"},
-		{"javascript url", set("url", "javascript:alert(1)"), 400, "invalid"},
-		{"body over 8 KiB", set("url", testOrigin+"/"+strings.Repeat("a", 9000)), 413, "too_large"},
+		{"unknown site", set("site", "example.org"), 404, "not_found", ""},
+		{"missing origin", func(_ map[string]any, h map[string]string) string { delete(h, "Origin"); return "" }, 403, "forbidden", ""},
+		{"foreign origin", func(_ map[string]any, h map[string]string) string { h["Origin"] = "https://evil.example"; return "" }, 403, "forbidden", ""},
+		{"origin of another site", func(_ map[string]any, h map[string]string) string { h["Origin"] = "https://www.voxbi.com"; return "" }, 403, "forbidden", ""},
+		{"server's own origin without demo", func(_ map[string]any, h map[string]string) string { h["Origin"] = "http://example.com"; return "" }, 403, "forbidden", ""},
+		{"malformed JSON", raw(`{"site": "mixvoip.com",`), 400, "invalid", ""},
+		{"empty body", raw(" "), 400, "invalid", ""},
+		{"JSON array", raw(`[]`), 400, "invalid", ""},
+		{"two objects", func(b map[string]any, _ map[string]string) string { s := MustJSON(t, b); return s + s }, 400, "invalid", ""},
+		{"unknown field", set("tracking", true), 400, "invalid", "tracking"},
+		{"wrong type", set("gpc", "yes"), 400, "invalid", "gpc"},
+		{"duplicate key", func(b map[string]any, _ map[string]string) string {
+			return strings.Replace(MustJSON(t, b), `"action":"reject_all"`, `"action":"reject_all","action":"accept_all"`, 1)
+		}, 400, "invalid", `"action"`},
+		{"duplicate key in another case", func(b map[string]any, _ map[string]string) string {
+			return strings.Replace(MustJSON(t, b), `"gpc":false`, `"gpc":false,"GPC":true`, 1)
+		}, 400, "invalid", `"GPC"`},
+		{"duplicate choice", func(b map[string]any, _ map[string]string) string {
+			return strings.Replace(MustJSON(t, b), `"advertising":false`, `"advertising":false,"advertising":true`, 1)
+		}, 400, "invalid", `"choices.categories.advertising"`},
+		{"unknown category", choose("reject_all", answers{"analytics": false}, nil), 400, "invalid", "choices.categories.analytics"},
+		{"required category refused", choose("reject_all", answers{"technical": false}, nil), 400, "invalid", "choices.categories.technical"},
+		{"no categories", set("choices", map[string]any{"partners": map[string]bool{}}), 400, "invalid", "choices.categories"},
+		{"a category not answered", choose("reject_all", answers{"advertising": nil}, nil), 400, "invalid", "choices.categories.advertising"},
+		{"accept all with only technical answered", func(b map[string]any, _ map[string]string) string {
+			b["action"], b["choices"] = "accept_all", map[string]any{"categories": map[string]bool{"technical": true}}
+			return ""
+		}, 400, "invalid", "choices.categories.advertising"},
+		{"a partner not answered", choose("reject_all", nil, answers{"meta-pixel": nil}), 400, "invalid", "choices.partners.meta-pixel"},
+		{"unknown partner", choose("reject_all", nil, answers{"tiktok": false}), 400, "invalid", "choices.partners.tiktok"},
+		{"grant to a partner not enabled on the site", choose("custom", answers{"advertising": true}, answers{"microsoft-uet": true}), 400, "invalid", "choices.partners.microsoft-uet"},
+		{"partner granted while its category is refused", choose("custom", nil, answers{"google-ads": true}), 400, "invalid", "choices.partners.google-ads"},
+		{"reject all with a grant", choose("reject_all", answers{"advertising": true}, nil), 400, "invalid", "choices.categories.advertising"},
+		{"accept all with a refusal", choose("accept_all", answers{"advertising": true}, answers{"google-ads": true, "meta-pixel": true}), 400, "invalid", "choices.partners.linkedin-insight"},
+		{"invalid consent id", set("consent_id", "not-a-uuid"), 400, "invalid", "consent_id"},
+		{"upper-case consent id", set("consent_id", strings.ToUpper(uuid.NewString())), 400, "invalid", "consent_id"},
+		{"time-based consent id", set("consent_id", uuid.Must(uuid.NewV7()).String()), 400, "invalid", "consent_id"},
+		{"unknown action", set("action", "maybe"), 400, "invalid", "action"},
+		{"unknown surface", set("surface", "popup"), 400, "invalid", "surface"},
+		{"unknown fingerprint", set("fingerprint", "0123456789abcdef"), 400, "invalid", "fingerprint"},
+		{"language not of site", set("language", "nl"), 400, "invalid", "language"},
+		{"relative url", set("url", "/pricing"), 400, "invalid", "url"},
+		{"javascript url", set("url", "javascript:alert(1)"), 400, "invalid", "url"},
+		{"url on a host not of the site", set("url", "https://evil.example/pricing"), 400, "invalid", "url"},
+		{"url on another site's origin", set("url", "https://www.voxbi.com/"), 400, "invalid", "url"},
+		{"body over 8 KiB", set("url", testOrigin+"/"+strings.Repeat("a", 9000)), 413, "too_large", ""},
 		{"unsupported content type", func(_ map[string]any, h map[string]string) string {
 			h["Content-Type"] = "application/x-www-form-urlencoded"
 			return ""
-		}, 415, "unsupported_media_type"},
+		}, 415, "unsupported_media_type", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,8 +357,12 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 			if rec.Code != tt.status {
 				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.status, rec.Body)
 			}
-			if code, _ := MustErrorBody(t, rec); code != tt.code {
+			code, msg := MustErrorBody(t, rec)
+			if code != tt.code {
 				t.Errorf("code = %q, want %q", code, tt.code)
+			}
+			if !strings.Contains(msg, tt.names) {
+				t.Errorf("message %q does not name %s", msg, tt.names)
 			}
 			if n := f.store.appends.Load(); n != 0 {
 				t.Errorf("%d appends reached the store, want none", n)
@@ -406,8 +466,7 @@ func TestGetConsentsOldestFirst(t *testing.T) {
 	var ids []string
 	for _, action := range []string{"reject_all", "accept_all", "reject_all"} {
 		body["action"] = action
-		granted := action == "accept_all"
-		body["choices"] = map[string]any{"categories": map[string]bool{"technical": true, "advertising": granted}}
+		body["choices"] = f.choices(action == "accept_all")
 		rec := f.post(t, body, nil)
 		if rec.Code != http.StatusCreated {
 			t.Fatalf("%s: %d %s", action, rec.Code, rec.Body)

@@ -70,7 +70,8 @@ func (s *Server) handleStats(c echo.Context) error {
 
 // handleErase carries out an erasure request: what identifies the visitor goes, the
 // proof of the decisions stays. A token limited to sites may erase only a consent id
-// whose records are all on its sites.
+// whose records are all on its sites; one with none there is answered as an unknown
+// one.
 func (s *Server) handleErase(c echo.Context) error {
 	id := strings.ToLower(c.Param("consent_id"))
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
@@ -80,14 +81,13 @@ func (s *Server) handleErase(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(records) == 0 {
-		return consent.Errorf(consent.ENotFound, "no records for this consent id")
-	}
 	token := dpoToken(c)
-	for _, r := range records {
-		if !token.MaySee(r.Site) {
-			return consent.Errorf(consent.EForbidden, "token %q may not erase records of site %s", token.Name, r.Site)
-		}
+	visible := slices.IndexFunc(records, func(r *consent.Record) bool { return token.MaySee(r.Site) }) >= 0
+	if !visible {
+		return errNoRecords // as in handleProof: nothing about the other sites
+	}
+	if slices.IndexFunc(records, func(r *consent.Record) bool { return !token.MaySee(r.Site) }) >= 0 {
+		return consent.Errorf(consent.EForbidden, "token %q may not erase this consent id: it also has records on sites the token may not see; erasing it needs a token without a site limit", token.Name)
 	}
 	n, err := s.store.Erase(c.Request().Context(), id)
 	if err != nil {

@@ -21,7 +21,8 @@ export type Surface = 'banner' | 'preferences' | 'placeholder' | 'api' | 'browse
 
 /** Records the decision s holds, with the fingerprint it answered. text/plain avoids
  * a CORS preflight. Resolves to whether it must be sent again later: on a network
- * error or a 5xx; a 2xx is done and a 4xx will never succeed. */
+ * error, a 5xx or a 429 (too many decisions from the visitor's network for now); a
+ * 2xx is done and any other 4xx will never succeed. */
 export const send = (s: Stored, action: Action, surface: Surface): Promise<boolean> =>
   fetch(origin + '/v1/consents', {
     method: 'POST', keepalive: true, mode: 'cors', headers: { 'Content-Type': 'text/plain' },
@@ -30,4 +31,4 @@ export const send = (s: Stored, action: Action, surface: Surface): Promise<boole
       language: lang, url: location.href, surface,
       gpc,
     }),
-  }).then((r) => r.status > 499, () => true);
+  }).then((r) => r.status > 499 || r.status == 429, () => true);

@@ -64,7 +64,7 @@ func run(configPath, levels string, duration time.Duration) error {
 	body, _ := json.Marshal(map[string]any{
 		"site": site.Key, "consent_id": "CONSENT_ID", "action": "reject_all",
 		"fingerprint": banner.Fingerprint(site),
-		"choices":     map[string]any{"categories": map[string]bool{"technical": true, "advertising": false}},
+		"choices":     site.AllChoices(false),
 		"language":    site.Languages[0], "url": site.Origins[0] + "/", "surface": "banner",
 	})
 	if _, err := exec.LookPath("wrk"); err != nil {

@@ -289,7 +289,7 @@ func postConsent(addr string, cfg *config.Config, siteKey string, action consent
 	site := cfg.Sites[siteKey]
 	body, _ := json.Marshal(map[string]any{
 		"site": site.Key, "consent_id": consentID, "action": action, "fingerprint": banner.Fingerprint(site),
-		"choices":  map[string]any{"categories": map[string]bool{"technical": true, "advertising": action == consent.ActionAcceptAll}},
+		"choices":  site.AllChoices(action == consent.ActionAcceptAll),
 		"language": "en", "url": site.Origins[0] + "/", "surface": "banner",
 	})
 	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/consents", bytes.NewReader(body))

@@ -3,8 +3,10 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
@@ -15,21 +17,30 @@ import (
 // bucketAudit maps an audit entry's id (16 bytes, UUIDv7) to the entry as JSON.
 var bucketAudit = []byte("audit")
 
-// AppendAudit stores e in a transaction of its own: DPO calls are few, and each one
-// must be on record before it is answered.
-func (s *Store) AppendAudit(ctx context.Context, e *consent.AuditEntry) error {
-	id, err := uuid.Parse(e.ID)
-	if err != nil {
-		return fmt.Errorf("bolt: append audit: %w", consent.Errorf(consent.EInvalid, "audit id %q is not a UUID", e.ID))
+// AppendAudit stores entries in one transaction: the calls of one token are few, and
+// each must be on record before it is answered; refused calls come aggregated.
+func (s *Store) AppendAudit(ctx context.Context, entries ...*consent.AuditEntry) error {
+	keys := make([][16]byte, len(entries))
+	values := make([][]byte, len(entries))
+	for i, e := range entries {
+		id, err := uuid.Parse(e.ID)
+		if err != nil {
+			return fmt.Errorf("bolt: append audit: %w", consent.Errorf(consent.EInvalid, "audit id %q is not a UUID", e.ID))
+		}
+		if values[i], err = json.Marshal(e); err != nil {
+			return fmt.Errorf("bolt: append audit: %w", err)
+		}
+		keys[i] = id
 	}
-	value, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("bolt: append audit: %w", err)
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		b.FillPercent = 1.0 // time-ordered keys
-		return b.Put(id[:], value)
+		for i := range keys {
+			if err := b.Put(keys[i][:], values[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: append audit: %w", err)
@@ -78,3 +89,41 @@ func seek(c *bolt.Cursor, start []byte, past bool) (k, v []byte) {
 	}
 	return k, v
 }
+
+// PurgeAudit removes the entries made before before. Entry ids are UUIDv7, ordered by
+// the time they were made, so the entries to remove are the first ones, and each
+// transaction takes a bounded number of them: the writer of records waits on none
+// for long.
+func (s *Store) PurgeAudit(ctx context.Context, before time.Time) (int, error) {
+	// A UUIDv7 starts with its Unix time in milliseconds (48 bits, big-endian):
+	// every entry made before before's millisecond sorts before end.
+	var end [16]byte
+	binary.BigEndian.PutUint64(end[:8], uint64(before.UnixMilli())<<16)
+	removed := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return removed, fmt.Errorf("bolt: purge audit: %w", err)
+		}
+		n := 0
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketAudit).Cursor()
+			for k, _ := c.First(); k != nil && bytes.Compare(k, end[:]) < 0 && n < purgeAuditBatch; k, _ = c.First() {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return removed, fmt.Errorf("bolt: purge audit: %w", err)
+		}
+		removed += n
+		if n < purgeAuditBatch {
+			return removed, nil
+		}
+	}
+}
+
+// purgeAuditBatch is how many audit entries one transaction of PurgeAudit removes.
+const purgeAuditBatch = 10000

@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"DuplicateID", testDuplicateID},
 		{"Snapshots", testSnapshots},
 		{"Audit", testAudit},
+		{"AuditPurge", testAuditPurge},
 		{"Records", testRecords},
 		{"Erase", testErase},
 		{"Purge", testPurge},
@@ -547,6 +548,53 @@ func testAudit(t *testing.T, open func() consent.Store) {
 	}
 	if _, err := s.Audit(ctx, "nope", 3); consent.ErrorCode(err) != consent.EInvalid {
 		t.Errorf("a bad cursor: err = %v, want code invalid", err)
+	}
+}
+
+// testAuditPurge: the audit log's retention removes exactly the entries made before
+// its limit, aggregated refusals keep every field, and what is kept survives a
+// reopen.
+func testAuditPurge(t *testing.T, open func() consent.Store) {
+	s := MustOpen(t, open)
+	ctx := context.Background()
+	limit := Now().Add(-30 * 24 * time.Hour)
+	var kept []*consent.AuditEntry
+	for i := range 25 {
+		at := limit.Add(time.Duration(i-10) * 24 * time.Hour) // 10 before the limit, 15 after
+		e := &consent.AuditEntry{ID: IDAt(t, at), At: at, Client: "203.0.113.0/24", Method: "GET", Path: "/v1/dpo/verify", Status: 401,
+			Count: i + 2, Last: at.Add(time.Minute)}
+		if i%2 == 0 {
+			e.Token, e.Status, e.Count, e.Last = "dpo", 200, 0, time.Time{}
+			e.Path, e.Subject = "/v1/dpo/consents/{consent_id}", consent.ConsentDigest(uuid.NewString())
+		}
+		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		if !at.Before(limit) {
+			kept = append(kept, e)
+		}
+	}
+	n, err := s.PurgeAudit(ctx, limit)
+	if err != nil || n != 10 {
+		t.Fatalf("PurgeAudit = %d, %v; want the 10 entries before the limit", n, err)
+	}
+	s.Close()
+	s = MustOpen(t, open)
+	got, err := s.Audit(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(kept) {
+		t.Fatalf("%d entries kept, want %d", len(got), len(kept))
+	}
+	for i, e := range got {
+		if w := kept[i]; e.ID != w.ID || !e.At.Equal(w.At) || e.Token != w.Token || e.Client != w.Client || e.Path != w.Path ||
+			e.Subject != w.Subject || e.Status != w.Status || e.Count != w.Count || !e.Last.Equal(w.Last) {
+			t.Errorf("entry %d = %+v, want %+v", i, e, w)
+		}
+	}
+	if n, err := s.PurgeAudit(ctx, limit); err != nil || n != 0 {
+		t.Errorf("a second purge = %d, %v; want nothing more", n, err)
 	}
 }
 
