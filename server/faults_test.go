@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -246,4 +247,37 @@ func TestCSVFormulaInjection(t *testing.T) {
 			t.Errorf("user agent %q exported as %q, want %q", agents[i], got, want)
 		}
 	}
+}
+
+// TestReadiness: /readyz names each check, and fails on a store that takes no
+// writes while /healthz still answers.
+func TestReadiness(t *testing.T) {
+	base := MustFixture(t, false)
+	store := MustFreshStore(t)
+	f, _, _ := MustServerOn(t, store, base.cfg)
+	rec := f.do(t, http.MethodGet, "/readyz", "", nil)
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"checks":{"config":"ok","disk":"ok","store":"ok","tokens":"ok"},"status":"ready"}`+"\n" {
+		t.Errorf("readyz: %d %s", rec.Code, rec.Body)
+	}
+	store.Close()
+	rec = f.do(t, http.MethodGet, "/readyz", "", nil)
+	if code, msg := MustReadinessError(t, rec); rec.Code != http.StatusServiceUnavailable || code != "unavailable" || msg != "not ready: store" {
+		t.Errorf("readyz on a closed store: %d %s", rec.Code, rec.Body)
+	}
+	if rec := f.do(t, http.MethodGet, "/healthz", "", nil); rec.Code != http.StatusOK {
+		t.Errorf("healthz on a closed store: %d, want 200: the process lives", rec.Code)
+	}
+}
+
+// MustReadinessError returns the code and message of the error in a /readyz answer,
+// which carries it beside the checks.
+func MustReadinessError(tb testing.TB, rec *httptest.ResponseRecorder) (code, message string) {
+	tb.Helper()
+	var body struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		tb.Fatalf("%v: %s", err, rec.Body)
+	}
+	return body.Error.Code, body.Error.Message
 }

@@ -115,6 +115,8 @@ type Store struct {
 	writerDone chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
+
+	ready readyProbe
 }
 
 var _ consent.Store = (*Store)(nil)

@@ -356,3 +356,15 @@ func TestOpenWithoutChainID(t *testing.T) {
 		t.Errorf("Open = %v; want it refused", err)
 	}
 }
+
+// TestReady: an open store is ready; a closed one is not.
+func TestReady(t *testing.T) {
+	s := MustOpen(t, filepath.Join(t.TempDir(), "consent.db"))
+	if err := s.Ready(); err != nil {
+		t.Fatalf("an open store: %v", err)
+	}
+	s.Close()
+	if err := s.Ready(); consent.ErrorCode(err) != consent.EUnavailable {
+		t.Errorf("a closed store: %v, want unavailable", err)
+	}
+}

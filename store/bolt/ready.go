@@ -1,0 +1,45 @@
+package bolt
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	consent "github.com/mixvoip/consentd"
+)
+
+// readyEvery is how long one probe of Ready is trusted: a readiness probe may come
+// from anywhere, and each probe costs a commit.
+const readyEvery = 5 * time.Second
+
+// readyProbe remembers the last probe of Ready.
+type readyProbe struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+// Ready returns an error while the store takes no writes: it is closed, or an empty
+// transaction cannot commit (a read-only or failing disk). It commits at most once
+// every few seconds, however often it is asked.
+func (s *Store) Ready() error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return fmt.Errorf("bolt: store closed: %w", consent.ErrUnavailable)
+	}
+	p := &s.ready
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.at.IsZero() && time.Since(p.at) < readyEvery {
+		return p.err
+	}
+	p.at, p.err = time.Now(), nil
+	if err := s.db.Update(func(*bolt.Tx) error { return nil }); err != nil {
+		p.err = fmt.Errorf("bolt: a commit fails: %w", err)
+	}
+	return p.err
+}
