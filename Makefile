@@ -4,7 +4,7 @@
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.Version=$(VERSION)
-ADDR     ?= :8080
+ADDR     ?= 127.0.0.1:8080
 
 .PHONY: run build test typecheck lint fuzz bench screenshots clean
 

@@ -20,11 +20,48 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
-// Version is set at build time with -ldflags "-X main.Version=...".
-var Version = "dev"
+// Version is set at build time with -ldflags "-X main.Version=..."; a plain go build
+// leaves it empty, and version() tells what the build info knows instead.
+var Version = ""
+
+// version returns the version of this binary: the one set at build time, else the
+// module version of `go install ...@v1.2.3`, else the VCS revision that go build
+// embeds (with "+dirty" for uncommitted changes), else "dev".
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var revision, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if revision == "" {
+		return "dev"
+	}
+	if len(revision) > 12 {
+		revision = revision[:12]
+	}
+	if modified == "true" {
+		revision += "+dirty"
+	}
+	return "dev-" + revision
+}
 
 const usage = `consentd: self-hosted cookie consent
 
@@ -98,8 +135,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return stats(ctx, args[1:], stdout, stderr)
 	case "backup":
 		return backup(ctx, args[1:], stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "consentd", Version)
+	case "version", "--version", "-version", "-v":
+		fmt.Fprintln(stdout, "consentd", version())
 		return nil
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)

@@ -130,7 +130,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(ln) }()
-	m.logger.Info("consentd serving", "addr", ln.Addr().String(), "config", m.ConfigPath, "db", m.DBPath, "sites", len(cfg.Sites), "demo", m.Demo, "version", Version)
+	m.logger.Info("consentd serving", "addr", ln.Addr().String(), "config", m.ConfigPath, "db", m.DBPath, "sites", len(cfg.Sites), "demo", m.Demo, "version", version())
 	m.printWhereToLook(ln.Addr(), cfg)
 	m.listening <- ln.Addr()
 
