@@ -45,11 +45,18 @@ func (c *Config) SiteKeys() []string {
 // Error is one problem in a configuration file, with where it is.
 type Error struct {
 	File    string
-	Line    int
+	Line    int // 0 for a problem with the file as a whole
 	Message string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Message) }
+// Error returns "file:line: message", or "file: message" for a problem with the whole
+// file (Line 0), so that no one looks for a line 0.
+func (e *Error) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("%s: %s", e.File, e.Message)
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Message)
+}
 
 // Errors is every problem found in one file, in file order.
 type Errors []*Error
@@ -78,6 +85,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, decodeErrors(name, err)
 	}
+	if empty(&root) {
+		return nil, Errors{{File: name, Message: "the file is empty: it needs controller, dpo, categories, partners and sites (see the shipped sites.yaml)"}}
+	}
 	var f file
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -92,6 +102,17 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	cfg.File = name
 	return cfg, nil
+}
+
+// empty reports whether a document holds nothing: no bytes, only comments, or a
+// bare "---" or null, which the decoder would otherwise answer with EOF or a zero
+// file and a dozen errors about what is missing.
+func empty(root *yaml.Node) bool {
+	if len(root.Content) == 0 {
+		return true
+	}
+	n := root.Content[0]
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
 var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)

@@ -141,6 +141,48 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 	}
 }
 
+// TestEmptyFile: a file with nothing in it gets one sentence that says what it needs,
+// not a line 0 or a list of everything missing.
+func TestEmptyFile(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, yaml string }{
+		{"no bytes", ""},
+		{"only whitespace", "\n   \n\n"},
+		{"only comments", "# consentd configuration\n\n# nothing yet\n"},
+		{"only a document marker", "---\n# to do\n"},
+		{"null document", "~\n"},
+	}
+	const want = "sites.yaml: the file is empty: it needs controller, dpo, categories, partners and sites (see the shipped sites.yaml)"
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Parse("sites.yaml", []byte(tt.yaml))
+			var errs config.Errors
+			if !errors.As(err, &errs) || err.Error() != want {
+				t.Fatalf("err = %v, want %q", err, want)
+			}
+		})
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  config.Error
+		want string
+	}{
+		{config.Error{File: "sites.yaml", Line: 12, Message: "unknown key"}, "sites.yaml:12: unknown key"},
+		{config.Error{File: "sites.yaml", Message: "the file is empty"}, "sites.yaml: the file is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := tt.err.Error(); got != tt.want {
+				t.Errorf("Error() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestTextsAndTheme(t *testing.T) {
 	yaml := strings.Replace(MustRead(t, "testdata/minimal.yaml"), "    languages: [en]\n",
 		"    languages: [en]\n    texts:\n      en:\n        title: Cookies at Example\n"+
