@@ -4,13 +4,10 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -89,12 +86,10 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, Errors{{File: name, Message: "the file is empty: it needs controller, dpo, categories, partners and sites (see the shipped sites.yaml)"}}
 	}
 	var f file
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
+	v := &validator{file: name, root: &root}
+	if err := v.decode(data, &f); err != nil {
 		return nil, decodeErrors(name, err)
 	}
-	v := &validator{file: name, root: &root}
 	cfg := v.resolve(&f)
 	if len(v.errs) > 0 {
 		slices.SortStableFunc(v.errs, func(a, b *Error) int { return a.Line - b.Line })
@@ -115,47 +110,45 @@ func empty(root *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-var unknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
-
-// decodeErrors turns the yaml package's errors into file:line errors that name the
-// problem in the user's words.
-func decodeErrors(name string, err error) error {
-	var msgs []string
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	} else {
-		msgs = []string{err.Error()}
-	}
-	var errs Errors
-	for _, m := range msgs {
-		e := &Error{File: name, Message: m}
-		if match := yamlLine.FindStringSubmatch(m); match != nil {
-			e.Line, _ = strconv.Atoi(match[1])
-			e.Message = match[2]
-		}
-		if match := unknownField.FindStringSubmatch(e.Message); match != nil {
-			e.Message = fmt.Sprintf("unknown key %q (check the spelling and the indentation)", match[1])
-		}
-		errs = append(errs, e)
-	}
-	return errs
-}
-
 // path names a node in the document: map keys as strings, list indexes as ints.
 type path []any
+
+// within reports whether p is q or lies inside it.
+func (p path) within(q path) bool {
+	return len(p) >= len(q) && slices.Equal(p[:len(q)], q)
+}
 
 // validator collects every problem with the line it is on, so that the user can fix
 // the whole file in one go.
 type validator struct {
-	file string
-	root *yaml.Node
-	errs Errors
+	file   string
+	root   *yaml.Node
+	errs   Errors
+	failed []path // values the decoder could not take (wrong type, duplicate key) and left zero
 }
 
+// errorf records a problem with the value at p, unless the decoder could not take that
+// value (or one it is part of): the user has been told why, and its zero value would
+// only add errors about a field they did fill in.
 func (v *validator) errorf(p path, format string, args ...any) {
+	for _, f := range v.failed {
+		if p.within(f) {
+			return
+		}
+	}
 	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(p), Message: fmt.Sprintf(format, args...)})
+}
+
+// intact reports whether the value at p was decoded whole: the decoder took it, what
+// it is part of and everything inside it. Checks that conclude something
+// from a missing value elsewhere (an unknown category, an empty list) ask this first.
+func (v *validator) intact(p path) bool {
+	for _, f := range v.failed {
+		if p.within(f) || f.within(p) {
+			return false
+		}
+	}
+	return true
 }
 
 // line returns the line of the node at p, or of its nearest ancestor that exists (a
@@ -206,11 +199,11 @@ var (
 func (v *validator) resolve(f *file) *Config {
 	controller := v.controller(path{"controller"}, f.Controller)
 	if f.DPO.Email == "" {
-		v.errorf(path{"dpo"}, "dpo.email is required: visitors must know how to reach the data protection officer")
+		v.errorf(path{"dpo", "email"}, "dpo.email is required: visitors must know how to reach the data protection officer")
 	}
 	categories := v.categories(f.Categories)
 	partners := v.partners(f.Partners, categories)
-	if len(f.Sites) == 0 {
+	if len(f.Sites) == 0 && v.intact(path{"sites"}) {
 		v.errorf(path{"sites"}, "no sites: add at least one under sites:")
 	}
 	cfg := &Config{Sites: make(map[string]*consent.Site, len(f.Sites))}
@@ -231,7 +224,7 @@ func (v *validator) resolve(f *file) *Config {
 
 func (v *validator) controller(p path, c controllerFile) consent.Controller {
 	if c.Name == "" || c.Address == "" {
-		v.errorf(p, "controller needs name and address: the banner must name who is responsible")
+		v.errorf(append(p, firstEmpty(c.Name, "name", "address")), "controller needs name and address: the banner must name who is responsible")
 	}
 	if c.Email != "" && !strings.Contains(c.Email, "@") {
 		v.errorf(append(p, "email"), "controller email %q is not an e-mail address", c.Email)
@@ -243,7 +236,7 @@ func (v *validator) controller(p path, c controllerFile) consent.Controller {
 }
 
 func (v *validator) categories(files []categoryFile) []consent.Category {
-	if len(files) == 0 {
+	if len(files) == 0 && v.intact(path{"categories"}) {
 		v.errorf(path{"categories"}, "no categories: define at least technical (required: true) and one optional category")
 	}
 	var out []consent.Category
@@ -274,17 +267,19 @@ func (v *validator) partners(files map[string]*partnerFile, categories []consent
 			continue
 		}
 		if pf.Name == "" || pf.Provider == "" {
-			v.errorf(p, "partner %q needs name and provider", id)
+			v.errorf(append(p, firstEmpty(pf.Name, "name", "provider")), "partner %q needs name and provider", id)
 		}
 		i := slices.IndexFunc(categories, func(c consent.Category) bool { return c.ID == pf.Category })
 		switch {
 		case i < 0:
-			v.errorf(append(p, "category"), "partner %q: unknown category %q", id, pf.Category)
+			if v.intact(path{"categories"}) {
+				v.errorf(append(p, "category"), "partner %q: unknown category %q", id, pf.Category)
+			}
 		case categories[i].Required:
 			v.errorf(append(p, "category"), "partner %q: category %q is always on; a partner needs an opt-in category", id, pf.Category)
 		}
-		if len(pf.DataShared) == 0 {
-			v.errorf(p, "partner %q: data_shared is required (ip_address and/or advertising_id)", id)
+		if len(pf.DataShared) == 0 && v.intact(append(p, "data_shared")) {
+			v.errorf(append(p, "data_shared"), "partner %q: data_shared is required (ip_address and/or advertising_id)", id)
 		}
 		for j, d := range pf.DataShared {
 			if !slices.Contains(dataShared, d) {
@@ -300,8 +295,8 @@ func (v *validator) partners(files map[string]*partnerFile, categories []consent
 		if pf.LeavesEEA && pf.Transfer == "" {
 			v.errorf(append(p, "leaves_eea"), "partner %q leaves the EEA: say under transfer: on which safeguard", id)
 		}
-		if len(pf.Tags) == 0 {
-			v.errorf(p, "partner %q has no tags: nothing would load after opt-in", id)
+		if len(pf.Tags) == 0 && v.intact(append(p, "tags")) {
+			v.errorf(append(p, "tags"), "partner %q has no tags: nothing would load after opt-in", id)
 		}
 		var tags []consent.Tag
 		for j, t := range pf.Tags {
@@ -337,8 +332,8 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 		v.errorf(p, "site %q is empty", key)
 		return site
 	}
-	if len(sf.Origins) == 0 {
-		v.errorf(p, "site %q needs origins (such as https://%s and https://www.%s)", key, key, key)
+	if len(sf.Origins) == 0 && v.intact(append(p, "origins")) {
+		v.errorf(append(p, "origins"), "site %q needs origins (such as https://%s and https://www.%s)", key, key, key)
 	}
 	for i, o := range sf.Origins {
 		if msg := checkOrigin(o); msg != "" {
@@ -347,8 +342,8 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 	}
 	site.Origins = sf.Origins
 
-	if len(sf.Languages) == 0 {
-		v.errorf(p, "site %q needs languages (the first is the default)", key)
+	if len(sf.Languages) == 0 && v.intact(append(p, "languages")) {
+		v.errorf(append(p, "languages"), "site %q needs languages (the first is the default)", key)
 	}
 	for i, l := range sf.Languages {
 		if !slices.Contains(consent.Languages, l) {
@@ -359,7 +354,7 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 
 	v.url(append(p, "policy", "url"), sf.Policy.URL, "policy url")
 	if sf.Policy.Version == "" {
-		v.errorf(append(p, "policy"), "site %q: policy version is required (a new version asks every visitor again)", key)
+		v.errorf(append(p, "policy", "version"), "site %q: policy version is required (a new version asks every visitor again)", key)
 	}
 	site.Policy = consent.Policy{URL: sf.Policy.URL, Version: sf.Policy.Version}
 
@@ -373,7 +368,7 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 	site.Theme = v.theme(append(p, "theme"), sf.Theme)
 
 	for id := range sf.Partners {
-		if _, ok := files[id]; !ok {
+		if _, ok := files[id]; !ok && v.intact(path{"partners", id}) {
 			v.errorf(append(p, "partners", id), "unknown partner %q: define it under the top-level partners:", id)
 		}
 	}
@@ -407,7 +402,7 @@ func (v *validator) account(p path, partner *consent.Partner, account string) {
 		partner.Tags[i].Inline = strings.ReplaceAll(t.Inline, "{account}", account)
 	}
 	if uses && account == "" && partner.Enabled {
-		v.errorf(p, "partner %q needs account: its tags use {account}", partner.ID)
+		v.errorf(append(p, "account"), "partner %q needs account: its tags use {account}", partner.ID)
 	}
 }
 
@@ -426,7 +421,7 @@ func (v *validator) cookie(p path, key string, sf *siteFile) consent.CookieSetti
 	}
 	for i, o := range sf.Origins {
 		host := originHost(o)
-		if host != "" && host != domain && !strings.HasSuffix(host, "."+domain) {
+		if host != "" && v.intact(append(p, "domain")) && host != domain && !strings.HasSuffix(host, "."+domain) {
 			v.errorf(path{"sites", key, "origins", i}, "origin %q is not under the cookie domain %q", o, domain)
 		}
 	}
@@ -446,12 +441,12 @@ func (v *validator) cookie(p path, key string, sf *siteFile) consent.CookieSetti
 func (v *validator) texts(key string, site *consent.Site) {
 	for _, lang := range site.Languages {
 		for i, c := range site.Categories {
-			if c.Name[lang] == "" || c.Description[lang] == "" {
+			if (c.Name[lang] == "" || c.Description[lang] == "") && v.intact(path{"categories", i}) {
 				v.errorf(path{"categories", i}, "category %q needs name and description in %q (a language of %s)", c.ID, lang, key)
 			}
 		}
 		for _, partner := range site.Partners {
-			if partner.Enabled && partner.Purpose[lang] == "" {
+			if partner.Enabled && partner.Purpose[lang] == "" && v.intact(path{"partners", partner.ID, "purpose"}) {
 				v.errorf(path{"partners", partner.ID, "purpose"}, "partner %q needs a purpose in %q (a language of %s)", partner.ID, lang, key)
 			}
 		}
@@ -462,6 +457,15 @@ func (v *validator) url(p path, raw, what string) {
 	if msg := checkURL(raw); msg != "" {
 		v.errorf(p, "%s %q %s", what, raw, msg)
 	}
+}
+
+// firstEmpty returns firstKey if first is empty, else secondKey: of two required
+// keys, a problem is reported on the one to fill in.
+func firstEmpty(first, firstKey, secondKey string) string {
+	if first == "" {
+		return firstKey
+	}
+	return secondKey
 }
 
 func orDefault(n, def int) int {

@@ -95,7 +95,7 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 		{"consent over 13 months", "    languages: [en]", "    languages: [en]\n    cookie: { consent_days: 400 }", `never kept longer than 13 months`, ""},
 		{"unknown data shared", "data_shared: [ip_address]", "data_shared: [email]", `unknown data_shared "email"`, ""},
 		{"leaves EEA without safeguard", "    leaves_eea: false", "    leaves_eea: true", `transfer`, ""},
-		{"wrong type", "    languages: [en]", "    languages: en", `cannot unmarshal`, ""},
+		{"wrong type", "    languages: [en]", "    languages: en", `languages must be a list`, ""},
 		{"syntax error", "    languages: [en]", "    languages: [en", `did not find expected`, ""},
 		{"jurisdiction not a country code", "  jurisdiction: LU", "  jurisdiction: Luxembourg", `ISO 3166 country code`, ""},
 		{"no policy version", `version: "1"`, `version: ""`, `policy version is required`, ""},
@@ -138,6 +138,80 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 			}
 			t.Errorf("errors:\n%v\nwant one containing %q", err, tt.want)
 		})
+	}
+}
+
+// TestWrongType changes one value of a valid file to the wrong type (or repeats a
+// key, which makes the decoder drop the mapping) and expects exactly one error, on
+// that line, naming the key as written: no complaint about the zero value the field
+// was left with.
+func TestWrongType(t *testing.T) {
+	t.Parallel()
+	base := MustRead(t, "testdata/minimal.yaml")
+	tests := []struct {
+		name     string
+		old, new string
+		want     string
+	}{
+		{"bool", `pixel: { enabled: true, account: "42" }`, `pixel: { enabled: maybe, account: "42" }`, `enabled must be true or false, not "maybe"`},
+		{"bool in a list item", "    required: true", "    required: always", `required must be true or false, not "always"`},
+		{"whole number", "    languages: [en]", "    languages: [en]\n    retention_days: lots", `retention_days must be a whole number, not "lots"`},
+		{"whole number in a mapping", "    languages: [en]", "    languages: [en]\n    cookie: { consent_days: forever }", `consent_days must be a whole number, not "forever"`},
+		{"list", "    origins: [https://example.com, https://www.example.com]", "    origins: https://example.com", `origins must be a list, such as [https://example.com]`},
+		{"list given a mapping", "    languages: [en]", "    languages: { en: English }", `languages must be a list`},
+		{"text in a list", "    languages: [en]", "    languages: [en, { de: German }]", `each item of languages must be text`},
+		{"mapping", "    languages: [en]", "    languages: [en]\n    texts: 5", `texts must be a mapping, not "5"`},
+		{"mapping of a user's key", `      pixel: { enabled: true, account: "42" }`, `      pixel: on`, `pixel must be a mapping, not "on"`},
+		{"mapping for a struct", `    policy: { url: https://example.com/privacy, version: "1" }`, `    policy: https://example.com/privacy`, `policy must be a mapping, not "https://example.com/privacy"`},
+		{"text", "    name: Pixel", "    name: { en: Pixel }", `name must be text`},
+		{"text in a mapping of texts", "    purpose: { en: Shows you ads. }", "    purpose: { en: [Shows you ads.] }", `en must be text`},
+		{"theme colour", "    languages: [en]", "    languages: [en]\n    theme:\n      accent: [\"#000\"]\n      accent-text: \"#1b1b1f\"", `accent must be text`},
+		{"category id", "  - id: advertising", "  - id: [advertising]", `id must be text`},
+		{"data_shared", "data_shared: [ip_address]", "data_shared: ip_address", `data_shared must be a list, such as [ip_address]`},
+		{"duplicate key", "partners:\n  pixel:", "partners:\n  pixel: {}\n  pixel:", `mapping key "pixel" already defined at line 17`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if !strings.Contains(base, tt.old) {
+				t.Fatalf("fixture has no %q", tt.old)
+			}
+			changed := strings.Replace(base, tt.old, tt.new, 1)
+			_, err := config.Parse("sites.yaml", []byte(changed))
+			var errs config.Errors
+			if !errors.As(err, &errs) || len(errs) != 1 {
+				t.Fatalf("err = %v, want exactly one error", err)
+			}
+			at := strings.Count(base[:strings.Index(base, tt.old)], "\n") + 1
+			if e := errs[0]; e.Message != tt.want || e.Line < at || e.Line > at+strings.Count(tt.new, "\n") {
+				t.Errorf("err = %v, want sites.yaml:%d: %s", e, at, tt.want)
+			}
+		})
+	}
+}
+
+// TestWrongTypeKeepsValidating: a value of the wrong type does not hide the other
+// problems of the file; all come in one run, in file order.
+func TestWrongTypeKeepsValidating(t *testing.T) {
+	t.Parallel()
+	yaml := strings.NewReplacer(
+		"  jurisdiction: LU", "  jurisdiction: Luxembourg",
+		"    category: advertising", "    category: nope",
+		"    leaves_eea: false", "    leaves_eea: no way",
+		"    languages: [en]", "    languages: [en]\n    retention_days: lots\n    floating_button: 1",
+		`pixel: { enabled: true, account: "42" }`, `pixel: { enabled: maybe, account: "42" }`,
+	).Replace(MustRead(t, "testdata/minimal.yaml"))
+	_, err := config.Parse("sites.yaml", []byte(yaml))
+	want := strings.Join([]string{
+		`sites.yaml:5: controller jurisdiction "Luxembourg" must be an ISO 3166 country code such as LU: receipts name the law that applies`,
+		`sites.yaml:20: partner "pixel": unknown category "nope"`,
+		`sites.yaml:25: leaves_eea must be true or false, not "no way"`,
+		`sites.yaml:33: retention_days must be a whole number, not "lots"`,
+		`sites.yaml:34: floating_button must be true or false, not "1"`,
+		`sites.yaml:37: enabled must be true or false, not "maybe"`,
+	}, "\n")
+	if err == nil || err.Error() != want {
+		t.Errorf("errors:\n%v\nwant:\n%s", err, want)
 	}
 }
 
