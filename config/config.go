@@ -27,6 +27,9 @@ const (
 type Config struct {
 	File  string
 	Sites map[string]*consent.Site
+	// Warnings are problems that do not stop the file from loading, such as a
+	// partner's account id that is still a placeholder, in file order.
+	Warnings []*Error
 }
 
 // SiteKeys returns the site keys in sorted order.
@@ -44,15 +47,21 @@ type Error struct {
 	File    string
 	Line    int // 0 for a problem with the file as a whole
 	Message string
+	Warning bool // the file loads all the same
 }
 
-// Error returns "file:line: message", or "file: message" for a problem with the whole
-// file (Line 0), so that no one looks for a line 0.
+// Error returns "file:line: message" ("file:line: warning: message" for a warning),
+// or "file: message" for a problem with the whole file (Line 0), so that no one looks
+// for a line 0.
 func (e *Error) Error() string {
-	if e.Line == 0 {
-		return fmt.Sprintf("%s: %s", e.File, e.Message)
+	msg := e.Message
+	if e.Warning {
+		msg = "warning: " + msg
 	}
-	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Message)
+	if e.Line == 0 {
+		return fmt.Sprintf("%s: %s", e.File, msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, msg)
 }
 
 // Errors is every problem found in one file, in file order.
@@ -95,7 +104,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		slices.SortStableFunc(v.errs, func(a, b *Error) int { return a.Line - b.Line })
 		return nil, v.errs
 	}
+	slices.SortStableFunc(v.warns, func(a, b *Error) int { return a.Line - b.Line })
 	cfg.File = name
+	cfg.Warnings = v.warns
 	return cfg, nil
 }
 
@@ -124,6 +135,7 @@ type validator struct {
 	file   string
 	root   *yaml.Node
 	errs   Errors
+	warns  []*Error
 	failed []path // values the decoder could not take (wrong type, duplicate key) and left zero
 }
 
@@ -137,6 +149,11 @@ func (v *validator) errorf(p path, format string, args ...any) {
 		}
 	}
 	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(p), Message: fmt.Sprintf(format, args...)})
+}
+
+// warnf records a problem that does not stop the file from loading.
+func (v *validator) warnf(p path, format string, args ...any) {
+	v.warns = append(v.warns, &Error{File: v.file, Line: v.line(p), Message: fmt.Sprintf(format, args...), Warning: true})
 }
 
 // intact reports whether the value at p was decoded whole: the decoder took it, what
@@ -154,38 +171,57 @@ func (v *validator) intact(p path) bool {
 // line returns the line of the node at p, or of its nearest ancestor that exists (a
 // missing key is reported on the mapping that lacks it).
 func (v *validator) line(p path) int {
-	n := v.root
+	key, n := v.node(p)
+	if key != nil {
+		return key.Line
+	}
+	return n.Line
+}
+
+// lineComment returns the comments at the end of the lines of the key and the value
+// at p (a flow mapping such as { enabled: true } carries the comment of its line).
+func (v *validator) lineComment(p path) string {
+	key, n := v.node(p)
+	if key != nil {
+		return key.LineComment + " " + n.LineComment
+	}
+	return n.LineComment
+}
+
+// node returns the node at p, or its nearest ancestor that exists, with the key node
+// that names it (nil for a list item or the document).
+func (v *validator) node(p path) (key, n *yaml.Node) {
+	n = v.root
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}
-	line := n.Line
 	for _, step := range p {
-		next, keyLine := child(n, step)
+		k, next := child(n, step)
 		if next == nil {
 			break
 		}
-		n, line = next, keyLine
+		key, n = k, next
 	}
-	return line
+	return key, n
 }
 
-func child(n *yaml.Node, step any) (node *yaml.Node, line int) {
+func child(n *yaml.Node, step any) (key, value *yaml.Node) {
 	switch s := step.(type) {
 	case string:
 		if n.Kind != yaml.MappingNode {
-			return nil, 0
+			return nil, nil
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == s {
-				return n.Content[i+1], n.Content[i].Line
+				return n.Content[i], n.Content[i+1]
 			}
 		}
 	case int:
 		if n.Kind == yaml.SequenceNode && s < len(n.Content) {
-			return n.Content[s], n.Content[s].Line
+			return nil, n.Content[s]
 		}
 	}
-	return nil, 0
+	return nil, nil
 }
 
 var (
@@ -382,7 +418,7 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 		partner.Tags = slices.Clone(partner.Tags)
 		if sp := sf.Partners[id]; sp != nil {
 			partner.Enabled = sp.Enabled
-			v.account(append(p, "partners", id), &partner, sp.Account)
+			v.account(append(p, "partners", id), key, &partner, sp.Account)
 		}
 		site.Partners = append(site.Partners, partner)
 	}
@@ -390,7 +426,7 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 }
 
 // account fills the per-site account id into the partner's tags.
-func (v *validator) account(p path, partner *consent.Partner, account string) {
+func (v *validator) account(p path, site string, partner *consent.Partner, account string) {
 	if strings.ContainsAny(account, "'\"<>\\ ") {
 		v.errorf(append(p, "account"), "account %q may not contain quotes, spaces, <, > or \\", account)
 		return
@@ -404,6 +440,22 @@ func (v *validator) account(p path, partner *consent.Partner, account string) {
 	if uses && account == "" && partner.Enabled {
 		v.errorf(append(p, "account"), "partner %q needs account: its tags use {account}", partner.ID)
 	}
+	marked := strings.Contains(v.lineComment(p)+v.lineComment(append(p, "account")), "PLACEHOLDER")
+	if uses && account != "" && partner.Enabled && (marked || placeholder(account)) {
+		v.warnf(append(p, "account"), "partner %s on %s: account %q looks like a placeholder; its tag will report nothing until you put the real id", partner.ID, site, account)
+	}
+}
+
+// placeholder reports whether account looks made up, as the ids sites.yaml ships
+// with do (AW-000000001, "0000001"): after a prefix such as AW-, only digits, mostly
+// leading zeros. Real ids of the ad networks do not start with a run of zeros.
+func placeholder(account string) bool {
+	digits := strings.TrimLeftFunc(account, func(r rune) bool { return r < '0' || r > '9' })
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return false
+	}
+	zeros := len(digits) - len(strings.TrimLeft(digits, "0"))
+	return zeros >= 3 && 2*zeros >= len(digits)
 }
 
 func (v *validator) cookie(p path, key string, sf *siteFile) consent.CookieSettings {

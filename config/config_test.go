@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -21,6 +22,21 @@ func TestShippedSitesYAMLIsValid(t *testing.T) {
 	if got := strings.Join(cfg.SiteKeys(), " "); got != strings.Join(want, " ") {
 		t.Fatalf("sites = %s, want %s", got, strings.Join(want, " "))
 	}
+	// Every enabled partner's account ships as a marked placeholder; each is warned
+	// about on its line, and nothing else is.
+	var marked []int
+	for i, l := range strings.Split(MustRead(t, "../sites.yaml"), "\n") {
+		if strings.Contains(l, "enabled: true") && strings.Contains(l, "# PLACEHOLDER") {
+			marked = append(marked, i+1)
+		}
+	}
+	var warned []int
+	for _, w := range cfg.Warnings {
+		warned = append(warned, w.Line)
+	}
+	if len(marked) == 0 || !slices.Equal(warned, marked) {
+		t.Errorf("warnings on lines %v, want one on each enabled PLACEHOLDER line %v", warned, marked)
+	}
 	for _, key := range want {
 		site := cfg.Sites[key]
 		for _, lang := range []string{"de", "fr", "en"} {
@@ -35,6 +51,48 @@ func TestShippedSitesYAMLIsValid(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPlaceholderAccounts: an enabled partner whose account id looks made up, or is
+// marked PLACEHOLDER on its line, is a warning; the file stays valid.
+func TestPlaceholderAccounts(t *testing.T) {
+	t.Parallel()
+	const entry = `      pixel: { enabled: true, account: "42" }`
+	base := MustRead(t, "testdata/minimal.yaml")
+	line := strings.Count(base[:strings.Index(base, entry)], "\n") + 1
+	tests := []struct {
+		name, entry string
+		account     string // the one warned about, "" for no warning
+		below       int    // lines from the entry's first to the warning's
+	}{
+		{"real id", entry, "", 0},
+		{"zeros and a digit", `      pixel: { enabled: true, account: AW-000000001 }`, "AW-000000001", 0},
+		{"zeros and a short run", `      pixel: { enabled: true, account: "000042" }`, "000042", 0},
+		{"only zeros", `      pixel: { enabled: true, account: "0000" }`, "0000", 0},
+		{"a few leading zeros", `      pixel: { enabled: true, account: "0012345" }`, "", 0},
+		{"zeros at the end", `      pixel: { enabled: true, account: "1000000" }`, "", 0},
+		{"marked in a flow mapping", entry + `   # PLACEHOLDER`, "42", 0},
+		{"marked on the account line", "      pixel:\n        enabled: true\n        account: \"42\"  # PLACEHOLDER: ask marketing", "42", 2},
+		{"marked on the partner line", "      pixel: # PLACEHOLDER\n        enabled: true\n        account: \"42\"", "42", 2},
+		{"another comment", entry + `   # the real one`, "", 0},
+		{"disabled", `      pixel: { enabled: false, account: "0000001" }   # PLACEHOLDER`, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := MustParse(t, strings.Replace(base, entry, tt.entry, 1))
+			var got, want []string
+			for _, w := range cfg.Warnings {
+				got = append(got, w.Error())
+			}
+			if tt.account != "" {
+				want = []string{fmt.Sprintf("sites.yaml:%d: warning: partner pixel on example.com: account %q looks like a placeholder; its tag will report nothing until you put the real id", line+tt.below, tt.account)}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("warnings = %q, want %q", got, want)
+			}
+		})
 	}
 }
 

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +33,18 @@ func TestCheck(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "is valid") {
 		t.Errorf("output = %q", out.String())
+	}
+	// The shipped account ids are placeholders: warned about, each on its line, and
+	// counted on the last line, which still says valid.
+	shipped := MustRead(t, "../../sites.yaml")
+	at := strings.Count(shipped[:strings.Index(shipped, "google-ads: { enabled: true, account: AW-000000001 }")], "\n") + 1
+	warning := fmt.Sprintf(`../../sites.yaml:%d: warning: partner google-ads on mixvoip.com: account "AW-000000001" looks like a placeholder; its tag will report nothing until you put the real id`, at)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if !slices.Contains(lines, warning) || strings.Count(out.String(), ": warning: ") != 11 {
+		t.Errorf("output:\n%s\nwant 11 warnings, among them\n%s", out.String(), warning)
+	}
+	if last := lines[len(lines)-1]; last != "../../sites.yaml is valid (4 sites), with 11 warnings" {
+		t.Errorf("last line = %q", last)
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
