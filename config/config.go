@@ -4,13 +4,10 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +27,9 @@ const (
 type Config struct {
 	File  string
 	Sites map[string]*consent.Site
+	// Warnings are problems that do not stop the file from loading, such as a
+	// partner's account id that is still a placeholder, in file order.
+	Warnings []*Error
 }
 
 // SiteKeys returns the site keys in sorted order.
@@ -45,11 +45,24 @@ func (c *Config) SiteKeys() []string {
 // Error is one problem in a configuration file, with where it is.
 type Error struct {
 	File    string
-	Line    int
+	Line    int // 0 for a problem with the file as a whole
 	Message string
+	Warning bool // the file loads all the same
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Message) }
+// Error returns "file:line: message" ("file:line: warning: message" for a warning),
+// or "file: message" for a problem with the whole file (Line 0), so that no one looks
+// for a line 0.
+func (e *Error) Error() string {
+	msg := e.Message
+	if e.Warning {
+		msg = "warning: " + msg
+	}
+	if e.Line == 0 {
+		return fmt.Sprintf("%s: %s", e.File, msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, msg)
+}
 
 // Errors is every problem found in one file, in file order.
 type Errors []*Error
@@ -78,100 +91,137 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, decodeErrors(name, err)
 	}
+	if empty(&root) {
+		return nil, Errors{{File: name, Message: "the file is empty: it needs controller, dpo, categories, partners and sites (see the shipped sites.yaml)"}}
+	}
 	var f file
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
+	v := &validator{file: name, root: &root}
+	if err := v.decode(data, &f); err != nil {
 		return nil, decodeErrors(name, err)
 	}
-	v := &validator{file: name, root: &root}
 	cfg := v.resolve(&f)
 	if len(v.errs) > 0 {
 		slices.SortStableFunc(v.errs, func(a, b *Error) int { return a.Line - b.Line })
 		return nil, v.errs
 	}
+	slices.SortStableFunc(v.warns, func(a, b *Error) int { return a.Line - b.Line })
 	cfg.File = name
+	cfg.Warnings = v.warns
 	return cfg, nil
 }
 
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-var unknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
-
-// decodeErrors turns the yaml package's errors into file:line errors that name the
-// problem in the user's words.
-func decodeErrors(name string, err error) error {
-	var msgs []string
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	} else {
-		msgs = []string{err.Error()}
+// empty reports whether a document holds nothing: no bytes, only comments, or a
+// bare "---" or null, which the decoder would otherwise answer with EOF or a zero
+// file and a dozen errors about what is missing.
+func empty(root *yaml.Node) bool {
+	if len(root.Content) == 0 {
+		return true
 	}
-	var errs Errors
-	for _, m := range msgs {
-		e := &Error{File: name, Message: m}
-		if match := yamlLine.FindStringSubmatch(m); match != nil {
-			e.Line, _ = strconv.Atoi(match[1])
-			e.Message = match[2]
-		}
-		if match := unknownField.FindStringSubmatch(e.Message); match != nil {
-			e.Message = fmt.Sprintf("unknown key %q (check the spelling and the indentation)", match[1])
-		}
-		errs = append(errs, e)
-	}
-	return errs
+	n := root.Content[0]
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
 // path names a node in the document: map keys as strings, list indexes as ints.
 type path []any
 
+// within reports whether p is q or lies inside it.
+func (p path) within(q path) bool {
+	return len(p) >= len(q) && slices.Equal(p[:len(q)], q)
+}
+
 // validator collects every problem with the line it is on, so that the user can fix
 // the whole file in one go.
 type validator struct {
-	file string
-	root *yaml.Node
-	errs Errors
+	file   string
+	root   *yaml.Node
+	errs   Errors
+	warns  []*Error
+	failed []path // values the decoder could not take (wrong type, duplicate key) and left zero
 }
 
+// errorf records a problem with the value at p, unless the decoder could not take that
+// value (or one it is part of): the user has been told why, and its zero value would
+// only add errors about a field they did fill in.
 func (v *validator) errorf(p path, format string, args ...any) {
+	for _, f := range v.failed {
+		if p.within(f) {
+			return
+		}
+	}
 	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(p), Message: fmt.Sprintf(format, args...)})
+}
+
+// warnf records a problem that does not stop the file from loading.
+func (v *validator) warnf(p path, format string, args ...any) {
+	v.warns = append(v.warns, &Error{File: v.file, Line: v.line(p), Message: fmt.Sprintf(format, args...), Warning: true})
+}
+
+// intact reports whether the value at p was decoded whole: the decoder took it, what
+// it is part of and everything inside it. Checks that conclude something
+// from a missing value elsewhere (an unknown category, an empty list) ask this first.
+func (v *validator) intact(p path) bool {
+	for _, f := range v.failed {
+		if p.within(f) || f.within(p) {
+			return false
+		}
+	}
+	return true
 }
 
 // line returns the line of the node at p, or of its nearest ancestor that exists (a
 // missing key is reported on the mapping that lacks it).
 func (v *validator) line(p path) int {
-	n := v.root
+	key, n := v.node(p)
+	if key != nil {
+		return key.Line
+	}
+	return n.Line
+}
+
+// lineComment returns the comments at the end of the lines of the key and the value
+// at p (a flow mapping such as { enabled: true } carries the comment of its line).
+func (v *validator) lineComment(p path) string {
+	key, n := v.node(p)
+	if key != nil {
+		return key.LineComment + " " + n.LineComment
+	}
+	return n.LineComment
+}
+
+// node returns the node at p, or its nearest ancestor that exists, with the key node
+// that names it (nil for a list item or the document).
+func (v *validator) node(p path) (key, n *yaml.Node) {
+	n = v.root
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}
-	line := n.Line
 	for _, step := range p {
-		next, keyLine := child(n, step)
+		k, next := child(n, step)
 		if next == nil {
 			break
 		}
-		n, line = next, keyLine
+		key, n = k, next
 	}
-	return line
+	return key, n
 }
 
-func child(n *yaml.Node, step any) (node *yaml.Node, line int) {
+func child(n *yaml.Node, step any) (key, value *yaml.Node) {
 	switch s := step.(type) {
 	case string:
 		if n.Kind != yaml.MappingNode {
-			return nil, 0
+			return nil, nil
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == s {
-				return n.Content[i+1], n.Content[i].Line
+				return n.Content[i], n.Content[i+1]
 			}
 		}
 	case int:
 		if n.Kind == yaml.SequenceNode && s < len(n.Content) {
-			return n.Content[s], n.Content[s].Line
+			return nil, n.Content[s]
 		}
 	}
-	return nil, 0
+	return nil, nil
 }
 
 var (
@@ -185,11 +235,11 @@ var (
 func (v *validator) resolve(f *file) *Config {
 	controller := v.controller(path{"controller"}, f.Controller)
 	if f.DPO.Email == "" {
-		v.errorf(path{"dpo"}, "dpo.email is required: visitors must know how to reach the data protection officer")
+		v.errorf(path{"dpo", "email"}, "dpo.email is required: visitors must know how to reach the data protection officer")
 	}
 	categories := v.categories(f.Categories)
 	partners := v.partners(f.Partners, categories)
-	if len(f.Sites) == 0 {
+	if len(f.Sites) == 0 && v.intact(path{"sites"}) {
 		v.errorf(path{"sites"}, "no sites: add at least one under sites:")
 	}
 	cfg := &Config{Sites: make(map[string]*consent.Site, len(f.Sites))}
@@ -210,7 +260,7 @@ func (v *validator) resolve(f *file) *Config {
 
 func (v *validator) controller(p path, c controllerFile) consent.Controller {
 	if c.Name == "" || c.Address == "" {
-		v.errorf(p, "controller needs name and address: the banner must name who is responsible")
+		v.errorf(append(p, firstEmpty(c.Name, "name", "address")), "controller needs name and address: the banner must name who is responsible")
 	}
 	if c.Email != "" && !strings.Contains(c.Email, "@") {
 		v.errorf(append(p, "email"), "controller email %q is not an e-mail address", c.Email)
@@ -222,7 +272,7 @@ func (v *validator) controller(p path, c controllerFile) consent.Controller {
 }
 
 func (v *validator) categories(files []categoryFile) []consent.Category {
-	if len(files) == 0 {
+	if len(files) == 0 && v.intact(path{"categories"}) {
 		v.errorf(path{"categories"}, "no categories: define at least technical (required: true) and one optional category")
 	}
 	var out []consent.Category
@@ -253,17 +303,19 @@ func (v *validator) partners(files map[string]*partnerFile, categories []consent
 			continue
 		}
 		if pf.Name == "" || pf.Provider == "" {
-			v.errorf(p, "partner %q needs name and provider", id)
+			v.errorf(append(p, firstEmpty(pf.Name, "name", "provider")), "partner %q needs name and provider", id)
 		}
 		i := slices.IndexFunc(categories, func(c consent.Category) bool { return c.ID == pf.Category })
 		switch {
 		case i < 0:
-			v.errorf(append(p, "category"), "partner %q: unknown category %q", id, pf.Category)
+			if v.intact(path{"categories"}) {
+				v.errorf(append(p, "category"), "partner %q: unknown category %q", id, pf.Category)
+			}
 		case categories[i].Required:
 			v.errorf(append(p, "category"), "partner %q: category %q is always on; a partner needs an opt-in category", id, pf.Category)
 		}
-		if len(pf.DataShared) == 0 {
-			v.errorf(p, "partner %q: data_shared is required (ip_address and/or advertising_id)", id)
+		if len(pf.DataShared) == 0 && v.intact(append(p, "data_shared")) {
+			v.errorf(append(p, "data_shared"), "partner %q: data_shared is required (ip_address and/or advertising_id)", id)
 		}
 		for j, d := range pf.DataShared {
 			if !slices.Contains(dataShared, d) {
@@ -279,8 +331,8 @@ func (v *validator) partners(files map[string]*partnerFile, categories []consent
 		if pf.LeavesEEA && pf.Transfer == "" {
 			v.errorf(append(p, "leaves_eea"), "partner %q leaves the EEA: say under transfer: on which safeguard", id)
 		}
-		if len(pf.Tags) == 0 {
-			v.errorf(p, "partner %q has no tags: nothing would load after opt-in", id)
+		if len(pf.Tags) == 0 && v.intact(append(p, "tags")) {
+			v.errorf(append(p, "tags"), "partner %q has no tags: nothing would load after opt-in", id)
 		}
 		var tags []consent.Tag
 		for j, t := range pf.Tags {
@@ -316,8 +368,8 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 		v.errorf(p, "site %q is empty", key)
 		return site
 	}
-	if len(sf.Origins) == 0 {
-		v.errorf(p, "site %q needs origins (such as https://%s and https://www.%s)", key, key, key)
+	if len(sf.Origins) == 0 && v.intact(append(p, "origins")) {
+		v.errorf(append(p, "origins"), "site %q needs origins (such as https://%s and https://www.%s)", key, key, key)
 	}
 	for i, o := range sf.Origins {
 		if msg := checkOrigin(o); msg != "" {
@@ -326,8 +378,8 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 	}
 	site.Origins = sf.Origins
 
-	if len(sf.Languages) == 0 {
-		v.errorf(p, "site %q needs languages (the first is the default)", key)
+	if len(sf.Languages) == 0 && v.intact(append(p, "languages")) {
+		v.errorf(append(p, "languages"), "site %q needs languages (the first is the default)", key)
 	}
 	for i, l := range sf.Languages {
 		if !slices.Contains(consent.Languages, l) {
@@ -338,7 +390,7 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 
 	v.url(append(p, "policy", "url"), sf.Policy.URL, "policy url")
 	if sf.Policy.Version == "" {
-		v.errorf(append(p, "policy"), "site %q: policy version is required (a new version asks every visitor again)", key)
+		v.errorf(append(p, "policy", "version"), "site %q: policy version is required (a new version asks every visitor again)", key)
 	}
 	site.Policy = consent.Policy{URL: sf.Policy.URL, Version: sf.Policy.Version}
 
@@ -352,7 +404,7 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 	site.Theme = v.theme(append(p, "theme"), sf.Theme)
 
 	for id := range sf.Partners {
-		if _, ok := files[id]; !ok {
+		if _, ok := files[id]; !ok && v.intact(path{"partners", id}) {
 			v.errorf(append(p, "partners", id), "unknown partner %q: define it under the top-level partners:", id)
 		}
 	}
@@ -366,7 +418,7 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 		partner.Tags = slices.Clone(partner.Tags)
 		if sp := sf.Partners[id]; sp != nil {
 			partner.Enabled = sp.Enabled
-			v.account(append(p, "partners", id), &partner, sp.Account)
+			v.account(append(p, "partners", id), key, &partner, sp.Account)
 		}
 		site.Partners = append(site.Partners, partner)
 	}
@@ -374,7 +426,7 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 }
 
 // account fills the per-site account id into the partner's tags.
-func (v *validator) account(p path, partner *consent.Partner, account string) {
+func (v *validator) account(p path, site string, partner *consent.Partner, account string) {
 	if strings.ContainsAny(account, "'\"<>\\ ") {
 		v.errorf(append(p, "account"), "account %q may not contain quotes, spaces, <, > or \\", account)
 		return
@@ -386,8 +438,24 @@ func (v *validator) account(p path, partner *consent.Partner, account string) {
 		partner.Tags[i].Inline = strings.ReplaceAll(t.Inline, "{account}", account)
 	}
 	if uses && account == "" && partner.Enabled {
-		v.errorf(p, "partner %q needs account: its tags use {account}", partner.ID)
+		v.errorf(append(p, "account"), "partner %q needs account: its tags use {account}", partner.ID)
 	}
+	marked := strings.Contains(v.lineComment(p)+v.lineComment(append(p, "account")), "PLACEHOLDER")
+	if uses && account != "" && partner.Enabled && (marked || placeholder(account)) {
+		v.warnf(append(p, "account"), "partner %s on %s: account %q looks like a placeholder; its tag will report nothing until you put the real id", partner.ID, site, account)
+	}
+}
+
+// placeholder reports whether account looks made up, as the ids sites.yaml ships
+// with do (AW-000000001, "0000001"): after a prefix such as AW-, only digits, mostly
+// leading zeros. Real ids of the ad networks do not start with a run of zeros.
+func placeholder(account string) bool {
+	digits := strings.TrimLeftFunc(account, func(r rune) bool { return r < '0' || r > '9' })
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return false
+	}
+	zeros := len(digits) - len(strings.TrimLeft(digits, "0"))
+	return zeros >= 3 && 2*zeros >= len(digits)
 }
 
 func (v *validator) cookie(p path, key string, sf *siteFile) consent.CookieSettings {
@@ -405,7 +473,7 @@ func (v *validator) cookie(p path, key string, sf *siteFile) consent.CookieSetti
 	}
 	for i, o := range sf.Origins {
 		host := originHost(o)
-		if host != "" && host != domain && !strings.HasSuffix(host, "."+domain) {
+		if host != "" && v.intact(append(p, "domain")) && host != domain && !strings.HasSuffix(host, "."+domain) {
 			v.errorf(path{"sites", key, "origins", i}, "origin %q is not under the cookie domain %q", o, domain)
 		}
 	}
@@ -425,12 +493,12 @@ func (v *validator) cookie(p path, key string, sf *siteFile) consent.CookieSetti
 func (v *validator) texts(key string, site *consent.Site) {
 	for _, lang := range site.Languages {
 		for i, c := range site.Categories {
-			if c.Name[lang] == "" || c.Description[lang] == "" {
+			if (c.Name[lang] == "" || c.Description[lang] == "") && v.intact(path{"categories", i}) {
 				v.errorf(path{"categories", i}, "category %q needs name and description in %q (a language of %s)", c.ID, lang, key)
 			}
 		}
 		for _, partner := range site.Partners {
-			if partner.Enabled && partner.Purpose[lang] == "" {
+			if partner.Enabled && partner.Purpose[lang] == "" && v.intact(path{"partners", partner.ID, "purpose"}) {
 				v.errorf(path{"partners", partner.ID, "purpose"}, "partner %q needs a purpose in %q (a language of %s)", partner.ID, lang, key)
 			}
 		}
@@ -441,6 +509,15 @@ func (v *validator) url(p path, raw, what string) {
 	if msg := checkURL(raw); msg != "" {
 		v.errorf(p, "%s %q %s", what, raw, msg)
 	}
+}
+
+// firstEmpty returns firstKey if first is empty, else secondKey: of two required
+// keys, a problem is reported on the one to fill in.
+func firstEmpty(first, firstKey, secondKey string) string {
+	if first == "" {
+		return firstKey
+	}
+	return secondKey
 }
 
 func orDefault(n, def int) int {

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -21,6 +22,21 @@ func TestShippedSitesYAMLIsValid(t *testing.T) {
 	if got := strings.Join(cfg.SiteKeys(), " "); got != strings.Join(want, " ") {
 		t.Fatalf("sites = %s, want %s", got, strings.Join(want, " "))
 	}
+	// Every enabled partner's account ships as a marked placeholder; each is warned
+	// about on its line, and nothing else is.
+	var marked []int
+	for i, l := range strings.Split(MustRead(t, "../sites.yaml"), "\n") {
+		if strings.Contains(l, "enabled: true") && strings.Contains(l, "# PLACEHOLDER") {
+			marked = append(marked, i+1)
+		}
+	}
+	var warned []int
+	for _, w := range cfg.Warnings {
+		warned = append(warned, w.Line)
+	}
+	if len(marked) == 0 || !slices.Equal(warned, marked) {
+		t.Errorf("warnings on lines %v, want one on each enabled PLACEHOLDER line %v", warned, marked)
+	}
 	for _, key := range want {
 		site := cfg.Sites[key]
 		for _, lang := range []string{"de", "fr", "en"} {
@@ -35,6 +51,48 @@ func TestShippedSitesYAMLIsValid(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPlaceholderAccounts: an enabled partner whose account id looks made up, or is
+// marked PLACEHOLDER on its line, is a warning; the file stays valid.
+func TestPlaceholderAccounts(t *testing.T) {
+	t.Parallel()
+	const entry = `      pixel: { enabled: true, account: "42" }`
+	base := MustRead(t, "testdata/minimal.yaml")
+	line := strings.Count(base[:strings.Index(base, entry)], "\n") + 1
+	tests := []struct {
+		name, entry string
+		account     string // the one warned about, "" for no warning
+		below       int    // lines from the entry's first to the warning's
+	}{
+		{"real id", entry, "", 0},
+		{"zeros and a digit", `      pixel: { enabled: true, account: AW-000000001 }`, "AW-000000001", 0},
+		{"zeros and a short run", `      pixel: { enabled: true, account: "000042" }`, "000042", 0},
+		{"only zeros", `      pixel: { enabled: true, account: "0000" }`, "0000", 0},
+		{"a few leading zeros", `      pixel: { enabled: true, account: "0012345" }`, "", 0},
+		{"zeros at the end", `      pixel: { enabled: true, account: "1000000" }`, "", 0},
+		{"marked in a flow mapping", entry + `   # PLACEHOLDER`, "42", 0},
+		{"marked on the account line", "      pixel:\n        enabled: true\n        account: \"42\"  # PLACEHOLDER: ask marketing", "42", 2},
+		{"marked on the partner line", "      pixel: # PLACEHOLDER\n        enabled: true\n        account: \"42\"", "42", 2},
+		{"another comment", entry + `   # the real one`, "", 0},
+		{"disabled", `      pixel: { enabled: false, account: "0000001" }   # PLACEHOLDER`, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := MustParse(t, strings.Replace(base, entry, tt.entry, 1))
+			var got, want []string
+			for _, w := range cfg.Warnings {
+				got = append(got, w.Error())
+			}
+			if tt.account != "" {
+				want = []string{fmt.Sprintf("sites.yaml:%d: warning: partner pixel on example.com: account %q looks like a placeholder; its tag will report nothing until you put the real id", line+tt.below, tt.account)}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("warnings = %q, want %q", got, want)
+			}
+		})
 	}
 }
 
@@ -95,7 +153,7 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 		{"consent over 13 months", "    languages: [en]", "    languages: [en]\n    cookie: { consent_days: 400 }", `never kept longer than 13 months`, ""},
 		{"unknown data shared", "data_shared: [ip_address]", "data_shared: [email]", `unknown data_shared "email"`, ""},
 		{"leaves EEA without safeguard", "    leaves_eea: false", "    leaves_eea: true", `transfer`, ""},
-		{"wrong type", "    languages: [en]", "    languages: en", `cannot unmarshal`, ""},
+		{"wrong type", "    languages: [en]", "    languages: en", `languages must be a list`, ""},
 		{"syntax error", "    languages: [en]", "    languages: [en", `did not find expected`, ""},
 		{"jurisdiction not a country code", "  jurisdiction: LU", "  jurisdiction: Luxembourg", `ISO 3166 country code`, ""},
 		{"no policy version", `version: "1"`, `version: ""`, `policy version is required`, ""},
@@ -137,6 +195,122 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 				}
 			}
 			t.Errorf("errors:\n%v\nwant one containing %q", err, tt.want)
+		})
+	}
+}
+
+// TestWrongType changes one value of a valid file to the wrong type (or repeats a
+// key, which makes the decoder drop the mapping) and expects exactly one error, on
+// that line, naming the key as written: no complaint about the zero value the field
+// was left with.
+func TestWrongType(t *testing.T) {
+	t.Parallel()
+	base := MustRead(t, "testdata/minimal.yaml")
+	tests := []struct {
+		name     string
+		old, new string
+		want     string
+	}{
+		{"bool", `pixel: { enabled: true, account: "42" }`, `pixel: { enabled: maybe, account: "42" }`, `enabled must be true or false, not "maybe"`},
+		{"bool in a list item", "    required: true", "    required: always", `required must be true or false, not "always"`},
+		{"whole number", "    languages: [en]", "    languages: [en]\n    retention_days: lots", `retention_days must be a whole number, not "lots"`},
+		{"whole number in a mapping", "    languages: [en]", "    languages: [en]\n    cookie: { consent_days: forever }", `consent_days must be a whole number, not "forever"`},
+		{"list", "    origins: [https://example.com, https://www.example.com]", "    origins: https://example.com", `origins must be a list, such as [https://example.com]`},
+		{"list given a mapping", "    languages: [en]", "    languages: { en: English }", `languages must be a list`},
+		{"text in a list", "    languages: [en]", "    languages: [en, { de: German }]", `each item of languages must be text`},
+		{"mapping", "    languages: [en]", "    languages: [en]\n    texts: 5", `texts must be a mapping, not "5"`},
+		{"mapping of a user's key", `      pixel: { enabled: true, account: "42" }`, `      pixel: on`, `pixel must be a mapping, not "on"`},
+		{"mapping for a struct", `    policy: { url: https://example.com/privacy, version: "1" }`, `    policy: https://example.com/privacy`, `policy must be a mapping, not "https://example.com/privacy"`},
+		{"text", "    name: Pixel", "    name: { en: Pixel }", `name must be text`},
+		{"text in a mapping of texts", "    purpose: { en: Shows you ads. }", "    purpose: { en: [Shows you ads.] }", `en must be text`},
+		{"theme colour", "    languages: [en]", "    languages: [en]\n    theme:\n      accent: [\"#000\"]\n      accent-text: \"#1b1b1f\"", `accent must be text`},
+		{"category id", "  - id: advertising", "  - id: [advertising]", `id must be text`},
+		{"data_shared", "data_shared: [ip_address]", "data_shared: ip_address", `data_shared must be a list, such as [ip_address]`},
+		{"duplicate key", "partners:\n  pixel:", "partners:\n  pixel: {}\n  pixel:", `mapping key "pixel" already defined at line 17`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if !strings.Contains(base, tt.old) {
+				t.Fatalf("fixture has no %q", tt.old)
+			}
+			changed := strings.Replace(base, tt.old, tt.new, 1)
+			_, err := config.Parse("sites.yaml", []byte(changed))
+			var errs config.Errors
+			if !errors.As(err, &errs) || len(errs) != 1 {
+				t.Fatalf("err = %v, want exactly one error", err)
+			}
+			at := strings.Count(base[:strings.Index(base, tt.old)], "\n") + 1
+			if e := errs[0]; e.Message != tt.want || e.Line < at || e.Line > at+strings.Count(tt.new, "\n") {
+				t.Errorf("err = %v, want sites.yaml:%d: %s", e, at, tt.want)
+			}
+		})
+	}
+}
+
+// TestWrongTypeKeepsValidating: a value of the wrong type does not hide the other
+// problems of the file; all come in one run, in file order.
+func TestWrongTypeKeepsValidating(t *testing.T) {
+	t.Parallel()
+	yaml := strings.NewReplacer(
+		"  jurisdiction: LU", "  jurisdiction: Luxembourg",
+		"    category: advertising", "    category: nope",
+		"    leaves_eea: false", "    leaves_eea: no way",
+		"    languages: [en]", "    languages: [en]\n    retention_days: lots\n    floating_button: 1",
+		`pixel: { enabled: true, account: "42" }`, `pixel: { enabled: maybe, account: "42" }`,
+	).Replace(MustRead(t, "testdata/minimal.yaml"))
+	_, err := config.Parse("sites.yaml", []byte(yaml))
+	want := strings.Join([]string{
+		`sites.yaml:5: controller jurisdiction "Luxembourg" must be an ISO 3166 country code such as LU: receipts name the law that applies`,
+		`sites.yaml:20: partner "pixel": unknown category "nope"`,
+		`sites.yaml:25: leaves_eea must be true or false, not "no way"`,
+		`sites.yaml:33: retention_days must be a whole number, not "lots"`,
+		`sites.yaml:34: floating_button must be true or false, not "1"`,
+		`sites.yaml:37: enabled must be true or false, not "maybe"`,
+	}, "\n")
+	if err == nil || err.Error() != want {
+		t.Errorf("errors:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+// TestEmptyFile: a file with nothing in it gets one sentence that says what it needs,
+// not a line 0 or a list of everything missing.
+func TestEmptyFile(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, yaml string }{
+		{"no bytes", ""},
+		{"only whitespace", "\n   \n\n"},
+		{"only comments", "# consentd configuration\n\n# nothing yet\n"},
+		{"only a document marker", "---\n# to do\n"},
+		{"null document", "~\n"},
+	}
+	const want = "sites.yaml: the file is empty: it needs controller, dpo, categories, partners and sites (see the shipped sites.yaml)"
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Parse("sites.yaml", []byte(tt.yaml))
+			var errs config.Errors
+			if !errors.As(err, &errs) || err.Error() != want {
+				t.Fatalf("err = %v, want %q", err, want)
+			}
+		})
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  config.Error
+		want string
+	}{
+		{config.Error{File: "sites.yaml", Line: 12, Message: "unknown key"}, "sites.yaml:12: unknown key"},
+		{config.Error{File: "sites.yaml", Message: "the file is empty"}, "sites.yaml: the file is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := tt.err.Error(); got != tt.want {
+				t.Errorf("Error() = %q, want %q", got, tt.want)
+			}
 		})
 	}
 }

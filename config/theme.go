@@ -19,10 +19,11 @@ func (v *validator) overrides(p path, sf *siteFile) map[string]map[string]string
 	if len(sf.Texts) == 0 {
 		return nil
 	}
+	languagesKnown := v.intact(slices.Concat(p, path{"languages"}))
 	p = append(p, "texts")
 	out := make(map[string]map[string]string, len(sf.Texts))
 	for lang, texts := range sf.Texts {
-		if !slices.Contains(sf.Languages, lang) {
+		if !slices.Contains(sf.Languages, lang) && languagesKnown {
 			v.errorf(append(p, lang), "texts for %q, which is not a language of this site (%s)", lang, strings.Join(sf.Languages, ", "))
 			continue
 		}
@@ -57,7 +58,9 @@ func (v *validator) theme(p path, theme map[string]string) map[string]string {
 			ok = false
 		}
 	}
-	if !ok {
+	// A colour that had the wrong type is missing here, and the default that takes its
+	// place would be blamed for a contrast the site never chose.
+	if !ok || !v.intact(p) {
 		return theme
 	}
 	for _, pair := range consent.ThemeContrast {

@@ -8,8 +8,9 @@ import (
 	"github.com/mixvoip/consentd/config"
 )
 
-// check validates a sites.yaml and prints what each site serves; on error the
-// returned error lists every problem as file:line: message.
+// check validates a sites.yaml and prints what each site serves and every warning;
+// on error the returned error lists every problem as file:line: message. Warnings
+// (placeholder account ids) leave the file valid: consentd serves it all the same.
 func check(args []string, stdout io.Writer) error {
 	path := envOr("CONSENTD_CONFIG", "sites.yaml")
 	switch len(args) {
@@ -33,6 +34,21 @@ func check(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s: fingerprint %s, languages %v, partners enabled %v\n", key, banner.Fingerprint(site), site.Languages, enabled)
 	}
-	fmt.Fprintf(stdout, "%s is valid\n", path)
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stdout, w)
+	}
+	fmt.Fprintf(stdout, "%s is valid (%s)", path, count(len(cfg.Sites), "site"))
+	if len(cfg.Warnings) > 0 {
+		fmt.Fprintf(stdout, ", with %s", count(len(cfg.Warnings), "warning"))
+	}
+	fmt.Fprintln(stdout)
 	return nil
+}
+
+// count returns "1 site", "4 sites".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

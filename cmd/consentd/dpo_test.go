@@ -65,7 +65,10 @@ func MustDPOFixture(tb testing.TB) *dpoFixture {
 	f.allSites = MustTokenFile(tb, m.TokensPath, "dpo")
 	// The token file exists now: move its time so that a watcher with coarse
 	// timestamps sees the second token too.
-	writeLaterFn(tb, m.TokensPath, func() error { f.voxbi = MustTokenFile(tb, m.TokensPath, "voxbi", "--sites", "voxbi.com"); return nil })
+	writeLaterFn(tb, m.TokensPath, func() error {
+		f.voxbi = MustTokenFile(tb, m.TokensPath, "voxbi", "--sites", "voxbi.com", "--config", m.ConfigPath)
+		return nil
+	})
 	for _, file := range []string{f.allSites, f.voxbi} {
 		MustEventually(tb, func() (string, bool) {
 			_, _, err := runConsentd("stats", "--url", f.url, "--token-file", file)

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +33,18 @@ func TestCheck(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "is valid") {
 		t.Errorf("output = %q", out.String())
+	}
+	// The shipped account ids are placeholders: warned about, each on its line, and
+	// counted on the last line, which still says valid.
+	shipped := MustRead(t, "../../sites.yaml")
+	at := strings.Count(shipped[:strings.Index(shipped, "google-ads: { enabled: true, account: AW-000000001 }")], "\n") + 1
+	warning := fmt.Sprintf(`../../sites.yaml:%d: warning: partner google-ads on mixvoip.com: account "AW-000000001" looks like a placeholder; its tag will report nothing until you put the real id`, at)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if !slices.Contains(lines, warning) || strings.Count(out.String(), ": warning: ") != 11 {
+		t.Errorf("output:\n%s\nwant 11 warnings, among them\n%s", out.String(), warning)
+	}
+	if last := lines[len(lines)-1]; last != "../../sites.yaml is valid (4 sites), with 11 warnings" {
+		t.Errorf("last line = %q", last)
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
@@ -248,6 +262,64 @@ func TestTokens(t *testing.T) {
 		return run(context.Background(), []string{"token", "revoke", "dpo", "--tokens", m.TokensPath}, io.Discard, io.Discard)
 	})
 	MustEventually(t, func() (int, bool) { s := status(secret); return s, s == http.StatusUnauthorized })
+}
+
+// TestTokenAddChecksSites: `token add --sites` takes only sites of the configuration,
+// each once, and refuses when it cannot read the configuration; a refused token is
+// not saved.
+func TestTokenAddChecksSites(t *testing.T) {
+	t.Parallel()
+	broken := filepath.Join(t.TempDir(), "broken.yaml")
+	if err := os.WriteFile(broken, []byte("sites: ["), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		flags []string
+		want  string // part of the refusal, "" if the token is made
+	}{
+		{"known sites", []string{"--sites", "voxbi.com,mixvoip.com", "--config", "../../sites.yaml"}, ""},
+		{"spaces after commas", []string{"--sites", "voxbi.com, mixvoip.com", "--config", "../../sites.yaml"}, ""},
+		{"unknown site", []string{"--sites", "voxbi.com,voxbi.cmo", "--config", "../../sites.yaml"},
+			`unknown site "voxbi.cmo"; ../../sites.yaml has mixvoip.com, mixvoip.org, voxbi.com, voxbi.team`},
+		{"unknown sites", []string{"--sites", "voxbi.cmo,mixvoip.com,www.voxbi.com", "--config", "../../sites.yaml"}, `unknown sites "voxbi.cmo", "www.voxbi.com";`},
+		{"empty name", []string{"--sites", "voxbi.com,,mixvoip.com", "--config", "../../sites.yaml"}, `an empty site name`},
+		{"trailing comma", []string{"--sites", "voxbi.com,", "--config", "../../sites.yaml"}, `an empty site name`},
+		{"twice", []string{"--sites", "voxbi.com,mixvoip.com,voxbi.com", "--config", "../../sites.yaml"}, `voxbi.com is named twice`},
+		{"no configuration", []string{"--sites", "voxbi.com", "--config", filepath.Join(t.TempDir(), "sites.yaml")}, `cannot check the site names`},
+		{"configuration with errors", []string{"--sites", "voxbi.com", "--config", broken}, broken + ":1: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tokens := filepath.Join(t.TempDir(), "tokens.json")
+			_, _, err := runConsentd(append([]string{"token", "add", "voxbi", "--tokens", tokens}, tt.flags...)...)
+			list, _, _ := runConsentd("token", "list", "--tokens", tokens)
+			switch {
+			case tt.want == "" && (err != nil || !strings.Contains(list, "voxbi.com,mixvoip.com")):
+				t.Errorf("token add: %v; token list:\n%s", err, list)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("token add: %v, want a refusal with %q", err, tt.want)
+			case tt.want != "" && strings.Contains(list, "voxbi"):
+				t.Errorf("a refused token was saved:\n%s", list)
+			}
+		})
+	}
+}
+
+// TestTokenAddSitesUsesConsentdConfig: without --config, the site names are checked
+// against the configuration consentd serve would use.
+func TestTokenAddSitesUsesConsentdConfig(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens.json")
+	t.Setenv("CONSENTD_CONFIG", "")
+	// The tests run in cmd/consentd, where there is no sites.yaml.
+	if _, _, err := runConsentd("token", "add", "voxbi", "--tokens", tokens, "--sites", "voxbi.com"); err == nil || !strings.Contains(err.Error(), "sites.yaml") {
+		t.Errorf("token add with no sites.yaml: %v, want a refusal naming sites.yaml", err)
+	}
+	t.Setenv("CONSENTD_CONFIG", "../../sites.yaml")
+	if _, _, err := runConsentd("token", "add", "voxbi", "--tokens", tokens, "--sites", "voxbi.com"); err != nil {
+		t.Errorf("token add with $CONSENTD_CONFIG: %v", err)
+	}
 }
 
 // writeLaterFn runs write, then moves the file's modification time a second past the

@@ -4,11 +4,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/mixvoip/consentd/auth"
+	"github.com/mixvoip/consentd/config"
 )
 
 // defaultTokensFile is where the DPO API's token hashes live unless --tokens says.
@@ -18,13 +21,14 @@ const defaultTokensFile = "data/tokens.json"
 // them, revoke ends one. A running consentd picks changes up within seconds.
 func token(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: consentd token add NAME [--sites a,b] | list | revoke NAME   [--tokens FILE]")
+		fmt.Fprintln(stderr, "usage: consentd token add NAME [--sites a,b [--config FILE]] | list | revoke NAME   [--tokens FILE]")
 		return errUsage
 	}
 	fs := flag.NewFlagSet("consentd token "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("tokens", envOr("CONSENTD_TOKENS", defaultTokensFile), "the token file ($CONSENTD_TOKENS)")
 	sites := fs.String("sites", "", "comma-separated sites the token may see (default: all)")
+	configPath := fs.String("config", envOr("CONSENTD_CONFIG", "sites.yaml"), "the sites configuration that --sites names sites of ($CONSENTD_CONFIG)")
 	name, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
@@ -37,7 +41,9 @@ func token(args []string, stdout, stderr io.Writer) error {
 	case args[0] == "add" && name != "":
 		var list []string
 		if *sites != "" {
-			list = strings.Split(*sites, ",")
+			if list, err = siteList(*sites, *configPath); err != nil {
+				return err
+			}
 		}
 		secret, err := ts.Add(name, list, time.Now())
 		if err != nil {
@@ -70,8 +76,41 @@ func token(args []string, stdout, stderr io.Writer) error {
 		}
 		return w.Flush()
 	default:
-		fmt.Fprintln(stderr, "usage: consentd token add NAME [--sites a,b] | list | revoke NAME   [--tokens FILE]")
+		fmt.Fprintln(stderr, "usage: consentd token add NAME [--sites a,b [--config FILE]] | list | revoke NAME   [--tokens FILE]")
 		return errUsage
 	}
 	return nil
+}
+
+// siteList splits the value of --sites and checks each name against the sites of the
+// configuration at configPath: a token limited to a misspelt site would open the
+// DPO API and show nothing, and no one would notice why.
+func siteList(sites, configPath string) ([]string, error) {
+	names := strings.Split(sites, ",")
+	for i := range names {
+		names[i] = strings.TrimSpace(names[i])
+		switch {
+		case names[i] == "":
+			return nil, fmt.Errorf("--sites %q: an empty site name; separate the sites with single commas", sites)
+		case slices.Contains(names[:i], names[i]):
+			return nil, fmt.Errorf("--sites %q: %s is named twice", sites, names[i])
+		}
+	}
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return nil, fmt.Errorf("--sites: cannot check the site names against the sites configuration (--config, $CONSENTD_CONFIG): %w", err)
+	}
+	var unknown []string
+	for _, name := range names {
+		if cfg.Sites[name] == nil {
+			unknown = append(unknown, strconv.Quote(name))
+		}
+	}
+	switch len(unknown) {
+	case 0:
+		return names, nil
+	case 1:
+		return nil, fmt.Errorf("--sites: unknown site %s; %s has %s", unknown[0], configPath, strings.Join(cfg.SiteKeys(), ", "))
+	}
+	return nil, fmt.Errorf("--sites: unknown sites %s; %s has %s", strings.Join(unknown, ", "), configPath, strings.Join(cfg.SiteKeys(), ", "))
 }
