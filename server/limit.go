@@ -20,8 +20,19 @@ type Limit struct {
 }
 
 // DefaultMaxClients is how many clients' rate limits are kept at most (see
-// clientLimits).
+// clientLimits): about 200 bytes each.
 const DefaultMaxClients = 1 << 16
+
+// Default limits per client, an IPv4 /24 or IPv6 /48, that consentd serve starts
+// with. A visitor decides once per site and cookie lifetime, but a /24 may hold a
+// carrier's NAT with thousands of visitors behind it: 2 decisions a second, 120 at
+// once, stop a flood of records without refusing a crowd (a refused decision is
+// sent again on the visitor's next page view). A DPO does not mistype a token ten
+// times a minute.
+var (
+	DefaultConsentLimit     = Limit{Rate: 2, Burst: 120}
+	DefaultAuthFailureLimit = Limit{Rate: 10.0 / 60, Burst: 10}
+)
 
 // clientLimits gives every client a token bucket of its own, keyed by its IP prefix
 // (IPv4 /24, IPv6 /48: what a record keeps, and what one household, office or

@@ -5,7 +5,7 @@
 //	consentd check [sites.yaml]
 //	consentd keygen [--keys data/keys]
 //	consentd verify [--db data/consent.db] [--keys data/keys | --public-keys keys.json] [--checkpoint FILE ...]
-//	consentd token add NAME [--sites a,b [--config sites.yaml]] | list | revoke NAME
+//	consentd token add NAME [--sites a,b [--config sites.yaml]] | list [--all] | revoke NAME
 //	consentd proof CONSENT_ID [--json]
 //	consentd export [--site S] [--from T] [--to T] [--format csv|ndjson] [--out FILE] ...
 //	consentd stats [--site S] [--from T] [--to T] [--json]
@@ -75,7 +75,7 @@ Usage:
                              --public-keys: with only the keys GET /v1/keys published;
                              --checkpoint: also against checkpoints archived from
                              GET /v1/dpo/checkpoint
-  consentd token add NAME [--sites a,b] | list | revoke NAME
+  consentd token add NAME [--sites a,b] | list [--all] | revoke NAME
                              DPO API tokens (--tokens FILE, default data/tokens.json);
                              --sites names sites of --config (default
                              $CONSENTD_CONFIG or sites.yaml)

@@ -248,11 +248,15 @@ func TestTokens(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"token", "add", "dpo", "--tokens", m.TokensPath}, &out, io.Discard); err != nil {
+	var out, note bytes.Buffer
+	if err := run(context.Background(), []string{"token", "add", "dpo", "--tokens", m.TokensPath}, &out, &note); err != nil {
 		t.Fatal(err)
 	}
-	secret := strings.Fields(out.String())[0]
+	// Only the token on stdout: `token add dpo > file` keeps nothing else.
+	secret := strings.TrimSuffix(out.String(), "\n")
+	if strings.ContainsAny(secret, " \n") || !strings.HasPrefix(secret, "cdt_") || !strings.Contains(note.String(), "shown only now") {
+		t.Errorf("token add: stdout %q, stderr %q; want the token alone on stdout, the note on stderr", out.String(), note.String())
+	}
 	MustEventually(t, func() (int, bool) { s := status(secret); return s, s == http.StatusOK })
 	out.Reset()
 	if err := run(context.Background(), []string{"token", "list", "--tokens", m.TokensPath}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "dpo") || strings.Contains(out.String(), secret) {
@@ -262,6 +266,18 @@ func TestTokens(t *testing.T) {
 		return run(context.Background(), []string{"token", "revoke", "dpo", "--tokens", m.TokensPath}, io.Discard, io.Discard)
 	})
 	MustEventually(t, func() (int, bool) { s := status(secret); return s, s == http.StatusUnauthorized })
+
+	// The name of a revoked token may be used again; the list shows the active one.
+	if _, _, err := runConsentd("token", "add", "dpo", "--tokens", m.TokensPath); err != nil {
+		t.Fatal(err)
+	}
+	list := MustRun(t, "token", "list", "--tokens", m.TokensPath)
+	if n := strings.Count(list, "\ndpo "); n != 1 {
+		t.Errorf("token list after revoking and adding dpo again shows it %d times, want once:\n%s", n, list)
+	}
+	if all := MustRun(t, "token", "list", "--all", "--tokens", m.TokensPath); strings.Count(all, "\ndpo ") != 2 {
+		t.Errorf("token list --all: want the revoked and the active one:\n%s", all)
+	}
 }
 
 // TestTokenAddChecksSites: `token add --sites` takes only sites of the configuration,

@@ -21,7 +21,7 @@ const defaultTokensFile = "data/tokens.json"
 // them, revoke ends one. A running consentd picks changes up within seconds.
 func token(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: consentd token add NAME [--sites a,b [--config FILE]] | list | revoke NAME   [--tokens FILE]")
+		fmt.Fprintln(stderr, "usage: consentd token add NAME [--sites a,b [--config FILE]] | list [--all] | revoke NAME   [--tokens FILE]")
 		return errUsage
 	}
 	fs := flag.NewFlagSet("consentd token "+args[0], flag.ContinueOnError)
@@ -29,6 +29,7 @@ func token(args []string, stdout, stderr io.Writer) error {
 	path := fs.String("tokens", envOr("CONSENTD_TOKENS", defaultTokensFile), "the token file ($CONSENTD_TOKENS)")
 	sites := fs.String("sites", "", "comma-separated sites the token may see (default: all)")
 	configPath := fs.String("config", envOr("CONSENTD_CONFIG", "sites.yaml"), "the sites configuration that --sites names sites of ($CONSENTD_CONFIG)")
+	all := fs.Bool("all", false, "list: revoked tokens too")
 	name, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
@@ -52,7 +53,10 @@ func token(args []string, stdout, stderr io.Writer) error {
 		if err := ts.Save(*path); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s\n\nThis is the token %q; it is shown only now. Use it as: Authorization: Bearer <token>\n", secret, name)
+		// The secret alone on stdout, so that `consentd token add dpo > file` keeps
+		// just the token; what a person needs to read goes to stderr.
+		fmt.Fprintln(stdout, secret)
+		fmt.Fprintf(stderr, "This is the token %q; it is shown only now. Use it as: Authorization: Bearer <token>\n", name)
 	case args[0] == "revoke" && name != "":
 		if err := ts.Revoke(name, time.Now()); err != nil {
 			return err
@@ -65,6 +69,9 @@ func token(args []string, stdout, stderr io.Writer) error {
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "NAME\tSITES\tCREATED\tREVOKED")
 		for _, t := range ts.List {
+			if !*all && !t.Revoked.IsZero() {
+				continue // a revoked token opens nothing; its name may be in use again
+			}
 			s, revoked := "all", ""
 			if len(t.Sites) > 0 {
 				s = strings.Join(t.Sites, ",")
@@ -76,7 +83,7 @@ func token(args []string, stdout, stderr io.Writer) error {
 		}
 		return w.Flush()
 	default:
-		fmt.Fprintln(stderr, "usage: consentd token add NAME [--sites a,b [--config FILE]] | list | revoke NAME   [--tokens FILE]")
+		fmt.Fprintln(stderr, "usage: consentd token add NAME [--sites a,b [--config FILE]] | list [--all] | revoke NAME   [--tokens FILE]")
 		return errUsage
 	}
 	return nil
