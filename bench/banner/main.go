@@ -23,6 +23,7 @@ import (
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/chromium"
 	"github.com/mixvoip/consentd/internal/localserver"
+	"github.com/mixvoip/consentd/server"
 )
 
 // peer is the smallest full-featured open-source banner, as installed by npm ci.
@@ -103,7 +104,7 @@ func printSizes(name string, data []byte) error {
 }
 
 func timeToVisible(cfg *config.Config, runs int) error {
-	srv, err := localserver.New(cfg, true)
+	srv, err := localserver.New(cfg, server.Options{Demo: true})
 	if err != nil {
 		return err
 	}

@@ -1,42 +1,50 @@
 // Command load measures consentd on loopback: durable POST /v1/consents throughput
 // and latency at several concurrencies, next to a bare Echo handler measured in the
-// same run (the machines here are shared and noisy: compare the ratio). Run it with
-// `make bench`; it stops by itself.
+// same run (the machines here are shared and noisy: compare the ratio); then what an
+// anonymous flood of the DPO API and a client over its limit cost the visitors. Run
+// it with `make bench`; it stops by itself.
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/localserver"
+	"github.com/mixvoip/consentd/server"
 )
 
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long each concurrency level runs")
 	levels := flag.String("clients", "1,8,64", "concurrency levels")
+	attack := flag.Duration("attack", 30*time.Second, "how long each attack runs (0: none)")
 	configPath := flag.String("config", "sites.yaml", "sites configuration")
 	flag.Parse()
-	if err := run(*configPath, *levels, *duration); err != nil {
+	if err := run(*configPath, *levels, *duration, *attack); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(configPath, levels string, duration time.Duration) error {
+func run(configPath, levels string, duration, attack time.Duration) error {
 	cfg, err := config.Load(configPath)
 	if err != nil {
 		return err
@@ -44,7 +52,13 @@ func run(configPath, levels string, duration time.Duration) error {
 	host, _ := os.Hostname()
 	fmt.Printf("machine: %s, %d cores, %s/%s, %s, %s\n\n", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format(time.RFC3339))
 
-	srv, err := localserver.New(cfg, false)
+	// As in production behind a proxy: the limits of consentd serve, and the client
+	// taken from X-Forwarded-For, which the load generator sets (a visitor each).
+	srv, err := localserver.New(cfg, server.Options{
+		TrustedProxies:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		ConsentLimit:     server.DefaultConsentLimit,
+		AuthFailureLimit: server.DefaultAuthFailureLimit,
+	})
 	if err != nil {
 		return err
 	}
@@ -70,6 +84,9 @@ func run(configPath, levels string, duration time.Duration) error {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return fmt.Errorf("the load test needs wrk (apt-get install wrk)")
 	}
+	visitors := func(url string, clients int) load {
+		return load{url: url + "/v1/consents", method: "POST", origin: site.Origins[0], body: string(body), xff: "random", clients: clients}
+	}
 	fmt.Printf("POST /v1/consents on loopback with wrk, %s per level; every 201 is fsynced in bbolt\n", duration)
 	fmt.Printf("%-8s %12s %10s %10s %14s %8s\n", "clients", "durable/s", "p50", "p99", "bare Echo/s", "ratio")
 	for _, n := range strings.Split(levels, ",") {
@@ -77,17 +94,128 @@ func run(configPath, levels string, duration time.Duration) error {
 		if _, err := fmt.Sscan(n, &clients); err != nil || clients < 1 {
 			return fmt.Errorf("bad -clients %q", levels)
 		}
-		got, err := hammer(consentURL+"/v1/consents", site.Origins[0], clients, duration, body)
+		got, err := mustSucceed(hammer(visitors(consentURL, clients), duration))
 		if err != nil {
 			return err
 		}
-		bare, err := hammer(bareURL+"/v1/consents", site.Origins[0], clients, duration, body)
+		bare, err := mustSucceed(hammer(visitors(bareURL, clients), duration))
 		if err != nil {
 			return err
 		}
 		fmt.Printf("%-8d %12.0f %10s %10s %14.0f %7.0f%%\n", clients, got.rate, got.p50, got.p99, bare.rate, 100*got.rate/bare.rate)
 	}
+	if attack <= 0 {
+		return nil
+	}
+	return underAttack(srv, consentURL, visitors(consentURL, 64), attack)
+}
+
+// underAttack measures what two attacks cost the visitors: 32 connections calling
+// the DPO API without a token, with 16 KiB of query each, from one client and from
+// ever new ones; and one client posting decisions as fast as it can.
+func underAttack(srv *localserver.Server, url string, visitors load, d time.Duration) error {
+	fmt.Printf("\nUnder attack, %s each; 64 connections of visitors post decisions meanwhile, each request from another /24\n", d)
+	alone, err := mustSucceed(hammer(visitors, d))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("visitors alone: %.0f decisions/s\n", alone.rate)
+	for _, from := range []string{"198.51.100.9", "random"} {
+		before, err := auditBytes(srv)
+		if err != nil {
+			return err
+		}
+		sizeBefore := fileSize(srv.Path())
+		flood := load{url: url + "/v1/dpo/records?x=" + strings.Repeat("a", 16<<10), method: "GET", xff: from, clients: 32}
+		results, err := together(d, visitors, flood)
+		if err != nil {
+			return err
+		}
+		after, err := auditBytes(srv)
+		if err != nil {
+			return err
+		}
+		who := "one client"
+		if from == "random" {
+			who = "a new /24 each call"
+		}
+		fmt.Printf("anonymous DPO flood from %s: %.0f calls/s answered, %d of them 401 or 429\n", who, results[1].rate, results[1].failed)
+		fmt.Printf("  visitors meanwhile: %.0f decisions/s, ratio %.2f to alone (target 0.9)\n", results[0].rate, results[0].rate/alone.rate)
+		fmt.Printf("  audit log grew %d bytes (target under 1 MB); the file %d bytes (bbolt grows it in steps of 16 MiB), with the decisions stored\n",
+			after-before, fileSize(srv.Path())-sizeBefore)
+	}
+
+	const hotClient = "198.51.100.7"
+	hot := load{url: url + "/v1/consents", method: "POST", origin: visitors.origin, body: visitors.body, xff: hotClient, clients: 8}
+	visitors.clients = 56
+	results, err := together(d, visitors, hot)
+	if err != nil {
+		return err
+	}
+	stored, err := recordsOf(srv, hotClient+"/24")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("one client over its limit (%g/s, burst %d): %.0f decisions/s sent, %d answered 429, %d stored\n",
+		server.DefaultConsentLimit.Rate, server.DefaultConsentLimit.Burst, results[1].rate, results[1].failed, stored)
+	fmt.Printf("  the others meanwhile: %.0f decisions/s, %d refused\n", results[0].rate, results[0].failed)
 	return nil
+}
+
+// recordsOf counts the records whose IP prefix is the one of addr/24.
+func recordsOf(srv *localserver.Server, cidr string) (int, error) {
+	prefix := netip.MustParsePrefix(cidr).Masked().String()
+	n, after := 0, ""
+	for {
+		page, err := srv.Store().Records(context.Background(), consent.Filter{}, after, 1000)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range page {
+			if r.IPPrefix == prefix {
+				n++
+			}
+			after = r.ID
+		}
+		if len(page) < 1000 {
+			return n, nil
+		}
+	}
+}
+
+// together runs the loads at the same time, for d.
+func together(d time.Duration, loads ...load) ([]result, error) {
+	results := make([]result, len(loads))
+	errs := make([]error, len(loads))
+	var wg sync.WaitGroup
+	for i, l := range loads {
+		wg.Go(func() { results[i], errs[i] = hammer(l, d) })
+	}
+	wg.Wait()
+	return results, errors.Join(errs...)
+}
+
+// auditBytes is the size of the audit log, as the store keeps it (JSON), after
+// the server wrote what it counted so far.
+func auditBytes(srv *localserver.Server) (int, error) {
+	if err := srv.Server.Close(); err != nil {
+		return 0, err
+	}
+	n, after := 0, ""
+	for {
+		page, err := srv.Store().Audit(context.Background(), after, 1000)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range page {
+			b, _ := json.Marshal(e)
+			n += len(b)
+			after = e.ID
+		}
+		if len(page) < 1000 {
+			return n, nil
+		}
+	}
 }
 
 // bareEcho answers like consentd does, minus validation and storage: the ceiling
@@ -107,9 +235,24 @@ func bareEcho() http.Handler {
 type result struct {
 	rate     float64
 	p50, p99 time.Duration
+	failed   int // answers other than 2xx and 3xx, and requests without an answer
 }
 
-// wrkScript posts a fresh, valid consent each time; wrk reports through done().
+func mustSucceed(r result, err error) (result, error) {
+	if err == nil && r.failed > 0 {
+		err = fmt.Errorf("wrk: %d requests failed", r.failed)
+	}
+	return r, err
+}
+
+// load is what wrk sends: a fresh consent id in each body, and X-Forwarded-For
+// "random" (another /24 each request), a fixed address, or none.
+type load struct {
+	url, method, origin, body, xff string
+	clients                        int
+}
+
+// wrkScript sends a load; wrk reports through done().
 const wrkScript = `
 math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
 local function hex(n)
@@ -117,12 +260,23 @@ local function hex(n)
   for i = 1, n do t[i] = string.format("%x", math.random(0, 15)) end
   return table.concat(t)
 end
-wrk.method = "POST"
-wrk.headers["Origin"] = ORIGIN
-wrk.headers["Content-Type"] = "text/plain;charset=UTF-8"
 request = function()
-  local id = hex(8).."-"..hex(4).."-4"..hex(3).."-a"..hex(3).."-"..hex(12)
-  return wrk.format(nil, nil, nil, (BODY:gsub("CONSENT_ID", id)))
+  local headers = {}
+  if ORIGIN ~= "" then
+    headers["Origin"] = ORIGIN
+    headers["Content-Type"] = "text/plain;charset=UTF-8"
+  end
+  if XFF == "random" then
+    headers["X-Forwarded-For"] = math.random(1, 223).."."..math.random(0, 255).."."..math.random(0, 255)..".7"
+  elseif XFF ~= "" then
+    headers["X-Forwarded-For"] = XFF
+  end
+  local body = nil
+  if BODY ~= "" then
+    local id = hex(8).."-"..hex(4).."-4"..hex(3).."-a"..hex(3).."-"..hex(12)
+    body = BODY:gsub("CONSENT_ID", id)
+  end
+  return wrk.format(METHOD, nil, headers, body)
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %f %f %f %d\n", summary.requests / (summary.duration / 1e6),
@@ -130,35 +284,39 @@ done = function(summary, latency, requests)
 end
 `
 
-// hammer runs wrk with n connections for d against url: a load generator in its own
-// process, written in C, so that it costs the server as little CPU as possible.
-func hammer(url, origin string, n int, d time.Duration, body []byte) (result, error) {
+// hammer runs wrk with l for d: a load generator in its own process, written in C,
+// so that it costs the server as little CPU as possible.
+func hammer(l load, d time.Duration) (result, error) {
 	dir, err := os.MkdirTemp("", "consentd-wrk-")
 	if err != nil {
 		return result{}, err
 	}
 	defer os.RemoveAll(dir)
-	script := fmt.Sprintf("ORIGIN = %q\nBODY = %q\n%s", origin, body, wrkScript)
-	path := filepath.Join(dir, "post.lua")
+	script := fmt.Sprintf("METHOD = %q\nORIGIN = %q\nBODY = %q\nXFF = %q\n%s", l.method, l.origin, l.body, l.xff, wrkScript)
+	path := filepath.Join(dir, "load.lua")
 	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
 		return result{}, err
 	}
-	threads := min(n, 2)
-	out, err := exec.Command("wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(n), "-d", d.String(), "-s", path, url).CombinedOutput()
+	threads := min(l.clients, 2)
+	out, err := exec.Command("wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(l.clients), "-d", d.String(), "-s", path, l.url).CombinedOutput()
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %w\n%s", err, out)
 	}
 	var r result
 	var p50, p99 float64
-	var failed int
 	for _, line := range strings.Split(string(out), "\n") {
-		if _, err := fmt.Sscanf(line, "RESULT %f %f %f %d", &r.rate, &p50, &p99, &failed); err == nil {
-			if failed > 0 {
-				return result{}, fmt.Errorf("wrk: %d requests failed against %s", failed, url)
-			}
+		if _, err := fmt.Sscanf(line, "RESULT %f %f %f %d", &r.rate, &p50, &p99, &r.failed); err == nil {
 			r.p50, r.p99 = time.Duration(p50)*time.Microsecond, time.Duration(p99)*time.Microsecond
 			return r, nil
 		}
 	}
 	return result{}, fmt.Errorf("wrk printed no result:\n%s", out)
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }

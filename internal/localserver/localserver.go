@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
@@ -25,8 +26,9 @@ type Server struct {
 	dir   string
 }
 
-// New returns a consentd serving cfg, with demo pages if demo is set. Close it.
-func New(cfg *config.Config, demo bool) (*Server, error) {
+// New returns a consentd serving cfg with opts, whose Keys and Logger are filled in
+// if nil: a key that is never written, warnings and errors to stderr. Close it.
+func New(cfg *config.Config, opts server.Options) (*Server, error) {
 	dir, err := os.MkdirTemp("", "consentd-local-")
 	if err != nil {
 		return nil, err
@@ -36,13 +38,17 @@ func New(cfg *config.Config, demo bool) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		s.Close()
-		return nil, err
+	if opts.Keys == nil {
+		if opts.Keys, err = proof.NewEphemeralKeyring(); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s.Server = server.New(s.store, server.Options{Demo: demo, Keys: keys, Logger: logger})
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	s.Server = server.New(s.store, opts)
+	s.SetTokens(&auth.Tokens{}) // none: the DPO API refuses every call, as with an empty token file
 	if err := s.Load(cfg); err != nil {
 		s.Close()
 		return nil, err
@@ -50,8 +56,17 @@ func New(cfg *config.Config, demo bool) (*Server, error) {
 	return s, nil
 }
 
-// Close closes the store and removes its directory.
+// Store is the store the server records in.
+func (s *Server) Store() *bolt.Store { return s.store }
+
+// Path is the store's file.
+func (s *Server) Path() string { return filepath.Join(s.dir, "consent.db") }
+
+// Close closes the server and the store, and removes its directory.
 func (s *Server) Close() error {
+	if s.Server != nil {
+		s.Server.Close()
+	}
 	err := s.store.Close()
 	os.RemoveAll(s.dir)
 	return err

@@ -27,6 +27,7 @@ import (
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/chromium"
 	"github.com/mixvoip/consentd/internal/localserver"
+	"github.com/mixvoip/consentd/server"
 )
 
 // device is one screen the banner is rendered on.
@@ -53,7 +54,7 @@ func run(cfgPath, out string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := localserver.New(cfg, true)
+	srv, err := localserver.New(cfg, server.Options{Demo: true})
 	if err != nil {
 		return err
 	}
