@@ -54,6 +54,9 @@ var (
 	// when the store is created; every signed statement names it.
 	bucketMeta = []byte("meta")
 	keyChain   = []byte("chain")
+
+	// buckets are those of every store.
+	buckets = [][]byte{bucketRecords, bucketSnapshots, bucketChain, bucketCheckpoints, bucketAudit, bucketPurges, bucketBase, bucketMeta}
 )
 
 // Option changes a setting of Open.
@@ -130,7 +133,8 @@ type request struct {
 
 // Open opens the store in the bbolt file at path, creating the file and its directory
 // if needed. It fails after the lock timeout (DefaultLockTimeout) if another process
-// has the file open.
+// has the file open. A file bbolt cannot make sense of gives an error wrapping
+// ErrDamaged.
 func Open(path string, opts ...Option) (*Store, error) {
 	c := config{queueSize: DefaultQueueSize, maxBatch: DefaultMaxBatch, lockTimeout: DefaultLockTimeout}
 	for _, o := range opts {
@@ -151,77 +155,123 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("bolt: open: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: c.lockTimeout})
+	db, err := openDB(path, bolt.Options{Timeout: c.lockTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	index := newConsentIndex()
-	var chain string
-	var lastSeq uint64
-	var lastLink [32]byte
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSnapshots, bucketChain, bucketCheckpoints, bucketAudit, bucketPurges, bucketBase, bucketMeta} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("bucket %s: %w", name, err)
-			}
-		}
-		if chain = chainID(tx); chain == "" {
-			// Only a new store gets an id: statements signed before would no longer
-			// verify under a new one.
-			for _, name := range [][]byte{bucketChain, bucketCheckpoints, bucketPurges, bucketBase} {
-				if k, _ := tx.Bucket(name).Cursor().First(); k != nil {
-					return fmt.Errorf("the store has a chain but no chain id: written by an older consentd, or altered (consentd verify tells more)")
-				}
-			}
-			chain = rand.Text()
-			if err := tx.Bucket(bucketMeta).Put(keyChain, []byte(chain)); err != nil {
-				return fmt.Errorf("chain id: %w", err)
-			}
-		}
-		if k, v := tx.Bucket(bucketChain).Cursor().Last(); k != nil {
-			var ok bool
-			if lastSeq, ok = uint64Key(k); !ok || len(v) < chainLinkEnd {
-				return fmt.Errorf("the chain's last entry is malformed: consentd verify tells more")
-			}
-			copy(lastLink[:], v[16:chainLinkEnd])
-		}
-		records, err := tx.CreateBucketIfNotExists(bucketRecords)
-		if err != nil {
-			return fmt.Errorf("bucket %s: %w", bucketRecords, err)
-		}
-		return records.ForEach(func(k, v []byte) error {
-			sr, err := splitRecord(v)
-			if err != nil || len(k) != 16 {
-				return fmt.Errorf("record %x: %v", k, err)
-			}
-			index.add(sr.consentID, uuid.UUID(k))
-			return nil
-		})
-	})
+	s, err := load(db, c)
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
+	go s.write()
+	return s, nil
+}
 
+// load reads what the store keeps in memory: the consent index and the chain's head;
+// then it makes what a new store, or one written by an older consentd, lacks.
+func load(db *bolt.DB, c config) (*Store, error) {
 	s := &Store{
 		db:           db,
 		maxBatch:     c.maxBatch,
 		beforeCommit: c.beforeCommit,
 		queue:        make(chan *request, c.queueSize),
-		index:        index,
-		chain:        chain,
+		index:        newConsentIndex(),
 		snapshots:    snapshotCache{m: map[string]*storedSnapshot{}},
-		lastSeq:      lastSeq,
-		lastLink:     lastLink,
 		signer:       c.signer,
 		every:        c.every,
-		// Counted from the start: a restart need not sign at once what it found.
-		checkpointSeq:  lastSeq,
-		checkpointedAt: time.Now(),
-		writerDone:     make(chan struct{}),
+		writerDone:   make(chan struct{}),
 	}
-	go s.write()
+	var complete bool
+	err := guard(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			var err error
+			complete, err = s.read(tx)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Written only once it was read through: a store refused is left as it was
+	// found.
+	if !complete {
+		if err := guard(func() error { return db.Update(s.create) }); err != nil {
+			return nil, err
+		}
+	}
+	// Counted from the start: a restart need not sign at once what it found.
+	s.checkpointSeq, s.checkpointedAt = s.lastSeq, time.Now()
 	return s, nil
+}
+
+// read reads what the store keeps in memory from tx, and every page of it on the way.
+// It reports whether the store is complete: a new store, and one written by an older
+// consentd, lack buckets or the chain id.
+func (s *Store) read(tx *bolt.Tx) (complete bool, err error) {
+	if err := readPages(tx, bucketRecords); err != nil {
+		return false, err
+	}
+	records := tx.Bucket(bucketRecords)
+	if records == nil {
+		if k, _ := tx.Cursor().First(); k != nil {
+			return false, fmt.Errorf("not a consentd store: it holds no records, but bucket %q", k)
+		}
+		return false, nil // a new store
+	}
+	if s.chain = chainID(tx); s.chain == "" {
+		// Only a new store gets an id: statements signed before would no longer
+		// verify under a new one.
+		for _, name := range [][]byte{bucketChain, bucketCheckpoints, bucketPurges, bucketBase} {
+			if b := tx.Bucket(name); b != nil {
+				if k, _ := b.Cursor().First(); k != nil {
+					return false, fmt.Errorf("the store has a chain but no chain id: written by an older consentd, or altered (consentd verify tells more)")
+				}
+			}
+		}
+	}
+	if b := tx.Bucket(bucketChain); b != nil {
+		if k, v := b.Cursor().Last(); k != nil {
+			var ok bool
+			if s.lastSeq, ok = uint64Key(k); !ok || len(v) < chainLinkEnd {
+				return false, fmt.Errorf("the chain's last entry is malformed: consentd verify tells more")
+			}
+			copy(s.lastLink[:], v[16:chainLinkEnd])
+		}
+	}
+	err = records.ForEach(func(k, v []byte) error {
+		sr, err := splitRecord(v)
+		if err != nil || len(k) != 16 {
+			return fmt.Errorf("record %x: %v", k, err)
+		}
+		s.index.add(sr.consentID, uuid.UUID(k))
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, name := range buckets {
+		if tx.Bucket(name) == nil {
+			return false, nil
+		}
+	}
+	return s.chain != "", nil
+}
+
+// create makes the buckets and the chain id that tx lacks.
+func (s *Store) create(tx *bolt.Tx) error {
+	for _, name := range buckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	if s.chain == "" {
+		s.chain = rand.Text()
+		if err := tx.Bucket(bucketMeta).Put(keyChain, []byte(s.chain)); err != nil {
+			return fmt.Errorf("chain id: %w", err)
+		}
+	}
+	return nil
 }
 
 // Append stores r durably: it returns nil only once the transaction holding r has been

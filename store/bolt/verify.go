@@ -22,10 +22,12 @@ import (
 // checkpoint is signed and agrees with the chain.
 func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 	var v *consent.Verification
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		v, err = verify(ctx, tx, s.signer, nil)
-		return err
+	err := guard(func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			var err error
+			v, err = verify(ctx, tx, s.signer, nil)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: verify: %w", err)
@@ -38,25 +40,47 @@ func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 // agree with the archived checkpoints, kept apart from the store (GET
 // /v1/dpo/checkpoint): whoever rewrites the chain and deletes the checkpoints in the
 // file cannot delete those.
+//
+// A file that bbolt cannot make sense of, or whose pages do not hold together, gives
+// an error wrapping ErrDamaged.
 func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVerifier, archived ...*consent.Checkpoint) (*consent.Verification, error) {
 	if slices.Contains(archived, nil) {
 		return nil, fmt.Errorf("bolt: verify %s: an archived checkpoint is missing", path)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout})
+	v, err := verifyFile(ctx, path, verifier, archived)
 	if err != nil {
 		return nil, fmt.Errorf("bolt: verify %s: %w", path, err)
 	}
+	return v, nil
+}
+
+func verifyFile(ctx context.Context, path string, verifier consent.CheckpointVerifier, archived []*consent.Checkpoint) (*consent.Verification, error) {
+	// The free list read as it opens, under guard: Check would read it in a
+	// goroutine of its own.
+	db, err := openDB(path, bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout, PreLoadFreelist: true})
+	if err != nil {
+		return nil, err
+	}
 	defer db.Close()
 	var v *consent.Verification
-	err = db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketRecords) == nil || tx.Bucket(bucketChain) == nil || tx.Bucket(bucketCheckpoints) == nil {
-			return fmt.Errorf("not a consentd store")
-		}
-		v, err = verify(ctx, tx, verifier, archived)
-		return err
+	err = guard(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			if err := readPages(tx, nil); err != nil {
+				return err
+			}
+			if err := checkPages(tx); err != nil {
+				return err
+			}
+			if tx.Bucket(bucketRecords) == nil || tx.Bucket(bucketChain) == nil || tx.Bucket(bucketCheckpoints) == nil {
+				return fmt.Errorf("not a consentd store")
+			}
+			var err error
+			v, err = verify(ctx, tx, verifier, archived)
+			return err
+		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bolt: verify %s: %w", path, err)
+		return nil, err
 	}
 	return v, nil
 }
