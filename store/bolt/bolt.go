@@ -132,9 +132,12 @@ type request struct {
 }
 
 // Open opens the store in the bbolt file at path, creating the file and its directory
-// if needed. It fails after the lock timeout (DefaultLockTimeout) if another process
-// has the file open. A file bbolt cannot make sense of gives an error wrapping
-// ErrDamaged.
+// if there is no file. It fails after the lock timeout (DefaultLockTimeout) if
+// another process has the file open.
+//
+// It refuses an empty file, which bbolt would make a new store: a store that existed
+// is never replaced unnoticed. It refuses a file that others than its owner may read
+// or write. A file bbolt cannot make sense of gives an error wrapping ErrDamaged.
 func Open(path string, opts ...Option) (*Store, error) {
 	c := config{queueSize: DefaultQueueSize, maxBatch: DefaultMaxBatch, lockTimeout: DefaultLockTimeout}
 	for _, o := range opts {
@@ -151,6 +154,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open: lock timeout %v is not positive", c.lockTimeout)
 	}
 
+	if err := checkFile(path); err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
 	// Records carry IP prefixes and user agents: personal data, owner-only files.
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("bolt: open: %w", err)

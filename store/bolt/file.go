@@ -42,6 +42,22 @@ func guard(fn func() error) (err error) {
 	return fn()
 }
 
+// checkFile refuses a store file that bbolt would open but consentd must not.
+func checkFile(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil // a new store
+	case err != nil:
+		return err
+	case fi.Size() == 0:
+		return errors.New("the file is empty, so it holds no store (cut off?): restore the store from a backup (consentd backup makes them), or remove the file to start a new one")
+	case fi.Mode().Perm()&0o066 != 0:
+		return fmt.Errorf("others than its owner may read or write it (mode %v), and its records hold personal data: run chmod 600 %s", fi.Mode().Perm(), path)
+	}
+	return nil
+}
+
 // openDB opens the bbolt file at path with options. A file bbolt cannot make sense
 // of gives an error wrapping ErrDamaged, never a panic or a crash.
 func openDB(path string, options bolt.Options) (*bolt.DB, error) {

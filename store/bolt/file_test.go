@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -122,6 +123,80 @@ func TestVerifyFileDamaged(t *testing.T) {
 			}
 			if debug.SetPanicOnFault(false) {
 				t.Error("VerifyFile left the goroutine with SetPanicOnFault on")
+			}
+		})
+	}
+}
+
+// TestOpenEmptyFile: bbolt makes an empty file a new store; a store file that was
+// cut to nothing must not pass for one.
+func TestOpenEmptyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "consent.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of an empty file: no error")
+	}
+	if !strings.Contains(err.Error(), "the file is empty") || !strings.Contains(err.Error(), "restore the store from a backup") {
+		t.Errorf("Open = %v; want a refusal that says the file is empty and what to do", err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() != 0 {
+		t.Errorf("the empty file after Open: %v, %v; want it left empty", fi, err)
+	}
+}
+
+// TestVerifyFileNotAStore: a missing or empty file is not a store that verifies with
+// nothing in it.
+func TestVerifyFileNotAStore(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{empty, filepath.Join(dir, "missing.db")} {
+		v, err := VerifyFile(context.Background(), path, mustKeys(t))
+		if err == nil || !strings.Contains(err.Error(), path+": not a consentd store") {
+			t.Errorf("VerifyFile(%s) = %+v, %v; want not a consentd store", filepath.Base(path), v, err)
+		}
+	}
+	if fi, err := os.Stat(empty); err != nil || fi.Size() != 0 {
+		t.Errorf("the empty file after VerifyFile: %v, %v; want it left empty", fi, err)
+	}
+}
+
+// TestOpenFileMode: records hold personal data; a store file that others may read or
+// write is refused, with the command that fixes it.
+func TestOpenFileMode(t *testing.T) {
+	path, _ := MustChainedFile(t, 2, mustKeys(t))
+	tests := []struct {
+		mode os.FileMode
+		ok   bool
+	}{
+		{0o600, true},
+		{0o700, true},
+		{0o640, false},
+		{0o620, false},
+		{0o604, false},
+		{0o602, false},
+		{0o666, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode.String(), func(t *testing.T) {
+			if err := os.Chmod(path, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(path)
+			if err == nil {
+				s.Close()
+			}
+			if tt.ok != (err == nil) {
+				t.Fatalf("Open with mode %v: %v; want ok %t", tt.mode, err, tt.ok)
+			}
+			if !tt.ok && !strings.Contains(err.Error(), "run chmod 600 "+path) {
+				t.Errorf("Open with mode %v: %v; want it to say chmod 600", tt.mode, err)
 			}
 		})
 	}

@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"time"
 
@@ -42,7 +45,7 @@ func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 // file cannot delete those.
 //
 // A file that bbolt cannot make sense of, or whose pages do not hold together, gives
-// an error wrapping ErrDamaged.
+// an error wrapping ErrDamaged; a missing or empty file is not a store.
 func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVerifier, archived ...*consent.Checkpoint) (*consent.Verification, error) {
 	if slices.Contains(archived, nil) {
 		return nil, fmt.Errorf("bolt: verify %s: an archived checkpoint is missing", path)
@@ -55,6 +58,14 @@ func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVer
 }
 
 func verifyFile(ctx context.Context, path string, verifier consent.CheckpointVerifier, archived []*consent.Checkpoint) (*consent.Verification, error) {
+	switch fi, err := os.Stat(path); {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, errors.New("not a consentd store: there is no such file")
+	case err != nil:
+		return nil, err
+	case fi.Size() == 0:
+		return nil, errors.New("not a consentd store: the file is empty")
+	}
 	// The free list read as it opens, under guard: Check would read it in a
 	// goroutine of its own.
 	db, err := openDB(path, bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout, PreLoadFreelist: true})
