@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -56,7 +57,7 @@ var (
 	keyChain   = []byte("chain")
 
 	// buckets are those of every store.
-	buckets = [][]byte{bucketRecords, bucketSnapshots, bucketChain, bucketCheckpoints, bucketAudit, bucketPurges, bucketBase, bucketMeta}
+	buckets = [][]byte{bucketRecords, bucketSnapshots, bucketChain, bucketCheckpoints, bucketAudit, bucketPurges, bucketBase, bucketMeta, bucketKeys}
 )
 
 // Option changes a setting of Open.
@@ -82,7 +83,8 @@ func QueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
 func MaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
 
 // Checkpoints has the writer sign the head of the hash chain with signer after a
-// commit when the last checkpoint is older than every, and on Close.
+// commit when the last checkpoint is older than every, and on Close. Open refuses a
+// signer that lacks a key that signed in the store, with a *MissingKeysError.
 func Checkpoints(signer consent.CheckpointSigner, every time.Duration) Option {
 	return func(c *config) { c.signer, c.every = signer, every }
 }
@@ -106,14 +108,15 @@ type Store struct {
 	snapshots snapshotCache
 	chain     string // the id of the store's chain
 
-	// The head of the hash chain and the last checkpoint, owned by the writer
-	// goroutine.
+	// The head of the hash chain, the last checkpoint, and the ids of the keys
+	// known to be in bucketKeys, owned by the writer goroutine.
 	lastSeq        uint64
 	lastLink       [32]byte
 	signer         consent.CheckpointSigner
 	every          time.Duration
 	checkpointSeq  uint64
 	checkpointedAt time.Time
+	keyIDs         map[string]bool
 
 	writerDone chan struct{}
 	closeOnce  sync.Once
@@ -127,6 +130,7 @@ var _ consent.Store = (*Store)(nil)
 type request struct {
 	recordID  uuid.UUID
 	consentID uuid.UUID
+	keyID     string // of the record's receipt, "" without one
 	value     []byte
 	done      chan error // buffered: the writer never waits for a caller that gave up
 }
@@ -168,14 +172,21 @@ func Open(path string, opts ...Option) (*Store, error) {
 	s, err := load(db, c)
 	if err != nil {
 		_ = db.Close()
+		var missing *MissingKeysError
+		if errors.As(err, &missing) {
+			missing.Path = path
+			return nil, missing
+		}
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	go s.write()
 	return s, nil
 }
 
-// load reads what the store keeps in memory: the consent index and the chain's head;
-// then it makes what a new store, or one written by an older consentd, lacks.
+// load reads what the store keeps in memory: the consent index, the chain's head,
+// and the ids of the keys that signed in the store. It refuses a signer that lacks one
+// of those keys; then it makes what a new store, or one written by an older consentd,
+// lacks.
 func load(db *bolt.DB, c config) (*Store, error) {
 	s := &Store{
 		db:           db,
@@ -186,6 +197,7 @@ func load(db *bolt.DB, c config) (*Store, error) {
 		snapshots:    snapshotCache{m: map[string]*storedSnapshot{}},
 		signer:       c.signer,
 		every:        c.every,
+		keyIDs:       map[string]bool{},
 		writerDone:   make(chan struct{}),
 	}
 	var complete bool
@@ -199,8 +211,19 @@ func load(db *bolt.DB, c config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Written only once it was read through: a store refused is left as it was
-	// found.
+	if s.signer != nil {
+		var missing []string
+		for kid := range s.keyIDs {
+			if !s.signer.HasKey(kid) {
+				missing = append(missing, kid)
+			}
+		}
+		if len(missing) > 0 {
+			slices.Sort(missing)
+			return nil, &MissingKeysError{KeyIDs: missing}
+		}
+	}
+	// Written only now: a store refused is left as it was found.
 	if !complete {
 		if err := guard(func() error { return db.Update(s.create) }); err != nil {
 			return nil, err
@@ -245,12 +268,38 @@ func (s *Store) read(tx *bolt.Tx) (complete bool, err error) {
 			copy(s.lastLink[:], v[16:chainLinkEnd])
 		}
 	}
+	// A store written by an older consentd has no key ids yet: found once, in every
+	// signed thing.
+	find := tx.Bucket(bucketKeys) == nil
+	if find {
+		if err := s.findStatementKeys(tx); err != nil {
+			return false, err
+		}
+	} else {
+		err := tx.Bucket(bucketKeys).ForEach(func(k, _ []byte) error {
+			s.keyIDs[string(k)] = true
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+	}
 	err = records.ForEach(func(k, v []byte) error {
 		sr, err := splitRecord(v)
 		if err != nil || len(k) != 16 {
 			return fmt.Errorf("record %x: %v", k, err)
 		}
 		s.index.add(sr.consentID, uuid.UUID(k))
+		if find {
+			var r struct {
+				Receipt struct {
+					KeyID string `json:"kid"`
+				} `json:"receipt"`
+			}
+			if json.Unmarshal(sr.core, &r) == nil && r.Receipt.KeyID != "" {
+				s.keyIDs[r.Receipt.KeyID] = true
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -264,8 +313,10 @@ func (s *Store) read(tx *bolt.Tx) (complete bool, err error) {
 	return s.chain != "", nil
 }
 
-// create makes the buckets and the chain id that tx lacks.
+// create makes the buckets and the chain id that tx lacks, and stores the key ids
+// read if the store had none stored.
 func (s *Store) create(tx *bolt.Tx) error {
+	found := tx.Bucket(bucketKeys) == nil
 	for _, name := range buckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("bucket %s: %w", name, err)
@@ -275,6 +326,14 @@ func (s *Store) create(tx *bolt.Tx) error {
 		s.chain = rand.Text()
 		if err := tx.Bucket(bucketMeta).Put(keyChain, []byte(s.chain)); err != nil {
 			return fmt.Errorf("chain id: %w", err)
+		}
+	}
+	if found {
+		b := tx.Bucket(bucketKeys)
+		for kid := range s.keyIDs {
+			if err := b.Put([]byte(kid), nil); err != nil {
+				return fmt.Errorf("key id %s: %w", kid, err)
+			}
 		}
 	}
 	return nil
@@ -330,7 +389,11 @@ func (s *Store) newRequest(r *consent.Record) (*request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode record %s: %w", r.ID, err)
 	}
-	return &request{recordID: id, consentID: consentID, value: value, done: make(chan error, 1)}, nil
+	req := &request{recordID: id, consentID: consentID, value: value, done: make(chan error, 1)}
+	if r.Receipt != nil {
+		req.keyID = r.Receipt.KeyID
+	}
+	return req, nil
 }
 
 // enqueue hands req to the writer without ever blocking: a caller that cannot be
@@ -413,6 +476,7 @@ func (s *Store) commit(batch []*request) {
 	rejected := make([]error, len(batch))
 	var next uint64
 	var nextLink [32]byte
+	var newKeys []string // ids of keys that signed a receipt for the first time
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		records, chain := tx.Bucket(bucketRecords), tx.Bucket(bucketChain)
 		// Record ids are UUIDv7 and places in the chain count up, so new keys land at
@@ -440,12 +504,21 @@ func (s *Store) commit(batch []*request) {
 			if err := chain.Put(seqKey(seq), append(req.recordID[:], prev[:]...)); err != nil {
 				return fmt.Errorf("chain at %d: %w", seq, err)
 			}
+			if req.keyID != "" && !s.keyIDs[req.keyID] && !slices.Contains(newKeys, req.keyID) {
+				if err := tx.Bucket(bucketKeys).Put([]byte(req.keyID), nil); err != nil {
+					return fmt.Errorf("key id %s: %w", req.keyID, err)
+				}
+				newKeys = append(newKeys, req.keyID)
+			}
 		}
 		next, nextLink = seq, prev
 		return nil
 	})
 	if err == nil {
 		s.lastSeq, s.lastLink = next, nextLink
+		for _, kid := range newKeys {
+			s.keyIDs[kid] = true
+		}
 		// Indexed before anyone is answered: a record acknowledged to one visitor is
 		// visible to the next request.
 		s.index.mu.Lock()

@@ -236,7 +236,8 @@ func (s *Store) dropPurgedPrefix() (int, error) {
 	return dropped, err
 }
 
-// putSigned signs cp for the store's chain and stores it under key in b.
+// putSigned signs cp for the store's chain and stores it under key in b, and the
+// id of the key that signed it with the others.
 func (s *Store) putSigned(b *bolt.Bucket, key []byte, cp *consent.Checkpoint) error {
 	cp.Chain = s.chain
 	s.signer.SignCheckpoint(cp)
@@ -244,7 +245,10 @@ func (s *Store) putSigned(b *bolt.Bucket, key []byte, cp *consent.Checkpoint) er
 	if err != nil {
 		return err
 	}
-	return b.Put(key, value)
+	if err := b.Put(key, value); err != nil {
+		return err
+	}
+	return b.Tx().Bucket(bucketKeys).Put([]byte(cp.KeyID), nil)
 }
 
 func timeNanoKey(t time.Time) []byte {

@@ -48,14 +48,15 @@ func MustChainedFile(tb testing.TB, n int, signer consent.CheckpointSigner) (str
 	return path, ids
 }
 
-// mustKeys returns a keyring of one new key.
+// mustKeys returns a keyring of one new key, which signs, and of the key the
+// receipts of storetest.NewRecord name.
 func mustKeys(tb testing.TB) *proof.Keyring {
 	tb.Helper()
-	keys, err := proof.NewEphemeralKeyring()
+	k, err := proof.NewKey(time.Now())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return keys
+	return proof.NewKeyring(storetest.ReceiptKey(), k)
 }
 
 // mustBeBroken fails tb unless v reports a broken chain with problem, at place if
