@@ -202,6 +202,11 @@ func (s *Store) dropPurgedPrefix() (int, error) {
 			}
 			doomed = append(doomed, bytes.Clone(k))
 		}
+		// A statement of a key the signer lacks may be forged: a base signed over it
+		// would vouch for a deletion.
+		if v.missingKey != "" {
+			return fmt.Errorf("the chain cannot be verified, nothing dropped: %s", v.unverified)
+		}
 		if len(doomed) == 0 {
 			return nil
 		}
