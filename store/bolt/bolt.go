@@ -83,7 +83,8 @@ func QueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
 func MaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
 
 // Checkpoints has the writer sign the head of the hash chain with signer after a
-// commit when the last checkpoint is older than every, and on Close. Open refuses a
+// commit when the last checkpoint is older than every, and on Close; and Open sign it
+// when the last run ended without (killed, or without a signer). Open refuses a
 // signer that lacks a key that signed in the store, with a *MissingKeysError.
 func Checkpoints(signer consent.CheckpointSigner, every time.Duration) Option {
 	return func(c *config) { c.signer, c.every = signer, every }
@@ -184,9 +185,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 }
 
 // load reads what the store keeps in memory: the consent index, the chain's head,
-// and the ids of the keys that signed in the store. It refuses a signer that lacks one
-// of those keys; then it makes what a new store, or one written by an older consentd,
-// lacks.
+// the last checkpoint and the ids of the keys that signed in the store. It refuses a
+// signer that lacks one of those keys; then it makes what a new store, or one written
+// by an older consentd, lacks, and signs the head if the last run left it unsigned.
 func load(db *bolt.DB, c config) (*Store, error) {
 	s := &Store{
 		db:           db,
@@ -229,8 +230,12 @@ func load(db *bolt.DB, c config) (*Store, error) {
 			return nil, err
 		}
 	}
-	// Counted from the start: a restart need not sign at once what it found.
-	s.checkpointSeq, s.checkpointedAt = s.lastSeq, time.Now()
+	// A run killed before its Close leaves records that no checkpoint covers, and
+	// one without a signer never signs.
+	if err := s.checkpoint(); err != nil {
+		return nil, err
+	}
+	s.checkpointedAt = time.Now()
 	return s, nil
 }
 
@@ -266,6 +271,11 @@ func (s *Store) read(tx *bolt.Tx) (complete bool, err error) {
 				return false, fmt.Errorf("the chain's last entry is malformed: consentd verify tells more")
 			}
 			copy(s.lastLink[:], v[16:chainLinkEnd])
+		}
+	}
+	if b := tx.Bucket(bucketCheckpoints); b != nil {
+		if k, _ := b.Cursor().Last(); k != nil {
+			s.checkpointSeq, _ = uint64Key(k) // a malformed key: signed anew, verification reports it
 		}
 	}
 	// A store written by an older consentd has no key ids yet: found once, in every
@@ -428,27 +438,30 @@ func (s *Store) write() {
 		s.commit(batch)
 		clear(batch) // let the answered requests be collected while the queue is idle
 		if time.Since(s.checkpointedAt) >= s.every {
-			s.checkpoint()
+			// A failure is not an append's failure: the records are committed, and
+			// the next checkpoint covers them.
+			_ = s.checkpoint()
 		}
 	}
-	s.checkpoint()
+	_ = s.checkpoint()
 }
 
 // checkpoint signs the chain's head, if a signer is set and the head moved since the
-// last checkpoint. A failure is not an append's failure: the records are committed,
-// and the next checkpoint covers them.
-func (s *Store) checkpoint() {
+// last checkpoint.
+func (s *Store) checkpoint() error {
 	if s.signer == nil || s.lastSeq == s.checkpointSeq {
-		return
+		return nil
 	}
 	c := &consent.Checkpoint{Seq: s.lastSeq, Link: hex.EncodeToString(s.lastLink[:]), At: time.Now().UTC()}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		return s.putSigned(tx.Bucket(bucketCheckpoints), seqKey(c.Seq), c)
 	})
-	if err == nil {
-		s.checkpointSeq = c.Seq
-	}
 	s.checkpointedAt = time.Now()
+	if err != nil {
+		return fmt.Errorf("sign a checkpoint of place %d: %w", c.Seq, err)
+	}
+	s.checkpointSeq = c.Seq
+	return nil
 }
 
 // takeQueued appends to batch the requests already queued, up to the batch limit.
