@@ -31,7 +31,8 @@ const usage = `consentd: self-hosted cookie consent
 Usage:
   consentd serve [flags]     serve banners, record consents (consentd serve -h for flags)
   consentd check [FILE]      validate a sites.yaml (default: $CONSENTD_CONFIG or sites.yaml)
-  consentd keygen [--keys DIR]  add a new signing key; it signs from the next start on
+  consentd keygen [--keys DIR]  add a new signing key; a running consentd signs with it
+                             within seconds
   consentd verify [--db FILE] [--keys DIR | --public-keys FILE] [--checkpoint FILE ...]
                              check the hash chain and signed checkpoints of a store file
                              not in use (a backup copy); exits 1 at the first broken link,

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -112,6 +113,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil && !noStore {
 		return err
 	}
+	keysLoaded := modTime(m.KeysDir)
 	keys, first, err := m.loadKeys(noStore)
 	if err != nil {
 		return err
@@ -124,6 +126,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if first != nil {
+		keysLoaded = modTime(m.KeysDir)
 	}
 	srv := server.New(store, server.Options{Demo: m.Demo, TrustedProxies: m.TrustedProxies, Keys: keys, Logger: m.logger})
 	srv.SetTokens(tokens)
@@ -182,6 +187,7 @@ func (m *Main) Run(ctx context.Context) error {
 			srv.SetTokens(tokens)
 			return nil
 		}},
+		&watched{path: m.KeysDir, last: keysLoaded, reload: func() error { return m.reloadKeys(ctx, keys, store) }},
 	)
 
 	select {
@@ -287,6 +293,35 @@ func (m *Main) withoutKeys() error {
 // in the store.
 func (m *Main) missingKeys(ids []string) error {
 	return fmt.Errorf("%s holds records or checkpoints signed by %s, which %s does not hold: restore the key directory from a backup (a new key would leave what they signed unverifiable)", m.DBPath, strings.Join(ids, ", "), m.KeysDir)
+}
+
+// reloadKeys gives keys, which the server and the store sign with, the keys in the
+// key directory now. It refuses keys that lack one that signed in the store, or the
+// one that signs now, which may have signed in the meantime: GET /v1/keys would stop
+// publishing it, and the next start would refuse the store.
+func (m *Main) reloadKeys(ctx context.Context, keys *proof.Keyring, store *bolt.Store) error {
+	next, err := proof.LoadKeyring(m.KeysDir)
+	if err != nil {
+		return err
+	}
+	ids, err := store.KeyIDs(ctx)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, id := range append(ids, keys.Signer().ID) {
+		if !next.HasKey(id) && !slices.Contains(missing, id) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s no longer holds %s, which signed in %s or signs now: put the key files back", m.KeysDir, strings.Join(missing, ", "), m.DBPath)
+	}
+	if kid := next.Signer().ID; kid != keys.Signer().ID {
+		m.logger.Info("signing with a new key", "kid", kid)
+	}
+	keys.Replace(next)
+	return nil
 }
 
 func (m *Main) printWhereToLook(addr net.Addr, cfg *config.Config) {
