@@ -52,6 +52,9 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		missing = "fetch the current keys (GET /v1/keys) or use the key directory"
 	default:
 		keys, err = proof.LoadKeyring(*keysDir)
+		if errors.Is(err, proof.ErrNoKeys) {
+			err = fmt.Errorf("consentd verify: %s holds no keys: give the directory of the keys that signed (--keys), or the keys consentd publishes (--public-keys)", *keysDir)
+		}
 		missing = fmt.Sprintf("restore %s from a backup, or verify with the keys consentd publishes (--public-keys)", *keysDir)
 	}
 	if err != nil {

@@ -65,6 +65,7 @@ func TestVerifyWithPublicKeys(t *testing.T) {
 		{"the published keys", []string{"--public-keys", published}, false, "OK, 3 records, every link verifies, 1 signed checkpoints agree"},
 		{"keys that did not sign the checkpoint", []string{"--public-keys", unknown}, false, "cannot verify " + m.DBPath + ": the checkpoint at place 3 is signed by key " + signer + ", which is not among the keys given; fetch the current keys (GET /v1/keys) or use the key directory"},
 		{"a key directory without the key that signed", []string{"--keys", otherDir}, false, "cannot verify " + m.DBPath + ": the checkpoint at place 3 is signed by key " + signer + ", which is not among the keys given; restore " + otherDir + " from a backup"},
+		{"a key directory without keys", []string{"--keys", filepath.Join(dir, "no-keys")}, false, filepath.Join(dir, "no-keys") + " holds no keys: give the directory of the keys that signed (--keys), or the keys consentd publishes (--public-keys)"},
 		{"a file without keys", []string{"--public-keys", notKeys}, false, notKeys + ": proof: public keys: none found"},
 		{"private and public keys at once", []string{"--public-keys", published, "--keys", m.KeysDir}, false, "--keys and --public-keys exclude each other"},
 	}
