@@ -69,8 +69,12 @@ var ErrNoKeys = errors.New("no signing key")
 const keySuffix = ".key"
 
 // LoadKeyring reads the *.key files in dir. It refuses any key file that others than
-// its owner may read: a leaked private key lets anyone forge proofs.
+// its owner may read: a leaked private key lets anyone forge proofs. It refuses a
+// directory that others may write to: a key they put there would sign, the newest.
 func LoadKeyring(dir string) (*Keyring, error) {
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("proof: others than its owner may write to %s (mode %v), and a key put there would sign: run chmod 700 %s", dir, fi.Mode().Perm(), dir)
+	}
 	names, err := filepath.Glob(filepath.Join(dir, "*"+keySuffix))
 	if err != nil {
 		return nil, fmt.Errorf("proof: keys in %s: %w", dir, err)

@@ -70,6 +70,26 @@ func TestKeyFiles(t *testing.T) {
 		}
 	}
 
+	if err := os.Chmod(files[0], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o770, 0o702, 0o777} {
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := proof.LoadKeyring(dir); err == nil || !strings.Contains(err.Error(), "chmod 700 "+dir) {
+			t.Errorf("directory mode %v: err = %v, want a refusal that says chmod 700", mode, err)
+		}
+	}
+	for _, mode := range []os.FileMode{0o700, 0o755} {
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := proof.LoadKeyring(dir); err != nil {
+			t.Errorf("directory mode %v: %v", mode, err)
+		}
+	}
+
 	if _, err := proof.LoadKeyring(t.TempDir()); !errors.Is(err, proof.ErrNoKeys) {
 		t.Errorf("empty directory: err = %v, want ErrNoKeys", err)
 	}
