@@ -83,9 +83,10 @@ func QueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
 func MaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
 
 // Checkpoints has the writer sign the head of the hash chain with signer after a
-// commit when the last checkpoint is older than every, and on Close; and Open sign it
-// when the last run ended without (killed, or without a signer). Open refuses a
-// signer that lacks a key that signed in the store, with a *MissingKeysError.
+// commit when the last checkpoint is older than every, and on Close; and Open sign a
+// head that the last run left unsigned (killed, or run without a signer). Open
+// refuses a signer that lacks a key that signed in the store, with a
+// *MissingKeysError.
 func Checkpoints(signer consent.CheckpointSigner, every time.Duration) Option {
 	return func(c *config) { c.signer, c.every = signer, every }
 }
