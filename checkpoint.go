@@ -55,6 +55,9 @@ func (c *Checkpoint) Message() []byte {
 // so that an auditor holding only the published public keys can do it.
 type CheckpointVerifier interface {
 	VerifyCheckpoint(c *Checkpoint) bool
+	// HasKey reports whether the verifier holds the key with id kid: a checkpoint
+	// signed by a key it lacks is unverifiable here, which is not the same as forged.
+	HasKey(kid string) bool
 }
 
 // CheckpointSigner signs checkpoints and verifies them.

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	consent "github.com/mixvoip/consentd"
@@ -54,9 +55,12 @@ func (k *Key) Public() PublicKey {
 }
 
 // Keyring holds every key in a directory: the newest signs, all of them verify, so
-// that rotating to a new key leaves old receipts verifiable.
+// that rotating to a new key leaves old receipts verifiable. Its keys can be replaced
+// while others sign with it (see Replace).
 type Keyring struct {
-	keys []*Key // oldest first
+	// keys is replaced whole, never changed in place: a signer that took the newest
+	// key signs with it even if a reload comes in between.
+	keys atomic.Pointer[[]*Key] // oldest first
 }
 
 // ErrNoKeys is returned by LoadKeyring for a directory without keys.
@@ -65,24 +69,28 @@ var ErrNoKeys = errors.New("no signing key")
 const keySuffix = ".key"
 
 // LoadKeyring reads the *.key files in dir. It refuses any key file that others than
-// its owner may read: a leaked private key lets anyone forge proofs.
+// its owner may read: a leaked private key lets anyone forge proofs. It refuses a
+// directory that others may write to: a key they put there would sign, the newest.
 func LoadKeyring(dir string) (*Keyring, error) {
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("proof: others than its owner may write to %s (mode %v), and a key put there would sign: run chmod 700 %s", dir, fi.Mode().Perm(), dir)
+	}
 	names, err := filepath.Glob(filepath.Join(dir, "*"+keySuffix))
 	if err != nil {
 		return nil, fmt.Errorf("proof: keys in %s: %w", dir, err)
 	}
-	kr := &Keyring{}
+	var keys []*Key
 	for _, name := range names {
 		k, err := readKey(name)
 		if err != nil {
 			return nil, err
 		}
-		kr.keys = append(kr.keys, k)
+		keys = append(keys, k)
 	}
-	if len(kr.keys) == 0 {
+	if len(keys) == 0 {
 		return nil, fmt.Errorf("proof: %s: %w (create one with: consentd keygen --keys %s)", dir, ErrNoKeys, dir)
 	}
-	return NewKeyring(kr.keys...), nil
+	return NewKeyring(keys...), nil
 }
 
 func readKey(name string) (*Key, error) {
@@ -123,12 +131,19 @@ func NewKey(now time.Time) (*Key, error) {
 	return &Key{ID: KeyID(priv.Public().(ed25519.PublicKey)), Private: priv, Created: now.UTC()}, nil
 }
 
-// NewKeyring returns a keyring of keys; the one created last signs.
+// NewKeyring returns a keyring of keys, at least one; the one created last signs.
 func NewKeyring(keys ...*Key) *Keyring {
-	kr := &Keyring{keys: slices.Clone(keys)}
-	slices.SortStableFunc(kr.keys, func(a, b *Key) int { return a.Created.Compare(b.Created) })
+	sorted := slices.Clone(keys)
+	slices.SortStableFunc(sorted, func(a, b *Key) int { return a.Created.Compare(b.Created) })
+	kr := &Keyring{}
+	kr.keys.Store(&sorted)
 	return kr
 }
+
+// Replace gives kr the keys of next. Whoever holds kr (the server signing receipts,
+// the store signing checkpoints) signs with next's newest key from then on, so that
+// a key added while consentd runs needs no restart.
+func (kr *Keyring) Replace(next *Keyring) { kr.keys.Store(next.keys.Load()) }
 
 // Generate creates a new key in dir (created with mode 0700 if missing) as a PKCS#8
 // PEM file with mode 0600; from then on it is the newest key and signs.
@@ -137,43 +152,90 @@ func Generate(dir string, now time.Time) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := WriteKey(dir, k); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// WriteKey writes k into dir (created with mode 0700 if missing) as a PKCS#8 PEM file
+// with mode 0600, and returns the file's path. A key file of the same name is never
+// replaced.
+//
+// The file appears whole or not at all: a consentd that watches dir reloads it when
+// the directory changes, and must not find half a key.
+func WriteKey(dir string, k *Key) (string, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(k.Private)
 	if err != nil {
-		return nil, fmt.Errorf("proof: encode key: %w", err)
+		return "", fmt.Errorf("proof: encode key: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("proof: %w", err)
+		return "", fmt.Errorf("proof: %w", err)
 	}
 	// Created to the nanosecond: two keys made in the same second still have an order,
 	// and the newest signs.
 	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Headers: map[string]string{"Created": k.Created.Format(time.RFC3339Nano)}, Bytes: der})
 	name := filepath.Join(dir, strings.ReplaceAll(k.Created.Format("20060102T150405Z"), ":", "")+"-"+k.ID+keySuffix)
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(dir, ".new-key-*") // mode 0600; not a *.key file, so never loaded
 	if err != nil {
-		return nil, fmt.Errorf("proof: %w", err)
+		return "", fmt.Errorf("proof: %w", err)
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("proof: write %s: %w", name, err)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("proof: write %s: %w", name, err)
+	if errClose := f.Close(); err == nil {
+		err = errClose
 	}
-	return k, f.Close()
+	if err == nil {
+		// A link, unlike a rename, fails if the name is taken.
+		err = os.Link(f.Name(), name)
+	}
+	os.Remove(f.Name())
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("proof: write %s: %w", name, err)
+	}
+	// A watcher that polls the directory's modification time may have looked between
+	// the temporary file's creation and the link, within one tick of the file
+	// system's clock, and would then see no change: a time of our own, to the
+	// nanosecond and set last, is one it has not seen.
+	now := time.Now()
+	_ = os.Chtimes(dir, now, now)
+	return name, nil
+}
+
+// syncDir makes the entries of dir durable: a key lost in a crash leaves every
+// receipt it signed unverifiable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Signer returns the newest key.
-func (kr *Keyring) Signer() *Key { return kr.keys[len(kr.keys)-1] }
+func (kr *Keyring) Signer() *Key {
+	keys := *kr.keys.Load()
+	return keys[len(keys)-1]
+}
 
 // Public returns every key as published, oldest first.
 func (kr *Keyring) Public() []PublicKey {
-	out := make([]PublicKey, len(kr.keys))
-	for i, k := range kr.keys {
+	keys := *kr.keys.Load()
+	out := make([]PublicKey, len(keys))
+	for i, k := range keys {
 		out[i] = k.Public()
 	}
 	return out
 }
+
+// HasKey reports whether kr holds the key with id kid.
+func (kr *Keyring) HasKey(kid string) bool { return kr.publicKey(kid) != nil }
 
 // Verify reports whether sig is a signature of msg by the key with id kid.
 func (kr *Keyring) Verify(kid string, msg, sig []byte) bool {
@@ -183,7 +245,7 @@ func (kr *Keyring) Verify(kid string, msg, sig []byte) bool {
 
 // publicKey returns the public half of the key with id kid, nil if there is none.
 func (kr *Keyring) publicKey(kid string) ed25519.PublicKey {
-	for _, k := range kr.keys {
+	for _, k := range *kr.keys.Load() {
 		if k.ID == kid {
 			return k.Private.Public().(ed25519.PublicKey)
 		}

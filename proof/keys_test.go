@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/proof"
 )
 
@@ -68,6 +70,26 @@ func TestKeyFiles(t *testing.T) {
 		}
 	}
 
+	if err := os.Chmod(files[0], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o770, 0o702, 0o777} {
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := proof.LoadKeyring(dir); err == nil || !strings.Contains(err.Error(), "chmod 700 "+dir) {
+			t.Errorf("directory mode %v: err = %v, want a refusal that says chmod 700", mode, err)
+		}
+	}
+	for _, mode := range []os.FileMode{0o700, 0o755} {
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := proof.LoadKeyring(dir); err != nil {
+			t.Errorf("directory mode %v: %v", mode, err)
+		}
+	}
+
 	if _, err := proof.LoadKeyring(t.TempDir()); !errors.Is(err, proof.ErrNoKeys) {
 		t.Errorf("empty directory: err = %v, want ErrNoKeys", err)
 	}
@@ -94,4 +116,96 @@ func MustLoad(tb testing.TB, dir string) *proof.Keyring {
 		tb.Fatal(err)
 	}
 	return kr
+}
+
+// TestKeyringReplace: whoever holds a keyring signs with the newest key once it is
+// replaced, also while others sign with it, and still verifies with the old keys.
+func TestKeyringReplace(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	old := MustGenerate(t, dir, time.Now())
+	held := MustLoad(t, dir) // as the server and the store hold it
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c := &consent.Checkpoint{Seq: 1, Link: strings.Repeat("ab", 32), At: time.Now()}
+				held.SignCheckpoint(c)
+				if !held.VerifyCheckpoint(c) {
+					t.Error("a checkpoint signed during a replacement does not verify")
+					return
+				}
+			}
+		})
+	}
+	newer := MustGenerate(t, dir, time.Now().Add(time.Second))
+	held.Replace(MustLoad(t, dir))
+	close(stop)
+	wg.Wait()
+
+	if got := held.Signer().ID; got != newer.ID {
+		t.Errorf("after Replace the signer is %s, want the new key %s", got, newer.ID)
+	}
+	c := &consent.Checkpoint{Seq: 2, Link: strings.Repeat("cd", 32), At: time.Now()}
+	held.SignCheckpoint(c)
+	if c.KeyID != newer.ID {
+		t.Errorf("checkpoint signed by %s, want %s", c.KeyID, newer.ID)
+	}
+	for _, kid := range []string{old.ID, newer.ID} {
+		if !held.HasKey(kid) {
+			t.Errorf("HasKey(%s) = false after Replace", kid)
+		}
+	}
+	if held.HasKey("ed25519-0000000000000000") {
+		t.Error("HasKey of an unknown id = true")
+	}
+}
+
+// TestWriteKey: a key file appears whole under its final name, with nothing else
+// left in the directory, never replaces one of the same name, and changes the
+// directory's modification time, which a running consentd watches.
+func TestWriteKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	MustGenerate(t, dir, time.Now())
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := fi.ModTime()
+
+	k, err := proof.NewKey(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := proof.WriteKey(dir, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".key") {
+			t.Errorf("left in the key directory: %s", e.Name())
+		}
+	}
+	if len(entries) != 2 || filepath.Dir(path) != dir {
+		t.Errorf("key files = %v, written at %s; want two in %s", entries, path, dir)
+	}
+	if kr := MustLoad(t, dir); kr.Signer().ID != k.ID {
+		t.Errorf("signer = %s, want the key written last %s", kr.Signer().ID, k.ID)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.ModTime().Equal(before) {
+		t.Errorf("the directory's modification time stayed %v (%v)", before, err)
+	}
+	if _, err := proof.WriteKey(dir, k); err == nil {
+		t.Error("a second WriteKey of the same key replaced its file")
+	}
 }

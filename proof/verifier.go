@@ -53,6 +53,9 @@ func (v *Verifier) VerifyCheckpoint(c *consent.Checkpoint) bool {
 	return checkpointSigned(c, v.keys[c.KeyID])
 }
 
+// HasKey reports whether v holds the key with id kid.
+func (v *Verifier) HasKey(kid string) bool { return v.keys[kid] != nil }
+
 // decode returns the ed25519 key k publishes, checked against its id.
 func (k PublicKey) decode() (ed25519.PublicKey, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(k.Key)

@@ -58,6 +58,10 @@ func TestVerifierChecksCheckpointsWithPublishedKeysOnly(t *testing.T) {
 			}
 		})
 	}
+	// What lacks a key cannot tell a forged checkpoint from a genuine one.
+	if !v.HasKey(signer.Signer().ID) || v.HasKey(other.Signer().ID) {
+		t.Errorf("HasKey: published %t, unknown %t; want true, false", v.HasKey(signer.Signer().ID), v.HasKey(other.Signer().ID))
+	}
 }
 
 func TestReadPublicKeysRefusesWhatVerifiesNothing(t *testing.T) {

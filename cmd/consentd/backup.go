@@ -60,5 +60,5 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("the copy does not open as a store (cut short?): %w", err)
 	}
-	return report(stdout, *out, v)
+	return report(stdout, *out, v, "consentd publishes no such key: restore its key directory from a backup")
 }

@@ -12,8 +12,9 @@ import (
 // defaultKeysDir is where the signing keys live unless --keys or CONSENTD_KEYS says.
 const defaultKeysDir = "data/keys"
 
-// keygen adds a new ed25519 key to the key directory. The newest key signs; older
-// ones stay, so that receipts they signed still verify.
+// keygen adds a new ed25519 key to the key directory. The newest key signs, in a
+// running consentd too, which watches the directory; older ones stay, so that
+// receipts they signed still verify.
 func keygen(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("consentd keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -25,6 +26,6 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "new signing key %s in %s; restart consentd to sign with it\n", k.ID, *dir)
+	fmt.Fprintf(stdout, "new signing key %s in %s; a running consentd signs with it within seconds (at once on SIGHUP)\n", k.ID, *dir)
 	return nil
 }

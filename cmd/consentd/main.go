@@ -1,7 +1,7 @@
 // Command consentd serves consent banners, records decisions, checks sites.yaml and
 // queries a running consentd for the DPO.
 //
-//	consentd serve [--addr :8080] [--config sites.yaml] [--db data/consent.db] [--demo]
+//	consentd serve [--addr :8080] [--config sites.yaml] [--db data/consent.db] [--demo] [--new-store]
 //	consentd check [sites.yaml]
 //	consentd keygen [--keys data/keys]
 //	consentd verify [--db data/consent.db] [--keys data/keys | --public-keys keys.json] [--checkpoint FILE ...]
@@ -68,10 +68,12 @@ const usage = `consentd: self-hosted cookie consent
 Usage:
   consentd serve [flags]     serve banners, record consents (consentd serve -h for flags)
   consentd check [FILE]      validate a sites.yaml (default: $CONSENTD_CONFIG or sites.yaml)
-  consentd keygen [--keys DIR]  add a new signing key; it signs from the next start on
+  consentd keygen [--keys DIR]  add a new signing key; a running consentd signs with it
+                             within seconds
   consentd verify [--db FILE] [--keys DIR | --public-keys FILE] [--checkpoint FILE ...]
                              check the hash chain and signed checkpoints of a store file
-                             not in use (a backup copy); exits 1 at the first broken link;
+                             not in use (a backup copy); exits 1 at the first broken link,
+                             or if a checkpoint is signed by a key it was not given;
                              --public-keys: with only the keys GET /v1/keys published;
                              --checkpoint: also against checkpoints archived from
                              GET /v1/dpo/checkpoint

@@ -47,6 +47,7 @@ func TestServePurgesPastRetention(t *testing.T) {
 	for _, at := range []time.Time{now.Add(-time.Hour), past, now} {
 		r := storetest.NewRecord(t, uuid.NewString(), at)
 		r.ID, r.Site = storetest.IDAt(t, at), site
+		r.Receipt.KeyID = keys.Signer().ID // as consentd signs it: serve refuses a store of keys it lacks
 		storetest.MustAppend(t, store, r)
 		records = append(records, r)
 	}

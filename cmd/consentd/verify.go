@@ -17,6 +17,10 @@ import (
 // errBroken is returned when verification finds a broken link; the report says where.
 var errBroken = errors.New("the hash chain is broken")
 
+// errMissingKey is returned when nothing is found broken, but a statement in the
+// store is signed by a key the verification was not given; the report says which.
+var errMissingKey = errors.New("the store could not be verified: a key is missing")
+
 // verify checks the hash chain of a store file that no consentd has open, such as a
 // backup copy, and reports the first broken link.
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -39,13 +43,19 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var keys consent.CheckpointVerifier
 	var err error
+	var missing string // what to do when a key is missing
 	switch {
 	case set["keys"] && set["public-keys"]:
 		return errors.New("consentd verify: --keys and --public-keys exclude each other: give the private keys or the published ones")
 	case set["public-keys"]:
 		keys, err = readPublicKeys(*publicKeys)
+		missing = "fetch the current keys (GET /v1/keys) or use the key directory"
 	default:
 		keys, err = proof.LoadKeyring(*keysDir)
+		if errors.Is(err, proof.ErrNoKeys) {
+			err = fmt.Errorf("consentd verify: %s holds no keys: give the directory of the keys that signed (--keys), or the keys consentd publishes (--public-keys)", *keysDir)
+		}
+		missing = fmt.Sprintf("restore %s from a backup, or verify with the keys consentd publishes (--public-keys)", *keysDir)
 	}
 	if err != nil {
 		return err
@@ -54,12 +64,18 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	return report(stdout, *db, v)
+	return report(stdout, *db, v, missing)
 }
 
 // report tells what the verification v of the store file path found, and returns
-// errBroken if the chain is broken.
-func report(stdout io.Writer, path string, v *consent.Verification) error {
+// errBroken if the chain is broken, errMissingKey, with what to do about it, if a
+// key is missing to verify it.
+func report(stdout io.Writer, path string, v *consent.Verification, missing string) error {
+	if v.MissingKey != "" {
+		// Not BROKEN: a key fetched before a rotation, say, is no sign of tampering.
+		fmt.Fprintf(stdout, "cannot verify %s: %s; %s\n", path, v.Problem, missing)
+		return errMissingKey
+	}
 	if !v.OK {
 		fmt.Fprintf(stdout, "%s: BROKEN at place %d (record %s): %s; %d records before it verify\n", path, v.BrokenAt, v.RecordID, v.Problem, v.Records)
 		return errBroken

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -30,6 +32,11 @@ func TestVerifyWithPublicKeys(t *testing.T) {
 	data, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	os.WriteFile(published, data, 0o644)
+	keys, err := proof.ReadPublicKeys(bytes.NewReader(data))
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("published keys %s: %v", data, err)
+	}
+	signer := keys[0].ID
 	stop() // signs a checkpoint
 	if err := <-served; err != nil {
 		t.Fatal(err)
@@ -42,6 +49,10 @@ func TestVerifyWithPublicKeys(t *testing.T) {
 	unknown := filepath.Join(dir, "other-keys.json")
 	data, _ = json.Marshal(map[string]any{"keys": other.Public()})
 	os.WriteFile(unknown, data, 0o644)
+	otherDir := filepath.Join(dir, "other-keys")
+	if _, err := proof.Generate(otherDir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	notKeys := filepath.Join(dir, "not-keys.json")
 	os.WriteFile(notKeys, []byte(`{"status":"ok"}`), 0o644)
 
@@ -52,7 +63,9 @@ func TestVerifyWithPublicKeys(t *testing.T) {
 		want   string // in stdout if broken or fine, in the error otherwise
 	}{
 		{"the published keys", []string{"--public-keys", published}, false, "OK, 3 records, every link verifies, 1 signed checkpoints agree"},
-		{"keys that did not sign the checkpoint", []string{"--public-keys", unknown}, true, "the checkpoint at place 3 is not signed by a known key"},
+		{"keys that did not sign the checkpoint", []string{"--public-keys", unknown}, false, "cannot verify " + m.DBPath + ": the checkpoint at place 3 is signed by key " + signer + ", which is not among the keys given; fetch the current keys (GET /v1/keys) or use the key directory"},
+		{"a key directory without the key that signed", []string{"--keys", otherDir}, false, "cannot verify " + m.DBPath + ": the checkpoint at place 3 is signed by key " + signer + ", which is not among the keys given; restore " + otherDir + " from a backup"},
+		{"a key directory without keys", []string{"--keys", filepath.Join(dir, "no-keys")}, false, filepath.Join(dir, "no-keys") + " holds no keys: give the directory of the keys that signed (--keys), or the keys consentd publishes (--public-keys)"},
 		{"a file without keys", []string{"--public-keys", notKeys}, false, notKeys + ": proof: public keys: none found"},
 		{"private and public keys at once", []string{"--public-keys", published, "--keys", m.KeysDir}, false, "--keys and --public-keys exclude each other"},
 	}
@@ -66,6 +79,10 @@ func TestVerifyWithPublicKeys(t *testing.T) {
 				}
 			case strings.HasPrefix(tt.want, "OK"):
 				if err != nil || !strings.Contains(stdout, tt.want) {
+					t.Errorf("err = %v, stdout %q; want %s", err, stdout, tt.want)
+				}
+			case strings.HasPrefix(tt.want, "cannot verify"):
+				if !errors.Is(err, errMissingKey) || strings.Contains(stdout, "BROKEN") || !strings.Contains(stdout, tt.want) {
 					t.Errorf("err = %v, stdout %q; want %s", err, stdout, tt.want)
 				}
 			default:

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -54,6 +55,9 @@ var (
 	// when the store is created; every signed statement names it.
 	bucketMeta = []byte("meta")
 	keyChain   = []byte("chain")
+
+	// buckets are those of every store.
+	buckets = [][]byte{bucketRecords, bucketSnapshots, bucketChain, bucketCheckpoints, bucketAudit, bucketPurges, bucketBase, bucketMeta, bucketKeys}
 )
 
 // Option changes a setting of Open.
@@ -79,7 +83,10 @@ func QueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
 func MaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
 
 // Checkpoints has the writer sign the head of the hash chain with signer after a
-// commit when the last checkpoint is older than every, and on Close.
+// commit when the last checkpoint is older than every, and on Close; and Open sign a
+// head that the last run left unsigned (killed, or run without a signer). Open
+// refuses a signer that lacks a key that signed in the store, with a
+// *MissingKeysError.
 func Checkpoints(signer consent.CheckpointSigner, every time.Duration) Option {
 	return func(c *config) { c.signer, c.every = signer, every }
 }
@@ -103,14 +110,15 @@ type Store struct {
 	snapshots snapshotCache
 	chain     string // the id of the store's chain
 
-	// The head of the hash chain and the last checkpoint, owned by the writer
-	// goroutine.
+	// The head of the hash chain, the last checkpoint, and the ids of the keys
+	// known to be in bucketKeys, owned by the writer goroutine.
 	lastSeq        uint64
 	lastLink       [32]byte
 	signer         consent.CheckpointSigner
 	every          time.Duration
 	checkpointSeq  uint64
 	checkpointedAt time.Time
+	keyIDs         map[string]bool
 
 	writerDone chan struct{}
 	closeOnce  sync.Once
@@ -126,13 +134,18 @@ var _ consent.Store = (*Store)(nil)
 type request struct {
 	recordID  uuid.UUID
 	consentID uuid.UUID
+	keyID     string // of the record's receipt, "" without one
 	value     []byte
 	done      chan error // buffered: the writer never waits for a caller that gave up
 }
 
 // Open opens the store in the bbolt file at path, creating the file and its directory
-// if needed. It fails after the lock timeout (DefaultLockTimeout) if another process
-// has the file open.
+// if there is no file. It fails after the lock timeout (DefaultLockTimeout) if
+// another process has the file open.
+//
+// It refuses an empty file, which bbolt would make a new store: a store that existed
+// is never replaced unnoticed. It refuses a file that others than its owner may read
+// or write. A file bbolt cannot make sense of gives an error wrapping ErrDamaged.
 func Open(path string, opts ...Option) (*Store, error) {
 	c := config{queueSize: DefaultQueueSize, maxBatch: DefaultMaxBatch, lockTimeout: DefaultLockTimeout}
 	for _, o := range opts {
@@ -149,81 +162,194 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open: lock timeout %v is not positive", c.lockTimeout)
 	}
 
+	if err := checkFile(path); err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
 	// Records carry IP prefixes and user agents: personal data, owner-only files.
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("bolt: open: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: c.lockTimeout})
+	db, err := openDB(path, bolt.Options{Timeout: c.lockTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	index := newConsentIndex()
-	var chain string
-	var lastSeq uint64
-	var lastLink [32]byte
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSnapshots, bucketChain, bucketCheckpoints, bucketAudit, bucketPurges, bucketBase, bucketMeta} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("bucket %s: %w", name, err)
-			}
-		}
-		if chain = chainID(tx); chain == "" {
-			// Only a new store gets an id: statements signed before would no longer
-			// verify under a new one.
-			for _, name := range [][]byte{bucketChain, bucketCheckpoints, bucketPurges, bucketBase} {
-				if k, _ := tx.Bucket(name).Cursor().First(); k != nil {
-					return fmt.Errorf("the store has a chain but no chain id: written by an older consentd, or altered (consentd verify tells more)")
-				}
-			}
-			chain = rand.Text()
-			if err := tx.Bucket(bucketMeta).Put(keyChain, []byte(chain)); err != nil {
-				return fmt.Errorf("chain id: %w", err)
-			}
-		}
-		if k, v := tx.Bucket(bucketChain).Cursor().Last(); k != nil {
-			var ok bool
-			if lastSeq, ok = uint64Key(k); !ok || len(v) < chainLinkEnd {
-				return fmt.Errorf("the chain's last entry is malformed: consentd verify tells more")
-			}
-			copy(lastLink[:], v[16:chainLinkEnd])
-		}
-		records, err := tx.CreateBucketIfNotExists(bucketRecords)
-		if err != nil {
-			return fmt.Errorf("bucket %s: %w", bucketRecords, err)
-		}
-		return records.ForEach(func(k, v []byte) error {
-			sr, err := splitRecord(v)
-			if err != nil || len(k) != 16 {
-				return fmt.Errorf("record %x: %v", k, err)
-			}
-			index.add(sr.consentID, uuid.UUID(k))
-			return nil
-		})
-	})
+	s, err := load(db, c)
 	if err != nil {
 		_ = db.Close()
+		var missing *MissingKeysError
+		if errors.As(err, &missing) {
+			missing.Path = path
+			return nil, missing
+		}
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
+	go s.write()
+	return s, nil
+}
 
+// load reads what the store keeps in memory: the consent index, the chain's head,
+// the last checkpoint and the ids of the keys that signed in the store. It refuses a
+// signer that lacks one of those keys; then it makes what a new store, or one written
+// by an older consentd, lacks, and signs the head if the last run left it unsigned.
+func load(db *bolt.DB, c config) (*Store, error) {
 	s := &Store{
 		db:           db,
 		maxBatch:     c.maxBatch,
 		beforeCommit: c.beforeCommit,
 		queue:        make(chan *request, c.queueSize),
-		index:        index,
-		chain:        chain,
+		index:        newConsentIndex(),
 		snapshots:    snapshotCache{m: map[string]*storedSnapshot{}},
-		lastSeq:      lastSeq,
-		lastLink:     lastLink,
 		signer:       c.signer,
 		every:        c.every,
-		// Counted from the start: a restart need not sign at once what it found.
-		checkpointSeq:  lastSeq,
-		checkpointedAt: time.Now(),
-		writerDone:     make(chan struct{}),
+		keyIDs:       map[string]bool{},
+		writerDone:   make(chan struct{}),
 	}
-	go s.write()
+	var complete bool
+	err := guard(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			var err error
+			complete, err = s.read(tx)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.signer != nil {
+		var missing []string
+		for kid := range s.keyIDs {
+			if !s.signer.HasKey(kid) {
+				missing = append(missing, kid)
+			}
+		}
+		if len(missing) > 0 {
+			slices.Sort(missing)
+			return nil, &MissingKeysError{KeyIDs: missing}
+		}
+	}
+	// Written only now: a store refused is left as it was found.
+	if !complete {
+		if err := guard(func() error { return db.Update(s.create) }); err != nil {
+			return nil, err
+		}
+	}
+	// A run killed before its Close leaves records that no checkpoint covers, and
+	// one without a signer never signs.
+	if err := s.checkpoint(); err != nil {
+		return nil, err
+	}
+	s.checkpointedAt = time.Now()
 	return s, nil
+}
+
+// read reads what the store keeps in memory from tx, and every page of it on the way.
+// It reports whether the store is complete: a new store, and one written by an older
+// consentd, lack buckets or the chain id.
+func (s *Store) read(tx *bolt.Tx) (complete bool, err error) {
+	if err := readPages(tx, bucketRecords); err != nil {
+		return false, err
+	}
+	records := tx.Bucket(bucketRecords)
+	if records == nil {
+		if k, _ := tx.Cursor().First(); k != nil {
+			return false, fmt.Errorf("not a consentd store: it holds no records, but bucket %q", k)
+		}
+		return false, nil // a new store
+	}
+	if s.chain = chainID(tx); s.chain == "" {
+		// Only a new store gets an id: statements signed before would no longer
+		// verify under a new one.
+		for _, name := range [][]byte{bucketChain, bucketCheckpoints, bucketPurges, bucketBase} {
+			if b := tx.Bucket(name); b != nil {
+				if k, _ := b.Cursor().First(); k != nil {
+					return false, fmt.Errorf("the store has a chain but no chain id: written by an older consentd, or altered (consentd verify tells more)")
+				}
+			}
+		}
+	}
+	if b := tx.Bucket(bucketChain); b != nil {
+		if k, v := b.Cursor().Last(); k != nil {
+			var ok bool
+			if s.lastSeq, ok = uint64Key(k); !ok || len(v) < chainLinkEnd {
+				return false, fmt.Errorf("the chain's last entry is malformed: consentd verify tells more")
+			}
+			copy(s.lastLink[:], v[16:chainLinkEnd])
+		}
+	}
+	if b := tx.Bucket(bucketCheckpoints); b != nil {
+		if k, _ := b.Cursor().Last(); k != nil {
+			s.checkpointSeq, _ = uint64Key(k) // a malformed key: signed anew, verification reports it
+		}
+	}
+	// A store written by an older consentd has no key ids yet: found once, in every
+	// signed thing.
+	find := tx.Bucket(bucketKeys) == nil
+	if find {
+		if err := s.findStatementKeys(tx); err != nil {
+			return false, err
+		}
+	} else {
+		err := tx.Bucket(bucketKeys).ForEach(func(k, _ []byte) error {
+			s.keyIDs[string(k)] = true
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+	}
+	err = records.ForEach(func(k, v []byte) error {
+		sr, err := splitRecord(v)
+		if err != nil || len(k) != 16 {
+			return fmt.Errorf("record %x: %v", k, err)
+		}
+		s.index.add(sr.consentID, uuid.UUID(k))
+		if find {
+			var r struct {
+				Receipt struct {
+					KeyID string `json:"kid"`
+				} `json:"receipt"`
+			}
+			if json.Unmarshal(sr.core, &r) == nil && r.Receipt.KeyID != "" {
+				s.keyIDs[r.Receipt.KeyID] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, name := range buckets {
+		if tx.Bucket(name) == nil {
+			return false, nil
+		}
+	}
+	return s.chain != "", nil
+}
+
+// create makes the buckets and the chain id that tx lacks, and stores the key ids
+// read if the store had none stored.
+func (s *Store) create(tx *bolt.Tx) error {
+	found := tx.Bucket(bucketKeys) == nil
+	for _, name := range buckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	if s.chain == "" {
+		s.chain = rand.Text()
+		if err := tx.Bucket(bucketMeta).Put(keyChain, []byte(s.chain)); err != nil {
+			return fmt.Errorf("chain id: %w", err)
+		}
+	}
+	if found {
+		b := tx.Bucket(bucketKeys)
+		for kid := range s.keyIDs {
+			if err := b.Put([]byte(kid), nil); err != nil {
+				return fmt.Errorf("key id %s: %w", kid, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Append stores r durably: it returns nil only once the transaction holding r has been
@@ -276,7 +402,11 @@ func (s *Store) newRequest(r *consent.Record) (*request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode record %s: %w", r.ID, err)
 	}
-	return &request{recordID: id, consentID: consentID, value: value, done: make(chan error, 1)}, nil
+	req := &request{recordID: id, consentID: consentID, value: value, done: make(chan error, 1)}
+	if r.Receipt != nil {
+		req.keyID = r.Receipt.KeyID
+	}
+	return req, nil
 }
 
 // enqueue hands req to the writer without ever blocking: a caller that cannot be
@@ -311,27 +441,30 @@ func (s *Store) write() {
 		s.commit(batch)
 		clear(batch) // let the answered requests be collected while the queue is idle
 		if time.Since(s.checkpointedAt) >= s.every {
-			s.checkpoint()
+			// A failure is not an append's failure: the records are committed, and
+			// the next checkpoint covers them.
+			_ = s.checkpoint()
 		}
 	}
-	s.checkpoint()
+	_ = s.checkpoint()
 }
 
 // checkpoint signs the chain's head, if a signer is set and the head moved since the
-// last checkpoint. A failure is not an append's failure: the records are committed,
-// and the next checkpoint covers them.
-func (s *Store) checkpoint() {
+// last checkpoint.
+func (s *Store) checkpoint() error {
 	if s.signer == nil || s.lastSeq == s.checkpointSeq {
-		return
+		return nil
 	}
 	c := &consent.Checkpoint{Seq: s.lastSeq, Link: hex.EncodeToString(s.lastLink[:]), At: time.Now().UTC()}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		return s.putSigned(tx.Bucket(bucketCheckpoints), seqKey(c.Seq), c)
 	})
-	if err == nil {
-		s.checkpointSeq = c.Seq
-	}
 	s.checkpointedAt = time.Now()
+	if err != nil {
+		return fmt.Errorf("sign a checkpoint of place %d: %w", c.Seq, err)
+	}
+	s.checkpointSeq = c.Seq
+	return nil
 }
 
 // takeQueued appends to batch the requests already queued, up to the batch limit.
@@ -359,6 +492,7 @@ func (s *Store) commit(batch []*request) {
 	rejected := make([]error, len(batch))
 	var next uint64
 	var nextLink [32]byte
+	var newKeys []string // ids of keys that signed a receipt for the first time
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		records, chain := tx.Bucket(bucketRecords), tx.Bucket(bucketChain)
 		// Record ids are UUIDv7 and places in the chain count up, so new keys land at
@@ -386,12 +520,21 @@ func (s *Store) commit(batch []*request) {
 			if err := chain.Put(seqKey(seq), append(req.recordID[:], prev[:]...)); err != nil {
 				return fmt.Errorf("chain at %d: %w", seq, err)
 			}
+			if req.keyID != "" && !s.keyIDs[req.keyID] && !slices.Contains(newKeys, req.keyID) {
+				if err := tx.Bucket(bucketKeys).Put([]byte(req.keyID), nil); err != nil {
+					return fmt.Errorf("key id %s: %w", req.keyID, err)
+				}
+				newKeys = append(newKeys, req.keyID)
+			}
 		}
 		next, nextLink = seq, prev
 		return nil
 	})
 	if err == nil {
 		s.lastSeq, s.lastLink = next, nextLink
+		for _, kid := range newKeys {
+			s.keyIDs[kid] = true
+		}
 		// Indexed before anyone is answered: a record acknowledged to one visitor is
 		// visible to the next request.
 		s.index.mu.Lock()

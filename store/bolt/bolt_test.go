@@ -368,3 +368,44 @@ func TestReady(t *testing.T) {
 		t.Errorf("a closed store: %v, want unavailable", err)
 	}
 }
+
+// TestOpenSignsWhatTheLastRunLeft: records written by a run that signed no
+// checkpoint for them (killed, or without a signer) are signed at the next Open
+// with a signer, at once; an Open that finds the head signed signs nothing more.
+func TestOpenSignsWhatTheLastRunLeft(t *testing.T) {
+	const n = 3
+	keys := mustKeys(t)
+	path := filepath.Join(t.TempDir(), "consent.db")
+	s := MustOpen(t, path) // no signer: as if killed before its Close signed
+	for range n {
+		storetest.MustAppend(t, s, storetest.NewRecord(t, uuid.NewString(), storetest.Now()))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	checkpoints := func(path string) int {
+		n := 0
+		MustTamper(t, path, func(tx *bolt.Tx) error { n = tx.Bucket(bucketCheckpoints).Stats().KeyN; return nil })
+		return n
+	}
+	for i, want := range []int{1, 1} {
+		s, err := Open(path, Checkpoints(keys, time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := s.LastCheckpoint(context.Background())
+		if err != nil || cp.Seq != n || !keys.VerifyCheckpoint(cp) {
+			t.Errorf("Open %d: last checkpoint %+v, %v; want one of place %d, signed", i+1, cp, err, n)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := checkpoints(path); got != want {
+			t.Errorf("after Open %d: %d checkpoints, want %d", i+1, got, want)
+		}
+	}
+	if v, err := VerifyFile(context.Background(), path, keys); err != nil || !v.OK || v.Checkpoints != 1 {
+		t.Errorf("VerifyFile = %+v, %v; want OK with 1 checkpoint", v, err)
+	}
+}

@@ -202,6 +202,11 @@ func (s *Store) dropPurgedPrefix() (int, error) {
 			}
 			doomed = append(doomed, bytes.Clone(k))
 		}
+		// A statement of a key the signer lacks may be forged: a base signed over it
+		// would vouch for a deletion.
+		if v.missingKey != "" {
+			return fmt.Errorf("the chain cannot be verified, nothing dropped: %s", v.unverified)
+		}
 		if len(doomed) == 0 {
 			return nil
 		}
@@ -236,7 +241,8 @@ func (s *Store) dropPurgedPrefix() (int, error) {
 	return dropped, err
 }
 
-// putSigned signs cp for the store's chain and stores it under key in b.
+// putSigned signs cp for the store's chain and stores it under key in b, and the
+// id of the key that signed it with the others.
 func (s *Store) putSigned(b *bolt.Bucket, key []byte, cp *consent.Checkpoint) error {
 	cp.Chain = s.chain
 	s.signer.SignCheckpoint(cp)
@@ -244,7 +250,10 @@ func (s *Store) putSigned(b *bolt.Bucket, key []byte, cp *consent.Checkpoint) er
 	if err != nil {
 		return err
 	}
-	return b.Put(key, value)
+	if err := b.Put(key, value); err != nil {
+		return err
+	}
+	return b.Tx().Bucket(bucketKeys).Put([]byte(cp.KeyID), nil)
 }
 
 func timeNanoKey(t time.Time) []byte {

@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/storetest"
 )
 
@@ -227,4 +229,37 @@ func TestPurgeOfAnotherStore(t *testing.T) {
 	if err != nil || v.OK || !strings.Contains(v.Problem, "signed for another chain") {
 		t.Errorf("a purge of another store: %+v, %v", v, err)
 	}
+}
+
+// TestPurgeRefusesUnverifiable: a purge statement signed by a key the store's signer
+// lacks may be forged to pass a deletion off as a purge; the next purge does not sign
+// a base over it.
+func TestPurgeRefusesUnverifiable(t *testing.T) {
+	keys, forger := mustKeys(t), mustKeys(t)
+	path, _, cutoff := mustPurgedFile(t, keys)
+	MustTamper(t, path, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPurges)
+		k, v := b.Cursor().First()
+		return b.Put(k, mustResigned(t, v, forger))
+	})
+	s := MustOpen(t, path, Checkpoints(keys, time.Hour))
+	_, err := s.Purge(context.Background(), map[string]time.Time{shortKept: cutoff, longKept: cutoff})
+	if err == nil || !strings.Contains(err.Error(), "is signed by key "+forger.Signer().ID+", which is not among the keys given") {
+		t.Errorf("Purge over a statement of an unknown key = %v; want it refused", err)
+	}
+}
+
+// mustResigned returns the signed statement value signed anew by keys.
+func mustResigned(tb testing.TB, value []byte, keys *proof.Keyring) []byte {
+	tb.Helper()
+	var cp consent.Checkpoint
+	if err := json.Unmarshal(value, &cp); err != nil {
+		tb.Fatal(err)
+	}
+	keys.SignCheckpoint(&cp)
+	out, err := json.Marshal(&cp)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
 }

@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"time"
 
@@ -22,10 +25,12 @@ import (
 // checkpoint is signed and agrees with the chain.
 func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 	var v *consent.Verification
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		v, err = verify(ctx, tx, s.signer, nil)
-		return err
+	err := guard(func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			var err error
+			v, err = verify(ctx, tx, s.signer, nil)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: verify: %w", err)
@@ -38,25 +43,55 @@ func (s *Store) Verify(ctx context.Context) (*consent.Verification, error) {
 // agree with the archived checkpoints, kept apart from the store (GET
 // /v1/dpo/checkpoint): whoever rewrites the chain and deletes the checkpoints in the
 // file cannot delete those.
+//
+// A file that bbolt cannot make sense of, or whose pages do not hold together, gives
+// an error wrapping ErrDamaged; a missing or empty file is not a store.
 func VerifyFile(ctx context.Context, path string, verifier consent.CheckpointVerifier, archived ...*consent.Checkpoint) (*consent.Verification, error) {
 	if slices.Contains(archived, nil) {
 		return nil, fmt.Errorf("bolt: verify %s: an archived checkpoint is missing", path)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout})
+	v, err := verifyFile(ctx, path, verifier, archived)
 	if err != nil {
 		return nil, fmt.Errorf("bolt: verify %s: %w", path, err)
 	}
+	return v, nil
+}
+
+func verifyFile(ctx context.Context, path string, verifier consent.CheckpointVerifier, archived []*consent.Checkpoint) (*consent.Verification, error) {
+	switch fi, err := os.Stat(path); {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, errors.New("not a consentd store: there is no such file")
+	case err != nil:
+		return nil, err
+	case fi.Size() == 0:
+		return nil, errors.New("not a consentd store: the file is empty")
+	}
+	// The free list read as it opens, under guard: Check would read it in a
+	// goroutine of its own.
+	db, err := openDB(path, bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout, PreLoadFreelist: true})
+	if err != nil {
+		return nil, err
+	}
 	defer db.Close()
 	var v *consent.Verification
-	err = db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketRecords) == nil || tx.Bucket(bucketChain) == nil || tx.Bucket(bucketCheckpoints) == nil {
-			return fmt.Errorf("not a consentd store")
-		}
-		v, err = verify(ctx, tx, verifier, archived)
-		return err
+	err = guard(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			if err := readPages(tx, nil); err != nil {
+				return err
+			}
+			if err := checkPages(tx); err != nil {
+				return err
+			}
+			if tx.Bucket(bucketRecords) == nil || tx.Bucket(bucketChain) == nil || tx.Bucket(bucketCheckpoints) == nil {
+				return fmt.Errorf("not a consentd store")
+			}
+			var err error
+			v, err = verify(ctx, tx, verifier, archived)
+			return err
+		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bolt: verify %s: %w", path, err)
+		return nil, err
 	}
 	return v, nil
 }
@@ -74,6 +109,10 @@ type verification struct {
 	snapshots    map[[32]byte]bool    // the digests of the stored snapshots
 	prev         [32]byte             // the link of the place before want
 	want         uint64               // the next place
+
+	// The first statement signed by a key the verifier lacks: missingKey, and what
+	// to report if nothing is broken.
+	missingKey, unverified string
 }
 
 func (v *verification) broken(seq uint64, id []byte, format string, args ...any) *consent.Verification {
@@ -84,25 +123,50 @@ func (v *verification) broken(seq uint64, id []byte, format string, args ...any)
 	return &v.Verification
 }
 
-// signed decodes a signed statement of the store and checks its signature and kind.
-// It returns what is wrong with it, "" if nothing.
-func (v *verification) signed(value []byte, base bool) (*consent.Checkpoint, string) {
+// signed decodes a signed statement of the store, which what describes, and checks
+// it. It returns what is wrong with it, "" if nothing (see check).
+func (v *verification) signed(value []byte, base bool, what string) (*consent.Checkpoint, string) {
 	var cp consent.Checkpoint
 	if err := json.Unmarshal(value, &cp); err != nil {
-		return nil, "is not signed by a known key"
+		return nil, what + " is not signed by a known key"
 	}
-	return &cp, v.check(&cp, base)
+	return &cp, v.check(&cp, base, what)
 }
 
-// check tells what is wrong with a signed statement, "" if nothing.
-func (v *verification) check(cp *consent.Checkpoint, base bool) string {
+// check tells what is wrong with the signed statement cp, which what describes, ""
+// if nothing. A statement signed by a key the verifier lacks cannot be told from a
+// forged one here, nor is it one: it is taken at its word, so that the walk goes on
+// to find what is broken, if anything, and the first such statement is noted.
+func (v *verification) check(cp *consent.Checkpoint, base bool, what string) string {
 	switch {
-	case cp.Base != base || v.verifier == nil || !v.verifier.VerifyCheckpoint(cp):
-		return "is not signed by a known key"
-	case cp.Chain != v.chain:
-		return fmt.Sprintf("was signed for another chain (%q, this one is %q)", cp.Chain, v.chain)
+	case cp.Base != base || cp.Signature == "" || !plausibleKeyID(cp.KeyID):
+		return what + " is not signed by a known key"
+	case v.verifier == nil || !v.verifier.HasKey(cp.KeyID):
+		if v.missingKey == "" {
+			v.missingKey = cp.KeyID
+			v.unverified = fmt.Sprintf("%s is signed by key %s, which is not among the keys given", what, cp.KeyID)
+		}
+	case !v.verifier.VerifyCheckpoint(cp):
+		return what + " is not signed by a known key" // but claims to be
+	}
+	if cp.Chain != v.chain {
+		return fmt.Sprintf("%s was signed for another chain (%q, this one is %q)", what, cp.Chain, v.chain)
 	}
 	return ""
+}
+
+// plausibleKeyID reports whether kid could name a key: the report repeats it, and
+// it comes from the file.
+func plausibleKeyID(kid string) bool {
+	if kid == "" || len(kid) > 64 {
+		return false
+	}
+	for _, c := range kid {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // begin prepares a walk along the chain of tx from its start: the place after the
@@ -112,9 +176,9 @@ func begin(tx *bolt.Tx, verifier consent.CheckpointVerifier) (*verification, *co
 	v := &verification{verifier: verifier, chain: chainID(tx), records: tx.Bucket(bucketRecords), want: 1}
 	if b := tx.Bucket(bucketBase); b != nil {
 		if value := b.Get(keyBase); value != nil {
-			base, problem := v.signed(value, true)
+			base, problem := v.signed(value, true, "the base of the chain")
 			if problem != "" {
-				return nil, v.broken(0, nil, "the base of the chain %s", problem)
+				return nil, v.broken(0, nil, "%s", problem)
 			}
 			link, err := hex.DecodeString(base.Link)
 			if err != nil || len(link) != len(v.prev) {
@@ -240,10 +304,10 @@ func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifie
 	// checkpoints signed before.
 	cc := tx.Bucket(bucketCheckpoints).Cursor()
 	for k, value := cc.First(); k != nil; k, value = cc.Next() {
-		cp, problem := v.signed(value, false)
+		seq, _ := uint64Key(k)
+		cp, problem := v.signed(value, false, fmt.Sprintf("the checkpoint at place %d", seq))
 		if problem != "" {
-			seq, _ := uint64Key(k)
-			return v.broken(seq, nil, "the checkpoint at place %d %s", seq, problem), nil
+			return v.broken(seq, nil, "%s", problem), nil
 		}
 		if broken := v.agrees(chain, cp); broken != nil {
 			return broken, nil
@@ -251,8 +315,8 @@ func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifie
 		v.Checkpoints++
 	}
 	for _, cp := range archived {
-		if problem := v.check(cp, false); problem != "" {
-			return v.broken(cp.Seq, nil, "the archived checkpoint at place %d %s", cp.Seq, problem), nil
+		if problem := v.check(cp, false, fmt.Sprintf("the archived checkpoint at place %d", cp.Seq)); problem != "" {
+			return v.broken(cp.Seq, nil, "%s", problem), nil
 		}
 		switch {
 		case cp.Seq+1 == v.From && cp.Link != v.baseLink:
@@ -265,6 +329,10 @@ func verify(ctx context.Context, tx *bolt.Tx, verifier consent.CheckpointVerifie
 			}
 		}
 		v.Archived++
+	}
+	if v.missingKey != "" {
+		v.MissingKey, v.Problem = v.missingKey, v.unverified
+		return &v.Verification, nil
 	}
 	v.OK = true
 	return &v.Verification, nil
@@ -281,13 +349,13 @@ func (v *verification) purges(tx *bolt.Tx) *consent.Verification {
 	chain := tx.Bucket(bucketChain)
 	c := b.Cursor()
 	for k, value := c.First(); k != nil; k, value = c.Next() {
-		cp, problem := v.signed(value, false)
+		what := fmt.Sprintf("the purge stored under %x", k)
+		if nanos, ok := uint64Key(k); ok {
+			what = "the purge of " + time.Unix(0, int64(nanos)).UTC().Format(time.RFC3339)
+		}
+		cp, problem := v.signed(value, false, what)
 		if problem != "" {
-			when := fmt.Sprintf("stored under %x", k)
-			if nanos, ok := uint64Key(k); ok {
-				when = "of " + time.Unix(0, int64(nanos)).UTC().Format(time.RFC3339)
-			}
-			return v.broken(0, nil, "the purge %s %s", when, problem)
+			return v.broken(0, nil, "%s", problem)
 		}
 		// A purge before the base vouched for places that are gone now.
 		if cp.Seq >= v.From {

@@ -48,14 +48,15 @@ func MustChainedFile(tb testing.TB, n int, signer consent.CheckpointSigner) (str
 	return path, ids
 }
 
-// mustKeys returns a keyring of one new key.
+// mustKeys returns a keyring of one new key, which signs, and of the key the
+// receipts of storetest.NewRecord name.
 func mustKeys(tb testing.TB) *proof.Keyring {
 	tb.Helper()
-	keys, err := proof.NewEphemeralKeyring()
+	k, err := proof.NewKey(time.Now())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return keys
+	return proof.NewKeyring(storetest.ReceiptKey(), k)
 }
 
 // mustBeBroken fails tb unless v reports a broken chain with problem, at place if
@@ -191,8 +192,10 @@ func TestVerify(t *testing.T) {
 				if !v.OK || v.Records != n || v.Checkpoints != 2 {
 					t.Fatalf("intact file: %+v", v)
 				}
-				// Checkpoints signed by a key the verifier does not trust do not count.
-				if v, _ := VerifyFile(context.Background(), path, others); v.OK || !strings.Contains(v.Problem, "not signed by a known key") {
+				// Checkpoints signed by a key the verifier lacks do not count, and do
+				// not pass for tampering either.
+				if v, _ := VerifyFile(context.Background(), path, others); v.OK || v.MissingKey != keys.Signer().ID || v.BrokenAt != 0 ||
+					!strings.Contains(v.Problem, "the checkpoint at place 10 is signed by key "+keys.Signer().ID+", which is not among the keys given") {
 					t.Errorf("checkpoints of an unknown key: %+v", v)
 				}
 				return
@@ -308,5 +311,55 @@ func TestVerifyArchivedCheckpoints(t *testing.T) {
 	v, err := VerifyFile(context.Background(), path, keys, archived)
 	if err != nil || v.OK || v.BrokenAt != n || !strings.Contains(v.Problem, "differs from its signed checkpoint") {
 		t.Errorf("with the archived checkpoint: %+v, %v; want broken at place %d", v, err, n)
+	}
+}
+
+// TestVerifyMissingKey: checkpoints signed by a key the verifier lacks, the one a
+// rotation brought after its keys were fetched, say, are reported as such, and not
+// as tampering; tampering still is.
+func TestVerifyMissingKey(t *testing.T) {
+	old, newer := MustKey(t, time.Now()), MustKey(t, time.Now().Add(time.Second))
+	keys := proof.NewKeyring(storetest.ReceiptKey(), old)
+	path := filepath.Join(t.TempDir(), "consent.db")
+	var ids []string
+	for range 2 {
+		s, err := Open(path, Checkpoints(keys, time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			r := storetest.NewRecord(t, uuid.NewString(), storetest.Now())
+			storetest.MustAppend(t, s, r)
+			ids = append(ids, r.ID)
+		}
+		if err := s.Close(); err != nil { // signs a checkpoint
+			t.Fatal(err)
+		}
+		keys.Replace(proof.NewKeyring(storetest.ReceiptKey(), old, newer))
+	}
+	verifier := func(keys ...*proof.Key) consent.CheckpointVerifier {
+		v, err := proof.NewVerifier(proof.NewKeyring(keys...).Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	if v, err := VerifyFile(context.Background(), path, verifier(old, newer)); err != nil || !v.OK || v.Checkpoints != 2 {
+		t.Fatalf("with every key: %+v, %v; want OK", v, err)
+	}
+	v, err := VerifyFile(context.Background(), path, verifier(old))
+	if err != nil || v.OK || v.MissingKey != newer.ID || v.BrokenAt != 0 || v.RecordID != "" || v.Records != 6 ||
+		v.Problem != "the checkpoint at place 6 is signed by key "+newer.ID+", which is not among the keys given" {
+		t.Errorf("with the keys from before the rotation: %+v, %v; want the missing key named, nothing broken", v, err)
+	}
+
+	MustTamper(t, path, func(tx *bolt.Tx) error {
+		id := uuid.MustParse(ids[4])
+		return tx.Bucket(bucketRecords).Delete(id[:])
+	})
+	v, err = VerifyFile(context.Background(), path, verifier(old))
+	if err != nil || v.OK || v.MissingKey != "" || v.BrokenAt != 5 || !strings.Contains(v.Problem, "was deleted") {
+		t.Errorf("tampered, with the keys from before the rotation: %+v, %v; want broken at place 5", v, err)
 	}
 }

@@ -4,6 +4,8 @@ package storetest
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/proof"
 )
 
 // Factory prepares a fresh, empty location for one subtest (a directory, a database
@@ -27,6 +30,7 @@ import (
 // itself when the store cannot be opened. Run closes every store it opens, sometimes
 // twice: Close must be safe to call more than once. The store must sign checkpoints,
 // as consentd's does, at least of the chain's head at Close: a purge is signed too.
+// Its signer must hold ReceiptKey, which the records' receipts name.
 type Factory func(tb testing.TB) (open func() consent.Store)
 
 // Run runs every behaviour a consent.Store must have against the stores newStore opens.
@@ -410,9 +414,21 @@ func newRecord(consentID string, at time.Time) (*consent.Record, error) {
 		ExpiresAt:     at.AddDate(0, 6, 0),
 	}
 	r.Receipt = consent.NewReceipt(recordSite, r)
-	r.Receipt.KeyID, r.Receipt.Signature = "ed25519-0123456789abcdef", "c2lnbmF0dXJl"
+	r.Receipt.KeyID, r.Receipt.Signature = receiptKey.ID, "c2lnbmF0dXJl"
 	return r, nil
 }
+
+// receiptKey is made from a fixed seed: every test binary names the same key.
+var receiptKey = func() *proof.Key {
+	seed := sha256.Sum256([]byte("storetest receipts"))
+	priv := ed25519.NewKeyFromSeed(seed[:])
+	return &proof.Key{ID: proof.KeyID(priv.Public().(ed25519.PublicKey)), Private: priv, Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+}()
+
+// ReceiptKey returns the key that the receipts of NewRecord name. Their signatures
+// are not its (tests change records after NewRecord), but a store that keeps track
+// of the keys that signed in it finds this one, and refuses a signer without it.
+func ReceiptKey() *proof.Key { return receiptKey }
 
 // MustEqualRecord fails tb unless got equals want field by field, times compared with
 // Equal so that a backend may return them in another location.
@@ -819,7 +835,7 @@ func testReceipts(t *testing.T, open func() consent.Store) {
 			MustPutSnapshot(t, s, r)
 		}
 		change(r)
-		r.Receipt.KeyID, r.Receipt.Signature = "ed25519-0123456789abcdef", "c2lnbmF0dXJl"
+		r.Receipt.KeyID, r.Receipt.Signature = receiptKey.ID, "c2lnbmF0dXJl"
 		MustAppend(t, s, r)
 		want = append(want, r)
 	}
