@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -11,9 +12,18 @@ import (
 // empty value) means no limit. Its value is in events per second.
 type rateFlag struct{ perSecond *float64 }
 
+// String writes the rate in the first unit (s, m, h) that makes it a whole number.
 func (f rateFlag) String() string {
 	if f.perSecond == nil || *f.perSecond == 0 {
 		return "0"
+	}
+	for _, u := range []struct {
+		name    string
+		seconds float64
+	}{{"s", 1}, {"m", 60}, {"h", 3600}} {
+		if n := *f.perSecond * u.seconds; math.Abs(n-math.Round(n)) < 1e-9 {
+			return strconv.FormatFloat(math.Round(n), 'f', -1, 64) + "/" + u.name
+		}
 	}
 	return strconv.FormatFloat(*f.perSecond, 'g', -1, 64) + "/s"
 }
@@ -98,3 +108,9 @@ func formatSize(n uint64) string {
 	}
 	return strconv.FormatUint(n, 10)
 }
+
+// Defaults of consentd serve that are not the server's.
+const (
+	defaultMinFreeDisk    = 512 << 20
+	defaultAuditRetention = 365 * 24 * time.Hour
+)

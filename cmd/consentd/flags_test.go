@@ -17,6 +17,12 @@ func TestParseRate(t *testing.T) {
 			t.Errorf("parseRate(%q) = %v, %v; want %v, ok %t", tt.in, got, err, tt.want, tt.ok)
 		}
 	}
+	for _, in := range []string{"2/s", "10/m", "7/h", "0", "30/m"} {
+		r, _ := parseRate(in)
+		if got := (rateFlag{&r}).String(); got != in {
+			t.Errorf("rate %q is written %q", in, got)
+		}
+	}
 }
 
 func TestParseSize(t *testing.T) {

@@ -7,12 +7,14 @@ import (
 	consent "github.com/mixvoip/consentd"
 )
 
-// purgeEvery is how often records past their site's retention period are purged.
+// purgeEvery is how often records past their site's retention period, and audit
+// entries past the audit log's, are purged.
 const purgeEvery = 24 * time.Hour
 
 // purge removes the records past retention at once and then every m.PurgeEvery,
-// under the sites loaded at the time, until ctx is done. A failed purge is logged and
-// tried again at the next turn: the records stay until then, nothing is lost.
+// under the sites loaded at the time, and the audit entries older than
+// m.AuditRetention, until ctx is done. A failed purge is logged and tried again at
+// the next turn: the records stay until then, nothing is lost.
 func (m *Main) purge(ctx context.Context, store consent.Store, sites func() map[string]*consent.Site) {
 	ticker := time.NewTicker(m.PurgeEvery)
 	defer ticker.Stop()
@@ -26,6 +28,11 @@ func (m *Main) purge(ctx context.Context, store consent.Store, sites func() map[
 			m.logger.Error("purge of records past retention failed; trying again later", "err", err, "purged", n)
 		case n > 0:
 			m.logger.Info("purged records past retention", "records", n, "took", time.Since(start).Round(time.Millisecond))
+		}
+		if n, err := store.PurgeAudit(ctx, start.Add(-m.AuditRetention)); err != nil && ctx.Err() == nil {
+			m.logger.Error("purge of the audit log failed; trying again later", "err", err, "purged", n)
+		} else if n > 0 {
+			m.logger.Info("purged audit entries past the audit log's retention", "entries", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -35,6 +36,8 @@ const checkpointEvery = time.Minute
 // form tests can drive (ParseFlags, Run).
 type Main struct {
 	Addr           string
+	AdminAddr      string // serves /metrics (and with DPOOnAdmin the DPO API) instead of Addr
+	DPOOnAdmin     bool
 	ConfigPath     string
 	DBPath         string
 	KeysDir        string
@@ -42,6 +45,11 @@ type Main struct {
 	NewStore       bool // start a new store although the key directory holds keys
 	Demo           bool
 	TrustedProxies []netip.Prefix
+	ConsentLimit   server.Limit
+	AuthFailures   server.Limit
+	LimitClients   int
+	MinFreeDisk    uint64
+	AuditRetention time.Duration
 	ReloadEvery    time.Duration
 	PurgeEvery     time.Duration
 
@@ -58,7 +66,7 @@ func NewMain(stdout, stderr io.Writer) *Main {
 		logger:      slog.New(slog.NewTextHandler(stderr, nil)),
 		ReloadEvery: 2 * time.Second,
 		PurgeEvery:  purgeEvery,
-		listening:   make(chan net.Addr, 1),
+		listening:   make(chan net.Addr, 2),
 	}
 }
 
@@ -73,10 +81,47 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.KeysDir, "keys", envOr("CONSENTD_KEYS", defaultKeysDir), "directory of the ed25519 signing keys ($CONSENTD_KEYS)")
 	fs.BoolVar(&m.NewStore, "new-store", false, "start a new, empty store where --db is missing but --keys holds keys: only after moving the old store away on purpose (a first installation needs no flag; refused while --db exists)")
 	fs.BoolVar(&m.Demo, "demo", os.Getenv("CONSENTD_DEMO") == "1", "serve /demo/{site} pages and accept consents from the server's own origin ($CONSENTD_DEMO=1); never in production")
-	proxies := fs.String("trusted-proxies", os.Getenv("CONSENTD_TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted ($CONSENTD_TRUSTED_PROXIES)")
+	proxies := fs.String("trusted-proxies", os.Getenv("CONSENTD_TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted, and only those ($CONSENTD_TRUSTED_PROXIES)")
+	fs.StringVar(&m.AdminAddr, "admin-addr", os.Getenv("CONSENTD_ADMIN_ADDR"), "a second listen address, such as 127.0.0.1:9090, for /metrics (and with --dpo-on-admin the DPO API), which the public one then does not serve ($CONSENTD_ADMIN_ADDR)")
+	fs.BoolVar(&m.DPOOnAdmin, "dpo-on-admin", os.Getenv("CONSENTD_DPO_ON_ADMIN") == "1", "serve the DPO API on --admin-addr only ($CONSENTD_DPO_ON_ADMIN=1)")
+	m.ConsentLimit, m.AuthFailures = server.DefaultConsentLimit, server.DefaultAuthFailureLimit
+	m.LimitClients, m.MinFreeDisk, m.AuditRetention = server.DefaultMaxClients, defaultMinFreeDisk, defaultAuditRetention
+	fs.Var(rateFlag{&m.ConsentLimit.Rate}, "consent-limit", "decisions each client (IPv4 /24, IPv6 /48) may post, such as 2/s or 100/m; 0 for no limit ($CONSENTD_CONSENT_LIMIT)")
+	fs.IntVar(&m.ConsentLimit.Burst, "consent-burst", m.ConsentLimit.Burst, "decisions a client may post at once, beyond --consent-limit ($CONSENTD_CONSENT_BURST)")
+	fs.Var(rateFlag{&m.AuthFailures.Rate}, "auth-failure-limit", "DPO calls with a missing or wrong token each client may make, such as 10/m; 0 for no limit ($CONSENTD_AUTH_FAILURE_LIMIT)")
+	fs.IntVar(&m.AuthFailures.Burst, "auth-failure-burst", m.AuthFailures.Burst, "such calls a client may make at once, beyond --auth-failure-limit ($CONSENTD_AUTH_FAILURE_BURST)")
+	fs.IntVar(&m.LimitClients, "rate-limit-clients", m.LimitClients, "clients whose limits are kept in memory, about 200 bytes each ($CONSENTD_RATE_LIMIT_CLIENTS)")
+	fs.Var(sizeFlag{&m.MinFreeDisk}, "min-free-disk", "below this much free space where --db lives, such as 512MiB, new records are refused (503) and /readyz fails; 0 for no check ($CONSENTD_MIN_FREE_DISK)")
+	retentionDays := int(m.AuditRetention / (24 * time.Hour))
+	fs.IntVar(&retentionDays, "audit-retention-days", retentionDays, "days the DPO API's audit log keeps an entry ($CONSENTD_AUDIT_RETENTION_DAYS)")
+	// The environment gives the defaults of these flags; a bad value there is as
+	// much an error as on the command line.
+	for name, variable := range map[string]string{
+		"consent-limit": "CONSENTD_CONSENT_LIMIT", "consent-burst": "CONSENTD_CONSENT_BURST",
+		"auth-failure-limit": "CONSENTD_AUTH_FAILURE_LIMIT", "auth-failure-burst": "CONSENTD_AUTH_FAILURE_BURST",
+		"rate-limit-clients": "CONSENTD_RATE_LIMIT_CLIENTS", "min-free-disk": "CONSENTD_MIN_FREE_DISK",
+		"audit-retention-days": "CONSENTD_AUDIT_RETENTION_DAYS",
+	} {
+		if v := os.Getenv(variable); v != "" {
+			if err := fs.Set(name, v); err != nil {
+				return fmt.Errorf("$%s: %w", variable, err)
+			}
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	switch {
+	case retentionDays < 1:
+		return fmt.Errorf("--audit-retention-days: %d, want at least 1", retentionDays)
+	case m.ConsentLimit.Burst < 1 || m.AuthFailures.Burst < 1:
+		return errors.New("--consent-burst and --auth-failure-burst: at least 1")
+	case m.LimitClients < 1:
+		return errors.New("--rate-limit-clients: at least 1")
+	case m.DPOOnAdmin && m.AdminAddr == "":
+		return errors.New("--dpo-on-admin needs --admin-addr: the DPO API would be served nowhere")
+	}
+	m.AuditRetention = time.Duration(retentionDays) * 24 * time.Hour
 	for _, s := range strings.Split(*proxies, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
@@ -104,10 +149,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	tokensLoaded := modTime(m.TokensPath)
-	tokens, err := auth.Load(m.TokensPath)
-	if err != nil {
-		return err
-	}
+	// A token file that does not load stops the DPO API, not the banners and the
+	// consents of four websites: the server answers DPO calls 503 until it loads.
+	tokens, tokensErr := auth.Load(m.TokensPath)
 	_, err = os.Stat(m.DBPath)
 	noStore := errors.Is(err, fs.ErrNotExist)
 	if err != nil && !noStore {
@@ -118,39 +162,63 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", m.Addr)
+	listeners, err := m.listen()
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
+	}
+	closeListeners := func() {
+		for _, ln := range listeners {
+			ln.Close()
+		}
 	}
 	store, undo, err := m.openStore(keys, first, noStore)
 	if err != nil {
-		ln.Close()
+		closeListeners()
 		return err
 	}
 	if first != nil {
 		keysLoaded = modTime(m.KeysDir)
 	}
-	srv := server.New(store, server.Options{Demo: m.Demo, TrustedProxies: m.TrustedProxies, Keys: keys, Logger: m.logger})
-	srv.SetTokens(tokens)
+	srv := server.New(store, server.Options{
+		Demo: m.Demo, TrustedProxies: m.TrustedProxies, Keys: keys, Logger: m.logger,
+		Admin: m.AdminAddr != "", DPOOnAdmin: m.DPOOnAdmin,
+		ConsentLimit: m.ConsentLimit, AuthFailureLimit: m.AuthFailures, MaxClients: m.LimitClients,
+		Disk: server.DiskGuard{Dir: filepath.Dir(m.DBPath), MinFree: m.MinFreeDisk},
+	})
+	if tokensErr != nil {
+		m.logger.Error("the token file did not load: the DPO API answers 503 until it does", "file", m.TokensPath, "err", tokensErr)
+		srv.TokensFailed(tokensErr)
+	} else {
+		srv.SetTokens(tokens)
+	}
 	if err := srv.Load(cfg); err != nil {
-		ln.Close()
+		closeListeners()
 		store.Close()
 		undo()
 		return err
 	}
-	httpServer := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+	m.logWarnings(cfg)
+	handlers := []http.Handler{srv, srv.AdminHandler()}
+	var httpServers []*http.Server
+	served := make(chan error, len(listeners))
+	for i, ln := range listeners {
+		hs := &http.Server{
+			Handler:           handlers[i],
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    16 << 10,
+		}
+		httpServers = append(httpServers, hs)
+		go func() { served <- hs.Serve(server.Listener(ln)) }()
 	}
-	served := make(chan error, 1)
-	go func() { served <- httpServer.Serve(ln) }()
-	m.logger.Info("consentd serving", "addr", ln.Addr().String(), "config", m.ConfigPath, "db", m.DBPath, "sites", len(cfg.Sites), "demo", m.Demo, "version", version())
-	m.printWhereToLook(ln.Addr(), cfg)
-	m.listening <- ln.Addr()
+	addr := listeners[0].Addr()
+	m.logger.Info("consentd serving", "addr", addr.String(), "admin", m.AdminAddr, "config", m.ConfigPath, "db", m.DBPath, "sites", len(cfg.Sites), "demo", m.Demo, "version", version())
+	m.printWhereToLook(addr, cfg)
+	for _, ln := range listeners {
+		m.listening <- ln.Addr()
+	}
 
 	var sites atomic.Pointer[map[string]*consent.Site]
 	sites.Store(&cfg.Sites)
@@ -160,10 +228,14 @@ func (m *Main) Run(ctx context.Context) error {
 		defer close(purged)
 		m.purge(purgeCtx, store, func() map[string]*consent.Site { return *sites.Load() })
 	}()
-	// The store closes only once the purge has stopped between two of its steps.
+	// The store closes only once the purge has stopped between two of its steps, and
+	// the server has written what it still holds for it.
 	closeStore := func() error {
 		stopPurge()
 		<-purged
+		if err := srv.Close(); err != nil {
+			m.logger.Error("the last refused DPO calls were not written to the audit log", "err", err)
+		}
 		return store.Close()
 	}
 
@@ -177,11 +249,13 @@ func (m *Main) Run(ctx context.Context) error {
 				return err
 			}
 			sites.Store(&cfg.Sites)
+			m.logWarnings(cfg)
 			return nil
 		}},
 		&watched{path: m.TokensPath, last: tokensLoaded, reload: func() error {
 			tokens, err := auth.Load(m.TokensPath)
 			if err != nil {
+				srv.TokensFailed(err)
 				return err
 			}
 			srv.SetTokens(tokens)
@@ -199,14 +273,45 @@ func (m *Main) Run(ctx context.Context) error {
 	m.logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	errShutdown := httpServer.Shutdown(shutdownCtx)
+	var errShutdown error
+	for _, hs := range httpServers {
+		if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errShutdown = errors.Join(errShutdown, err)
+		}
+	}
 	if err := closeStore(); err != nil {
 		return err
 	}
-	if errShutdown != nil && !errors.Is(errShutdown, http.ErrServerClosed) {
+	if errShutdown != nil {
 		return fmt.Errorf("shutdown: %w", errShutdown)
 	}
 	return nil
+}
+
+// listen opens the public listener and, with AdminAddr, the admin one, in that
+// order; both or neither.
+func (m *Main) listen() ([]net.Listener, error) {
+	ln, err := net.Listen("tcp", m.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if m.AdminAddr == "" {
+		return []net.Listener{ln}, nil
+	}
+	admin, err := net.Listen("tcp", m.AdminAddr)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on --admin-addr: %w", err)
+	}
+	return []net.Listener{ln, admin}, nil
+}
+
+// logWarnings logs what sites.yaml holds that is valid but likely a mistake, such
+// as an ad account id still a placeholder.
+func (m *Main) logWarnings(cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		m.logger.Warn(w.Message, "file", w.File, "line", w.Line)
+	}
 }
 
 // loadKeys reads the signing keys; a key that others may read stops the start, as a
