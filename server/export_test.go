@@ -1,6 +1,10 @@
 package server
 
-import "github.com/labstack/echo/v4"
+import (
+	"github.com/labstack/echo/v4"
+
+	"github.com/mixvoip/consentd/banner"
+)
 
 // Routes lists "METHOD /path" for every route s serves, so that the tests in package
 // server_test can hold them against openapi.yaml without Echo leaking into the API.
@@ -14,4 +18,11 @@ func Routes(s *Server) []string {
 		}
 	}
 	return out
+}
+
+// Bundles returns the bundles s serves for site, its banner's and its demo page's, so
+// that tests can tell a bundle reused by Load from one built again.
+func Bundles(s *Server, site string) (bundle, demo *banner.Bundle) {
+	st := s.site(site)
+	return st.bundle, st.demoBundle
 }
