@@ -66,11 +66,13 @@ func MustDPOFixture(tb testing.TB) *dpoFixture {
 	// The token file exists now: move its time so that a watcher with coarse
 	// timestamps sees the second token too.
 	writeLaterFn(tb, m.TokensPath, func() error { f.voxbi = MustTokenFile(tb, m.TokensPath, "voxbi", "--sites", "voxbi.com"); return nil })
+	if err := MustReloaded(tb, m.TokensPath); err != nil {
+		tb.Fatalf("token file not reloaded: %v", err)
+	}
 	for _, file := range []string{f.allSites, f.voxbi} {
-		MustEventually(tb, func() (string, bool) {
-			_, _, err := runConsentd("stats", "--url", f.url, "--token-file", file)
-			return fmt.Sprint(err), err == nil
-		})
+		if _, _, err := runConsentd("stats", "--url", f.url, "--token-file", file); err != nil {
+			tb.Fatalf("stats with %s: %v", filepath.Base(file), err)
+		}
 	}
 	return f
 }
