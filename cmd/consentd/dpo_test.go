@@ -54,6 +54,9 @@ func MustDPOFixture(tb testing.TB) *dpoFixture {
 	post("mixvoip.com", consent.ActionAcceptAll, f.mixvoip)
 	post("voxbi.com", consent.ActionAcceptAll, f.voxbiID)
 	f.before = []string{f.changedMind, f.mixvoip, f.voxbiID}
+	// Not waits: the sleeps put since strictly between the records before it and
+	// those after it, whose times the server takes from the same clock, truncated
+	// to the millisecond.
 	time.Sleep(5 * time.Millisecond)
 	f.since = time.Now().UTC()
 	time.Sleep(5 * time.Millisecond)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -199,11 +200,16 @@ func TestKeys(t *testing.T) {
 	if err := os.Chmod(files[0], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	err := m2.Run(ctx)
-	if err == nil || !strings.Contains(err.Error(), "readable by others") {
-		t.Fatalf("Run with a world-readable key: %v, want a refusal", err)
+	go func() { done <- m2.Run(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "readable by others") {
+			t.Fatalf("Run with a world-readable key: %v, want a refusal", err)
+		}
+	case <-m2.listening:
+		t.Fatal("Run with a world-readable key serves, want a refusal")
 	}
 }
 
@@ -431,25 +437,22 @@ func mustServeIn(tb testing.TB, configPath, dir string) (m *Main, addr string, d
 		return m, a.(*net.TCPAddr).String(), errc, cancel
 	case err := <-errc:
 		tb.Fatalf("serve: %v", err)
-	case <-time.After(10 * time.Second):
+	case <-wait.Timeout(tb):
 		tb.Fatal("serve did not start")
 	}
 	return nil, "", nil, nil
 }
 
+// MustEventually polls f until it holds and returns its last value, for as long as
+// the test may run. Wait on an event instead where there is one (MustReloaded).
 func MustEventually[T any](tb testing.TB, f func() (T, bool)) T {
 	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		v, ok := f()
-		if ok {
-			return v
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within 5s (last value %v)", v)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var v T
+	wait.MustUntil(tb, "the condition holds", func() (ok bool, detail string) {
+		v, ok = f()
+		return ok, fmt.Sprint(v)
+	})
+	return v
 }
 
 func MustRead(tb testing.TB, path string) string {
