@@ -4,6 +4,7 @@
 package wait
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -35,6 +36,15 @@ func Timeout(tb testing.TB) <-chan time.Time {
 		return nil
 	}
 	return time.After(time.Until(d))
+}
+
+// Context returns a copy of parent that ends at Deadline, for what a test waits on
+// through a context.
+func Context(tb testing.TB, parent context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := Deadline(tb); ok {
+		return context.WithDeadline(parent, d)
+	}
+	return context.WithCancel(parent)
 }
 
 // MustUntil polls cond until it holds, failing tb with what and cond's last detail at

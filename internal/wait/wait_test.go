@@ -1,6 +1,7 @@
 package wait_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -18,6 +19,17 @@ func TestDeadline(t *testing.T) {
 	}
 	if _, ok := wait.Deadline(&testing.B{}); ok {
 		t.Error("a benchmark has no deadline to tell")
+	}
+}
+
+func TestContext(t *testing.T) {
+	before, want := wait.Deadline(t)
+	ctx, cancel := wait.Context(t, context.Background())
+	defer cancel()
+	after, _ := wait.Deadline(t)
+	// The grace shrinks with the time left: the deadline moves on a little.
+	if d, ok := ctx.Deadline(); ok != want || ok && (d.Before(before) || d.After(after)) {
+		t.Errorf("context deadline %v, %v; want %v between %v and %v", d, ok, want, before, after)
 	}
 }
 
