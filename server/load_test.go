@@ -61,9 +61,9 @@ func MustConfig(tb testing.TB, keys ...string) *config.Config {
 	return cfg
 }
 
-// MustLoadedServer returns a server with demo pages, serving cfg from a fresh bbolt
-// store that notes its snapshots.
-func MustLoadedServer(tb testing.TB, cfg *config.Config) (*server.Server, *snapshotLog) {
+// MustLoadedServer returns a server, with demo pages if demo is set, serving cfg from
+// a fresh bbolt store that notes its snapshots.
+func MustLoadedServer(tb testing.TB, cfg *config.Config, demo bool) (*server.Server, *snapshotLog) {
 	tb.Helper()
 	db, err := bolt.Open(filepath.Join(tb.TempDir(), "consent.db"))
 	if err != nil {
@@ -75,7 +75,7 @@ func MustLoadedServer(tb testing.TB, cfg *config.Config) (*server.Server, *snaps
 		tb.Fatal(err)
 	}
 	store := &snapshotLog{Store: db}
-	srv := server.New(store, server.Options{Demo: true, Keys: keys, Logger: slog.New(slog.DiscardHandler)})
+	srv := server.New(store, server.Options{Demo: demo, Keys: keys, Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.Load(cfg); err != nil {
 		tb.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func servedBundles(srv *server.Server, cfg *config.Config) map[string][2]*banner
 // bundle shows is stored once, when it is first served.
 func TestLoadRebuildsOnlyChangedSites(t *testing.T) {
 	cfg := MustConfig(t)
-	srv, snapshots := MustLoadedServer(t, cfg)
+	srv, snapshots := MustLoadedServer(t, cfg, true)
 	if got := snapshots.take(); !slices.Equal(got, cfg.SiteKeys()) {
 		t.Errorf("first load stored the snapshots of %v, want every site's", got)
 	}
@@ -149,7 +149,7 @@ func TestLoadRebuildsOnlyChangedSites(t *testing.T) {
 // each of them and changes nothing that is served.
 func TestLoadErrors(t *testing.T) {
 	cfg := MustConfig(t, "mixvoip.com", "voxbi.com")
-	srv, _ := MustLoadedServer(t, cfg)
+	srv, _ := MustLoadedServer(t, cfg, true)
 	before := servedBundles(srv, cfg)
 	tests := []struct {
 		name   string
