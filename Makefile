@@ -40,11 +40,12 @@ fuzz:
 	$(GO) test ./server -run '^$$' -fuzz FuzzDecodeConsentRequest -fuzztime $(FUZZTIME)
 	$(GO) test ./store/bolt -run '^$$' -fuzz FuzzStoredBytes -fuzztime $(FUZZTIME)
 
-## bench: store and handler benchmarks, the loopback load test (needs wrk), banner
-## sizes against vanilla-cookieconsent, time to banner visible in Chromium, and the DPO
-## side at one million records
+## bench: store and handler benchmarks, reloads of sites.yaml, the loopback load test
+## (needs wrk), banner sizes against vanilla-cookieconsent, time to banner visible in
+## Chromium, and the DPO side at one million records
 bench: node_modules/.package-lock.json
-	$(GO) test ./store/... ./server -run '^$$' -bench . -benchtime 2000x
+	$(GO) test ./store/... ./server -run '^$$' -skip '^BenchmarkLoad$$' -bench . -benchtime 2000x
+	$(GO) test ./server -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 20x
 	$(GO) run ./bench/load
 	$(GO) run ./bench/banner
 	$(GO) run ./bench/dpo

@@ -35,8 +35,10 @@ type Bundle struct {
 	Fingerprint string // material fingerprint of the config compiled in
 	Coverage    string // coverage fingerprint compiled in: see fingerprint
 	// Snapshot is what this bundle shows, to be stored before it is served; its
-	// CreatedAt is left to the one who stores it.
+	// CreatedAt is left to the one who stores it, on a copy: a Cache shares bundles.
 	Snapshot *consent.Snapshot
+
+	input [sha256.Size]byte // the key of what it was built from, for a Cache
 }
 
 // Options adjust a build.
@@ -46,16 +48,51 @@ type Options struct {
 	RewriteSrc func(partnerID, src string) string
 }
 
-// Build bundles the banner for site. It is safe for concurrent use and takes a few
-// milliseconds, so callers build every site at start-up and on reload.
+// Build bundles the banner for site. It is safe for concurrent use. Most of its cost
+// is brotli at best quality: a Cache spares it for the sites that did not change.
 func Build(site *consent.Site, opts Options) (*Bundle, error) {
+	in, err := prepare(site, opts)
+	if err != nil {
+		return nil, err
+	}
+	key, err := in.key()
+	if err != nil {
+		return nil, err
+	}
+	return in.build(key)
+}
+
+// input is what a bundle is made of besides the sources embedded in the binary: the
+// config compiled in, with opts applied, and the snapshot of what it shows. build
+// reads nothing else, so the hash of an input's JSON stands for the bundle it makes.
+type input struct {
+	Config *config `json:"config"`
+	// BundleHash left empty: it is a hash of what build makes.
+	Snapshot *consent.Snapshot `json:"snapshot"`
+}
+
+func prepare(site *consent.Site, opts Options) (*input, error) {
 	cfg, err := newConfig(site, opts)
 	if err != nil {
 		return nil, err
 	}
+	return &input{Config: cfg, Snapshot: snapshot(site, cfg)}, nil
+}
+
+// key identifies the bundle that in builds.
+func (in *input) key() ([sha256.Size]byte, error) {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return [sha256.Size]byte{}, fmt.Errorf("banner: %s: encode input: %w", in.Config.Site, err)
+	}
+	return sha256.Sum256(data), nil
+}
+
+func (in *input) build(key [sha256.Size]byte) (*Bundle, error) {
+	cfg := in.Config
 	define, err := json.Marshal(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("banner: %s: encode config: %w", site.Key, err)
+		return nil, fmt.Errorf("banner: %s: encode config: %w", cfg.Site, err)
 	}
 	res := api.Build(api.BuildOptions{
 		EntryPoints:       []string{"src/main.ts"},
@@ -76,32 +113,34 @@ func Build(site *consent.Site, opts Options) (*Bundle, error) {
 	})
 	if len(res.Errors) > 0 {
 		msgs := api.FormatMessages(res.Errors, api.FormatMessagesOptions{Kind: api.ErrorMessage})
-		return nil, fmt.Errorf("banner: %s: esbuild:\n%s", site.Key, strings.Join(msgs, ""))
+		return nil, fmt.Errorf("banner: %s: esbuild:\n%s", cfg.Site, strings.Join(msgs, ""))
 	}
 	if len(res.OutputFiles) != 1 {
-		return nil, fmt.Errorf("banner: %s: esbuild returned %d files, want 1", site.Key, len(res.OutputFiles))
+		return nil, fmt.Errorf("banner: %s: esbuild returned %d files, want 1", cfg.Site, len(res.OutputFiles))
 	}
 	js := res.OutputFiles[0].Contents
-	b := &Bundle{Site: site.Key, JS: js, Fingerprint: cfg.Fingerprint, Coverage: cfg.Coverage}
+	b := &Bundle{Site: cfg.Site, JS: js, Fingerprint: cfg.Fingerprint, Coverage: cfg.Coverage, input: key}
 	sum := sha256.Sum256(js)
 	b.ETag = `"` + hex.EncodeToString(sum[:16]) + `"`
-	b.Snapshot = snapshot(site, cfg, hex.EncodeToString(sum[:]))
+	snap := *in.Snapshot
+	snap.BundleHash = hex.EncodeToString(sum[:])
+	b.Snapshot = &snap
 	if b.Gzip, err = gzipBytes(js); err != nil {
-		return nil, fmt.Errorf("banner: %s: gzip: %w", site.Key, err)
+		return nil, fmt.Errorf("banner: %s: gzip: %w", cfg.Site, err)
 	}
 	if b.Brotli, err = brotliBytes(js); err != nil {
-		return nil, fmt.Errorf("banner: %s: brotli: %w", site.Key, err)
+		return nil, fmt.Errorf("banner: %s: brotli: %w", cfg.Site, err)
 	}
 	return b, nil
 }
 
 // snapshot records what cfg, built for site, shows: the texts as compiled in, and
-// the enabled partners' disclosures without the tags that load them.
-func snapshot(site *consent.Site, cfg *config, bundleHash string) *consent.Snapshot {
+// the enabled partners' disclosures without the tags that load them. Its BundleHash
+// is left to the build.
+func snapshot(site *consent.Site, cfg *config) *consent.Snapshot {
 	snap := &consent.Snapshot{
 		Site: site.Key, Fingerprint: cfg.Fingerprint, Controller: site.Controller, Policy: site.Policy,
 		Languages: cfg.Languages, Texts: map[string]map[string]string{}, Categories: site.Categories,
-		BundleHash: bundleHash,
 	}
 	for i, l := range cfg.Languages {
 		snap.Texts[l] = cfg.Texts[i]

@@ -210,7 +210,9 @@ func TestA11yKeyboard(t *testing.T) {
 				if f := p.MustFocus(isAction("customize", false)); !f.Match {
 					t.Errorf("after Escape focus is on %s, want back on \"Customize\" where it was", f.Desc)
 				}
-				// Anything Escape sent would be on its way by now.
+				// Not a wait: a request that must never come has no event to wait
+				// for. The sleep is the time in which one sent on Escape would have
+				// reached the server.
 				time.Sleep(300 * time.Millisecond)
 				p.MustNoConsentCookie("after Escape")
 				for _, r := range env.Requests.Backend(mark) {

@@ -20,6 +20,7 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
@@ -450,24 +451,12 @@ func TagHosts(cfg *config.Config, site string, ids []string) map[string]bool {
 	return hosts
 }
 
-// PollTimeout bounds every wait for a condition; tests never assert on elapsed time.
-const PollTimeout = 5 * time.Second
-
 // MustEventually polls cond until it holds, failing tb with what and cond's last
-// detail after PollTimeout.
+// detail when the test's time runs out (wait.MustUntil): never sooner, so that a
+// busy machine slows the tests down without failing them.
 func MustEventually(tb testing.TB, what string, cond func() (ok bool, detail string)) {
 	tb.Helper()
-	deadline := time.Now().Add(PollTimeout)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting until %s (last: %s)", PollTimeout, what, detail)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.MustUntil(tb, what, cond)
 }
 
 // tbWriter sends the server's log to the test's log.

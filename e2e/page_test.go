@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
@@ -18,11 +17,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/internal/wait"
 )
-
-// caseTimeout bounds one test case in the browser, so a hang fails instead of
-// stalling the whole run.
-const caseTimeout = 45 * time.Second
 
 // Page is one tab in a fresh browser context (its own cookies and cache) on one
 // site of an Env.
@@ -41,7 +37,10 @@ type Page struct {
 func MustOpenPage(tb testing.TB, env *Env, site string) *Page {
 	tb.Helper()
 	parent := MustBrowser(tb)
-	ctx, cancelTimeout := context.WithTimeout(parent, caseTimeout)
+	// A hang in the browser fails the case at the test's deadline, saying where it
+	// hung, before go test stops the binary; no bound of its own that a busy machine
+	// could overrun.
+	ctx, cancelTimeout := wait.Context(tb, parent)
 	ctx, cancel := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
 	tb.Cleanup(cancelTimeout)
 	tb.Cleanup(cancel)

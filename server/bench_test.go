@@ -3,10 +3,13 @@ package server_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/mixvoip/consentd/config"
 )
 
 // BenchmarkCreateConsent measures the handler's own cost per durable record, without
@@ -31,4 +34,43 @@ func BenchmarkCreateConsent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkLoad measures a reload of sites.yaml as consentd does one, parsing and
+// loading: unchanged, with a partner switched on one site (its banner built again),
+// and with every site changed. Without demo pages, as in production.
+func BenchmarkLoad(b *testing.B) {
+	data, err := os.ReadFile("../sites.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	original := string(data)
+	switched := strings.Replace(original, `meta-pixel: { enabled: true, account: "000000000000001" }`, `meta-pixel: { enabled: false, account: "000000000000001" }`, 1)
+	if switched == original {
+		b.Fatal("fixture: meta-pixel line not found")
+	}
+	tests := []struct {
+		name string
+		file func(i int) string
+	}{
+		{"unchanged", func(int) string { return original }},
+		{"one partner switched", func(i int) string { return []string{switched, original}[i%2] }},
+		{"every site changed", func(i int) string {
+			return strings.ReplaceAll(original, `version: "`, `version: "`+[]string{"a", "b"}[i%2])
+		}},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			srv, _ := MustLoadedServer(b, MustConfig(b), false)
+			for i := 0; b.Loop(); i++ {
+				cfg, err := config.Parse("sites.yaml", []byte(tt.file(i)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := srv.Load(cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/mixvoip/consentd/banner"
 )
 
 // Routes lists "METHOD /path" for every route s serves on its public and admin
@@ -39,3 +41,10 @@ func (c ClientLimits) Take(client string, now time.Time) error { return c.cl.tak
 
 // Len is how many clients' limits are kept.
 func (c ClientLimits) Len() int { return c.cl.clients.Len() }
+
+// Bundles returns the bundles s serves for site, its banner's and its demo page's, so
+// that tests can tell a bundle reused by Load from one built again.
+func Bundles(s *Server, site string) (bundle, demo *banner.Bundle) {
+	st := s.site(site)
+	return st.bundle, st.demoBundle
+}

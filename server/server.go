@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -175,35 +177,78 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.public.Se
 func (s *Server) AdminHandler() http.Handler { return s.admin }
 
 // Load builds every site's banner from cfg and starts serving them, all at once. On
-// error nothing changes: the previous configuration keeps serving.
+// error nothing changes: the previous configuration keeps serving. A banner that
+// would come out the same as one being served is not built again.
 func (s *Server) Load(cfg *config.Config) error {
+	prev := *s.sites.Load()
+	var served []*banner.Bundle
+	for _, st := range prev {
+		served = append(served, st.bundle, st.demoBundle)
+	}
 	next := make(map[string]*site, len(cfg.Sites))
-	for key, cs := range cfg.Sites {
-		b, err := banner.Build(cs, banner.Options{})
-		if err != nil {
-			return fmt.Errorf("server: build banner for %s: %w", key, err)
-		}
-		st := &site{Site: cs, bundle: b}
-		if s.opts.Demo {
-			st.demoBundle, err = banner.Build(cs, banner.Options{RewriteSrc: demoPartnerURL})
-			if err != nil {
-				return fmt.Errorf("server: build demo banner for %s: %w", key, err)
-			}
-		}
+	var builds []build
+	for _, key := range cfg.SiteKeys() {
+		st := &site{Site: cfg.Sites[key]}
 		next[key] = st
+		builds = append(builds, build{what: "banner", site: st.Site, into: &st.bundle})
+		if s.opts.Demo {
+			builds = append(builds, build{what: "demo banner", site: st.Site, opts: banner.Options{RewriteSrc: demoPartnerURL}, into: &st.demoBundle})
+		}
+	}
+	if err := buildAll(banner.NewCache(served...), builds); err != nil {
+		return err
 	}
 	// What a banner shows is stored before it is served: every record can then name
-	// the snapshot of what its visitor saw.
+	// the snapshot of what its visitor saw. A bundle served before has its snapshot
+	// stored already.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for key, st := range next {
-		st.bundle.Snapshot.CreatedAt = s.opts.Now().UTC()
-		if err := s.store.PutSnapshot(ctx, st.bundle.Snapshot); err != nil {
+	for _, key := range cfg.SiteKeys() {
+		b := next[key].bundle
+		if old := prev[key]; old != nil && old.bundle == b {
+			continue
+		}
+		// On a copy: the bundle is shared, with later loads and with the requests
+		// that serve it.
+		snap := *b.Snapshot
+		snap.CreatedAt = s.opts.Now().UTC()
+		if err := s.store.PutSnapshot(ctx, &snap); err != nil {
 			return fmt.Errorf("server: store the snapshot of %s: %w", key, err)
 		}
 	}
 	s.sites.Store(&next)
 	return nil
+}
+
+// build is one bundle that Load needs.
+type build struct {
+	what string // for errors: "banner", "demo banner"
+	site *consent.Site
+	opts banner.Options
+	into **banner.Bundle
+}
+
+// buildAll makes the bundles of builds in parallel, no more at once than GOMAXPROCS:
+// a build keeps a CPU busy, more at once would only wait for one. The error names
+// every bundle that failed.
+func buildAll(bundles *banner.Cache, builds []build) error {
+	errs := make([]error, len(builds))
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, b := range builds {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			bundle, err := bundles.Build(b.site, b.opts)
+			if err != nil {
+				errs[i] = fmt.Errorf("server: build %s for %s: %w", b.what, b.site.Key, err)
+				return
+			}
+			*b.into = bundle
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (s *Server) site(key string) *site { return (*s.sites.Load())[key] }

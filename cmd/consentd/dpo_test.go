@@ -54,6 +54,9 @@ func MustDPOFixture(tb testing.TB) *dpoFixture {
 	post("mixvoip.com", consent.ActionAcceptAll, f.mixvoip)
 	post("voxbi.com", consent.ActionAcceptAll, f.voxbiID)
 	f.before = []string{f.changedMind, f.mixvoip, f.voxbiID}
+	// Not waits: the sleeps put since strictly between the records before it and
+	// those after it, whose times the server takes from the same clock, truncated
+	// to the millisecond.
 	time.Sleep(5 * time.Millisecond)
 	f.since = time.Now().UTC()
 	time.Sleep(5 * time.Millisecond)
@@ -69,11 +72,13 @@ func MustDPOFixture(tb testing.TB) *dpoFixture {
 		f.voxbi = MustTokenFile(tb, m.TokensPath, "voxbi", "--sites", "voxbi.com", "--config", m.ConfigPath)
 		return nil
 	})
+	if err := MustReloaded(tb, m.TokensPath); err != nil {
+		tb.Fatalf("token file not reloaded: %v", err)
+	}
 	for _, file := range []string{f.allSites, f.voxbi} {
-		MustEventually(tb, func() (string, bool) {
-			_, _, err := runConsentd("stats", "--url", f.url, "--token-file", file)
-			return fmt.Sprint(err), err == nil
-		})
+		if _, _, err := runConsentd("stats", "--url", f.url, "--token-file", file); err != nil {
+			tb.Fatalf("stats with %s: %v", filepath.Base(file), err)
+		}
 	}
 	return f
 }

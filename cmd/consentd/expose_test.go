@@ -186,7 +186,9 @@ func TestServeAnswersMalformedRequestsInJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var body struct{ Error struct{ Code, Message string } }
+	var body struct {
+		Error struct{ Code, Message string }
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 431 || body.Error.Code != "too_large" {
 		t.Errorf("headers over 16 KiB: %d %+v %v; want 431 too_large in JSON", resp.StatusCode, body, err)
 	}

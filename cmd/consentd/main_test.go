@@ -23,6 +23,7 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/store/bolt"
 )
 
@@ -157,10 +158,18 @@ func TestConfigReload(t *testing.T) {
 		t.Fatal("fixture: meta-pixel line not found")
 	}
 	writeLater(t, path, switched)
-	after := MustEventually(t, func() (string, bool) { e := bannerETag(t, addr); return e, e != before })
+	if err := MustReloaded(t, path); err != nil {
+		t.Fatalf("switched sites.yaml not reloaded: %v", err)
+	}
+	after := bannerETag(t, addr)
+	if after == before {
+		t.Fatalf("banner ETag %s unchanged after the reload", after)
+	}
 
 	writeLater(t, path, "sites: [")
-	time.Sleep(300 * time.Millisecond) // several reload periods
+	if err := MustReloaded(t, path); err == nil {
+		t.Fatal("a broken sites.yaml reloaded without an error")
+	}
 	if got := bannerETag(t, addr); got != after {
 		t.Errorf("a broken sites.yaml changed what is served: ETag %s, want %s", got, after)
 	}
@@ -204,11 +213,16 @@ func TestKeys(t *testing.T) {
 	if err := os.Chmod(files[0], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	err := m2.Run(ctx)
-	if err == nil || !strings.Contains(err.Error(), "readable by others") {
-		t.Fatalf("Run with a world-readable key: %v, want a refusal", err)
+	go func() { done <- m2.Run(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "readable by others") {
+			t.Fatalf("Run with a world-readable key: %v, want a refusal", err)
+		}
+	case <-m2.listening:
+		t.Fatal("Run with a world-readable key serves, want a refusal")
 	}
 }
 
@@ -257,7 +271,12 @@ func TestTokens(t *testing.T) {
 	if strings.ContainsAny(secret, " \n") || !strings.HasPrefix(secret, "cdt_") || !strings.Contains(note.String(), "shown only now") {
 		t.Errorf("token add: stdout %q, stderr %q; want the token alone on stdout, the note on stderr", out.String(), note.String())
 	}
-	MustEventually(t, func() (int, bool) { s := status(secret); return s, s == http.StatusOK })
+	if err := MustReloaded(t, m.TokensPath); err != nil {
+		t.Fatalf("token file not reloaded: %v", err)
+	}
+	if s := status(secret); s != http.StatusOK {
+		t.Errorf("a new token: %d, want 200", s)
+	}
 	out.Reset()
 	if err := run(context.Background(), []string{"token", "list", "--tokens", m.TokensPath}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "dpo") || strings.Contains(out.String(), secret) {
 		t.Errorf("token list: %v\n%s", err, out.String())
@@ -265,7 +284,12 @@ func TestTokens(t *testing.T) {
 	writeLaterFn(t, m.TokensPath, func() error {
 		return run(context.Background(), []string{"token", "revoke", "dpo", "--tokens", m.TokensPath}, io.Discard, io.Discard)
 	})
-	MustEventually(t, func() (int, bool) { s := status(secret); return s, s == http.StatusUnauthorized })
+	if err := MustReloaded(t, m.TokensPath); err != nil {
+		t.Fatalf("token file not reloaded: %v", err)
+	}
+	if s := status(secret); s != http.StatusUnauthorized {
+		t.Errorf("a revoked token: %d, want 401", s)
+	}
 
 	// The name of a revoked token may be used again; the list shows the active one.
 	if _, _, err := runConsentd("token", "add", "dpo", "--tokens", m.TokensPath); err != nil {
@@ -355,11 +379,73 @@ func writeLaterFn(tb testing.TB, path string, write func() error) {
 	}
 }
 
-// writeLater writes data with a modification time that differs from the last one,
-// even on file systems with coarse timestamps.
+// writeLater replaces the file at path with data, with a modification time that
+// differs from the last one even on file systems with coarse timestamps. The file
+// changes at once, by a rename, as an editor saves: a watcher never reads half of it.
 func writeLater(tb testing.TB, path, data string) {
 	tb.Helper()
-	writeLaterFn(tb, path, func() error { return os.WriteFile(path, []byte(data), 0o644) })
+	fi, err := os.Stat(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	next := path + ".next"
+	if err := os.WriteFile(next, []byte(data), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	later := fi.ModTime().Add(time.Second)
+	if err := os.Chtimes(next, later, later); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Rename(next, path); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// reloads hears the reload attempts of every Main the tests serve. Each test
+// watches files of its own (in t.TempDir), so the last attempt on each file is all
+// that a test waits for.
+var reloads = &reloadLog{last: map[string]reloadAttempt{}, next: make(chan struct{})}
+
+type reloadLog struct {
+	mu   sync.Mutex
+	last map[string]reloadAttempt // by path
+	next chan struct{}            // closed at the next attempt
+}
+
+type reloadAttempt struct {
+	modTime time.Time
+	err     error
+}
+
+func (l *reloadLog) record(path string, modTime time.Time, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.last[path] = reloadAttempt{modTime, err}
+	close(l.next)
+	l.next = make(chan struct{})
+}
+
+// MustReloaded waits until consentd has reloaded the file at path as it is now, and
+// returns why that failed, or nil if it now serves. Change the file so that its
+// modification time moves (writeLater), or the wait may end at an earlier attempt.
+func MustReloaded(tb testing.TB, path string) error {
+	tb.Helper()
+	want := modTime(path)
+	timeout := wait.Timeout(tb)
+	for {
+		reloads.mu.Lock()
+		got, ok := reloads.last[path]
+		next := reloads.next
+		reloads.mu.Unlock()
+		if ok && got.modTime.Equal(want) {
+			return got.err
+		}
+		select {
+		case <-next:
+		case <-timeout:
+			tb.Fatalf("%s as modified at %v was never reloaded (last attempt: %+v)", path, want, got)
+		}
+	}
 }
 
 func bannerETag(tb testing.TB, addr string) string {
@@ -428,6 +514,7 @@ func mustServeIn(tb testing.TB, configPath, dir string) (m *Main, addr string, d
 		tb.Fatal(err)
 	}
 	m.ReloadEvery = 20 * time.Millisecond
+	m.reloaded = reloads.record
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- m.Run(ctx) }()
@@ -437,25 +524,22 @@ func mustServeIn(tb testing.TB, configPath, dir string) (m *Main, addr string, d
 		return m, a.(*net.TCPAddr).String(), errc, cancel
 	case err := <-errc:
 		tb.Fatalf("serve: %v", err)
-	case <-time.After(10 * time.Second):
+	case <-wait.Timeout(tb):
 		tb.Fatal("serve did not start")
 	}
 	return nil, "", nil, nil
 }
 
+// MustEventually polls f until it holds and returns its last value, for as long as
+// the test may run. Wait on an event instead where there is one (MustReloaded).
 func MustEventually[T any](tb testing.TB, f func() (T, bool)) T {
 	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		v, ok := f()
-		if ok {
-			return v
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within 5s (last value %v)", v)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var v T
+	wait.MustUntil(tb, "the condition holds", func() (ok bool, detail string) {
+		v, ok = f()
+		return ok, fmt.Sprint(v)
+	})
+	return v
 }
 
 func MustRead(tb testing.TB, path string) string {

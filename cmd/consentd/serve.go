@@ -56,6 +56,10 @@ type Main struct {
 	stdout, stderr io.Writer
 	logger         *slog.Logger
 	listening      chan net.Addr // receives the bound address once serving
+	// reloaded, if set, hears of every attempt to reload a watched file: its path, its
+	// modification time when read, and why it was not reloaded (nil if it was), so
+	// that tests can wait for a reload instead of guessing how long one takes.
+	reloaded func(path string, modTime time.Time, err error)
 }
 
 // NewMain returns a Main with the defaults.
@@ -472,11 +476,15 @@ func (m *Main) watch(ctx context.Context, files ...*watched) {
 				continue
 			}
 			f.last = t
-			if err := f.reload(); err != nil {
+			err := f.reload()
+			if err != nil {
 				m.logger.Error("not reloaded; the previous version keeps serving", "file", f.path, "err", err)
-				continue
+			} else {
+				m.logger.Info("reloaded", "file", f.path)
 			}
-			m.logger.Info("reloaded", "file", f.path)
+			if m.reloaded != nil {
+				m.reloaded(f.path, t, err)
+			}
 		}
 	}
 }

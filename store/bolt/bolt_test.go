@@ -16,6 +16,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/store/storetest"
 )
 
@@ -305,7 +306,7 @@ func (w *writerHold) mustHold(tb testing.TB) {
 		if n != 1 {
 			tb.Fatalf("writer holds %d requests, want 1", n)
 		}
-	case <-time.After(10 * time.Second):
+	case <-wait.Timeout(tb):
 		tb.Fatal("writer never started a commit")
 	}
 }
@@ -327,13 +328,7 @@ func mustQueueLen(tb testing.TB, s *Store, n int) {
 
 func mustEventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wait.MustUntil(tb, what, func() (bool, string) { return cond(), "not yet" })
 }
 
 // TestOpenWithoutChainID: a store whose chain id is gone does not open with a new one,

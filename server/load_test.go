@@ -1,0 +1,189 @@
+package server_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/banner"
+	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/server"
+	"github.com/mixvoip/consentd/store/bolt"
+)
+
+// snapshotLog is the real bbolt store, noting the site of every snapshot it is asked
+// to store.
+type snapshotLog struct {
+	consent.Store
+	mu    sync.Mutex
+	sites []string
+}
+
+func (s *snapshotLog) PutSnapshot(ctx context.Context, snap *consent.Snapshot) error {
+	s.mu.Lock()
+	s.sites = append(s.sites, snap.Site)
+	s.mu.Unlock()
+	return s.Store.PutSnapshot(ctx, snap)
+}
+
+// take returns the sites noted since the last take, sorted.
+func (s *snapshotLog) take() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sites := s.sites
+	s.sites = nil
+	slices.Sort(sites)
+	return sites
+}
+
+// MustConfig returns the shipped sites.yaml, with only the sites of keys if any are
+// given.
+func MustConfig(tb testing.TB, keys ...string) *config.Config {
+	tb.Helper()
+	cfg, err := config.Load("../sites.yaml")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(keys) > 0 {
+		only := map[string]*consent.Site{}
+		for _, k := range keys {
+			only[k] = cfg.Sites[k]
+		}
+		cfg.Sites = only
+	}
+	return cfg
+}
+
+// MustLoadedServer returns a server, with demo pages if demo is set, serving cfg from
+// a fresh bbolt store that notes its snapshots.
+func MustLoadedServer(tb testing.TB, cfg *config.Config, demo bool) (*server.Server, *snapshotLog) {
+	tb.Helper()
+	db, err := bolt.Open(filepath.Join(tb.TempDir(), "consent.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	keys, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store := &snapshotLog{Store: db}
+	srv := server.New(store, server.Options{Demo: demo, Keys: keys, Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.Load(cfg); err != nil {
+		tb.Fatal(err)
+	}
+	return srv, store
+}
+
+// servedBundles returns, by site, the banner and demo bundles srv serves.
+func servedBundles(srv *server.Server, cfg *config.Config) map[string][2]*banner.Bundle {
+	out := map[string][2]*banner.Bundle{}
+	for key := range cfg.Sites {
+		b, demo := server.Bundles(srv, key)
+		out[key] = [2]*banner.Bundle{b, demo}
+	}
+	return out
+}
+
+// TestLoadRebuildsOnlyChangedSites: a reload that switches a partner on one site
+// builds that site's bundles again and serves the others' as they were; what a
+// bundle shows is stored once, when it is first served.
+func TestLoadRebuildsOnlyChangedSites(t *testing.T) {
+	cfg := MustConfig(t)
+	srv, snapshots := MustLoadedServer(t, cfg, true)
+	if got := snapshots.take(); !slices.Equal(got, cfg.SiteKeys()) {
+		t.Errorf("first load stored the snapshots of %v, want every site's", got)
+	}
+	first := servedBundles(srv, cfg)
+
+	switched := MustConfig(t)
+	switched.Sites[testSite].Partner("meta-pixel").Enabled = false
+	if err := srv.Load(switched); err != nil {
+		t.Fatal(err)
+	}
+	second := servedBundles(srv, switched)
+	for key := range cfg.Sites {
+		for i, what := range []string{"banner", "demo banner"} {
+			if rebuilt, want := second[key][i] != first[key][i], key == testSite; rebuilt != want {
+				t.Errorf("%s of %s built again: %v, want %v", what, key, rebuilt, want)
+			}
+		}
+	}
+	if got := snapshots.take(); !slices.Equal(got, []string{testSite}) {
+		t.Errorf("the reload stored the snapshots of %v, want only %s's", got, testSite)
+	}
+	b := second[testSite][0]
+	if b.Fingerprint == first[testSite][0].Fingerprint {
+		t.Fatal("fixture: switching meta-pixel off did not change the fingerprint")
+	}
+	if !b.Snapshot.CreatedAt.IsZero() {
+		t.Error("Load set CreatedAt on the bundle's own snapshot, which later loads share")
+	}
+	if snap, err := snapshots.Snapshot(context.Background(), testSite, b.Fingerprint); err != nil || snap.CreatedAt.IsZero() {
+		t.Errorf("stored snapshot of the new banner: %+v, %v; want one with its time", snap, err)
+	}
+	f := &fixture{srv: srv}
+	if rec := f.do(t, http.MethodGet, "/v1/banner/"+testSite+".js", "", nil); rec.Header().Get("ETag") != b.ETag {
+		t.Errorf("served ETag %s, want the new bundle's %s", rec.Header().Get("ETag"), b.ETag)
+	}
+
+	// Back to the first configuration: its bundle of testSite was not kept.
+	if err := srv.Load(cfg); err != nil {
+		t.Fatal(err)
+	}
+	third := servedBundles(srv, cfg)
+	if third[testSite][0] == first[testSite][0] || third[testSite][0].ETag != first[testSite][0].ETag {
+		t.Errorf("back to the first configuration: bundle %p (ETag %s), want a new build of %p (ETag %s)",
+			third[testSite][0], third[testSite][0].ETag, first[testSite][0], first[testSite][0].ETag)
+	}
+}
+
+// TestLoadErrors: the sites build in parallel, and a Load in which some fail reports
+// each of them and changes nothing that is served.
+func TestLoadErrors(t *testing.T) {
+	cfg := MustConfig(t, "mixvoip.com", "voxbi.com")
+	srv, _ := MustLoadedServer(t, cfg, true)
+	before := servedBundles(srv, cfg)
+	tests := []struct {
+		name   string
+		broken []string
+	}{
+		{"one site", []string{"voxbi.com"}},
+		{"every site", []string{"mixvoip.com", "voxbi.com"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			broken := MustConfig(t, "mixvoip.com", "voxbi.com")
+			// Changed on every site, so that the good ones are built too.
+			for _, s := range broken.Sites {
+				s.Policy.Version += "-next"
+			}
+			for _, key := range tt.broken {
+				broken.Sites[key].Languages = []string{"xx"}
+			}
+			err := srv.Load(broken)
+			if err == nil {
+				t.Fatal("Load: no error")
+			}
+			for key := range cfg.Sites {
+				for _, what := range []string{"build banner for " + key + ":", "build demo banner for " + key + ":"} {
+					if got, want := strings.Contains(err.Error(), what), slices.Contains(tt.broken, key); got != want {
+						t.Errorf("error names %q: %v, want %v; error:\n%v", what, got, want, err)
+					}
+				}
+			}
+			for key, bundles := range servedBundles(srv, cfg) {
+				if bundles != before[key] {
+					t.Errorf("after a failed Load %s serves other bundles", key)
+				}
+			}
+		})
+	}
+}
