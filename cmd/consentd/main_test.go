@@ -62,7 +62,8 @@ func TestCheck(t *testing.T) {
 // TestServeShutdownKeepsAcknowledgedWrites posts consents while the server shuts
 // down: every one answered 201 must be in the database afterwards.
 func TestServeShutdownKeepsAcknowledgedWrites(t *testing.T) {
-	m, addr, done, cancel := MustServe(t, "../../sites.yaml")
+	// Every post comes from this one client: no limit, or most would be refused.
+	m, addr, done, cancel := mustServeIn(t, "../../sites.yaml", t.TempDir(), "--consent-limit", "0")
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
@@ -493,7 +494,8 @@ func MustServe(tb testing.TB, configPath string) (m *Main, addr string, done <-c
 // MustServeWithRefusals is MustServe with n refusals recorded on mixvoip.com.
 func MustServeWithRefusals(tb testing.TB, n int) (m *Main, addr string, done <-chan error, stop func()) {
 	tb.Helper()
-	m, addr, done, stop = MustServe(tb, "../../sites.yaml")
+	// All from this one client: no limit, or the refusals past the burst would be.
+	m, addr, done, stop = mustServeIn(tb, "../../sites.yaml", tb.TempDir(), "--consent-limit", "0")
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		tb.Fatal(err)
@@ -506,11 +508,13 @@ func MustServeWithRefusals(tb testing.TB, n int) (m *Main, addr string, done <-c
 	return m, addr, done, stop
 }
 
-// mustServeIn is MustServe with the data (consent.db, keys, tokens.json) in dir.
-func mustServeIn(tb testing.TB, configPath, dir string) (m *Main, addr string, done <-chan error, stop func()) {
+// mustServeIn is MustServe with the data (consent.db, keys, tokens.json) in dir and
+// more flags; with --admin-addr, the admin address waits in m.listening.
+func mustServeIn(tb testing.TB, configPath, dir string, flags ...string) (m *Main, addr string, done <-chan error, stop func()) {
 	tb.Helper()
 	m = NewMain(io.Discard, io.Discard)
-	if err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--config", configPath, "--db", filepath.Join(dir, "consent.db"), "--keys", filepath.Join(dir, "keys"), "--tokens", filepath.Join(dir, "tokens.json")}); err != nil {
+	args := []string{"--addr", "127.0.0.1:0", "--config", configPath, "--db", filepath.Join(dir, "consent.db"), "--keys", filepath.Join(dir, "keys"), "--tokens", filepath.Join(dir, "tokens.json")}
+	if err := m.ParseFlags(append(args, flags...)); err != nil {
 		tb.Fatal(err)
 	}
 	m.ReloadEvery = 20 * time.Millisecond

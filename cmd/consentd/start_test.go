@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/mixvoip/consentd/internal/wait"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -40,7 +41,8 @@ func serveArgs(m *Main, extra ...string) []string {
 // it returns the error, or fails tb if consentd served until the deadline instead.
 func runRefused(tb testing.TB, args ...string) error {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A consentd that starts instead serves until the test's deadline, then fails it.
+	ctx, cancel := wait.Context(tb, context.Background())
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	err := run(ctx, args, &stdout, &stderr)
