@@ -90,10 +90,11 @@ type Store interface {
 	AppendNDJSON(ctx context.Context, f Filter, after string, limit int, dst []byte) ([]byte, int, string, error)
 
 	// Erase removes what identifies the visitor (IP prefix, user agent, URL) from
-	// every record of consentID and returns how many records it changed. The
-	// decisions, their times and their receipts stay provable (GDPR Art. 17(3)(e)),
-	// and the hash chain still verifies.
-	Erase(ctx context.Context, consentID string) (int, error)
+	// every record of consentID on the given sites (on every site if sites is
+	// empty) and returns how many records it changed. The decisions, their times and
+	// their receipts stay provable (GDPR Art. 17(3)(e)), and the hash chain still
+	// verifies.
+	Erase(ctx context.Context, consentID string, sites []string) (int, error)
 
 	// Purge removes, for each site in before, the records recorded before the site's
 	// time (its retention limit), and returns how many it removed; records of sites

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
@@ -131,10 +133,53 @@ func TestAuditLogScope(t *testing.T) {
 	if lookups != 2 {
 		t.Errorf("%d entries about the consent id, want 2 (the proof and the refused guess): %+v", lookups, page.Entries)
 	}
-	// Whoever holds the id finds the calls about it.
+	// Whoever holds the id finds the calls about it; that lookup names it by digest
+	// too, as does any consent_id in a query.
 	rec = f.do(t, http.MethodGet, "/v1/dpo/audit?consent_id="+id, "", bearer(all))
 	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || len(page.Entries) != 2 {
 		t.Errorf("audit of one consent id: %d %s, want its 2 entries", rec.Code, rec.Body)
+	}
+	f.do(t, http.MethodGet, "/v1/dpo/records?consent_id="+strings.ToUpper(id), "", bearer(all))
+	rec = f.do(t, http.MethodGet, "/v1/dpo/audit?limit=1000", "", bearer(all))
+	if body := strings.ToLower(rec.Body.String()); strings.Contains(body, id) {
+		t.Errorf("after lookups by query, the audit log names the consent id %s in clear: %s", id, body)
+	}
+	rec = f.do(t, http.MethodGet, "/v1/dpo/audit?consent_id="+id, "", bearer(all))
+	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || len(page.Entries) != 4 {
+		t.Errorf("audit of one consent id after lookups by query: %s, want 4 entries", rec.Body)
+	}
+}
+
+// TestAuditFilterPages: the calls about one consent id come page by page, none
+// left out, however the others fall between them.
+func TestAuditFilterPages(t *testing.T) {
+	base := MustFixture(t, false)
+	f, all, _ := MustServerOn(t, MustFreshStore(t), base.cfg)
+	id := uuid.NewString()
+	for _, path := range []string{"consents/" + id, "consents/" + id, "verify", "consents/" + id, "consents/" + id, "stats", "consents/" + id} {
+		f.do(t, http.MethodGet, "/v1/dpo/"+path, "", bearer(all))
+	}
+	seen, after := 0, ""
+	for range 10 {
+		rec := f.do(t, http.MethodGet, "/v1/dpo/audit?limit=3&consent_id="+id+"&after="+after, "", bearer(all))
+		var page struct {
+			Entries []*consent.AuditEntry
+			Next    string
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Entries {
+			if e.Path == "/v1/dpo/consents/{consent_id}" { // not these lookups, about the id too
+				seen++
+			}
+		}
+		if after = page.Next; after == "" {
+			break
+		}
+	}
+	if seen != 5 {
+		t.Errorf("the pages hold %d calls about the consent id, want its 5", seen)
 	}
 }
 
@@ -347,6 +392,10 @@ func TestTrustedProxiesExactly(t *testing.T) {
 			}
 		})
 	}
+	// The four peers not listed sent X-Forwarded-For: a proxy left out, maybe.
+	if m := f.do(t, http.MethodGet, "/metrics", "", nil).Body.String(); !strings.Contains(m, "consentd_untrusted_forwarded_total 4") {
+		t.Errorf("metrics do not count the 4 requests forwarded by peers not listed")
+	}
 }
 
 // TestTokenFileNotLoaded: without a token file, the public endpoints serve on, the
@@ -387,5 +436,39 @@ func TestTokenFileNotLoaded(t *testing.T) {
 	rec = f.do(t, http.MethodGet, "/readyz", "", nil)
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "did not load") {
 		t.Errorf("readyz after a failed reload: %d %s", rec.Code, rec.Body)
+	}
+	if m := f.do(t, http.MethodGet, "/metrics", "", nil).Body.String(); !strings.Contains(m, "consentd_token_file_loaded 0") {
+		t.Errorf("metrics after a failed reload lack consentd_token_file_loaded 0")
+	}
+}
+
+// TestEraseLimitedToSites: a token limited to a site erases a consent id's records
+// there and answers as if there were no others; the records elsewhere keep what
+// identifies them.
+func TestEraseLimitedToSites(t *testing.T) {
+	base := MustFixture(t, false)
+	store := MustFreshStore(t)
+	f, _, voxbi := MustServerOn(t, store, base.cfg)
+	id := uuid.NewString()
+	onMixvoip, onVoxbi := f.validBody(t), f.validBodyFor(t, "voxbi.com")
+	onMixvoip["consent_id"], onVoxbi["consent_id"] = id, id
+	if rec := f.post(t, onMixvoip, nil); rec.Code != http.StatusCreated {
+		t.Fatal(rec.Body)
+	}
+	if rec := f.post(t, onVoxbi, map[string]string{"Origin": "https://voxbi.com"}); rec.Code != http.StatusCreated {
+		t.Fatal(rec.Body)
+	}
+	rec := f.do(t, http.MethodDelete, "/v1/dpo/consents/"+id, "", bearer(voxbi))
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"consent_id":"`+id+`","erased":1,"records":1}`+"\n" {
+		t.Errorf("erasure by a voxbi.com token: %d %s; want its one record, nothing about the other", rec.Code, rec.Body)
+	}
+	recs, err := store.RecordsByConsent(context.Background(), id)
+	if err != nil || len(recs) != 2 {
+		t.Fatal(recs, err)
+	}
+	for _, r := range recs {
+		if erased := r.IPPrefix == ""; erased != (r.Site == "voxbi.com") {
+			t.Errorf("record on %s after the erasure: IP prefix %q", r.Site, r.IPPrefix)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -12,20 +13,17 @@ import (
 	"github.com/labstack/echo/v4"
 
 	consent "github.com/mixvoip/consentd"
-	"github.com/mixvoip/consentd/auth"
 )
 
-const tokenKey = "dpo-token"
-
-// dpoAuth lets only a valid bearer token through, and puts every call in the audit
-// log before it is answered.
+// dpoAuth lets only a valid bearer token through (see authenticate), and puts every
+// call in the audit log.
 //
 // A call with an accepted token is written as the answer's header is about to
 // leave, and an entry that cannot be written turns the answer into a 503 before any
 // of it has left; a call that changes something is on record before it acts, too.
-// A call refused before a token was accepted costs the store almost nothing, since
+// A call refused before a token was accepted is not written on its own, since
 // anyone can make such calls by the million: it is counted with the other refusals
-// of its client (see refusals), and a client that keeps failing is answered 429.
+// of its client and written with them once a minute (see refusals).
 func (s *Server) dpoAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		now := s.opts.Now()
@@ -35,7 +33,7 @@ func (s *Server) dpoAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			res.Before(func() {
 				entry.Status = res.Status
-				if err := s.refusals.add(c.Request().Context(), entry, now); err != nil {
+				if err := s.refusals.add(entry, now); err != nil {
 					s.errorLog.log("audit of refused calls not written", err)
 				}
 			})
@@ -68,32 +66,9 @@ func (s *Server) dpoAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// authenticate returns the token of the request's bearer secret. A client whose
-// failures went over their limit is refused before its secret is looked at.
-func (s *Server) authenticate(c echo.Context, client string, now time.Time) (*auth.Token, error) {
-	ts := s.dpoTokens()
-	if ts == nil {
-		return nil, consent.Errorf(consent.EUnavailable, "the DPO API is unavailable: consentd could not load its token file (the operator sees why in the log and at /readyz)")
-	}
-	if err := s.authFailures.check(client, now); err != nil {
-		return nil, err
-	}
-	var token *auth.Token
-	// The scheme's name is case-insensitive (RFC 9110, section 11.1).
-	if scheme, secret, ok := strings.Cut(c.Request().Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
-		token = ts.Authenticate(strings.TrimSpace(secret))
-	}
-	if token == nil {
-		s.authFailures.spend(client, now)
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="consentd DPO API"`)
-		return nil, consent.Errorf(consent.EUnauthorized, "a valid bearer token is required: consentd token add NAME")
-	}
-	return token, nil
-}
-
 // auditEntry returns the audit entry of the call c, without its token and status.
-// Its size is bounded whatever the client sends, and it names a consent id only by
-// its digest.
+// Its size is bounded whatever the client sends, and it names a consent id, in the
+// path or in the query, only by its digest, as Subject.
 func (s *Server) auditEntry(c echo.Context, now time.Time) *consent.AuditEntry {
 	req := c.Request()
 	e := &consent.AuditEntry{
@@ -105,10 +80,30 @@ func (s *Server) auditEntry(c echo.Context, now time.Time) *consent.AuditEntry {
 		e.Subject = consent.ConsentDigest(strings.ToLower(id))
 	}
 	if req.URL.RawQuery != "" {
-		e.Path += "?" + req.URL.RawQuery
+		query, id := withoutConsentID(req.URL.RawQuery)
+		e.Path += "?" + query
+		if id != "" {
+			e.Subject = consent.ConsentDigest(strings.ToLower(id))
+		}
 	}
 	e.Path = truncate(e.Path, consent.MaxAuditPath)
 	return e
+}
+
+// withoutConsentID returns the raw query with the value of its consent_id
+// parameter, if it has one, replaced by "{consent_id}", and that value.
+func withoutConsentID(rawQuery string) (query, consentID string) {
+	parts := strings.Split(rawQuery, "&")
+	for i, part := range parts {
+		key, value, _ := strings.Cut(part, "=")
+		if k, err := url.QueryUnescape(key); err == nil && k == "consent_id" {
+			if v, err := url.QueryUnescape(value); err == nil && consentID == "" {
+				consentID = v
+			}
+			parts[i] = key + "={consent_id}"
+		}
+	}
+	return strings.Join(parts, "&"), consentID
 }
 
 // droppedWriter takes the place of a response whose answer was replaced: what the
@@ -123,8 +118,6 @@ func (droppedWriter) WriteHeader(int) {}
 
 var errAnswerReplaced = errors.New("server: the answer was replaced")
 
-func dpoToken(c echo.Context) *auth.Token { return c.Get(tokenKey).(*auth.Token) }
-
 // refusalWindow is how long the refused calls of a client are counted before they
 // are written as one audit entry.
 const refusalWindow = time.Minute
@@ -136,12 +129,15 @@ const maxRefusalEntries = 256
 // refusals counts the DPO calls refused before a token was accepted, per client and
 // status, and writes each window's counts as audit entries: one transaction a window
 // at most, of at most maxRefusalEntries entries and one per status, each of bounded
-// size, however many calls come. The window is written by the first refusal after it ends, by the audit
-// log's reader (who should see it) and when the server closes.
+// size, however many calls come. A window is written when it ends (by a timer, or
+// by the first refusal after it if that comes first), when the audit log is read,
+// and when the server closes; a crash loses at most the current window's counts.
 type refusals struct {
 	mu      sync.Mutex
 	store   consent.Store
+	log     *errorLog
 	started time.Time
+	timer   *time.Timer // writes the window when it ends
 	byKey   map[refusalKey]*consent.AuditEntry
 }
 
@@ -151,11 +147,16 @@ type refusalKey struct {
 }
 
 // add counts e, and writes the window before it if that one is over.
-func (r *refusals) add(ctx context.Context, e *consent.AuditEntry, now time.Time) error {
+func (r *refusals) add(e *consent.AuditEntry, now time.Time) error {
 	r.mu.Lock()
 	due := r.takeIfOver(now)
 	if r.started.IsZero() {
 		r.started = now
+		r.timer = time.AfterFunc(refusalWindow, func() {
+			if err := r.flush(); err != nil {
+				r.log.log("audit of refused calls not written", err)
+			}
+		})
 	}
 	key := refusalKey{e.Client, e.Status}
 	if len(r.byKey) >= maxRefusalEntries && r.byKey[key] == nil {
@@ -173,15 +174,15 @@ func (r *refusals) add(ctx context.Context, e *consent.AuditEntry, now time.Time
 		r.byKey[key] = &first
 	}
 	r.mu.Unlock()
-	return r.write(ctx, due)
+	return r.write(due)
 }
 
 // flush writes what was counted so far.
-func (r *refusals) flush(ctx context.Context) error {
+func (r *refusals) flush() error {
 	r.mu.Lock()
 	due := r.take()
 	r.mu.Unlock()
-	return r.write(ctx, due)
+	return r.write(due)
 }
 
 func (r *refusals) takeIfOver(now time.Time) []*consent.AuditEntry {
@@ -199,30 +200,27 @@ func (r *refusals) take() []*consent.AuditEntry {
 	}
 	r.byKey = make(map[refusalKey]*consent.AuditEntry)
 	r.started = time.Time{}
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
 	return due
 }
 
-func (r *refusals) write(ctx context.Context, due []*consent.AuditEntry) error {
+func (r *refusals) write(due []*consent.AuditEntry) error {
 	if len(due) == 0 {
 		return nil
 	}
-	return r.store.AppendAudit(context.WithoutCancel(ctx), due...)
+	return r.store.AppendAudit(context.Background(), due...)
 }
 
-// storeWide lets through only a token without a site limit: the audit log, the
-// verification and the checkpoints of the whole store speak of every site.
-func storeWide(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if t := dpoToken(c); len(t.Sites) > 0 {
-			return consent.Errorf(consent.EForbidden, "token %q is limited to sites; this needs a token without a site limit", t.Name)
-		}
-		return next(c)
-	}
-}
-
-// auditScanLimit bounds the entries one call of GET /v1/dpo/audit reads when it
-// filters: a page may then hold fewer entries than asked, and "next" goes on.
-const auditScanLimit = 10000
+// auditScanPage is how many entries GET /v1/dpo/audit reads at a time when it
+// filters, and auditScanLimit the most it reads in one call: a page may then hold
+// fewer entries than asked, and "next" goes on.
+const (
+	auditScanPage  = 500
+	auditScanLimit = 10000
+)
 
 // handleAudit returns a page of the audit log, optionally only the calls about one
 // consent id.
@@ -232,39 +230,39 @@ func (s *Server) handleAudit(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	if err := s.refusals.flush(ctx); err != nil {
+	if err := s.refusals.flush(); err != nil {
 		return err
 	}
-	subject := ""
-	if id := c.QueryParam("consent_id"); id != "" {
-		if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-			return consent.Errorf(consent.EInvalid, "filter consent_id: must be a UUID")
-		}
-		subject = consent.ConsentDigest(strings.ToLower(id))
-	}
-	entries := []*consent.AuditEntry{}
-	after, next := c.QueryParam("after"), ""
-	for scanned := 0; len(entries) < limit && scanned < auditScanLimit; {
-		page, err := s.store.Audit(ctx, after, limit)
+	subject, pageSize := "", limit
+	if v := c.QueryParam("consent_id"); v != "" {
+		id, err := parseConsentID(v, "filter consent_id")
 		if err != nil {
 			return err
 		}
-		for _, e := range page {
+		subject, pageSize = consent.ConsentDigest(id), max(limit, auditScanPage)
+	}
+	entries := []*consent.AuditEntry{}
+	after, more := c.QueryParam("after"), true
+	for scanned := 0; more && len(entries) < limit && scanned < auditScanLimit; {
+		page, err := s.store.Audit(ctx, after, pageSize)
+		if err != nil {
+			return err
+		}
+		more = len(page) == pageSize
+		for i, e := range page {
+			after = e.ID
+			scanned++
 			if subject == "" || e.Subject == subject {
 				entries = append(entries, e)
 			}
-			after = e.ID
 			if len(entries) == limit {
+				more = more || i < len(page)-1
 				break
 			}
 		}
-		scanned += len(page)
-		if len(page) < limit {
-			after = ""
-			break
-		}
 	}
-	if after != "" {
+	next := ""
+	if more {
 		next = after
 	}
 	return c.JSON(http.StatusOK, map[string]any{"entries": entries, "next": next})

@@ -152,11 +152,11 @@ func checkContentType(header string) error {
 // handleGetConsents returns a visitor's own records, oldest first. The consent id is
 // the secret: whoever holds the cookie may see what it recorded.
 func (s *Server) handleGetConsents(c echo.Context) error {
-	id := c.Param("consent_id")
-	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-		return consent.Errorf(consent.EInvalid, "consent_id must be a UUID")
+	id, err := parseConsentID(c.Param("consent_id"), "consent_id")
+	if err != nil {
+		return err
 	}
-	records, err := s.store.RecordsByConsent(c.Request().Context(), strings.ToLower(id))
+	records, err := s.store.RecordsByConsent(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,16 @@ func (s *Server) handleGetConsents(c echo.Context) error {
 		return errNoRecords
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, map[string]any{"consent_id": strings.ToLower(id), "records": records})
+	return c.JSON(http.StatusOK, map[string]any{"consent_id": id, "records": records})
+}
+
+// parseConsentID returns the consent id in v, named name, in lower case: a UUID in
+// its canonical form (36 characters), whatever the case of its hex digits.
+func parseConsentID(v, name string) (string, error) {
+	if _, err := uuid.Parse(v); err != nil || len(v) != 36 {
+		return "", consent.Errorf(consent.EInvalid, "%s must be a UUID", name)
+	}
+	return strings.ToLower(v), nil
 }
 
 func truncate(s string, n int) string {

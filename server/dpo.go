@@ -2,9 +2,7 @@ package server
 
 import (
 	"net/http"
-	"strings"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	consent "github.com/mixvoip/consentd"
@@ -54,12 +52,12 @@ type proofRecord struct {
 // handleProof returns everything that proves one visitor's decisions: the records,
 // whether each receipt verifies, and the snapshots of what the visitor was shown.
 func (s *Server) handleProof(c echo.Context) error {
-	id := c.Param("consent_id")
-	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-		return consent.Errorf(consent.EInvalid, "consent_id must be a UUID")
+	id, err := parseConsentID(c.Param("consent_id"), "consent_id")
+	if err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
-	records, err := s.store.RecordsByConsent(ctx, strings.ToLower(id))
+	records, err := s.store.RecordsByConsent(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -102,7 +100,7 @@ func (s *Server) handleProof(c echo.Context) error {
 			list = append(list, snap)
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"consent_id": strings.ToLower(id), "records": out, "snapshots": list})
+	return c.JSON(http.StatusOK, map[string]any{"consent_id": id, "records": out, "snapshots": list})
 }
 
 // handleSnapshot returns the snapshots of a fingerprint on the sites the token may

@@ -11,15 +11,18 @@ import (
 // bury every other line and fill the disk (the metrics count every answer).
 const errorLogEvery = 10 * time.Second
 
-// errorLog writes ERROR lines, at most one per kind every errorLogEvery; the next
-// line of a kind says how many of it were left out before it, and flush writes what
-// is still left out. Kinds are the message and the values of the first attributes
-// given as its key: a small fixed set (a status and a code, say), never input.
+// errorLog writes ERROR lines, at most one per kind every `every`: the first of a
+// kind at once, the others counted, and the count written as one line when the
+// time is up (or at flush). Kinds are the message and the values of the first
+// attributes given as its key: a small fixed set (a status and a code, say), never
+// input.
 type errorLog struct {
 	logger *slog.Logger
 	now    func() time.Time
+	every  time.Duration
 	mu     sync.Mutex
 	kinds  map[string]*logKind
+	timer  *time.Timer // writes the counts of what was left out, once every is up
 }
 
 type logKind struct {
@@ -27,6 +30,10 @@ type logKind struct {
 	attrs   []any     // those that name the kind
 	last    time.Time // when a line of this kind was written
 	omitted int       // since then
+}
+
+func newErrorLog(logger *slog.Logger, now func() time.Time) *errorLog {
+	return &errorLog{logger: logger, now: now, every: errorLogEvery, kinds: map[string]*logKind{}}
 }
 
 // log writes msg with err and attrs, or counts it as left out. attrs are slog
@@ -45,8 +52,11 @@ func (l *errorLog) log(msg string, err error, attrs ...any) {
 		k = &logKind{msg: msg, attrs: kind}
 		l.kinds[key] = k
 	}
-	if !k.last.IsZero() && now.Sub(k.last) < errorLogEvery {
+	if !k.last.IsZero() && now.Sub(k.last) < l.every {
 		k.omitted++
+		if l.timer == nil {
+			l.timer = time.AfterFunc(l.every, l.flush)
+		}
 		l.mu.Unlock()
 		return
 	}
@@ -63,6 +73,10 @@ func (l *errorLog) log(msg string, err error, attrs ...any) {
 func (l *errorLog) flush() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
 	for _, k := range l.kinds {
 		if k.omitted > 0 {
 			l.logger.Error(k.msg, append(k.attrs, "omitted_since", k.last, "omitted", k.omitted)...)

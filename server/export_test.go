@@ -48,3 +48,7 @@ func Bundles(s *Server, site string) (bundle, demo *banner.Bundle) {
 	st := s.site(site)
 	return st.bundle, st.demoBundle
 }
+
+// SetErrorLogEvery sets how often s writes one kind of error at most, for tests
+// that need more or less than the 10 s of real time.
+func SetErrorLogEvery(s *Server, d time.Duration) { s.errorLog.every = d }

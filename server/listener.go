@@ -40,10 +40,22 @@ func (c jsonErrorConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// CloseWrite lets net/http half-close the connection after an error answer, as it
+// does on a *net.TCPConn, so that the client reads the answer before the close.
+func (c jsonErrorConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // jsonProtocolError returns p, one of net/http's own error answers
 // ("HTTP/1.1 431 Request Header Fields Too Large" + protocolErrorHeaders + text),
 // as the same answer with a JSON error body, if p is one.
 func jsonProtocolError(p []byte) ([]byte, bool) {
+	if !bytes.HasPrefix(p, []byte("HTTP/1.1 4")) && !bytes.HasPrefix(p, []byte("HTTP/1.1 5")) {
+		return nil, false // most writes: no need to look further
+	}
 	statusLine, text, ok := bytes.Cut(p, []byte(protocolErrorHeaders))
 	rest, isHTTP := bytes.CutPrefix(statusLine, []byte("HTTP/1.1 "))
 	if !ok || !isHTTP || len(rest) < 4 || rest[3] != ' ' {

@@ -191,11 +191,16 @@ func csvRow(r *consent.Record) []string {
 	row := []string{r.ID, r.ConsentID, r.Site, r.RecordedAt.Format(time.RFC3339Nano), string(r.Action), string(r.Surface),
 		r.Language, r.Fingerprint, r.PolicyVersion, strconv.FormatBool(r.GPC), choices(r.Choices.Categories),
 		choices(r.Choices.Partners), r.URL, r.IPPrefix, r.UserAgent, r.ExpiresAt.Format(time.RFC3339Nano), kid, sig}
-	for i, cell := range row {
-		row[i] = inertCell(cell)
+	for _, i := range clientCells {
+		row[i] = inertCell(row[i])
 	}
 	return row
 }
+
+// clientCells are the columns of a CSV row whose text a client chooses (the page
+// URL, the user agent); the others come from the server or were checked against the
+// configuration, and a signature must stay exactly as signed.
+var clientCells = []int{slices.Index(csvHeader, "url"), slices.Index(csvHeader, "user_agent")}
 
 // inertCell keeps a spreadsheet from running a cell as a formula: a visitor chooses
 // their user agent, and "=HYPERLINK(...)" in it would become a live link in the

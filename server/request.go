@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -33,7 +34,7 @@ type consentRequest struct {
 }
 
 // decodeConsentRequest parses a body strictly: one JSON object, known fields only,
-// each once, every field of the right type. It checks the shape, not the meaning
+// each once and named exactly, every field of the right type. It checks the shape, not the meaning
 // (see validate).
 func decodeConsentRequest(body []byte) (*consentRequest, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -45,18 +46,19 @@ func decodeConsentRequest(body []byte) (*consentRequest, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, consent.Errorf(consent.EInvalid, "body must hold exactly one JSON object")
 	}
-	if key, ok := duplicateKey(body); ok {
-		return nil, consent.Errorf(consent.EInvalid, "body is not a valid consent request: member %q is given twice", key)
+	if err := checkMembers(body); err != nil {
+		return nil, err
 	}
 	return &req, nil
 }
 
-// duplicateKey returns the path (choices.categories.advertising) of the first
-// object member in body whose name repeats one before it in the same object, if
-// there is one. encoding/json keeps the last of two such members and matches field names
-// without regard to case: a proof must not depend on which of two answers counted,
-// so names are compared the same way. body must be valid JSON.
-func duplicateKey(body []byte) (string, bool) {
+// checkMembers refuses what encoding/json would let pass silently: a member whose
+// name repeats one before it in the same object (json keeps the last), and in the
+// objects that decode into structs a name that is not exactly a field's (json
+// matches names without regard to case, Unicode folding included, so "GPC" or
+// "categorieſ" would stand in for another member). A proof must not depend on which
+// of two answers counted. body must be valid JSON.
+func checkMembers(body []byte) error {
 	type frame struct {
 		object   bool
 		names    map[string]bool
@@ -75,7 +77,7 @@ func duplicateKey(body []byte) (string, bool) {
 	for {
 		tok, err := dec.Token()
 		if err != nil {
-			return "", false
+			return nil
 		}
 		var top *frame
 		if len(stack) > 0 {
@@ -88,17 +90,20 @@ func duplicateKey(body []byte) (string, bool) {
 				continue
 			}
 			name := tok.(string) // a member's name: the decoder checked the syntax
-			folded := strings.ToLower(name)
-			if top.names[folded] {
-				return strings.TrimPrefix(top.path+"."+name, "."), true
+			path := strings.TrimPrefix(top.path+"."+name, ".")
+			if fields, ok := structMembers[top.path]; ok && !slices.Contains(fields, name) {
+				return consent.Errorf(consent.EInvalid, "body is not a valid consent request: unknown field %q (names are case-sensitive)", path)
 			}
-			top.names[folded] = true
+			if top.names[name] {
+				return consent.Errorf(consent.EInvalid, "body is not a valid consent request: member %q is given twice", path)
+			}
+			top.names[name] = true
 			top.key, top.wantName = name, false
 			continue
 		}
 		path := ""
 		if top != nil {
-			path = top.path + "." + top.key
+			path = strings.TrimPrefix(top.path+"."+top.key, ".")
 		}
 		switch tok {
 		case json.Delim('{'):
@@ -112,6 +117,22 @@ func duplicateKey(body []byte) (string, bool) {
 			valueDone()
 		}
 	}
+}
+
+// structMembers are the member names of the objects of a consent request that
+// decode into structs, by their path: the JSON names of the fields.
+var structMembers = map[string][]string{
+	"":        jsonNames(reflect.TypeFor[consentRequest]()),
+	"choices": jsonNames(reflect.TypeFor[consent.Choices]()),
+}
+
+func jsonNames(t reflect.Type) []string {
+	var names []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		names = append(names, name)
+	}
+	return names
 }
 
 // jsonProblem says what is wrong with a body without echoing Go type names.

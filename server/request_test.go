@@ -1,27 +1,34 @@
 package server
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
-func TestDuplicateKey(t *testing.T) {
+func TestCheckMembers(t *testing.T) {
 	tests := []struct {
-		body, want string
-		found      bool
+		body, want string // want: part of the error, "" for none
 	}{
-		{`{"a":1,"b":2}`, "", false},
-		{`{"a":1,"a":2}`, "a", true},
-		{`{"a":{"x":1,"X":2}}`, "a.X", true},
-		{`{"a":{"x":[1,{"y":1,"y":2}]}}`, "a.x.[].y", true},
-		{`{"a":[],"b":{},"a":1}`, "a", true},
-		{`{"":true,"":false}`, "", true},
-		{`{"choices":{"categories":null,"partners":{"":true}}}`, "", false},
-		{`{"a":{"b":1},"c":{"b":1}}`, "", false},
-		{`[{"a":1},{"a":1}]`, "", false},
+		{`{"site":"a","gpc":true}`, ""},
+		{`{"site":"a","site":"b"}`, `member "site" is given twice`},
+		{`{"gpc":false,"GPC":true}`, `unknown field "GPC"`},
+		{`{"ſite":"b"}`, `unknown field "ſite"`},
+		{`{"choices":{"categories":{"a":true},"categorieſ":{"a":false}}}`, `unknown field "choices.categorieſ"`},
+		{`{"choices":{"categories":{"a":true,"a":false}}}`, `member "choices.categories.a" is given twice`},
+		{`{"choices":{"categories":{"a":true,"A":false}}}`, ""}, // map keys: "A" is another (unknown) category
+		{`{"choices":{"categories":{"":true,"":false}}}`, `member "choices.categories." is given twice`},
+		{`{"choices":{"categories":null,"partners":{"":true}}}`, ""},
+		{`{"site":[{"a":1,"a":2}]}`, `member "site.[].a" is given twice`},
+		{`{"choices":{"categories":{"b":{}},"partners":{"b":{}}}}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.body, func(t *testing.T) {
-			got, found := duplicateKey([]byte(tt.body))
-			if got != tt.want || found != tt.found {
-				t.Errorf("duplicateKey = %q, %t; want %q, %t", got, found, tt.want, tt.found)
+			err := checkMembers([]byte(tt.body))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("checkMembers = %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("checkMembers = %v, want %q", err, tt.want)
 			}
 		})
 	}

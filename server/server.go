@@ -69,6 +69,7 @@ type Server struct {
 	refusals      *refusals
 	disk          *diskCheck
 	errorLog      *errorLog
+	warnForwarded sync.Once
 }
 
 // site is one site as currently served.
@@ -97,14 +98,15 @@ func New(store consent.Store, opts Options) *Server {
 		metrics:       newMetrics(),
 		consentLimits: newClientLimits(opts.ConsentLimit, opts.MaxClients),
 		authFailures:  newClientLimits(opts.AuthFailureLimit, opts.MaxClients),
-		refusals:      &refusals{store: store, byKey: map[refusalKey]*consent.AuditEntry{}},
 		disk:          &diskCheck{guard: opts.Disk},
+		errorLog:      newErrorLog(opts.Logger, opts.Now),
 	}
-	s.errorLog = &errorLog{logger: opts.Logger, now: opts.Now, kinds: map[string]*logKind{}}
+	s.refusals = &refusals{store: store, log: s.errorLog, byKey: map[refusalKey]*consent.AuditEntry{}}
 	s.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "consentd_token_file_loaded", Help: "1 when the DPO API has a token file loaded, 0 when it refuses every call for want of one.",
+		Name: "consentd_token_file_loaded",
+		Help: "1 when the token file last read loaded; 0 when it did not: the DPO API then serves the previous one, or refuses every call without one.",
 	}, func() float64 {
-		if s.dpoTokens() == nil {
+		if tf := s.tokens.Load(); tf == nil || tf.tokens == nil || tf.err != nil {
 			return 0
 		}
 		return 1
@@ -113,6 +115,7 @@ func New(store consent.Store, opts Options) *Server {
 	s.sites.Store(&empty)
 
 	s.public = s.newEcho()
+	s.public.Use(s.noteUntrustedForwarding)
 	get(s.public, "/v1/banner/:file", s.handleBanner)
 	s.public.POST("/v1/consents", s.handleCreateConsent, s.cors, s.limitConsents)
 	s.public.OPTIONS("/v1/consents", s.handlePreflight, s.cors)
@@ -165,7 +168,7 @@ func get(r router, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
 // HTTP server has shut down, before the store closes.
 func (s *Server) Close() error {
 	s.errorLog.flush()
-	return s.refusals.flush(context.Background())
+	return s.refusals.flush()
 }
 
 // ServeHTTP makes the Server an http.Handler: the public endpoints, and with
@@ -300,16 +303,17 @@ func (s *Server) handleError(err error, c echo.Context) {
 	_ = c.JSON(status, errorBody(code, msg))
 }
 
-// errorBody is the one shape of every error answer.
-func errorBody(code, msg string) any {
-	type detail struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	return struct {
-		Error detail `json:"error"`
-	}{detail{code, msg}}
+// errorJSON is the one shape of every error answer.
+type errorJSON struct {
+	Error errorDetail `json:"error"`
 }
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func errorBody(code, msg string) errorJSON { return errorJSON{errorDetail{code, msg}} }
 
 // statusClientClosed is the status of a request whose client went away before its
 // answer: no HTTP status says it, nginx's 499 is the usual one.

@@ -310,6 +310,9 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 		{"duplicate key in another case", func(b map[string]any, _ map[string]string) string {
 			return strings.Replace(MustJSON(t, b), `"gpc":false`, `"gpc":false,"GPC":true`, 1)
 		}, 400, "invalid", `"GPC"`},
+		{"a member named as another one folds", func(b map[string]any, _ map[string]string) string {
+			return strings.Replace(MustJSON(t, b), `"surface":"banner"`, `"surface":"banner","ſurface":"preferences"`, 1)
+		}, 400, "invalid", `"ſurface"`},
 		{"duplicate choice", func(b map[string]any, _ map[string]string) string {
 			return strings.Replace(MustJSON(t, b), `"advertising":false`, `"advertising":false,"advertising":true`, 1)
 		}, 400, "invalid", `"choices.categories.advertising"`},

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	consent "github.com/mixvoip/consentd"
@@ -66,32 +65,4 @@ func (s *Server) handleStats(c echo.Context) error {
 		return cmp.Or(strings.Compare(a.Site, b.Site), strings.Compare(a.Day, b.Day))
 	})
 	return c.JSON(http.StatusOK, map[string]any{"days": out})
-}
-
-// handleErase carries out an erasure request: what identifies the visitor goes, the
-// proof of the decisions stays. A token limited to sites may erase only a consent id
-// whose records are all on its sites; one with none there is answered as an unknown
-// one.
-func (s *Server) handleErase(c echo.Context) error {
-	id := strings.ToLower(c.Param("consent_id"))
-	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-		return consent.Errorf(consent.EInvalid, "consent_id must be a UUID")
-	}
-	records, err := s.store.RecordsByConsent(c.Request().Context(), id)
-	if err != nil {
-		return err
-	}
-	token := dpoToken(c)
-	visible := slices.IndexFunc(records, func(r *consent.Record) bool { return token.MaySee(r.Site) }) >= 0
-	if !visible {
-		return errNoRecords // as in handleProof: nothing about the other sites
-	}
-	if slices.IndexFunc(records, func(r *consent.Record) bool { return !token.MaySee(r.Site) }) >= 0 {
-		return consent.Errorf(consent.EForbidden, "token %q may not erase this consent id: it also has records on sites the token may not see; erasing it needs a token without a site limit", token.Name)
-	}
-	n, err := s.store.Erase(c.Request().Context(), id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"consent_id": id, "records": len(records), "erased": n})
 }

@@ -128,15 +128,21 @@ func TestServeWithBrokenTokenFile(t *testing.T) {
 // environment, and a bad value there is refused with its name.
 func TestServeFlagsFromEnvironment(t *testing.T) {
 	t.Setenv("CONSENTD_CONSENT_LIMIT", "30/m")
+	t.Setenv("CONSENTD_CONSENT_BURST", "3")
 	t.Setenv("CONSENTD_MIN_FREE_DISK", "1GiB")
+	t.Setenv("CONSENTD_ADDR", "127.0.0.1:1")
+	t.Setenv("CONSENTD_DEMO", "1")
+	t.Setenv("CONSENTD_NEW_STORE", "1") // never from the environment: a choice made each time
 	m := NewMain(io.Discard, io.Discard)
 	if err := m.ParseFlags([]string{"--consent-burst", "7"}); err != nil {
 		t.Fatal(err)
 	}
-	if m.ConsentLimit.Rate != 0.5 || m.ConsentLimit.Burst != 7 || m.MinFreeDisk != 1<<30 || m.AuditRetention != 365*24*time.Hour {
-		t.Errorf("parsed %+v, min free %d", m.ConsentLimit, m.MinFreeDisk)
+	if m.ConsentLimit.Rate != 0.5 || m.ConsentLimit.Burst != 7 || m.MinFreeDisk != 1<<30 || m.AuditRetention != 365*24*time.Hour ||
+		m.Addr != "127.0.0.1:1" || !m.Demo || m.NewStore {
+		t.Errorf("parsed %+v, min free %d, addr %s, demo %t, new store %t", m.ConsentLimit, m.MinFreeDisk, m.Addr, m.Demo, m.NewStore)
 	}
 	t.Setenv("CONSENTD_AUTH_FAILURE_LIMIT", "lots")
+	t.Setenv("CONSENTD_CONSENT_LIMIT", "")
 	if err := NewMain(io.Discard, io.Discard).ParseFlags(nil); err == nil || !strings.Contains(err.Error(), "$CONSENTD_AUTH_FAILURE_LIMIT") {
 		t.Errorf("a bad $CONSENTD_AUTH_FAILURE_LIMIT: %v, want a refusal naming it", err)
 	}

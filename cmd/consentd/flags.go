@@ -101,16 +101,20 @@ func parseSize(s string) (uint64, error) {
 
 // formatSize writes n in the largest binary unit that divides it.
 func formatSize(n uint64) string {
-	for i := 3; i >= 0; i-- {
-		if u := sizeUnits[i]; n != 0 && n%u.bytes == 0 {
+	for _, u := range []struct {
+		suffix string
+		bytes  uint64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.bytes == 0 {
 			return strconv.FormatUint(n/u.bytes, 10) + u.suffix
 		}
 	}
 	return strconv.FormatUint(n, 10)
 }
 
-// Defaults of consentd serve that are not the server's.
+// Defaults and bounds of consentd serve that are not the server's.
 const (
 	defaultMinFreeDisk    = 512 << 20
 	defaultAuditRetention = 365 * 24 * time.Hour
+	maxAuditRetentionDays = 36500 // a century: beyond, the purge's time would overflow
 )

@@ -78,16 +78,16 @@ func NewMain(stdout, stderr io.Writer) *Main {
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("consentd serve", flag.ContinueOnError)
 	fs.SetOutput(m.stderr)
-	fs.StringVar(&m.Addr, "addr", envOr("CONSENTD_ADDR", ":8080"), "listen address ($CONSENTD_ADDR)")
-	fs.StringVar(&m.ConfigPath, "config", envOr("CONSENTD_CONFIG", "sites.yaml"), "sites configuration ($CONSENTD_CONFIG)")
-	fs.StringVar(&m.DBPath, "db", envOr("CONSENTD_DB", "data/consent.db"), "bbolt database file ($CONSENTD_DB)")
-	fs.StringVar(&m.TokensPath, "tokens", envOr("CONSENTD_TOKENS", defaultTokensFile), "the DPO API's token file ($CONSENTD_TOKENS)")
-	fs.StringVar(&m.KeysDir, "keys", envOr("CONSENTD_KEYS", defaultKeysDir), "directory of the ed25519 signing keys ($CONSENTD_KEYS)")
+	fs.StringVar(&m.Addr, "addr", ":8080", "listen address ($CONSENTD_ADDR)")
+	fs.StringVar(&m.ConfigPath, "config", "sites.yaml", "sites configuration ($CONSENTD_CONFIG)")
+	fs.StringVar(&m.DBPath, "db", "data/consent.db", "bbolt database file ($CONSENTD_DB)")
+	fs.StringVar(&m.TokensPath, "tokens", defaultTokensFile, "the DPO API's token file ($CONSENTD_TOKENS)")
+	fs.StringVar(&m.KeysDir, "keys", defaultKeysDir, "directory of the ed25519 signing keys ($CONSENTD_KEYS)")
 	fs.BoolVar(&m.NewStore, "new-store", false, "start a new, empty store where --db is missing but --keys holds keys: only after moving the old store away on purpose (a first installation needs no flag; refused while --db exists)")
-	fs.BoolVar(&m.Demo, "demo", os.Getenv("CONSENTD_DEMO") == "1", "serve /demo/{site} pages and accept consents from the server's own origin ($CONSENTD_DEMO=1); never in production")
-	proxies := fs.String("trusted-proxies", os.Getenv("CONSENTD_TRUSTED_PROXIES"), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted, and only those ($CONSENTD_TRUSTED_PROXIES)")
-	fs.StringVar(&m.AdminAddr, "admin-addr", os.Getenv("CONSENTD_ADMIN_ADDR"), "a second listen address, such as 127.0.0.1:9090, for /metrics (and with --dpo-on-admin the DPO API), which the public one then does not serve ($CONSENTD_ADMIN_ADDR)")
-	fs.BoolVar(&m.DPOOnAdmin, "dpo-on-admin", os.Getenv("CONSENTD_DPO_ON_ADMIN") == "1", "serve the DPO API on --admin-addr only ($CONSENTD_DPO_ON_ADMIN=1)")
+	fs.BoolVar(&m.Demo, "demo", false, "serve /demo/{site} pages and accept consents from the server's own origin ($CONSENTD_DEMO=1); never in production")
+	proxies := fs.String("trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted, and only those ($CONSENTD_TRUSTED_PROXIES)")
+	fs.StringVar(&m.AdminAddr, "admin-addr", "", "a second listen address, such as 127.0.0.1:9090, for /metrics (and with --dpo-on-admin the DPO API), which the public one then does not serve ($CONSENTD_ADMIN_ADDR)")
+	fs.BoolVar(&m.DPOOnAdmin, "dpo-on-admin", false, "serve the DPO API on --admin-addr only ($CONSENTD_DPO_ON_ADMIN=1)")
 	m.ConsentLimit, m.AuthFailures = server.DefaultConsentLimit, server.DefaultAuthFailureLimit
 	m.LimitClients, m.MinFreeDisk, m.AuditRetention = server.DefaultMaxClients, defaultMinFreeDisk, defaultAuditRetention
 	fs.Var(rateFlag{&m.ConsentLimit.Rate}, "consent-limit", "decisions each client (IPv4 /24, IPv6 /48) may post, such as 2/s or 100/m; 0 for no limit ($CONSENTD_CONSENT_LIMIT)")
@@ -98,26 +98,15 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Var(sizeFlag{&m.MinFreeDisk}, "min-free-disk", "below this much free space where --db lives, such as 512MiB, new records are refused (503) and /readyz fails; 0 for no check ($CONSENTD_MIN_FREE_DISK)")
 	retentionDays := int(m.AuditRetention / (24 * time.Hour))
 	fs.IntVar(&retentionDays, "audit-retention-days", retentionDays, "days the DPO API's audit log keeps an entry ($CONSENTD_AUDIT_RETENTION_DAYS)")
-	// The environment gives the defaults of these flags; a bad value there is as
-	// much an error as on the command line.
-	for name, variable := range map[string]string{
-		"consent-limit": "CONSENTD_CONSENT_LIMIT", "consent-burst": "CONSENTD_CONSENT_BURST",
-		"auth-failure-limit": "CONSENTD_AUTH_FAILURE_LIMIT", "auth-failure-burst": "CONSENTD_AUTH_FAILURE_BURST",
-		"rate-limit-clients": "CONSENTD_RATE_LIMIT_CLIENTS", "min-free-disk": "CONSENTD_MIN_FREE_DISK",
-		"audit-retention-days": "CONSENTD_AUDIT_RETENTION_DAYS",
-	} {
-		if v := os.Getenv(variable); v != "" {
-			if err := fs.Set(name, v); err != nil {
-				return fmt.Errorf("$%s: %w", variable, err)
-			}
-		}
+	if err := setFromEnvironment(fs, "new-store"); err != nil {
+		return err
 	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
 	switch {
-	case retentionDays < 1:
-		return fmt.Errorf("--audit-retention-days: %d, want at least 1", retentionDays)
+	case retentionDays < 1 || retentionDays > maxAuditRetentionDays:
+		return fmt.Errorf("--audit-retention-days: %d, want 1 to %d", retentionDays, maxAuditRetentionDays)
 	case m.ConsentLimit.Burst < 1 || m.AuthFailures.Burst < 1:
 		return errors.New("--consent-burst and --auth-failure-burst: at least 1")
 	case m.LimitClients < 1:
@@ -290,6 +279,23 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("shutdown: %w", errShutdown)
 	}
 	return nil
+}
+
+// setFromEnvironment sets each flag of fs but those named in except to the value of
+// its environment variable, CONSENTD_ and the flag's name in upper case with _ for
+// -, where one is set: the environment gives the defaults that the command line
+// overrides. A bad value there is as much an error as on the command line.
+func setFromEnvironment(fs *flag.FlagSet, except ...string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		variable := "CONSENTD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := os.Getenv(variable); v != "" && err == nil && !slices.Contains(except, f.Name) {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("$%s: %w", variable, e)
+			}
+		}
+	})
+	return err
 }
 
 // listen opens the public listener and, with AdminAddr, the admin one, in that

@@ -95,6 +95,9 @@ func seek(c *bolt.Cursor, start []byte, past bool) (k, v []byte) {
 // transaction takes a bounded number of them: the writer of records waits on none
 // for long.
 func (s *Store) PurgeAudit(ctx context.Context, before time.Time) (int, error) {
+	if before.UnixMilli() <= 0 {
+		return 0, nil // nothing was made before 1970; and a negative time would wrap
+	}
 	// A UUIDv7 starts with its Unix time in milliseconds (48 bits, big-endian):
 	// every entry made before before's millisecond sorts before end.
 	var end [16]byte

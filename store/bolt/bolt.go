@@ -234,10 +234,10 @@ func load(db *bolt.DB, c config) (*Store, error) {
 		}
 	}
 	// A run killed before its Close leaves records that no checkpoint covers, and
-	// one without a signer never signs.
-	if err := s.checkpoint(); err != nil {
-		return nil, err
-	}
+	// one without a signer never signs. A failure here (a disk nearly full) must not
+	// keep the banners from being served: the next checkpoint covers the same
+	// records, at the latest at Close.
+	_ = s.checkpoint()
 	s.checkpointedAt = time.Now()
 	return s, nil
 }

@@ -3,6 +3,7 @@ package bolt
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
@@ -10,10 +11,10 @@ import (
 	consent "github.com/mixvoip/consentd"
 )
 
-// Erase drops the identifying part of each record of consentID. The header keeps
-// that part's digest, and the chain links cover only the digest, so the chain still
-// verifies without it.
-func (s *Store) Erase(ctx context.Context, consentID string) (int, error) {
+// Erase drops the identifying part of each record of consentID on sites (all if
+// empty). The header keeps that part's digest, and the chain links cover only the
+// digest, so the chain still verifies without it.
+func (s *Store) Erase(ctx context.Context, consentID string, sites []string) (int, error) {
 	id, err := uuid.Parse(consentID)
 	if err != nil {
 		return 0, fmt.Errorf("bolt: erase: %w", consent.Errorf(consent.EInvalid, "consent id %q is not a UUID", consentID))
@@ -33,8 +34,8 @@ func (s *Store) Erase(ctx context.Context, consentID string) (int, error) {
 			if err != nil {
 				return fmt.Errorf("record %s: %w", rid, err)
 			}
-			if len(sr.ident) == 0 {
-				continue // erased before
+			if len(sr.ident) == 0 || len(sites) > 0 && !slices.Contains(sites, sr.reference.site()) {
+				continue // erased before, or on another site
 			}
 			erased := append([]byte(nil), v[:len(v)-len(sr.ident)]...)
 			if err := records.Put(rid[:], erased); err != nil {

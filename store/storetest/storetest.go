@@ -612,6 +612,10 @@ func testAuditPurge(t *testing.T, open func() consent.Store) {
 	if n, err := s.PurgeAudit(ctx, limit); err != nil || n != 0 {
 		t.Errorf("a second purge = %d, %v; want nothing more", n, err)
 	}
+	// A retention of a century: nothing is that old.
+	if n, err := s.PurgeAudit(ctx, Now().AddDate(-100, 0, 0)); err != nil || n != 0 {
+		t.Errorf("a purge before 1970 = %d, %v; want nothing", n, err)
+	}
 }
 
 // IDAt returns a UUIDv7 of the millisecond t, as the server makes for a record it
@@ -695,8 +699,8 @@ func testRecords(t *testing.T, open func() consent.Store) {
 }
 
 // testErase: an erasure removes IP prefix, user agent and URL from every record of
-// the consent id, keeps everything else, touches no other visitor, and can be
-// repeated.
+// the consent id (on the sites it names, if any), keeps everything else, touches no
+// other visitor, and can be repeated.
 func testErase(t *testing.T, open func() consent.Store) {
 	s := MustOpen(t, open)
 	ctx := context.Background()
@@ -710,10 +714,10 @@ func testErase(t *testing.T, open func() consent.Store) {
 	kept := NewRecord(t, other, Now())
 	MustAppend(t, s, kept)
 
-	if n, err := s.Erase(ctx, id); err != nil || n != 3 {
+	if n, err := s.Erase(ctx, id, nil); err != nil || n != 3 {
 		t.Fatalf("Erase = %d, %v; want 3 records", n, err)
 	}
-	if n, err := s.Erase(ctx, id); err != nil || n != 0 {
+	if n, err := s.Erase(ctx, id, nil); err != nil || n != 0 {
 		t.Errorf("a second Erase = %d, %v; want 0", n, err)
 	}
 	got := MustRecordsByConsent(t, s, id)
@@ -725,6 +729,22 @@ func testErase(t *testing.T, open func() consent.Store) {
 	MustEqualRecord(t, MustRecordsByConsent(t, s, other)[0], kept)
 	if v, err := s.Verify(ctx); err != nil || !v.OK {
 		t.Errorf("after an erasure the chain does not verify: %+v, %v", v, err)
+	}
+
+	// Limited to sites: the records of the consent id elsewhere keep what identifies
+	// them.
+	shared := uuid.NewString()
+	onA, onB := NewRecord(t, shared, Now()), NewRecord(t, shared, Now())
+	onA.Site, onB.Site = "a.example", "b.example"
+	MustAppend(t, s, onA)
+	MustAppend(t, s, onB)
+	if n, err := s.Erase(ctx, shared, []string{"b.example", "c.example"}); err != nil || n != 1 {
+		t.Fatalf("Erase on b.example = %d, %v; want its 1 record", n, err)
+	}
+	for _, r := range MustRecordsByConsent(t, s, shared) {
+		if erased := r.IPPrefix == "" && r.UserAgent == "" && r.URL == ""; erased != (r.Site == "b.example") {
+			t.Errorf("record on %s after an erasure on b.example: %+v", r.Site, r)
+		}
 	}
 }
 
@@ -763,7 +783,7 @@ func testPurge(t *testing.T, open func() consent.Store) {
 	returning := uuid.NewString()
 	add("a.example", returning, 15*day)
 	newer := add("a.example", returning, time.Hour)
-	if _, err := s.Erase(ctx, returning); err != nil {
+	if _, err := s.Erase(ctx, returning, nil); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(kept)
@@ -843,7 +863,7 @@ func testReceipts(t *testing.T, open func() consent.Store) {
 		t.Fatal(err)
 	}
 	s = MustOpen(t, open)
-	if _, err := s.Erase(ctx, want[0].ConsentID); err != nil {
+	if _, err := s.Erase(ctx, want[0].ConsentID, nil); err != nil {
 		t.Fatal(err)
 	}
 	want[0].IPPrefix, want[0].UserAgent, want[0].URL = "", "", ""
@@ -874,7 +894,7 @@ func testNDJSON(t *testing.T, open func() consent.Store) {
 		r.UserAgent = "Agent \"quoted\", with commas; ünïcödé \u2028 \x01 " + fmt.Sprint(i)
 		MustAppend(t, s, r)
 		if i == 3 {
-			if _, err := s.Erase(ctx, r.ConsentID); err != nil {
+			if _, err := s.Erase(ctx, r.ConsentID, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
