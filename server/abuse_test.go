@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
@@ -471,4 +472,52 @@ func TestEraseLimitedToSites(t *testing.T) {
 			t.Errorf("record on %s after the erasure: IP prefix %q", r.Site, r.IPPrefix)
 		}
 	}
+}
+
+// TestLimitDelay: a client over its limit waits for its 429, so that calling in a
+// loop gets it a few answers a second; a client that goes away is let go at once.
+func TestLimitDelay(t *testing.T) {
+	base := MustFixture(t, false)
+	const delay = 50 * time.Millisecond
+	f, _, _ := MustServerWith(t, MustFreshStore(t), base.cfg, server.Options{AuthFailureLimit: server.Limit{Rate: 1e-6, Burst: 1}, LimitDelay: delay})
+	f.do(t, http.MethodGet, "/v1/dpo/verify", "", bearer("cdt_guess"))
+	start := time.Now()
+	if rec := f.do(t, http.MethodGet, "/v1/dpo/verify", "", bearer("cdt_guess")); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("over the limit: %d", rec.Code)
+	}
+	if waited := time.Since(start); waited < delay {
+		t.Errorf("the 429 came after %v, want it held %v", waited, delay)
+	}
+
+	g, _, _ := MustServerWith(t, MustFreshStore(t), base.cfg, server.Options{AuthFailureLimit: server.Limit{Rate: 1e-6, Burst: 1}, LimitDelay: time.Hour})
+	g.do(t, http.MethodGet, "/v1/dpo/verify", "", bearer("cdt_guess"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // gone before its answer: held an hour, this test would time out
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/v1/dpo/verify", nil)
+	req.RemoteAddr = "203.0.113.77:51234"
+	g.srv.ServeHTTP(httptest.NewRecorder(), req)
+}
+
+// TestLimitDelayIsBounded: however many connections a client opens, at most 256 of
+// its answers are held; the others come at once.
+func TestLimitDelayIsBounded(t *testing.T) {
+	base := MustFixture(t, false)
+	f, _, _ := MustServerWith(t, MustFreshStore(t), base.cfg, server.Options{AuthFailureLimit: server.Limit{Rate: 1e-6, Burst: 1}, LimitDelay: time.Hour})
+	f.do(t, http.MethodGet, "/v1/dpo/verify", "", bearer("cdt_guess"))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 256 {
+		wg.Go(func() {
+			req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/v1/dpo/verify", nil)
+			req.RemoteAddr = "203.0.113.77:51234"
+			f.srv.ServeHTTP(httptest.NewRecorder(), req)
+		})
+	}
+	wait.MustUntil(t, "256 answers are held", func() (bool, string) { n := server.Held(f.srv); return n == 256, fmt.Sprint(n) })
+	// Held an hour, this one would time the test out.
+	if rec := f.do(t, http.MethodGet, "/v1/dpo/verify", "", nil); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("the 257th: %d, want 429 at once", rec.Code)
+	}
+	cancel()
+	wg.Wait()
 }

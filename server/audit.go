@@ -81,7 +81,8 @@ func (s *Server) auditEntry(c echo.Context, now time.Time) *consent.AuditEntry {
 	}
 	if req.URL.RawQuery != "" {
 		query, id := withoutConsentID(req.URL.RawQuery)
-		e.Path += "?" + query
+		// Cut before joining: a query may be 16 KiB, and anyone can send one.
+		e.Path = truncate(e.Path, consent.MaxAuditPath-1) + "?" + truncate(query, consent.MaxAuditPath)
 		if id != "" {
 			e.Subject = consent.ConsentDigest(strings.ToLower(id))
 		}

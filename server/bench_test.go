@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/server"
 )
 
 // BenchmarkCreateConsent measures the handler's own cost per durable record, without
@@ -34,6 +36,32 @@ func BenchmarkCreateConsent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRefusedDPOCall measures what a call to the DPO API without a token costs,
+// from one client and from a new one each call, with 16 KiB of query as an attacker
+// sends it: compared with BenchmarkCreateConsent, what a flood of them takes from the
+// visitors' decisions. Nothing of it reaches the store but one write a minute.
+func BenchmarkRefusedDPOCall(b *testing.B) {
+	base := MustFixture(b, false)
+	f, _, _ := MustServerWith(b, MustFreshStore(b), base.cfg, server.Options{AuthFailureLimit: server.DefaultAuthFailureLimit})
+	path := "/v1/dpo/records?x=" + strings.Repeat("a", 16<<10)
+	for _, clients := range []int{1, 1 << 20} {
+		b.Run(map[int]string{1: "one client", 1 << 20: "new clients"}[clients], func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodGet, path, nil)
+				req.RemoteAddr = fmt.Sprintf("10.%d.%d.1:4000", i%clients>>8&255, i%clients&255)
+				rec := httptest.NewRecorder()
+				f.srv.ServeHTTP(rec, req)
+				if rec.Code != http.StatusUnauthorized && rec.Code != http.StatusTooManyRequests {
+					b.Fatalf("status %d", rec.Code)
+				}
+				i++
+			}
+		})
+	}
 }
 
 // BenchmarkLoad measures a reload of sites.yaml as consentd does one, parsing and

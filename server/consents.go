@@ -28,6 +28,7 @@ const maxUserAgent = 512
 func (s *Server) limitConsents(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if err := s.consentLimits.take(clientOf(c), s.opts.Now()); err != nil {
+			s.hold(c.Request().Context())
 			return err
 		}
 		return next(c)

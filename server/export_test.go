@@ -52,3 +52,6 @@ func Bundles(s *Server, site string) (bundle, demo *banner.Bundle) {
 // SetErrorLogEvery sets how often s writes one kind of error at most, for tests
 // that need more or less than the 10 s of real time.
 func SetErrorLogEvery(s *Server, d time.Duration) { s.errorLog.every = d }
+
+// Held is how many 429s s holds now (see Options.LimitDelay).
+func Held(s *Server) int { return len(s.held) }

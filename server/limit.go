@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"math"
 	"net/netip"
 	"time"
@@ -33,6 +34,9 @@ var (
 	DefaultConsentLimit     = Limit{Rate: 2, Burst: 120}
 	DefaultAuthFailureLimit = Limit{Rate: 10.0 / 60, Burst: 10}
 )
+
+// DefaultLimitDelay is the Options.LimitDelay of consentd serve.
+const DefaultLimitDelay = time.Second
 
 // clientLimits gives every client a token bucket of its own, keyed by its IP prefix
 // (IPv4 /24, IPv6 /48: what a record keeps, and what one household, office or
@@ -105,6 +109,31 @@ func (cl *clientLimits) check(client string, now time.Time) error {
 func (cl *clientLimits) spend(client string, now time.Time) {
 	if cl != nil {
 		cl.bucket(client).AllowN(now, 1)
+	}
+}
+
+// maxHeld bounds the 429s held at once (see Options.LimitDelay): beyond, they are
+// answered at once, so that a client with many connections cannot make the server
+// hold a goroutine for each.
+const maxHeld = 256
+
+// hold waits LimitDelay, unless the request ends first or maxHeld answers are held
+// already.
+func (s *Server) hold(ctx context.Context) {
+	if s.opts.LimitDelay <= 0 {
+		return
+	}
+	select {
+	case s.held <- struct{}{}:
+		defer func() { <-s.held }()
+	default:
+		return
+	}
+	t := time.NewTimer(s.opts.LimitDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,11 @@ type Options struct {
 	ConsentLimit     Limit
 	AuthFailureLimit Limit
 	MaxClients       int
+	// LimitDelay holds the 429 of a client over a limit this long (at most): a
+	// client that keeps calling, each call waiting for the last, is slowed to a few
+	// calls a second instead of taking the CPU from the other visitors. Zero
+	// answers at once.
+	LimitDelay time.Duration
 	// Disk refuses new records while the disk holding the store is short of space.
 	Disk   DiskGuard
 	Logger *slog.Logger
@@ -70,6 +76,7 @@ type Server struct {
 	disk          *diskCheck
 	errorLog      *errorLog
 	warnForwarded sync.Once
+	held          chan struct{} // a place for each 429 that LimitDelay holds
 }
 
 // site is one site as currently served.
@@ -100,6 +107,7 @@ func New(store consent.Store, opts Options) *Server {
 		authFailures:  newClientLimits(opts.AuthFailureLimit, opts.MaxClients),
 		disk:          &diskCheck{guard: opts.Disk},
 		errorLog:      newErrorLog(opts.Logger, opts.Now),
+		held:          make(chan struct{}, maxHeld),
 	}
 	s.refusals = &refusals{store: store, log: s.errorLog, byKey: map[refusalKey]*consent.AuditEntry{}}
 	s.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -300,7 +308,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 		_ = c.NoContent(status)
 		return
 	}
-	_ = c.JSON(status, errorBody(code, msg))
+	// JSONBlob, not JSON: Echo's JSON parses the whole query string to look for
+	// ?pretty, and an attacker's call may carry 16 KiB of it; an error answer must
+	// cost next to nothing.
+	body, _ := json.Marshal(errorBody(code, msg)) // cannot fail: two strings
+	_ = c.JSONBlob(status, body)
 }
 
 // errorJSON is the one shape of every error answer.

@@ -50,6 +50,7 @@ func (s *Server) authenticate(c echo.Context, client string, now time.Time) (*au
 		return nil, consent.Errorf(consent.EUnavailable, "the DPO API is unavailable: consentd could not load its token file (the operator sees why in the log and at /readyz)")
 	}
 	if err := s.authFailures.check(client, now); err != nil {
+		s.hold(c.Request().Context())
 		return nil, err
 	}
 	var token *auth.Token

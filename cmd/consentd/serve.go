@@ -176,7 +176,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Demo: m.Demo, TrustedProxies: m.TrustedProxies, Keys: keys, Logger: m.logger,
 		Admin: m.AdminAddr != "", DPOOnAdmin: m.DPOOnAdmin,
 		ConsentLimit: m.ConsentLimit, AuthFailureLimit: m.AuthFailures, MaxClients: m.LimitClients,
-		Disk: server.DiskGuard{Dir: filepath.Dir(m.DBPath), MinFree: m.MinFreeDisk},
+		LimitDelay: server.DefaultLimitDelay,
+		Disk:       server.DiskGuard{Dir: filepath.Dir(m.DBPath), MinFree: m.MinFreeDisk},
 	})
 	if tokensErr != nil {
 		m.logger.Error("the token file did not load: the DPO API answers 503 until it does", "file", m.TokensPath, "err", tokensErr)
