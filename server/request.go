@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"maps"
 	"net/url"
 	"reflect"
 	"slices"
@@ -57,66 +56,101 @@ func decodeConsentRequest(body []byte) (*consentRequest, error) {
 // objects that decode into structs a name that is not exactly a field's (json
 // matches names without regard to case, Unicode folding included, so "GPC" or
 // "categorieſ" would stand in for another member). A proof must not depend on which
-// of two answers counted. body must be valid JSON.
+// of two answers counted. body must be valid JSON: it walks the bytes, which costs
+// a request next to nothing, where json.Decoder.Token would allocate every token.
 func checkMembers(body []byte) error {
 	type frame struct {
-		object   bool
-		names    map[string]bool
-		path     string
-		key      string // the member whose value comes next
-		wantName bool   // a member's name comes next
+		object bool
+		path   string   // "choices.categories"; "" for the body
+		start  int      // where its members' names begin in names
+		fields []string // the names allowed, for an object that decodes into a struct
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var stack []*frame
-	// After a value, in an object, a member's name comes next.
-	valueDone := func() {
-		if len(stack) > 0 && stack[len(stack)-1].object {
-			stack[len(stack)-1].wantName = true
-		}
-	}
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.wantName {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				valueDone()
+	// On the stack for a consent request's few objects and members.
+	var frameBuf [8]frame
+	var nameBuf [32][]byte
+	stack, names := frameBuf[:0], nameBuf[:0]
+	var key []byte    // the last member's name in the innermost object
+	wantName := false // a member's name comes next
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case '"':
+			end := stringEnd(body, i)
+			if !wantName {
+				i = end - 1
 				continue
 			}
-			name := tok.(string) // a member's name: the decoder checked the syntax
-			path := strings.TrimPrefix(top.path+"."+name, ".")
-			if fields, ok := structMembers[top.path]; ok && !slices.Contains(fields, name) {
-				return consent.Errorf(consent.EInvalid, "body is not a valid consent request: unknown field %q (names are case-sensitive)", path)
+			top := &stack[len(stack)-1]
+			name := body[i+1 : end-1]
+			if bytes.IndexByte(name, '\\') >= 0 {
+				var unescaped string
+				if err := json.Unmarshal(body[i:end], &unescaped); err == nil {
+					name = []byte(unescaped)
+				}
 			}
-			if top.names[name] {
-				return consent.Errorf(consent.EInvalid, "body is not a valid consent request: member %q is given twice", path)
+			if top.fields != nil && !isField(top.fields, name) {
+				return consent.Errorf(consent.EInvalid, "body is not a valid consent request: unknown field %q (names are case-sensitive)", memberPath(top.path, name))
 			}
-			top.names[name] = true
-			top.key, top.wantName = name, false
-			continue
-		}
-		path := ""
-		if top != nil {
-			path = strings.TrimPrefix(top.path+"."+top.key, ".")
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &frame{object: true, names: map[string]bool{}, path: path, wantName: true})
-		case json.Delim('['):
-			stack = append(stack, &frame{path: path, key: "[]"})
-		case json.Delim(']'):
+			for _, n := range names[top.start:] {
+				if bytes.Equal(n, name) {
+					return consent.Errorf(consent.EInvalid, "body is not a valid consent request: member %q is given twice", memberPath(top.path, name))
+				}
+			}
+			names = append(names, name)
+			key, wantName = name, false
+			i = end - 1
+		case '{', '[':
+			f := frame{object: body[i] == '{', start: len(names)}
+			if len(stack) > 0 {
+				if top := stack[len(stack)-1]; top.object {
+					f.path = memberPath(top.path, key)
+				} else {
+					f.path = top.path + ".[]"
+				}
+			}
+			if f.object {
+				f.fields = structMembers[f.path]
+			}
+			stack = append(stack, f)
+			wantName = f.object
+		case '}', ']':
+			names = names[:stack[len(stack)-1].start]
 			stack = stack[:len(stack)-1]
-			valueDone()
-		default:
-			valueDone()
+			wantName = false
+		case ',':
+			wantName = stack[len(stack)-1].object
 		}
 	}
+	return nil
+}
+
+func isField(fields []string, name []byte) bool {
+	for _, f := range fields {
+		if f == string(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// memberPath names the member name of the object at path: choices.categories.x.
+func memberPath(path string, name []byte) string {
+	if path == "" {
+		return string(name)
+	}
+	return path + "." + string(name)
+}
+
+// stringEnd returns the index just after the JSON string that starts at body[start].
+func stringEnd(body []byte, start int) int {
+	for i := start + 1; i < len(body); i++ {
+		switch body[i] {
+		case '\\':
+			i++ // the escaped character
+		case '"':
+			return i + 1
+		}
+	}
+	return len(body)
 }
 
 // structMembers are the member names of the objects of a consent request that
@@ -202,42 +236,53 @@ func (st *site) validate(req *consentRequest, demoHost string) (*consent.Record,
 // enabled when shown cannot be answered at all.
 func validateChoices(site *consent.Site, shown *consent.Snapshot, action consent.Action, c consent.Choices) error {
 	for _, cat := range shown.Categories {
-		if _, ok := c.Categories[cat.ID]; !ok {
+		granted, ok := c.Categories[cat.ID]
+		switch {
+		case !ok:
 			return consent.Errorf(consent.EInvalid, "choices.categories.%s: missing; a decision answers every category explicitly", cat.ID)
+		case cat.Required && !granted:
+			return consent.Errorf(consent.EInvalid, "choices.categories.%s: category %q is always on and cannot be refused", cat.ID, cat.ID)
+		case !cat.Required && !fits(action, granted):
+			return consent.Errorf(consent.EInvalid, "choices.categories.%s: action %s cannot set category %q to %t", cat.ID, action, cat.ID, granted)
 		}
+	}
+	if id, ok := firstUnknown(c.Categories, func(id string) bool {
+		return slices.ContainsFunc(shown.Categories, func(cat consent.Category) bool { return cat.ID == id })
+	}); ok {
+		return consent.Errorf(consent.EInvalid, "choices.categories.%s: unknown category %q", id, id)
 	}
 	for _, p := range shown.Partners {
-		if _, ok := c.Partners[p.ID]; !ok {
+		granted, ok := c.Partners[p.ID]
+		switch {
+		case !ok:
 			return consent.Errorf(consent.EInvalid, "choices.partners.%s: missing; a decision answers every partner shown explicitly", p.ID)
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(c.Categories)) {
-		granted := c.Categories[id]
-		i := slices.IndexFunc(shown.Categories, func(cat consent.Category) bool { return cat.ID == id })
-		switch {
-		case i < 0:
-			return consent.Errorf(consent.EInvalid, "choices.categories.%s: unknown category %q", id, id)
-		case shown.Categories[i].Required && !granted:
-			return consent.Errorf(consent.EInvalid, "choices.categories.%s: category %q is always on and cannot be refused", id, id)
-		case !shown.Categories[i].Required && !fits(action, granted):
-			return consent.Errorf(consent.EInvalid, "choices.categories.%s: action %s cannot set category %q to %t", id, action, id, granted)
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(c.Partners)) {
-		granted := c.Partners[id]
-		i := slices.IndexFunc(shown.Partners, func(p consent.Partner) bool { return p.ID == id })
-		switch {
-		case i < 0 && site.Partner(id) != nil:
-			return consent.Errorf(consent.EInvalid, "choices.partners.%s: partner %q was not enabled on site %s in the banner answered, so the visitor was never asked about it", id, id, site.Key)
-		case i < 0:
-			return consent.Errorf(consent.EInvalid, "choices.partners.%s: unknown partner %q", id, id)
 		case !fits(action, granted):
-			return consent.Errorf(consent.EInvalid, "choices.partners.%s: action %s cannot set partner %q to %t", id, action, id, granted)
-		case granted && !c.Categories[shown.Partners[i].Category]:
-			return consent.Errorf(consent.EInvalid, "choices.partners.%s: partner %q is granted while its category %q is refused", id, id, shown.Partners[i].Category)
+			return consent.Errorf(consent.EInvalid, "choices.partners.%s: action %s cannot set partner %q to %t", p.ID, action, p.ID, granted)
+		case granted && !c.Categories[p.Category]:
+			return consent.Errorf(consent.EInvalid, "choices.partners.%s: partner %q is granted while its category %q is refused", p.ID, p.ID, p.Category)
 		}
+	}
+	if id, ok := firstUnknown(c.Partners, func(id string) bool {
+		return slices.ContainsFunc(shown.Partners, func(p consent.Partner) bool { return p.ID == id })
+	}); ok {
+		if site.Partner(id) != nil {
+			return consent.Errorf(consent.EInvalid, "choices.partners.%s: partner %q was not enabled on site %s in the banner answered, so the visitor was never asked about it", id, id, site.Key)
+		}
+		return consent.Errorf(consent.EInvalid, "choices.partners.%s: unknown partner %q", id, id)
 	}
 	return nil
+}
+
+// firstUnknown returns the first, in sorted order, of the keys of answers that known
+// does not know: one error message, the same every time.
+func firstUnknown(answers map[string]bool, known func(string) bool) (string, bool) {
+	first, found := "", false
+	for id := range answers {
+		if !known(id) && (!found || id < first) {
+			first, found = id, true
+		}
+	}
+	return first, found
 }
 
 func fits(action consent.Action, granted bool) bool {

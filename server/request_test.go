@@ -20,6 +20,9 @@ func TestCheckMembers(t *testing.T) {
 		{`{"choices":{"categories":null,"partners":{"":true}}}`, ""},
 		{`{"site":[{"a":1,"a":2}]}`, `member "site.[].a" is given twice`},
 		{`{"choices":{"categories":{"b":{}},"partners":{"b":{}}}}`, ""},
+		{`{"\u0073ite":"a","site":"b"}`, `member "site" is given twice`},
+		{`{"choices":{"categories":{"a\"b":true,"a\u0022b":false}}}`, `member "choices.categories.a\"b" is given twice`},
+		{`{"site":"a,\"}{[","gpc":true}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.body, func(t *testing.T) {
