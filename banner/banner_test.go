@@ -311,8 +311,9 @@ func TestCompressed(t *testing.T) {
 	}
 }
 
-// The budget of DESIGN.md: the first view of every shipped site (JS, CSS and the
-// texts of every language it carries) at most 8 KB brotli. Builds are deterministic,
+// The size budget of docs/BENCHMARKS.md, as far as it holds today: the first view of
+// every shipped site (JS, CSS and the texts of every language it carries) at most
+// 8 KB brotli. Builds are deterministic,
 // so this is a test, not a benchmark.
 func TestShippedSitesSize(t *testing.T) {
 	t.Parallel()

@@ -179,7 +179,7 @@ func TestPartnerSwitchedOff(t *testing.T) {
 }
 
 // TestPartnerSwitchedOffKeepsConsent: switching a partner off does not ask visitors
-// again (DESIGN.md). A visitor who accepted keeps the consent for the other partners,
+// again (only a partner switched on needs a new answer). A visitor who accepted keeps the consent for the other partners,
 // which load at once; the switched-off one never does.
 func TestPartnerSwitchedOffKeepsConsent(t *testing.T) {
 	forEachSite(t, func(t *testing.T, env *Env, site string) {
