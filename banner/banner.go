@@ -51,15 +51,7 @@ type Options struct {
 // Build bundles the banner for site. It is safe for concurrent use. Most of its cost
 // is brotli at best quality: a Cache spares it for the sites that did not change.
 func Build(site *consent.Site, opts Options) (*Bundle, error) {
-	in, err := prepare(site, opts)
-	if err != nil {
-		return nil, err
-	}
-	key, err := in.key()
-	if err != nil {
-		return nil, err
-	}
-	return in.build(key)
+	return NewCache().Build(site, opts) // an empty cache: it builds
 }
 
 // input is what a bundle is made of besides the sources embedded in the binary: the

@@ -153,11 +153,7 @@ func checkContentType(header string) error {
 // handleGetConsents returns a visitor's own records, oldest first. The consent id is
 // the secret: whoever holds the cookie may see what it recorded.
 func (s *Server) handleGetConsents(c echo.Context) error {
-	id, err := parseConsentID(c.Param("consent_id"), "consent_id")
-	if err != nil {
-		return err
-	}
-	records, err := s.store.RecordsByConsent(c.Request().Context(), id)
+	id, records, err := s.consentRecords(c)
 	if err != nil {
 		return err
 	}
@@ -166,6 +162,17 @@ func (s *Server) handleGetConsents(c echo.Context) error {
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, map[string]any{"consent_id": id, "records": records})
+}
+
+// consentRecords returns the consent id in the path of c and its records, oldest
+// first.
+func (s *Server) consentRecords(c echo.Context) (string, []*consent.Record, error) {
+	id, err := parseConsentID(c.Param("consent_id"), "consent_id")
+	if err != nil {
+		return "", nil, err
+	}
+	records, err := s.store.RecordsByConsent(c.Request().Context(), id)
+	return id, records, err
 }
 
 // parseConsentID returns the consent id in v, named name, in lower case: a UUID in

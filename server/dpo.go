@@ -52,15 +52,11 @@ type proofRecord struct {
 // handleProof returns everything that proves one visitor's decisions: the records,
 // whether each receipt verifies, and the snapshots of what the visitor was shown.
 func (s *Server) handleProof(c echo.Context) error {
-	id, err := parseConsentID(c.Param("consent_id"), "consent_id")
+	id, records, err := s.consentRecords(c)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
-	records, err := s.store.RecordsByConsent(ctx, id)
-	if err != nil {
-		return err
-	}
 	if len(records) == 0 {
 		return errNoRecords
 	}

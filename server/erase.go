@@ -14,11 +14,7 @@ import (
 // sites and answers as if there were no others: it learns nothing about the other
 // sites, not even that the consent id has records there.
 func (s *Server) handleErase(c echo.Context) error {
-	id, err := parseConsentID(c.Param("consent_id"), "consent_id")
-	if err != nil {
-		return err
-	}
-	records, err := s.store.RecordsByConsent(c.Request().Context(), id)
+	id, records, err := s.consentRecords(c)
 	if err != nil {
 		return err
 	}
