@@ -36,3 +36,13 @@ func TestVersion(t *testing.T) {
 		t.Errorf("a plain go build says %q, want it to name %q", out, want)
 	}
 }
+
+// TestMakeRunIsLocal: `make run` serves the demo pages, which accept consents from
+// the server's own origin, on loopback unless told otherwise: never on every
+// interface of a machine by default.
+func TestMakeRunIsLocal(t *testing.T) {
+	makefile := MustRead(t, "../../Makefile")
+	if !strings.Contains(makefile, "\nADDR     ?= 127.0.0.1:8080\n") || !strings.Contains(makefile, "serve --demo --addr $(ADDR)") {
+		t.Errorf("make run does not default to 127.0.0.1:8080")
+	}
+}
