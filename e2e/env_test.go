@@ -164,11 +164,19 @@ func MustEnv(tb testing.TB, site string) *Env {
 		site.Origins = []string{e.Origin(key)}
 		for i := range site.Partners {
 			p := &site.Partners[i]
-			for j := range p.Tags {
-				if p.Tags[j].Src != "" {
-					p.Tags[j].Src = "http://" + p.ID + partnerDomain + ":" + port + "/tag.js"
+			var tags []consent.Tag
+			for _, tag := range p.Tags {
+				if tag.Src == "" {
+					tags = append(tags, tag)
+					continue
 				}
+				tag.Src = "http://" + p.ID + partnerDomain + ":" + port + "/tag.js"
+				// After each script, a snippet that needs what the script defines, as
+				// partners' snippets do: it notes whether the script had run.
+				tags = append(tags, tag, consent.Tag{Inline: "(window.tagOrder=window.tagOrder||[]).push(" +
+					strconv.Quote(p.ID) + "+':'+((window.partnerTags||[]).indexOf(" + strconv.Quote(p.ID+partnerDomain) + ")>=0))"})
 			}
+			p.Tags = tags
 		}
 		disabled := "not-in-sites-yaml"
 		for _, p := range site.Partners {

@@ -21,15 +21,20 @@ export let ran = false;
 type Always = (category: string, partner?: string) => void;
 let always: Always;
 
-const inject = (tag: Tag) => {
+/** Runs a partner's tags strictly in the order of sites.yaml: a tag after a script
+ * waits until that script has loaded (or failed), as a snippet that uses what the
+ * script defines expects (Microsoft's UET, for one). */
+const run = (tags: Tag[]) => {
+  const tag = tags[0];
+  if (!tag) return;
   const s = document.createElement('script');
+  const next = () => run(tags.slice(1));
   if (tag.s) {
-    s.async = true;
     s.src = tag.s;
-  } else {
-    s.text = tag.i || '';
-  }
+    s.onload = s.onerror = next;
+  } else s.text = tag.i || '';
   (document.head || document.documentElement).appendChild(s);
+  if (!tag.s) next();
 };
 
 const key = (el: HTMLElement) => el.dataset.partner || '#' + el.dataset.category;
@@ -128,7 +133,7 @@ export const apply = (c: Choices) => {
       if (!loaded[p.i]) {
         loaded[p.i] = ran = true;
         if (p.m) update(true);
-        p.j.forEach(inject);
+        run(p.j);
       }
     }
   }
