@@ -17,6 +17,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
@@ -1133,5 +1134,76 @@ func TestPartnerTagsRunInOrder(t *testing.T) {
 				t.Errorf("a partner's snippet ran before its script: %s (all: %q)", o, order)
 			}
 		}
+	})
+}
+
+// TestSendingAgain: a decision consentd refused (a 4xx, readable across origins) is
+// never sent again; one that
+// could not be sent (a network error) is sent again on the next page view, then no
+// sooner than its backoff allows, five times in all, then no more.
+func TestSendingAgain(t *testing.T) {
+	MustBrowser(t)
+	t.Parallel()
+	t.Run("refused", func(t *testing.T) {
+		t.Parallel()
+		// consentd itself refuses: the apex is not among the site's origins here.
+		env := MustEnv(t, "voxbi.team")
+		p := MustOpenPage(t, env, "voxbi.team")
+		mark := env.Requests.Mark()
+		apex := "http://voxbi.team:" + env.Port + "/"
+		if err := chromedp.Do(p.ctx, chromedp.Navigate(apex)); err != nil {
+			t.Fatalf("navigate to %s: %v", apex, err)
+		}
+		p.MustBannerVisible()
+		p.MustClick(`"Reject all"`, `layer1('reject-all')`)
+		MustEventually(t, "the refused decision's pending flag is cleared", func() (bool, string) {
+			raw := p.MustRawCookie()
+			return postsSince(env, mark) == 1 && len(pendingFlags(raw)) == 0, rawString(raw)
+		})
+		mark = env.Requests.Mark()
+		p.MustReload()
+		p.MustReady()
+		p.MustNoBackendPost(mark)
+	})
+	t.Run("not sent", func(t *testing.T) {
+		t.Parallel()
+		env := MustEnv(t, "mixvoip.org")
+		env.SetConsents(ConsentsHangUp)
+		p := MustOpenPage(t, env, "mixvoip.org")
+		mark := env.Requests.Mark()
+		p.MustNavigate()
+		p.MustBannerVisible()
+		p.MustClick(`"Reject all"`, `layer1('reject-all')`)
+		attempt := func(n int) { // waits for attempt n to have failed
+			MustEventually(t, fmt.Sprintf("attempt %d failed", n), func() (bool, string) {
+				raw := p.MustRawCookie()
+				return postsSince(env, mark) == n && string(raw["s"]) == strconv.Itoa(n+1), rawString(raw)
+			})
+		}
+		attempt(1)
+		p.MustReload() // at once: the first try again needs no wait
+		p.MustReady()
+		attempt(2)
+		soon := env.Requests.Mark()
+		p.MustReload() // too soon: a minute must pass first
+		p.MustReady()
+		p.MustNoBackendPost(soon)
+		for n := 3; n <= 5; n++ {
+			p.MustPendingDue() // as if the time had passed
+			p.MustReload()
+			p.MustReady()
+			if n < 5 {
+				attempt(n)
+			}
+		}
+		MustEventually(t, "the fifth failure is the last: the flag is cleared", func() (bool, string) {
+			raw := p.MustRawCookie()
+			return postsSince(env, mark) == 5 && len(pendingFlags(raw)) == 0, rawString(raw)
+		})
+		last := env.Requests.Mark()
+		p.MustReload()
+		p.MustReady()
+		p.MustNoBackendPost(last)
+		MustStoredChoices(t, p, p.MustCookieAsIs(), map[string]bool{"technical": true, "advertising": false}, allPartners(EnabledPartners(env.Config, "mixvoip.org"), false))
 	})
 }

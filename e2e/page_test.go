@@ -336,6 +336,20 @@ func (p *Page) MustNoBackendPost(mark int) {
 	}
 }
 
+// MustPendingDue makes the decision the cookie holds as not sent yet due now, as if
+// the time its backoff asks for had passed.
+func (p *Page) MustPendingDue() {
+	p.tb.Helper()
+	MustEval[bool](p.tb, p, `(() => {
+  const name = `+jsString(p.Site.Cookie.Name)+`;
+  const pair = document.cookie.split('; ').find((c) => c.indexOf(name + '=') == 0);
+  const s = JSON.parse(decodeURIComponent(pair.slice(name.length + 1)));
+  s.b = 0;
+  document.cookie = name + '=' + encodeURIComponent(JSON.stringify(s)) + ';Max-Age=86400;Path=/;SameSite=Lax;Domain=' + `+jsString(p.Site.Cookie.Domain)+`;
+  return true;
+})()`)
+}
+
 // MustNoPartnerRequest fails tb if any partner host was requested after mark.
 func (p *Page) MustNoPartnerRequest(mark int, when string) {
 	p.tb.Helper()

@@ -6,14 +6,18 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// cors allows the sites' own origins, and no others, to call the consent API from the
-// browser. The site is known only from the body, so any configured site's origin
-// passes here; handleCreateConsent then checks the origin against the named site.
+// cors allows the sites' own origins, and no others, to read the consent API's
+// answers in the browser. The site is known only from the body, so any configured
+// site's origin passes here; handleCreateConsent then checks the origin against the
+// named site. A POST's answer may be read from any origin: one from an origin that
+// its site does not allow is refused, and stores nothing, and the banner must be
+// able to read that refusal, or it takes it for a network error and sends again.
 func (s *Server) cors(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
 		h.Add("Vary", "Origin")
-		if origin := c.Request().Header.Get("Origin"); origin != "" && s.anySiteAllows(c.Request()) {
+		req := c.Request()
+		if origin := req.Header.Get("Origin"); origin != "" && (req.Method == http.MethodPost || s.anySiteAllows(req)) {
 			h.Set("Access-Control-Allow-Origin", origin)
 		}
 		return next(c)

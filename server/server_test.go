@@ -675,3 +675,40 @@ func TestSnapshots(t *testing.T) {
 		t.Errorf("an answer to the banner served before the restart: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestRefusalsAreReadable: every answer to a decision carries the CORS header that
+// lets the page read it, refusals included: a banner that cannot read a 403 takes it
+// for a network error and sends the decision again and again.
+func TestRefusalsAreReadable(t *testing.T) {
+	f := MustFixture(t, false)
+	tests := []struct {
+		name, origin string
+		change       func(map[string]any)
+		status       int
+	}{
+		{"foreign origin", "https://evil.example", nil, http.StatusForbidden},
+		{"another site's origin", "https://www.voxbi.com", nil, http.StatusForbidden},
+		{"bad input", testOrigin, func(b map[string]any) { b["action"] = "maybe" }, http.StatusBadRequest},
+		{"unknown site", testOrigin, func(b map[string]any) { b["site"] = "example.org" }, http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := f.validBody(t)
+			if tt.change != nil {
+				tt.change(body)
+			}
+			rec := f.post(t, body, map[string]string{"Origin": tt.origin, "Content-Type": "text/plain"})
+			if rec.Code != tt.status || rec.Header().Get("Access-Control-Allow-Origin") != tt.origin {
+				t.Errorf("status %d, Access-Control-Allow-Origin %q; want %d readable by %s", rec.Code, rec.Header().Get("Access-Control-Allow-Origin"), tt.status, tt.origin)
+			}
+		})
+	}
+	if n := f.store.appends.Load(); n != 0 {
+		t.Errorf("%d appends, want none", n)
+	}
+	// Reading visitors' records stays with the sites' own origins.
+	rec := f.do(t, http.MethodGet, "/v1/consents/"+uuid.NewString(), "", map[string]string{"Origin": "https://evil.example"})
+	if got := rec.Header().Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("GET /v1/consents/{id} from a foreign origin: Access-Control-Allow-Origin %q, want none", got)
+	}
+}

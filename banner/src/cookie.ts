@@ -10,7 +10,8 @@ export interface Stored {
   p: Record<string, boolean>;   // partners
   t: number;                    // created, Unix seconds
   u: number;                    // updated (this decision), Unix seconds
-  s?: 1 | undefined;            // pending: the backend has not recorded it yet
+  s?: number | undefined;       // pending: the backend has not recorded it yet; the attempt
+  b?: number | undefined;       // while pending: not sent again before this time, Unix seconds
   a?: Action | undefined;       // while pending: the decision's action
   w?: Surface | undefined;      // while pending: the decision's surface
 }

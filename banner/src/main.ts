@@ -47,14 +47,18 @@ const uuid = () =>
 
 /** Sends the decision s holds. It is written with a pending flag first, so that a
  * visitor who leaves before the backend answers has it sent again on a later page
- * view; a 2xx or a 4xx clears the flag. The flag never changes the choices: they are
- * the visitor's either way. */
+ * view. A 2xx or a 4xx clears the flag; a failure to send (a network error, a 5xx, a
+ * 429) is tried again on later page views, the next at once, then after a minute,
+ * ten minutes and an hour, then no more. The flag never changes the choices: they
+ * are the visitor's either way. */
 const post = (s: Stored) =>
   send(s, s.a!, s.w!).then((again) => {
-    if (stored == s && !again) {
-      s.s = s.a = s.w = undefined;
-      write(s);
-    }
+    if (stored != s) return;
+    if (again && s.s! < 5) {
+      s.b = Math.floor(Date.now() / 1000) + [0, 60, 600, 3600][s.s! - 1];
+      s.s!++;
+    } else s.s = s.a = s.w = s.b = undefined;
+    write(s);
   });
 
 /** The one code path for every decision: accept all, reject all, save, GPC, the
@@ -130,8 +134,8 @@ document.addEventListener('click', (e) => {
   }
 });
 
-// a decision the backend could not take on an earlier page view
-if (stored && stored.s) post(stored);
+// a decision the backend could not take on an earlier page view, once its time came
+if (stored && stored.s && !(stored.b! > Date.now() / 1000)) post(stored);
 
 if (choices) {
   apply(choices);
