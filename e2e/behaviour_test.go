@@ -1207,3 +1207,30 @@ func TestSendingAgain(t *testing.T) {
 		MustStoredChoices(t, p, p.MustCookieAsIs(), map[string]bool{"technical": true, "advertising": false}, allPartners(EnabledPartners(env.Config, "mixvoip.org"), false))
 	})
 }
+
+// TestPartnerNeedsItsPurpose: in the preferences, switching a partner on switches
+// its purpose on, in view, and saving records both; switching the purpose off
+// switches its partners off.
+func TestPartnerNeedsItsPurpose(t *testing.T) {
+	forSites(t, []string{"mixvoip.com", "voxbi.team"}, func(t *testing.T, env *Env, site string) {
+		enabled := EnabledPartners(env.Config, site)
+		chosen := enabled[0]
+		p := MustOpenPage(t, env, site)
+		p.MustNavigate()
+		p.MustBannerVisible()
+		p.MustClick(`"Customize"`, `layer1('customize')`)
+		p.MustDialogOpen()
+		category, partner := `inDialog('input[data-category="advertising"]')`, `inDialog('input[data-partner=`+jsString(chosen)+`]')`
+		p.MustClick("the partner's switch", partner)
+		p.MustWaitJS("the purpose switched on with its partner", category+`.checked && `+partner+`.checked`)
+		p.MustClick("the purpose's switch", category)
+		p.MustWaitJS("the partners switched off with their purpose", `!`+category+`.checked && [...root().querySelectorAll('dialog input[data-partner]')].every((i) => !i.checked)`)
+		p.MustClick("the partner's switch again", partner)
+		p.MustClick(`"Save"`, `inDialog('[data-action="save"]')`)
+		s := p.MustCookie(nil)
+		partners := allPartners(enabled, false)
+		partners[chosen] = true
+		recs := env.MustRecords(t, s.ID, 1)
+		MustRecord(t, p, recs[0], consent.ActionCustom, consent.SurfacePreferences, s.Fingerprint, map[string]bool{"advertising": true}, partners)
+	})
+}

@@ -130,6 +130,14 @@ export const open = (act: Handler, c: Choices | null, partners: boolean) => {
           toggle('partner', p.i, p.n, !!c && c.partners[p.i] === true),
           disclosure(p, partners)))))),
     buttons('accept-all', 'reject-all', 'save'));
+  // A partner counts only with its purpose: switching one on switches its purpose
+  // on, switching a purpose off switches its partners off, in view before saving.
+  d.addEventListener('change', (e) => {
+    const i = e.target as HTMLInputElement;
+    const group = i.closest('.c')!;
+    if (i.dataset.partner && i.checked) (group.querySelector('[data-category]') as HTMLInputElement).checked = true;
+    if (i.dataset.category && !i.checked) group.querySelectorAll<HTMLInputElement>('[data-partner]').forEach((p) => (p.checked = false));
+  });
   // Escape closes too (the native cancel): never consent. The focus goes back to
   // where it came from, or, if that is gone with the first layer, to where it was
   // before the banner.
