@@ -1,3 +1,4 @@
+import type { ConsentChange } from '../consent';
 import { config, type Choices } from './config';
 import { covers, drop, read, write, type Stored } from './cookie';
 import { defaults } from './consentmode';
@@ -8,21 +9,7 @@ import { close, hide, open, picked, show, type Handler } from './ui';
 // Entry point. Order matters: the Consent Mode defaults go first, before any Google
 // tag can run; nothing optional loads and nothing is sent before a decision.
 
-type Listener = (choices: Choices | null) => void;
-
-/** What window.consent.set takes: the categories and partners to change. */
-type Change = { categories?: Record<string, boolean>; partners?: Record<string, boolean> };
-
-declare global {
-  interface Window {
-    consent: {
-      open(): void;
-      get(): Choices | null;
-      set(change: Change): void;
-      on(event: string, fn: Listener): void;
-    };
-  }
-}
+// window.consent is declared in ../consent.d.ts, the file the sites' developers use.
 
 defaults();
 
@@ -95,7 +82,7 @@ const decide = (action: Action, surface: Surface, sel?: Choices) => {
 };
 
 /** A custom decision that changes only what x names; the rest stays as it was. */
-const change = (surface: Surface, x: Change) =>
+const change = (surface: Surface, x: ConsentChange) =>
   decide('custom', surface, {
     categories: Object.assign({}, choices && choices.categories, x.categories),
     partners: Object.assign({}, choices && choices.partners, x.partners),
