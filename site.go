@@ -81,6 +81,10 @@ type Partner struct {
 	Purpose     Text     `json:"purpose"`
 	DataShared  []string `json:"data_shared"` // "ip_address", "advertising_id"
 	Cookies     []Cookie `json:"cookies"`
+	// Storage are the keys the partner's tags keep in the page's localStorage and
+	// sessionStorage; a name ending in "*" matches every key with that prefix. The
+	// banner removes them, and the cookies, on withdrawal.
+	Storage     []string `json:"storage,omitempty"`
 	LeavesEEA   bool     `json:"leaves_eea"`
 	Transfer    string   `json:"transfer,omitempty"` // safeguard, e.g. "EU-US Data Privacy Framework"
 	PrivacyURL  string   `json:"privacy_url"`

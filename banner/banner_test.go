@@ -106,6 +106,7 @@ func TestBuildContents(t *testing.T) {
 	t.Parallel()
 	site := MustSite(t)
 	site.Languages = []string{"de", "fr"}
+	site.Partner("criteo").Storage = []string{"cto_bundle_ls", "cto_*"}
 	raw := MustBuild(t, site, banner.Options{}).JS
 	for i, c := range raw {
 		if c >= 0x80 {
@@ -126,6 +127,7 @@ func TestBuildContents(t *testing.T) {
 		{"category text", "Techniquement nécessaires", true},
 		{"enabled partner tag", "https://static.criteo.net/js/ld/ld.js?a=12345", true},
 		{"enabled partner disclosure", "Meta Platforms Ireland Limited", true},
+		{"enabled partner storage, to disclose and remove", `["cto_bundle_ls","cto_*"]`, true},
 		{"disabled partner tag", "analytics.tiktok.com", false},
 		{"disabled partner name", "TikTok", false},
 		{"English text", "Your choice about cookies", false},
@@ -197,6 +199,7 @@ func TestFingerprint(t *testing.T) {
 		{"category text", func(s *consent.Site) { s.Categories[1].Description["fr"] = "Autre texte." }, true},
 		{"partner purpose", func(s *consent.Site) { s.Partner("meta-pixel").Purpose = consent.Text{"en": "Other"} }, true},
 		{"partner cookie", func(s *consent.Site) { s.Partner("criteo").Cookies[0].Lifetime = "1 year" }, true},
+		{"partner storage", func(s *consent.Site) { s.Partner("criteo").Storage = []string{"cto_ls"} }, true},
 		{"controller", func(s *consent.Site) { s.Controller.Name = "Mixvoip SA" }, true},
 		{"new category", func(s *consent.Site) {
 			s.Categories = append(s.Categories, consent.Category{ID: "analytics", Name: consent.Text{"en": "Analytics"}})

@@ -57,6 +57,7 @@ type partnerConfig struct {
 	Purpose     []string    `json:"u"`
 	DataShared  []string    `json:"d"`
 	Cookies     [][2]string `json:"k"`
+	Storage     []string    `json:"s,omitempty"`
 	LeavesEEA   bool        `json:"x,omitempty"`
 	Transfer    string      `json:"t,omitempty"`
 	PrivacyURL  string      `json:"y"`
@@ -132,7 +133,7 @@ func newConfig(site *consent.Site, opts Options) (*config, error) {
 		pc := partnerConfig{
 			ID: p.ID, Name: p.Name, Provider: p.Provider, Category: p.Category,
 			Purpose: localize(p.Purpose, langs), DataShared: nonNil(p.DataShared),
-			Cookies: [][2]string{}, LeavesEEA: p.LeavesEEA, Transfer: p.Transfer,
+			Cookies: [][2]string{}, Storage: p.Storage, LeavesEEA: p.LeavesEEA, Transfer: p.Transfer,
 			PrivacyURL: p.PrivacyURL, ConsentMode: p.ConsentMode, Tags: []tagConfig{},
 		}
 		for _, k := range p.Cookies {

@@ -38,6 +38,7 @@ type materialPartner struct {
 	Purpose    []string         `json:"purpose"`
 	DataShared []string         `json:"data_shared"`
 	Cookies    []consent.Cookie `json:"cookies"`
+	Storage    []string         `json:"storage,omitempty"`
 	LeavesEEA  bool             `json:"leaves_eea"`
 	Transfer   string           `json:"transfer"`
 	PrivacyURL string           `json:"privacy_url"`
@@ -100,7 +101,7 @@ func fingerprint(site *consent.Site, langs []string, ui map[string]map[string]st
 		m.Partners = append(m.Partners, materialPartner{
 			ID: p.ID, Name: p.Name, Provider: p.Provider, Category: p.Category,
 			Purpose: localize(p.Purpose, langs), DataShared: nonNil(p.DataShared),
-			Cookies: p.Cookies, LeavesEEA: p.LeavesEEA, Transfer: p.Transfer,
+			Cookies: p.Cookies, Storage: p.Storage, LeavesEEA: p.LeavesEEA, Transfer: p.Transfer,
 			PrivacyURL: p.PrivacyURL,
 		})
 	}

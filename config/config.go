@@ -229,6 +229,7 @@ var (
 	siteKeyPattern      = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
 	jurisdictionPattern = regexp.MustCompile(`^[A-Z]{2}$`)
 	cookiePattern       = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+	storagePattern      = regexp.MustCompile(`^[^\s"'<>\\]{1,128}$`)
 	dataShared          = []string{"ip_address", "advertising_id"}
 )
 
@@ -327,6 +328,15 @@ func (v *validator) partners(files map[string]*partnerFile, categories []consent
 				v.errorf(append(p, "cookies", j), "partner %q: a cookie needs a valid name and a lifetime", id)
 			}
 		}
+		for j, k := range pf.Storage {
+			if !storagePattern.MatchString(strings.TrimSuffix(k, "*")) {
+				v.errorf(append(p, "storage", j), "partner %q: storage key %q: 1 to 128 characters, no spaces, quotes, <, > or \\", id, k)
+			}
+		}
+		if len(pf.Cookies) == 0 && len(pf.Storage) == 0 && v.intact(append(p, "cookies")) && v.intact(append(p, "storage")) {
+			// What a withdrawal removes comes from these lists: empty, it removes nothing.
+			v.warnf(p, "partner %q declares neither cookies nor storage: a withdrawal cannot remove what its tags keep in the browser", id)
+		}
 		v.url(append(p, "privacy_url"), pf.PrivacyURL, "privacy_url")
 		if pf.LeavesEEA && pf.Transfer == "" {
 			v.errorf(append(p, "leaves_eea"), "partner %q leaves the EEA: say under transfer: on which safeguard", id)
@@ -350,7 +360,7 @@ func (v *validator) partners(files map[string]*partnerFile, categories []consent
 		}
 		out[id] = consent.Partner{
 			ID: id, Name: pf.Name, Provider: pf.Provider, Category: pf.Category,
-			Purpose: pf.Purpose, DataShared: pf.DataShared, Cookies: cookies,
+			Purpose: pf.Purpose, DataShared: pf.DataShared, Cookies: cookies, Storage: pf.Storage,
 			LeavesEEA: pf.LeavesEEA, Transfer: pf.Transfer, PrivacyURL: pf.PrivacyURL,
 			ConsentMode: pf.ConsentMode, Tags: tags,
 		}

@@ -153,6 +153,7 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 		{"consent over 13 months", "    languages: [en]", "    languages: [en]\n    cookie: { consent_days: 400 }", `never kept longer than 13 months`, ""},
 		{"unknown data shared", "data_shared: [ip_address]", "data_shared: [email]", `unknown data_shared "email"`, ""},
 		{"leaves EEA without safeguard", "    leaves_eea: false", "    leaves_eea: true", `transfer`, ""},
+		{"storage key with a space", "      - { name: _px, lifetime: 90 days }", "      - { name: _px, lifetime: 90 days }\n    storage: [\"px id\"]", `storage key "px id"`, ""},
 		{"wrong type", "    languages: [en]", "    languages: en", `languages must be a list`, ""},
 		{"syntax error", "    languages: [en]", "    languages: [en", `did not find expected`, ""},
 		{"jurisdiction not a country code", "  jurisdiction: LU", "  jurisdiction: Luxembourg", `ISO 3166 country code`, ""},
@@ -196,6 +197,33 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 			}
 			t.Errorf("errors:\n%v\nwant one containing %q", err, tt.want)
 		})
+	}
+}
+
+// TestPartnerWithoutCookiesOrStorage: a partner that declares neither is warned
+// about, since a withdrawal removes only what is declared; storage alone will do.
+func TestPartnerWithoutCookiesOrStorage(t *testing.T) {
+	t.Parallel()
+	base := MustRead(t, "testdata/minimal.yaml")
+	const cookies = "    cookies:\n      - { name: _px, lifetime: 90 days }\n"
+	for _, tt := range []struct {
+		name, replacement string
+		warned            bool
+	}{
+		{"cookies", cookies, false},
+		{"storage only", "    storage: [_px_ls, \"_px_*\"]\n", false},
+		{"neither", "", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := MustParse(t, strings.Replace(base, cookies, tt.replacement, 1))
+			warned := slices.ContainsFunc(cfg.Warnings, func(w *config.Error) bool { return strings.Contains(w.Message, "declares neither cookies nor storage") })
+			if warned != tt.warned {
+				t.Errorf("warnings %v; want the partner warned about: %t", cfg.Warnings, tt.warned)
+			}
+		})
+	}
+	if got := MustParse(t, strings.Replace(base, cookies, cookies+"    storage: [\"_px_*\"]\n", 1)).Sites["example.com"].Partner("pixel").Storage; !slices.Equal(got, []string{"_px_*"}) {
+		t.Errorf("storage = %q, want [_px_*]", got)
 	}
 }
 

@@ -37,6 +37,7 @@ type partnerFile struct {
 	Purpose     map[string]string `yaml:"purpose"`
 	DataShared  []string          `yaml:"data_shared"`
 	Cookies     []cookieFile      `yaml:"cookies"`
+	Storage     []string          `yaml:"storage"`
 	LeavesEEA   bool              `yaml:"leaves_eea"`
 	Transfer    string            `yaml:"transfer"`
 	PrivacyURL  string            `yaml:"privacy_url"`

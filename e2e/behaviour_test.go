@@ -543,6 +543,13 @@ func TestWithdrawal(t *testing.T) {
 			got := storedPlaces(p, site, places)
 			return len(got) == len(places), fmt.Sprintf("%d of %d: %v", len(got), len(places), placeList(got))
 		})
+		storage := []string{}
+		for _, id := range enabled {
+			storage = append(storage, DeclaredStorage(p.Site.Partner(id))...)
+		}
+		keys, _ := json.Marshal(storage)
+		storedKeys := `[localStorage, sessionStorage].flatMap((s) => ` + string(keys) + `.filter((k) => s.getItem(k) != null))`
+		p.MustWaitJS("the partners' tags filled their storage", storedKeys+`.length === `+strconv.Itoa(2*len(storage)))
 		if !p.Site.FloatingButton && MustEval[bool](t, p, `!!(root() && root().querySelector('[data-action="open"]'))`) {
 			t.Error("a floating settings button is shown, but sites.yaml does not ask for one")
 		}
@@ -564,6 +571,9 @@ func TestWithdrawal(t *testing.T) {
 
 		if left := storedPlaces(p, site, places); len(left) > 0 {
 			t.Errorf("after the withdrawal %d of %d partner cookies are left (name@domain+path): %v", len(left), len(places), placeList(left))
+		}
+		if left := MustEval[[]string](t, p, storedKeys); len(left) > 0 {
+			t.Errorf("after the withdrawal the partners' storage keeps %q", left)
 		}
 		p.MustNoPartnerRequest(mark, "after the withdrawal")
 		if dom := p.MustDOM(); len(dom.PartnerScripts) > 0 || dom.AdSnippetRuns != 0 {

@@ -270,7 +270,11 @@ func (e *Env) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// for the partner the way tags do. no-store: a reload must ask again.
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		_, _ = io.WriteString(w, partnerTagJS(host, e.declaredCookies(strings.TrimSuffix(host, partnerDomain))))
+		var cookies, storage []string
+		if p := e.partner(strings.TrimSuffix(host, partnerDomain)); p != nil {
+			cookies, storage = DeclaredCookies(p), DeclaredStorage(p)
+		}
+		_, _ = io.WriteString(w, partnerTagJS(host, cookies, storage))
 	default:
 		pd, ok := e.pages[strings.TrimPrefix(host, "www.")]
 		switch {
@@ -332,19 +336,33 @@ func (e *Env) failConsents(w http.ResponseWriter, r *http.Request) bool {
 func DeclaredCookies(p *consent.Partner) []string {
 	var names []string
 	for _, c := range p.Cookies {
-		if prefix, ok := strings.CutSuffix(c.Name, "*"); ok {
-			names = append(names, prefix+"e2e")
-		} else {
-			names = append(names, c.Name)
-		}
+		names = append(names, c.Name)
 	}
-	return names
+	return declared(names)
 }
 
-func (e *Env) declaredCookies(partner string) []string {
+// DeclaredStorage returns the localStorage and sessionStorage keys a partner's tag
+// sets in the page, as DeclaredCookies does the cookie names.
+func DeclaredStorage(p *consent.Partner) []string { return declared(p.Storage) }
+
+// declared returns names with a prefix pattern ("_gcl_*") as one name with that
+// prefix.
+func declared(names []string) []string {
+	out := []string{} // a JSON list, never null, for the tag's script
+	for _, n := range names {
+		if prefix, ok := strings.CutSuffix(n, "*"); ok {
+			n = prefix + "e2e"
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// partner returns the partner with the id in e's configuration, nil if none.
+func (e *Env) partner(id string) *consent.Partner {
 	for _, s := range e.Config.Sites {
-		if p := s.Partner(partner); p != nil {
-			return DeclaredCookies(p)
+		if p := s.Partner(id); p != nil {
+			return p
 		}
 	}
 	return nil
@@ -354,9 +372,11 @@ func (e *Env) declaredCookies(partner string) []string {
 // (window.partnerTags, and a {event: "tag-loaded:<host>"} marker in window.dataLayer,
 // so that a test sees where in the Consent Mode sequence the tag ran), then sets each
 // cookie name host-only and on the registrable domain, with path / and with the
-// page's own directory (a cookie set without Path gets that one).
-func partnerTagJS(host string, cookies []string) string {
+// page's own directory (a cookie set without Path gets that one), and each storage
+// key in localStorage and sessionStorage.
+func partnerTagJS(host string, cookies, storage []string) string {
 	names, _ := json.Marshal(cookies)
+	keys, _ := json.Marshal(storage)
 	return `(function () {
   var h = ` + strconv.Quote(host) + `;
   (window.partnerTags = window.partnerTags || []).push(h);
@@ -369,6 +389,10 @@ func partnerTagJS(host string, cookies []string) string {
       document.cookie = n + '=' + h + ';Max-Age=7776000;Path=' + p + ';SameSite=Lax';
       document.cookie = n + '=' + h + ';Max-Age=7776000;Path=' + p + ';Domain=' + apex + ';SameSite=Lax';
     });
+  });
+  ` + string(keys) + `.forEach(function (k) {
+    localStorage.setItem(k, h);
+    sessionStorage.setItem(k, h);
   });
 })();
 `

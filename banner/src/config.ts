@@ -39,6 +39,7 @@ export interface Partner {
   u: L10n;                 // purpose
   d: string[];             // data shared: "ip_address" | "advertising_id" (keys of Texts)
   k: [string, string][];   // cookies: [name ("*" suffix = prefix), lifetime as told]
+  s?: string[];            // localStorage/sessionStorage keys ("*" suffix = prefix)
   x?: true;                // data leaves the EEA
   t?: string;              // transfer safeguard
   y: string;               // privacy policy URL

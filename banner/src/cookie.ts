@@ -71,6 +71,22 @@ export const write = (s: Stored) => {
     d && (h == d || h.endsWith('.' + d)) ? d : undefined);
 };
 
+/** Whether name is one of names, where "x*" matches every name with the prefix x. */
+const among = (name: string, names: string[]) =>
+  names.some((n) => (n.slice(-1) == '*' ? name.indexOf(n.slice(0, -1)) == 0 : name == n));
+
+/** Removes the keys matching names ("x*" a prefix) from the page's localStorage and
+ * sessionStorage. */
+export const forget = (names: string[] = []) => {
+  try {
+    for (const store of [localStorage, sessionStorage]) {
+      Object.keys(store).forEach((k) => among(k, names) && store.removeItem(k));
+    }
+  } catch {
+    // storage blocked: nothing a tag could have kept there
+  }
+};
+
 /** Deletes the cookies matching names ("x*" matches a prefix) wherever the page can
  * reach them: host-only and on every parent domain, on "/" and on every prefix of
  * the page's path ("/a/b/" → "/", "/a", "/a/", "/a/b", "/a/b/"). */
@@ -82,7 +98,7 @@ export const drop = (names: string[]) => {
     if (path[i - 1] == '/' || path[i] == '/' || i == path.length) paths.push(path.slice(0, i));
   }
   for (const [name] of cookies()) {
-    if (names.some((n) => (n.slice(-1) == '*' ? name.indexOf(n.slice(0, -1)) == 0 : name == n))) {
+    if (among(name, names)) {
       for (const p of paths) {
         set(name, '', 0, '', p);
         for (let i = 0; i < parts.length - 1; i++) set(name, '', 0, parts.slice(i).join('.'), p);

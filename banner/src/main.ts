@@ -1,6 +1,6 @@
 import type { ConsentChange } from '../consent';
 import { config, type Choices } from './config';
-import { covers, drop, read, write, type Stored } from './cookie';
+import { covers, drop, forget, read, write, type Stored } from './cookie';
 import { defaults } from './consentmode';
 import { apply, ran, watch } from './gate';
 import { gpc, send, type Action, type Surface } from './send';
@@ -72,7 +72,10 @@ const decide = (action: Action, surface: Surface, sel?: Choices) => {
     i: stored ? stored.i : uuid(), f: config.f, h: config.h, c: c.categories, p: c.partners,
     t: stored ? stored.t : now, u: now, s: 1, a: action, w: surface,
   });
-  revoked.forEach((p) => drop(p.k.map((k) => k[0])));
+  revoked.forEach((p) => {
+    drop(p.k.map((k) => k[0]));
+    forget(p.s);
+  });
   apply(c);
   const sent = post(stored);
   whenBody(() => hide(act));

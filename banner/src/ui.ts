@@ -106,7 +106,7 @@ const disclosure = (p: Partner, open: boolean) => {
   row('provider', p.o);
   row('purpose', tx(p.u));
   row('dataShared', p.d.map((d) => t[d as TextKey] || d).join(', ') || t.none);
-  row('cookies', p.k.map(([n, l]) => n + ' (' + l + ')').join(', ') || t.none);
+  row('cookies', p.k.map(([n, l]) => n + ' (' + l + ')').concat(p.s || []).join(', ') || t.none);
   row('leavesEEA', p.x ? t.yes + (p.t ? ' (' + p.t + ')' : '') : t.no);
   row('privacy', link(p.y, p.y));
   return h('details', { open }, h('summary', null, t.details), dl);
