@@ -73,14 +73,14 @@ type Category struct {
 // Partner is a third party whose tags the banner loads only after opt-in, with what
 // the visitor must be told about it.
 type Partner struct {
-	ID          string   `json:"id"`
-	Enabled     bool     `json:"enabled"` // marketing's switch, per site
-	Name        string   `json:"name"`
-	Provider    string   `json:"provider"`
-	Category    string   `json:"category"`
-	Purpose     Text     `json:"purpose"`
-	DataShared  []string `json:"data_shared"` // "ip_address", "advertising_id"
-	Cookies     []Cookie `json:"cookies"`
+	ID         string   `json:"id"`
+	Enabled    bool     `json:"enabled"` // marketing's switch, per site
+	Name       string   `json:"name"`
+	Provider   string   `json:"provider"`
+	Category   string   `json:"category"`
+	Purpose    Text     `json:"purpose"`
+	DataShared []string `json:"data_shared"` // "ip_address", "advertising_id"
+	Cookies    []Cookie `json:"cookies"`
 	// Storage are the keys the partner's tags keep in the page's localStorage and
 	// sessionStorage; a name ending in "*" matches every key with that prefix. The
 	// banner removes them, and the cookies, on withdrawal.
