@@ -76,19 +76,6 @@ func MustFreshStore(tb testing.TB) *bolt.Store {
 	return s
 }
 
-// doFrom is do from a client at addr (host:port).
-func (f *fixture) doFrom(tb testing.TB, addr, method, path string, header map[string]string) *httptest.ResponseRecorder {
-	tb.Helper()
-	req := httptest.NewRequest(method, path, nil)
-	req.RemoteAddr = addr
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	rec := httptest.NewRecorder()
-	f.srv.ServeHTTP(rec, req)
-	return rec
-}
-
 // TestAuditLogScope: the audit log names what every token looked at, so only a
 // token without a site limit reads it, and it names no consent id in clear: an id
 // is the key to its visitor's records at GET /v1/consents/{id}.
@@ -195,7 +182,7 @@ func TestAnonymousFloodCostsTheStoreLittle(t *testing.T) {
 	flood := func(clients, each int) {
 		for c := range clients {
 			for range each {
-				rec := f.doFrom(t, fmt.Sprintf("198.%d.%d.7:4000", c/256, c%256), http.MethodGet, long, nil)
+				rec := f.doFrom(t, fmt.Sprintf("198.%d.%d.7:4000", c/256, c%256), http.MethodGet, long, "", nil)
 				if rec.Code != http.StatusUnauthorized && rec.Code != http.StatusTooManyRequests {
 					t.Fatalf("anonymous call: %d, want 401 or 429", rec.Code)
 				}
@@ -243,12 +230,7 @@ func TestConsentRateLimit(t *testing.T) {
 	now := newClock()
 	f, _, _ := MustServerWith(t, store, base.cfg, server.Options{Now: now.Now, ConsentLimit: server.Limit{Rate: 1, Burst: 10}})
 	post := func(addr string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(http.MethodPost, "/v1/consents", strings.NewReader(MustJSON(t, f.validBody(t))))
-		req.RemoteAddr = addr
-		req.Header.Set("Origin", testOrigin)
-		rec := httptest.NewRecorder()
-		f.srv.ServeHTTP(rec, req)
-		return rec
+		return f.doFrom(t, addr, http.MethodPost, "/v1/consents", MustJSON(t, f.validBody(t)), map[string]string{"Origin": testOrigin})
 	}
 	statuses := map[int]int{}
 	for range 30 {
@@ -283,28 +265,28 @@ func TestAuthFailureRateLimit(t *testing.T) {
 	f, all, _ := MustServerWith(t, MustFreshStore(t), base.cfg, server.Options{Now: now.Now, AuthFailureLimit: server.Limit{Rate: 0.1, Burst: 3}})
 	const guesser = "198.51.100.1:1000"
 	for i := range 3 {
-		if rec := f.doFrom(t, guesser, http.MethodGet, "/v1/dpo/verify", bearer("cdt_guess")); rec.Code != http.StatusUnauthorized {
+		if rec := f.doFrom(t, guesser, http.MethodGet, "/v1/dpo/verify", "", bearer("cdt_guess")); rec.Code != http.StatusUnauthorized {
 			t.Fatalf("guess %d: %d, want 401", i, rec.Code)
 		}
 	}
-	rec := f.doFrom(t, guesser, http.MethodGet, "/v1/dpo/verify", bearer(all))
+	rec := f.doFrom(t, guesser, http.MethodGet, "/v1/dpo/verify", "", bearer(all))
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "10" {
 		t.Errorf("after 3 failures: %d, Retry-After %q; want 429, 10 s", rec.Code, rec.Header().Get("Retry-After"))
 	}
 	if code, _ := MustErrorBody(t, rec); code != "rate_limited" {
 		t.Errorf("code %q", code)
 	}
-	if rec := f.doFrom(t, "192.0.2.1:1000", http.MethodGet, "/v1/dpo/verify", bearer(all)); rec.Code != http.StatusOK {
+	if rec := f.doFrom(t, "192.0.2.1:1000", http.MethodGet, "/v1/dpo/verify", "", bearer(all)); rec.Code != http.StatusOK {
 		t.Errorf("another client: %d, want 200", rec.Code)
 	}
 	for range 50 { // successes never count
-		f.doFrom(t, "192.0.2.1:1000", http.MethodGet, "/v1/dpo/verify", bearer(all))
+		f.doFrom(t, "192.0.2.1:1000", http.MethodGet, "/v1/dpo/verify", "", bearer(all))
 	}
-	if rec := f.doFrom(t, "192.0.2.1:1000", http.MethodGet, "/v1/dpo/verify", bearer(all)); rec.Code != http.StatusOK {
+	if rec := f.doFrom(t, "192.0.2.1:1000", http.MethodGet, "/v1/dpo/verify", "", bearer(all)); rec.Code != http.StatusOK {
 		t.Errorf("a client that only succeeds: %d, want 200", rec.Code)
 	}
 	now.Advance(10 * time.Second)
-	if rec := f.doFrom(t, guesser, http.MethodGet, "/v1/dpo/verify", bearer(all)); rec.Code != http.StatusOK {
+	if rec := f.doFrom(t, guesser, http.MethodGet, "/v1/dpo/verify", "", bearer(all)); rec.Code != http.StatusOK {
 		t.Errorf("after 10 s: %d, want 200", rec.Code)
 	}
 }
@@ -378,12 +360,7 @@ func TestTrustedProxiesExactly(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.remote, func(t *testing.T) {
 			body := f.validBody(t)
-			req := httptest.NewRequest(http.MethodPost, "/v1/consents", strings.NewReader(MustJSON(t, body)))
-			req.RemoteAddr = tt.remote
-			req.Header.Set("Origin", testOrigin)
-			req.Header.Set("X-Forwarded-For", "203.0.113.9")
-			rec := httptest.NewRecorder()
-			f.srv.ServeHTTP(rec, req)
+			rec := f.doFrom(t, tt.remote, http.MethodPost, "/v1/consents", MustJSON(t, body), map[string]string{"Origin": testOrigin, "X-Forwarded-For": "203.0.113.9"})
 			if rec.Code != http.StatusCreated {
 				t.Fatalf("%d %s", rec.Code, rec.Body)
 			}

@@ -28,6 +28,8 @@ type slowStore struct {
 }
 
 func (s slowStore) AppendNDJSON(ctx context.Context, f consent.Filter, after string, limit int, dst []byte) ([]byte, int, string, error) {
+	// Not a wait: the slowness is the condition under test (an export that
+	// outlives the server's write timeout).
 	time.Sleep(s.delay)
 	return s.Store.AppendNDJSON(ctx, f, after, limit, dst)
 }

@@ -145,8 +145,14 @@ func (f *fixture) choicesFor(key string, granted bool) map[string]any {
 
 func (f *fixture) do(tb testing.TB, method, path, body string, header map[string]string) *httptest.ResponseRecorder {
 	tb.Helper()
+	return f.doFrom(tb, "203.0.113.77:51234", method, path, body, header)
+}
+
+// doFrom is do from a client at addr (host:port).
+func (f *fixture) doFrom(tb testing.TB, addr, method, path, body string, header map[string]string) *httptest.ResponseRecorder {
+	tb.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	req.RemoteAddr = "203.0.113.77:51234"
+	req.RemoteAddr = addr
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
