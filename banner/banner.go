@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 
@@ -25,20 +26,30 @@ import (
 //go:embed src/*.ts src/*.css i18n/*.json
 var sources embed.FS
 
-// Bundle is one site's banner script, ready to serve.
+// Bundle is one site's banner, ready to serve, in two scripts per language: the first
+// layer's, which a page loads, with the texts of its first layer, and the second
+// layer's, which the first loads when the visitor opens the preferences, with all
+// texts.
 type Bundle struct {
 	Site        string
-	JS          []byte // minified JavaScript, UTF-8
-	Gzip        []byte // JS compressed with gzip, best compression
-	Brotli      []byte // JS compressed with brotli, best quality
-	ETag        string // strong, quoted, hash of JS
-	Fingerprint string // material fingerprint of the config compiled in
-	Coverage    string // coverage fingerprint compiled in: see fingerprint
+	Languages   []string // primary subtags, the default first
+	Scripts     []Asset  // the first layer's, in the order of Languages
+	Prefs       []Asset  // the second layer's, in the order of Languages
+	Fingerprint string   // material fingerprint of the config compiled in
+	Coverage    string   // coverage fingerprint compiled in: see fingerprint
 	// Snapshot is what this bundle shows, to be stored before it is served; its
 	// CreatedAt is left to the one who stores it, on a copy: a Cache shares bundles.
 	Snapshot *consent.Snapshot
 
 	input [sha256.Size]byte // the key of what it was built from, for a Cache
+}
+
+// Asset is one file as served: as is and precompressed.
+type Asset struct {
+	Raw    []byte
+	Gzip   []byte // best compression
+	Brotli []byte // best quality
+	ETag   string // strong, quoted, hash of Raw
 }
 
 // Options adjust a build.
@@ -54,21 +65,28 @@ func Build(site *consent.Site, opts Options) (*Bundle, error) {
 	return NewCache().Build(site, opts) // an empty cache: it builds
 }
 
+// Language returns the index in b.Languages of lang, a primary subtag, or -1.
+func (b *Bundle) Language(lang string) int {
+	return slices.Index(b.Languages, lang)
+}
+
 // input is what a bundle is made of besides the sources embedded in the binary: the
-// config compiled in, with opts applied, and the snapshot of what it shows. build
-// reads nothing else, so the hash of an input's JSON stands for the bundle it makes.
+// config compiled in, with opts applied, its texts and the snapshot of what it shows.
+// build reads nothing else, so the hash of an input's JSON stands for the bundle it
+// makes.
 type input struct {
-	Config *config `json:"config"`
+	Config *config    `json:"config"`
+	Texts  []language `json:"texts"`
 	// BundleHash left empty: it is a hash of what build makes.
 	Snapshot *consent.Snapshot `json:"snapshot"`
 }
 
 func prepare(site *consent.Site, opts Options) (*input, error) {
-	cfg, err := newConfig(site, opts)
+	cfg, texts, err := newConfig(site, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &input{Config: cfg, Snapshot: snapshot(site, cfg)}, nil
+	return &input{Config: cfg, Texts: texts, Snapshot: snapshot(site, cfg, texts)}, nil
 }
 
 // key identifies the bundle that in builds.
@@ -81,13 +99,51 @@ func (in *input) key() ([sha256.Size]byte, error) {
 }
 
 func (in *input) build(key [sha256.Size]byte) (*Bundle, error) {
-	cfg := in.Config
-	define, err := json.Marshal(cfg)
+	site := in.Config.Site
+	b := &Bundle{Site: site, Languages: in.Config.Languages, Fingerprint: in.Config.Fingerprint, Coverage: in.Config.Coverage, input: key}
+	// the bundle hash covers every script: the first layer's in the order of the
+	// languages, then the second layer's
+	var sums []byte
+	for _, s := range []struct {
+		entry string
+		cfg   *config
+		texts func(*language) *language
+		into  *[]Asset
+	}{
+		{"src/main.ts", in.Config, (*language).firstLayer, &b.Scripts},
+		{"src/prefs.ts", in.Config.withoutTags(), func(l *language) *language { return l }, &b.Prefs},
+	} {
+		for i := range in.Texts {
+			js, err := script(s.entry, s.cfg, s.texts(&in.Texts[i]))
+			if err != nil {
+				return nil, err
+			}
+			asset, err := newAsset(js)
+			if err != nil {
+				return nil, fmt.Errorf("banner: %s: %w", site, err)
+			}
+			*s.into = append(*s.into, asset)
+			sum := sha256.Sum256(js)
+			sums = append(sums, sum[:]...)
+		}
+	}
+	snap := *in.Snapshot
+	all := sha256.Sum256(sums)
+	snap.BundleHash = hex.EncodeToString(all[:])
+	b.Snapshot = &snap
+	return b, nil
+}
+
+// script bundles the banner from entry with c and texts compiled in.
+func script(entry string, c *config, texts *language) ([]byte, error) {
+	cfg := *c
+	cfg.Texts = texts
+	define, err := json.Marshal(&cfg)
 	if err != nil {
 		return nil, fmt.Errorf("banner: %s: encode config: %w", cfg.Site, err)
 	}
 	res := api.Build(api.BuildOptions{
-		EntryPoints:       []string{"src/main.ts"},
+		EntryPoints:       []string{entry},
 		Bundle:            true,
 		Write:             false,
 		Format:            api.FormatIIFE,
@@ -110,32 +166,32 @@ func (in *input) build(key [sha256.Size]byte) (*Bundle, error) {
 	if len(res.OutputFiles) != 1 {
 		return nil, fmt.Errorf("banner: %s: esbuild returned %d files, want 1", cfg.Site, len(res.OutputFiles))
 	}
-	js := res.OutputFiles[0].Contents
-	b := &Bundle{Site: cfg.Site, JS: js, Fingerprint: cfg.Fingerprint, Coverage: cfg.Coverage, input: key}
-	sum := sha256.Sum256(js)
-	b.ETag = `"` + hex.EncodeToString(sum[:16]) + `"`
-	snap := *in.Snapshot
-	snap.BundleHash = hex.EncodeToString(sum[:])
-	b.Snapshot = &snap
-	if b.Gzip, err = gzipBytes(js); err != nil {
-		return nil, fmt.Errorf("banner: %s: gzip: %w", cfg.Site, err)
+	return res.OutputFiles[0].Contents, nil
+}
+
+func newAsset(raw []byte) (Asset, error) {
+	sum := sha256.Sum256(raw)
+	a := Asset{Raw: raw, ETag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+	var err error
+	if a.Gzip, err = gzipBytes(raw); err != nil {
+		return Asset{}, fmt.Errorf("gzip: %w", err)
 	}
-	if b.Brotli, err = brotliBytes(js); err != nil {
-		return nil, fmt.Errorf("banner: %s: brotli: %w", cfg.Site, err)
+	if a.Brotli, err = brotliBytes(raw); err != nil {
+		return Asset{}, fmt.Errorf("brotli: %w", err)
 	}
-	return b, nil
+	return a, nil
 }
 
 // snapshot records what cfg, built for site, shows: the texts as compiled in, and
 // the enabled partners' disclosures without the tags that load them. Its BundleHash
 // is left to the build.
-func snapshot(site *consent.Site, cfg *config) *consent.Snapshot {
+func snapshot(site *consent.Site, cfg *config, texts []language) *consent.Snapshot {
 	snap := &consent.Snapshot{
 		Site: site.Key, Fingerprint: cfg.Fingerprint, Controller: site.Controller, Policy: site.Policy,
 		Languages: cfg.Languages, Texts: map[string]map[string]string{}, Categories: site.Categories,
 	}
-	for i, l := range cfg.Languages {
-		snap.Texts[l] = cfg.Texts[i]
+	for _, t := range texts {
+		snap.Texts[t.Lang] = t.UI
 	}
 	for _, p := range site.Partners {
 		if p.Enabled {

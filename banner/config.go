@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,21 +19,18 @@ import (
 // ships to every page view. The TypeScript interface Config in src/config.ts documents
 // the same shape; the two must change together.
 type config struct {
-	Site        string              `json:"s"`
-	Fingerprint string              `json:"f"`
-	Coverage    string              `json:"h"`
-	Languages   []string            `json:"l"`
-	PolicyURL   string              `json:"p"`
-	PolicyVer   string              `json:"v"`
-	Controller  string              `json:"c"`
-	Address     string              `json:"a,omitempty"`
-	Email       string              `json:"e,omitempty"`
-	Texts       []map[string]string `json:"t"`
-	Cookie      cookieConfig        `json:"k"`
-	Categories  []categoryConfig    `json:"g"`
-	Partners    []partnerConfig     `json:"q"`
-	Floating    bool                `json:"b,omitempty"`
-	Theme       []string            `json:"m,omitempty"`
+	Site        string           `json:"s"`
+	Fingerprint string           `json:"f"`
+	Coverage    string           `json:"h"`
+	Languages   []string         `json:"l"`
+	Texts       *language        `json:"t"` // one language's: each script ships one
+	PolicyURL   string           `json:"p"`
+	PolicyVer   string           `json:"v"`
+	Cookie      cookieConfig     `json:"k"`
+	Categories  []categoryConfig `json:"g"`
+	Partners    []partnerConfig  `json:"q"`
+	Floating    bool             `json:"b,omitempty"`
+	Theme       []string         `json:"m,omitempty"`
 }
 
 type cookieConfig struct {
@@ -43,24 +41,60 @@ type cookieConfig struct {
 }
 
 type categoryConfig struct {
-	ID          string   `json:"i"`
-	Required    bool     `json:"r,omitempty"`
-	Name        []string `json:"n"`
-	Description []string `json:"d"`
+	ID       string `json:"i"`
+	Required bool   `json:"r,omitempty"`
+}
+
+// language is what the banner shows in one language. The first layer's script
+// carries the part of it that the first layer, the placeholders and the floating
+// button need; the second layer's carries all of it.
+type language struct {
+	Lang string `json:"l"`
+	// Fingerprint is the config's the texts belong to: a first-layer script cached
+	// from before a change of sites.yaml takes no newer second layer.
+	Fingerprint string            `json:"f"`
+	UI          map[string]string `json:"t"`
+	Categories  [][]string        `json:"g"` // per category: name, and in the second layer its description
+	Controller  string            `json:"c,omitempty"`
+	Partners    []disclosure      `json:"q,omitempty"` // second layer: in the order of config.Partners
+}
+
+// disclosure is what the second layer tells about one partner.
+type disclosure struct {
+	Purpose    string      `json:"u"`
+	Provider   string      `json:"o"`
+	DataShared []string    `json:"d"` // keys of the UI texts
+	Cookies    [][2]string `json:"k"` // name, lifetime as told
+	LeavesEEA  bool        `json:"x,omitempty"`
+	Transfer   string      `json:"t,omitempty"`
+	PrivacyURL string      `json:"y"`
+}
+
+// firstLayerTexts are the UI texts the first layer's script carries: those of the
+// first layer, of the placeholders and of the floating button.
+var firstLayerTexts = []string{
+	"title", "body", "privacy", "partners", "acceptAll", "rejectAll", "customize", "settings",
+	"embed", "unavailable", "allowOnce", "allowAlways",
+}
+
+// firstLayer returns the part of l that the first layer's script carries.
+func (l *language) firstLayer() *language {
+	part := &language{Lang: l.Lang, Fingerprint: l.Fingerprint, UI: map[string]string{}}
+	for _, k := range firstLayerTexts {
+		part.UI[k] = l.UI[k]
+	}
+	for _, c := range l.Categories {
+		part.Categories = append(part.Categories, c[:1])
+	}
+	return part
 }
 
 type partnerConfig struct {
 	ID          string      `json:"i"`
 	Name        string      `json:"n"`
-	Provider    string      `json:"o"`
 	Category    string      `json:"g"`
-	Purpose     []string    `json:"u"`
-	DataShared  []string    `json:"d"`
-	Cookies     [][2]string `json:"k"`
+	Cookies     []string    `json:"k"` // names, to remove on withdrawal
 	Storage     []string    `json:"s,omitempty"`
-	LeavesEEA   bool        `json:"x,omitempty"`
-	Transfer    string      `json:"t,omitempty"`
-	PrivacyURL  string      `json:"y"`
 	ConsentMode bool        `json:"m,omitempty"`
 	Tags        []tagConfig `json:"j"`
 }
@@ -76,14 +110,16 @@ const (
 	defaultConsentLifetime = 182 * 24 * time.Hour // about six months
 )
 
-func newConfig(site *consent.Site, opts Options) (*config, error) {
+// newConfig returns the config of site's banner, without texts, and the texts in
+// each of its languages, the default first.
+func newConfig(site *consent.Site, opts Options) (*config, []language, error) {
 	langs, err := languages(site)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ui, err := siteTexts(site, langs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c := &config{
 		Site:        site.Key,
@@ -92,9 +128,6 @@ func newConfig(site *consent.Site, opts Options) (*config, error) {
 		Languages:   langs,
 		PolicyURL:   site.Policy.URL,
 		PolicyVer:   site.Policy.Version,
-		Controller:  site.Controller.Name,
-		Address:     site.Controller.Address,
-		Email:       site.Controller.Email,
 		Cookie:      cookie(site.Cookie),
 		Categories:  []categoryConfig{},
 		Partners:    []partnerConfig{},
@@ -111,19 +144,23 @@ func newConfig(site *consent.Site, opts Options) (*config, error) {
 			c.Theme = append(c.Theme, colour)
 		}
 	}
-	for _, l := range langs {
+	texts := make([]language, len(langs))
+	for i, l := range langs {
 		t := make(map[string]string, len(ui[l]))
 		for k, v := range ui[l] {
 			// the controller's name is compiled into the texts: data, not code
 			t[k] = strings.ReplaceAll(v, "{controller}", site.Controller.Name)
 		}
-		c.Texts = append(c.Texts, t)
+		texts[i] = language{
+			Lang: l, Fingerprint: c.Fingerprint, UI: t, Categories: [][]string{}, Partners: []disclosure{},
+			Controller: strings.Join(nonEmpty(site.Controller.Name, site.Controller.Address, site.Controller.Email), ", "),
+		}
 	}
 	for _, cat := range site.Categories {
-		c.Categories = append(c.Categories, categoryConfig{
-			ID: cat.ID, Required: cat.Required,
-			Name: localize(cat.Name, langs), Description: localize(cat.Description, langs),
-		})
+		c.Categories = append(c.Categories, categoryConfig{ID: cat.ID, Required: cat.Required})
+		for i, l := range langs {
+			texts[i].Categories = append(texts[i].Categories, []string{text(cat.Name, l, langs[0]), text(cat.Description, l, langs[0])})
+		}
 	}
 	for _, p := range site.Partners {
 		// a disabled partner's tags and disclosures never ship
@@ -131,13 +168,16 @@ func newConfig(site *consent.Site, opts Options) (*config, error) {
 			continue
 		}
 		pc := partnerConfig{
-			ID: p.ID, Name: p.Name, Provider: p.Provider, Category: p.Category,
-			Purpose: localize(p.Purpose, langs), DataShared: nonNil(p.DataShared),
-			Cookies: [][2]string{}, Storage: p.Storage, LeavesEEA: p.LeavesEEA, Transfer: p.Transfer,
-			PrivacyURL: p.PrivacyURL, ConsentMode: p.ConsentMode, Tags: []tagConfig{},
+			ID: p.ID, Name: p.Name, Category: p.Category,
+			Cookies: []string{}, Storage: p.Storage, ConsentMode: p.ConsentMode, Tags: []tagConfig{},
+		}
+		d := disclosure{
+			Provider: p.Provider, DataShared: nonNil(p.DataShared), Cookies: [][2]string{},
+			LeavesEEA: p.LeavesEEA, Transfer: p.Transfer, PrivacyURL: p.PrivacyURL,
 		}
 		for _, k := range p.Cookies {
-			pc.Cookies = append(pc.Cookies, [2]string{k.Name, k.Lifetime})
+			pc.Cookies = append(pc.Cookies, k.Name)
+			d.Cookies = append(d.Cookies, [2]string{k.Name, k.Lifetime})
 		}
 		for _, t := range p.Tags {
 			src := t.Src
@@ -147,8 +187,23 @@ func newConfig(site *consent.Site, opts Options) (*config, error) {
 			pc.Tags = append(pc.Tags, tagConfig{Src: src, Inline: t.Inline})
 		}
 		c.Partners = append(c.Partners, pc)
+		for i, l := range langs {
+			d.Purpose = text(p.Purpose, l, langs[0])
+			texts[i].Partners = append(texts[i].Partners, d)
+		}
 	}
-	return c, nil
+	return c, texts, nil
+}
+
+// withoutTags returns a copy of c without the partners' tags: the second layer loads
+// none.
+func (c *config) withoutTags() *config {
+	out := *c
+	out.Partners = slices.Clone(c.Partners)
+	for i := range out.Partners {
+		out.Partners[i].Tags = []tagConfig{}
+	}
+	return &out
 }
 
 // languages returns the site's languages as primary subtags ("de-LU" → "de"), the
@@ -221,6 +276,10 @@ func cookie(s consent.CookieSettings) cookieConfig {
 // days converts d to days, rounded to the second the cookie's Max-Age counts in.
 func days(d time.Duration) float64 {
 	return math.Round(d.Seconds()) / 86400
+}
+
+func nonEmpty(s ...string) []string {
+	return slices.DeleteFunc(s, func(s string) bool { return s == "" })
 }
 
 func nonNil(s []string) []string {

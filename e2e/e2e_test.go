@@ -30,18 +30,23 @@ func forEachSite(t *testing.T, f func(t *testing.T, env *Env, site string)) {
 }
 
 // TestFirstVisit: the banner shows, nothing optional loads and nothing is sent to
-// the backend before the visitor decides; the first view costs one request.
+// the backend before the visitor decides; the first view of a page in the browser's
+// language costs one request, in every language of the site.
 func TestFirstVisit(t *testing.T) {
-	forEachSite(t, func(t *testing.T, env *Env, site string) {
+	forEachSiteLang(t, func(t *testing.T, env *Env, site, lang string) {
 		p := MustOpenPage(t, env, site)
+		p.MustBrowserLanguage(lang)
 		mark := env.Requests.Mark()
-		p.MustNavigate()
+		p.MustNavigateLang(lang)
 		p.MustNoPartnerRequest(mark, "after the load event")
 
 		p.MustBannerVisible()
 		p.MustNoPartnerRequest(mark, "with the banner shown")
 		if got, want := env.Requests.Backend(mark), []string{"GET /v1/banner/" + site + ".js"}; !equalLists(got, want) {
 			t.Errorf("requests to %s on first view = %q, want %q", backendHost, got, want)
+		}
+		if got := MustEval[string](t, p, `document.querySelector('consent-banner').lang`); got != lang {
+			t.Errorf("banner language %q, want %q", got, lang)
 		}
 		if dom := p.MustDOM(); len(dom.PartnerScripts) > 0 || dom.AdSnippetRuns != 0 || !dom.DisabledInert {
 			t.Errorf("before any decision the page ran optional code: %+v", dom)
@@ -119,8 +124,9 @@ func TestSettingsLinkAcceptAll(t *testing.T) {
 		recs := env.MustRecords(t, grant.ID, 2)
 		MustRecord(t, p, recs[0], consent.ActionRejectAll, consent.SurfaceBanner, grant.Fingerprint, map[string]bool{"advertising": false}, allPartners(enabled, false))
 		MustRecord(t, p, recs[1], consent.ActionAcceptAll, consent.SurfacePreferences, grant.Fingerprint, map[string]bool{"advertising": true}, all)
-		if got := env.Requests.Backend(mark); !equalLists(got, []string{"POST /v1/consents"}) {
-			t.Errorf("requests to %s for Accept all = %q, want one POST", backendHost, got)
+		prefs := "GET /v1/banner/" + site + "/" + p.Site.Languages[0] + ".js"
+		if got := env.Requests.Backend(mark); !equalLists(got, []string{prefs, "POST /v1/consents"}) {
+			t.Errorf("requests to %s for the preferences and Accept all = %q, want the second layer's script and one POST", backendHost, got)
 		}
 		if env.Requests.PartnerHosts(0)[disabledSnippetHost] {
 			t.Errorf("the snippet of disabled partner %s was loaded", env.DisabledPartner(site))

@@ -40,10 +40,12 @@ const disabledSnippetHost = "disabled" + partnerDomain
 const EmbedHost = "embed" + partnerDomain
 
 // Paths of the host pages besides the home page "/": the same page deeper in the site
-// (partners' cookies get that path by default), and one with gated embeds.
+// (partners' cookies get that path by default), one with gated embeds, and a long
+// one with a contact form.
 const (
 	DeepPath   = "/shop/item/"
 	EmbedsPath = "/embeds"
+	FormPath   = "/contact"
 )
 
 // ConsentsMode is how the backend answers POST /v1/consents.
@@ -135,6 +137,7 @@ type pageData struct {
 	Disabled string // a partner id that is not enabled for the site
 	Embed    string // the enabled partner whose embeds the /embeds page shows
 	Embeds   bool   // the page is /embeds
+	Form     bool   // the page is /contact
 }
 
 // MustEnv starts an Env for tb that serves site, and stops it when tb ends. Only
@@ -284,6 +287,8 @@ func (e *Env) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case r.URL.Path == "/" || r.URL.Path == DeepPath:
 		case r.URL.Path == EmbedsPath:
 			pd.Embeds = true
+		case r.URL.Path == FormPath:
+			pd.Form = true
 		default:
 			http.NotFound(w, r)
 			return
@@ -515,7 +520,9 @@ var hostPage = template.Must(template.New("page").Parse(`<!doctype html>
   .hero { background: #12315c; color: #fff; border-radius: 12px; padding: 2.5rem 2rem; }
   .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(14rem, 1fr)); gap: 1rem; margin: 1.5rem 0; }
   .card { background: #fff; border-radius: 10px; padding: 1rem 1.25rem; }
-  footer { border-top: 1px solid #d5d9e2; margin-top: 2rem; padding-bottom: 8rem; font-size: .9rem; }
+  footer { border-top: 1px solid #d5d9e2; margin-top: 2rem; font-size: .9rem; }
+  label { display: block; margin: 1rem 0 .25rem; }
+  input, select, textarea { font: inherit; width: 100%; max-width: 30rem; }
   footer a { color: inherit; margin-right: 1.25rem; }
 </style>
 </head>
@@ -533,7 +540,20 @@ var hostPage = template.Must(template.New("page").Parse(`<!doctype html>
     <div class="card"><h2>Cloud PBX</h2><p>Your company switchboard, hosted in Luxembourg.</p></div>
     <div class="card"><h2>SIP trunks</h2><p>Connect your existing PBX with per-second billing.</p></div>
     <div class="card"><h2>Microsoft Teams</h2><p>Call any number from Teams with Direct Routing.</p></div>
-  </section>
+  </section>{{if .Form}}
+  <form id="contact-form" action="#sent">
+    <h2>Ask for a quote</h2>
+    <label for="f-name">Name</label><input id="f-name" name="name" autocomplete="name">
+    <label for="f-company">Company</label><input id="f-company" name="company" autocomplete="organization">
+    <label for="f-email">E-mail</label><input id="f-email" name="email" type="email" autocomplete="email">
+    <label for="f-phone">Phone</label><input id="f-phone" name="phone" type="tel" autocomplete="tel">
+    <label for="f-country">Country</label><select id="f-country" name="country"><option>Luxembourg</option><option>Belgium</option><option>France</option></select>
+    <label for="f-users">Users</label><input id="f-users" name="users" type="number" min="1">
+    <label for="f-numbers">Phone numbers</label><input id="f-numbers" name="numbers" type="number" min="1">
+    <label for="f-message">Message</label><textarea id="f-message" name="message" rows="6"></textarea>
+    <p><label><input id="f-terms" name="terms" type="checkbox" style="width:auto"> I accept the terms</label></p>
+    <button id="f-send">Send</button>
+  </form>{{end}}
 </main>
 <footer id="contact">
   <a href="#imprint">Imprint</a>

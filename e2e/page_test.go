@@ -10,7 +10,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
@@ -54,6 +56,8 @@ func MustOpenPage(tb testing.TB, env *Env, site string) *Page {
 	}); err != nil {
 		tb.Fatalf("open tab: %v", err)
 	}
+	// a visitor whose browser speaks the site's default language, as most do
+	p.MustBrowserLanguage(p.Site.Languages[0])
 	tb.Cleanup(func() {
 		// A round trip, so that every event sent before it has been handled.
 		_, _ = chromedp.Run(ctx, chromedp.Evaluate[int](`1`))
@@ -64,6 +68,19 @@ func MustOpenPage(tb testing.TB, env *Env, site string) *Page {
 		}
 	})
 	return p
+}
+
+// MustBrowserLanguage makes the tab's browser prefer lang: its Accept-Language header
+// and navigator.languages.
+func (p *Page) MustBrowserLanguage(lang string) {
+	p.tb.Helper()
+	v, err := chromedp.CallBrowser(p.ctx, browser.GetVersion, cdp.Empty{})
+	if err == nil {
+		_, err = chromedp.Call(p.ctx, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: v.UserAgent, AcceptLanguage: lang})
+	}
+	if err != nil {
+		p.tb.Fatalf("browser language %s: %v", lang, err)
+	}
 }
 
 func exceptionText(d *runtime.ExceptionDetails) string {
@@ -326,12 +343,16 @@ func (p *Page) mustCookie(check func(Stored) bool) Stored {
 }
 
 // MustNoBackendPost fails tb unless every request to consent.test after mark is a GET
-// of the site's banner script.
+// of the site's banner scripts: the first layer's or a second layer's.
 func (p *Page) MustNoBackendPost(mark int) {
 	p.tb.Helper()
+	files := map[string]bool{"GET /v1/banner/" + p.Site.Key + ".js": true}
+	for _, l := range p.Site.Languages {
+		files["GET /v1/banner/"+p.Site.Key+"/"+l+".js"] = true
+	}
 	for _, r := range p.Env.Requests.Backend(mark) {
-		if r != "GET /v1/banner/"+p.Site.Key+".js" {
-			p.tb.Errorf("unexpected request to %s: %s (want at most the banner script)", backendHost, r)
+		if !files[r] {
+			p.tb.Errorf("unexpected request to %s: %s (want at most the banner's scripts)", backendHost, r)
 		}
 	}
 }

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"cmp"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,24 +24,49 @@ func (s *Server) handleBanner(c echo.Context) error {
 	if !ok || st == nil {
 		return consent.Errorf(consent.ENotFound, "unknown site %q", key)
 	}
-	return serveBundle(c, st.bundle)
+	return serveScript(c, st.bundle)
 }
 
-// serveBundle sends the precompressed variant the client accepts, or 304 when its
+func (s *Server) handlePrefs(c echo.Context) error {
+	st := s.site(c.Param("site"))
+	if st == nil {
+		return consent.Errorf(consent.ENotFound, "unknown site %q", c.Param("site"))
+	}
+	return servePrefs(c, st.bundle, c.Param("file"))
+}
+
+// serveScript sends b's first-layer script with the texts of the language the
+// browser prefers.
+func serveScript(c echo.Context, b *banner.Bundle) error {
+	i := language(b.Languages, c.Request().Header.Get("Accept-Language"))
+	return serveAsset(c, &b.Scripts[i], "Accept-Encoding, Accept-Language")
+}
+
+// servePrefs sends b's second-layer script of the language file names: "{lang}.js".
+func servePrefs(c echo.Context, b *banner.Bundle, file string) error {
+	lang, ok := strings.CutSuffix(file, ".js")
+	i := b.Language(lang)
+	if !ok || i < 0 {
+		return consent.Errorf(consent.ENotFound, "site %q has no second layer %q", b.Site, file)
+	}
+	return serveAsset(c, &b.Prefs[i], "Accept-Encoding")
+}
+
+// serveAsset sends the precompressed variant the client accepts, or 304 when its
 // copy is current. Each encoding has its own strong ETag, as RFC 9110 asks.
-func serveBundle(c echo.Context, b *banner.Bundle) error {
+func serveAsset(c echo.Context, a *banner.Asset, vary string) error {
 	req, h := c.Request(), c.Response().Header()
-	body, encoding, suffix := b.JS, "", ""
+	body, encoding, suffix := a.Raw, "", ""
 	switch preferred(req.Header.Get("Accept-Encoding")) {
 	case "br":
-		body, encoding, suffix = b.Brotli, "br", "-br"
+		body, encoding, suffix = a.Brotli, "br", "-br"
 	case "gzip":
-		body, encoding, suffix = b.Gzip, "gzip", "-gz"
+		body, encoding, suffix = a.Gzip, "gzip", "-gz"
 	}
-	etag := strings.TrimSuffix(b.ETag, `"`) + suffix + `"`
+	etag := strings.TrimSuffix(a.ETag, `"`) + suffix + `"`
 	h.Set("Content-Type", "text/javascript; charset=utf-8")
 	h.Set("Cache-Control", bannerCacheControl)
-	h.Set("Vary", "Accept-Encoding")
+	h.Set("Vary", vary)
 	h.Set("ETag", etag)
 	h.Set("X-Content-Type-Options", "nosniff")
 	if etagMatches(req.Header.Get("If-None-Match"), etag) {
@@ -52,24 +79,55 @@ func serveBundle(c echo.Context, b *banner.Bundle) error {
 	return c.Blob(http.StatusOK, "text/javascript; charset=utf-8", body)
 }
 
-// preferred picks br, gzip or "" (identity) from an Accept-Encoding header,
-// honouring q-values; on a tie brotli wins, being smaller.
-func preferred(header string) string {
-	best, bestQ := "", 0.0
+// accepted is one entry of an Accept-Encoding or Accept-Language header.
+type accepted struct {
+	value string // lower case
+	q     float64
+}
+
+// parseAccept returns the entries of an Accept-* header that are acceptable (q > 0),
+// the most preferred first, ties in the header's order.
+func parseAccept(header string) []accepted {
+	var out []accepted
 	for _, part := range strings.Split(header, ",") {
-		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		name = strings.ToLower(strings.TrimSpace(name))
-		q := 1.0
+		value, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		a := accepted{value: strings.ToLower(strings.TrimSpace(value)), q: 1}
 		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
 			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				q = f
+				a.q = f
 			}
 		}
-		if (name == "br" || name == "gzip") && q > 0 && (q > bestQ || q == bestQ && name == "br") {
-			best, bestQ = name, q
+		if a.value != "" && a.q > 0 {
+			out = append(out, a)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b accepted) int { return cmp.Compare(b.q, a.q) })
+	return out
+}
+
+// preferred picks br, gzip or "" (identity) from an Accept-Encoding header; on a tie
+// brotli wins, being smaller.
+func preferred(header string) string {
+	best, bestQ := "", 0.0
+	for _, a := range parseAccept(header) {
+		if (a.value == "br" || a.value == "gzip") && (a.q > bestQ || a.q == bestQ && a.value == "br") {
+			best, bestQ = a.value, a.q
 		}
 	}
 	return best
+}
+
+// language returns the index in langs, primary subtags, of the one an Accept-Language
+// header prefers, matched on the primary subtag ("de-LU" is "de"); 0, the default, if
+// it names none of them. The banner picks the same way from navigator.languages.
+func language(langs []string, header string) int {
+	for _, a := range parseAccept(header) {
+		primary, _, _ := strings.Cut(a.value, "-")
+		if i := slices.Index(langs, primary); i >= 0 {
+			return i
+		}
+	}
+	return 0
 }
 
 func etagMatches(header, etag string) bool {

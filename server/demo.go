@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -33,11 +34,16 @@ func (s *Server) handleDemoPage(c echo.Context) error {
 			enabled = append(enabled, p)
 		}
 	}
+	// ?lang= shows the page, and so the banner, in another of the site's languages
+	lang := st.Languages[0]
+	if l := c.QueryParam("lang"); slices.Contains(st.Languages, l) {
+		lang = l
+	}
 	c.Response().Header().Set("Content-Type", "text/html; charset=utf-8")
 	c.Response().WriteHeader(http.StatusOK)
 	return demoPage.Execute(c.Response(), map[string]any{
 		"Site":     st.Site,
-		"Lang":     st.Languages[0],
+		"Lang":     lang,
 		"Name":     strings.ToUpper(st.Key[:1]) + st.Key[1:],
 		"Partners": enabled,
 	})
@@ -48,7 +54,15 @@ func (s *Server) handleDemoBanner(c echo.Context) error {
 	if st == nil {
 		return consent.Errorf(consent.ENotFound, "unknown site %q", c.Param("site"))
 	}
-	return serveBundle(c, st.demoBundle)
+	return serveScript(c, st.demoBundle)
+}
+
+func (s *Server) handleDemoPrefs(c echo.Context) error {
+	st := s.site(c.Param("site"))
+	if st == nil {
+		return consent.Errorf(consent.ENotFound, "unknown site %q", c.Param("site"))
+	}
+	return servePrefs(c, st.demoBundle, c.Param("file"))
 }
 
 var partnerFile = regexp.MustCompile(`^([a-z][a-z0-9-]*)\.js$`)

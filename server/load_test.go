@@ -130,8 +130,8 @@ func TestLoadRebuildsOnlyChangedSites(t *testing.T) {
 		t.Errorf("stored snapshot of the new banner: %+v, %v; want one with its time", snap, err)
 	}
 	f := &fixture{srv: srv}
-	if rec := f.do(t, http.MethodGet, "/v1/banner/"+testSite+".js", "", nil); rec.Header().Get("ETag") != b.ETag {
-		t.Errorf("served ETag %s, want the new bundle's %s", rec.Header().Get("ETag"), b.ETag)
+	if rec := f.do(t, http.MethodGet, "/v1/banner/"+testSite+".js", "", nil); rec.Header().Get("ETag") != b.Scripts[0].ETag {
+		t.Errorf("served ETag %s, want the new bundle's %s", rec.Header().Get("ETag"), b.Scripts[0].ETag)
 	}
 
 	// Back to the first configuration: its bundle of testSite was not kept.
@@ -139,9 +139,9 @@ func TestLoadRebuildsOnlyChangedSites(t *testing.T) {
 		t.Fatal(err)
 	}
 	third := servedBundles(srv, cfg)
-	if third[testSite][0] == first[testSite][0] || third[testSite][0].ETag != first[testSite][0].ETag {
+	if third[testSite][0] == first[testSite][0] || third[testSite][0].Scripts[0].ETag != first[testSite][0].Scripts[0].ETag {
 		t.Errorf("back to the first configuration: bundle %p (ETag %s), want a new build of %p (ETag %s)",
-			third[testSite][0], third[testSite][0].ETag, first[testSite][0], first[testSite][0].ETag)
+			third[testSite][0], third[testSite][0].Scripts[0].ETag, first[testSite][0], first[testSite][0].Scripts[0].ETag)
 	}
 }
 

@@ -293,6 +293,7 @@ func TestOpenAPI(t *testing.T) {
 	fp := banner.Fingerprint(f.cfg.Sites[testSite])
 	etag := f.do(t, http.MethodGet, "/v1/banner/"+testSite+".js", "", nil).Header().Get("ETag")
 	demoETag := demo.do(t, http.MethodGet, "/demo/"+testSite+"/banner.js", "", nil).Header().Get("ETag")
+	prefsETag := f.do(t, http.MethodGet, "/v1/banner/"+testSite+"/fr.js", "", nil).Header().Get("ETag")
 	from := time.Now().UTC().Format(time.DateOnly)
 	to := time.Now().UTC().Add(48 * time.Hour).Format(time.RFC3339)
 	disk := errors.New("disk failed")
@@ -333,6 +334,10 @@ func TestOpenAPI(t *testing.T) {
 		{name: "banner identity", method: "GET", path: "/v1/banner/" + testSite + ".js", status: 200},
 		{name: "banner not modified", method: "GET", path: "/v1/banner/" + testSite + ".js", header: map[string]string{"If-None-Match": etag}, status: 304},
 		{name: "banner of unknown site", method: "GET", path: "/v1/banner/example.org.js", status: 404},
+		{name: "second layer", method: "GET", path: "/v1/banner/" + testSite + "/fr.js", header: map[string]string{"Accept-Encoding": "br"}, status: 200,
+			checkResponse: wantHeader("Content-Encoding", "br")},
+		{name: "second layer not modified", method: "GET", path: "/v1/banner/" + testSite + "/fr.js", header: map[string]string{"If-None-Match": prefsETag}, status: 304},
+		{name: "second layer in a language the site lacks", method: "GET", path: "/v1/banner/" + testSite + "/nl.js", status: 404},
 
 		{name: "consent as JSON", method: "POST", path: "/v1/consents", body: created, header: asJSON, status: 201},
 		{name: "consent by beacon", method: "POST", path: "/v1/consents", body: acceptAll, header: asBeacon, status: 201},
@@ -497,6 +502,8 @@ func TestOpenAPI(t *testing.T) {
 		{name: "demo banner", method: "GET", path: "/demo/" + testSite + "/banner.js", status: 200},
 		{name: "demo banner not modified", method: "GET", path: "/demo/" + testSite + "/banner.js", header: map[string]string{"If-None-Match": demoETag}, status: 304},
 		{name: "demo banner unknown site", method: "GET", path: "/demo/example.org/banner.js", status: 404},
+		{name: "demo second layer", method: "GET", path: "/demo/" + testSite + "/banner/de.js", status: 200},
+		{name: "demo second layer unknown site", method: "GET", path: "/demo/example.org/banner/de.js", status: 404},
 		{name: "demo partner", method: "GET", path: "/demo/partner/google-ads.js", status: 200},
 		{name: "demo partner bad name", method: "GET", path: "/demo/partner/Google.js", status: 404, invalid: true},
 	}

@@ -125,6 +125,7 @@ func New(store consent.Store, opts Options) *Server {
 	s.public = s.newEcho()
 	s.public.Use(s.noteUntrustedForwarding)
 	get(s.public, "/v1/banner/:file", s.handleBanner)
+	get(s.public, "/v1/banner/:site/:file", s.handlePrefs)
 	s.public.POST("/v1/consents", s.handleCreateConsent, s.cors, s.limitConsents)
 	s.public.OPTIONS("/v1/consents", s.handlePreflight, s.cors)
 	get(s.public, "/v1/consents/:consent_id", s.handleGetConsents, s.cors)
@@ -146,6 +147,7 @@ func New(store consent.Store, opts Options) *Server {
 	if opts.Demo {
 		get(s.public, "/demo/:site", s.handleDemoPage)
 		get(s.public, "/demo/:site/banner.js", s.handleDemoBanner)
+		get(s.public, "/demo/:site/banner/:file", s.handleDemoPrefs)
 		get(s.public, "/demo/partner/:file", s.handleDemoPartner)
 	}
 	return s

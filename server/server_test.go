@@ -532,7 +532,7 @@ func TestBanner(t *testing.T) {
 				t.Fatalf("status %d, encoding %q; want 200, %q", rec.Code, h.Get("Content-Encoding"), tt.wantEncoding)
 			}
 			etag := h.Get("ETag")
-			if !strings.HasPrefix(etag, `"`) || !strings.Contains(h.Get("Cache-Control"), "max-age=300") || h.Get("Vary") != "Accept-Encoding" || !strings.HasPrefix(h.Get("Content-Type"), "text/javascript") {
+			if !strings.HasPrefix(etag, `"`) || !strings.Contains(h.Get("Cache-Control"), "max-age=300") || h.Get("Vary") != "Accept-Encoding, Accept-Language" || !strings.HasPrefix(h.Get("Content-Type"), "text/javascript") {
 				t.Errorf("headers = %v", h)
 			}
 			etags = append(etags, etag)
@@ -552,6 +552,59 @@ func TestBanner(t *testing.T) {
 	MustErrorBody(t, rec)
 }
 
+// TestBannerLanguage: the first-layer script carries the texts of the language the
+// browser prefers among the site's; the second layer of each language is served
+// beside it.
+func TestBannerLanguage(t *testing.T) {
+	f := MustFixture(t, true)
+	langs := MustConfig(t).Sites[testSite].Languages // en, fr, de
+	tests := []struct {
+		acceptLanguage, want string
+	}{
+		{"", langs[0]},
+		{"fr-LU,fr;q=0.9,en;q=0.8", "fr"},
+		{"ja, de-DE;q=0.5, fr;q=0.4", "de"},
+		{"fr;q=0.2, de;q=0.9", "de"},
+		{"fr;q=0, ja", langs[0]},
+		{"*", langs[0]},
+		{"DE", "de"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.acceptLanguage, func(t *testing.T) {
+			for _, path := range []string{"/v1/banner/" + testSite + ".js", "/demo/" + testSite + "/banner.js"} {
+				rec := f.do(t, http.MethodGet, path, "", map[string]string{"Accept-Language": tt.acceptLanguage})
+				if rec.Code != 200 || !strings.Contains(rec.Body.String(), `t:{l:"`+tt.want+`"`) {
+					t.Errorf("GET %s with Accept-Language %q: status %d, want 200 and the texts of %s", path, tt.acceptLanguage, rec.Code, tt.want)
+				}
+			}
+		})
+	}
+	for _, lang := range langs {
+		for _, path := range []string{"/v1/banner/" + testSite + "/" + lang + ".js", "/demo/" + testSite + "/banner/" + lang + ".js"} {
+			rec := f.do(t, http.MethodGet, path, "", nil)
+			if rec.Code != 200 || !strings.Contains(rec.Body.String(), `t:{l:"`+lang+`"`) || !strings.Contains(rec.Body.String(), "consent-prefs") {
+				t.Errorf("GET %s: status %d, body %.80s; want 200 and the second layer in %s", path, rec.Code, rec.Body, lang)
+			}
+			if h := rec.Header(); h.Get("Vary") != "Accept-Encoding" || !strings.HasPrefix(h.Get("Content-Type"), "text/javascript") || h.Get("ETag") == "" {
+				t.Errorf("GET %s: headers %v, want a script with an ETag that varies only by encoding", path, h)
+			}
+		}
+	}
+	for _, path := range []string{
+		"/v1/banner/" + testSite + "/nl.js", // not a language of the site
+		"/v1/banner/" + testSite + "/fr.json",
+		"/v1/banner/example.org/en.js",
+		"/demo/" + testSite + "/banner/nl.js",
+		"/demo/example.org/banner/en.js",
+	} {
+		rec := f.do(t, http.MethodGet, path, "", nil)
+		if rec.Code != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", path, rec.Code)
+		}
+		MustErrorBody(t, rec)
+	}
+}
+
 func TestDemo(t *testing.T) {
 	t.Run("off", func(t *testing.T) {
 		f := MustFixture(t, false)
@@ -563,9 +616,14 @@ func TestDemo(t *testing.T) {
 		f := MustFixture(t, true)
 		rec := f.do(t, http.MethodGet, "/demo/"+testSite, "", nil)
 		page := rec.Body.String()
-		for _, want := range []string{`<script src="/demo/mixvoip.com/banner.js" async></script>`, `data-consent-open`, `type="text/plain" data-category="advertising"`} {
+		for _, want := range []string{`<html lang="en">`, `<script src="/demo/mixvoip.com/banner.js" async></script>`, `data-consent-open`, `type="text/plain" data-category="advertising"`} {
 			if !strings.Contains(page, want) {
 				t.Errorf("demo page lacks %s", want)
+			}
+		}
+		for query, lang := range map[string]string{"?lang=fr": "fr", "?lang=nl": "en", "?lang=%22%3E": "en"} {
+			if page := f.do(t, http.MethodGet, "/demo/"+testSite+query, "", nil).Body.String(); !strings.Contains(page, `<html lang="`+lang+`">`) {
+				t.Errorf("demo page%s is not in %s", query, lang)
 			}
 		}
 		// The demo page posts from the server's own origin; with demo pages on, that

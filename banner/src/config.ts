@@ -2,9 +2,6 @@
 // esbuild's Define (__CONFIG__ becomes a JSON object literal). Keys are one letter
 // because every byte ships to every page view; this file is their documentation.
 
-/** A text per site language, in the order of Config.l. */
-export type L10n = string[];
-
 /** Keys of the UI texts, as in banner/i18n/*.json. */
 export type TextKey =
   | 'title' | 'body' | 'privacy' | 'partners' | 'acceptAll' | 'rejectAll'
@@ -20,8 +17,29 @@ export type Texts = Record<TextKey, string>;
 export interface Category {
   i: string;   // id
   r?: true;    // required (technical): always on
-  n: L10n;     // name
-  d: L10n;     // description
+}
+
+/** What the banner shows in one language. The first-layer script carries the part
+ * that the first layer, the placeholders and the floating button need; the second
+ * layer's script carries all of it (see i18n.ts). */
+export interface Lang {
+  l: string;              // language (primary subtag)
+  f: string;              // material fingerprint of the config they belong to
+  t: Texts;               // in the first-layer script, only the keys it needs
+  g: string[][];          // per category, in the order of Config.g: name (and in the second layer, description)
+  c?: string;             // second layer: controller's name, address, e-mail
+  q?: Disclosure[];       // second layer: per partner, in the order of Config.q
+}
+
+/** What the second layer tells about a partner. */
+export interface Disclosure {
+  u: string;               // purpose
+  o: string;               // provider (legal entity)
+  d: string[];             // data shared: "ip_address" | "advertising_id" (keys of Texts)
+  k: [string, string][];   // cookies: [name ("*" suffix = prefix), lifetime as told]
+  x?: true;                // data leaves the EEA
+  t?: string;              // transfer safeguard
+  y: string;               // privacy policy URL
 }
 
 /** One piece of partner code: a script URL (s) or an inline snippet (i). */
@@ -36,13 +54,8 @@ export interface Partner {
   n: string;               // name
   o: string;               // provider (legal entity)
   g: string;               // category id
-  u: L10n;                 // purpose
-  d: string[];             // data shared: "ip_address" | "advertising_id" (keys of Texts)
-  k: [string, string][];   // cookies: [name ("*" suffix = prefix), lifetime as told]
+  k: string[];             // cookie names ("*" suffix = prefix)
   s?: string[];            // localStorage/sessionStorage keys ("*" suffix = prefix)
-  x?: true;                // data leaves the EEA
-  t?: string;              // transfer safeguard
-  y: string;               // privacy policy URL
   m?: true;                // Google Consent Mode v2 signals
   j: Tag[];                // tags, loaded in order after opt-in
 }
@@ -52,12 +65,9 @@ export interface Config {
   f: string;     // material fingerprint
   h: string;     // coverage fingerprint (every partner of the catalog, enabled or not)
   l: string[];   // languages (primary subtags), first = default
+  t: Lang;       // the texts this script came with
   p: string;     // privacy policy URL
   v: string;     // privacy policy version
-  c: string;     // controller name
-  a?: string;    // controller address
-  e?: string;    // controller e-mail
-  t: Texts[];    // UI texts, in the order of l
   k: {
     n: string;   // cookie name
     d?: string;  // cookie domain (registrable domain)
@@ -74,6 +84,18 @@ export interface Config {
 export interface Choices {
   categories: Record<string, boolean>;
   partners: Record<string, boolean>;
+}
+
+/** The second layer, with all texts of one language, a script of its own (prefs.ts). */
+export interface Prefs {
+  x: Lang;
+  /** Opens the dialog in w, the banner's shadow content, with c pre-set; done gets,
+   * when it closes, the element that had the focus before. */
+  open(w: HTMLElement, c: Choices | null, partners: boolean, done: (from: Element | null) => void): void;
+  /** The switches' state in the open dialog. */
+  picked(): Choices;
+  /** Closes the dialog, deciding nothing; whether one was open. */
+  close(): boolean;
 }
 
 declare const __CONFIG__: Config;

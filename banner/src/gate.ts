@@ -1,7 +1,8 @@
 import { config, granted, partner, type Choices, type Tag } from './config';
 import { update } from './consentmode';
-import { t, tx } from './i18n';
-import { buttons, h, shadow } from './ui';
+import { t, x } from './i18n';
+import { buttons, h } from './dom';
+import { shadow } from './ui';
 
 // What runs only after opt-in: the partners' tags from sites.yaml, and elements of
 // the page marked with data-category (scripts as type="text/plain", embeds with
@@ -84,8 +85,8 @@ const activate = (el: HTMLElement) => {
 const placehold = (el: HTMLElement) => {
   const d = el.dataset;
   const p = partner(d.partner);
-  const g = config.g.filter((g) => g.i == d.category)[0];
-  const name = d.partner ? p && p.n : g && tx(g.n);
+  const g = config.g.map((g) => g.i).indexOf(d.category!);
+  const name = d.partner ? p && p.n : g >= 0 && x.g[g][0];
   placeholders.set(el, shadow('consent-placeholder', { 'data-partner': d.partner }, (action) => {
     if (action == 'allow-once') {
       once[key(el)] = true;

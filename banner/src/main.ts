@@ -3,8 +3,10 @@ import { config, type Choices } from './config';
 import { covers, drop, forget, read, write, type Stored } from './cookie';
 import { defaults } from './consentmode';
 import { apply, ran, watch } from './gate';
+import { texts } from './i18n';
 import { gpc, send, type Action, type Surface } from './send';
-import { close, hide, open, picked, show, type Handler } from './ui';
+import type { Handler } from './dom';
+import { close, hide, open, picked, show } from './ui';
 
 // Entry point. Order matters: the Consent Mode defaults go first, before any Google
 // tag can run; nothing optional loads and nothing is sent before a decision.
@@ -21,10 +23,13 @@ const emit = (name: string) => {
   document.dispatchEvent(new CustomEvent('consent:' + name, { detail: choices }));
 };
 
-const whenBody = (f: () => void) => {
-  if (document.body) f();
-  else document.addEventListener('DOMContentLoaded', f);
-};
+/** Runs f, which shows something, once there is a body to show it in and the texts
+ * of the page's language are in use, all of them if the second layer is to open. */
+const whenBody = (f: () => void, second = false) =>
+  texts(second, () => {
+    if (document.body) f();
+    else document.addEventListener('DOMContentLoaded', f);
+  });
 
 // A random (version 4) UUID. Not crypto.randomUUID: it exists only on https pages.
 const uuid = () =>
@@ -73,7 +78,7 @@ const decide = (action: Action, surface: Surface, sel?: Choices) => {
     t: stored ? stored.t : now, u: now, s: 1, a: action, w: surface,
   });
   revoked.forEach((p) => {
-    drop(p.k.map((k) => k[0]));
+    drop(p.k);
     forget(p.s);
   });
   apply(c);
@@ -97,7 +102,7 @@ const act: Handler = (action, button) => {
   else if (action == 'reject-all') decide('reject_all', surface);
   else if (action == 'save') decide('custom', surface, picked());
   else if (action == 'close') close();
-  else open(act, choices, action == 'partners');
+  else whenBody(() => open(act, choices, action == 'partners'), true);
 };
 
 const markReady = () => {
@@ -106,7 +111,7 @@ const markReady = () => {
 };
 
 window.consent = {
-  open: () => whenBody(() => open(act, choices, false)),
+  open: () => whenBody(() => open(act, choices, false), true),
   get: () => choices,
   set: (x) => change('api', x),
   on: (event, fn) => {
@@ -144,4 +149,4 @@ if (choices) {
 
 // embeds and scripts of the page, after the stored decision (if any) applied: an
 // allowed embed then never shows a placeholder
-watch((category, partner) => change('placeholder', { categories: { [category]: true }, partners: partner ? { [partner]: true } : {} }));
+texts(false, () => watch((category, partner) => change('placeholder', { categories: { [category]: true }, partners: partner ? { [partner]: true } : {} })));

@@ -1,14 +1,7 @@
+import { origin } from './backend';
 import { config } from './config';
 import type { Stored } from './cookie';
 import { lang } from './i18n';
-
-// The backend is where this script came from. document.currentScript is only set
-// while the script first runs, so this module reads it at load.
-const script = (document.currentScript ||
-  document.querySelector('script[src*="/v1/banner/"]')) as HTMLScriptElement | null;
-
-/** The backend's origin, "" if unknown. */
-export const origin = script ? new URL(script.src).origin : '';
 
 /** Whether the browser sends the Global Privacy Control signal. */
 export const gpc = (navigator as { globalPrivacyControl?: boolean }).globalPrivacyControl === true;

@@ -37,7 +37,7 @@ type device struct {
 	mobile        bool
 }
 
-var devices = []device{{"desktop", 1280, 800, false}, {"mobile", 360, 740, true}}
+var devices = []device{{"desktop", 1280, 800, false}, {"mobile", 390, 844, true}}
 
 func main() {
 	cfgPath := flag.String("config", "sites.yaml", "the sites.yaml to render")
