@@ -171,7 +171,7 @@ func TestHalfClosedClientIsRecorded(t *testing.T) {
 func TestHead(t *testing.T) {
 	f := MustFixture(t, false)
 	all, _ := MustTokens(t, f)
-	for _, path := range []string{"/v1/banner/" + testSite + ".js", "/healthz", "/readyz", "/v1/keys", "/metrics", "/v1/dpo/stats"} {
+	for _, path := range []string{"/v1/banner/" + testSite + ".js", "/v1/visitor/" + testSite, "/healthz", "/readyz", "/v1/keys", "/metrics", "/v1/dpo/stats"} {
 		get := f.do(t, http.MethodGet, path, "", bearer(all))
 		head := f.do(t, http.MethodHead, path, "", bearer(all))
 		if head.Code != get.Code || head.Code != http.StatusOK || head.Header().Get("Content-Type") != get.Header().Get("Content-Type") {

@@ -83,7 +83,8 @@ type Server struct {
 type site struct {
 	*consent.Site
 	bundle     *banner.Bundle
-	demoBundle *banner.Bundle // partner tags pointed at /demo/partner/, when Demo is on
+	demoBundle *banner.Bundle          // partner tags pointed at /demo/partner/, when Demo is on
+	visitor    map[string]*visitorPage // the visitor's page, by language
 }
 
 // New returns a Server that stores records in store. Call Load before serving, and
@@ -129,6 +130,7 @@ func New(store consent.Store, opts Options) *Server {
 	s.public.OPTIONS("/v1/consents", s.handlePreflight, s.cors)
 	get(s.public, "/v1/consents/:consent_id", s.handleGetConsents, s.cors)
 	get(s.public, "/v1/keys", s.handleKeys)
+	get(s.public, "/v1/visitor/:site", s.handleVisitor)
 	s.admin = s.public
 	if opts.Admin {
 		s.admin = s.newEcho()
@@ -187,9 +189,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.public.Se
 // the DPO API with Options.DPOOnAdmin, /healthz and /readyz.
 func (s *Server) AdminHandler() http.Handler { return s.admin }
 
-// Load builds every site's banner from cfg and starts serving them, all at once. On
-// error nothing changes: the previous configuration keeps serving. A banner that
-// would come out the same as one being served is not built again.
+// Load builds every site's banner and visitor page from cfg and starts serving them,
+// all at once. On error nothing changes: the previous configuration keeps serving. A
+// banner that would come out the same as one being served is not built again.
 func (s *Server) Load(cfg *config.Config) error {
 	prev := *s.sites.Load()
 	var served []*banner.Bundle
@@ -208,6 +210,12 @@ func (s *Server) Load(cfg *config.Config) error {
 	}
 	if err := buildAll(banner.NewCache(served...), builds); err != nil {
 		return err
+	}
+	for _, st := range next {
+		var err error
+		if st.visitor, err = visitorPages(st.Site); err != nil {
+			return err
+		}
 	}
 	// What a banner shows is stored before it is served: every record can then name
 	// the snapshot of what its visitor saw. A bundle served before has its snapshot
