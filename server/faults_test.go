@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/internal/wait"
@@ -95,6 +98,24 @@ func TestOverloadDoesNotFloodTheLog(t *testing.T) {
 		lines := log.all()[before:]
 		return slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "omitted=") }), strings.Join(lines, "\n")
 	})
+}
+
+// TestErrorLogNamesNoConsentID: a failure to answer a visitor's GET
+// /v1/consents/{consent_id}, which their page sends, is logged with the route, not
+// with the id: whoever reads the log must not get the keys to visitors' records.
+func TestErrorLogNamesNoConsentID(t *testing.T) {
+	base := MustFixture(t, false)
+	log := &logLines{}
+	store := &faultyStore{Store: base.store, fault: errors.New("disk failed")}
+	f, _, _ := MustServerWith(t, store, base.cfg, server.Options{Logger: slog.New(log)})
+	id := uuid.NewString()
+	if rec := f.do(t, http.MethodGet, "/v1/consents/"+strings.ToUpper(id), "", nil); rec.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", rec.Code)
+	}
+	lines := log.all()
+	if len(lines) != 1 || !strings.Contains(lines[0], "path=/v1/consents/{consent_id}") || strings.Contains(strings.ToLower(lines[0]), id) {
+		t.Errorf("log lines %q, want one naming the route /v1/consents/{consent_id} and not the id %s", lines, id)
+	}
 }
 
 // stalledStore answers its reads only once their context ends, as a store does

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -303,7 +304,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	status, code, msg := describe(err)
 	s.metrics.errors.WithLabelValues(strconv.Itoa(status), code).Inc()
 	if status >= 500 {
-		s.errorLog.log("request failed", err, "status", status, "code", code, "method", c.Request().Method, "path", c.Request().URL.Path)
+		s.errorLog.log("request failed", err, "status", status, "code", code, "method", c.Request().Method, "path", loggedPath(c))
 	}
 	var e *consent.Error
 	switch {
@@ -321,6 +322,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 	// cost next to nothing.
 	body, _ := json.Marshal(errorBody(code, msg)) // cannot fail: two strings
 	_ = c.JSONBlob(status, body)
+}
+
+// loggedPath is the path of c's request as a log may keep it: a consent id in it,
+// the key to its visitor's records at GET /v1/consents/{consent_id}, is replaced by
+// the route's placeholder (docs/security.md).
+func loggedPath(c echo.Context) string {
+	if c.Param("consent_id") != "" {
+		return strings.ReplaceAll(c.Path(), ":consent_id", "{consent_id}")
+	}
+	return c.Request().URL.Path
 }
 
 // errorJSON is the one shape of every error answer.
