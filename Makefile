@@ -16,7 +16,7 @@ run: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/consentd ./cmd/consentd
 
-## test: type-check the banner, then every Go test with the race detector, the
+## test: type-check the banner and the visitor's page, then every Go test with the race detector, the
 ## headless-Chromium end-to-end tests included (CONSENTD_SKIP_BROWSER=1 opts out)
 test: typecheck
 	$(GO) test -race -count=1 ./...

@@ -290,6 +290,20 @@ type AxeResult struct {
 // contrastOnly it runs color-contrast alone (for a second colour scheme).
 func MustAxe(tb testing.TB, p *Page, where string, contrastOnly bool) {
 	tb.Helper()
+	mustAxe(tb, p, where, `document.querySelector('consent-banner')`, "the banner's shadow DOM", contrastOnly)
+}
+
+// MustAxeDocument is MustAxe on the whole document: for a page consentd serves
+// itself, such as the visitor's page.
+func MustAxeDocument(tb testing.TB, p *Page, where string, contrastOnly bool) {
+	tb.Helper()
+	mustAxe(tb, p, where, `document`, "the page", contrastOnly)
+}
+
+// mustAxe runs axe as MustAxe says on the element (or document) that the JS
+// expression target gives, which what names in messages.
+func mustAxe(tb testing.TB, p *Page, where, target, what string, contrastOnly bool) {
+	tb.Helper()
 	tags, err := json.Marshal(axeTags)
 	if err != nil {
 		tb.Fatal(err)
@@ -299,8 +313,8 @@ func MustAxe(tb testing.TB, p *Page, where string, contrastOnly bool) {
 		only = `{ type: 'rule', values: ['color-contrast'] }`
 	}
 	res := MustA11yEval[AxeResult](tb, p, `(async () => {
-  const host = document.querySelector('consent-banner');
-  if (!host) return { violations: [{ id: 'no-banner', help: 'no <consent-banner> in the page', nodes: [] }], incomplete: [], contrastNodes: 0 };
+  const host = `+target+`;
+  if (!host) return { violations: [{ id: 'nothing-to-check', help: 'nothing to check: ' + `+jsString(what)+` + ' is not in the page', nodes: [] }], incomplete: [], contrastNodes: 0 };
   const r = await axe.run(host, { runOnly: `+only+`, resultTypes: ['violations', 'incomplete'] });
   const pick = (rule) => ({ id: rule.id, impact: rule.impact || '', help: rule.help, helpUrl: rule.helpUrl, nodes: rule.nodes.map((n) => ({ target: n.target, html: n.html, failureSummary: n.failureSummary || '' })) });
   const find = (target) => { let el = null, scope = document; for (const s of target) { el = scope.querySelector(s); if (!el) return null; scope = el.shadowRoot || el; } return el; };
@@ -326,7 +340,7 @@ func MustAxe(tb testing.TB, p *Page, where string, contrastOnly bool) {
 		tb.Error(b.String())
 	}
 	if res.ContrastNodes == 0 {
-		tb.Errorf("%s: axe's color-contrast rule examined no element of the banner's shadow DOM: contrast is not checked", where)
+		tb.Errorf("%s: axe's color-contrast rule examined no element of %s: contrast is not checked", where, what)
 	}
 	for _, v := range res.Incomplete {
 		for _, n := range v.Nodes {

@@ -125,8 +125,9 @@ type Env struct {
 	Store    *bolt.Store
 	Requests *Requests
 
-	pages    map[string]pageData // per site key, fixed at start
-	consents atomic.Int32        // a ConsentsMode
+	pages       map[string]pageData // per site key, fixed at start
+	consents    atomic.Int32        // a ConsentsMode
+	historyDown atomic.Bool         // GET /v1/consents/{consent_id} answers 503
 }
 
 type pageData struct {
@@ -235,6 +236,10 @@ func (e *Env) EmbedURL(path string) string { return "http://" + EmbedHost + ":" 
 // real handler, or a failure. Every request is still recorded in e.Requests.
 func (e *Env) SetConsents(m ConsentsMode) { e.consents.Store(int32(m)) }
 
+// SetHistoryDown makes GET /v1/consents/{consent_id} answer 503, as consentd does
+// while its store cannot be read, or (down false) the real handler answer again.
+func (e *Env) SetHistoryDown(down bool) { e.historyDown.Store(down) }
+
 func embedPartner(site *consent.Site) string {
 	id := ""
 	for _, p := range site.Partners {
@@ -255,6 +260,13 @@ func (e *Env) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case host == backendHost:
 		if r.Method == http.MethodPost && r.URL.Path == "/v1/consents" && e.failConsents(w, r) {
+			return
+		}
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/consents/") && e.historyDown.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"error":{"code":"unavailable","message":"e2e: the store cannot be read"}}`)
 			return
 		}
 		e.Server.ServeHTTP(w, r)

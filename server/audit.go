@@ -73,10 +73,9 @@ func (s *Server) auditEntry(c echo.Context, now time.Time) *consent.AuditEntry {
 	req := c.Request()
 	e := &consent.AuditEntry{
 		ID: uuid.Must(uuid.NewV7()).String(), At: now.UTC(), Client: clientOf(c),
-		Method: truncate(req.Method, 16), Path: req.URL.Path,
+		Method: truncate(req.Method, 16), Path: loggedPath(c),
 	}
 	if id := c.Param("consent_id"); id != "" {
-		e.Path = strings.ReplaceAll(c.Path(), ":consent_id", "{consent_id}")
 		e.Subject = consent.ConsentDigest(strings.ToLower(id))
 	}
 	if req.URL.RawQuery != "" {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/internal/wait"
@@ -97,6 +100,24 @@ func TestOverloadDoesNotFloodTheLog(t *testing.T) {
 	})
 }
 
+// TestErrorLogNamesNoConsentID: a failure to answer a visitor's GET
+// /v1/consents/{consent_id}, which their page sends, is logged with the route, not
+// with the id: whoever reads the log must not get the keys to visitors' records.
+func TestErrorLogNamesNoConsentID(t *testing.T) {
+	base := MustFixture(t, false)
+	log := &logLines{}
+	store := &faultyStore{Store: base.store, fault: errors.New("disk failed")}
+	f, _, _ := MustServerWith(t, store, base.cfg, server.Options{Logger: slog.New(log)})
+	id := uuid.NewString()
+	if rec := f.do(t, http.MethodGet, "/v1/consents/"+strings.ToUpper(id), "", nil); rec.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", rec.Code)
+	}
+	lines := log.all()
+	if len(lines) != 1 || !strings.Contains(lines[0], "path=/v1/consents/{consent_id}") || strings.Contains(strings.ToLower(lines[0]), id) {
+		t.Errorf("log lines %q, want one naming the route /v1/consents/{consent_id} and not the id %s", lines, id)
+	}
+}
+
 // stalledStore answers its reads only once their context ends, as a store does
 // whose client went away while it read.
 type stalledStore struct{ consent.Store }
@@ -171,7 +192,7 @@ func TestHalfClosedClientIsRecorded(t *testing.T) {
 func TestHead(t *testing.T) {
 	f := MustFixture(t, false)
 	all, _ := MustTokens(t, f)
-	for _, path := range []string{"/v1/banner/" + testSite + ".js", "/healthz", "/readyz", "/v1/keys", "/metrics", "/v1/dpo/stats"} {
+	for _, path := range []string{"/v1/banner/" + testSite + ".js", "/v1/visitor/" + testSite, "/healthz", "/readyz", "/v1/keys", "/metrics", "/v1/dpo/stats"} {
 		get := f.do(t, http.MethodGet, path, "", bearer(all))
 		head := f.do(t, http.MethodHead, path, "", bearer(all))
 		if head.Code != get.Code || head.Code != http.StatusOK || head.Header().Get("Content-Type") != get.Header().Get("Content-Type") {

@@ -294,6 +294,7 @@ func TestOpenAPI(t *testing.T) {
 	etag := f.do(t, http.MethodGet, "/v1/banner/"+testSite+".js", "", nil).Header().Get("ETag")
 	demoETag := demo.do(t, http.MethodGet, "/demo/"+testSite+"/banner.js", "", nil).Header().Get("ETag")
 	prefsETag := f.do(t, http.MethodGet, "/v1/banner/"+testSite+"/fr.js", "", nil).Header().Get("ETag")
+	visitorETag := f.do(t, http.MethodGet, "/v1/visitor/"+testSite, "", nil).Header().Get("ETag")
 	from := time.Now().UTC().Format(time.DateOnly)
 	to := time.Now().UTC().Add(48 * time.Hour).Format(time.RFC3339)
 	disk := errors.New("disk failed")
@@ -363,6 +364,11 @@ func TestOpenAPI(t *testing.T) {
 		{name: "own consents unknown id", method: "GET", path: "/v1/consents/" + unknownID, status: 404},
 		{name: "own consents failing disk", method: "GET", path: "/v1/consents/" + id, status: 500, fault: disk},
 		{name: "own consents store closing", method: "GET", path: "/v1/consents/" + id, status: 503, fault: consent.ErrUnavailable},
+
+		{name: "visitor page", method: "GET", path: "/v1/visitor/" + testSite + "?lang=fr", header: map[string]string{"Accept-Language": "de"}, status: 200,
+			checkResponse: wantHeader("Referrer-Policy", "no-referrer")},
+		{name: "visitor page not modified", method: "GET", path: "/v1/visitor/" + testSite, header: map[string]string{"If-None-Match": visitorETag}, status: 304},
+		{name: "visitor page of unknown site", method: "GET", path: "/v1/visitor/example.org", status: 404},
 
 		{name: "keys", method: "GET", path: "/v1/keys", status: 200},
 		{name: "healthz", method: "GET", path: "/healthz", status: 200},

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,7 +84,8 @@ type Server struct {
 type site struct {
 	*consent.Site
 	bundle     *banner.Bundle
-	demoBundle *banner.Bundle // partner tags pointed at /demo/partner/, when Demo is on
+	demoBundle *banner.Bundle          // partner tags pointed at /demo/partner/, when Demo is on
+	visitor    map[string]*visitorPage // the visitor's page, by language
 }
 
 // New returns a Server that stores records in store. Call Load before serving, and
@@ -130,6 +132,7 @@ func New(store consent.Store, opts Options) *Server {
 	s.public.OPTIONS("/v1/consents", s.handlePreflight, s.cors)
 	get(s.public, "/v1/consents/:consent_id", s.handleGetConsents, s.cors)
 	get(s.public, "/v1/keys", s.handleKeys)
+	get(s.public, "/v1/visitor/:site", s.handleVisitor)
 	s.admin = s.public
 	if opts.Admin {
 		s.admin = s.newEcho()
@@ -189,9 +192,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.public.Se
 // the DPO API with Options.DPOOnAdmin, /healthz and /readyz.
 func (s *Server) AdminHandler() http.Handler { return s.admin }
 
-// Load builds every site's banner from cfg and starts serving them, all at once. On
-// error nothing changes: the previous configuration keeps serving. A banner that
-// would come out the same as one being served is not built again.
+// Load builds every site's banner and visitor page from cfg and starts serving them,
+// all at once. On error nothing changes: the previous configuration keeps serving. A
+// banner that would come out the same as one being served is not built again.
 func (s *Server) Load(cfg *config.Config) error {
 	prev := *s.sites.Load()
 	var served []*banner.Bundle
@@ -210,6 +213,12 @@ func (s *Server) Load(cfg *config.Config) error {
 	}
 	if err := buildAll(banner.NewCache(served...), builds); err != nil {
 		return err
+	}
+	for _, st := range next {
+		var err error
+		if st.visitor, err = visitorPages(st.Site); err != nil {
+			return err
+		}
 	}
 	// What a banner shows is stored before it is served: every record can then name
 	// the snapshot of what its visitor saw. A bundle served before has its snapshot
@@ -297,7 +306,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	status, code, msg := describe(err)
 	s.metrics.errors.WithLabelValues(strconv.Itoa(status), code).Inc()
 	if status >= 500 {
-		s.errorLog.log("request failed", err, "status", status, "code", code, "method", c.Request().Method, "path", c.Request().URL.Path)
+		s.errorLog.log("request failed", err, "status", status, "code", code, "method", c.Request().Method, "path", loggedPath(c))
 	}
 	var e *consent.Error
 	switch {
@@ -315,6 +324,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 	// cost next to nothing.
 	body, _ := json.Marshal(errorBody(code, msg)) // cannot fail: two strings
 	_ = c.JSONBlob(status, body)
+}
+
+// loggedPath is the path of c's request as a log may keep it: a consent id in it,
+// the key to its visitor's records at GET /v1/consents/{consent_id}, is replaced by
+// the route's placeholder (docs/security.md).
+func loggedPath(c echo.Context) string {
+	if c.Param("consent_id") != "" {
+		return strings.ReplaceAll(c.Path(), ":consent_id", "{consent_id}")
+	}
+	return c.Request().URL.Path
 }
 
 // errorJSON is the one shape of every error answer.

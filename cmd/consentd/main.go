@@ -5,6 +5,7 @@
 //	consentd check [sites.yaml]
 //	consentd keygen [--keys data/keys]
 //	consentd verify [--db data/consent.db] [--keys data/keys | --public-keys keys.json] [--checkpoint FILE ...]
+//	consentd verify-receipts --public-keys keys.json consent-ID.json
 //	consentd token add NAME [--sites a,b [--config sites.yaml]] | list [--all] | revoke NAME
 //	consentd proof CONSENT_ID [--json]
 //	consentd export [--site S] [--from T] [--to T] [--format csv|ndjson] [--out FILE] ...
@@ -77,6 +78,10 @@ Usage:
                              --public-keys: with only the keys GET /v1/keys published;
                              --checkpoint: also against checkpoints archived from
                              GET /v1/dpo/checkpoint
+  consentd verify-receipts --public-keys FILE CONSENT_FILE
+                             check, offline, the receipts of a visitor's records as
+                             their page downloads them (GET /v1/consents/{id}) with the
+                             keys GET /v1/keys published; exits 1 if one does not verify
   consentd token add NAME [--sites a,b] | list [--all] | revoke NAME
                              DPO API tokens (--tokens FILE, default data/tokens.json);
                              --sites names sites of --config (default
@@ -129,6 +134,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keygen(args[1:], stdout, stderr)
 	case "verify":
 		return verify(ctx, args[1:], stdout, stderr)
+	case "verify-receipts":
+		return verifyReceipts(args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
 	case "proof":

@@ -96,16 +96,11 @@ func report(stdout io.Writer, path string, v *consent.Verification, missing stri
 
 // readPublicKeys returns a verifier of the public keys in the file at path.
 func readPublicKeys(path string) (*proof.Verifier, error) {
-	f, err := os.Open(path)
+	keys, err := readPublicKeyFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	keys, err := proof.ReadPublicKeys(f)
-	var v *proof.Verifier
-	if err == nil {
-		v, err = proof.NewVerifier(keys)
-	}
+	v, err := proof.NewVerifier(keys)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
