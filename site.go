@@ -177,6 +177,7 @@ var TextKeys = []string{
 	"save", "close", "settings", "alwaysOn", "controller", "details", "provider",
 	"purpose", "dataShared", "ip_address", "advertising_id", "cookies", "none",
 	"leavesEEA", "yes", "no", "embed", "unavailable", "allowOnce", "allowAlways",
+	"consentId", "copy", "copied", "records",
 }
 
 // ThemeNames are the banner colours a site may set, in the order the banner applies

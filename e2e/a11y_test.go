@@ -305,3 +305,48 @@ func TestPageUsableBehindBanner(t *testing.T) {
 		}
 	})
 }
+
+// TestPreferencesLayout: while the second layer is open the first layer does not
+// peek out from under its backdrop, and in it the names of purposes and partners
+// lead: set larger than their descriptions and disclosures, and bold.
+func TestPreferencesLayout(t *testing.T) {
+	forEachSite(t, func(t *testing.T, env *Env, site string) {
+		p := MustOpenPage(t, env, site)
+		p.MustViewport(phone)
+		p.MustNavigate()
+		p.MustBannerVisible()
+		p.MustClick(`"Customize"`, `layer1('customize')`)
+		p.MustDialogOpen()
+		if v := MustEval[string](t, p, `getComputedStyle(layer1('accept-all')).visibility`); v != "hidden" {
+			t.Errorf("with the preferences open the first layer is %s, want hidden", v)
+		}
+		type lead struct {
+			What         string
+			Name, Detail float64 // font sizes, px
+			Weight       int
+		}
+		leads := MustEval[[]lead](t, p, `(() => {
+  const size = (el) => parseFloat(getComputedStyle(el).fontSize);
+  const out = [];
+  for (const c of root().querySelectorAll('dialog .c')) {
+    const name = c.querySelector(':scope > .r label');
+    out.push({ what: name.textContent, name: size(name), detail: size(c.querySelector(':scope > p')), weight: +getComputedStyle(name).fontWeight });
+    for (const p of c.querySelectorAll('.p')) {
+      const n = p.querySelector('label');
+      out.push({ what: n.textContent, name: size(n), detail: size(p.querySelector('dl')), weight: +getComputedStyle(n).fontWeight });
+    }
+  }
+  return out;
+})()`)
+		if len(leads) < 2 {
+			t.Fatalf("the preferences list %d purposes and partners", len(leads))
+		}
+		for _, l := range leads {
+			if l.Name <= l.Detail || l.Weight < 600 {
+				t.Errorf("%q is set at %.1f px, weight %d, its description at %.1f px: the name must lead, larger and bold", l.What, l.Name, l.Weight, l.Detail)
+			}
+		}
+		p.MustClick(`"Close"`, `inDialog('[data-action="close"]')`)
+		p.MustWaitJS("the first layer shows again", `getComputedStyle(layer1('accept-all')).visibility === 'visible'`)
+	})
+}

@@ -39,6 +39,10 @@ const disabledSnippetHost = "disabled" + partnerDomain
 // EmbedHost serves the embeds (video iframes, images) that the /embeds page gates.
 const EmbedHost = "embed" + partnerDomain
 
+// EmbedProvider is whom the /embeds page's video names as its provider
+// (data-provider), apart from the partner it is gated on.
+const EmbedProvider = "VideoTube"
+
 // Paths of the host pages besides the home page "/": the same page deeper in the site
 // (partners' cookies get that path by default), one with gated embeds, and a long
 // one with a contact form.
@@ -137,6 +141,7 @@ type pageData struct {
 	Port     string
 	Disabled string // a partner id that is not enabled for the site
 	Embed    string // the enabled partner whose embeds the /embeds page shows
+	Provider string // the video's provider: EmbedProvider
 	Embeds   bool   // the page is /embeds
 	Form     bool   // the page is /contact
 }
@@ -189,7 +194,7 @@ func MustEnv(tb testing.TB, site string) *Env {
 				break
 			}
 		}
-		e.pages[key] = pageData{Site: key, Name: strings.ToUpper(key[:1]) + key[1:], Lang: site.Languages[0], Port: port, Disabled: disabled, Embed: embedPartner(site)}
+		e.pages[key] = pageData{Site: key, Name: strings.ToUpper(key[:1]) + key[1:], Lang: site.Languages[0], Port: port, Disabled: disabled, Embed: embedPartner(site), Provider: EmbedProvider}
 	}
 	e.Config = cfg
 
@@ -543,7 +548,7 @@ var hostPage = template.Must(template.New("page").Parse(`<!doctype html>
 <main>{{if .Embeds}}
   <section id="embeds">
     <h2>Our product video</h2>
-    <iframe id="embed-video" title="Product video" width="320" height="180" data-category="advertising" data-partner="{{.Embed}}" data-src="http://embed.partner.test:{{.Port}}/video"></iframe>
+    <iframe id="embed-video" title="Product video" width="320" height="180" data-category="advertising" data-partner="{{.Embed}}" data-provider="{{.Provider}}" data-src="http://embed.partner.test:{{.Port}}/video"></iframe>
     <img id="embed-img" alt="" width="1" height="1" data-category="advertising" data-partner="{{.Embed}}" data-src="http://embed.partner.test:{{.Port}}/pixel.gif">
     <iframe id="embed-disabled" title="Disabled partner's video" width="320" height="180" data-category="advertising" data-partner="{{.Disabled}}" data-src="http://embed.partner.test:{{.Port}}/disabled-video"></iframe>
   </section>{{end}}

@@ -41,6 +41,46 @@ func MustVisitorTexts(tb testing.TB, lang string) map[string]string {
 	return texts
 }
 
+// MustBannerTexts reads the banner's texts in lang, as shipped (no site overrides).
+func MustBannerTexts(tb testing.TB, lang string) map[string]string {
+	tb.Helper()
+	data, err := os.ReadFile("../banner/i18n/" + lang + ".json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var texts map[string]string
+	if err := json.Unmarshal(data, &texts); err != nil {
+		tb.Fatal(err)
+	}
+	return texts
+}
+
+// mustProofInPreferences opens the preferences on the page in lang and checks that
+// they show the visitor's consent id, to copy, and the link to their page in lang.
+func mustProofInPreferences(t *testing.T, p *Page, site, lang, id string) {
+	t.Helper()
+	p.MustNavigateLang(lang)
+	p.MustReady()
+	p.MustInjectAxe()
+	openSettings(p)
+	texts := MustBannerTexts(t, lang)
+	type proof struct {
+		Label, ID, Copy, Href, Text, Rel string
+	}
+	read := `(() => { const i = inDialog('#ci'), a = i.parentElement.querySelector('a');
+  return { label: i.labels[0].textContent, id: i.value, copy: i.nextElementSibling.textContent, href: a.href, text: a.textContent, rel: a.rel }; })()`
+	got := MustEval[proof](t, p, read)
+	want := proof{texts["consentId"], id, texts["copy"], p.Env.VisitorURL(site, lang, id), texts["records"], "noopener noreferrer"}
+	if got != want {
+		t.Errorf("%s: the preferences show %+v, want %+v", lang, got, want)
+	}
+	p.MustClick(`"`+texts["copy"]+`"`, `inDialog('#ci').nextElementSibling`)
+	p.MustWaitJS("the copy button says "+texts["copied"], `inDialog('#ci').nextElementSibling.textContent === `+jsString(texts["copied"]))
+	MustAxe(t, p, site+" "+lang+" preferences with the consent id", false)
+	p.MustClick(`"`+texts["close"]+`"`, `inDialog('[data-action="close"]')`)
+	p.MustWaitJS("the preferences closed", `!inDialog('[data-action]')`)
+}
+
 // VisitorURL returns the address of site's visitor page in lang, as the banner links
 // it: the consent id, if any, in the fragment.
 func (e *Env) VisitorURL(site, lang, consentID string) string {
@@ -215,7 +255,8 @@ func (p *Page) MustVisitorState(texts map[string]string, key string) {
 }
 
 // TestVisitorPage: a visitor rejects all in the banner, then allows advertising
-// with one partner in its preferences; their page lists both decisions, newest first,
+// with one partner in its preferences; the preferences then show their consent id
+// and link to their page, in every language of the site; the page lists both decisions, newest first,
 // in every language of the site, offers the API's answer byte for byte as a
 // download, keeps to its Content-Security-Policy, and is accessible.
 func TestVisitorPage(t *testing.T) {
@@ -236,6 +277,9 @@ func TestVisitorPage(t *testing.T) {
 		b.MustClick(`"Save"`, `inDialog('[data-action="save"]')`)
 		records := env.MustRecords(t, id, 2)
 		answer := env.MustAnswer(t, "/v1/consents/"+id)
+		for _, lang := range st.Languages {
+			mustProofInPreferences(t, b, site, lang, id)
+		}
 
 		for _, lang := range st.Languages {
 			t.Run(lang, func(t *testing.T) {

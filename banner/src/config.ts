@@ -8,7 +8,8 @@ export type TextKey =
   | 'customize' | 'save' | 'close' | 'settings' | 'alwaysOn' | 'controller'
   | 'details' | 'provider' | 'purpose' | 'dataShared' | 'ip_address'
   | 'advertising_id' | 'cookies' | 'none' | 'leavesEEA' | 'yes' | 'no'
-  | 'embed' | 'unavailable' | 'allowOnce' | 'allowAlways';
+  | 'embed' | 'unavailable' | 'allowOnce' | 'allowAlways'
+  | 'consentId' | 'copy' | 'copied' | 'records';
 
 /** UI texts of one language (site overrides applied); {controller} already replaced
  * by the build, {partner} is replaced by the banner. */
@@ -89,9 +90,10 @@ export interface Choices {
 /** The second layer, with all texts of one language, a script of its own (prefs.ts). */
 export interface Prefs {
   x: Lang;
-  /** Opens the dialog in w, the banner's shadow content, with c pre-set; done gets,
-   * when it closes, the element that had the focus before. */
-  open(w: HTMLElement, c: Choices | null, partners: boolean, done: (from: Element | null) => void): void;
+  /** Opens the dialog in w, the banner's shadow content, with c pre-set and the
+   * visitor's consent id, if they have one; done gets, when it closes, the element
+   * that had the focus before. */
+  open(w: HTMLElement, c: Choices | null, id: string | undefined, partners: boolean, done: (from: Element | null) => void): void;
   /** The switches' state in the open dialog. */
   picked(): Choices;
   /** Closes the dialog, deciding nothing; whether one was open. */

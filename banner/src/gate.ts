@@ -86,7 +86,9 @@ const placehold = (el: HTMLElement) => {
   const d = el.dataset;
   const p = partner(d.partner);
   const g = config.g.map((g) => g.i).indexOf(d.category!);
-  const name = d.partner ? p && p.n : g >= 0 && x.g[g][0];
+  // an embed may name its own provider: a video gated on partner google-ads is
+  // YouTube's; an embed of no enabled partner is not available at all
+  const name = d.partner ? p && (d.provider || p.n) : g >= 0 && (d.provider || x.g[g][0]);
   placeholders.set(el, shadow('consent-placeholder', { 'data-partner': d.partner }, (action) => {
     if (action == 'allow-once') {
       once[key(el)] = true;

@@ -96,13 +96,17 @@ const change = (surface: Surface, x: ConsentChange) =>
     partners: Object.assign({}, choices && choices.partners, x.partners),
   });
 
+/** Opens the second layer; partners: with the partners' disclosures unfolded. */
+const preferences = (partners: boolean) =>
+  whenBody(() => open(act, choices, stored ? stored.i : undefined, partners), true);
+
 const act: Handler = (action, button) => {
   const surface: Surface = button.closest('dialog') ? 'preferences' : 'banner';
   if (action == 'accept-all') decide('accept_all', surface);
   else if (action == 'reject-all') decide('reject_all', surface);
   else if (action == 'save') decide('custom', surface, picked());
   else if (action == 'close') close();
-  else whenBody(() => open(act, choices, action == 'partners'), true);
+  else preferences(action == 'partners');
 };
 
 const markReady = () => {
@@ -111,7 +115,7 @@ const markReady = () => {
 };
 
 window.consent = {
-  open: () => whenBody(() => open(act, choices, false), true),
+  open: () => preferences(false),
   get: () => choices,
   set: (x) => change('api', x),
   on: (event, fn) => {

@@ -1,7 +1,8 @@
+import { origin } from './backend';
 import css from './prefs.css';
 import { config, type Choices, type Partner, type Prefs, type TextKey } from './config';
 import { buttons, h, link, type Child } from './dom';
-import { t, x } from './i18n';
+import { lang, t, x } from './i18n';
 
 // The second layer: a script of its own per language, with all the texts of that
 // language, loaded only when a visitor opens the preferences (or views a page in
@@ -31,7 +32,29 @@ const disclosure = (p: Partner, open: boolean) => {
   return h('details', { open }, h('summary', null, t.details), dl);
 };
 
-const open: Prefs['open'] = (w, c, partners, done) => {
+/** The visitor's consent id, to copy and quote, and the link to their records and
+ * receipts on consentd's page for visitors; the id only in the fragment, which no
+ * browser sends to a server or in a Referer. */
+const proof = (id: string) => {
+  const input = h('input', { id: 'ci', readonly: true, value: id, size: '36' }) as HTMLInputElement;
+  const copy = h('button', { class: 'l' }, t.copy);
+  copy.addEventListener('click', () => {
+    const done = () => (copy.textContent = t.copied);
+    // without the clipboard API (a page on http), the browser's own copy
+    const select = () => {
+      input.select();
+      if (document.execCommand('copy')) done();
+    };
+    if (navigator.clipboard) navigator.clipboard.writeText(id).then(done, select);
+    else select();
+  });
+  return h('p', { class: 'i' },
+    h('label', { for: 'ci' }, t.consentId), ' ',
+    input, copy, ' · ',
+    h('a', { href: origin + '/v1/visitor/' + config.s + '?lang=' + lang + '#' + id, target: '_blank', rel: 'noopener noreferrer' }, t.records));
+};
+
+const open: Prefs['open'] = (w, c, id, partners, done) => {
   if (dialog) return;
   const from = (w.getRootNode() as ShadowRoot).activeElement || document.activeElement;
   const d = dialog = h('dialog', { 'aria-labelledby': 'ch', 'aria-modal': 'true' }) as HTMLDialogElement;
@@ -41,6 +64,7 @@ const open: Prefs['open'] = (w, c, partners, done) => {
     h('div', { class: 's' },
       h('div', { class: 'r' }, h('h2', { id: 'ch' }, t.settings), h('button', { class: 'l', 'data-action': 'close' }, t.close)),
       h('p', null, t.controller + ': ' + x.c + ' · ', link(config.p, t.privacy)),
+      id && proof(id),
       ...config.g.map((g, i) => h('div', { class: 'c' },
         toggle('category', g.i, x.g[i][0], !!g.r || (!!c && c.categories[g.i] === true), g.r),
         h('p', null, x.g[i][1]),

@@ -83,13 +83,14 @@ export const show = (act: Handler) => {
   if (!back || back == document.body) bar.focus({ preventScroll: true });
 };
 
-/** Opens the second layer, a modal dialog, with c pre-set (all off without c);
- * partners: the partner list was asked for, so its disclosures are unfolded. It
+/** Opens the second layer, a modal dialog, with c pre-set (all off without c) and
+ * the visitor's consent id if they have one; partners: the partner list was asked
+ * for, so its disclosures are unfolded. It
  * needs the second layer's script (see i18n.ts): without it, it stays closed. When
  * it closes the focus goes back to where it came from, or, if that is gone with the
  * first layer, to where it was before the banner. */
-export const open = (act: Handler, c: Choices | null, partners: boolean) => {
-  if (prefs) prefs.open(mount(act), c, partners, (from) => focus(from && from.isConnected ? from : back));
+export const open = (act: Handler, c: Choices | null, id: string | undefined, partners: boolean) => {
+  if (prefs) prefs.open(mount(act), c, id, partners, (from) => focus(from && from.isConnected ? from : back));
 };
 
 /** Closes the second layer without deciding anything; whether it was open. */
