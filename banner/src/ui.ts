@@ -75,12 +75,14 @@ export const show = (act: Handler) => {
       h('h2', null, t.title),
       h('p', null, t.body, ' ', link(config.p, t.privacy), ' · ', h('button', { class: 'l', 'data-action': 'partners' }, t.partners))),
     buttons('accept-all', 'reject-all', 'customize'));
-  mount(act).append(bar);
   saved = [html.paddingBottom, html.scrollPaddingBottom];
   below = parseFloat(getComputedStyle(document.documentElement).paddingBottom);
+  mount(act).append(bar);
   resized.observe(bar);
   back = document.activeElement;
-  if (!back || back == document.body) bar.focus({ preventScroll: true });
+  // at the next frame, which lays the banner out anyway: focusing now would force
+  // that work into this task
+  if (!back || back == document.body) requestAnimationFrame(() => bar && bar.focus({ preventScroll: true }));
 };
 
 /** Opens the second layer, a modal dialog, with c pre-set (all off without c) and

@@ -13,7 +13,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"time"
 
@@ -37,23 +40,41 @@ var peer = []string{
 	"node_modules/vanilla-cookieconsent/dist/cookieconsent.css",
 }
 
-// probe records, at the first animation frame in which the "Accept all" button has
-// a size, the time since navigation started and the share of the screen the first
-// layer covers; and, from the start, the long tasks (over 50 ms) of the main thread.
+// probe records, from the start, the long tasks (over 50 ms) of the main thread, the
+// longest run of a banner script (from the long animation frames, which name their
+// scripts) and, at the first animation frame in which the "Accept all" button has a size, the time
+// since navigation started and the share of the screen the first layer covers.
 const probe = `(() => {
   window.longTasks = [];
   new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration); })
     .observe({ type: 'longtask', buffered: true });
-  const check = () => {
-    const host = document.querySelector('consent-banner');
-    const b = host && host.shadowRoot && host.shadowRoot.querySelector('[data-action="accept-all"]');
-    if (b && b.getBoundingClientRect().height > 0) {
+  // the banner's own work: its scripts' runs, with the style and layout they force
+  window.bannerTask = 0;
+  new PerformanceObserver((list) => {
+    for (const f of list.getEntries()) for (const s of f.scripts)
+      if (s.sourceURL.includes('/banner')) window.bannerTask = Math.max(window.bannerTask, s.duration);
+  }).observe({ type: 'long-animation-frame', buffered: true });
+  window.shown = new Promise((resolve) => {
+    const check = () => {
+      const host = document.querySelector('consent-banner');
+      const b = host && host.shadowRoot && host.shadowRoot.querySelector('[data-action="accept-all"]');
+      if (!b || b.getBoundingClientRect().height == 0) return requestAnimationFrame(check);
       const r = b.closest('[role=region]').getBoundingClientRect();
-      window.banner = { at: performance.now(), share: r.width * r.height / (innerWidth * innerHeight) };
-    } else requestAnimationFrame(check);
-  };
-  requestAnimationFrame(check);
+      resolve({ at: performance.now(), share: r.width * r.height / (innerWidth * innerHeight) });
+    };
+    requestAnimationFrame(check);
+  });
 })();`
+
+// measure waits in the page, without polling it, until the banner shows (or, with no
+// banner, the page has loaded), then for a second of the tasks that left, and gives
+// the measurement.
+const measure = `(async () => {
+  const m = document.querySelector('script[src*="banner.js"]') ? await window.shown
+    : await new Promise((resolve) => document.readyState == 'complete' ? resolve({}) : addEventListener('load', () => resolve({})));
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  return { at: m.at || 0, share: m.share || 0, task: window.bannerTask, blocking: window.longTasks.reduce((sum, d) => sum + Math.max(0, d - 50), 0) };
+})()`
 
 // phone is the screen the browser measurements emulate.
 var phone = emulation.SetDeviceMetricsOverrideParams{Width: 390, Height: 844, DeviceScaleFactor: 1, Mobile: true}
@@ -128,7 +149,10 @@ func printSizes(name string, data []byte) error {
 
 // measurement is what one page load shows.
 type measurement struct {
-	visible, blocking, share float64 // ms, ms, fraction of the screen
+	Visible  float64 `json:"at"`       // ms since navigation start
+	Share    float64 `json:"share"`    // of the screen the first layer covers
+	Blocking float64 `json:"blocking"` // ms: the long tasks' time over 50 ms each
+	Task     float64 `json:"task"`     // ms: the longest run of a banner script
 }
 
 func timeToVisible(cfg *config.Config, runs int) error {
@@ -142,41 +166,82 @@ func timeToVisible(cfg *config.Config, runs int) error {
 		return err
 	}
 	defer stopServer()
+	// the same demo pages without the banner's script tag: what the page costs alone
+	bare, stopBare, err := localserver.Listen(withoutBanner(base))
+	if err != nil {
+		return err
+	}
+	defer stopBare()
 
 	browser, stop, err := chromium.Start()
 	if err != nil {
 		return err
 	}
 	defer stop()
+	median := func(url, lang string) (measurement, error) {
+		var all []measurement
+		for i := range runs + 1 {
+			m, err := loadOnce(browser, url, lang)
+			if err != nil {
+				return m, err
+			}
+			if i > 0 { // the first warms the browser up
+				all = append(all, m)
+			}
+		}
+		mid := func(f func(measurement) float64) float64 {
+			v := make([]float64, len(all))
+			for i, m := range all {
+				v[i] = f(m)
+			}
+			slices.Sort(v)
+			return v[len(v)/2]
+		}
+		return measurement{
+			Visible:  mid(func(m measurement) float64 { return m.Visible }),
+			Share:    mid(func(m measurement) float64 { return m.Share }),
+			Blocking: mid(func(m measurement) float64 { return m.Blocking }),
+			Task:     mid(func(m measurement) float64 { return m.Task }),
+		}, nil
+	}
 	fmt.Printf("demo page on loopback, headless Chromium, %d×%d phone screen, browser and page in the language, median of %d\n", phone.Width, phone.Height, runs)
-	fmt.Printf("%-14s %-4s %12s %20s %14s\n", "site", "lang", "visible (ms)", "blocking, 4× CPU (ms)", "screen share")
+	fmt.Printf("%-14s %-4s %12s %17s %16s %16s %13s\n", "site", "lang", "visible (ms)", "banner task (ms)", "TBT 4× CPU (ms)", "without banner", "screen share")
 	for _, key := range cfg.SiteKeys() {
 		for _, lang := range cfg.Sites[key].Languages {
-			var all []measurement
-			for i := range runs + 1 {
-				m, err := loadOnce(browser, base+"/demo/"+key+"?lang="+lang, lang)
-				if err != nil {
-					return fmt.Errorf("%s %s: %w", key, lang, err)
-				}
-				if i > 0 {
-					all = append(all, m)
-				}
+			path := "/demo/" + key + "?lang=" + lang
+			with, err := median(base+path, lang)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", key, lang, err)
 			}
-			median := func(f func(measurement) float64) float64 {
-				v := make([]float64, len(all))
-				for i, m := range all {
-					v[i] = f(m)
-				}
-				slices.Sort(v)
-				return v[len(v)/2]
+			without, err := median(bare+path, lang)
+			if err != nil {
+				return fmt.Errorf("%s %s without the banner: %w", key, lang, err)
 			}
-			fmt.Printf("%-14s %-4s %12.0f %20.0f %13.0f%%\n", key, lang,
-				median(func(m measurement) float64 { return m.visible }),
-				median(func(m measurement) float64 { return m.blocking }),
-				100*median(func(m measurement) float64 { return m.share }))
+			fmt.Printf("%-14s %-4s %12.0f %17.0f %16.0f %16.0f %12.0f%%\n", key, lang, with.Visible, with.Task, with.Blocking, without.Blocking, 100*with.Share)
 		}
 	}
 	return nil
+}
+
+// withoutBanner serves the pages of base with the banner's script tag taken out.
+func withoutBanner(base string) http.Handler {
+	tag := regexp.MustCompile(`<script src="[^"]*banner\.js" async></script>`)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res, err := http.Get(base + r.URL.RequestURI())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		page, err := io.ReadAll(res.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", res.Header.Get("Content-Type"))
+		w.WriteHeader(res.StatusCode)
+		w.Write(tag.ReplaceAll(page, nil))
+	})
 }
 
 // loadOnce opens url in a fresh browser context (no cookie: the banner shows) with
@@ -213,26 +278,5 @@ func loadOnce(browser context.Context, url, lang string) (measurement, error) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		return measurement{}, err
 	}
-	var m measurement
-	for m.visible == 0 {
-		time.Sleep(20 * time.Millisecond)
-		b, err := chromedp.Run(ctx, chromedp.Evaluate[struct {
-			At    float64 `json:"at"`
-			Share float64 `json:"share"`
-		}](`window.banner || { at: 0, share: 0 }`))
-		if err != nil {
-			return measurement{}, err
-		}
-		m.visible, m.share = b.At, b.Share
-	}
-	// a second for the tasks that the banner's first frame left to run
-	time.Sleep(time.Second)
-	tasks, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`window.longTasks`))
-	if err != nil {
-		return measurement{}, err
-	}
-	for _, d := range tasks {
-		m.blocking += max(0, d-50)
-	}
-	return m, nil
+	return chromedp.Run(ctx, chromedp.Evaluate[measurement](measure, chromedp.EvalAwaitPromise))
 }
