@@ -52,7 +52,7 @@ type language struct {
 	Lang string `json:"l"`
 	// Fingerprint is the config's the texts belong to: a first-layer script cached
 	// from before a change of sites.yaml takes no newer second layer.
-	Fingerprint string            `json:"f"`
+	Fingerprint string            `json:"f,omitempty"`
 	UI          map[string]string `json:"t"`
 	Categories  [][]string        `json:"g"` // per category: name, and in the second layer its description
 	Controller  string            `json:"c,omitempty"`
@@ -79,7 +79,7 @@ var firstLayerTexts = []string{
 
 // firstLayer returns the part of l that the first layer's script carries.
 func (l *language) firstLayer() *language {
-	part := &language{Lang: l.Lang, Fingerprint: l.Fingerprint, UI: map[string]string{}}
+	part := &language{Lang: l.Lang, UI: map[string]string{}} // its fingerprint is the config's
 	for _, k := range firstLayerTexts {
 		part.UI[k] = l.UI[k]
 	}

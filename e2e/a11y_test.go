@@ -277,10 +277,24 @@ func TestA11yFocusNotObscured(t *testing.T) {
 	})
 }
 
+// brokenWords lists the words of the first layer's buttons that are set on more than
+// one line.
+const brokenWords = `['accept-all', 'reject-all', 'customize'].flatMap((a) => {
+  const text = layer1(a).firstChild, out = [], re = /\S+/g;
+  for (let m; (m = re.exec(text.data)); ) {
+    const r = document.createRange();
+    r.setStart(text, m.index);
+    r.setEnd(text, m.index + m[0].length);
+    if (new Set([...r.getClientRects()].map((c) => Math.round(c.top))).size > 1) out.push(m[0]);
+  }
+  return out;
+})`
+
 // TestPageUsableBehindBanner: the first layer is no cookie wall. On a phone it takes
-// at most a third of the screen, in every language; and the page gets room below its
-// content as high as the layer, so that the footer's links scroll clear of it and can
-// be tapped, on a phone and on a desktop.
+// at most a third of the screen, in every language, without breaking a word of its
+// buttons; and the page gets room below its content as high as the layer, so that the
+// footer's links scroll clear of it and can be tapped, on a phone and on a desktop.
+// After the decision the page's own room is as it was.
 func TestPageUsableBehindBanner(t *testing.T) {
 	forEachSiteLang(t, func(t *testing.T, env *Env, site, lang string) {
 		for _, v := range []Viewport{phone, desktop} {
@@ -294,10 +308,22 @@ func TestPageUsableBehindBanner(t *testing.T) {
 			if v == phone && height > float64(v.Height)/3 {
 				t.Errorf("%s %s: the first layer is %.0f px high, more than a third of the screen", lang, v.Name, height)
 			}
+			if broken := MustEval[[]string](t, p, brokenWords); len(broken) > 0 {
+				t.Errorf("%s %s: the buttons break %q in the middle", lang, v.Name, broken)
+			}
+			room := MustEval[float64](t, p, `parseFloat(getComputedStyle(document.documentElement).paddingBottom)`)
+			if room < 7+height || room >= 7+height+1 {
+				t.Errorf("%s %s: the page has %.1f px of room below its content, want its own 7 and the layer's %.1f", lang, v.Name, room, height)
+			}
 			for _, link := range []string{"imprint", "privacy"} {
 				p.mustClick("the footer's #"+link+" link, scrolled to the end of the page",
 					`((el) => { scrollTo(0, document.documentElement.scrollHeight); return probe(el, false); })(document.querySelector('footer a[href="#`+link+`"]'))`)
 				p.MustWaitJS("the footer's #"+link+" link was followed", `location.hash === '#`+link+`'`)
+			}
+			p.MustClick(`"Reject all"`, `layer1('reject-all')`)
+			p.MustBannerHidden()
+			if style := MustEval[string](t, p, `document.documentElement.getAttribute('style')`); style != "padding-bottom: 7px;" {
+				t.Errorf("%s %s: after the decision the page's html has style %q, want its own back, %q", lang, v.Name, style, "padding-bottom: 7px;")
 			}
 			if err := chromedp.Cancel(p.ctx); err != nil {
 				t.Logf("close tab: %v", err)

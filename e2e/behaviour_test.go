@@ -1087,6 +1087,95 @@ func choicesList(cs []*consent.Choices) string {
 	return "[" + strings.Join(out, ", ") + "]"
 }
 
+// TestPageInAnotherLanguage: a page whose language is not the browser's gets the
+// first layer from the script in the browser's language and the page's texts with
+// the second layer's script, before anything shows: two requests, the banner in the
+// page's language, and the preferences open without a third. On a repeat view the
+// page's texts are loaded only for the floating "Cookie settings" button.
+func TestPageInAnotherLanguage(t *testing.T) {
+	forEachSite(t, func(t *testing.T, env *Env, site string) {
+		st := env.Config.Sites[site]
+		lang := st.Languages[1] // the browser speaks Languages[0]
+		p := MustOpenPage(t, env, site)
+		mark := env.Requests.Mark()
+		p.MustNavigateLang(lang)
+		p.MustBannerVisible()
+		script, second := "GET /v1/banner/"+site+".js", "GET /v1/banner/"+site+"/"+lang+".js"
+		if got := env.Requests.Backend(mark); !equalLists(got, []string{script, second}) {
+			t.Errorf("requests to %s on first view = %q, want %q", backendHost, got, []string{script, second})
+		}
+		texts := MustBannerTexts(t, lang)
+		if got := MustEval[string](t, p, `layer1('reject-all').textContent`); got != texts["rejectAll"] {
+			t.Errorf("reject button says %q, want %q (%s)", got, texts["rejectAll"], lang)
+		}
+		mark = env.Requests.Mark()
+		p.MustClick(`"Customize"`, `layer1('customize')`)
+		p.MustDialogOpen()
+		if got := env.Requests.Backend(mark); len(got) != 0 {
+			t.Errorf("opening the preferences requested %q, want nothing: the second layer is there", got)
+		}
+		p.MustClick(`"Reject all" in the preferences`, `inDialog('[data-action="reject-all"]')`)
+		p.MustBannerHidden()
+		p.MustCookie(nil)
+
+		p.MustNavigateLang(lang)
+		p.MustReady()
+		if st.FloatingButton {
+			p.MustWaitJS("the floating button shows", `!!root() && !!root().querySelector('.f')`)
+		}
+		// from the browser's cache or not: what the page loaded
+		loaded := MustEval[bool](t, p, `performance.getEntriesByType('resource').some((e) => e.name.includes('/v1/banner/`+site+`/'))`)
+		if loaded != st.FloatingButton {
+			t.Errorf("a repeat view loaded the second layer: %v, want %v (only for the floating button's text)", loaded, st.FloatingButton)
+		}
+	})
+}
+
+// TestPreferencesOpenOnce: "Customize" clicked twice while the second layer loads
+// opens one dialog, loads the second layer once, and its "Save" records its switches.
+func TestPreferencesOpenOnce(t *testing.T) {
+	forEachSite(t, func(t *testing.T, env *Env, site string) {
+		p := MustOpenPage(t, env, site)
+		p.MustNavigate()
+		p.MustBannerVisible()
+		mark := env.Requests.Mark()
+		MustEval[bool](t, p, `(layer1('customize').click(), layer1('customize').click(), true)`)
+		p.MustDialogOpen()
+		p.MustClick("the advertising toggle", `inDialog('input[data-category="advertising"]')`)
+		p.MustClick(`"Save"`, `inDialog('[data-action="save"]')`)
+		s := p.MustCookie(nil)
+		if !s.Categories["advertising"] {
+			t.Errorf("Save stored %v, want advertising granted as switched", s.Categories)
+		}
+		p.MustWaitJS("the preferences closed", `!root().querySelector('dialog')`)
+		second := "GET /v1/banner/" + site + "/" + p.Site.Languages[0] + ".js"
+		if got := env.Requests.Backend(mark); !equalLists(got, []string{second, "POST /v1/consents"}) {
+			t.Errorf("requests to %s = %q, want the second layer once and one POST", backendHost, got)
+		}
+	})
+}
+
+// TestDecisionBeforeBanner: a page that decides through window.consent.set as soon
+// as the script has run gets no first layer after it.
+func TestDecisionBeforeBanner(t *testing.T) {
+	forEachSite(t, func(t *testing.T, env *Env, site string) {
+		p := MustOpenPage(t, env, site)
+		p.MustInitScript(`document.addEventListener('load', (e) => {
+  if (e.target.src && e.target.src.endsWith('/v1/banner/` + site + `.js')) window.consent.set({ categories: { advertising: false } });
+}, true);
+document.addEventListener('consent:ready', () => { window.bannerReady = true; });`)
+		p.MustNavigate()
+		p.MustWaitJS("the banner is ready", `window.bannerReady === true`)
+		s := p.MustCookie(nil)
+		if r := env.MustRecords(t, s.ID, 1)[0]; r.Surface != consent.SurfaceAPI {
+			t.Errorf("record from surface %s, want api", r.Surface)
+		}
+		if shown := MustEval[bool](t, p, `!!layer1('accept-all')`); shown {
+			t.Error("the first layer shows after the page decided")
+		}
+	})
+}
+
 // TestLanguageChoice: the page's <html lang> wins (matched on its primary subtag),
 // then the browser's languages, then the site's default language.
 func TestLanguageChoice(t *testing.T) {

@@ -521,11 +521,12 @@ func (w tbWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// hostPage is a plausible home page of one of the sites: the one script tag in
+// hostPage is a plausible home page of one of the sites: some room of its own below
+// its content (which the banner must give back as it was), the one script tag in
 // <head>, a footer "Cookie settings" link, an advertising snippet that marks the page
 // when it runs, and a snippet naming a partner that is not enabled (never to run).
 var hostPage = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="{{.Lang}}">
+<html lang="{{.Lang}}" style="padding-bottom: 7px">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

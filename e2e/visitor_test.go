@@ -30,21 +30,18 @@ import (
 // MustVisitorTexts reads the visitor page's texts in lang, as shipped.
 func MustVisitorTexts(tb testing.TB, lang string) map[string]string {
 	tb.Helper()
-	data, err := os.ReadFile("../server/visitor/i18n/" + lang + ".json")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var texts map[string]string
-	if err := json.Unmarshal(data, &texts); err != nil {
-		tb.Fatal(err)
-	}
-	return texts
+	return mustTexts(tb, "../server/visitor/i18n/"+lang+".json")
 }
 
 // MustBannerTexts reads the banner's texts in lang, as shipped (no site overrides).
 func MustBannerTexts(tb testing.TB, lang string) map[string]string {
 	tb.Helper()
-	data, err := os.ReadFile("../banner/i18n/" + lang + ".json")
+	return mustTexts(tb, "../banner/i18n/"+lang+".json")
+}
+
+func mustTexts(tb testing.TB, file string) map[string]string {
+	tb.Helper()
+	data, err := os.ReadFile(file)
 	if err != nil {
 		tb.Fatal(err)
 	}

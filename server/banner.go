@@ -27,12 +27,21 @@ func (s *Server) handleBanner(c echo.Context) error {
 	return serveScript(c, st.bundle)
 }
 
-func (s *Server) handlePrefs(c echo.Context) error {
+// siteParam returns the site the request's :site names, or a not-found error.
+func (s *Server) siteParam(c echo.Context) (*site, error) {
 	st := s.site(c.Param("site"))
 	if st == nil {
-		return consent.Errorf(consent.ENotFound, "unknown site %q", c.Param("site"))
+		return nil, consent.Errorf(consent.ENotFound, "unknown site %q", c.Param("site"))
 	}
-	return servePrefs(c, st.bundle, c.Param("file"))
+	return st, nil
+}
+
+func (s *Server) handlePrefs(c echo.Context) error {
+	st, err := s.siteParam(c)
+	if err != nil {
+		return err
+	}
+	return servePrefs(c, st.bundle, st.earlier, c.Param("file"))
 }
 
 // serveScript sends b's first-layer script with the texts of the language the
@@ -42,8 +51,13 @@ func serveScript(c echo.Context, b *banner.Bundle) error {
 	return serveAsset(c, &b.Scripts[i], "Accept-Encoding, Accept-Language")
 }
 
-// servePrefs sends b's second-layer script of the language file names: "{lang}.js".
-func servePrefs(c echo.Context, b *banner.Bundle, file string) error {
+// servePrefs sends the second-layer script of the language file names, "{lang}.js",
+// of the bundle whose fingerprint the f query parameter names: current or earlier.
+func servePrefs(c echo.Context, current *banner.Bundle, earlier []*banner.Bundle, file string) error {
+	b := withFingerprint(current, earlier, c.QueryParam("f"))
+	if b == nil {
+		return consent.Errorf(consent.ENotFound, "site %q serves no banner of fingerprint %q any more", current.Site, c.QueryParam("f"))
+	}
 	lang, ok := strings.CutSuffix(file, ".js")
 	i := b.Language(lang)
 	if !ok || i < 0 {

@@ -24,9 +24,9 @@ var demoPage = template.Must(template.ParseFS(demoFiles, "demo/page.html"))
 func demoPartnerURL(partnerID, _ string) string { return "/demo/partner/" + partnerID + ".js" }
 
 func (s *Server) handleDemoPage(c echo.Context) error {
-	st := s.site(c.Param("site"))
-	if st == nil {
-		return consent.Errorf(consent.ENotFound, "unknown site %q", c.Param("site"))
+	st, err := s.siteParam(c)
+	if err != nil {
+		return err
 	}
 	var enabled []consent.Partner
 	for _, p := range st.Partners {
@@ -50,19 +50,19 @@ func (s *Server) handleDemoPage(c echo.Context) error {
 }
 
 func (s *Server) handleDemoBanner(c echo.Context) error {
-	st := s.site(c.Param("site"))
-	if st == nil {
-		return consent.Errorf(consent.ENotFound, "unknown site %q", c.Param("site"))
+	st, err := s.siteParam(c)
+	if err != nil {
+		return err
 	}
 	return serveScript(c, st.demoBundle)
 }
 
 func (s *Server) handleDemoPrefs(c echo.Context) error {
-	st := s.site(c.Param("site"))
-	if st == nil {
-		return consent.Errorf(consent.ENotFound, "unknown site %q", c.Param("site"))
+	st, err := s.siteParam(c)
+	if err != nil {
+		return err
 	}
-	return servePrefs(c, st.demoBundle, c.Param("file"))
+	return servePrefs(c, st.demoBundle, st.demoEarlier, c.Param("file"))
 }
 
 var partnerFile = regexp.MustCompile(`^([a-z][a-z0-9-]*)\.js$`)

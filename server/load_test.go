@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -185,5 +186,41 @@ func TestLoadErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEarlierSecondLayers: after sites.yaml changes, a first-layer script still in a
+// browser's cache asks for the second layer of its own configuration, by fingerprint,
+// and gets it, for the last keptBundles configurations; the current one without a
+// fingerprint; a fingerprint never served, or served too long ago, gets 404.
+func TestEarlierSecondLayers(t *testing.T) {
+	cfg := MustConfig(t, testSite)
+	srv, _ := MustLoadedServer(t, cfg, true)
+	f := &fixture{srv: srv}
+	var fingerprints []string
+	for i := range 6 {
+		c := MustConfig(t, testSite)
+		c.Sites[testSite].Policy.Version = fmt.Sprintf("2027-0%d", i+1) // a new fingerprint each time
+		if err := srv.Load(c); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := server.Bundles(srv, testSite)
+		fingerprints = append(fingerprints, b.Fingerprint)
+	}
+	current := fingerprints[len(fingerprints)-1]
+	for i, fp := range fingerprints {
+		kept := i >= len(fingerprints)-1-4 // the current one and the four before it
+		for _, path := range []string{"/v1/banner/" + testSite + "/fr.js?f=" + fp, "/demo/" + testSite + "/banner/fr.js?f=" + fp} {
+			rec := f.do(t, http.MethodGet, path, "", nil)
+			if got := rec.Code == http.StatusOK && strings.Contains(rec.Body.String(), `f:"`+fp+`"`); got != kept {
+				t.Errorf("GET %s (configuration %d of %d): status %d, served: %v, want %v", path, i+1, len(fingerprints), rec.Code, got, kept)
+			}
+		}
+	}
+	if rec := f.do(t, http.MethodGet, "/v1/banner/"+testSite+"/fr.js", "", nil); !strings.Contains(rec.Body.String(), `f:"`+current+`"`) {
+		t.Errorf("without a fingerprint: %d, want the current second layer", rec.Code)
+	}
+	if rec := f.do(t, http.MethodGet, "/v1/banner/"+testSite+"/fr.js?f=0123456789abcdef", "", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("a fingerprint never served: %d, want 404", rec.Code)
 	}
 }

@@ -339,6 +339,8 @@ func TestOpenAPI(t *testing.T) {
 			checkResponse: wantHeader("Content-Encoding", "br")},
 		{name: "second layer not modified", method: "GET", path: "/v1/banner/" + testSite + "/fr.js", header: map[string]string{"If-None-Match": prefsETag}, status: 304},
 		{name: "second layer in a language the site lacks", method: "GET", path: "/v1/banner/" + testSite + "/nl.js", status: 404},
+		{name: "second layer of a configuration long gone", method: "GET", path: "/v1/banner/" + testSite + "/fr.js?f=0123456789abcdef", status: 404},
+		{name: "banner in the browser's language", method: "GET", path: "/v1/banner/" + testSite + ".js", header: map[string]string{"Accept-Language": "fr-LU, fr;q=0.9"}, status: 200},
 
 		{name: "consent as JSON", method: "POST", path: "/v1/consents", body: created, header: asJSON, status: 201},
 		{name: "consent by beacon", method: "POST", path: "/v1/consents", body: acceptAll, header: asBeacon, status: 201},
@@ -508,7 +510,7 @@ func TestOpenAPI(t *testing.T) {
 		{name: "demo banner", method: "GET", path: "/demo/" + testSite + "/banner.js", status: 200},
 		{name: "demo banner not modified", method: "GET", path: "/demo/" + testSite + "/banner.js", header: map[string]string{"If-None-Match": demoETag}, status: 304},
 		{name: "demo banner unknown site", method: "GET", path: "/demo/example.org/banner.js", status: 404},
-		{name: "demo second layer", method: "GET", path: "/demo/" + testSite + "/banner/de.js", status: 200},
+		{name: "demo second layer", method: "GET", path: "/demo/" + testSite + "/banner/de.js?f=" + fp, status: 200},
 		{name: "demo second layer unknown site", method: "GET", path: "/demo/example.org/banner/de.js", status: 404},
 		{name: "demo partner", method: "GET", path: "/demo/partner/google-ads.js", status: 200},
 		{name: "demo partner bad name", method: "GET", path: "/demo/partner/Google.js", status: 404, invalid: true},

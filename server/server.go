@@ -86,6 +86,37 @@ type site struct {
 	bundle     *banner.Bundle
 	demoBundle *banner.Bundle          // partner tags pointed at /demo/partner/, when Demo is on
 	visitor    map[string]*visitorPage // the visitor's page, by language
+	// The bundles served before, newest first: a first-layer script still in a
+	// browser's cache loads the second layer of its own configuration.
+	earlier, demoEarlier []*banner.Bundle
+}
+
+// keptBundles is how many bundles a site keeps served before the current one: more
+// than sites.yaml changes within a script's cache lifetime, as a rule.
+const keptBundles = 4
+
+// earlier returns the bundles served before next, newest first, when was served
+// before it and before that those of before.
+func earlier(next, was *banner.Bundle, before []*banner.Bundle) []*banner.Bundle {
+	if was == nil || was == next {
+		return before
+	}
+	kept := append([]*banner.Bundle{was}, before...)
+	return kept[:min(len(kept), keptBundles)]
+}
+
+// withFingerprint returns the one of current and earlier with fingerprint f, current
+// for f "", or nil.
+func withFingerprint(current *banner.Bundle, earlier []*banner.Bundle, f string) *banner.Bundle {
+	if f == "" || current.Fingerprint == f {
+		return current
+	}
+	for _, b := range earlier {
+		if b.Fingerprint == f {
+			return b
+		}
+	}
+	return nil
 }
 
 // New returns a Server that stores records in store. Call Load before serving, and
@@ -214,10 +245,14 @@ func (s *Server) Load(cfg *config.Config) error {
 	if err := buildAll(banner.NewCache(served...), builds); err != nil {
 		return err
 	}
-	for _, st := range next {
+	for key, st := range next {
 		var err error
 		if st.visitor, err = visitorPages(st.Site); err != nil {
 			return err
+		}
+		if old := prev[key]; old != nil {
+			st.earlier = earlier(st.bundle, old.bundle, old.earlier)
+			st.demoEarlier = earlier(st.demoBundle, old.demoBundle, old.demoEarlier)
 		}
 	}
 	// What a banner shows is stored before it is served: every record can then name

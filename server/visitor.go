@@ -184,9 +184,9 @@ func nameIn(t consent.Text, lang, fallback string) string {
 // visitorLanguage), with headers for a page that a hostile client may frame, inject
 // into or follow links from.
 func (s *Server) handleVisitor(c echo.Context) error {
-	st := s.site(c.Param("site"))
-	if st == nil {
-		return consent.Errorf(consent.ENotFound, "unknown site %q", c.Param("site"))
+	st, err := s.siteParam(c)
+	if err != nil {
+		return err
 	}
 	req, h := c.Request(), c.Response().Header()
 	page := st.visitor[visitorLanguage(st.Languages, c.QueryParam("lang"), req.Header.Get("Accept-Language"))]

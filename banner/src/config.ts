@@ -25,7 +25,7 @@ export interface Category {
  * layer's script carries all of it (see i18n.ts). */
 export interface Lang {
   l: string;              // language (primary subtag)
-  f: string;              // material fingerprint of the config they belong to
+  f?: string;             // second layer: material fingerprint of the config it belongs to
   t: Texts;               // in the first-layer script, only the keys it needs
   g: string[][];          // per category, in the order of Config.g: name (and in the second layer, description)
   c?: string;             // second layer: controller's name, address, e-mail

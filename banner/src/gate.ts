@@ -1,6 +1,6 @@
 import { config, granted, partner, type Choices, type Tag } from './config';
 import { update } from './consentmode';
-import { t, x } from './i18n';
+import { lang, t, texts, x } from './i18n';
 import { buttons, h } from './dom';
 import { shadow } from './ui';
 
@@ -81,24 +81,31 @@ const activate = (el: HTMLElement) => {
 };
 
 // An embed that may not load yet gets, just before it, a placeholder that names the
-// partner and offers to allow it; the embed is hidden meanwhile.
+// partner and offers to allow it; the embed is hidden meanwhile. The placeholder takes
+// its place at once, so that the page does not shift; its texts, in the page's
+// language, follow once they are in use (see i18n.ts).
 const placehold = (el: HTMLElement) => {
   const d = el.dataset;
   const p = partner(d.partner);
   const g = config.g.map((g) => g.i).indexOf(d.category!);
-  // an embed may name its own provider: a video gated on partner google-ads is
-  // YouTube's; an embed of no enabled partner is not available at all
-  const name = d.partner ? p && (d.provider || p.n) : g >= 0 && (d.provider || x.g[g][0]);
-  placeholders.set(el, shadow('consent-placeholder', { 'data-partner': d.partner }, (action) => {
+  const ph = shadow('consent-placeholder', { 'data-partner': d.partner }, (action) => {
     if (action == 'allow-once') {
       once[key(el)] = true;
       scan();
     } else always(p ? p.g : d.category!, d.partner);
-  }, h('div', { class: 'x' },
-    h('p', null, name ? t.embed.replace(/{partner}/g, name) : t.unavailable),
-    name && buttons('allow-once', 'allow-always'))));
-  el.before(placeholders.get(el)!);
+  });
+  placeholders.set(el, ph);
+  el.before(ph);
   el.style.display = 'none';
+  texts(false, () => {
+    // an embed may name its own provider: a video gated on partner google-ads is
+    // YouTube's; an embed of no enabled partner is not available at all
+    const name = d.partner ? p && (d.provider || p.n) : g >= 0 && (d.provider || x.g[g][0]);
+    ph.lang = lang;
+    ph.shadowRoot!.lastChild!.appendChild(h('div', { class: 'x' },
+      h('p', null, name ? t.embed.replace(/{partner}/g, name) : t.unavailable),
+      name && buttons('allow-once', 'allow-always')));
+  });
 };
 
 // While the parser is still adding elements, an inline script's text may be cut:

@@ -31,16 +31,21 @@ export let t: Texts = x.t;
 export let prefs: Prefs | undefined;
 
 let loading = Promise.resolve();
-let asked = lang; // the language in use or on its way
+// the language in use or on its way, and the one whose second layer is
+let asked = lang;
+let requested: string | undefined;
 
 /** Calls f once the texts of the language the page asks for are in use, and the
- * second layer if second, or, if they cannot be had, with those in use before. A
- * second layer of another configuration (cached from before a change) is not taken. */
+ * second layer if second, or, if they cannot be had within a few seconds, with those
+ * in use before. The second layer asked for is the one of this script's
+ * configuration, which consentd keeps for a while after a change of sites.yaml for
+ * the scripts still in browsers' caches. */
 export const texts = (second: boolean, f: () => void) => {
   const l = wanted();
-  if (l != asked || second && !prefs) {
-    asked = l;
+  if (l != asked || second && requested != l) {
+    asked = requested = l;
     loading = new Promise((done) => {
+      const s = document.createElement('script');
       const take = (e: Event) => {
         const p: Prefs = (e as CustomEvent).detail;
         if (p.x.f == config.f && p.x.l == l) {
@@ -50,14 +55,18 @@ export const texts = (second: boolean, f: () => void) => {
           t = x.t;
         }
       };
-      const s = document.createElement('script');
-      s.src = src.replace(/\.js(\?.*)?$/, '/' + l + '.js');
-      s.onload = s.onerror = () => {
+      const settle = () => {
+        clearTimeout(late);
         document.removeEventListener('consent-prefs', take);
         s.remove();
-        asked = lang; // tried again next time if it failed
+        // tried again next time, if it failed
+        asked = lang;
+        requested = prefs && prefs.x.l;
         done();
       };
+      const late = setTimeout(settle, 5000);
+      s.src = src.replace(/\.js(\?.*)?$/, '/' + l + '.js?f=' + config.f);
+      s.onload = s.onerror = settle;
       document.addEventListener('consent-prefs', take);
       (document.head || document.documentElement).appendChild(s);
     });

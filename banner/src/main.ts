@@ -6,7 +6,7 @@ import { apply, ran, watch } from './gate';
 import { texts } from './i18n';
 import { gpc, send, type Action, type Surface } from './send';
 import type { Handler } from './dom';
-import { close, hide, open, picked, show } from './ui';
+import { close, floating, hide, open, picked, show } from './ui';
 
 // Entry point. Order matters: the Consent Mode defaults go first, before any Google
 // tag can run; nothing optional loads and nothing is sent before a decision.
@@ -30,6 +30,10 @@ const whenBody = (f: () => void, second = false) =>
     if (document.body) f();
     else document.addEventListener('DOMContentLoaded', f);
   });
+
+/** Shows the floating "Cookie settings" button if the site has one: only then does
+ * a page with a decision need the texts of its language. */
+const settingsButton = () => config.b && whenBody(() => floating(act));
 
 // A random (version 4) UUID. Not crypto.randomUUID: it exists only on https pages.
 const uuid = () =>
@@ -83,7 +87,8 @@ const decide = (action: Action, surface: Surface, sel?: Choices) => {
   });
   apply(c);
   const sent = post(stored);
-  whenBody(() => hide(act));
+  hide();
+  settingsButton();
   choices = c;
   emit('change');
   if (withdrawn && ran) sent.then(() => location.reload());
@@ -139,7 +144,7 @@ if (stored && stored.s && !(stored.b! > Date.now() / 1000)) post(stored);
 if (choices) {
   apply(choices);
   markReady();
-  whenBody(() => hide(act));
+  settingsButton();
 } else if (gpc) {
   // GPC is a refusal of advertising: recorded as such, no banner needed
   decide('gpc', 'browser');
@@ -148,11 +153,12 @@ if (choices) {
   // in a task of its own: the script's first run and the first layer's build each
   // stay short of a long task (50 ms) on a slow phone, and the page stays responsive
   whenBody(() => setTimeout(() => {
-    show(act);
+    // unless the page decided meanwhile (window.consent.set)
+    if (!choices) show(act);
     markReady();
   }));
 }
 
 // embeds and scripts of the page, after the stored decision (if any) applied: an
 // allowed embed then never shows a placeholder
-texts(false, () => watch((category, partner) => change('placeholder', { categories: { [category]: true }, partners: partner ? { [partner]: true } : {} })));
+watch((category, partner) => change('placeholder', { categories: { [category]: true }, partners: partner ? { [partner]: true } : {} }));

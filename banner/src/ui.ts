@@ -1,5 +1,5 @@
 import css from './banner.css';
-import { config, type Choices } from './config';
+import { config, type Choices, type Prefs } from './config';
 import { buttons, h, link, type Child, type Handler } from './dom';
 import { lang, prefs, t } from './i18n';
 
@@ -62,8 +62,9 @@ let saved: string[] = [];
 let below = 0; // the page's own room below its content
 const resized = new ResizeObserver(() => {
   if (bar) {
-    html.paddingBottom = below + bar.offsetHeight + 'px';
-    html.scrollPaddingBottom = bar.offsetHeight + 'px';
+    const height = Math.ceil(bar.getBoundingClientRect().height);
+    html.paddingBottom = below + height + 'px';
+    html.scrollPaddingBottom = height + 'px';
   }
 });
 
@@ -79,31 +80,41 @@ export const show = (act: Handler) => {
   below = parseFloat(getComputedStyle(document.documentElement).paddingBottom);
   mount(act).append(bar);
   resized.observe(bar);
-  back = document.activeElement;
   // at the next frame, which lays the banner out anyway: focusing now would force
-  // that work into this task
-  if (!back || back == document.body) requestAnimationFrame(() => bar && bar.focus({ preventScroll: true }));
+  // that work into this task; and only if the page has not taken the focus since
+  requestAnimationFrame(() => {
+    back = document.activeElement;
+    if (bar && (!back || back == document.body)) bar.focus({ preventScroll: true });
+  });
 };
+
+// the second layer whose dialog is open: the one that opened it, even if the page
+// has switched to another language since
+let shown: Prefs | undefined;
 
 /** Opens the second layer, a modal dialog, with c pre-set (all off without c) and
  * the visitor's consent id if they have one; partners: the partner list was asked
- * for, so its disclosures are unfolded. It
- * needs the second layer's script (see i18n.ts): without it, it stays closed. When
- * it closes the focus goes back to where it came from, or, if that is gone with the
- * first layer, to where it was before the banner. */
+ * for, so its disclosures are unfolded. It needs the second layer's script (see
+ * i18n.ts): without it, it stays closed. When it closes the focus goes back to where
+ * it came from, or, if that is gone with the first layer, to where it was before
+ * the banner. */
 export const open = (act: Handler, c: Choices | null, id: string | undefined, partners: boolean) => {
-  if (prefs) prefs.open(mount(act), c, id, partners, (from) => focus(from && from.isConnected ? from : back));
+  if (shown || !prefs) return;
+  shown = prefs;
+  shown.open(mount(act), c, id, partners, (from) => {
+    shown = undefined;
+    focus(from && from.isConnected ? from : back);
+  });
 };
 
 /** Closes the second layer without deciding anything; whether it was open. */
-export const close = () => !!prefs && prefs.close();
+export const close = () => !!shown && shown.close();
 
 /** The switches' state in the open second layer. */
-export const picked = (): Choices => prefs ? prefs.picked() : { categories: {}, partners: {} };
+export const picked = (): Choices => shown ? shown.picked() : { categories: {}, partners: {} };
 
-/** Hides the banner after a decision and gives the focus back if the banner had it;
- * the floating button stays if configured. */
-export const hide = (act: Handler) => {
+/** Hides the banner after a decision and gives the focus back if the banner had it. */
+export const hide = () => {
   const had = root && root.activeElement;
   if (bar) {
     bar.remove();
@@ -112,7 +123,9 @@ export const hide = (act: Handler) => {
   }
   bar = null;
   if (!close() && had) focus(back);
-  if (config.b && !fab) {
-    mount(act).append(fab = h('button', { class: 'f', 'data-action': 'open' }, t.settings));
-  }
+};
+
+/** Shows the floating "Cookie settings" button, once. */
+export const floating = (act: Handler) => {
+  if (!fab) mount(act).append(fab = h('button', { class: 'f', 'data-action': 'open' }, t.settings));
 };
