@@ -289,6 +289,16 @@ func TestDPOCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("backup into a directory", func(t *testing.T) {
+		dir := t.TempDir()
+		MustFiles(t, dir, "consent-2020-01-01T000000Z.db", "consent-2020-01-02T000000Z.db")
+		out := MustRun(t, dpo("backup", "--dir", dir, "--keep", "2")...)
+		names := MustList(t, dir)
+		if len(names) != 2 || names[0] != "consent-2020-01-02T000000Z.db" || !strings.Contains(out, filepath.Join(dir, names[1])+": OK, 5 records") {
+			t.Errorf("backup --dir --keep 2 left %q and said:\n%s", names, out)
+		}
+	})
+
 	t.Run("errors", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -313,7 +323,9 @@ func TestDPOCommands(t *testing.T) {
 			{"bad time", dpo("stats", "--from", "27/11/2026"), []string{"400 Bad Request", `filter from: "27/11/2026" is not a time`}},
 			{"bad format", dpo("export", "--format", "xlsx"), []string{"400 Bad Request", "csv or ndjson"}},
 			{"backup with a token limited to a site", []string{"backup", "--out", filepath.Join(t.TempDir(), "copy.db"), "--url", f.url, "--token-file", f.voxbi}, []string{"403 Forbidden", "needs a token without a site limit"}},
-			{"backup without --out", dpo("backup"), []string{"--out FILE is required"}},
+			{"backup without --out", dpo("backup"), []string{"either --out FILE or --dir DIR is required"}},
+			{"backup with --out and --dir", dpo("backup", "--out", "x.db", "--dir", "d"), []string{"either --out FILE or --dir DIR is required"}},
+			{"checkpoint without --dir", dpo("checkpoint"), []string{"--dir DIR is required"}},
 			{"server down", []string{"stats", "--url", down, "--token-file", f.allSites}, []string{"cannot reach consentd at " + down, "is it running?"}},
 			{"not a URL", []string{"stats", "--url", "localhost:8080", "--token-file", f.allSites}, []string{`--url "localhost:8080"`}},
 		}

@@ -90,8 +90,17 @@ func (c *dpoClient) get(ctx context.Context, path string, query url.Values) (*ht
 	if body.Error.Message != "" {
 		msg += ": " + body.Error.Message
 	}
-	return nil, errors.New(msg)
+	return nil, &answerError{status: resp.StatusCode, msg: msg}
 }
+
+// answerError is an error answer of consentd, with its status for the commands that
+// expect one.
+type answerError struct {
+	status int
+	msg    string
+}
+
+func (e *answerError) Error() string { return e.msg }
 
 // getJSON returns the JSON document at path, as the server sent it.
 func (c *dpoClient) getJSON(ctx context.Context, path string, query url.Values) ([]byte, error) {

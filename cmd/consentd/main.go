@@ -10,7 +10,8 @@
 //	consentd proof CONSENT_ID [--json]
 //	consentd export [--site S] [--from T] [--to T] [--format csv|ndjson] [--out FILE] ...
 //	consentd stats [--site S] [--from T] [--to T] [--json]
-//	consentd backup --out FILE
+//	consentd backup --out FILE | --dir DIR [--keep 14]
+//	consentd checkpoint --dir DIR
 //	consentd version
 package main
 
@@ -98,9 +99,15 @@ http://localhost:8080; the token from $CONSENTD_TOKEN or --token-file FILE):
                              stream the selected records (default: NDJSON to stdout)
   consentd stats [--site S] [--from T] [--to T] [--json]
                              decisions per site and day
-  consentd backup --out FILE  a consistent copy of the whole store, taken while consentd
+  consentd backup --out FILE | --dir DIR [--keep 14]
+                             a consistent copy of the whole store, taken while consentd
                              serves, then verified with the keys consentd publishes
-                             (a token without a site limit)
+                             (a token without a site limit); --dir: a new copy named
+                             by its time, the newest --keep kept
+  consentd checkpoint --dir DIR
+                             archive consentd's newest signed checkpoint in DIR, apart
+                             from consentd; exits 1 if the chain went back since the
+                             newest one archived, or is another chain
 `
 
 func main() {
@@ -144,6 +151,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return export(ctx, args[1:], stdout, stderr)
 	case "stats":
 		return stats(ctx, args[1:], stdout, stderr)
+	case "checkpoint":
+		return archiveCheckpoint(ctx, args[1:], stdout, stderr)
 	case "backup":
 		return backup(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version", "-v":

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -52,6 +53,9 @@ type Main struct {
 	AuditRetention time.Duration
 	ReloadEvery    time.Duration
 	PurgeEvery     time.Duration
+	BackupDir      string // scheduled backups: none without
+	BackupEvery    time.Duration
+	BackupKeep     int
 
 	stdout, stderr io.Writer
 	logger         *slog.Logger
@@ -60,6 +64,9 @@ type Main struct {
 	// modification time when read, and why it was not reloaded (nil if it was), so
 	// that tests can wait for a reload instead of guessing how long one takes.
 	reloaded func(path string, modTime time.Time, err error)
+	// backedUp, if set, hears of every scheduled backup: the copy's path and why it
+	// failed (nil if it did not).
+	backedUp func(path string, err error)
 }
 
 // NewMain returns a Main with the defaults.
@@ -70,6 +77,8 @@ func NewMain(stdout, stderr io.Writer) *Main {
 		logger:      slog.New(slog.NewTextHandler(stderr, nil)),
 		ReloadEvery: 2 * time.Second,
 		PurgeEvery:  purgeEvery,
+		BackupEvery: 24 * time.Hour,
+		BackupKeep:  14,
 		listening:   make(chan net.Addr, 2),
 	}
 }
@@ -98,6 +107,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Var(sizeFlag{&m.MinFreeDisk}, "min-free-disk", "below this much free space where --db lives, such as 512MiB, new records are refused (503) and /readyz fails; 0 for no check ($CONSENTD_MIN_FREE_DISK)")
 	retentionDays := int(m.AuditRetention / (24 * time.Hour))
 	fs.IntVar(&retentionDays, "audit-retention-days", retentionDays, "days the DPO API's audit log keeps an entry ($CONSENTD_AUDIT_RETENTION_DAYS)")
+	fs.StringVar(&m.BackupDir, "backup-dir", "", "take verified copies of the store into this directory, named consent-<UTC time>.db; none without ($CONSENTD_BACKUP_DIR)")
+	fs.DurationVar(&m.BackupEvery, "backup-every", m.BackupEvery, "with --backup-dir: the time between two copies, at least 1m ($CONSENTD_BACKUP_EVERY)")
+	fs.IntVar(&m.BackupKeep, "backup-keep", m.BackupKeep, "with --backup-dir: the newest copies to keep ($CONSENTD_BACKUP_KEEP)")
 	if err := setFromEnvironment(fs, "new-store"); err != nil {
 		return err
 	}
@@ -111,6 +123,10 @@ func (m *Main) ParseFlags(args []string) error {
 		return errors.New("--consent-burst and --auth-failure-burst: at least 1")
 	case m.LimitClients < 1:
 		return errors.New("--rate-limit-clients: at least 1")
+	case m.BackupEvery < time.Minute:
+		return errors.New("--backup-every: at least 1m")
+	case m.BackupKeep < 1:
+		return errors.New("--backup-keep: at least 1")
 	case m.DPOOnAdmin && m.AdminAddr == "":
 		return errors.New("--dpo-on-admin needs --admin-addr: the DPO API would be served nowhere")
 	}
@@ -216,17 +232,17 @@ func (m *Main) Run(ctx context.Context) error {
 
 	var sites atomic.Pointer[map[string]*consent.Site]
 	sites.Store(&cfg.Sites)
-	purgeCtx, stopPurge := context.WithCancel(ctx)
-	purged := make(chan struct{})
-	go func() {
-		defer close(purged)
-		m.purge(purgeCtx, store, func() map[string]*consent.Site { return *sites.Load() })
-	}()
-	// The store closes only once the purge has stopped between two of its steps, and
-	// the server has written what it still holds for it.
+	background, stopBackground := context.WithCancel(ctx)
+	var jobs sync.WaitGroup
+	jobs.Go(func() { m.purge(background, store, func() map[string]*consent.Site { return *sites.Load() }) })
+	if m.BackupDir != "" {
+		jobs.Go(func() { m.backups(background, store, keys) })
+	}
+	// The store closes only once the purge and the backups have stopped between two
+	// of their steps, and the server has written what it still holds for it.
 	closeStore := func() error {
-		stopPurge()
-		<-purged
+		stopBackground()
+		jobs.Wait()
 		if err := srv.Close(); err != nil {
 			m.logger.Error("the last refused DPO calls were not written to the audit log", "err", err)
 		}

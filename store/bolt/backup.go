@@ -26,10 +26,7 @@ func (s *Store) Backup(ctx context.Context) (*os.File, error) {
 		return nil, fmt.Errorf("bolt: backup: %w", err)
 	}
 	os.Remove(f.Name())
-	err = s.db.View(func(tx *bolt.Tx) error {
-		_, err := tx.WriteTo(ctxWriter{ctx, f})
-		return err
-	})
+	_, err = s.WriteBackup(ctx, f)
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
 	}
@@ -38,6 +35,21 @@ func (s *Store) Backup(ctx context.Context) (*os.File, error) {
 		return nil, fmt.Errorf("bolt: backup: %w", err)
 	}
 	return f, nil
+}
+
+// WriteBackup writes a consistent copy of the store to w, in one read transaction,
+// and returns its size. Appends go on meanwhile, but the file cannot grow until it
+// returns: w should be a local file, not a slow client (see Backup).
+func (s *Store) WriteBackup(ctx context.Context, w io.Writer) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		n, err = tx.WriteTo(ctxWriter{ctx, w})
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("bolt: backup: %w", err)
+	}
+	return n, nil
 }
 
 // ctxWriter stops a copy once its context is done.

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/wait"
+)
+
+// MustFiles creates empty files named names in dir.
+func MustFiles(tb testing.TB, dir string, names ...string) {
+	tb.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	for _, name := range names {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// MustList returns the names in dir, sorted.
+func MustList(tb testing.TB, dir string) []string {
+	tb.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestScheduledBackupAndRestore: consentd serve --backup-dir takes a copy of the
+// store at start when the directory holds none of this interval, verifies it and
+// keeps the newest --backup-keep copies, leaving other files alone; the copy, put in
+// place of a lost store, starts, verifies and records again.
+func TestScheduledBackupAndRestore(t *testing.T) {
+	m := MustServedDir(t, 30)
+	dir := filepath.Join(t.TempDir(), "backups")
+	old := []string{"consent-2020-01-01T000000Z.db", "consent-2020-01-02T000000Z.db", "consent-2020-01-03T000000Z.db"}
+	others := []string{"consent-2019-12-31T000000Z.db.unverified", "notes.txt"}
+	MustFiles(t, dir, append(old, others...)...)
+
+	backedUp := make(chan error, 1)
+	var copyPath string
+	m2 := NewMainOn(t, m, io.Discard, "--backup-dir", dir, "--backup-keep", "2")
+	m2.backedUp = func(path string, err error) {
+		copyPath = path
+		backedUp <- err
+	}
+	_, stop := MustStart(t, m2)
+	select {
+	case err := <-backedUp:
+		if err != nil {
+			t.Fatalf("backup: %v", err)
+		}
+	case <-wait.Timeout(t):
+		t.Fatal("no backup was taken at start")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]string{old[2], filepath.Base(copyPath)}, others...)
+	slices.Sort(want)
+	if got := MustList(t, dir); !slices.Equal(got, want) {
+		t.Errorf("backup directory holds %q, want %q", got, want)
+	}
+	if fi, err := os.Stat(copyPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("copy: %v, mode %v; want mode 0600", err, fi.Mode())
+	}
+
+	// The store is lost; the copy takes its place.
+	if err := os.Rename(m.DBPath, m.DBPath+".lost"); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m.DBPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := MustRun(t, "verify", "--db", m.DBPath, "--keys", m.KeysDir); !strings.Contains(out, "OK, 30 records") {
+		t.Fatalf("verify of the restored store: %s", out)
+	}
+	addr, stop := MustStart(t, NewMainOn(t, m, io.Discard))
+	cfg, err := config.Load(m.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, err := postConsent(addr, cfg, "voxbi.com", consent.ActionAcceptAll, uuid.NewString()); err != nil || status != http.StatusCreated {
+		t.Fatalf("post on the restored store: %d, %v", status, err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if out := MustRun(t, "verify", "--db", m.DBPath, "--keys", m.KeysDir); !strings.Contains(out, "OK, 31 records") {
+		t.Errorf("verify after recording on the restored store: %s", out)
+	}
+}
+
+// TestBackupDirKeepsFailedCopyApart: a copy that fails its check is renamed
+// .unverified, and no good copy is pruned for it.
+func TestBackupDirKeepsFailedCopyApart(t *testing.T) {
+	d := backupDir{path: t.TempDir(), keep: 1}
+	MustFiles(t, d.path, "consent-2020-01-01T000000Z.db")
+	write := func(w io.Writer) (int64, error) { n, err := io.WriteString(w, "not a store"); return int64(n), err }
+	broken := errors.New("broken link")
+	path, size, err := d.save(time.Date(2026, 12, 2, 13, 0, 0, 0, time.UTC), write, func(string) error { return broken })
+	if !errors.Is(err, broken) || size != 11 {
+		t.Fatalf("save: %d bytes, %v; want 11 and the check's error", size, err)
+	}
+	want := []string{"consent-2020-01-01T000000Z.db", "consent-2026-12-02T130000Z.db.unverified"}
+	if got := MustList(t, d.path); !slices.Equal(got, want) || filepath.Base(path) != want[1] {
+		t.Errorf("directory holds %q (save returned %s), want %q", got, path, want)
+	}
+}
+
+func TestNextBackup(t *testing.T) {
+	at := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	tests := []struct {
+		name           string
+		newest, failed time.Time
+		every          time.Duration
+		want           time.Time
+	}{
+		{"no copy yet: at once", time.Time{}, time.Time{}, day, time.Time{}.Add(day)},
+		{"a day after the newest copy, a restart in between changes nothing", at, time.Time{}, day, at.Add(day)},
+		{"after a failure, a retry after 15 minutes", at.Add(-2 * day), at, day, at.Add(backupRetry)},
+		{"after a failure, no later than the interval", at.Add(-2 * day), at, 5 * time.Minute, at.Add(5 * time.Minute)},
+		{"a failure long ago does not delay", at, at.Add(-day), day, at.Add(day)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := nextBackup(tt.newest, tt.failed, tt.every); !got.Equal(tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCheckpointArchive: consentd checkpoint --dir keeps consentd's newest signed
+// checkpoint once, which then verifies a backup of the store, and fails where the
+// chain went back or is another one than the archive's. Before the first checkpoint
+// it archives nothing, which is no failure.
+func TestCheckpointArchive(t *testing.T) {
+	t.Run("no checkpoint yet", func(t *testing.T) {
+		m, addr, _, _ := MustServe(t, "../../sites.yaml")
+		token := MustTokenFile(t, m.TokensPath, "dpo")
+		if err := MustReloaded(t, m.TokensPath); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		out := MustRun(t, "checkpoint", "--dir", dir, "--url", "http://"+addr, "--token-file", token)
+		if !strings.Contains(out, "nothing archived: consentd answered 404 Not Found: no checkpoint was signed yet") || len(MustList(t, dir)) != 0 {
+			t.Errorf("checkpoint on a new store said:\n%s", out)
+		}
+	})
+
+	m := MustServedDir(t, 5) // a shutdown signs the head: a checkpoint at place 5
+	token := MustTokenFile(t, m.TokensPath, "dpo")
+	addr, _ := MustStart(t, NewMainOn(t, m, io.Discard))
+	dpo := func(args ...string) []string {
+		return append(args, "--url", "http://"+addr, "--token-file", token)
+	}
+	dir := t.TempDir()
+	out := MustRun(t, dpo("checkpoint", "--dir", dir)...)
+	names := MustList(t, dir)
+	if len(names) != 1 || !strings.Contains(out, filepath.Join(dir, names[0])+": place 5 of chain ") {
+		t.Fatalf("checkpoint --dir left %q and said:\n%s", names, out)
+	}
+	archived := filepath.Join(dir, names[0])
+	if out := MustRun(t, dpo("checkpoint", "--dir", dir)...); !strings.Contains(out, "already archived") || len(MustList(t, dir)) != 1 {
+		t.Errorf("a second run without a new checkpoint said:\n%s", out)
+	}
+	// The archive verifies the store it was taken from.
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	MustRun(t, dpo("backup", "--out", copyPath)...)
+	keys := filepath.Join(t.TempDir(), "keys.json")
+	MustFetch(t, addr, "/v1/keys", keys)
+	if out := MustRun(t, "verify", "--db", copyPath, "--public-keys", keys, "--checkpoint", archived); !strings.Contains(out, "and 1 archived ones") {
+		t.Errorf("verify against the archived checkpoint:\n%s", out)
+	}
+
+	cp, err := readCheckpoint(archived)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		edit  func(*consent.Checkpoint)
+		wants string
+	}{
+		{"a head before the archived one", func(c *consent.Checkpoint) { c.Seq += 10 }, "the chain was cut off or rewritten"},
+		{"another chain", func(c *consent.Checkpoint) { c.Chain = "another" }, "the store was replaced"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			later := *cp
+			tt.edit(&later)
+			later.At = later.At.Add(-time.Hour)
+			MustWriteJSON(t, filepath.Join(dir, "checkpoint-2000-01-01T000000.000000000Z-1.json"), &later)
+			_, _, err := runConsentd(dpo("checkpoint", "--dir", dir)...)
+			if err == nil || !strings.Contains(err.Error(), tt.wants) {
+				t.Errorf("got %v, want an error saying %q", err, tt.wants)
+			}
+			if n := len(MustList(t, dir)); n != 2 {
+				t.Errorf("the archive holds %d files, want the new checkpoint beside the old one", n)
+			}
+		})
+	}
+}
