@@ -24,15 +24,16 @@ const axeFile = "../node_modules/axe-core/axe.min.js"
 // axeTags are the rule sets checked: WCAG 2.0, 2.1 and 2.2, levels A and AA.
 var axeTags = []string{"wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"}
 
-// minTextContrast is COMPLIANCE.md 11: "contrast at least 4.5:1", for all text of the
-// banner (stricter than WCAG 1.4.3, which allows 3:1 for large text).
+// minTextContrast is the banner's rule for all of its text, consent.MinContrast, which
+// `consentd check` holds a site's theme to: 4.5:1 (stricter than WCAG 1.4.3, which
+// allows 3:1 for large text).
 const minTextContrast = 4.5
 
 // minUIContrast is WCAG 1.4.11: switches and focus indicators against what is next to them.
 const minUIContrast = 3.0
 
-// minTarget is COMPLIANCE.md 11 (WCAG 2.5.8): every button, switch and link at least
-// 24×24 CSS px.
+// minTarget is WCAG 2.2 2.5.8 Target Size (Minimum), level AA: every button, switch
+// and link at least 24×24 CSS px.
 const minTarget = 24.0
 
 // axeURL serves axe-core to the pages from a local server of this test binary: a

@@ -11,9 +11,10 @@ import (
 	"github.com/mixvoip/consentd/config"
 )
 
-// The accessibility tests hold the banner to COMPLIANCE.md 11 (WCAG 2.2 AA) in the
-// real browser: axe-core on the shadow DOM, contrast from computed styles in light and
-// dark mode, equal buttons, target sizes, reflow, reduced motion, and keyboard-only use.
+// The accessibility tests hold the banner to WCAG 2.2 level AA (docs/architecture.md,
+// Requirements) in the real browser: axe-core on the shadow DOM, contrast from
+// computed styles in light and dark mode, equal buttons, target sizes, reflow, reduced
+// motion, and keyboard-only use.
 
 // forEachSiteLang runs f as a parallel subtest per site and, one after the other,
 // per language of that site, with one Env per site.
@@ -88,7 +89,8 @@ func TestA11yBanner(t *testing.T) {
 
 // mustLabelledContainer fails tb unless the element anchor gives sits in a container
 // (selector) with an accessible name: a labelled region for the first layer, a
-// labelled modal dialog for the second (COMPLIANCE.md 11).
+// labelled modal dialog for the second, so that a screen reader announces what it
+// is (part of the WCAG 2.2 AA checks, docs/architecture.md, Requirements).
 func mustLabelledContainer(tb testing.TB, p *Page, where, anchor, selector string) {
 	tb.Helper()
 	got := MustEval[map[string]string](tb, p, `(() => {
