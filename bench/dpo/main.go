@@ -1,7 +1,8 @@
 // Command dpo measures the DPO side at scale: it fills a store with -records records
 // (default one million) through the group-commit writer, then times the proof lookup
 // by consent id, a full export over loopback HTTP as NDJSON and as CSV, the chain
-// verification, and the store's open (which rebuilds the consent index). Run it from
+// verification, a backup while appends go on and its verification, and the store's
+// open (which rebuilds the consent index). Run it from
 // the repository's root with `make bench`.
 package main
 
@@ -88,6 +89,9 @@ func run(n int) error {
 		return fmt.Errorf("verify: %+v, %v", v, err)
 	}
 	fmt.Printf("chain verification: %d records, %d checkpoints in %s\n", v.Records, v.Checkpoints, time.Since(t0).Round(time.Millisecond))
+	if err := backup(ctx, store, keys, filepath.Join(dir, "backup.db")); err != nil {
+		return err
+	}
 	if err := store.Close(); err != nil {
 		return err
 	}
@@ -100,6 +104,53 @@ func run(n int) error {
 	fi, _ := os.Stat(path)
 	fmt.Printf("file: %d MiB, %d bytes per record\n", fi.Size()>>20, fi.Size()/int64(n))
 	return store.Close()
+}
+
+// backup times what consentd serve --backup-dir does: a copy of the store written
+// while appends go on, then the copy's verification.
+func backup(ctx context.Context, store *bolt.Store, keys *proof.Keyring, path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	appendCtx, stop := context.WithCancel(ctx)
+	var appended atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for appendCtx.Err() == nil {
+			r, err := newRecord(uuid.NewString())
+			if err == nil {
+				err = store.Append(ctx, r)
+			}
+			if err != nil {
+				return
+			}
+			appended.Add(1)
+		}
+	}()
+	t0 := time.Now()
+	n, err := store.WriteBackup(ctx, f)
+	if err == nil {
+		err = f.Sync()
+	}
+	took := time.Since(t0)
+	stop()
+	<-done
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	t0 = time.Now()
+	v, err := bolt.VerifyFile(ctx, path, keys)
+	if err != nil || !v.OK {
+		return fmt.Errorf("verify the backup: %+v, %v", v, err)
+	}
+	fmt.Printf("backup: %d MiB written and synced in %s (%d records appended meanwhile by one writer), verified in %s\n",
+		n>>20, took.Round(time.Millisecond), appended.Load(), time.Since(t0).Round(time.Millisecond))
+	return nil
 }
 
 // fill appends n records with 64 writers and returns their consent ids.
