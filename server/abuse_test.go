@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -347,7 +348,9 @@ func TestDiskGuard(t *testing.T) {
 func TestTrustedProxiesExactly(t *testing.T) {
 	base := MustFixture(t, false)
 	store := MustFreshStore(t)
-	f, _, _ := MustServerWith(t, store, base.cfg, server.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}})
+	var logs bytes.Buffer
+	f, _, _ := MustServerWith(t, store, base.cfg, server.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	tests := []struct {
 		remote, want string
 	}{
@@ -373,6 +376,10 @@ func TestTrustedProxiesExactly(t *testing.T) {
 	// The four peers not listed sent X-Forwarded-For: a proxy left out, maybe.
 	if m := f.do(t, http.MethodGet, "/metrics", "", nil).Body.String(); !strings.Contains(m, "consentd_untrusted_forwarded_total 4") {
 		t.Errorf("metrics do not count the 4 requests forwarded by peers not listed")
+	}
+	// Said once, with the peer's network: the peer may be a visitor.
+	if got := logs.String(); strings.Count(got, "X-Forwarded-For") != 1 || !strings.Contains(got, "peer_network=10.2.0.0/24") || strings.Contains(got, "10.2.0.1") {
+		t.Errorf("log:\n%s\nwant one warning naming the network 10.2.0.0/24, not the address 10.2.0.1", got)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 
 	"github.com/labstack/echo/v4"
+
+	consent "github.com/mixvoip/consentd"
 )
 
 // noteUntrustedForwarding counts the requests that come with X-Forwarded-For from a
@@ -18,10 +20,12 @@ func (s *Server) noteUntrustedForwarding(next echo.HandlerFunc) echo.HandlerFunc
 			peer, err := netip.ParseAddrPort(req.RemoteAddr)
 			if err != nil || !s.trusted(peer.Addr()) {
 				s.metrics.untrustedForwarding.Inc()
+				// The peer's network, not its address: the peer may be a visitor, and
+				// consentd logs no visitor's address.
 				s.warnForwarded.Do(func() {
 					s.opts.Logger.Warn("a request came with X-Forwarded-For from a peer --trusted-proxies does not list; its client is the peer. "+
 						"If consentd runs behind a reverse proxy there, list it, or all its visitors share one client's limits",
-						"peer", req.RemoteAddr)
+						"peer_network", consent.TruncateIP(peer.Addr()))
 				})
 			}
 		}
