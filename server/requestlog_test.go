@@ -1,38 +1,22 @@
 package server_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/uuid"
 
+	"github.com/mixvoip/consentd/internal/logtest"
 	"github.com/mixvoip/consentd/server"
 )
 
 // jsonLog is a JSON log that tests read line by line.
-type jsonLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *jsonLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *jsonLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type jsonLog struct{ logtest.Buffer }
 
 // MustLines returns the lines with request_id id, each as its JSON object.
 func (l *jsonLog) MustLines(tb testing.TB, id string) []map[string]any {
