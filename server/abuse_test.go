@@ -256,6 +256,11 @@ func TestConsentRateLimit(t *testing.T) {
 	if rec := post("198.51.100.1:1000"); rec.Code != http.StatusCreated {
 		t.Errorf("after waiting: %d, want 201", rec.Code)
 	}
+	for series, want := range map[string]float64{`consentd_rate_limited_total{limit="consent"}`: 21, `consentd_rate_limited_total{limit="auth_failure"}`: 0} {
+		if got := f.metric(t, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
 }
 
 // TestAuthFailureRateLimit: a client that keeps guessing tokens is answered 429
@@ -276,6 +281,9 @@ func TestAuthFailureRateLimit(t *testing.T) {
 	}
 	if code, _ := MustErrorBody(t, rec); code != "rate_limited" {
 		t.Errorf("code %q", code)
+	}
+	if got := f.metric(t, `consentd_rate_limited_total{limit="auth_failure"}`); got != 1 {
+		t.Errorf("consentd_rate_limited_total{limit=\"auth_failure\"} = %v after one 429, want 1", got)
 	}
 	if rec := f.doFrom(t, "192.0.2.1:1000", http.MethodGet, "/v1/dpo/verify", "", bearer(all)); rec.Code != http.StatusOK {
 		t.Errorf("another client: %d, want 200", rec.Code)

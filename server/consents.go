@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/metrics"
 	"github.com/mixvoip/consentd/proof"
 )
 
@@ -28,6 +29,7 @@ const maxUserAgent = 512
 func (s *Server) limitConsents(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if err := s.consentLimits.take(clientOf(c), s.opts.Now()); err != nil {
+			s.metrics.RateLimited(metrics.LimitConsent)
 			s.hold(c.Request().Context())
 			return err
 		}
@@ -98,7 +100,7 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	if err := s.store.Append(ctx, record); err != nil {
 		return err
 	}
-	s.metrics.recorded.WithLabelValues(record.Site, string(record.Action)).Inc()
+	s.metrics.Recorded(record.Site, string(record.Action))
 	return c.JSON(http.StatusCreated, map[string]any{
 		"record_id":   record.ID,
 		"consent_id":  record.ConsentID,

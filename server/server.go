@@ -19,11 +19,11 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/metrics"
 	"github.com/mixvoip/consentd/proof"
 )
 
@@ -54,8 +54,14 @@ type Options struct {
 	// calls a second instead of taking the CPU from the other visitors. Zero
 	// answers at once.
 	LimitDelay time.Duration
-	// Disk refuses new records while the disk holding the store is short of space.
-	Disk   DiskGuard
+	// Disk refuses new records while the disk holding the store is short of space;
+	// the metrics show the space left in its Dir.
+	Disk DiskGuard
+	// Metrics are where the server counts and times what it does, served at
+	// /metrics; one server per Metrics. New makes its own if nil.
+	Metrics *metrics.Metrics
+	// Logger gets one line per request (route, status, duration, request id) and the
+	// errors.
 	Logger *slog.Logger
 	Now    func() time.Time // for tests; time.Now by default
 }
@@ -67,7 +73,7 @@ type Server struct {
 	store   consent.Store
 	opts    Options
 	sites   atomic.Pointer[map[string]*site]
-	metrics *metrics
+	metrics *metrics.Metrics
 
 	tokens atomic.Pointer[tokenFile]
 
@@ -132,10 +138,13 @@ func New(store consent.Store, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New("dev")
+	}
 	s := &Server{
 		store:         store,
 		opts:          opts,
-		metrics:       newMetrics(),
+		metrics:       opts.Metrics,
 		consentLimits: newClientLimits(opts.ConsentLimit, opts.MaxClients),
 		authFailures:  newClientLimits(opts.AuthFailureLimit, opts.MaxClients),
 		disk:          &diskCheck{guard: opts.Disk},
@@ -143,15 +152,13 @@ func New(store consent.Store, opts Options) *Server {
 		held:          make(chan struct{}, maxHeld),
 	}
 	s.refusals = &refusals{store: store, log: s.errorLog, byKey: map[refusalKey]*consent.AuditEntry{}}
-	s.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "consentd_token_file_loaded",
-		Help: "1 when the token file last read loaded; 0 when it did not: the DPO API then serves the previous one, or refuses every call without one.",
-	}, func() float64 {
-		if tf := s.tokens.Load(); tf == nil || tf.tokens == nil || tf.err != nil {
-			return 0
-		}
-		return 1
-	}))
+	s.metrics.WatchTokenFile(func() bool {
+		tf := s.tokens.Load()
+		return tf != nil && tf.tokens != nil && tf.err == nil
+	})
+	if opts.Disk.Dir != "" {
+		s.metrics.WatchDiskFree(func() (uint64, error) { return freeSpace(opts.Disk.Dir) })
+	}
 	empty := map[string]*site{}
 	s.sites.Store(&empty)
 
@@ -172,7 +179,7 @@ func New(store consent.Store, opts Options) *Server {
 		get(e, "/healthz", s.handleHealth)
 		get(e, "/readyz", s.handleReady)
 	}
-	get(s.admin, "/metrics", echo.WrapHandler(s.metrics.handler()))
+	get(s.admin, "/metrics", echo.WrapHandler(s.metrics.Handler()))
 	if opts.DPOOnAdmin {
 		s.routeDPO(s.admin)
 	} else {
@@ -193,6 +200,7 @@ func (s *Server) newEcho() *echo.Echo {
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(s.opts.TrustedProxies)
+	e.Use(s.logRequests)
 	return e
 }
 
@@ -334,14 +342,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if clientGone(c, err) {
 		// Nobody reads the answer; 499 (nginx's "client closed request") goes to
 		// the metrics and the audit log, not to the error log.
-		s.metrics.errors.WithLabelValues(strconv.Itoa(statusClientClosed), codeClientClosed).Inc()
+		s.metrics.ErrorAnswered(statusClientClosed, codeClientClosed)
 		_ = c.NoContent(statusClientClosed)
 		return
 	}
 	status, code, msg := describe(err)
-	s.metrics.errors.WithLabelValues(strconv.Itoa(status), code).Inc()
+	s.metrics.ErrorAnswered(status, code)
 	if status >= 500 {
-		s.errorLog.log("request failed", err, "status", status, "code", code, "method", c.Request().Method, "path", loggedPath(c))
+		s.errorLog.log("request failed", err, "status", status, "code", code, "method", c.Request().Method, "path", loggedPath(c), "request_id", requestIDOf(c))
 	}
 	var e *consent.Error
 	switch {

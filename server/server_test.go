@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,7 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/scrape"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
@@ -96,7 +98,7 @@ func MustFixture(tb testing.TB, demo bool) *fixture {
 		tb.Fatal(err)
 	}
 	store := &countingStore{Store: db}
-	srv := server.New(store, server.Options{Demo: demo, Keys: keyring})
+	srv := server.New(store, server.Options{Demo: demo, Keys: keyring, Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.Load(cfg); err != nil {
 		tb.Fatal(err)
 	}
@@ -159,6 +161,18 @@ func (f *fixture) doFrom(tb testing.TB, addr, method, path, body string, header 
 	rec := httptest.NewRecorder()
 	f.srv.ServeHTTP(rec, req)
 	return rec
+}
+
+// metric returns the value of series in f's /metrics (scrape.Value), 0 if it has
+// none.
+func (f *fixture) metric(tb testing.TB, series string) float64 {
+	tb.Helper()
+	rec := f.do(tb, http.MethodGet, "/metrics", "", nil)
+	if rec.Code != http.StatusOK {
+		tb.Fatalf("/metrics: %d", rec.Code)
+	}
+	v, _ := scrape.Value(rec.Body.String(), series)
+	return v
 }
 
 func (f *fixture) post(tb testing.TB, body map[string]any, header map[string]string) *httptest.ResponseRecorder {

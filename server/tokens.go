@@ -8,6 +8,7 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/auth"
+	"github.com/mixvoip/consentd/metrics"
 )
 
 // tokenFile is the DPO API's token file as last loaded, and why the last load
@@ -50,6 +51,7 @@ func (s *Server) authenticate(c echo.Context, client string, now time.Time) (*au
 		return nil, consent.Errorf(consent.EUnavailable, "the DPO API is unavailable: consentd could not load its token file (the operator sees why in the log and at /readyz)")
 	}
 	if err := s.authFailures.check(client, now); err != nil {
+		s.metrics.RateLimited(metrics.LimitAuthFailure)
 		s.hold(c.Request().Context())
 		return nil, err
 	}

@@ -165,6 +165,7 @@ func (m *Main) backup(ctx context.Context, d backupDir, store *bolt.Store, keys 
 	} else if err == nil {
 		m.logger.Info("backup written and verified", "file", path, "bytes", size, "took", took.Round(time.Millisecond))
 	}
+	m.metrics.BackupDone(start, took, size, err)
 	if m.backedUp != nil {
 		m.backedUp(path, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -63,7 +64,7 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 		copyPath = path
 		backedUp <- err
 	}
-	_, stop := MustStart(t, m2)
+	addr, stop := MustStart(t, m2)
 	select {
 	case err := <-backedUp:
 		if err != nil {
@@ -71,6 +72,19 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 		}
 	case <-wait.Timeout(t):
 		t.Fatal("no backup was taken at start")
+	}
+	fi, err := os.Stat(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := MustScrape(t, addr)
+	for _, want := range []string{`consentd_backups_total{result="success"} 1`, `consentd_backups_total{result="failure"} 0`, fmt.Sprintf("consentd_backup_last_size_bytes %d", fi.Size())} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics do not say %s", want)
+		}
+	}
+	if strings.Contains(metrics, "consentd_backup_last_success_timestamp_seconds 0\n") {
+		t.Error("metrics say no backup succeeded")
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -98,7 +112,7 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 	if out := MustRun(t, "verify", "--db", m.DBPath, "--keys", m.KeysDir); !strings.Contains(out, "OK, 30 records") {
 		t.Fatalf("verify of the restored store: %s", out)
 	}
-	addr, stop := MustStart(t, NewMainOn(t, m, io.Discard))
+	addr, stop = MustStart(t, NewMainOn(t, m, io.Discard))
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/logtest"
 	"github.com/mixvoip/consentd/store/bolt"
 )
 
@@ -90,7 +91,7 @@ func TestKeygenWhileServing(t *testing.T) {
 // TestKeyReloadKeepsSigningKeys: a key directory that lost a key that signed in the
 // store is not reloaded; the keys loaded before keep signing and being published.
 func TestKeyReloadKeepsSigningKeys(t *testing.T) {
-	var log syncBuffer
+	var log logtest.Buffer
 	m := NewMainOn(t, MustServedDir(t, 1), &log)
 	addr, _ := MustStart(t, m)
 	old := publishedKeyIDs(t, m.KeysDir)
@@ -209,22 +210,4 @@ func MustFetch(tb testing.TB, addr, path, out string) {
 	if err := os.WriteFile(out, data, 0o600); err != nil {
 		tb.Fatal(err)
 	}
-}
-
-// syncBuffer is a buffer that a logger writes to while a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -24,6 +24,7 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/metrics"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
@@ -56,6 +57,7 @@ type Main struct {
 	BackupDir      string // scheduled backups: none without
 	BackupEvery    time.Duration
 	BackupKeep     int
+	LogFormat      string // json or text; "" for text on a terminal, json otherwise
 
 	stdout, stderr io.Writer
 	logger         *slog.Logger
@@ -67,6 +69,9 @@ type Main struct {
 	// backedUp, if set, hears of every scheduled backup: the copy's path and why it
 	// failed (nil if it did not).
 	backedUp func(path string, err error)
+	// metrics are those of the last Run, which the server, the store and the
+	// watched files report to.
+	metrics *metrics.Metrics
 }
 
 // NewMain returns a Main with the defaults.
@@ -105,6 +110,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&m.AuthFailures.Burst, "auth-failure-burst", m.AuthFailures.Burst, "such calls a client may make at once, beyond --auth-failure-limit ($CONSENTD_AUTH_FAILURE_BURST)")
 	fs.IntVar(&m.LimitClients, "rate-limit-clients", m.LimitClients, "clients whose limits are kept in memory, about 200 bytes each ($CONSENTD_RATE_LIMIT_CLIENTS)")
 	fs.Var(sizeFlag{&m.MinFreeDisk}, "min-free-disk", "below this much free space where --db lives, such as 512MiB, new records are refused (503) and /readyz fails; 0 for no check ($CONSENTD_MIN_FREE_DISK)")
+	fs.StringVar(&m.LogFormat, "log-format", "", "json or text (default: text when stderr is a terminal, json otherwise) ($CONSENTD_LOG_FORMAT)")
 	retentionDays := int(m.AuditRetention / (24 * time.Hour))
 	fs.IntVar(&retentionDays, "audit-retention-days", retentionDays, "days the DPO API's audit log keeps an entry ($CONSENTD_AUDIT_RETENTION_DAYS)")
 	fs.StringVar(&m.BackupDir, "backup-dir", "", "take verified copies of the store into this directory, named consent-<UTC time>.db; none without ($CONSENTD_BACKUP_DIR)")
@@ -130,6 +136,10 @@ func (m *Main) ParseFlags(args []string) error {
 	case m.DPOOnAdmin && m.AdminAddr == "":
 		return errors.New("--dpo-on-admin needs --admin-addr: the DPO API would be served nowhere")
 	}
+	var err error
+	if m.logger, err = newLogger(m.stderr, m.LogFormat); err != nil {
+		return err
+	}
 	m.AuditRetention = time.Duration(retentionDays) * 24 * time.Hour
 	for _, s := range strings.Split(*proxies, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -151,6 +161,7 @@ func (m *Main) ParseFlags(args []string) error {
 // configuration and the keys, listens, and only then opens the store (creating it on
 // a first installation) and writes the first key it made.
 func (m *Main) Run(ctx context.Context) error {
+	m.metrics = metrics.New(version())
 	// Taken before the load: a change made while loading is reloaded afterwards.
 	loaded := modTime(m.ConfigPath)
 	cfg, err := config.Load(m.ConfigPath)
@@ -188,12 +199,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if first != nil {
 		keysLoaded = modTime(m.KeysDir)
 	}
+	m.metrics.WatchStore(store)
 	srv := server.New(store, server.Options{
 		Demo: m.Demo, TrustedProxies: m.TrustedProxies, Keys: keys, Logger: m.logger,
 		Admin: m.AdminAddr != "", DPOOnAdmin: m.DPOOnAdmin,
 		ConsentLimit: m.ConsentLimit, AuthFailureLimit: m.AuthFailures, MaxClients: m.LimitClients,
 		LimitDelay: server.DefaultLimitDelay,
 		Disk:       server.DiskGuard{Dir: filepath.Dir(m.DBPath), MinFree: m.MinFreeDisk},
+		Metrics:    m.metrics,
 	})
 	if tokensErr != nil {
 		m.logger.Error("the token file did not load: the DPO API answers 503 until it does", "file", m.TokensPath, "err", tokensErr)
@@ -208,6 +221,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.logWarnings(cfg)
+	started := time.Now()
+	m.metrics.Reloaded(metrics.FileConfig, started, nil)
+	m.metrics.Reloaded(metrics.FileTokens, started, tokensErr)
+	m.metrics.Reloaded(metrics.FileKeys, started, nil)
 	handlers := []http.Handler{srv, srv.AdminHandler()}
 	var httpServers []*http.Server
 	served := make(chan error, len(listeners))
@@ -250,7 +267,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	go m.watch(ctx,
-		&watched{path: m.ConfigPath, last: loaded, reload: func() error {
+		&watched{name: metrics.FileConfig, path: m.ConfigPath, last: loaded, reload: func() error {
 			cfg, err := config.Load(m.ConfigPath)
 			if err != nil {
 				return err
@@ -262,7 +279,7 @@ func (m *Main) Run(ctx context.Context) error {
 			m.logWarnings(cfg)
 			return nil
 		}},
-		&watched{path: m.TokensPath, last: tokensLoaded, reload: func() error {
+		&watched{name: metrics.FileTokens, path: m.TokensPath, last: tokensLoaded, reload: func() error {
 			tokens, err := auth.Load(m.TokensPath)
 			if err != nil {
 				srv.TokensFailed(err)
@@ -271,7 +288,7 @@ func (m *Main) Run(ctx context.Context) error {
 			srv.SetTokens(tokens)
 			return nil
 		}},
-		&watched{path: m.KeysDir, last: keysLoaded, reload: func() error { return m.reloadKeys(ctx, keys, store) }},
+		&watched{name: metrics.FileKeys, path: m.KeysDir, last: keysLoaded, reload: func() error { return m.reloadKeys(ctx, keys, store) }},
 	)
 
 	select {
@@ -377,7 +394,7 @@ func (m *Main) openStore(keys *proof.Keyring, first *proof.Key, noStore bool) (s
 	if keys == nil {
 		return nil, nil, m.withoutKeys()
 	}
-	store, err = bolt.Open(m.DBPath, bolt.Checkpoints(keys, checkpointEvery))
+	store, err = bolt.Open(m.DBPath, bolt.Checkpoints(keys, checkpointEvery), bolt.OnCommit(m.metrics.Committed))
 	var missing *bolt.MissingKeysError
 	if errors.As(err, &missing) {
 		return nil, nil, m.missingKeys(missing.KeyIDs)
@@ -470,6 +487,7 @@ func (m *Main) printWhereToLook(addr net.Addr, cfg *config.Config) {
 
 // watched is a file that consentd reloads when it changes.
 type watched struct {
+	name   string // as the metrics name it: metrics.FileConfig, FileTokens, FileKeys
 	path   string
 	last   time.Time // modification time when it was last loaded
 	reload func() error
@@ -500,6 +518,7 @@ func (m *Main) watch(ctx context.Context, files ...*watched) {
 			}
 			f.last = t
 			err := f.reload()
+			m.metrics.Reloaded(f.name, time.Now(), err)
 			if err != nil {
 				m.logger.Error("not reloaded; the previous version keeps serving", "file", f.path, "err", err)
 			} else {

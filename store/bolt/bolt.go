@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -70,6 +71,8 @@ type config struct {
 	signer      consent.CheckpointSigner
 	every       time.Duration
 
+	onCommit func(records int, took time.Duration)
+
 	// beforeCommit, when set, runs in the writer before each transaction with the
 	// number of records in it; tests use it to hold the writer.
 	beforeCommit func(n int)
@@ -91,6 +94,14 @@ func Checkpoints(signer consent.CheckpointSigner, every time.Duration) Option {
 	return func(c *config) { c.signer, c.every = signer, every }
 }
 
+// OnCommit has the writer call f after each transaction of appends, committed or
+// not, with the number of records it held and how long it took, its fdatasyncs
+// included: what the metrics observe. f runs before any of those appends is answered,
+// in the writer, so it must be quick.
+func OnCommit(f func(records int, took time.Duration)) Option {
+	return func(c *config) { c.onCommit = f }
+}
+
 // LockTimeout sets how long Open waits for the file lock held by another process. It
 // must be positive.
 func LockTimeout(d time.Duration) Option { return func(c *config) { c.lockTimeout = d } }
@@ -100,6 +111,7 @@ type Store struct {
 	db           *bolt.DB
 	maxBatch     int
 	beforeCommit func(n int)
+	onCommit     func(records int, took time.Duration)
 
 	// mu orders sends on queue against Close closing it.
 	mu     sync.RWMutex
@@ -117,8 +129,12 @@ type Store struct {
 	signer         consent.CheckpointSigner
 	every          time.Duration
 	checkpointSeq  uint64
-	checkpointedAt time.Time
+	checkpointedAt time.Time // of the last attempt, which failed or not
 	keyIDs         map[string]bool
+
+	// signedAt is when the chain's head was last known signed (Unix nanoseconds), for
+	// SignedAt: read by any goroutine.
+	signedAt atomic.Int64
 
 	writerDone chan struct{}
 	closeOnce  sync.Once
@@ -196,6 +212,7 @@ func load(db *bolt.DB, c config) (*Store, error) {
 		db:           db,
 		maxBatch:     c.maxBatch,
 		beforeCommit: c.beforeCommit,
+		onCommit:     c.onCommit,
 		queue:        make(chan *request, c.queueSize),
 		index:        newConsentIndex(),
 		snapshots:    snapshotCache{m: map[string]*storedSnapshot{}},
@@ -239,6 +256,10 @@ func load(db *bolt.DB, c config) (*Store, error) {
 	// records, at the latest at Close.
 	_ = s.checkpoint()
 	s.checkpointedAt = time.Now()
+	// The age of the head's signature counts from the open at the most: a head that
+	// the last run signed at its close, or a store without records, waits for
+	// nothing, and one that could not be signed just now is tried again within every.
+	s.signedAt.Store(s.checkpointedAt.UnixNano())
 	return s, nil
 }
 
@@ -464,6 +485,7 @@ func (s *Store) checkpoint() error {
 		return fmt.Errorf("sign a checkpoint of place %d: %w", c.Seq, err)
 	}
 	s.checkpointSeq = c.Seq
+	s.signedAt.Store(s.checkpointedAt.UnixNano())
 	return nil
 }
 
@@ -493,6 +515,7 @@ func (s *Store) commit(batch []*request) {
 	var next uint64
 	var nextLink [32]byte
 	var newKeys []string // ids of keys that signed a receipt for the first time
+	start := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		records, chain := tx.Bucket(bucketRecords), tx.Bucket(bucketChain)
 		// Record ids are UUIDv7 and places in the chain count up, so new keys land at
@@ -530,6 +553,9 @@ func (s *Store) commit(batch []*request) {
 		next, nextLink = seq, prev
 		return nil
 	})
+	if s.onCommit != nil {
+		s.onCommit(len(batch), time.Since(start))
+	}
 	if err == nil {
 		s.lastSeq, s.lastLink = next, nextLink
 		for _, kid := range newKeys {
@@ -622,6 +648,27 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// QueueDepth returns how many appends wait for the writer now.
+func (s *Store) QueueDepth() int { return len(s.queue) }
+
+// QueueCapacity returns how many appends may wait for the writer before Append
+// refuses more (QueueSize).
+func (s *Store) QueueCapacity() int { return cap(s.queue) }
+
+// SignedAt returns when a checkpoint last signed the chain's head, or when the store
+// opened if none has since: while records come in, a signature older than a few
+// checkpoint intervals means that checkpoints fail.
+func (s *Store) SignedAt() time.Time { return time.Unix(0, s.signedAt.Load()) }
+
+// FileSize returns the size of the store's file on disk.
+func (s *Store) FileSize() (int64, error) {
+	fi, err := os.Stat(s.db.Path())
+	if err != nil {
+		return 0, fmt.Errorf("bolt: file size: %w", err)
+	}
+	return fi.Size(), nil
 }
 
 // uint64Key reads a key of eight bytes (a place in the chain, a time), which someone

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -323,7 +325,7 @@ func appendAsync(tb testing.TB, s *Store, ctx context.Context, r *consent.Record
 
 func mustQueueLen(tb testing.TB, s *Store, n int) {
 	tb.Helper()
-	mustEventually(tb, fmt.Sprintf("%d requests queued", n), func() bool { return len(s.queue) == n })
+	mustEventually(tb, fmt.Sprintf("%d requests queued", n), func() bool { return s.QueueDepth() == n })
 }
 
 func mustEventually(tb testing.TB, what string, cond func() bool) {
@@ -402,5 +404,55 @@ func TestOpenSignsWhatTheLastRunLeft(t *testing.T) {
 	}
 	if v, err := VerifyFile(context.Background(), path, keys); err != nil || !v.OK || v.Checkpoints != 1 {
 		t.Errorf("VerifyFile = %+v, %v; want OK with 1 checkpoint", v, err)
+	}
+}
+
+// TestObserve: what the metrics read of a store. OnCommit hears every transaction
+// before its appends are answered, the queue's depth and capacity are those of the
+// writer's queue, and a checkpoint moves SignedAt.
+func TestObserve(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var batches []int
+	w := newWriterHold()
+	path := filepath.Join(t.TempDir(), "consent.db")
+	s := MustOpen(t, path, QueueSize(8), Checkpoints(mustKeys(t), 0), w.option(), OnCommit(func(records int, took time.Duration) {
+		if took <= 0 {
+			t.Errorf("a commit took %v", took)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		batches = append(batches, records)
+	}))
+	if got := s.QueueCapacity(); got != 8 {
+		t.Errorf("QueueCapacity = %d, want 8", got)
+	}
+	opened := time.Now()
+	consentID := storetest.MustNewID(t)
+	results := []<-chan error{appendAsync(t, s, context.Background(), storetest.NewRecord(t, consentID, storetest.Now()))}
+	w.mustHold(t)
+	for range 3 {
+		results = append(results, appendAsync(t, s, context.Background(), storetest.NewRecord(t, consentID, storetest.Now())))
+	}
+	mustQueueLen(t, s, 3)
+	w.release()
+	for _, res := range results {
+		if err := <-res; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	if !slices.Equal(batches, []int{1, 3}) {
+		t.Errorf("OnCommit heard batches of %v records once all were answered, want [1 3]", batches)
+	}
+	mu.Unlock()
+	if got := s.QueueDepth(); got != 0 {
+		t.Errorf("QueueDepth after the commits = %d", got)
+	}
+	mustEventually(t, "a checkpoint after the commits", func() bool { return !s.SignedAt().Before(opened) })
+
+	size, err := s.FileSize()
+	if fi, statErr := os.Stat(path); err != nil || statErr != nil || size != fi.Size() || size == 0 {
+		t.Errorf("FileSize = %d, %v; the file has %v", size, err, fi)
 	}
 }
