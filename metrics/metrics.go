@@ -181,11 +181,7 @@ func (m *Metrics) Reloaded(file string, at time.Time, err error) {
 // without scheduled backups has none to alert on; from then on, a last success at 0
 // says that no backup succeeded since the start.
 func (m *Metrics) BackupDone(start time.Time, took time.Duration, size int64, err error) {
-	m.backupsOnce.Do(func() {
-		m.backups.WithLabelValues("success")
-		m.backups.WithLabelValues("failure")
-		m.registry.MustRegister(m.backups, m.backupAt, m.backupDuration, m.backupSize)
-	})
+	m.registerBackups()
 	m.backupDuration.Set(took.Seconds())
 	if err != nil {
 		m.backups.WithLabelValues("failure").Inc()
@@ -194,6 +190,22 @@ func (m *Metrics) BackupDone(start time.Time, took time.Duration, size int64, er
 	m.backups.WithLabelValues("success").Inc()
 	m.backupAt.Set(seconds(start))
 	m.backupSize.Set(float64(size))
+}
+
+// BackupFound records the newest backup that scheduled backups find at start, taken
+// at start, of size bytes: its age, not the restart, tells whether one is due.
+func (m *Metrics) BackupFound(start time.Time, size int64) {
+	m.registerBackups()
+	m.backupAt.Set(seconds(start))
+	m.backupSize.Set(float64(size))
+}
+
+func (m *Metrics) registerBackups() {
+	m.backupsOnce.Do(func() {
+		m.backups.WithLabelValues("success")
+		m.backups.WithLabelValues("failure")
+		m.registry.MustRegister(m.backups, m.backupAt, m.backupDuration, m.backupSize)
+	})
 }
 
 // Store is what the metrics read of the store at each scrape; store/bolt's Store

@@ -118,6 +118,13 @@ func TestMetrics(t *testing.T) {
 			{name: `consentd_backup_last_size_bytes`, value: 1 << 20},
 			{name: `consentd_backup_last_duration_seconds`, value: 5},
 		}},
+		{"a restart finds the newest backup", func(m *metrics.Metrics) {
+			m.BackupFound(at, 1<<20)
+		}, []series{
+			{name: `consentd_backups_total{result="success"}`, value: 0},
+			{name: `consentd_backup_last_success_timestamp_seconds`, value: 1_800_000_000.5},
+			{name: `consentd_backup_last_size_bytes`, value: 1 << 20},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

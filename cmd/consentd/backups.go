@@ -111,6 +111,11 @@ const backupRetry = 15 * time.Minute
 // again after backupRetry (or m.BackupEvery if shorter).
 func (m *Main) backups(ctx context.Context, store *bolt.Store, keys consent.CheckpointVerifier) {
 	d := backupDir{path: m.BackupDir, keep: m.BackupKeep}
+	if names, newest, err := d.copies(); err == nil && len(names) > 0 {
+		if fi, err := os.Stat(filepath.Join(d.path, names[len(names)-1])); err == nil {
+			m.metrics.BackupFound(newest, fi.Size())
+		}
+	}
 	var failed time.Time
 	for {
 		_, newest, err := d.copies()

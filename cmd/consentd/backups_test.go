@@ -16,6 +16,7 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/scrape"
 	"github.com/mixvoip/consentd/internal/wait"
 )
 
@@ -112,7 +113,18 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 	if out := MustRun(t, "verify", "--db", m.DBPath, "--keys", m.KeysDir); !strings.Contains(out, "OK, 30 records") {
 		t.Fatalf("verify of the restored store: %s", out)
 	}
-	addr, stop = MustStart(t, NewMainOn(t, m, io.Discard))
+	// With the same backups: the copy is fresh, so none is due; the metrics give its
+	// time, not "none since the start".
+	addr, stop = MustStart(t, NewMainOn(t, m, io.Discard, "--backup-dir", dir, "--backup-keep", "2"))
+	stamp, _ := strings.CutSuffix(strings.TrimPrefix(filepath.Base(copyPath), "consent-"), ".db")
+	taken, err := time.Parse("2006-01-02T150405Z", stamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	MustEventually(t, func() (float64, bool) {
+		v, _ := scrape.Value(MustScrape(t, addr), "consentd_backup_last_success_timestamp_seconds")
+		return v, v == float64(taken.Unix())
+	})
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +137,9 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 	}
 	if out := MustRun(t, "verify", "--db", m.DBPath, "--keys", m.KeysDir); !strings.Contains(out, "OK, 31 records") {
 		t.Errorf("verify after recording on the restored store: %s", out)
+	}
+	if got := MustList(t, dir); !slices.Equal(got, want) {
+		t.Errorf("after the restart, the backup directory holds %q, want %q as before", got, want)
 	}
 }
 
