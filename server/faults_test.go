@@ -328,3 +328,26 @@ func MustReadinessError(tb testing.TB, rec *httptest.ResponseRecorder) (code, me
 	}
 	return body.Error.Code, body.Error.Message
 }
+
+// panickyStore panics where it should read a visitor's records, as a bug would.
+type panickyStore struct{ consent.Store }
+
+func (panickyStore) RecordsByConsent(context.Context, string) ([]*consent.Record, error) {
+	panic("index out of range")
+}
+
+// TestPanicIsAnswered: a handler that panics answers 500 with the JSON error, and
+// the log names the panic and the request, not the client's address.
+func TestPanicIsAnswered(t *testing.T) {
+	base := MustFixture(t, false)
+	log := &logLines{}
+	f, _, _ := MustServerWith(t, panickyStore{base.store}, base.cfg, server.Options{Logger: slog.New(log)})
+	rec := f.do(t, http.MethodGet, "/v1/consents/"+uuid.NewString(), "", map[string]string{"X-Request-Id": "req-1"})
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), `"code":"internal"`) {
+		t.Fatalf("%d %s, want 500 with the JSON error", rec.Code, rec.Body)
+	}
+	lines := strings.Join(log.all(), "\n")
+	if !strings.Contains(lines, "panic: index out of range") || !strings.Contains(lines, "request_id=req-1") || strings.Contains(lines, "192.0.2.1") {
+		t.Errorf("log:\n%s\nwant the panic with the request id, without the client's address", lines)
+	}
+}

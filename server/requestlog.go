@@ -2,8 +2,10 @@ package server
 
 import (
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -36,7 +38,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		id := requestID(req.Header.Get(requestIDHeader))
 		c.Set(requestIDKey, id)
 		c.Response().Header().Set(requestIDHeader, id)
-		if err := next(c); err != nil {
+		if err := recovered(next, c); err != nil {
 			// Answered now rather than by Echo afterwards: the line needs the status.
 			c.Error(err)
 		}
@@ -52,6 +54,24 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Float64("duration_ms", float64(took.Microseconds())/1000))
 		return nil
 	}
+}
+
+// recovered runs next and turns its panic into an internal error, answered 500 and
+// logged with the request id: net/http would drop the connection without an answer
+// and log the client's address. A handler that aborts on purpose
+// (http.ErrAbortHandler) still does.
+func recovered(next echo.HandlerFunc, c echo.Context) (err error) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+	}()
+	return next(c)
 }
 
 // requestID returns the request id sent, if it is one: at most maxRequestID

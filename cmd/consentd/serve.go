@@ -236,6 +236,9 @@ func (m *Main) Run(ctx context.Context) error {
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    16 << 10,
+			// In the log's format; the request log's middleware keeps panics, whose
+			// lines would name the client's address, from reaching it.
+			ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
 		}
 		httpServers = append(httpServers, hs)
 		go func() { served <- hs.Serve(server.Listener(ln)) }()
