@@ -19,7 +19,7 @@ build:
 ## test: type-check the banner and the visitor's page, then every Go test with the race detector, the
 ## headless-Chromium end-to-end tests included (CONSENTD_SKIP_BROWSER=1 opts out)
 test: typecheck
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 typecheck: node_modules/.package-lock.json
 	npx --no-install tsc --noEmit -p .
