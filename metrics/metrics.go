@@ -43,9 +43,9 @@ type Metrics struct {
 	reloads            *prometheus.CounterVec
 	reloadedAt         *prometheus.GaugeVec
 	reloadOK           *prometheus.GaugeVec
+	backups            *prometheus.CounterVec
 
 	backupsOnce    sync.Once
-	backups        *prometheus.CounterVec
 	backupAt       prometheus.Gauge
 	backupDuration prometheus.Gauge
 	backupSize     prometheus.Gauge
@@ -123,8 +123,10 @@ func New(version string) *Metrics {
 	}
 	m.rateLimited.WithLabelValues(LimitConsent)
 	m.rateLimited.WithLabelValues(LimitAuthFailure)
+	m.backups.WithLabelValues("success")
+	m.backups.WithLabelValues("failure")
 	m.registry.MustRegister(m.requests, m.records, m.errors, m.untrustedForwarded, m.rateLimited,
-		m.commitRecords, m.commitDuration, m.reloads, m.reloadedAt, m.reloadOK, buildInfo,
+		m.commitRecords, m.commitDuration, m.reloads, m.reloadedAt, m.reloadOK, m.backups, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -177,9 +179,10 @@ func (m *Metrics) Reloaded(file string, at time.Time, err error) {
 
 // BackupDone records a scheduled backup of the store that started at start and
 // took took: size is the bytes written when err is nil, err why it failed
-// otherwise. The backup series appear with the first call, so that a consentd
-// without scheduled backups has none to alert on; from then on, a last success at 0
-// says that no backup succeeded since the start.
+// otherwise. The counter of backups is there from the start, at 0, so that the
+// first failure counts as one; the gauges appear with the first call, so that a
+// consentd without scheduled backups has no last backup to alert on, and from then
+// on a last success at 0 says that none succeeded since the start.
 func (m *Metrics) BackupDone(start time.Time, took time.Duration, size int64, err error) {
 	m.registerBackups()
 	m.backupDuration.Set(took.Seconds())
@@ -193,7 +196,8 @@ func (m *Metrics) BackupDone(start time.Time, took time.Duration, size int64, er
 }
 
 // BackupFound records the newest backup that scheduled backups find at start, taken
-// at start, of size bytes: its age, not the restart, tells whether one is due.
+// at start, of size bytes: its age, not the restart, tells whether one is due, and
+// a last success at 0 would say that none was ever taken.
 func (m *Metrics) BackupFound(start time.Time, size int64) {
 	m.registerBackups()
 	m.backupAt.Set(seconds(start))
@@ -202,9 +206,7 @@ func (m *Metrics) BackupFound(start time.Time, size int64) {
 
 func (m *Metrics) registerBackups() {
 	m.backupsOnce.Do(func() {
-		m.backups.WithLabelValues("success")
-		m.backups.WithLabelValues("failure")
-		m.registry.MustRegister(m.backups, m.backupAt, m.backupDuration, m.backupSize)
+		m.registry.MustRegister(m.backupAt, m.backupDuration, m.backupSize)
 	})
 }
 

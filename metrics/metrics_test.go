@@ -54,8 +54,9 @@ func TestMetrics(t *testing.T) {
 			{name: `consentd_config_reloads_total{file="tokens",result="failure"}`, value: 0},
 			{name: `consentd_rate_limited_total{limit="auth_failure"}`, value: 0},
 			{name: `consentd_config_last_reload_successful{file="config"}`, absent: true},
-			{name: `consentd_backups_total{result="success"}`, absent: true},
+			{name: `consentd_backups_total{result="failure"}`, value: 0},
 			{name: `consentd_backup_last_success_timestamp_seconds`, absent: true},
+			{name: `consentd_backup_last_duration_seconds`, absent: true},
 		}},
 		{"requests by status class", func(m *metrics.Metrics) {
 			m.Request("/v1/consents", "POST", 201, 3*time.Millisecond)
