@@ -22,6 +22,7 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/debian"
 	"github.com/mixvoip/consentd/internal/wait"
 )
 
@@ -375,7 +376,7 @@ func mustFreePort(tb testing.TB) string {
 // owned by the image's user, and the shipped sites.yaml.
 func mustContainer(tb testing.TB, d *dockerfile) *container {
 	tb.Helper()
-	c := &container{bwrap: mustTool(tb, "bwrap", "bubblewrap"), d: d, sites: "../sites.yaml"}
+	c := &container{bwrap: debian.MustProgram(tb, "bwrap", "bubblewrap"), d: d, sites: "../sites.yaml"}
 	uid, gid, ok := strings.Cut(d.user, ":")
 	var errUID, errGID error
 	c.uid, errUID = strconv.Atoi(uid)

@@ -1,6 +1,8 @@
-// Package deploy_test checks the files that deploy consentd (the container image, the
-// systemd units, the Caddyfile beside them) with the real tools from Debian's packages.
-// CONSENTD_SKIP_DEPLOY=1 skips these tests where the tools cannot be installed.
+// Package deploy_test checks the files that deploy consentd (the container image,
+// compose.yaml, the systemd units) with the real tools from Debian's packages; the
+// Caddyfile is tested end to end, in e2e/proxy_test.go.
+// CONSENTD_SKIP_DEPLOY=1 skips these tests where the tools cannot be installed
+// (internal/debian).
 package deploy_test
 
 import (
@@ -11,24 +13,6 @@ import (
 	"strings"
 	"testing"
 )
-
-// skipEnv names the variable that skips the deployment tests.
-const skipEnv = "CONSENTD_SKIP_DEPLOY"
-
-// mustTool returns the path of program, which Debian's package pkg installs. A missing
-// program fails tb, saying how to install it: a test that skipped itself quietly would
-// pass on every machine that lacks the tool.
-func mustTool(tb testing.TB, program, pkg string) string {
-	tb.Helper()
-	if os.Getenv(skipEnv) == "1" {
-		tb.Skipf("%s=1: %s not run, nothing of the deployment was checked", skipEnv, program)
-	}
-	path, err := exec.LookPath(program)
-	if err != nil {
-		tb.Fatalf("%s is missing: apt-get install -y %s (or %s=1 to skip the deployment tests)", program, pkg, skipEnv)
-	}
-	return path
-}
 
 // mustBuildConsentd builds consentd into dir with the environment assignments and go
 // arguments of the Dockerfile's build line, its -o replaced, and returns the binary.
