@@ -19,17 +19,17 @@ COPY --from=build /out/consentd /consentd
 COPY --from=build --chown=65532:65532 /out/data /data
 USER 65532:65532
 # Every flag of consentd serve has its variable (consentd serve -h). The admin listener
-# (/metrics, /readyz, the DPO API) is for the machine and its private network only:
-# compose.yaml publishes it on 127.0.0.1. CONSENTD_URL is where the DPO commands
-# (docker compose exec consentd /consentd backup ...) find the DPO API.
+# (/metrics, /readyz) is for the machine and its private network only: compose.yaml
+# publishes it on 127.0.0.1. The public one, which compose.yaml publishes nowhere, is
+# for the reverse proxy, which passes no DPO API on, and for the DPO commands (docker
+# compose exec consentd /consentd backup ...), which find it at CONSENTD_URL.
 ENV CONSENTD_ADDR=:8080 \
     CONSENTD_ADMIN_ADDR=:9090 \
-    CONSENTD_DPO_ON_ADMIN=1 \
     CONSENTD_CONFIG=/etc/consentd/sites.yaml \
     CONSENTD_DB=/data/consent.db \
     CONSENTD_KEYS=/data/keys \
     CONSENTD_TOKENS=/data/tokens.json \
-    CONSENTD_URL=http://127.0.0.1:9090
+    CONSENTD_URL=http://127.0.0.1:8080
 VOLUME /data
 EXPOSE 8080 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["/consentd", "health"]

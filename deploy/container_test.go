@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -281,9 +282,8 @@ func TestDockerfile(t *testing.T) {
 		{"the database in the volume", filepath.Dir(envValue(d.env, "CONSENTD_DB")), d.volume},
 		{"the keys in the volume", filepath.Dir(envValue(d.env, "CONSENTD_KEYS")), d.volume},
 		{"the tokens in the volume", filepath.Dir(envValue(d.env, "CONSENTD_TOKENS")), d.volume},
-		{"the DPO API on the admin listener only", envValue(d.env, "CONSENTD_DPO_ON_ADMIN"), "1"},
 		{"exposed ports", d.expose, []string{mustPort(t, envValue(d.env, "CONSENTD_ADDR")), mustPort(t, envValue(d.env, "CONSENTD_ADMIN_ADDR"))}},
-		{"the DPO commands' URL, the admin listener", envValue(d.env, "CONSENTD_URL"), "http://127.0.0.1:" + mustPort(t, envValue(d.env, "CONSENTD_ADMIN_ADDR"))},
+		{"the DPO commands' URL, the public listener", envValue(d.env, "CONSENTD_URL"), "http://127.0.0.1:" + mustPort(t, envValue(d.env, "CONSENTD_ADDR"))},
 		{"healthcheck", d.healthcheck, []string{binary, "health"}},
 	})
 }
@@ -418,9 +418,18 @@ func TestImage(t *testing.T) {
 	d := mustReadDockerfile(t)
 	c := mustContainer(t, d)
 	// The listeners on free ports of loopback instead of the image's :8080 and :9090,
-	// as docker run -p would publish them: the test machine may use those.
+	// as docker run -p would publish them: the test machine may use those. The DPO
+	// commands' CONSENTD_URL names one of them, now at its new port.
 	public, admin := "127.0.0.1:"+mustFreePort(t), "127.0.0.1:"+mustFreePort(t)
-	c.env = append(slices.Clone(d.env), "CONSENTD_ADDR="+public, "CONSENTD_ADMIN_ADDR="+admin)
+	published := map[string]string{
+		mustPort(t, envValue(d.env, "CONSENTD_ADDR")):       public,
+		mustPort(t, envValue(d.env, "CONSENTD_ADMIN_ADDR")): admin,
+	}
+	dpoURL, err := url.Parse(envValue(d.env, "CONSENTD_URL"))
+	if err != nil || published[dpoURL.Port()] == "" {
+		t.Fatalf("Dockerfile: CONSENTD_URL %s names neither listener", envValue(d.env, "CONSENTD_URL"))
+	}
+	c.env = append(slices.Clone(d.env), "CONSENTD_ADDR="+public, "CONSENTD_ADMIN_ADDR="+admin, "CONSENTD_URL=http://"+published[dpoURL.Port()])
 
 	if out, stderr, err := c.run(t, d.entrypoint[0], "version"); err != nil || out != "consentd "+imageVersion+"\n" {
 		t.Errorf("consentd version: %q %s %v, want the VERSION build argument", out, stderr, err)
@@ -505,8 +514,7 @@ func TestImage(t *testing.T) {
 		}{
 			{"http://" + admin + "/metrics", http.StatusOK},
 			{"http://" + public + "/metrics", http.StatusNotFound},
-			{"http://" + admin + "/v1/dpo/verify", http.StatusUnauthorized},
-			{"http://" + public + "/v1/dpo/verify", http.StatusNotFound},
+			{"http://" + public + "/v1/dpo/verify", http.StatusUnauthorized},
 		} {
 			resp, err := http.Get(tt.url)
 			if err != nil {
@@ -516,6 +524,24 @@ func TestImage(t *testing.T) {
 			if resp.StatusCode != tt.want {
 				t.Errorf("GET %s: %d, want %d", tt.url, resp.StatusCode, tt.want)
 			}
+		}
+	})
+
+	t.Run("backup", func(t *testing.T) {
+		// As an operator would: docker compose exec consentd /consentd token add, then
+		// backup, which finds the DPO API and the keys it verifies with at CONSENTD_URL.
+		token, stderr, err := c.run(t, d.entrypoint[0], "token", "add", "backup")
+		if err != nil {
+			t.Fatalf("consentd token add: %v\n%s", err, stderr)
+		}
+		dpo := *c
+		dpo.env = append(slices.Clone(c.env), "CONSENTD_TOKEN="+strings.TrimSpace(token))
+		wait.MustUntil(t, "consentd loads the token", func() (bool, string) {
+			out, stderr, err := dpo.run(t, d.entrypoint[0], "stats")
+			return err == nil, out + stderr
+		})
+		if out, stderr, err := dpo.run(t, d.entrypoint[0], "backup", "--out", d.volume+"/backup.db"); err != nil || !strings.Contains(out, "OK, ") {
+			t.Errorf("consentd backup: %v\n%s%s", err, out, stderr)
 		}
 	})
 
@@ -540,13 +566,16 @@ func TestImage(t *testing.T) {
 	mustVolume(t, c)
 }
 
-// mustVolume checks what a first start leaves in the volume: the store, the key
-// directory with one key, each readable by the image's user alone, and nothing else.
+// mustVolume checks what TestImage leaves in the volume: the store, the key directory
+// with one key, the token file and the backup, each for the image's user alone, and
+// nothing else.
 func mustVolume(tb testing.TB, c *container) {
 	tb.Helper()
 	want := map[string]os.FileMode{
-		filepath.Base(envValue(c.env, "CONSENTD_DB")):   0o600,
-		filepath.Base(envValue(c.env, "CONSENTD_KEYS")): os.ModeDir | 0o700,
+		filepath.Base(envValue(c.env, "CONSENTD_DB")):     0o600,
+		filepath.Base(envValue(c.env, "CONSENTD_KEYS")):   os.ModeDir | 0o700,
+		filepath.Base(envValue(c.env, "CONSENTD_TOKENS")): 0o600,
+		"backup.db": 0o600,
 	}
 	var keys int
 	err := filepath.WalkDir(c.data, func(path string, e os.DirEntry, err error) error {
@@ -578,6 +607,6 @@ func mustVolume(tb testing.TB, c *container) {
 		tb.Fatal(err)
 	}
 	if len(want) > 0 || keys != 1 {
-		tb.Errorf("the volume lacks %v, and holds %d keys; want the store and one key", want, keys)
+		tb.Errorf("the volume lacks %v, and holds %d keys; want one", want, keys)
 	}
 }
