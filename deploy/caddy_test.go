@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mixvoip/consentd/internal/debian"
+	"github.com/mixvoip/consentd/internal/deploytest"
 )
 
 // TestCaddyfile: the Caddyfile, which e2e/proxy_test.go runs with its own certificate
@@ -14,7 +14,7 @@ import (
 // under systemd (Let's Encrypt, consentd on this machine) and in compose.yaml. And
 // it is as caddy fmt writes it.
 func TestCaddyfile(t *testing.T) {
-	caddy := debian.MustProgram(t, "caddy", "caddy")
+	caddy := deploytest.MustProgram(t, "caddy", "caddy")
 	tests := []struct {
 		name string
 		env  []string

@@ -23,7 +23,7 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
-	"github.com/mixvoip/consentd/internal/debian"
+	"github.com/mixvoip/consentd/internal/deploytest"
 	"github.com/mixvoip/consentd/internal/wait"
 )
 
@@ -361,22 +361,11 @@ func (c *container) ownerUID() int {
 	return os.Getuid()
 }
 
-// mustFreePort returns a port of 127.0.0.1 that nothing listens on just now.
-func mustFreePort(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return mustPort(tb, ln.Addr().String())
-}
-
 // mustContainer sets up the image's files for a first start: an empty volume,
 // owned by the image's user, and the shipped sites.yaml.
 func mustContainer(tb testing.TB, d *dockerfile) *container {
 	tb.Helper()
-	c := &container{bwrap: debian.MustProgram(tb, "bwrap", "bubblewrap"), d: d, sites: "../sites.yaml"}
+	c := &container{bwrap: deploytest.MustProgram(tb, "bwrap", "bubblewrap"), d: d, sites: "../sites.yaml"}
 	uid, gid, ok := strings.Cut(d.user, ":")
 	var errUID, errGID error
 	c.uid, errUID = strconv.Atoi(uid)
@@ -420,7 +409,7 @@ func TestImage(t *testing.T) {
 	// The listeners on free ports of loopback instead of the image's :8080 and :9090,
 	// as docker run -p would publish them: the test machine may use those. The DPO
 	// commands' CONSENTD_URL names one of them, now at its new port.
-	public, admin := "127.0.0.1:"+mustFreePort(t), "127.0.0.1:"+mustFreePort(t)
+	public, admin := "127.0.0.1:"+deploytest.MustFreePort(t), "127.0.0.1:"+deploytest.MustFreePort(t)
 	published := map[string]string{
 		mustPort(t, envValue(d.env, "CONSENTD_ADDR")):       public,
 		mustPort(t, envValue(d.env, "CONSENTD_ADMIN_ADDR")): admin,

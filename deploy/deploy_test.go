@@ -2,7 +2,7 @@
 // compose.yaml, the systemd units) with the real tools from Debian's packages; the
 // Caddyfile is tested end to end, in e2e/proxy_test.go.
 // CONSENTD_SKIP_DEPLOY=1 skips these tests where the tools cannot be installed
-// (internal/debian).
+// (internal/deploytest).
 package deploy_test
 
 import (

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mixvoip/consentd/internal/debian"
+	"github.com/mixvoip/consentd/internal/deploytest"
 )
 
 // units are the systemd units deploy/ ships.
@@ -56,7 +56,7 @@ func mustUnitsWithBinary(tb testing.TB) (dir string) {
 // exits 0 on some warnings (an unknown key, say, which systemd ignores), so any line
 // it prints about them fails the test.
 func TestSystemdUnits(t *testing.T) {
-	analyze := debian.MustProgram(t, "systemd-analyze", "systemd")
+	analyze := deploytest.MustProgram(t, "systemd-analyze", "systemd")
 	dir := mustUnitsWithBinary(t)
 	var paths []string
 	for _, name := range units {
@@ -90,7 +90,7 @@ var exposure = regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`)
 // by systemd-analyze security's measure (offline: on the unit files, no systemd
 // running needed).
 func TestSystemdSecurity(t *testing.T) {
-	analyze := debian.MustProgram(t, "systemd-analyze", "systemd")
+	analyze := deploytest.MustProgram(t, "systemd-analyze", "systemd")
 	dir := mustUnitsWithBinary(t)
 	for _, name := range units {
 		if !strings.HasSuffix(name, ".service") {

@@ -34,7 +34,7 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
-	"github.com/mixvoip/consentd/internal/debian"
+	"github.com/mixvoip/consentd/internal/deploytest"
 	"github.com/mixvoip/consentd/internal/wait"
 )
 
@@ -100,19 +100,7 @@ type Proxy struct {
 // can start.
 func NewProxy(tb testing.TB) *Proxy {
 	tb.Helper()
-	return &Proxy{HTTPSPort: mustFreePort(tb), HTTPPort: mustFreePort(tb)}
-}
-
-// mustFreePort returns a port of 127.0.0.1 that nothing listens on just now.
-func mustFreePort(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
+	return &Proxy{HTTPSPort: deploytest.MustFreePort(tb), HTTPPort: deploytest.MustFreePort(tb)}
 }
 
 // URL returns the address of path at the proxy, as the browser reaches it.
@@ -124,7 +112,7 @@ func (p *Proxy) URL(path string) string {
 // until it answers. Its admin API is off, its storage in a directory of tb's.
 func (p *Proxy) MustStart(tb testing.TB, upstream string) {
 	tb.Helper()
-	caddy := debian.MustProgram(tb, "caddy", "caddy")
+	caddy := deploytest.MustProgram(tb, "caddy", "caddy")
 	dir := tb.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if strings.ContainsAny(dir, " \t") {
@@ -377,7 +365,7 @@ func TestProxy(t *testing.T) {
 		// A second Caddy in front of nothing: it answers 502, and writes the error
 		// log, with the request.
 		down := NewProxy(t)
-		down.MustStart(t, "127.0.0.1:"+mustFreePort(t))
+		down.MustStart(t, "127.0.0.1:"+deploytest.MustFreePort(t))
 		id := uuid.NewString()
 		for _, p := range []*Proxy{proxy, down} {
 			resp := mustDo(t, p.Client(t, ""), mustRequest(t, p.URL("/v1/consents/"+id)))
