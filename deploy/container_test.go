@@ -361,11 +361,12 @@ func (c *container) ownerUID() int {
 	return os.Getuid()
 }
 
-// mustContainer sets up the image's files for a first start: an empty volume,
-// owned by the image's user, and the shipped sites.yaml.
+// mustContainer sets up the image's files for a first start: the binary, an empty
+// volume (owned by the image's user if the test runs as root), and the shipped
+// sites.yaml.
 func mustContainer(tb testing.TB, d *dockerfile) *container {
 	tb.Helper()
-	c := &container{bwrap: deploytest.MustProgram(tb, "bwrap", "bubblewrap"), d: d, sites: "../sites.yaml"}
+	c := &container{bwrap: deploytest.MustProgram(tb, "bwrap", "bubblewrap"), d: d}
 	uid, gid, ok := strings.Cut(d.user, ":")
 	var errUID, errGID error
 	c.uid, errUID = strconv.Atoi(uid)
@@ -373,8 +374,8 @@ func mustContainer(tb testing.TB, d *dockerfile) *container {
 	if !ok || errUID != nil || errGID != nil {
 		tb.Fatalf("Dockerfile: USER %s: want numeric uid:gid, which needs no /etc/passwd", d.user)
 	}
-	// Not t.TempDir, whose directory only root may enter: bwrap, as the image's
-	// user, opens the files it mounts.
+	// Not t.TempDir, whose directories only their owner may enter: bwrap, as the
+	// image's user, opens the files it mounts.
 	dir, err := os.MkdirTemp("", "consentd-image-")
 	if err != nil {
 		tb.Fatal(err)
@@ -393,7 +394,12 @@ func mustContainer(tb testing.TB, d *dockerfile) *container {
 		}
 	}
 	c.bin = mustBuildConsentd(tb, dir, d.build)
-	if c.sites, err = filepath.Abs(c.sites); err != nil {
+	sites, err := os.ReadFile("../sites.yaml")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.sites = filepath.Join(dir, "sites.yaml")
+	if err := os.WriteFile(c.sites, sites, 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	return c
@@ -434,9 +440,14 @@ func TestImage(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	var log bytes.Buffer
+	// A file, which the test may read while consentd writes to it.
+	log, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
 	serve := c.command(ctx, []*os.File{infoW}, append(slices.Clone(d.entrypoint), d.cmd...)...)
-	serve.Stdout, serve.Stderr = &log, &log
+	serve.Stdout, serve.Stderr = log, log
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -453,7 +464,7 @@ func TestImage(t *testing.T) {
 	wait.MustUntil(t, "the HEALTHCHECK passes", func() (bool, string) {
 		select {
 		case err := <-exited:
-			t.Fatalf("consentd serve exited: %v\n%s", err, log.String())
+			t.Fatalf("consentd serve exited: %v\n%s", err, mustRead(t, log.Name()))
 		default:
 		}
 		_, stderr, err := c.run(t, d.healthcheck...)
@@ -541,10 +552,10 @@ func TestImage(t *testing.T) {
 	select {
 	case err := <-exited:
 		if err != nil {
-			t.Fatalf("consentd serve after SIGTERM: %v\n%s", err, log.String())
+			t.Fatalf("consentd serve after SIGTERM: %v\n%s", err, mustRead(t, log.Name()))
 		}
 	case <-wait.Timeout(t):
-		t.Fatalf("consentd serve did not stop on SIGTERM\n%s", log.String())
+		t.Fatalf("consentd serve did not stop on SIGTERM\n%s", mustRead(t, log.Name()))
 	}
 	if _, stderr, err := c.run(t, d.healthcheck...); err == nil || !strings.Contains(stderr, "connection refused") {
 		t.Errorf("the HEALTHCHECK with consentd stopped: %v, %q; want a failure, connection refused", err, stderr)
@@ -553,6 +564,15 @@ func TestImage(t *testing.T) {
 		t.Errorf("consentd verify of the volume: %v\n%s%s", err, out, stderr)
 	}
 	mustVolume(t, c)
+}
+
+func mustRead(tb testing.TB, path string) string {
+	tb.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(data)
 }
 
 // mustVolume checks what TestImage leaves in the volume: the store, the key directory
