@@ -446,6 +446,10 @@ func TestImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer log.Close()
+	serveLog := func() string {
+		data, _ := os.ReadFile(log.Name())
+		return string(data)
+	}
 	serve := c.command(ctx, []*os.File{infoW}, append(slices.Clone(d.entrypoint), d.cmd...)...)
 	serve.Stdout, serve.Stderr = log, log
 	if err := serve.Start(); err != nil {
@@ -464,7 +468,7 @@ func TestImage(t *testing.T) {
 	wait.MustUntil(t, "the HEALTHCHECK passes", func() (bool, string) {
 		select {
 		case err := <-exited:
-			t.Fatalf("consentd serve exited: %v\n%s", err, mustRead(t, log.Name()))
+			t.Fatalf("consentd serve exited: %v\n%s", err, serveLog())
 		default:
 		}
 		_, stderr, err := c.run(t, d.healthcheck...)
@@ -552,10 +556,10 @@ func TestImage(t *testing.T) {
 	select {
 	case err := <-exited:
 		if err != nil {
-			t.Fatalf("consentd serve after SIGTERM: %v\n%s", err, mustRead(t, log.Name()))
+			t.Fatalf("consentd serve after SIGTERM: %v\n%s", err, serveLog())
 		}
 	case <-wait.Timeout(t):
-		t.Fatalf("consentd serve did not stop on SIGTERM\n%s", mustRead(t, log.Name()))
+		t.Fatalf("consentd serve did not stop on SIGTERM\n%s", serveLog())
 	}
 	if _, stderr, err := c.run(t, d.healthcheck...); err == nil || !strings.Contains(stderr, "connection refused") {
 		t.Errorf("the HEALTHCHECK with consentd stopped: %v, %q; want a failure, connection refused", err, stderr)
@@ -564,15 +568,6 @@ func TestImage(t *testing.T) {
 		t.Errorf("consentd verify of the volume: %v\n%s%s", err, out, stderr)
 	}
 	mustVolume(t, c)
-}
-
-func mustRead(tb testing.TB, path string) string {
-	tb.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return string(data)
 }
 
 // mustVolume checks what TestImage leaves in the volume: the store, the key directory
