@@ -68,7 +68,7 @@ func MustStart(tb testing.TB, m *Main) (addr string, stop func() error) {
 		return a.String(), stop
 	case err := <-done:
 		tb.Fatalf("serve: %v", err)
-	case <-time.After(10 * time.Second):
+	case <-wait.Timeout(tb):
 		tb.Fatal("serve did not start")
 	}
 	return "", nil
