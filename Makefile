@@ -21,7 +21,7 @@ build:
 ## headless-Chromium end-to-end tests included (CONSENTD_SKIP_BROWSER=1 opts out) and the deployment
 ## tests with Debian's bubblewrap, systemd-analyze and caddy (CONSENTD_SKIP_DEPLOY=1 opts out)
 test: typecheck
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 typecheck: node_modules/.package-lock.json
 	npx --no-install tsc --noEmit -p .
