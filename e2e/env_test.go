@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -139,6 +140,7 @@ type pageData struct {
 	Name     string
 	Lang     string
 	Port     string
+	Backend  string // where the banner script comes from: scheme, host and port
 	Disabled string // a partner id that is not enabled for the site
 	Embed    string // the enabled partner whose embeds the /embeds page shows
 	Provider string // the video's provider: EmbedProvider
@@ -151,6 +153,22 @@ type pageData struct {
 // about 0.3 s under -race, and a case visits one site.
 func MustEnv(tb testing.TB, site string) *Env {
 	tb.Helper()
+	return mustEnv(tb, site, "", server.Options{})
+}
+
+// MustEnvBehindProxy is MustEnv for consentd behind a reverse proxy at backend (such
+// as https://consent.test:8443), from which the pages load the banner. consentd
+// believes X-Forwarded-For from 127.0.0.1 alone, where the proxy connects from, and
+// serves the demo pages, which the proxy must not.
+func MustEnvBehindProxy(tb testing.TB, site, backend string) *Env {
+	tb.Helper()
+	return mustEnv(tb, site, backend, server.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Demo: true})
+}
+
+// mustEnv starts an Env whose pages load the banner from backend (the local
+// server's consent.test if empty), its consentd with opts, its keys and logger set.
+func mustEnv(tb testing.TB, site, backend string, opts server.Options) *Env {
+	tb.Helper()
 	e := &Env{Requests: &Requests{}, pages: map[string]pageData{}}
 	ts := httptest.NewUnstartedServer(e)
 	_, port, err := net.SplitHostPort(ts.Listener.Addr().String())
@@ -158,6 +176,9 @@ func MustEnv(tb testing.TB, site string) *Env {
 		tb.Fatal(err)
 	}
 	e.Port = port
+	if backend == "" {
+		backend = "http://" + backendHost + ":" + port
+	}
 
 	cfg, err := config.Load(sitesFile)
 	if err != nil {
@@ -194,7 +215,7 @@ func MustEnv(tb testing.TB, site string) *Env {
 				break
 			}
 		}
-		e.pages[key] = pageData{Site: key, Name: strings.ToUpper(key[:1]) + key[1:], Lang: site.Languages[0], Port: port, Disabled: disabled, Embed: embedPartner(site), Provider: EmbedProvider}
+		e.pages[key] = pageData{Site: key, Name: strings.ToUpper(key[:1]) + key[1:], Lang: site.Languages[0], Port: port, Backend: backend, Disabled: disabled, Embed: embedPartner(site), Provider: EmbedProvider}
 	}
 	e.Config = cfg
 
@@ -206,7 +227,8 @@ func MustEnv(tb testing.TB, site string) *Env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.Server = server.New(e.Store, server.Options{Keys: keys, Logger: slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	opts.Keys, opts.Logger = keys, slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e.Server = server.New(e.Store, opts)
 	if err := e.Server.Load(cfg); err != nil {
 		tb.Fatal(err)
 	}
@@ -531,7 +553,7 @@ var hostPage = template.Must(template.New("page").Parse(`<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Name}} — Cloud telephony for growing teams</title>
-<script src="http://consent.test:{{.Port}}/v1/banner/{{.Site}}.js" async></script>
+<script src="{{.Backend}}/v1/banner/{{.Site}}.js" async></script>
 <style>
   body { margin: 0; font-family: system-ui, sans-serif; color: #1d2433; background: #f6f7fb; }
   header, main, footer { max-width: 60rem; margin: 0 auto; padding: 1rem 1.5rem; }

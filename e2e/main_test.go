@@ -37,7 +37,14 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
-	ctx, stop, err := chromium.Start(chromedp.Flag("host-resolver-rules", hostResolverRules(cfg.SiteKeys())))
+	if proxyTLS, err = newProxyCert(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: the reverse proxy's certificate: %v\n", err)
+		return 1
+	}
+	ctx, stop, err := chromium.Start(chromedp.Flag("host-resolver-rules", hostResolverRules(cfg.SiteKeys())),
+		// The reverse proxy's certificate (proxy_test.go), self-signed, and no other: the
+		// other tests' pages and backend are plain HTTP.
+		chromedp.Flag("ignore-certificate-errors-spki-list", proxyTLS.spki))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "\n*** e2e: %v\n*** Install Debian's chromium (apt-get install -y chromium), or set %s=1 to skip the browser tests. ***\n\n", err, skipEnv)
 		return 1

@@ -12,6 +12,7 @@
 //	consentd stats [--site S] [--from T] [--to T] [--json]
 //	consentd backup --out FILE | --dir DIR [--keep 14]
 //	consentd checkpoint --dir DIR
+//	consentd health [--url http://127.0.0.1:9090/readyz]
 //	consentd version
 package main
 
@@ -87,6 +88,10 @@ Usage:
                              DPO API tokens (--tokens FILE, default data/tokens.json);
                              --sites names sites of --config (default
                              $CONSENTD_CONFIG or sites.yaml)
+  consentd health [--url URL]  exit 0 if a running consentd is ready (GET /readyz, by
+                             default on $CONSENTD_ADMIN_ADDR, else $CONSENTD_ADDR, on this
+                             machine), else 1 with the checks that failed: the container
+                             image's HEALTHCHECK
   consentd version           print the version
 
 DPO commands, against a running consentd (--url, default $CONSENTD_URL or
@@ -155,6 +160,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return archiveCheckpoint(ctx, args[1:], stdout, stderr)
 	case "backup":
 		return backup(ctx, args[1:], stdout, stderr)
+	case "health":
+		return health(ctx, args[1:], stderr)
 	case "version", "--version", "-version", "-v":
 		fmt.Fprintln(stdout, "consentd", version())
 		return nil
