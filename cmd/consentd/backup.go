@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
 )
 
@@ -37,17 +35,9 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	doc, err := c.getJSON(ctx, "v1/keys", nil)
+	verifier, err := c.publishedKeys(ctx)
 	if err != nil {
 		return err
-	}
-	keys, err := proof.ReadPublicKeys(bytes.NewReader(doc))
-	if err != nil {
-		return fmt.Errorf("the keys consentd publishes: %w", err)
-	}
-	verifier, err := proof.NewVerifier(keys)
-	if err != nil {
-		return fmt.Errorf("the keys consentd publishes: %w", err)
 	}
 	resp, err := c.get(ctx, "v1/dpo/backup", nil)
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"strings"
 
 	consent "github.com/mixvoip/consentd"
-	"github.com/mixvoip/consentd/proof"
 )
 
 // checkpointTimeLayout names archived checkpoints so that names sort by time.
@@ -43,17 +42,9 @@ func archiveCheckpoint(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	doc, err := c.getJSON(ctx, "v1/keys", nil)
+	verifier, err := c.publishedKeys(ctx)
 	if err != nil {
 		return err
-	}
-	keys, err := proof.ReadPublicKeys(bytes.NewReader(doc))
-	if err != nil {
-		return fmt.Errorf("the keys consentd publishes: %w", err)
-	}
-	verifier, err := proof.NewVerifier(keys)
-	if err != nil {
-		return fmt.Errorf("the keys consentd publishes: %w", err)
 	}
 	data, err := c.getJSON(ctx, "v1/dpo/checkpoint", nil)
 	var answer *answerError

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/mixvoip/consentd/proof"
 )
 
 // dpoClient calls the DPO API of a running consentd. The DPO commands cannot read
@@ -114,6 +116,24 @@ func (c *dpoClient) getJSON(ctx context.Context, path string, query url.Values) 
 		return nil, fmt.Errorf("read the answer of consentd: %w", err)
 	}
 	return data, nil
+}
+
+// publishedKeys returns a verifier of the keys consentd publishes (GET /v1/keys),
+// with which the commands check what they fetch before they keep it.
+func (c *dpoClient) publishedKeys(ctx context.Context) (*proof.Verifier, error) {
+	doc, err := c.getJSON(ctx, "v1/keys", nil)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := proof.ReadPublicKeys(bytes.NewReader(doc))
+	if err != nil {
+		return nil, fmt.Errorf("the keys consentd publishes: %w", err)
+	}
+	verifier, err := proof.NewVerifier(keys)
+	if err != nil {
+		return nil, fmt.Errorf("the keys consentd publishes: %w", err)
+	}
+	return verifier, nil
 }
 
 // writeIndented writes a JSON document indented, its content byte for byte as sent.
