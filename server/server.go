@@ -179,6 +179,11 @@ func New(store consent.Store, opts Options) *Server {
 		get(e, "/healthz", s.handleHealth)
 		get(e, "/readyz", s.handleReady)
 	}
+	if opts.Admin {
+		// The DPO commands that check what they fetch (backup, checkpoint) take the
+		// keys from where they call the DPO API, which may be the admin listener.
+		get(s.admin, "/v1/keys", s.handleKeys)
+	}
 	get(s.admin, "/metrics", echo.WrapHandler(s.metrics.Handler()))
 	if opts.DPOOnAdmin {
 		s.routeDPO(s.admin)

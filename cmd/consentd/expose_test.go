@@ -82,7 +82,7 @@ func TestAdminListener(t *testing.T) {
 			if got := getStatus(t, admin+"/v1/dpo/verify", ""); got != tt.adminDPO {
 				t.Errorf("admin /v1/dpo/verify: %d, want %d", got, tt.adminDPO)
 			}
-			for path, want := range map[string]int{"/metrics": tt.metrics, "/readyz": 200, "/healthz": 200, "/v1/banner/mixvoip.com.js": 404} {
+			for path, want := range map[string]int{"/metrics": tt.metrics, "/readyz": 200, "/healthz": 200, "/v1/keys": 200, "/v1/banner/mixvoip.com.js": 404} {
 				if got := getStatus(t, admin+path, ""); got != want {
 					t.Errorf("admin %s: %d, want %d", path, got, want)
 				}
