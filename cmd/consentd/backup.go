@@ -6,9 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
+	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/store/bolt"
 )
 
@@ -45,29 +45,40 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer resp.Body.Close()
 	download := func(w io.Writer) (int64, error) { return io.Copy(w, resp.Body) }
-	check := func(path string) error {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s: %d bytes copied\n", path, fi.Size())
-		v, err := bolt.VerifyFile(ctx, path, verifier)
-		if err != nil {
+	var v *consent.Verification
+	check := func(tmp string) (err error) {
+		v, err = bolt.VerifyFile(ctx, tmp, verifier)
+		switch {
+		case err != nil:
 			return fmt.Errorf("the copy does not open as a store (cut short?): %w", err)
+		case !v.OK:
+			return errBroken
+		case v.MissingKey != "":
+			return errMissingKey
 		}
-		return report(stdout, path, v, "consentd publishes no such key: restore its key directory from a backup")
+		return nil
 	}
+	var path string
+	var size int64
 	if *dir != "" {
-		_, _, err := backupDir{path: *dir, keep: *keep}.save(time.Now(), download, check)
+		path, size, err = backupDir{path: *dir, keep: *keep}.save(ctx, time.Now(), download, check)
+	} else {
+		path = *out
+		err = writeChecked(ctx, path, func(w io.Writer) (err error) {
+			size, err = download(w)
+			return err
+		}, check)
+		var unverified *unverifiedError
+		if errors.As(err, &unverified) {
+			path = unverified.path
+		}
+	}
+	if v == nil || ctx.Err() != nil {
+		return err // nothing was verified, or not to the end: the error says why
+	}
+	fmt.Fprintf(stdout, "%s: %d bytes copied\n", path, size)
+	if err := report(stdout, path, v, "consentd publishes no such key: restore its key directory from a backup"); err != nil {
 		return err
 	}
-	var n int64
-	err = writeWhole(*out, func(w io.Writer) (err error) {
-		n, err = download(w)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("backup cut short after %d bytes: %w", n, err)
-	}
-	return check(*out)
+	return err
 }

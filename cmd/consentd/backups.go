@@ -41,6 +41,12 @@ func (d backupDir) newCopy(t time.Time) string {
 // copies returns the names of the verified copies in the directory, oldest first, and
 // the time the newest was taken (zero if there is none).
 func (d backupDir) copies() (names []string, newest time.Time, err error) {
+	return d.list(backupSuffix)
+}
+
+// list returns the names of the copies in the directory whose names end in suffix,
+// oldest first, and the time the newest was taken.
+func (d backupDir) list(suffix string) (names []string, newest time.Time, err error) {
 	entries, err := os.ReadDir(d.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, time.Time{}, nil
@@ -50,7 +56,7 @@ func (d backupDir) copies() (names []string, newest time.Time, err error) {
 	}
 	for _, e := range entries {
 		stamp, ok := strings.CutPrefix(e.Name(), backupPrefix)
-		stamp, ok2 := strings.CutSuffix(stamp, backupSuffix)
+		stamp, ok2 := strings.CutSuffix(stamp, suffix)
 		t, err := time.Parse(backupTimeLayout, stamp)
 		if !ok || !ok2 || err != nil || !e.Type().IsRegular() {
 			continue
@@ -62,34 +68,33 @@ func (d backupDir) copies() (names []string, newest time.Time, err error) {
 	return names, newest, nil
 }
 
-// save writes a copy taken at t with write, checks it with check, and if it passes,
-// removes all but the newest d.keep copies. It returns the copy's path and size. A
-// copy that fails its check is renamed with the suffix .unverified and nothing is
-// removed: the copies before it are then the last good ones.
-func (d backupDir) save(t time.Time, write func(io.Writer) (int64, error), check func(path string) error) (path string, size int64, err error) {
+// save writes a copy taken at t with write and checks it with check before it takes
+// its name, then removes all but the newest d.keep copies. It returns the copy's path
+// and size. A copy that fails its check is kept as consent-<time>.db.unverified
+// (an *unverifiedError), of which the newest d.keep stay too; no good copy is
+// removed for it.
+func (d backupDir) save(ctx context.Context, t time.Time, write func(io.Writer) (int64, error), check func(path string) error) (path string, size int64, err error) {
 	if err := os.MkdirAll(d.path, 0o700); err != nil {
 		return "", 0, fmt.Errorf("backup directory: %w", err)
 	}
 	path = d.newCopy(t)
-	err = writeWhole(path, func(w io.Writer) (err error) {
+	err = writeChecked(ctx, path, func(w io.Writer) (err error) {
 		size, err = write(w)
 		return err
-	})
-	if err != nil {
-		return "", size, fmt.Errorf("backup cut short after %d bytes: %w", size, err)
+	}, check)
+	var unverified *unverifiedError
+	switch {
+	case errors.As(err, &unverified):
+		return unverified.path, size, errors.Join(err, d.prune(backupSuffix+unverifiedSuffix))
+	case err != nil:
+		return "", size, fmt.Errorf("backup of %d bytes: %w", size, err)
 	}
-	if err := check(path); err != nil {
-		if renameErr := os.Rename(path, path+unverifiedSuffix); renameErr == nil {
-			path += unverifiedSuffix
-		}
-		return path, size, err
-	}
-	return path, size, d.prune()
+	return path, size, d.prune(backupSuffix)
 }
 
-// prune removes the oldest verified copies beyond d.keep.
-func (d backupDir) prune() error {
-	names, _, err := d.copies()
+// prune removes the oldest copies whose names end in suffix beyond d.keep.
+func (d backupDir) prune(suffix string) error {
+	names, _, err := d.list(suffix)
 	if err != nil {
 		return err
 	}
@@ -108,7 +113,9 @@ const backupRetry = 15 * time.Minute
 // backups takes a copy of the store into m.BackupDir whenever the newest copy there
 // is m.BackupEvery old, at once if there is none, until ctx is done: a restart
 // neither skips a backup nor takes one too many. A failed one is logged and tried
-// again after backupRetry (or m.BackupEvery if shorter).
+// again after backupRetry (or m.BackupEvery if shorter); one that did not verify,
+// only after m.BackupEvery, as the next will likely not verify either and each
+// costs a copy of the store.
 func (m *Main) backups(ctx context.Context, store *bolt.Store, keys consent.CheckpointVerifier) {
 	d := backupDir{path: m.BackupDir, keep: m.BackupKeep}
 	if names, newest, err := d.copies(); err == nil && len(names) > 0 {
@@ -117,13 +124,19 @@ func (m *Main) backups(ctx context.Context, store *bolt.Store, keys consent.Chec
 		}
 	}
 	var failed time.Time
+	retry := min(backupRetry, m.BackupEvery)
 	for {
 		_, newest, err := d.copies()
 		if err != nil {
 			m.logger.Error("cannot read the backup directory; trying again later", "err", err)
 			failed = time.Now()
 		}
-		timer := time.NewTimer(time.Until(nextBackup(newest, failed, m.BackupEvery)))
+		if now := time.Now(); newest.After(now) {
+			// A clock that was ahead, or a copy from elsewhere, must not stop backups.
+			m.logger.Warn("the newest backup is dated in the future; taking the next one as if it were taken now", "taken", newest)
+			newest = now
+		}
+		timer := time.NewTimer(time.Until(nextBackup(newest, failed, m.BackupEvery, retry)))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -135,16 +148,20 @@ func (m *Main) backups(ctx context.Context, store *bolt.Store, keys consent.Chec
 				return
 			}
 			failed = time.Now()
+			retry = min(backupRetry, m.BackupEvery)
+			if errors.As(err, new(*unverifiedError)) {
+				retry = m.BackupEvery
+			}
 		}
 	}
 }
 
-// nextBackup returns when to take the next backup, every after the newest copy, or
-// later when the last attempt failed.
-func nextBackup(newest, failed time.Time, every time.Duration) time.Time {
+// nextBackup returns when to take the next backup: every after the newest copy, or
+// retry after the last failure if that is later.
+func nextBackup(newest, failed time.Time, every, retry time.Duration) time.Time {
 	next := newest.Add(every)
-	if retry := failed.Add(min(backupRetry, every)); retry.After(next) {
-		return retry
+	if r := failed.Add(retry); r.After(next) {
+		return r
 	}
 	return next
 }
@@ -154,7 +171,7 @@ func nextBackup(newest, failed time.Time, every time.Duration) time.Time {
 func (m *Main) backup(ctx context.Context, d backupDir, store *bolt.Store, keys consent.CheckpointVerifier) error {
 	start := time.Now()
 	write := func(w io.Writer) (int64, error) { return store.WriteBackup(ctx, w) }
-	path, size, err := d.save(start, write, func(path string) error {
+	path, size, err := d.save(ctx, start, write, func(path string) error {
 		v, err := bolt.VerifyFile(ctx, path, keys)
 		switch {
 		case err != nil:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -143,20 +144,31 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 	}
 }
 
-// TestBackupDirKeepsFailedCopyApart: a copy that fails its check is renamed
-// .unverified, and no good copy is pruned for it.
+// TestBackupDirKeepsFailedCopyApart: a copy that fails its check never takes a
+// copy's name: it is kept as .unverified, the newest --keep of those stay, and no good
+// copy is pruned for it; a check cut short keeps nothing.
 func TestBackupDirKeepsFailedCopyApart(t *testing.T) {
 	d := backupDir{path: t.TempDir(), keep: 1}
-	MustFiles(t, d.path, "consent-2020-01-01T000000Z.db")
+	MustFiles(t, d.path, "consent-2020-01-01T000000Z.db", "consent-2020-01-02T000000Z.db.unverified")
 	write := func(w io.Writer) (int64, error) { n, err := io.WriteString(w, "not a store"); return int64(n), err }
 	broken := errors.New("broken link")
-	path, size, err := d.save(time.Date(2026, 12, 2, 13, 0, 0, 0, time.UTC), write, func(string) error { return broken })
+	fail := func(string) error { return broken }
+	path, size, err := d.save(context.Background(), time.Date(2026, 12, 2, 13, 0, 0, 0, time.UTC), write, fail)
 	if !errors.Is(err, broken) || size != 11 {
 		t.Fatalf("save: %d bytes, %v; want 11 and the check's error", size, err)
 	}
 	want := []string{"consent-2020-01-01T000000Z.db", "consent-2026-12-02T130000Z.db.unverified"}
 	if got := MustList(t, d.path); !slices.Equal(got, want) || filepath.Base(path) != want[1] {
 		t.Errorf("directory holds %q (save returned %s), want %q", got, path, want)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cut := func(string) error { cancel(); return context.Canceled }
+	if _, _, err := d.save(ctx, time.Date(2026, 12, 3, 13, 0, 0, 0, time.UTC), write, cut); !errors.Is(err, context.Canceled) {
+		t.Fatalf("save with the check cut short: %v", err)
+	}
+	if got := MustList(t, d.path); !slices.Equal(got, want) {
+		t.Errorf("after a check cut short, the directory holds %q, want %q", got, want)
 	}
 }
 
@@ -166,18 +178,18 @@ func TestNextBackup(t *testing.T) {
 	tests := []struct {
 		name           string
 		newest, failed time.Time
-		every          time.Duration
+		every, retry   time.Duration
 		want           time.Time
 	}{
-		{"no copy yet: at once", time.Time{}, time.Time{}, day, time.Time{}.Add(day)},
-		{"a day after the newest copy, a restart in between changes nothing", at, time.Time{}, day, at.Add(day)},
-		{"after a failure, a retry after 15 minutes", at.Add(-2 * day), at, day, at.Add(backupRetry)},
-		{"after a failure, no later than the interval", at.Add(-2 * day), at, 5 * time.Minute, at.Add(5 * time.Minute)},
-		{"a failure long ago does not delay", at, at.Add(-day), day, at.Add(day)},
+		{"no copy yet: at once", time.Time{}, time.Time{}, day, backupRetry, time.Time{}.Add(day)},
+		{"a day after the newest copy, a restart in between changes nothing", at, time.Time{}, day, backupRetry, at.Add(day)},
+		{"after a failure, a retry after 15 minutes", at.Add(-2 * day), at, day, backupRetry, at.Add(backupRetry)},
+		{"after a copy that did not verify, the next a day later", at.Add(-2 * day), at, day, day, at.Add(day)},
+		{"a failure long ago does not delay", at, at.Add(-day), day, backupRetry, at.Add(day)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := nextBackup(tt.newest, tt.failed, tt.every); !got.Equal(tt.want) {
+			if got := nextBackup(tt.newest, tt.failed, tt.every, tt.retry); !got.Equal(tt.want) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
@@ -237,21 +249,25 @@ func TestCheckpointArchive(t *testing.T) {
 		wants string
 	}{
 		{"a head before the archived one", func(c *consent.Checkpoint) { c.Seq += 10 }, "the chain was cut off or rewritten"},
+		{"another link at the same place", func(c *consent.Checkpoint) { c.Link = strings.Repeat("0", len(c.Link)) }, "the chain was rewritten"},
 		{"another chain", func(c *consent.Checkpoint) { c.Chain = "another" }, "the store was replaced"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			later := *cp
-			tt.edit(&later)
-			later.At = later.At.Add(-time.Hour)
-			MustWriteJSON(t, filepath.Join(dir, "checkpoint-2000-01-01T000000.000000000Z-1.json"), &later)
-			_, _, err := runConsentd(dpo("checkpoint", "--dir", dir)...)
-			if err == nil || !strings.Contains(err.Error(), tt.wants) {
-				t.Errorf("got %v, want an error saying %q", err, tt.wants)
+			archived := *cp
+			tt.edit(&archived)
+			archived.At = archived.At.Add(-time.Hour)
+			MustWriteJSON(t, filepath.Join(dir, "checkpoint-2000-01-01T000000.000000000Z-1.json"), &archived)
+			// Every run fails, not only the first: the alarm stays until someone looks.
+			for range 2 {
+				_, _, err := runConsentd(dpo("checkpoint", "--dir", dir)...)
+				if err == nil || !strings.Contains(err.Error(), tt.wants) || !strings.Contains(err.Error(), "kept as "+filepath.Join(dir, "rejected-checkpoint-")) {
+					t.Errorf("got %v, want an error saying %q and where the checkpoint is kept", err, tt.wants)
+				}
 			}
 			if n := len(MustList(t, dir)); n != 2 {
-				t.Errorf("the archive holds %d files, want the new checkpoint beside the old one", n)
+				t.Errorf("the archive holds %d files, want the rejected checkpoint beside the old one", n)
 			}
 		})
 	}

@@ -48,9 +48,9 @@ func archiveCheckpoint(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	data, err := c.getJSON(ctx, "v1/dpo/checkpoint", nil)
 	var answer *answerError
-	if errors.As(err, &answer) && answer.status == http.StatusNotFound {
+	if errors.As(err, &answer) && answer.status == http.StatusNotFound && strings.HasSuffix(answer.msg, noCheckpointYet) {
 		// Not a failure: a new store signs its first checkpoint a minute after its
-		// first records.
+		// first records. Any other 404 is: a --url where the DPO API is not.
 		fmt.Fprintf(stdout, "nothing archived: %s\n", err)
 		return nil
 	}
@@ -72,23 +72,48 @@ func archiveCheckpoint(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	name := "checkpoint-" + cp.At.UTC().Format(checkpointTimeLayout) + "-" + strconv.FormatUint(cp.Seq, 10) + ".json"
+	write := func(path string) error {
+		return writeWhole(path, func(w io.Writer) error { _, err := w.Write(data); return err })
+	}
+	if problem := wentBack(last, cp); problem != "" {
+		// Kept as evidence under a name the archive's newest is never taken from,
+		// so that every later run fails too, until someone looks.
+		path := filepath.Join(*dir, "rejected-"+name)
+		if err := write(path); err != nil {
+			return err
+		}
+		return fmt.Errorf("%s (kept as %s)", problem, path)
+	}
 	path := filepath.Join(*dir, name)
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		fmt.Fprintf(stdout, "%s: already archived, consentd signed no newer checkpoint\n", path)
 		return nil
 	}
-	if err := writeWhole(path, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+	if err := write(path); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: place %d of chain %s, signed by %s\n", path, cp.Seq, cp.Chain, cp.KeyID)
+	return nil
+}
+
+// noCheckpointYet ends consentd's 404 answer for a store that signed no checkpoint yet.
+const noCheckpointYet = "no checkpoint was signed yet"
+
+// wentBack says how the checkpoint cp contradicts last, the newest one archived: it
+// is of another chain, or its place is before last's, or at last's with another
+// link. "" if it does not (or there is no last).
+func wentBack(last, cp *consent.Checkpoint) string {
 	switch {
 	case last == nil:
+		return ""
 	case last.Chain != cp.Chain:
-		return fmt.Errorf("the store's chain is %s, the archive's newest checkpoint is of chain %s: the store was replaced by another (after --new-store, start a new archive directory)", cp.Chain, last.Chain)
+		return fmt.Sprintf("the store's chain is %s, the archive's newest checkpoint is of chain %s: the store was replaced by another (after --new-store or a restore on purpose, start a new archive directory and keep this one)", cp.Chain, last.Chain)
 	case cp.Seq < last.Seq:
-		return fmt.Errorf("the chain's head is at place %d, before the archived checkpoint at place %d: the chain was cut off or rewritten; run consentd verify --checkpoint with the archive on a backup", cp.Seq, last.Seq)
+		return fmt.Sprintf("the chain's head is at place %d, before the archived checkpoint at place %d: the chain was cut off or rewritten (or restored from a backup); run consentd verify --checkpoint with the archive on a backup", cp.Seq, last.Seq)
+	case cp.Seq == last.Seq && cp.Link != last.Link:
+		return fmt.Sprintf("the chain's link at place %d is not the archived one: the chain was rewritten; run consentd verify --checkpoint with the archive on a backup", cp.Seq)
 	}
-	return nil
+	return ""
 }
 
 // lastArchived returns the newest checkpoint in the archive dir, nil if it has none.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"flag"
 	"fmt"
@@ -54,7 +55,26 @@ func export(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // the end: a file at path is always whole, never the start of a copy that failed.
 // Mode 0600, as records hold personal data (IP prefixes, user agents).
 func writeWhole(path string, write func(w io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.partial")
+	return writeChecked(context.Background(), path, write, nil)
+}
+
+// unverifiedError is a file written whole that failed its check, kept at path for
+// analysis.
+type unverifiedError struct {
+	path string
+	err  error
+}
+
+func (e *unverifiedError) Error() string { return e.err.Error() + " (kept as " + e.path + ")" }
+func (e *unverifiedError) Unwrap() error { return e.err }
+
+// writeChecked is writeWhole that runs check on the whole temporary file before it
+// takes path's name, so that a file at path has always passed its check, even after
+// a crash. A file that fails its check goes to path+unverifiedSuffix, an
+// *unverifiedError, unless ctx ended first: a check cut short proves nothing.
+func writeChecked(ctx context.Context, path string, write func(w io.Writer) error, check func(tmp string) error) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.partial")
 	if err != nil {
 		return err
 	}
@@ -69,7 +89,28 @@ func writeWhole(path string, write func(w io.Writer) error) error {
 	if err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
+	if check != nil {
+		if err := check(f.Name()); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			kept := path + unverifiedSuffix
+			if renameErr := os.Rename(f.Name(), kept); renameErr != nil {
+				return errors.Join(err, renameErr)
+			}
+			return &unverifiedError{path: kept, err: err}
+		}
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	// The new name is durable before anything relies on it (a prune of older copies).
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // copyExport copies an export from body to dst, showing progress on m if it is not
