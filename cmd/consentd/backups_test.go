@@ -214,6 +214,14 @@ func TestCheckpointArchive(t *testing.T) {
 		}
 	})
 
+	t.Run("a URL where the DPO API is not", func(t *testing.T) {
+		m, addr, _, _ := mustServeIn(t, "../../sites.yaml", t.TempDir(), "--admin-addr", "127.0.0.1:0", "--dpo-on-admin")
+		token := MustTokenFile(t, m.TokensPath, "dpo")
+		_, _, err := runConsentd("checkpoint", "--dir", t.TempDir(), "--url", "http://"+addr, "--token-file", token)
+		if err == nil || !strings.Contains(err.Error(), "404") {
+			t.Errorf("checkpoint against the public listener of a consentd with --dpo-on-admin: %v, want the 404 as a failure", err)
+		}
+	})
 	m := MustServedDir(t, 5) // a shutdown signs the head: a checkpoint at place 5
 	token := MustTokenFile(t, m.TokensPath, "dpo")
 	addr, _ := MustStart(t, NewMainOn(t, m, io.Discard))
