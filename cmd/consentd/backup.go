@@ -9,7 +9,6 @@ import (
 	"time"
 
 	consent "github.com/mixvoip/consentd"
-	"github.com/mixvoip/consentd/store/bolt"
 )
 
 // backup copies the store of a running consentd to --out, or as a new copy into
@@ -47,16 +46,8 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	download := func(w io.Writer) (int64, error) { return io.Copy(w, resp.Body) }
 	var v *consent.Verification
 	check := func(tmp string) (err error) {
-		v, err = bolt.VerifyFile(ctx, tmp, verifier)
-		switch {
-		case err != nil:
-			return fmt.Errorf("the copy does not open as a store (cut short?): %w", err)
-		case !v.OK:
-			return errBroken
-		case v.MissingKey != "":
-			return errMissingKey
-		}
-		return nil
+		v, err = verifyCopy(ctx, tmp, verifier)
+		return err
 	}
 	var path string
 	var size int64

@@ -172,14 +172,8 @@ func (m *Main) backup(ctx context.Context, d backupDir, store *bolt.Store, keys 
 	start := time.Now()
 	write := func(w io.Writer) (int64, error) { return store.WriteBackup(ctx, w) }
 	path, size, err := d.save(ctx, start, write, func(path string) error {
-		v, err := bolt.VerifyFile(ctx, path, keys)
-		switch {
-		case err != nil:
-			return err
-		case !v.OK || v.MissingKey != "":
-			return fmt.Errorf("the copy does not verify: %s", v.Problem)
-		}
-		return nil
+		_, err := verifyCopy(ctx, path, keys)
+		return err
 	})
 	took := time.Since(start)
 	if err != nil && ctx.Err() == nil {
@@ -192,4 +186,20 @@ func (m *Main) backup(ctx context.Context, d backupDir, store *bolt.Store, keys 
 		m.backedUp(path, err)
 	}
 	return err
+}
+
+// verifyCopy checks the hash chain and checkpoints of the store copy at path with
+// verifier. A copy that verifies not, or not with these keys, gives its verification
+// and an error wrapping errBroken or errMissingKey with the problem found.
+func verifyCopy(ctx context.Context, path string, verifier consent.CheckpointVerifier) (*consent.Verification, error) {
+	v, err := bolt.VerifyFile(ctx, path, verifier)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("the copy does not open as a store (cut short?): %w", err)
+	case !v.OK:
+		return v, fmt.Errorf("%w: %s", errBroken, v.Problem)
+	case v.MissingKey != "":
+		return v, fmt.Errorf("%w: %s", errMissingKey, v.Problem)
+	}
+	return v, nil
 }
