@@ -19,7 +19,7 @@ build:
 
 ## test: type-check the banner and the visitor's page, then every Go test with the race detector, the
 ## headless-Chromium end-to-end tests included (CONSENTD_SKIP_BROWSER=1 opts out) and the deployment
-## tests with Debian's bubblewrap, systemd-analyze and caddy (CONSENTD_SKIP_DEPLOY=1 opts out)
+## tests with Debian's bubblewrap, systemd-analyze, caddy and promtool (CONSENTD_SKIP_DEPLOY=1 opts out)
 test: typecheck
 	$(GO) test -race -count=1 -timeout 30m ./...
 
