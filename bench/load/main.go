@@ -1,6 +1,7 @@
 // Command load measures consentd on loopback: durable POST /v1/consents throughput
-// and latency at several concurrencies, next to a bare Echo handler measured in the
-// same run (the machines here are shared and noisy: compare the ratio); then what an
+// and latency at several concurrencies, in short rounds alternating with a bare Echo
+// handler (the machines here are shared and noisy: what else runs falls on both alike,
+// and the medians and the ratio per pair of rounds are what to compare); then what an
 // anonymous flood of the DPO API and a client over its limit cost the visitors. Run
 // it with `make bench`; it stops by itself.
 package main
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,18 +35,22 @@ import (
 )
 
 func main() {
-	duration := flag.Duration("duration", 5*time.Second, "how long each concurrency level runs")
-	levels := flag.String("clients", "1,8,64", "concurrency levels")
+	duration := flag.Duration("duration", 2*time.Second, "how long each round runs")
+	levels := flag.String("clients", "1,16,64", "concurrency levels")
+	rounds := flag.Int("rounds", 5, "rounds per level of consentd, each followed by one of the bare handler")
 	attack := flag.Duration("attack", 30*time.Second, "how long each attack runs (0: none)")
 	configPath := flag.String("config", "sites.yaml", "sites configuration")
 	flag.Parse()
-	if err := run(*configPath, *levels, *duration, *attack); err != nil {
+	if err := run(*configPath, *levels, *rounds, *duration, *attack); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(configPath, levels string, duration, attack time.Duration) error {
+func run(configPath, levels string, rounds int, duration, attack time.Duration) error {
+	if rounds < 1 {
+		return fmt.Errorf("bad -rounds %d", rounds)
+	}
 	cfg, err := config.Load(configPath)
 	if err != nil {
 		return err
@@ -88,27 +94,54 @@ func run(configPath, levels string, duration, attack time.Duration) error {
 	visitors := func(url string, clients int) load {
 		return load{url: url + "/v1/consents", method: "POST", origin: site.Origins[0], body: string(body), xff: "random", clients: clients}
 	}
-	fmt.Printf("POST /v1/consents on loopback with wrk, %s per level; every 201 is fsynced in bbolt\n", duration)
-	fmt.Printf("%-8s %12s %10s %10s %14s %8s\n", "clients", "durable/s", "p50", "p99", "bare Echo/s", "ratio")
+	fmt.Printf("POST /v1/consents on loopback with wrk; every 201 is fsynced in bbolt. Per level, %d rounds of %s of consentd,\n", rounds, duration)
+	fmt.Printf("each followed by one of the bare Echo handler; medians over the rounds, the ratio consentd/bare per pair of rounds\n")
+	fmt.Printf("%-8s %12s %10s %10s %14s %8s %12s\n", "clients", "durable/s", "p50", "p99", "bare Echo/s", "ratio", "ratio range")
 	for _, n := range strings.Split(levels, ",") {
 		var clients int
 		if _, err := fmt.Sscan(n, &clients); err != nil || clients < 1 {
 			return fmt.Errorf("bad -clients %q", levels)
 		}
-		got, err := mustSucceed(hammer(visitors(consentURL, clients), duration))
-		if err != nil {
-			return err
+		if err := alternate(visitors(consentURL, clients), visitors(bareURL, clients), rounds, duration); err != nil {
+			return fmt.Errorf("%d clients: %w", clients, err)
 		}
-		bare, err := mustSucceed(hammer(visitors(bareURL, clients), duration))
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%-8d %12.0f %10s %10s %14.0f %7.0f%%\n", clients, got.rate, got.p50, got.p99, bare.rate, 100*got.rate/bare.rate)
 	}
 	if attack <= 0 {
 		return nil
 	}
 	return underAttack(srv, consentURL, visitors(consentURL, 64), attack)
+}
+
+// alternate runs rounds of consentd, each followed by one of the bare handler, and
+// prints their medians: a pair of rounds seconds apart shares the machine's state,
+// which a level measured once, minutes away from its bare counterpart, does not.
+func alternate(consentd, bare load, rounds int, d time.Duration) error {
+	var rates, p50s, p99s, bareRates, ratios []float64
+	for range rounds {
+		got, err := mustSucceed(hammer(consentd, d))
+		if err != nil {
+			return fmt.Errorf("consentd: %w", err)
+		}
+		ceiling, err := mustSucceed(hammer(bare, d))
+		if err != nil {
+			return fmt.Errorf("bare handler: %w", err)
+		}
+		rates = append(rates, got.rate)
+		p50s = append(p50s, float64(got.p50))
+		p99s = append(p99s, float64(got.p99))
+		bareRates = append(bareRates, ceiling.rate)
+		ratios = append(ratios, got.rate/ceiling.rate)
+	}
+	latency := func(xs []float64) time.Duration { return time.Duration(median(xs)).Round(time.Microsecond) }
+	spread := fmt.Sprintf("%.0f–%.0f%%", 100*slices.Min(ratios), 100*slices.Max(ratios))
+	fmt.Printf("%-8d %12.0f %10s %10s %14.0f %7.0f%% %12s\n", consentd.clients, median(rates), latency(p50s), latency(p99s), median(bareRates), 100*median(ratios), spread)
+	return nil
+}
+
+// median is the middle value of xs, or the mean of the two middle ones.
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	return (s[(len(s)-1)/2] + s[len(s)/2]) / 2
 }
 
 // underAttack measures what two attacks cost the visitors: 32 connections calling
