@@ -2,12 +2,23 @@ package translog
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
+
+// Checkpoint is a signed tree head: the log's origin, its size and root hash, and the
+// signed note they came from, kept byte for byte since every signature covers it.
+type Checkpoint struct {
+	Origin string
+	Size   int64
+	Root   tlog.Hash
+	Signed []byte // the C2SP tlog-checkpoint note
+}
 
 // Signer signs checkpoints as C2SP signed notes: the note's key name is the log's
 // origin, its key an ed25519 key.
@@ -22,7 +33,7 @@ var _ note.Signer = (*Signer)(nil)
 // NewSigner returns a signer of the checkpoints of the log named origin with key. An
 // origin must be a note key name: not empty, without spaces or '+'.
 func NewSigner(origin string, key ed25519.PrivateKey) (*Signer, error) {
-	v, err := newVerifier(origin, key.Public().(ed25519.PublicKey))
+	v, err := newNoteVerifier(origin, key.Public().(ed25519.PublicKey))
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +54,7 @@ func VerifierKey(origin string, pub ed25519.PublicKey) (string, error) {
 	return vkey, nil
 }
 
-func newVerifier(origin string, pub ed25519.PublicKey) (note.Verifier, error) {
+func newNoteVerifier(origin string, pub ed25519.PublicKey) (note.Verifier, error) {
 	vkey, err := VerifierKey(origin, pub)
 	if err != nil {
 		return nil, err
@@ -51,27 +62,86 @@ func newVerifier(origin string, pub ed25519.PublicKey) (note.Verifier, error) {
 	return note.NewVerifier(vkey)
 }
 
-// SignCheckpoint returns the C2SP tlog-checkpoint of the tree of size leaves with
-// root hash root, signed by s.
-func SignCheckpoint(s *Signer, size int64, root tlog.Hash) ([]byte, error) {
+// SignTree returns the checkpoint of the tree of size leaves with root hash root,
+// signed by s.
+func (s *Signer) SignTree(size int64, root tlog.Hash) (*Checkpoint, error) {
 	text := log.Checkpoint{Origin: s.origin, Size: uint64(size), Hash: root[:]}.Marshal()
 	signed, err := note.Sign(&note.Note{Text: string(text)}, s)
 	if err != nil {
 		return nil, fmt.Errorf("translog: sign the checkpoint of size %d: %w", size, err)
 	}
-	return signed, nil
+	return &Checkpoint{Origin: s.origin, Size: size, Root: root, Signed: signed}, nil
 }
 
-// OpenCheckpoint returns the checkpoint in signed once its signature verifies with
-// the verifier key vkey, whose name is the log's origin.
-func OpenCheckpoint(signed []byte, vkey string) (*log.Checkpoint, error) {
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		return nil, fmt.Errorf("translog: verifier key: %w", err)
+// Verifier checks the checkpoints of one log: its origin, signed by any of the keys
+// that signed for it (keys rotate; old checkpoints stay verifiable).
+type Verifier struct {
+	origin string
+	known  note.Verifiers
+}
+
+// NewVerifier returns the verifier of the log named origin, signed by the public
+// keys pubs.
+func NewVerifier(origin string, pubs ...ed25519.PublicKey) (*Verifier, error) {
+	list := make([]note.Verifier, 0, len(pubs))
+	for _, pub := range pubs {
+		v, err := newNoteVerifier(origin, pub)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, v)
 	}
-	cp, _, _, err := log.ParseCheckpoint(signed, v.Name(), v)
+	return &Verifier{origin: origin, known: note.VerifierList(list...)}, nil
+}
+
+// ParseVerifier returns the verifier of the note verifier keys vkeys, as GET /v1/keys
+// publishes them; all must name the same log.
+func ParseVerifier(vkeys ...string) (*Verifier, error) {
+	if len(vkeys) == 0 {
+		return nil, errors.New("translog: no verifier key")
+	}
+	list := make([]note.Verifier, 0, len(vkeys))
+	for _, vkey := range vkeys {
+		v, err := note.NewVerifier(vkey)
+		if err != nil {
+			return nil, fmt.Errorf("translog: verifier key %q: %w", vkey, err)
+		}
+		if len(list) > 0 && v.Name() != list[0].Name() {
+			return nil, fmt.Errorf("translog: verifier keys of two logs, %s and %s", list[0].Name(), v.Name())
+		}
+		list = append(list, v)
+	}
+	return &Verifier{origin: list[0].Name(), known: note.VerifierList(list...)}, nil
+}
+
+// Origin returns the name of the log v verifies.
+func (v *Verifier) Origin() string { return v.origin }
+
+// ErrUnknownKey is wrapped by Open's error for a checkpoint that no key of the
+// verifier signed, but that is otherwise well formed: signed by a key the verifier
+// lacks, which is not the same as forged.
+var ErrUnknownKey = errors.New("signed by no key known here")
+
+// Open returns the checkpoint in signed once a key of v verifies its signature and
+// it names v's log.
+func (v *Verifier) Open(signed []byte) (*Checkpoint, error) {
+	n, err := note.Open(signed, v.known)
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		return nil, fmt.Errorf("translog: checkpoint: %w", ErrUnknownKey)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("translog: checkpoint: %w", err)
 	}
-	return cp, nil
+	var cp log.Checkpoint
+	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
+		return nil, fmt.Errorf("translog: checkpoint: %w", err)
+	}
+	if cp.Origin != v.origin || strings.ContainsAny(cp.Origin, "\n") {
+		return nil, fmt.Errorf("translog: checkpoint of log %q, want %q", cp.Origin, v.origin)
+	}
+	if cp.Size > 1<<62 || len(cp.Hash) != tlog.HashSize {
+		return nil, fmt.Errorf("translog: checkpoint: malformed size or root")
+	}
+	return &Checkpoint{Origin: cp.Origin, Size: int64(cp.Size), Root: tlog.Hash(cp.Hash), Signed: signed}, nil
 }

@@ -54,10 +54,11 @@ func TestCheckpointGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := translog.SignCheckpoint(s, 3, testRoot(t))
+	cp, err := s.SignTree(3, testRoot(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	signed := cp.Signed
 	golden := filepath.Join("testdata", "checkpoint.golden")
 	if *update {
 		if err := os.WriteFile(golden, signed, 0o644); err != nil {
@@ -85,10 +86,17 @@ func TestOpenCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := translog.OpenCheckpoint(golden, vkey)
+	open := func(signed []byte, vkey string) (*translog.Checkpoint, error) {
+		v, err := translog.ParseVerifier(vkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Open(signed)
+	}
+	cp, err := open(golden, vkey)
 	root := testRoot(t)
-	if err != nil || cp.Origin != testOrigin || cp.Size != 3 || !bytes.Equal(cp.Hash, root[:]) {
-		t.Fatalf("OpenCheckpoint = %+v, %v; want size 3 and the root", cp, err)
+	if err != nil || cp.Origin != testOrigin || cp.Size != 3 || cp.Root != root || !bytes.Equal(cp.Signed, golden) {
+		t.Fatalf("Open = %+v, %v; want size 3 and the root", cp, err)
 	}
 
 	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, ed25519.SeedSize))
@@ -109,8 +117,8 @@ func TestOpenCheckpoint(t *testing.T) {
 			if bytes.Equal(tt.signed, golden) && tt.vkey == vkey {
 				t.Fatal("the case changes nothing")
 			}
-			if cp, err := translog.OpenCheckpoint(tt.signed, tt.vkey); err == nil {
-				t.Errorf("OpenCheckpoint accepted %+v", cp)
+			if cp, err := open(tt.signed, tt.vkey); err == nil {
+				t.Errorf("Open accepted %+v", cp)
 			}
 		})
 	}

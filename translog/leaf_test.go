@@ -1,0 +1,172 @@
+package translog_test
+
+import (
+	"bytes"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
+)
+
+func testRecord() *consent.Record {
+	return &consent.Record{
+		ID:          "01936b2e-7c4a-7def-8123-456789abcdef",
+		ConsentID:   "5f0c8a4e-2b1d-4c3e-9f6a-7b8c9d0e1f2a",
+		Site:        "mixvoip.com",
+		Action:      consent.ActionCustom,
+		Choices:     consent.Choices{Categories: map[string]bool{"necessary": true, "marketing": false}, Partners: map[string]bool{"meta": false}},
+		Fingerprint: "fp-1",
+		// Characters encoding/json escapes and RFC 8785 does not.
+		PolicyVersion: "2026-01 <b>&\u2028",
+		Language:      "de",
+		Surface:       consent.SurfacePreferences,
+		GPC:           true,
+		URL:           "https://mixvoip.com/tarife",
+		IPPrefix:      "203.0.113.0/24",
+		UserAgent:     "Mozilla/5.0 (X11; Linux x86_64)",
+		RecordedAt:    time.Date(2026, 12, 2, 10, 0, 0, 123000000, time.UTC),
+		ExpiresAt:     time.Date(2027, 6, 2, 10, 0, 0, 123000000, time.UTC),
+	}
+}
+
+// golden compares got with the file testdata/name, which -update rewrites.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s:\n%s\nwant:\n%s", name, got, want)
+	}
+}
+
+// TestLeafFormat1 pins the bytes of format 1: the decision part, the identifying
+// part after its salt, and the leaf. Leaves are in signed trees, so these bytes
+// must never change; a new format gets a new version and golden files of its own.
+func TestLeafFormat1(t *testing.T) {
+	r := testRecord()
+	decision, err := translog.Decision(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "decision-v1.golden", decision)
+	if !strings.Contains(string(decision), "<b>&\u2028") {
+		t.Errorf("the decision escapes what RFC 8785 does not: %s", decision)
+	}
+
+	identifying, err := translog.Identifying(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "identifying-v1.golden", identifying[translog.SaltSize:])
+	again, _ := translog.Identifying(r)
+	if bytes.Equal(identifying[:translog.SaltSize], again[:translog.SaltSize]) {
+		t.Error("two identifying parts with the same salt")
+	}
+
+	leaf := &translog.Leaf{
+		RecordID: uuid.MustParse(r.ID), RecordedAt: r.RecordedAt, Site: r.Site,
+		Snapshot: [32]byte{1}, Decision: [32]byte{2}, Identifying: [32]byte{3},
+	}
+	b, err := leaf.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "leaf-v1.golden", []byte(hex.Dump(b)))
+
+	var back translog.Leaf
+	if err := back.UnmarshalBinary(b); err != nil || !reflect.DeepEqual(&back, leaf) {
+		t.Errorf("read back as %+v, %v", back, err)
+	}
+
+	parsed := new(consent.Record)
+	if err := translog.ParseDecision(decision, parsed); err != nil {
+		t.Fatal(err)
+	}
+	if err := translog.ParseIdentifying(identifying, parsed); err != nil {
+		t.Fatal(err)
+	}
+	parsed.ID, parsed.Site, parsed.RecordedAt = r.ID, r.Site, r.RecordedAt
+	if !reflect.DeepEqual(parsed, r) {
+		t.Errorf("parts read back as %+v, want %+v", parsed, r)
+	}
+}
+
+func TestLeafRefused(t *testing.T) {
+	good, err := (&translog.Leaf{Site: "mixvoip.com"}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		"empty":          nil,
+		"format 2":       append([]byte{2}, good[1:]...),
+		"header only":    good[:122],
+		"site too long":  append(bytes.Clone(good), 'x'),
+		"site too short": good[:len(good)-1],
+	} {
+		t.Run(name, func(t *testing.T) {
+			var l translog.Leaf
+			if err := l.UnmarshalBinary(b); err == nil {
+				t.Errorf("read %+v", l)
+			}
+		})
+	}
+	for _, site := range []string{"", strings.Repeat("x", 256)} {
+		if _, err := (&translog.Leaf{Site: site}).MarshalBinary(); err == nil {
+			t.Errorf("wrote a leaf with a site of %d bytes", len(site))
+		}
+	}
+}
+
+// FuzzLeaf: whatever a leaf's bytes, reading them answers without a panic, and what
+// reads writes back to the same bytes: a leaf has one encoding.
+func FuzzLeaf(f *testing.F) {
+	good, _ := (&translog.Leaf{Site: "mixvoip.com", RecordedAt: time.UnixMicro(1)}).MarshalBinary()
+	f.Add(good)
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var l translog.Leaf
+		if l.UnmarshalBinary(b) != nil {
+			return
+		}
+		again, err := l.MarshalBinary()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Errorf("%x reads as %+v, writes as %x, %v", b, l, again, err)
+		}
+	})
+}
+
+// FuzzProof: whatever a proof's text, reading it answers without a panic, and what
+// reads writes back to the same text.
+func FuzzProof(f *testing.F) {
+	golden, err := os.ReadFile(filepath.Join("testdata", "proof.golden"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(golden)
+	f.Fuzz(func(t *testing.T, text []byte) {
+		var p translog.Proof
+		if p.UnmarshalText(text) != nil {
+			return
+		}
+		again, err := p.MarshalText()
+		if err != nil || !bytes.Equal(again, text) {
+			t.Errorf("%q reads as %+v, writes as %q, %v", text, p, again, err)
+		}
+	})
+}
