@@ -53,19 +53,23 @@ type Record struct {
 	UserAgent     string    `json:"user_agent"`
 	RecordedAt    time.Time `json:"recorded_at"` // server time, UTC
 	ExpiresAt     time.Time `json:"expires_at"`  // when the banner asks again
+	LogIndex      int64     `json:"log_index"`   // of the record's leaf in the store's log, set by the store
 	Receipt       *Receipt  `json:"receipt,omitempty"`
 }
 
 // Store keeps records durably. Implementations must be safe for concurrent use.
 type Store interface {
-	// Append stores r durably (synced to disk) before it returns nil; the caller may
-	// acknowledge the record to the visitor only then. r.ID must be set. Returns an
-	// error wrapping ErrUnavailable when the store cannot take more writes right now
-	// (a full queue, a closed store); the record is then not stored.
-	Append(ctx context.Context, r *Record) error
+	// Append stores r durably (synced to disk) with its leaf in the store's log,
+	// under a signed checkpoint of the log stored with it, before it returns the
+	// record's receipt; the caller may acknowledge the record to the visitor only
+	// then. r.ID must be set. Returns an error wrapping ErrUnavailable when the store
+	// cannot take more writes right now (a full queue, a closed store); the record is
+	// then not stored.
+	Append(ctx context.Context, r *Record) (*Receipt, error)
 
-	// RecordsByConsent returns the records of one consent id, oldest first. A consent
-	// id without records gives an empty slice and no error.
+	// RecordsByConsent returns the records of one consent id, oldest first, each
+	// with its receipt proved against the log's newest checkpoint. A consent id
+	// without records gives an empty slice and no error.
 	RecordsByConsent(ctx context.Context, consentID string) ([]*Record, error)
 
 	// PutSnapshot stores s durably unless a snapshot of the same site and fingerprint
@@ -82,35 +86,40 @@ type Store interface {
 	Records(ctx context.Context, f Filter, after string, limit int) ([]*Record, error)
 
 	// AppendNDJSON appends to dst the records that Records(ctx, f, after, limit)
-	// returns, one JSON object per line, and returns the extended buffer, how many
-	// records it appended and the id of the last one. A line is the record as JSON
-	// with its receipt reduced to its key id and signature where the rest of the
-	// receipt rebuilds from the record and its snapshot (see docs/receipts.md). It is
-	// the export's fast path: a store may copy what it stores instead of decoding it.
+	// returns, one JSON object per line, without receipts, and returns the extended
+	// buffer, how many records it appended and the id of the last one. It is the
+	// export's fast path: a store may copy what it stores instead of decoding it.
 	AppendNDJSON(ctx context.Context, f Filter, after string, limit int, dst []byte) ([]byte, int, string, error)
 
 	// Erase removes what identifies the visitor (IP prefix, user agent, URL) from
 	// every record of consentID on the given sites (on every site if sites is
-	// empty) and returns how many records it changed. The decisions, their times and
-	// their receipts stay provable (GDPR Art. 17(3)(e)), and the hash chain still
-	// verifies.
+	// empty) and returns how many records it changed. The decisions and their times
+	// stay provable (GDPR Art. 17(3)(e)): the records' leaves keep the digest of
+	// what was erased, and the log still verifies.
 	Erase(ctx context.Context, consentID string, sites []string) (int, error)
 
 	// Purge removes, for each site in before, the records recorded before the site's
 	// time (its retention limit), and returns how many it removed; records of sites
-	// not in before stay. What remains still verifies, and verification tells the
+	// not in before stay. Their leaves stay in the log as tombstones, and a signed
+	// statement per site says what was purged, so that verification tells the
 	// purged records from deleted ones.
 	Purge(ctx context.Context, before map[string]time.Time) (int, error)
 
-	// LastCheckpoint returns the newest signed checkpoint of the chain's head, or an
+	// LastCheckpoint returns the newest signed checkpoint of the store's log, or an
 	// error with code ENotFound if none was signed yet. An auditor keeps it apart
-	// from the store: a chain rewritten or cut off later still disagrees with it,
-	// even if the checkpoints in the store are gone. Its link covers every place
-	// before it, so the newest is all there is to keep.
+	// from the store: a log rewritten or cut off later no longer extends it.
 	LastCheckpoint(ctx context.Context) (*Checkpoint, error)
 
-	// Verify checks the hash chain of the records and its signed checkpoints.
-	Verify(ctx context.Context) (*Verification, error)
+	// ReadHashes returns the hashes of the log's tree stored at the storage
+	// indexes (golang.org/x/mod/sumdb/tlog's StoredHashIndex), in their order: what
+	// consistency proofs and hash tiles are made of. An index beyond the tree gives
+	// an error with code ENotFound.
+	ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
+
+	// Verify rebuilds the log's tree from the stored leaves, checks every record's
+	// parts against its leaf and every stored hash, checkpoint and purge statement
+	// against the tree, and checks that the tree extends each archived checkpoint.
+	Verify(ctx context.Context, archived ...*Checkpoint) (*Verification, error)
 
 	// AppendAudit stores entries durably, all or none; each ID must be a UUIDv7.
 	// An entry stored again with the same id replaces the first: a call that

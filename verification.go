@@ -1,18 +1,20 @@
 package consent
 
-// Verification is the outcome of checking a store's hash chain: how far it holds,
-// and where it breaks first. When nothing is broken but a statement is signed by a
-// key the verifier lacks, it is not OK either: MissingKey names the key, and Problem
-// says which statement it signed.
+// Verification is the outcome of checking a store's log: how far it holds, and where
+// it breaks first. When nothing is broken but a statement is signed by a key the
+// verifier lacks, it is not OK either: MissingKey names the key, and Problem says
+// which statement it signed.
 type Verification struct {
 	OK          bool   `json:"ok"`
-	Records     int    `json:"records"`               // records whose links were checked
-	Purged      int    `json:"purged"`                // purged records whose links were checked, each covered by a signed purge
-	Checkpoints int    `json:"checkpoints"`           // signed checkpoints in the store that agree with the chain
-	Archived    int    `json:"archived,omitempty"`    // archived checkpoints that agree with it; those before its purged start are not counted
-	From        uint64 `json:"from,omitempty"`        // the first place checked, when a signed base vouches for those before it
-	BrokenAt    uint64 `json:"broken_at,omitempty"`   // place in the chain of the first broken link
+	Origin      string `json:"origin"`                // the log checked
+	Leaves      int64  `json:"leaves"`                // leaves whose hashes were rebuilt and compared
+	Records     int    `json:"records"`               // records whose parts were checked against their leaves
+	Erased      int    `json:"erased"`                // of those, records whose identifying part was erased
+	Purged      int    `json:"purged"`                // leaves whose record a signed purge statement covers
+	Checkpoints int    `json:"checkpoints"`           // signed checkpoints in the store that agree with the tree
+	Archived    int    `json:"archived,omitempty"`    // archived checkpoints the tree extends
+	BrokenAt    *int64 `json:"broken_at,omitempty"`   // index of the first bad leaf
 	RecordID    string `json:"record_id,omitempty"`   // the record there, if known
 	Problem     string `json:"problem,omitempty"`     // what is wrong, in words
-	MissingKey  string `json:"missing_key,omitempty"` // the id of a key that signed a statement, and that the verifier lacks
+	MissingKey  string `json:"missing_key,omitempty"` // a key that signed a statement, and that the verifier lacks
 }

@@ -19,7 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
 )
 
 // Algorithm names the signature scheme in published keys and receipts.
@@ -39,6 +39,9 @@ type PublicKey struct {
 	Algorithm string    `json:"alg"`
 	Key       string    `json:"public_key"` // the 32-byte key, base64url without padding
 	Created   time.Time `json:"created"`
+	// LogKey is the key as a note verifier key of the log (origin+hash+key), what
+	// C2SP tools such as witnesses take.
+	LogKey string `json:"note_verifier_key,omitempty"`
 }
 
 // KeyID returns the id of a public key: "ed25519-" and the first 16 hex digits of
@@ -234,6 +237,19 @@ func (kr *Keyring) Public() []PublicKey {
 	return out
 }
 
+// Published returns the document GET /v1/keys serves for the log named origin.
+func (kr *Keyring) Published(origin string) (*PublicKeys, error) {
+	doc := &PublicKeys{Origin: origin, Keys: kr.Public()}
+	for i, k := range *kr.keys.Load() {
+		vkey, err := translog.VerifierKey(origin, k.Private.Public().(ed25519.PublicKey))
+		if err != nil {
+			return nil, err
+		}
+		doc.Keys[i].LogKey = vkey
+	}
+	return doc, nil
+}
+
 // HasKey reports whether kr holds the key with id kid.
 func (kr *Keyring) HasKey(kid string) bool { return kr.publicKey(kid) != nil }
 
@@ -263,14 +279,19 @@ func NewEphemeralKeyring() (*Keyring, error) {
 	return NewKeyring(k), nil
 }
 
-// SignCheckpoint signs c with the newest key.
-func (kr *Keyring) SignCheckpoint(c *consent.Checkpoint) {
-	k := kr.Signer()
-	c.KeyID = k.ID
-	c.Signature = base64.RawURLEncoding.EncodeToString(ed25519.Sign(k.Private, c.Message()))
+// LogSigner returns the signer of the checkpoints and statements of the log named
+// origin: the newest key.
+func (kr *Keyring) LogSigner(origin string) (*translog.Signer, error) {
+	return translog.NewSigner(origin, kr.Signer().Private)
 }
 
-// VerifyCheckpoint reports whether c's signature holds.
-func (kr *Keyring) VerifyCheckpoint(c *consent.Checkpoint) bool {
-	return checkpointSigned(c, kr.publicKey(c.KeyID))
+// LogVerifier returns the verifier of the log named origin with every key, so that
+// what an older key signed stays verifiable.
+func (kr *Keyring) LogVerifier(origin string) (*translog.Verifier, error) {
+	keys := *kr.keys.Load()
+	pubs := make([]ed25519.PublicKey, len(keys))
+	for i, k := range keys {
+		pubs[i] = k.Private.Public().(ed25519.PublicKey)
+	}
+	return translog.NewVerifier(origin, pubs...)
 }

@@ -8,53 +8,49 @@ import (
 	"fmt"
 	"io"
 
-	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
 )
 
-// Verifier checks checkpoints with published keys alone: what an auditor holds who
-// has the document GET /v1/keys served and no private key.
-type Verifier struct {
-	keys map[string]ed25519.PublicKey // by key id
+// PublicKeys is the document GET /v1/keys serves: the log's name and every key that
+// signs for it, oldest first. It is all that verifying a receipt, a checkpoint or a
+// store needs, so that an auditor holding no private key can do it.
+type PublicKeys struct {
+	Origin string      `json:"origin"`
+	Keys   []PublicKey `json:"keys"`
 }
 
-var _ consent.CheckpointVerifier = (*Verifier)(nil)
+// ReadPublicKeys reads a document as GET /v1/keys serves it; one without an origin
+// or keys is an error, as it would verify nothing.
+func ReadPublicKeys(r io.Reader) (*PublicKeys, error) {
+	var doc PublicKeys
+	if err := json.NewDecoder(r).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("proof: public keys: %w", err)
+	}
+	if doc.Origin == "" || len(doc.Keys) == 0 {
+		return nil, errors.New(`proof: public keys: want {"origin": ..., "keys": [...]} as GET /v1/keys serves it`)
+	}
+	return &doc, nil
+}
 
-// NewVerifier returns a Verifier of keys. It refuses a malformed key, or one whose id
-// does not follow from it, rather than let it fail every checkpoint it signed.
-func NewVerifier(keys []PublicKey) (*Verifier, error) {
-	v := &Verifier{keys: make(map[string]ed25519.PublicKey, len(keys))}
-	for _, k := range keys {
+// Verifier returns the verifier of the log the document names, with its keys. It
+// refuses a malformed key, or one whose id does not follow from it, and a note
+// verifier key that another key or log than its entry's.
+func (doc *PublicKeys) Verifier() (*translog.Verifier, error) {
+	pubs := make([]ed25519.PublicKey, 0, len(doc.Keys))
+	for _, k := range doc.Keys {
 		pub, err := k.decode()
 		if err != nil {
 			return nil, err
 		}
-		v.keys[k.ID] = pub
+		if k.LogKey != "" {
+			if want, err := translog.VerifierKey(doc.Origin, pub); err != nil || want != k.LogKey {
+				return nil, fmt.Errorf("proof: published key %s: its note verifier key is not of this key and log %q", k.ID, doc.Origin)
+			}
+		}
+		pubs = append(pubs, pub)
 	}
-	return v, nil
+	return translog.NewVerifier(doc.Origin, pubs...)
 }
-
-// ReadPublicKeys reads the keys of a document as GET /v1/keys serves it,
-// {"keys": [...]}; one without keys is an error, as it would verify nothing.
-func ReadPublicKeys(r io.Reader) ([]PublicKey, error) {
-	var doc struct {
-		Keys []PublicKey `json:"keys"`
-	}
-	if err := json.NewDecoder(r).Decode(&doc); err != nil {
-		return nil, fmt.Errorf("proof: public keys: %w", err)
-	}
-	if len(doc.Keys) == 0 {
-		return nil, errors.New(`proof: public keys: none found, want {"keys": [...]} as GET /v1/keys serves it`)
-	}
-	return doc.Keys, nil
-}
-
-// VerifyCheckpoint reports whether one of the keys signed c.
-func (v *Verifier) VerifyCheckpoint(c *consent.Checkpoint) bool {
-	return checkpointSigned(c, v.keys[c.KeyID])
-}
-
-// HasKey reports whether v holds the key with id kid.
-func (v *Verifier) HasKey(kid string) bool { return v.keys[kid] != nil }
 
 // decode returns the ed25519 key k publishes, checked against its id.
 func (k PublicKey) decode() (ed25519.PublicKey, error) {
@@ -63,10 +59,4 @@ func (k PublicKey) decode() (ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("proof: published key %s is malformed", k.ID)
 	}
 	return raw, nil
-}
-
-// checkpointSigned reports whether pub, nil for an unknown key, signed c.
-func checkpointSigned(c *consent.Checkpoint, pub ed25519.PublicKey) bool {
-	sig, err := base64.RawURLEncoding.DecodeString(c.Signature)
-	return pub != nil && err == nil && ed25519.Verify(pub, c.Message(), sig)
 }

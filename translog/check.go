@@ -56,7 +56,7 @@ func (c *Checker) Check(cp *Checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint of size %d: %w", cp.Size, err)
 	}
-	if root != cp.Root {
+	if root != tlog.Hash(cp.Root) {
 		return fmt.Errorf("checkpoint of size %d: its root is not the log's at that size", cp.Size)
 	}
 	return nil

@@ -9,16 +9,14 @@ import (
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	consent "github.com/mixvoip/consentd"
 )
 
 // Checkpoint is a signed tree head: the log's origin, its size and root hash, and the
-// signed note they came from, kept byte for byte since every signature covers it.
-type Checkpoint struct {
-	Origin string
-	Size   int64
-	Root   tlog.Hash
-	Signed []byte // the C2SP tlog-checkpoint note
-}
+// C2SP tlog-checkpoint note they came from, kept byte for byte since every signature
+// covers it.
+type Checkpoint = consent.Checkpoint
 
 // Signer signs checkpoints as C2SP signed notes: the note's key name is the log's
 // origin, its key an ed25519 key.
@@ -143,5 +141,12 @@ func (v *Verifier) Open(signed []byte) (*Checkpoint, error) {
 	if cp.Size > 1<<62 || len(cp.Hash) != tlog.HashSize {
 		return nil, fmt.Errorf("translog: checkpoint: malformed size or root")
 	}
-	return &Checkpoint{Origin: cp.Origin, Size: int64(cp.Size), Root: tlog.Hash(cp.Hash), Signed: signed}, nil
+	return &Checkpoint{Origin: cp.Origin, Size: int64(cp.Size), Root: [32]byte(cp.Hash), Signed: signed}, nil
+}
+
+// Keys are a log's signing keys: the newest signs, all of them verify, so that
+// rotating to a new key leaves what the old ones signed verifiable.
+type Keys interface {
+	LogSigner(origin string) (*Signer, error)
+	LogVerifier(origin string) (*Verifier, error)
 }

@@ -55,7 +55,7 @@ func Open(tx Tx, v *Verifier) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("translog: open: the tree of the latest checkpoint (size %d): %w", cp.Size, err)
 	}
-	if root != cp.Root {
+	if root != tlog.Hash(cp.Root) {
 		return nil, fmt.Errorf("translog: open: the stored hashes do not give the root of the latest checkpoint (size %d)", cp.Size)
 	}
 	l.head.Store(cp)

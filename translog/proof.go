@@ -90,7 +90,7 @@ func (v *Verifier) VerifyInclusion(p *Proof, leaf []byte) (*Checkpoint, error) {
 	if p.Index >= cp.Size {
 		return nil, fmt.Errorf("translog: leaf %d is not in a tree of size %d: %w", p.Index, cp.Size, ErrNotIncluded)
 	}
-	if err := tlog.CheckRecord(p.Hashes, cp.Size, cp.Root, p.Index, tlog.RecordHash(leaf)); err != nil {
+	if err := tlog.CheckRecord(p.Hashes, cp.Size, tlog.Hash(cp.Root), p.Index, tlog.RecordHash(leaf)); err != nil {
 		return nil, fmt.Errorf("translog: leaf %d in the tree of size %d: %w", p.Index, cp.Size, ErrNotIncluded)
 	}
 	return cp, nil

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -16,12 +15,11 @@ import (
 )
 
 // TestBackupWhileAppending: a copy taken while visitors' decisions come in is a
-// store of its own whose chain verifies, holding every record acknowledged before
+// store of its own whose log verifies, holding every record acknowledged before
 // the copy began.
 func TestBackupWhileAppending(t *testing.T) {
-	keys := mustKeys(t)
 	dir := t.TempDir()
-	s, err := Open(filepath.Join(dir, "consent.db"), Checkpoints(keys, time.Hour))
+	s, err := Open(filepath.Join(dir, "consent.db"), Log(storetest.Origin, storetest.Keys()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +45,7 @@ func TestBackupWhileAppending(t *testing.T) {
 					return
 				default:
 				}
-				if err := s.Append(context.Background(), r); err != nil {
+				if _, err := s.Append(context.Background(), r); err != nil {
 					t.Error(err) // not Fatal: this is not the test's goroutine
 					return
 				}
@@ -76,11 +74,15 @@ func TestBackupWhileAppending(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	v, err := VerifyFile(context.Background(), path, keys)
+	verifier, err := storetest.Keys().LogVerifier(storetest.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := VerifyFile(context.Background(), path, verifier)
 	if err != nil || !v.OK || v.Records < len(before) {
 		t.Fatalf("the copy: %+v, %v; want OK with at least %d records", v, err, len(before))
 	}
-	c, err := Open(path)
+	c, err := Open(path, Log(storetest.Origin, storetest.Keys()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,7 @@ package bolt
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -17,14 +14,15 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/mod/sumdb/tlog"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
 )
 
 // Defaults for the Open options.
@@ -43,22 +41,23 @@ const (
 )
 
 var (
-	// bucketRecords maps a record id (16 UUID bytes) to the record (see record.go).
+	// bucketRecords maps a record id (16 UUID bytes) to the record's parts (see
+	// record.go).
 	bucketRecords = []byte("records")
-	// bucketChain maps a place in the hash chain (uint64, big-endian) to the record
-	// id (16 bytes) and the link (32 bytes) of the record at that place; once a purge
-	// removed the record, its tombstone follows (see digests).
-	bucketChain = []byte("chain")
-	// bucketCheckpoints maps a place in the chain to the signed checkpoint of the
-	// chain's head there, as JSON.
-	bucketCheckpoints = []byte("checkpoints")
-	// bucketMeta holds under keyChain the id of the store's chain, made at random
-	// when the store is created; every signed statement names it.
-	bucketMeta = []byte("meta")
-	keyChain   = []byte("chain")
+	// bucketLeaves maps an index in the log (uint64, big-endian) to the leaf there
+	// (translog.Leaf): a record's header, and its tombstone once purged.
+	bucketLeaves = []byte("leaves")
+	// bucketHashes maps a storage index of the log's tree (uint64, big-endian; see
+	// tlog.StoredHashIndex) to the hash there.
+	bucketHashes = []byte("hashes")
+	// bucketLog holds the log's latest signed checkpoint under keyCheckpoint, and
+	// its name under keyOrigin, set when the store is created.
+	bucketLog     = []byte("log")
+	keyCheckpoint = []byte("checkpoint")
+	keyOrigin     = []byte("origin")
 
 	// buckets are those of every store.
-	buckets = [][]byte{bucketRecords, bucketSnapshots, bucketChain, bucketCheckpoints, bucketAudit, bucketPurges, bucketBase, bucketMeta, bucketKeys}
+	buckets = [][]byte{bucketRecords, bucketLeaves, bucketHashes, bucketLog, bucketSnapshots, bucketAudit, bucketPurges}
 )
 
 // Option changes a setting of Open.
@@ -68,8 +67,8 @@ type config struct {
 	queueSize   int
 	maxBatch    int
 	lockTimeout time.Duration
-	signer      consent.CheckpointSigner
-	every       time.Duration
+	origin      string
+	keys        translog.Keys
 
 	onCommit func(records int, took time.Duration)
 
@@ -85,19 +84,19 @@ func QueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
 // MaxBatch sets the most records committed in one transaction. It must be at least 1.
 func MaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
 
-// Checkpoints has the writer sign the head of the hash chain with signer after a
-// commit when the last checkpoint is older than every, and on Close; and Open sign a
-// head that the last run left unsigned (killed, or run without a signer). Open
-// refuses a signer that lacks a key that signed in the store, with a
-// *MissingKeysError.
-func Checkpoints(signer consent.CheckpointSigner, every time.Duration) Option {
-	return func(c *config) { c.signer, c.every = signer, every }
+// Log names the store's log and gives the keys that sign it: every store that takes
+// appends needs them. A new store takes origin as its log's name for good; an
+// existing one must have been created with the same origin. keys must verify the
+// log's latest checkpoint: a store never goes on under keys that lack the one that
+// signed it. Open requires it.
+func Log(origin string, keys translog.Keys) Option {
+	return func(c *config) { c.origin, c.keys = origin, keys }
 }
 
 // OnCommit has the writer call f after each transaction of appends, committed or
-// not, with the number of records it held and how long it took, its fdatasyncs
-// included: what the metrics observe. f runs before any of those appends is answered,
-// in the writer, so it must be quick.
+// not, with the number of records it held and how long it took, its fdatasyncs and
+// its signature included: what the metrics observe. f runs before any of those
+// appends is answered, in the writer, so it must be quick.
 func OnCommit(f func(records int, took time.Duration)) Option {
 	return func(c *config) { c.onCommit = f }
 }
@@ -117,24 +116,16 @@ type Store struct {
 	mu     sync.RWMutex
 	closed bool
 	queue  chan *request
+	// inflight counts the appends queued and not yet returned: after its commit, an
+	// append reads its proof, and Close waits for that before closing the file.
+	inflight sync.WaitGroup
 
 	index     *consentIndex
 	snapshots snapshotCache
-	chain     string // the id of the store's chain
 
-	// The head of the hash chain, the last checkpoint, and the ids of the keys
-	// known to be in bucketKeys, owned by the writer goroutine.
-	lastSeq        uint64
-	lastLink       [32]byte
-	signer         consent.CheckpointSigner
-	every          time.Duration
-	checkpointSeq  uint64
-	checkpointedAt time.Time // of the last attempt, which failed or not
-	keyIDs         map[string]bool
-
-	// signedAt is when the chain's head was last known signed (Unix nanoseconds), for
-	// SignedAt: read by any goroutine.
-	signedAt atomic.Int64
+	origin string
+	keys   translog.Keys // nil: the store takes no appends
+	log    *translog.Log // its head moves in the writer only
 
 	writerDone chan struct{}
 	closeOnce  sync.Once
@@ -145,14 +136,24 @@ type Store struct {
 
 var _ consent.Store = (*Store)(nil)
 
-// request is one Append waiting for the writer. Keys and value are prepared by the
-// caller, so JSON encoding runs in parallel and the writer only writes.
+// request is one Append waiting for the writer. The record's value and leaf are
+// prepared by the caller, so encoding and hashing run in parallel and the writer
+// only writes, extends the tree and signs once per batch.
 type request struct {
 	recordID  uuid.UUID
 	consentID uuid.UUID
-	keyID     string // of the record's receipt, "" without one
 	value     []byte
-	done      chan error // buffered: the writer never waits for a caller that gave up
+	leaf      []byte
+	leafHash  tlog.Hash
+	done      chan appended // buffered: the writer never waits for a caller that gave up
+}
+
+// appended is the writer's answer to a request: where its leaf is, and the
+// checkpoint of the tree that holds it, committed with it.
+type appended struct {
+	index      int64
+	checkpoint *consent.Checkpoint
+	err        error
 }
 
 // Open opens the store in the bbolt file at path, creating the file and its directory
@@ -161,7 +162,8 @@ type request struct {
 //
 // It refuses an empty file, which bbolt would make a new store: a store that existed
 // is never replaced unnoticed. It refuses a file that others than its owner may read
-// or write. A file bbolt cannot make sense of gives an error wrapping ErrDamaged.
+// or write, and a store written by a consentd before the transparency log. A file
+// bbolt cannot make sense of gives an error wrapping ErrDamaged.
 func Open(path string, opts ...Option) (*Store, error) {
 	c := config{queueSize: DefaultQueueSize, maxBatch: DefaultMaxBatch, lockTimeout: DefaultLockTimeout}
 	for _, o := range opts {
@@ -176,6 +178,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 		// bbolt waits forever for the lock with a zero timeout: a second process would
 		// hang silently instead of saying the file is in use.
 		return nil, fmt.Errorf("bolt: open: lock timeout %v is not positive", c.lockTimeout)
+	case c.keys == nil:
+		return nil, fmt.Errorf("bolt: open: no log keys: a store that takes appends signs its log")
 	}
 
 	if err := checkFile(path); err != nil {
@@ -192,21 +196,14 @@ func Open(path string, opts ...Option) (*Store, error) {
 	s, err := load(db, c)
 	if err != nil {
 		_ = db.Close()
-		var missing *MissingKeysError
-		if errors.As(err, &missing) {
-			missing.Path = path
-			return nil, missing
-		}
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	go s.write()
 	return s, nil
 }
 
-// load reads what the store keeps in memory: the consent index, the chain's head,
-// the last checkpoint and the ids of the keys that signed in the store. It refuses a
-// signer that lacks one of those keys; then it makes what a new store, or one written
-// by an older consentd, lacks, and signs the head if the last run left it unsigned.
+// load reads what the store keeps in memory: the consent index and the log's head.
+// A new store gets its buckets and its log's name first.
 func load(db *bolt.DB, c config) (*Store, error) {
 	s := &Store{
 		db:           db,
@@ -216,218 +213,198 @@ func load(db *bolt.DB, c config) (*Store, error) {
 		queue:        make(chan *request, c.queueSize),
 		index:        newConsentIndex(),
 		snapshots:    snapshotCache{m: map[string]*storedSnapshot{}},
-		signer:       c.signer,
-		every:        c.every,
-		keyIDs:       map[string]bool{},
+		origin:       c.origin,
+		keys:         c.keys,
 		writerDone:   make(chan struct{}),
 	}
-	var complete bool
+	var fresh bool
 	err := guard(func() error {
 		return db.View(func(tx *bolt.Tx) error {
 			var err error
-			complete, err = s.read(tx)
+			fresh, err = isNew(tx)
 			return err
 		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	if s.signer != nil {
-		var missing []string
-		for kid := range s.keyIDs {
-			if !s.signer.HasKey(kid) {
-				missing = append(missing, kid)
-			}
-		}
-		if len(missing) > 0 {
-			slices.Sort(missing)
-			return nil, &MissingKeysError{KeyIDs: missing}
-		}
-	}
-	// Written only now: a store refused is left as it was found.
-	if !complete {
+	if fresh {
 		if err := guard(func() error { return db.Update(s.create) }); err != nil {
 			return nil, err
 		}
 	}
-	// A run killed before its Close leaves records that no checkpoint covers, and
-	// one without a signer never signs. A failure here (a disk nearly full) must not
-	// keep the banners from being served: the next checkpoint covers the same
-	// records, at the latest at Close.
-	_ = s.checkpoint()
-	s.checkpointedAt = time.Now()
-	// The age of the head's signature counts from the open at the most: a head that
-	// the last run signed at its close, or a store without records, waits for
-	// nothing, and one that could not be signed just now is tried again within every.
-	s.signedAt.Store(s.checkpointedAt.UnixNano())
+	err = guard(func() error { return db.View(s.read) })
+	if err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-// read reads what the store keeps in memory from tx, and every page of it on the way.
-// It reports whether the store is complete: a new store, and one written by an older
-// consentd, lack buckets or the chain id.
-func (s *Store) read(tx *bolt.Tx) (complete bool, err error) {
+// isNew reports whether tx is a new store's, which has no buckets yet. It refuses
+// what is neither that nor a store of this consentd.
+func isNew(tx *bolt.Tx) (bool, error) {
+	k, _ := tx.Cursor().First()
+	if k == nil {
+		return true, nil
+	}
+	if tx.Bucket(bucketRecords) == nil {
+		return false, fmt.Errorf("not a consentd store: it holds no records, but bucket %q", k)
+	}
+	if tx.Bucket(bucketLog) == nil {
+		return false, errors.New("the store was written by a consentd before the transparency log, whose records this one cannot read or prove: keep it with the consentd that wrote it, and start a new store")
+	}
+	for _, name := range buckets {
+		if tx.Bucket(name) == nil {
+			return false, fmt.Errorf("the store lacks its bucket %q: altered, or damaged", name)
+		}
+	}
+	return false, nil
+}
+
+// create makes the buckets of a new store and names its log.
+func (s *Store) create(tx *bolt.Tx) error {
+	if err := checkOrigin(s.origin); err != nil {
+		return err
+	}
+	for _, name := range buckets {
+		if _, err := tx.CreateBucket(name); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	return tx.Bucket(bucketLog).Put(keyOrigin, []byte(s.origin))
+}
+
+// checkOrigin refuses an origin that cannot name a log: it is the key name of its
+// signed notes.
+func checkOrigin(origin string) error {
+	if _, err := translog.VerifierKey(origin, make([]byte, 32)); err != nil {
+		return fmt.Errorf("the log's origin %q is not a valid name: it must be non-empty, without spaces or +", origin)
+	}
+	return nil
+}
+
+// read reads the consent index and the log's head from tx, and every page of the
+// records on the way.
+func (s *Store) read(tx *bolt.Tx) error {
 	if err := readPages(tx, bucketRecords); err != nil {
-		return false, err
+		return err
 	}
-	records := tx.Bucket(bucketRecords)
-	if records == nil {
-		if k, _ := tx.Cursor().First(); k != nil {
-			return false, fmt.Errorf("not a consentd store: it holds no records, but bucket %q", k)
-		}
-		return false, nil // a new store
+	stored := string(tx.Bucket(bucketLog).Get(keyOrigin))
+	if stored != s.origin {
+		return fmt.Errorf("the store's log is %q, but the configuration names %q: a log's name never changes", stored, s.origin)
 	}
-	if s.chain = chainID(tx); s.chain == "" {
-		// Only a new store gets an id: statements signed before would no longer
-		// verify under a new one.
-		for _, name := range [][]byte{bucketChain, bucketCheckpoints, bucketPurges, bucketBase} {
-			if b := tx.Bucket(name); b != nil {
-				if k, _ := b.Cursor().First(); k != nil {
-					return false, fmt.Errorf("the store has a chain but no chain id: written by an older consentd, or altered (consentd verify tells more)")
-				}
-			}
-		}
+	verifier, err := s.keys.LogVerifier(s.origin)
+	if err != nil {
+		return err
 	}
-	if b := tx.Bucket(bucketChain); b != nil {
-		if k, v := b.Cursor().Last(); k != nil {
-			var ok bool
-			if s.lastSeq, ok = uint64Key(k); !ok || len(v) < chainLinkEnd {
-				return false, fmt.Errorf("the chain's last entry is malformed: consentd verify tells more")
-			}
-			copy(s.lastLink[:], v[16:chainLinkEnd])
+	if s.log, err = translog.Open(logTx{tx}, verifier); err != nil {
+		if errors.Is(err, translog.ErrUnknownKey) {
+			return fmt.Errorf("the log's latest checkpoint was signed by a key the signing keys lack: with the key that signed it lost or replaced, what it signed would no longer verify")
 		}
+		return err
 	}
-	if b := tx.Bucket(bucketCheckpoints); b != nil {
-		if k, _ := b.Cursor().Last(); k != nil {
-			s.checkpointSeq, _ = uint64Key(k) // a malformed key: signed anew, verification reports it
-		}
-	}
-	// A store written by an older consentd has no key ids yet: found once, in every
-	// signed thing.
-	find := tx.Bucket(bucketKeys) == nil
-	if find {
-		if err := s.findStatementKeys(tx); err != nil {
-			return false, err
-		}
-	} else {
-		err := tx.Bucket(bucketKeys).ForEach(func(k, _ []byte) error {
-			s.keyIDs[string(k)] = true
-			return nil
-		})
-		if err != nil {
-			return false, err
-		}
-	}
-	err = records.ForEach(func(k, v []byte) error {
+	return tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
 		sr, err := splitRecord(v)
 		if err != nil || len(k) != 16 {
 			return fmt.Errorf("record %x: %v", k, err)
 		}
 		s.index.add(sr.consentID, uuid.UUID(k))
-		if find {
-			var r struct {
-				Receipt struct {
-					KeyID string `json:"kid"`
-				} `json:"receipt"`
-			}
-			if json.Unmarshal(sr.core, &r) == nil && r.Receipt.KeyID != "" {
-				s.keyIDs[r.Receipt.KeyID] = true
-			}
-		}
 		return nil
 	})
-	if err != nil {
-		return false, err
-	}
-	for _, name := range buckets {
-		if tx.Bucket(name) == nil {
-			return false, nil
-		}
-	}
-	return s.chain != "", nil
 }
 
-// create makes the buckets and the chain id that tx lacks, and stores the key ids
-// read if the store had none stored.
-func (s *Store) create(tx *bolt.Tx) error {
-	found := tx.Bucket(bucketKeys) == nil
-	for _, name := range buckets {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return fmt.Errorf("bucket %s: %w", name, err)
-		}
-	}
-	if s.chain == "" {
-		s.chain = rand.Text()
-		if err := tx.Bucket(bucketMeta).Put(keyChain, []byte(s.chain)); err != nil {
-			return fmt.Errorf("chain id: %w", err)
-		}
-	}
-	if found {
-		b := tx.Bucket(bucketKeys)
-		for kid := range s.keyIDs {
-			if err := b.Put([]byte(kid), nil); err != nil {
-				return fmt.Errorf("key id %s: %w", kid, err)
-			}
-		}
-	}
-	return nil
-}
-
-// Append stores r durably: it returns nil only once the transaction holding r has been
-// synced to disk. r.ID and r.ConsentID must be UUIDs (an error with code
-// consent.EInvalid otherwise), and r.ID must not be stored yet: records are never
-// replaced. When the write queue is full or the store closed, Append returns at once
-// an error wrapping consent.ErrUnavailable and r is not stored.
+// Append stores r durably with its leaf in the log, under a signed checkpoint, and
+// returns its receipt: it returns only once the transaction holding r has been synced
+// to disk. r.ID and r.ConsentID must be UUIDs (an error with code consent.EInvalid
+// otherwise), and r.ID must not be stored yet: records are never replaced. When the
+// write queue is full or the store closed, Append returns at once an error wrapping
+// consent.ErrUnavailable and r is not stored.
 //
 // If ctx is done before r is queued, r is not stored. If ctx is done while r waits
 // for its commit, Append returns ctx.Err() (wrapped) but r may still be committed:
 // a transaction cannot take back one record, and the caller must then treat the
 // outcome as unknown, as after a timeout.
-func (s *Store) Append(ctx context.Context, r *consent.Record) error {
+func (s *Store) Append(ctx context.Context, r *consent.Record) (*consent.Receipt, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt: append: %w", err)
+		return nil, fmt.Errorf("bolt: append: %w", err)
 	}
-	req, err := s.newRequest(r)
+	req, parts, err := s.newRequest(r)
 	if err != nil {
-		return fmt.Errorf("bolt: append: %w", err)
+		return nil, fmt.Errorf("bolt: append: %w", err)
 	}
 	if err := s.enqueue(req); err != nil {
-		return fmt.Errorf("bolt: append: %w", err)
+		return nil, fmt.Errorf("bolt: append: %w", err)
 	}
+	defer s.inflight.Done()
+	var a appended
 	select {
-	case err := <-req.done:
-		return err
+	case a = <-req.done:
 	case <-ctx.Done():
-		return fmt.Errorf("bolt: append: %w", ctx.Err())
+		return nil, fmt.Errorf("bolt: append: %w", ctx.Err())
 	}
+	if a.err != nil {
+		return nil, a.err
+	}
+	var receipt *consent.Receipt
+	err = s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		receipt, err = newReceipt(tx, a.index, a.checkpoint, parts)
+		return err
+	})
+	if err != nil {
+		// The record is stored: only its proof is missing, which GET
+		// /v1/consents/{id} gives again.
+		return nil, fmt.Errorf("bolt: append: the receipt of record %s, which is stored: %w", r.ID, err)
+	}
+	return receipt, nil
 }
 
-func (s *Store) newRequest(r *consent.Record) (*request, error) {
+// newRequest prepares the append of r: its stored value, its leaf and the leaf's
+// hash, and the parts its receipt needs.
+func (s *Store) newRequest(r *consent.Record) (*request, receiptParts, error) {
 	if r == nil {
-		return nil, consent.Errorf(consent.EInvalid, "no record")
+		return nil, receiptParts{}, consent.Errorf(consent.EInvalid, "no record")
 	}
-	id, err := uuid.Parse(r.ID)
-	if err != nil {
-		return nil, consent.Errorf(consent.EInvalid, "record id %q is not a UUID", r.ID)
+	if _, err := uuid.Parse(r.ID); err != nil {
+		return nil, receiptParts{}, consent.Errorf(consent.EInvalid, "record id %q is not a UUID", r.ID)
 	}
 	consentID, err := uuid.Parse(r.ConsentID)
 	if err != nil {
-		return nil, consent.Errorf(consent.EInvalid, "consent id %q is not a UUID", r.ConsentID)
+		return nil, receiptParts{}, consent.Errorf(consent.EInvalid, "consent id %q is not a UUID", r.ConsentID)
 	}
-	var digest [32]byte
-	snap := s.snapshots.lookup(r.Site, r.Fingerprint, s.snapshotGetter)
-	if snap != nil {
-		digest = snap.digest
+	if len(r.Site) == 0 || len(r.Site) > 255 {
+		return nil, receiptParts{}, consent.Errorf(consent.EInvalid, "site %q is not 1 to 255 bytes long", r.Site)
 	}
-	value, err := encodeRecord(r, consentID, sealed(r, snap), digest)
+	decision, err := translog.Decision(r)
 	if err != nil {
-		return nil, fmt.Errorf("encode record %s: %w", r.ID, err)
+		return nil, receiptParts{}, err
 	}
-	req := &request{recordID: id, consentID: consentID, value: value, done: make(chan error, 1)}
-	if r.Receipt != nil {
-		req.keyID = r.Receipt.KeyID
+	identifying, err := translog.Identifying(r)
+	if err != nil {
+		return nil, receiptParts{}, err
 	}
-	return req, nil
+	parts := receiptParts{decision: decision}
+	var digest [32]byte
+	if snap := s.snapshots.lookup(r.Site, r.Fingerprint, s.snapshotGetter); snap != nil {
+		digest, parts.snapshot = snap.digest, snap.value
+	}
+	leaf, err := translog.NewLeaf(r, digest, decision, identifying)
+	if err != nil {
+		return nil, receiptParts{}, err
+	}
+	parts.leaf, err = leaf.MarshalBinary()
+	if err != nil {
+		return nil, receiptParts{}, err
+	}
+	req := &request{
+		recordID:  leaf.RecordID,
+		consentID: consentID,
+		value:     encodeRecord(consentID, decision, identifying),
+		leaf:      parts.leaf,
+		leafHash:  translog.LeafHash(parts.leaf),
+		done:      make(chan appended, 1),
+	}
+	return req, parts, nil
 }
 
 // enqueue hands req to the writer without ever blocking: a caller that cannot be
@@ -440,6 +417,7 @@ func (s *Store) enqueue(req *request) error {
 	}
 	select {
 	case s.queue <- req:
+		s.inflight.Add(1)
 		return nil
 	default:
 		return fmt.Errorf("write queue full (%d records): %w", cap(s.queue), consent.ErrUnavailable)
@@ -461,32 +439,7 @@ func (s *Store) write() {
 		batch = s.takeQueued(batch)
 		s.commit(batch)
 		clear(batch) // let the answered requests be collected while the queue is idle
-		if time.Since(s.checkpointedAt) >= s.every {
-			// A failure is not an append's failure: the records are committed, and
-			// the next checkpoint covers them.
-			_ = s.checkpoint()
-		}
 	}
-	_ = s.checkpoint()
-}
-
-// checkpoint signs the chain's head, if a signer is set and the head moved since the
-// last checkpoint.
-func (s *Store) checkpoint() error {
-	if s.signer == nil || s.lastSeq == s.checkpointSeq {
-		return nil
-	}
-	c := &consent.Checkpoint{Seq: s.lastSeq, Link: hex.EncodeToString(s.lastLink[:]), At: time.Now().UTC()}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		return s.putSigned(tx.Bucket(bucketCheckpoints), seqKey(c.Seq), c)
-	})
-	s.checkpointedAt = time.Now()
-	if err != nil {
-		return fmt.Errorf("sign a checkpoint of place %d: %w", c.Seq, err)
-	}
-	s.checkpointSeq = c.Seq
-	s.signedAt.Store(s.checkpointedAt.UnixNano())
-	return nil
 }
 
 // takeQueued appends to batch the requests already queued, up to the batch limit.
@@ -505,84 +458,82 @@ func (s *Store) takeQueued(batch []*request) []*request {
 	return batch
 }
 
-// commit writes batch in one transaction and answers every request in it.
+// commit writes batch in one transaction: the records, their leaves, the tree's new
+// hashes and one checkpoint signed over them. It answers every request in it once
+// that transaction is durable, and only then moves the log's head.
 func (s *Store) commit(batch []*request) {
 	if s.beforeCommit != nil {
 		s.beforeCommit(len(batch))
 	}
 	// A duplicate id fails its own request only; the others in the batch commit.
-	rejected := make([]error, len(batch))
-	var next uint64
-	var nextLink [32]byte
-	var newKeys []string // ids of keys that signed a receipt for the first time
+	answers := make([]appended, len(batch))
+	var cp *consent.Checkpoint
 	start := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		records, chain := tx.Bucket(bucketRecords), tx.Bucket(bucketChain)
-		// Record ids are UUIDv7 and places in the chain count up, so new keys land at
-		// the end: full leaf pages take about 470 bytes per record instead of 1,050 at
-		// the default 0.5. bbolt does not persist FillPercent, hence in every
-		// transaction.
-		records.FillPercent, chain.FillPercent = 1.0, 1.0
-		seq, prev := s.lastSeq, s.lastLink
+		records, leaves := tx.Bucket(bucketRecords), tx.Bucket(bucketLeaves)
+		// Record ids are UUIDv7 and indexes count up, so new keys land at the end:
+		// full leaf pages take about half the space of the default 0.5. bbolt does
+		// not persist FillPercent, hence in every transaction.
+		records.FillPercent, leaves.FillPercent = 1.0, 1.0
+		index := s.log.Head().Size
+		hashes := make([]tlog.Hash, 0, len(batch))
 		for i, req := range batch {
 			if records.Get(req.recordID[:]) != nil {
-				rejected[i] = fmt.Errorf("bolt: append: %w",
+				answers[i].err = fmt.Errorf("bolt: append: %w",
 					consent.Errorf(consent.EInvalid, "record id %s is already stored", req.recordID))
 				continue
 			}
-			seq++
-			binary.BigEndian.PutUint64(req.value[offsetSeq:offsetIdentSum], seq)
-			sr, err := splitRecord(req.value)
-			if err != nil {
-				return fmt.Errorf("record %s: %w", req.recordID, err)
-			}
-			prev = link(prev[:], seq, req.recordID[:], sr.digests())
+			binary.BigEndian.PutUint64(req.value[offsetIndex:], uint64(index))
 			if err := records.Put(req.recordID[:], req.value); err != nil {
 				return fmt.Errorf("record %s: %w", req.recordID, err)
 			}
-			if err := chain.Put(seqKey(seq), append(req.recordID[:], prev[:]...)); err != nil {
-				return fmt.Errorf("chain at %d: %w", seq, err)
+			if err := leaves.Put(indexKey(index), req.leaf); err != nil {
+				return fmt.Errorf("leaf %d: %w", index, err)
 			}
-			if req.keyID != "" && !s.keyIDs[req.keyID] && !slices.Contains(newKeys, req.keyID) {
-				if err := tx.Bucket(bucketKeys).Put([]byte(req.keyID), nil); err != nil {
-					return fmt.Errorf("key id %s: %w", req.keyID, err)
-				}
-				newKeys = append(newKeys, req.keyID)
-			}
+			answers[i].index = index
+			hashes = append(hashes, req.leafHash)
+			index++
 		}
-		next, nextLink = seq, prev
-		return nil
+		if len(hashes) == 0 {
+			return nil
+		}
+		signer, err := s.keys.LogSigner(s.origin)
+		if err != nil {
+			return err
+		}
+		cp, err = s.log.Append(logTx{tx}, hashes, signer)
+		return err
 	})
 	if s.onCommit != nil {
 		s.onCommit(len(batch), time.Since(start))
 	}
-	if err == nil {
-		s.lastSeq, s.lastLink = next, nextLink
-		for _, kid := range newKeys {
-			s.keyIDs[kid] = true
-		}
+	if err == nil && cp != nil {
+		s.log.Commit(cp)
 		// Indexed before anyone is answered: a record acknowledged to one visitor is
 		// visible to the next request.
 		s.index.mu.Lock()
 		for i, req := range batch {
-			if rejected[i] == nil {
+			if answers[i].err == nil {
 				s.index.add(req.consentID, req.recordID)
 			}
 		}
 		s.index.mu.Unlock()
 	}
 	for i, req := range batch {
+		a := answers[i]
 		switch {
 		case err != nil:
-			req.done <- fmt.Errorf("bolt: append: %w", err)
-		default:
-			req.done <- rejected[i]
+			a.err = fmt.Errorf("bolt: append: %w", err)
+		case a.err == nil:
+			a.checkpoint = cp
 		}
+		req.done <- a
 	}
 }
 
 // RecordsByConsent returns the records of consentID, oldest first (by RecordedAt, then
-// by ID). An id that is not a UUID has no records, as Append refuses it.
+// by ID), each with its receipt proved against the log's head. An id that is not a
+// UUID has no records, as Append refuses it.
 func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*consent.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: records by consent: %w", err)
@@ -600,6 +551,8 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 	}
 
 	ids := s.index.records(id)
+	// Committed before the read transaction starts, so the tree it reads holds it.
+	head := s.log.Head()
 	err = s.db.View(func(tx *bolt.Tx) error {
 		records := tx.Bucket(bucketRecords)
 		for _, rid := range ids {
@@ -607,13 +560,9 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 			if v == nil {
 				continue // purged since the index was read
 			}
-			sr, err := splitRecord(v)
+			r, err := s.proved(tx, v, head)
 			if err != nil {
-				return fmt.Errorf("decode record %s: %w", rid, err)
-			}
-			r, err := s.decode(tx, sr)
-			if err != nil {
-				return fmt.Errorf("decode record %s: %w", rid, err)
+				return fmt.Errorf("record %s: %w", rid, err)
 			}
 			recs = append(recs, r)
 		}
@@ -634,7 +583,8 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 }
 
 // Close stops taking appends (later ones get consent.ErrUnavailable), commits and
-// answers those already queued, then closes the file. Later calls return the first
+// answers those already queued, waits for them to read their proofs, then closes the
+// file. Later calls return the first
 // call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
@@ -643,6 +593,7 @@ func (s *Store) Close() error {
 		close(s.queue)
 		s.mu.Unlock()
 		<-s.writerDone
+		s.inflight.Wait()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("bolt: close: %w", err)
 		}
@@ -657,11 +608,6 @@ func (s *Store) QueueDepth() int { return len(s.queue) }
 // refuses more (QueueSize).
 func (s *Store) QueueCapacity() int { return cap(s.queue) }
 
-// SignedAt returns when a checkpoint last signed the chain's head, or when the store
-// opened if none has since: while records come in, a signature older than a few
-// checkpoint intervals means that checkpoints fail.
-func (s *Store) SignedAt() time.Time { return time.Unix(0, s.signedAt.Load()) }
-
 // FileSize returns the size of the store's file on disk.
 func (s *Store) FileSize() (int64, error) {
 	fi, err := os.Stat(s.db.Path())
@@ -671,8 +617,8 @@ func (s *Store) FileSize() (int64, error) {
 	return fi.Size(), nil
 }
 
-// uint64Key reads a key of eight bytes (a place in the chain, a time), which someone
-// with access to the disk may have made any length.
+// uint64Key reads a key of eight bytes (an index, a time), which someone with access
+// to the disk may have made any length.
 func uint64Key(k []byte) (uint64, bool) {
 	if len(k) != 8 {
 		return 0, false
@@ -680,16 +626,8 @@ func uint64Key(k []byte) (uint64, bool) {
 	return binary.BigEndian.Uint64(k), true
 }
 
-func seqKey(seq uint64) []byte {
+func indexKey(index int64) []byte {
 	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
+	binary.BigEndian.PutUint64(k[:], uint64(index))
 	return k[:]
-}
-
-// chainID returns the id of the store's chain in tx, "" if it has none.
-func chainID(tx *bolt.Tx) string {
-	if b := tx.Bucket(bucketMeta); b != nil {
-		return string(b.Get(keyChain))
-	}
-	return ""
 }

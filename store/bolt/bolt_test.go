@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/internal/wait"
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/storetest"
 )
 
@@ -26,10 +28,9 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(tb testing.TB) func() consent.Store {
 		// A directory that does not exist yet: Open creates it.
 		path := filepath.Join(tb.TempDir(), "data", "consent.db")
-		keys := mustKeys(tb)
 		return func() consent.Store {
 			tb.Helper()
-			s, err := Open(path, Checkpoints(keys, time.Hour))
+			s, err := Open(path, Log(storetest.Origin, storetest.Keys()))
 			if err != nil {
 				tb.Fatalf("Open: %v", err)
 			}
@@ -63,7 +64,7 @@ func TestAppendInvalid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := s.Append(context.Background(), tt.record(t))
+			_, err := s.Append(context.Background(), tt.record(t))
 			if code := consent.ErrorCode(err); code != consent.EInvalid {
 				t.Fatalf("got %v (code %q), want code %q", err, code, consent.EInvalid)
 			}
@@ -84,7 +85,7 @@ func TestAppendQueueFull(t *testing.T) {
 
 	rejected := storetest.NewRecord(t, consentID, storetest.Now())
 	start := time.Now()
-	err := s.Append(context.Background(), rejected)
+	_, err := s.Append(context.Background(), rejected)
 	if !errors.Is(err, consent.ErrUnavailable) {
 		t.Fatalf("Append on a full queue: got %v, want an error wrapping consent.ErrUnavailable", err)
 	}
@@ -162,7 +163,7 @@ func TestCloseDrainsQueue(t *testing.T) {
 		return s.closed
 	})
 	late := storetest.NewRecord(t, consentID, storetest.Now())
-	if err := s.Append(context.Background(), late); !errors.Is(err, consent.ErrUnavailable) {
+	if _, err := s.Append(context.Background(), late); !errors.Is(err, consent.ErrUnavailable) {
 		t.Fatalf("Append while closing: got %v, want an error wrapping consent.ErrUnavailable", err)
 	}
 
@@ -188,7 +189,7 @@ func TestOpenLocked(t *testing.T) {
 	MustOpen(t, path)
 
 	start := time.Now()
-	s, err := Open(path) // the default lock timeout, 1 s
+	s, err := Open(path, Log(storetest.Origin, storetest.Keys())) // the default lock timeout, 1 s
 	elapsed := time.Since(start)
 	if err == nil {
 		_ = s.Close()
@@ -244,7 +245,7 @@ func BenchmarkAppend(b *testing.B) {
 					for n.Add(1) <= int64(b.N) {
 						r := *template
 						r.ID = uuid.Must(uuid.NewV7()).String()
-						if err := s.Append(context.Background(), &r); err != nil {
+						if _, err := s.Append(context.Background(), &r); err != nil {
 							b.Error(err)
 							return
 						}
@@ -257,10 +258,11 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// MustOpen opens the store at path and closes it when tb ends.
+// MustOpen opens the store at path, its log named and signed as storetest's, and
+// closes it when tb ends.
 func MustOpen(tb testing.TB, path string, opts ...Option) *Store {
 	tb.Helper()
-	s, err := Open(path, opts...)
+	s, err := Open(path, append([]Option{Log(storetest.Origin, storetest.Keys())}, opts...)...)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -319,7 +321,10 @@ func (w *writerHold) release() { w.once.Do(func() { close(w.released) }) }
 func appendAsync(tb testing.TB, s *Store, ctx context.Context, r *consent.Record) <-chan error {
 	tb.Helper()
 	res := make(chan error, 1)
-	go func() { res <- s.Append(ctx, r) }()
+	go func() {
+		_, err := s.Append(ctx, r)
+		res <- err
+	}()
 	return res
 }
 
@@ -333,24 +338,75 @@ func mustEventually(tb testing.TB, what string, cond func() bool) {
 	wait.MustUntil(tb, what, func() (bool, string) { return cond(), "not yet" })
 }
 
-// TestOpenWithoutChainID: a store whose chain id is gone does not open with a new one,
-// under which every statement signed before would stop verifying.
-func TestOpenWithoutChainID(t *testing.T) {
+// TestOpenAnotherLog: a store opens only under the name its log was created with,
+// and only with keys that verify its latest checkpoint.
+func TestOpenAnotherLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "consent.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := MustOpen(t, path)
 	storetest.MustAppend(t, s, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	MustTamper(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keyChain) })
-	if s, err := Open(path); err == nil || !strings.Contains(err.Error(), "no chain id") {
-		if s != nil {
-			s.Close()
+	other, err := proof.NewEphemeralKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, opt := range map[string]Option{
+		"another origin": Log("other.example/log", storetest.Keys()),
+		"another key":    Log(storetest.Origin, other),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if s, err := Open(path, opt); err == nil {
+				s.Close()
+				t.Error("opened")
+			}
+		})
+	}
+	if s, err := Open(filepath.Join(t.TempDir(), "new.db"), Log("two words", storetest.Keys())); err == nil {
+		s.Close()
+		t.Error("created a log whose name is not a note key name")
+	}
+}
+
+// TestOpenStoreBeforeTheLog: a store of the first format (a hash chain, no log) is
+// refused with a message that says so, and left as it was.
+func TestOpenStoreBeforeTheLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "consent.db")
+	MustTamper(t, path, func(tx *bolt.Tx) error {
+		for _, name := range []string{"records", "chain", "checkpoints", "meta"} {
+			if _, err := tx.CreateBucket([]byte(name)); err != nil {
+				return err
+			}
 		}
-		t.Errorf("Open = %v; want it refused", err)
+		return nil
+	})
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Log(storetest.Origin, storetest.Keys()))
+	if err == nil {
+		s.Close()
+		t.Fatal("opened")
+	}
+	if !strings.Contains(err.Error(), "before the transparency log") {
+		t.Errorf("Open: %v; want it to say the store is of the format before the log", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("the refused store was changed")
+	}
+}
+
+// MustTamper changes the file directly, as someone with access to the disk could.
+func MustTamper(tb testing.TB, path string, f func(tx *bolt.Tx) error) {
+	tb.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(f); err != nil {
+		tb.Fatal(err)
 	}
 }
 
@@ -366,57 +422,16 @@ func TestReady(t *testing.T) {
 	}
 }
 
-// TestOpenSignsWhatTheLastRunLeft: records written by a run that signed no
-// checkpoint for them (killed, or without a signer) are signed at the next Open
-// with a signer, at once; an Open that finds the head signed signs nothing more.
-func TestOpenSignsWhatTheLastRunLeft(t *testing.T) {
-	const n = 3
-	keys := mustKeys(t)
-	path := filepath.Join(t.TempDir(), "consent.db")
-	s := MustOpen(t, path) // no signer: as if killed before its Close signed
-	for range n {
-		storetest.MustAppend(t, s, storetest.NewRecord(t, uuid.NewString(), storetest.Now()))
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	checkpoints := func(path string) int {
-		n := 0
-		MustTamper(t, path, func(tx *bolt.Tx) error { n = tx.Bucket(bucketCheckpoints).Stats().KeyN; return nil })
-		return n
-	}
-	for i, want := range []int{1, 1} {
-		s, err := Open(path, Checkpoints(keys, time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cp, err := s.LastCheckpoint(context.Background())
-		if err != nil || cp.Seq != n || !keys.VerifyCheckpoint(cp) {
-			t.Errorf("Open %d: last checkpoint %+v, %v; want one of place %d, signed", i+1, cp, err, n)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if got := checkpoints(path); got != want {
-			t.Errorf("after Open %d: %d checkpoints, want %d", i+1, got, want)
-		}
-	}
-	if v, err := VerifyFile(context.Background(), path, keys); err != nil || !v.OK || v.Checkpoints != 1 {
-		t.Errorf("VerifyFile = %+v, %v; want OK with 1 checkpoint", v, err)
-	}
-}
-
 // TestObserve: what the metrics read of a store. OnCommit hears every transaction
 // before its appends are answered, the queue's depth and capacity are those of the
-// writer's queue, and a checkpoint moves SignedAt.
+// writer's queue.
 func TestObserve(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var batches []int
 	w := newWriterHold()
 	path := filepath.Join(t.TempDir(), "consent.db")
-	s := MustOpen(t, path, QueueSize(8), Checkpoints(mustKeys(t), 0), w.option(), OnCommit(func(records int, took time.Duration) {
+	s := MustOpen(t, path, QueueSize(8), w.option(), OnCommit(func(records int, took time.Duration) {
 		if took <= 0 {
 			t.Errorf("a commit took %v", took)
 		}
@@ -427,7 +442,6 @@ func TestObserve(t *testing.T) {
 	if got := s.QueueCapacity(); got != 8 {
 		t.Errorf("QueueCapacity = %d, want 8", got)
 	}
-	opened := time.Now()
 	consentID := storetest.MustNewID(t)
 	results := []<-chan error{appendAsync(t, s, context.Background(), storetest.NewRecord(t, consentID, storetest.Now()))}
 	w.mustHold(t)
@@ -449,7 +463,6 @@ func TestObserve(t *testing.T) {
 	if got := s.QueueDepth(); got != 0 {
 		t.Errorf("QueueDepth after the commits = %d", got)
 	}
-	mustEventually(t, "a checkpoint after the commits", func() bool { return !s.SignedAt().Before(opened) })
 
 	size, err := s.FileSize()
 	if fi, statErr := os.Stat(path); err != nil || statErr != nil || size != fi.Size() || size == 0 {

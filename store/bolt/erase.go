@@ -9,11 +9,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
 )
 
 // Erase drops the identifying part of each record of consentID on sites (all if
-// empty). The header keeps that part's digest, and the chain links cover only the
-// digest, so the chain still verifies without it.
+// empty). The record's leaf keeps that part's salted digest, so the log still
+// verifies without it.
 func (s *Store) Erase(ctx context.Context, consentID string, sites []string) (int, error) {
 	id, err := uuid.Parse(consentID)
 	if err != nil {
@@ -24,7 +25,7 @@ func (s *Store) Erase(ctx context.Context, consentID string, sites []string) (in
 	}
 	n := 0
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		records := tx.Bucket(bucketRecords)
+		records, leaves := tx.Bucket(bucketRecords), tx.Bucket(bucketLeaves)
 		for _, rid := range s.index.records(id) {
 			v := records.Get(rid[:])
 			if v == nil {
@@ -34,10 +35,19 @@ func (s *Store) Erase(ctx context.Context, consentID string, sites []string) (in
 			if err != nil {
 				return fmt.Errorf("record %s: %w", rid, err)
 			}
-			if len(sr.ident) == 0 || len(sites) > 0 && !slices.Contains(sites, sr.reference.site()) {
-				continue // erased before, or on another site
+			if len(sr.identifying) == 0 {
+				continue // erased before
 			}
-			erased := append([]byte(nil), v[:len(v)-len(sr.ident)]...)
+			if len(sites) > 0 {
+				var leaf translog.Leaf
+				if err := leaf.UnmarshalBinary(leaves.Get(indexKey(sr.index))); err != nil {
+					return fmt.Errorf("record %s: its leaf: %w", rid, err)
+				}
+				if !slices.Contains(sites, leaf.Site) {
+					continue
+				}
+			}
+			erased := append([]byte(nil), v[:len(v)-len(sr.identifying)]...)
 			if err := records.Put(rid[:], erased); err != nil {
 				return err
 			}

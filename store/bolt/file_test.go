@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/mixvoip/consentd/store/storetest"
 )
 
 // Damages are what a disk, a crash or an unlucky copy does to a store file. Each
@@ -59,7 +61,7 @@ func random(b []byte) {
 // MustDamagedFile returns the path of a store file of n records, damaged by damage.
 func MustDamagedFile(tb testing.TB, n int, damage func(tb testing.TB, data []byte, used int) []byte) string {
 	tb.Helper()
-	path, _ := MustChainedFile(tb, n, mustKeys(tb))
+	path, _ := MustLoggedFile(tb, n)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		tb.Fatal(err)
@@ -92,7 +94,7 @@ func TestOpenDamaged(t *testing.T) {
 			}
 			// Twice: a file left locked would make the second a lock timeout.
 			for range 2 {
-				s, err := Open(path, Checkpoints(mustKeys(t), 0))
+				s, err := Open(path, Log(storetest.Origin, storetest.Keys()))
 				if err == nil {
 					s.Close()
 					t.Fatal("Open of a damaged file: no error")
@@ -117,7 +119,7 @@ func TestVerifyFileDamaged(t *testing.T) {
 	for _, tt := range damages {
 		t.Run(tt.name, func(t *testing.T) {
 			path := MustDamagedFile(t, 200, tt.damage)
-			v, err := VerifyFile(context.Background(), path, mustKeys(t))
+			v, err := VerifyFile(context.Background(), path, testVerifier(t))
 			if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "restore it from a backup") {
 				t.Fatalf("VerifyFile = %+v, %v; want ErrDamaged, the path and what to do", v, err)
 			}
@@ -135,7 +137,7 @@ func TestOpenEmptyFile(t *testing.T) {
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(path)
+	s, err := Open(path, Log(storetest.Origin, storetest.Keys()))
 	if err == nil {
 		s.Close()
 		t.Fatal("Open of an empty file: no error")
@@ -157,7 +159,7 @@ func TestVerifyFileNotAStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{empty, filepath.Join(dir, "missing.db")} {
-		v, err := VerifyFile(context.Background(), path, mustKeys(t))
+		v, err := VerifyFile(context.Background(), path, testVerifier(t))
 		if err == nil || !strings.Contains(err.Error(), path+": not a consentd store") {
 			t.Errorf("VerifyFile(%s) = %+v, %v; want not a consentd store", filepath.Base(path), v, err)
 		}
@@ -170,7 +172,7 @@ func TestVerifyFileNotAStore(t *testing.T) {
 // TestOpenFileMode: records hold personal data; a store file that others may read or
 // write is refused, with the command that fixes it.
 func TestOpenFileMode(t *testing.T) {
-	path, _ := MustChainedFile(t, 2, mustKeys(t))
+	path, _ := MustLoggedFile(t, 2)
 	tests := []struct {
 		mode os.FileMode
 		ok   bool
@@ -188,7 +190,7 @@ func TestOpenFileMode(t *testing.T) {
 			if err := os.Chmod(path, tt.mode); err != nil {
 				t.Fatal(err)
 			}
-			s, err := Open(path)
+			s, err := Open(path, Log(storetest.Origin, storetest.Keys()))
 			if err == nil {
 				s.Close()
 			}

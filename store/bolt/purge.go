@@ -4,30 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
-	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
 )
 
-var (
-	// bucketPurges maps the time of a purge (Unix nanoseconds, big-endian) to its
-	// signed statement: a checkpoint whose Purged says which records it removed.
-	bucketPurges = []byte("purges")
-	// bucketBase holds under keyBase the signed base of the chain, once a purge has
-	// dropped the places before it.
-	bucketBase = []byte("base")
-	keyBase    = []byte("base")
-)
-
-// chainLinkEnd is where a chain entry's record id and link end, and a purged record's
-// tombstone begins.
-const chainLinkEnd = 16 + 32
+// bucketPurges maps the time of a purge (Unix nanoseconds, big-endian) and a site to
+// the signed statement that the purge removed that site's records recorded before a
+// time (translog.Purge).
+var bucketPurges = []byte("purges")
 
 // purgeBatch is how many records one purge transaction removes, and purgeScan how
 // many a read transaction looks at to find them: appends wait for the write lock
@@ -41,15 +30,11 @@ const (
 // Purge removes the records of each site in before that were recorded before the
 // site's time, and returns how many it removed. Records of other sites stay.
 //
-// A purged record leaves its digests in its chain entry, so the records after it
-// still verify, and a signed statement, stored with the first of them, says what was
-// purged, so that verification tells a purge from a deletion. Once every place at
-// the start of the chain is purged, those places are dropped too, and a signed base
-// says where the chain now starts.
+// A purged record's leaf stays in the log as its tombstone, and a signed statement
+// per site, stored in the transaction that removes the site's first record, says
+// what was purged from which tree, so that verification tells a purge from a
+// deletion.
 func (s *Store) Purge(ctx context.Context, before map[string]time.Time) (int, error) {
-	if s.signer == nil {
-		return 0, fmt.Errorf("bolt: purge: a purge must be signed, and the store has no signing key")
-	}
 	var latest time.Time
 	for _, t := range before {
 		if t.After(latest) {
@@ -59,7 +44,7 @@ func (s *Store) Purge(ctx context.Context, before map[string]time.Time) (int, er
 	if latest.IsZero() {
 		return 0, nil
 	}
-	statement := &consent.Checkpoint{At: time.Now().UTC(), Purged: before}
+	p := &purge{before: before, at: time.Now().UTC(), signed: map[string]*translog.Purge{}}
 	// A record's id is made just before its time is taken, so no record recorded
 	// before latest has an id after it; a second's margin covers clock steps.
 	end := timeKey(latest.Add(time.Second))
@@ -70,29 +55,24 @@ func (s *Store) Purge(ctx context.Context, before map[string]time.Time) (int, er
 		}
 		doomed, last, err := s.findPurged(before, after, end)
 		if err == nil {
-			err = s.purgeRecords(statement, doomed)
+			err = s.purgeRecords(p, doomed)
 		}
 		if err != nil {
 			return purged, fmt.Errorf("bolt: purge: %w", err)
 		}
 		purged += len(doomed)
 		if last == nil {
-			break
+			return purged, nil
 		}
 		after = last
 	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return purged, fmt.Errorf("bolt: purge: %w", err)
-		}
-		dropped, err := s.dropPurgedPrefix()
-		if err != nil {
-			return purged, fmt.Errorf("bolt: purge: %w", err)
-		}
-		if dropped == 0 {
-			return purged, nil
-		}
-	}
+}
+
+// purge is one call of Purge: the sites' times, and the statements signed so far.
+type purge struct {
+	before map[string]time.Time
+	at     time.Time
+	signed map[string]*translog.Purge // by site
 }
 
 // findPurged returns, in one read transaction, the keys of up to purgeBatch records
@@ -100,18 +80,18 @@ func (s *Store) Purge(ctx context.Context, before map[string]time.Time) (int, er
 // and the last key it looked at (nil once it reached end).
 func (s *Store) findPurged(before map[string]time.Time, after, end []byte) (doomed [][]byte, last []byte, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
+		c, leaves := tx.Bucket(bucketRecords).Cursor(), tx.Bucket(bucketLeaves)
 		scanned := 0
 		for k, v := seek(c, after, after != nil); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
 			if scanned++; scanned > purgeScan || len(doomed) == purgeBatch {
 				return nil
 			}
 			last = bytes.Clone(k)
-			sr, err := splitRecord(v)
+			leaf, _, err := recordLeaf(leaves, k, v)
 			if err != nil {
-				return fmt.Errorf("record %x: %w", k, err)
+				return err
 			}
-			if pastRetention(before, sr) {
+			if cutoff, ok := before[leaf.Site]; ok && leaf.RecordedAt.Before(cutoff) {
 				doomed = append(doomed, last)
 			}
 		}
@@ -121,56 +101,63 @@ func (s *Store) findPurged(before map[string]time.Time, after, end []byte) (doom
 	return doomed, last, err
 }
 
-func pastRetention(before map[string]time.Time, sr storedRecord) bool {
-	cutoff, ok := before[sr.reference.site()]
-	return ok && sr.reference.recordedAt().Before(cutoff)
+// recordLeaf returns the leaf of the record stored as v under key k, and the record
+// taken apart.
+func recordLeaf(leaves *bolt.Bucket, k, v []byte) (*translog.Leaf, storedRecord, error) {
+	sr, err := splitRecord(v)
+	if err != nil {
+		return nil, sr, fmt.Errorf("record %x: %w", k, err)
+	}
+	var leaf translog.Leaf
+	if err := leaf.UnmarshalBinary(leaves.Get(indexKey(sr.index))); err != nil || !bytes.Equal(leaf.RecordID[:], k) {
+		return nil, sr, fmt.Errorf("record %x is not at its leaf %d in the log", k, sr.index)
+	}
+	return &leaf, sr, nil
 }
 
-// purgeRecords turns the records with the keys doomed into tombstones in one
-// transaction, and forgets them in the consent index. The first call that purges
-// anything signs and stores the statement in its transaction: no tombstone without
-// it, no statement without a purge.
-func (s *Store) purgeRecords(statement *consent.Checkpoint, doomed [][]byte) error {
+// purgeRecords removes the records with the keys doomed in one transaction, and
+// forgets them in the consent index. The transaction that removes a site's first
+// record signs and stores the site's statement: no record gone without it, no
+// statement without a purge. A record the statement could not cover (logged after
+// it, its clock stepped back) stays.
+func (s *Store) purgeRecords(p *purge, doomed [][]byte) error {
 	if len(doomed) == 0 {
 		return nil
 	}
 	var gone []uuid.UUID // consent ids, pairwise with their record ids
+	var signedNow []string
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		records, chain := tx.Bucket(bucketRecords), tx.Bucket(bucketChain)
+		records, leaves := tx.Bucket(bucketRecords), tx.Bucket(bucketLeaves)
 		for _, k := range doomed {
 			v := records.Get(k)
 			if v == nil {
 				continue // purged meanwhile
 			}
-			sr, err := splitRecord(v)
+			leaf, sr, err := recordLeaf(leaves, k, v)
 			if err != nil {
-				return fmt.Errorf("record %x: %w", k, err)
-			}
-			entry := chain.Get(seqKey(sr.seq))
-			if len(entry) != chainLinkEnd || !bytes.Equal(entry[:16], k) {
-				return fmt.Errorf("record %x is not at its place %d in the chain", k, sr.seq)
-			}
-			if err := chain.Put(seqKey(sr.seq), append(bytes.Clone(entry), sr.digests().tombstone()...)); err != nil {
 				return err
+			}
+			statement := p.signed[leaf.Site]
+			if statement == nil {
+				if statement, err = s.signPurge(tx, p, leaf.Site); err != nil {
+					return err
+				}
+				signedNow = append(signedNow, leaf.Site)
+			}
+			if !statement.Covers(sr.index, leaf) {
+				continue
 			}
 			if err := records.Delete(k); err != nil {
 				return err
 			}
 			gone = append(gone, sr.consentID, uuid.UUID(k))
 		}
-		if len(gone) == 0 || statement.Signature != "" {
-			return nil
-		}
-		k, v := chain.Cursor().Last()
-		seq, ok := uint64Key(k)
-		if !ok || len(v) < chainLinkEnd {
-			return fmt.Errorf("the chain's last entry is malformed")
-		}
-		statement.Seq, statement.Link = seq, hex.EncodeToString(v[16:chainLinkEnd])
-		return s.putSigned(tx.Bucket(bucketPurges), timeNanoKey(statement.At), statement)
+		return nil
 	})
 	if err != nil {
-		statement.Signature = "" // rolled back: the next transaction stores it
+		for _, site := range signedNow {
+			delete(p.signed, site) // rolled back: the next transaction stores it
+		}
 		return err
 	}
 	s.index.mu.Lock()
@@ -181,83 +168,23 @@ func (s *Store) purgeRecords(statement *consent.Checkpoint, doomed [][]byte) err
 	return nil
 }
 
-// dropPurgedPrefix drops up to purgeBatch purged places from the start of the chain,
-// never its last place (where the next record links on), and signs the new base.
-// It walks those places as verification does first: a base vouches for what it
-// drops, so it must not be signed over a chain that does not verify.
-func (s *Store) dropPurgedPrefix() (int, error) {
-	dropped := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		v, broken := begin(tx, s.signer)
-		if broken != nil {
-			return fmt.Errorf("the chain does not verify, nothing dropped: %s", broken.Problem)
-		}
-		chain := tx.Bucket(bucketChain)
-		c := chain.Cursor()
-		lastKey, _ := c.Last()
-		var doomed [][]byte
-		for k, entry := c.First(); k != nil && len(entry) > chainLinkEnd && !bytes.Equal(k, lastKey) && len(doomed) < purgeBatch; k, entry = c.Next() {
-			if broken := v.step(k, entry); broken != nil {
-				return fmt.Errorf("the chain does not verify, nothing dropped: %s", broken.Problem)
-			}
-			doomed = append(doomed, bytes.Clone(k))
-		}
-		// A statement of a key the signer lacks may be forged: a base signed over it
-		// would vouch for a deletion.
-		if v.missingKey != "" {
-			return fmt.Errorf("the chain cannot be verified, nothing dropped: %s", v.unverified)
-		}
-		if len(doomed) == 0 {
-			return nil
-		}
-		for _, k := range doomed {
-			if err := chain.Delete(k); err != nil {
-				return err
-			}
-		}
-		base := &consent.Checkpoint{Seq: v.want - 1, Link: hex.EncodeToString(v.prev[:]), At: time.Now().UTC(), Base: true}
-		// Checkpoints before the base vouch for places that are gone.
-		checkpoints := tx.Bucket(bucketCheckpoints)
-		var stale [][]byte
-		cc := checkpoints.Cursor()
-		for k, _ := cc.First(); k != nil; k, _ = cc.Next() {
-			seq, ok := uint64Key(k)
-			if !ok {
-				continue // not a checkpoint: left for verification to report
-			}
-			if seq > base.Seq {
-				break
-			}
-			stale = append(stale, bytes.Clone(k))
-		}
-		for _, k := range stale {
-			if err := checkpoints.Delete(k); err != nil {
-				return err
-			}
-		}
-		dropped = len(doomed)
-		return s.putSigned(tx.Bucket(bucketBase), keyBase, base)
-	})
-	return dropped, err
-}
-
-// putSigned signs cp for the store's chain and stores it under key in b, and the
-// id of the key that signed it with the others.
-func (s *Store) putSigned(b *bolt.Bucket, key []byte, cp *consent.Checkpoint) error {
-	cp.Chain = s.chain
-	s.signer.SignCheckpoint(cp)
-	value, err := json.Marshal(cp)
+// signPurge signs the statement of p for site over the tree tx holds, and stores it.
+func (s *Store) signPurge(tx *bolt.Tx, p *purge, site string) (*translog.Purge, error) {
+	// The head may lag the tree tx holds by the writer's last commit: the statement
+	// then names an older tree of the same log, and covers fewer records.
+	head := s.log.Head()
+	signer, err := s.keys.LogSigner(s.origin)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := b.Put(key, value); err != nil {
-		return err
+	statement, err := signer.SignPurge(head, site, p.before[site])
+	if err != nil {
+		return nil, err
 	}
-	return b.Tx().Bucket(bucketKeys).Put([]byte(cp.KeyID), nil)
-}
-
-func timeNanoKey(t time.Time) []byte {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], uint64(t.UnixNano()))
-	return k[:]
+	key := binary.BigEndian.AppendUint64(nil, uint64(p.at.UnixNano()))
+	if err := tx.Bucket(bucketPurges).Put(append(key, site...), statement.Signed); err != nil {
+		return nil, err
+	}
+	p.signed[site] = statement
+	return statement, nil
 }

@@ -4,29 +4,55 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/tlog"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
 )
 
-// A receipt repeats its record, plus the controller and the policy URL of the
-// snapshot the record names, and was most of a stored record: 2,152 bytes per record
-// at a million. A record whose receipt can be rebuilt exactly from the record and
-// its snapshot stores only the receipt's key id and signature, its seal; any other
-// receipt is stored whole.
-type seal struct {
-	KeyID     string `json:"kid"`
-	Signature string `json:"signature"`
+// receiptParts are the bytes of a record's receipt besides its proof.
+type receiptParts struct {
+	decision, leaf, snapshot []byte
 }
 
-// storedSnapshot is what a record takes from the stored snapshot of its site and
-// fingerprint: the receipt's view of it (key, controller, policy), and the digest of
-// the snapshot as stored, which the record's chain link covers.
+// newReceipt returns the receipt of the record at index, proved in the tree of cp as
+// tx holds it.
+func newReceipt(tx *bolt.Tx, index int64, cp *consent.Checkpoint, parts receiptParts) (*consent.Receipt, error) {
+	return translog.NewReceipt(tlog.HashReaderFunc(logTx{tx}.ReadHashes), index, cp, parts.decision, parts.leaf, parts.snapshot)
+}
+
+// proved returns the record stored as v, with its receipt proved against head.
+func (s *Store) proved(tx *bolt.Tx, v []byte, head *consent.Checkpoint) (*consent.Record, error) {
+	sr, err := splitRecord(v)
+	if err != nil {
+		return nil, err
+	}
+	leafBytes := tx.Bucket(bucketLeaves).Get(indexKey(sr.index))
+	var leaf translog.Leaf
+	if err := leaf.UnmarshalBinary(leafBytes); err != nil {
+		return nil, fmt.Errorf("its leaf %d: %w", sr.index, err)
+	}
+	r, err := sr.decode(&leaf)
+	if err != nil {
+		return nil, err
+	}
+	parts := receiptParts{decision: sr.decision, leaf: leafBytes}
+	if snap := s.snapshots.lookup(r.Site, r.Fingerprint, tx.Bucket(bucketSnapshots).Get); snap != nil {
+		parts.snapshot = snap.value
+	}
+	if r.Receipt, err = newReceipt(tx, sr.index, head, parts); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// storedSnapshot is a stored snapshot as records name it: its bytes, which receipts
+// carry, and their digest, which leaves hold.
 type storedSnapshot struct {
-	site   *consent.Site
+	value  []byte
 	digest [32]byte
 }
 
@@ -49,28 +75,15 @@ func (sc *snapshotCache) lookup(site, fingerprint string, get func(key []byte) [
 		return s
 	}
 	value := get(key)
-	if value == nil {
+	if value == nil || !json.Valid(value) {
 		return nil
 	}
-	var snap consent.Snapshot
-	if json.Unmarshal(value, &snap) != nil {
-		return nil
-	}
-	s = &storedSnapshot{
-		site:   &consent.Site{Key: snap.Site, Controller: snap.Controller, Policy: snap.Policy},
-		digest: sha256.Sum256(value),
-	}
+	// Copied: bbolt's bytes live only as long as their transaction.
+	s = &storedSnapshot{value: append([]byte(nil), value...), digest: sha256.Sum256(value)}
 	sc.mu.Lock()
 	sc.m[string(key)] = s
 	sc.mu.Unlock()
 	return s
-}
-
-// rebuild returns the receipt of r under site, signed with the seal.
-func rebuild(site *consent.Site, r *consent.Record, s seal) *consent.Receipt {
-	receipt := consent.NewReceipt(site, r)
-	receipt.KeyID, receipt.Signature = s.KeyID, s.Signature
-	return receipt
 }
 
 // snapshotGetter reads snapshots in its own read transaction, for callers outside one.
@@ -84,34 +97,4 @@ func (s *Store) snapshotGetter(key []byte) []byte {
 		return nil
 	}
 	return value
-}
-
-// sealed returns r's receipt as it is stored: its seal when snap rebuilds it
-// exactly, else the whole receipt.
-func sealed(r *consent.Record, snap *storedSnapshot) any {
-	if r.Receipt == nil {
-		return nil
-	}
-	if snap == nil {
-		return r.Receipt
-	}
-	s := seal{KeyID: r.Receipt.KeyID, Signature: r.Receipt.Signature}
-	if !reflect.DeepEqual(rebuild(snap.site, r, s), r.Receipt) {
-		return r.Receipt
-	}
-	return &s
-}
-
-// decode returns the record sr holds, its receipt rebuilt if it was sealed.
-func (s *Store) decode(tx *bolt.Tx, sr storedRecord) (*consent.Record, error) {
-	r, err := sr.decodeSealed()
-	if err != nil || r.Receipt == nil || r.Receipt.Version != "" {
-		return r, err
-	}
-	snap := s.snapshots.lookup(r.Site, r.Fingerprint, tx.Bucket(bucketSnapshots).Get)
-	if snap == nil {
-		return nil, fmt.Errorf("the receipt of record %s is sealed, but the snapshot %s of %s is missing", r.ID, r.Fingerprint, r.Site)
-	}
-	r.Receipt = rebuild(snap.site, r, seal{KeyID: r.Receipt.KeyID, Signature: r.Receipt.Signature})
-	return r, nil
 }

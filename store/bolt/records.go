@@ -6,19 +6,22 @@ import (
 	"encoding/binary"
 	"fmt"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
 )
 
-// Records returns up to limit records f selects after the record after, decoded.
+// Records returns up to limit records f selects after the record after, decoded,
+// without receipts.
 func (s *Store) Records(ctx context.Context, f consent.Filter, after string, limit int) ([]*consent.Record, error) {
 	out := []*consent.Record{}
-	err := s.scan(ctx, f, after, limit, func(tx *bolt.Tx, _ []byte, sr storedRecord) error {
-		r, err := s.decode(tx, sr)
+	err := s.scan(ctx, f, after, limit, func(_ []byte, sr storedRecord, leaf *translog.Leaf) error {
+		r, err := sr.decode(leaf)
 		if err != nil {
 			return err
 		}
@@ -32,16 +35,27 @@ func (s *Store) Records(ctx context.Context, f consent.Filter, after string, lim
 }
 
 // AppendNDJSON appends the records Records would return as JSON lines, copied from
-// their stored parts without decoding them: the decision part, which holds the
-// sealed receipt, with the identifying part's members spliced in.
+// their stored parts without decoding them: the leaf's fields, then the decision
+// part's members and the identifying part's, whose names are the record's own.
 func (s *Store) AppendNDJSON(ctx context.Context, f consent.Filter, after string, limit int, dst []byte) ([]byte, int, string, error) {
 	n, last := 0, uuid.UUID{}
-	err := s.scan(ctx, f, after, limit, func(_ *bolt.Tx, key []byte, sr storedRecord) error {
-		dst = append(dst, sr.core[:len(sr.core)-1]...)
-		if len(sr.ident) > 0 {
-			dst = append(append(dst, ','), sr.identJSON()[1:]...)
+	err := s.scan(ctx, f, after, limit, func(key []byte, sr storedRecord, leaf *translog.Leaf) error {
+		if !isObject(sr.decision) {
+			return fmt.Errorf("its decision part is not a JSON object")
+		}
+		dst = append(dst, `{"record_id":"`...)
+		dst = append(dst, leaf.RecordID.String()...)
+		dst = append(dst, `","site":`...)
+		dst = strconv.AppendQuote(dst, leaf.Site)
+		dst = append(dst, `,"recorded_at":"`...)
+		dst = leaf.RecordedAt.AppendFormat(dst, time.RFC3339Nano)
+		dst = append(dst, `","log_index":`...)
+		dst = strconv.AppendInt(dst, sr.index, 10)
+		dst = append(append(dst, ','), sr.decision[1:]...)
+		if ident := sr.identifying; len(ident) > translog.SaltSize && isObject(ident[translog.SaltSize:]) {
+			dst = append(append(dst[:len(dst)-1], ','), ident[translog.SaltSize+1:]...)
 		} else {
-			dst = append(dst, `,"ip_prefix":"","user_agent":"","url":""}`...)
+			dst = append(dst[:len(dst)-1], `,"ip_prefix":"","url":"","user_agent":""}`...)
 		}
 		dst = append(dst, '\n')
 		n, last = n+1, uuid.UUID(key)
@@ -56,12 +70,18 @@ func (s *Store) AppendNDJSON(ctx context.Context, f consent.Filter, after string
 	return dst, n, last.String(), nil
 }
 
+// isObject reports whether b looks like one JSON object: the export splices the
+// parts of a record at their braces.
+func isObject(b []byte) bool {
+	return len(b) >= 2 && b[0] == '{' && b[len(b)-1] == '}'
+}
+
 // scan calls fn in one read transaction with up to limit records f selects, after
 // the record after, in key order. Keys are UUIDv7, whose first 48 bits are the
 // millisecond the id was made, just before the record's time was taken: a scan from
 // f.From starts a second earlier and lets the filter decide. Only what the filter
 // needs of a record is decoded to select it.
-func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit int, fn func(tx *bolt.Tx, key []byte, sr storedRecord) error) error {
+func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit int, fn func(key []byte, sr storedRecord, leaf *translog.Leaf) error) error {
 	var start []byte
 	if after != "" {
 		id, err := uuid.Parse(after)
@@ -78,7 +98,7 @@ func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit 
 	}
 	selects := selector(f)
 	return s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
+		c, leaves := tx.Bucket(bucketRecords).Cursor(), tx.Bucket(bucketLeaves)
 		k, v := seek(c, start, after != "")
 		for n, found := 0, 0; k != nil && found < limit; k, v = c.Next() {
 			if end != nil && bytes.Compare(k, end) >= 0 {
@@ -93,12 +113,16 @@ func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit 
 			if err != nil {
 				return fmt.Errorf("record %x: %w", k, err)
 			}
-			if ok, err := selects(sr); err != nil {
+			var leaf translog.Leaf
+			if err := leaf.UnmarshalBinary(leaves.Get(indexKey(sr.index))); err != nil {
+				return fmt.Errorf("record %x: its leaf %d: %w", k, sr.index, err)
+			}
+			if ok, err := selects(sr, &leaf); err != nil {
 				return fmt.Errorf("record %x: %w", k, err)
 			} else if !ok {
 				continue
 			}
-			if err := fn(tx, k, sr); err != nil {
+			if err := fn(k, sr, &leaf); err != nil {
 				return fmt.Errorf("record %x: %w", k, err)
 			}
 			found++
@@ -108,17 +132,17 @@ func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit 
 }
 
 // selector returns what tells whether f selects a stored record. Site and time come
-// from the record's reference part; the decision part is decoded only when f asks
-// about more than those.
-func selector(f consent.Filter) func(sr storedRecord) (bool, error) {
-	byHeader := consent.Filter{Sites: f.Sites, From: f.From, To: f.To}
-	decode := !reflect.DeepEqual(f, byHeader)
-	return func(sr storedRecord) (bool, error) {
-		r := &consent.Record{Site: sr.reference.site(), RecordedAt: sr.reference.recordedAt()}
-		if ok := byHeader.Match(r); !ok || !decode {
+// from the record's leaf; the decision part is decoded only when f asks about more
+// than those.
+func selector(f consent.Filter) func(sr storedRecord, leaf *translog.Leaf) (bool, error) {
+	byLeaf := consent.Filter{Sites: f.Sites, From: f.From, To: f.To}
+	decode := !reflect.DeepEqual(f, byLeaf)
+	return func(sr storedRecord, leaf *translog.Leaf) (bool, error) {
+		r := &consent.Record{Site: leaf.Site, RecordedAt: leaf.RecordedAt}
+		if ok := byLeaf.Match(r); !ok || !decode {
 			return ok, nil
 		}
-		r, err := sr.decodeSealed()
+		r, err := sr.decode(leaf)
 		if err != nil {
 			return false, err
 		}

@@ -19,8 +19,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/translog"
 )
 
 // Factory prepares a fresh, empty location for one subtest (a directory, a database
@@ -28,9 +31,8 @@ import (
 // return a new consent.Store on that same location, so records appended through one
 // store are read back through the next after the first was closed; open fails tb
 // itself when the store cannot be opened. Run closes every store it opens, sometimes
-// twice: Close must be safe to call more than once. The store must sign checkpoints,
-// as consentd's does, at least of the chain's head at Close: a purge is signed too.
-// Its signer must hold ReceiptKey, which the records' receipts name.
+// twice: Close must be safe to call more than once. The store's log must be named
+// Origin and signed with Keys.
 type Factory func(tb testing.TB) (open func() consent.Store)
 
 // Run runs every behaviour a consent.Store must have against the stores newStore opens.
@@ -58,6 +60,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Receipts", testReceipts},
 		{"NDJSON", testNDJSON},
 		{"LastCheckpoint", testLastCheckpoint},
+		{"Tree", testTree},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,7 +206,7 @@ func testConcurrentAppends(t *testing.T, open func() consent.Store) {
 			for i := range perWriter {
 				r, err := newRecord(consentIDs[w], base.Add(time.Duration(i)*time.Microsecond))
 				if err == nil {
-					err = s.Append(context.Background(), r)
+					_, err = s.Append(context.Background(), r)
 				}
 				if err != nil {
 					errs <- fmt.Errorf("writer %d, record %d: %w", w, i, err)
@@ -249,7 +252,7 @@ func testAppendAfterClose(t *testing.T, open func() consent.Store) {
 		t.Fatalf("Close: %v", err)
 	}
 	r := NewRecord(t, MustNewID(t), Now())
-	err := s.Append(context.Background(), r)
+	_, err := s.Append(context.Background(), r)
 	if !errors.Is(err, consent.ErrUnavailable) {
 		t.Fatalf("Append after Close: got %v, want an error wrapping consent.ErrUnavailable", err)
 	}
@@ -275,7 +278,7 @@ func testCancelledContext(t *testing.T, open func() consent.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	r := NewRecord(t, MustNewID(t), Now())
-	if err := s.Append(ctx, r); !errors.Is(err, context.Canceled) {
+	if _, err := s.Append(ctx, r); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Append with a cancelled context: got %v, want an error wrapping context.Canceled", err)
 	}
 	if n := len(MustRecordsByConsent(t, s, r.ConsentID)); n != 0 {
@@ -295,7 +298,7 @@ func testDuplicateID(t *testing.T, open func() consent.Store) {
 		dup := copyRecord(first)
 		dup.ConsentID = consentID
 		dup.Action = consent.ActionWithdraw
-		if err := s.Append(context.Background(), dup); err == nil {
+		if _, err := s.Append(context.Background(), dup); err == nil {
 			t.Errorf("Append of an existing record id with consent id %s: got nil error", consentID)
 		}
 		if consentID != first.ConsentID {
@@ -323,12 +326,38 @@ func MustOpen(tb testing.TB, open func() consent.Store) consent.Store {
 	return s
 }
 
-// MustAppend appends r to s and fails tb on any error.
-func MustAppend(tb testing.TB, s consent.Store, r *consent.Record) {
+// MustAppend appends r to s, fails tb on any error, and returns r's receipt once it
+// verifies as r's with the log's keys (see MustVerifyReceipt).
+func MustAppend(tb testing.TB, s consent.Store, r *consent.Record) *consent.Receipt {
 	tb.Helper()
-	if err := s.Append(context.Background(), r); err != nil {
+	receipt, err := s.Append(context.Background(), r)
+	if err != nil {
 		tb.Fatalf("Append %s: %v", r.ID, err)
 	}
+	MustVerifyReceipt(tb, receipt, r)
+	return receipt
+}
+
+// MustVerifyReceipt fails tb unless receipt verifies with the log's published keys
+// alone and proves r's decision, leaf and time: not its identifying part, which a
+// receipt never holds.
+func MustVerifyReceipt(tb testing.TB, receipt *consent.Receipt, r *consent.Record) *translog.Verified {
+	tb.Helper()
+	if receipt == nil {
+		tb.Fatalf("record %s: no receipt", r.ID)
+	}
+	v, err := Keys().LogVerifier(Origin)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	verified, err := v.VerifyReceipt(receipt)
+	if err != nil {
+		tb.Fatalf("record %s: %v", r.ID, err)
+	}
+	want := copyRecord(r)
+	want.IPPrefix, want.UserAgent, want.URL, want.Receipt, want.LogIndex = "", "", "", nil, verified.Index
+	MustEqualRecord(tb, verified.Record, want)
+	return verified
 }
 
 // MustRecordsByConsent returns the records of consentID in s and fails tb on any error.
@@ -413,25 +442,25 @@ func newRecord(consentID string, at time.Time) (*consent.Record, error) {
 		RecordedAt:    at,
 		ExpiresAt:     at.AddDate(0, 6, 0),
 	}
-	r.Receipt = consent.NewReceipt(recordSite, r)
-	r.Receipt.KeyID, r.Receipt.Signature = receiptKey.ID, "c2lnbmF0dXJl"
 	return r, nil
 }
 
-// receiptKey is made from a fixed seed: every test binary names the same key.
-var receiptKey = func() *proof.Key {
-	seed := sha256.Sum256([]byte("storetest receipts"))
+// Origin is the name of the log of every store the suite opens.
+const Origin = "storetest.example/log"
+
+// logKey is made from a fixed seed: every test binary signs with the same key.
+var logKey = func() *proof.Key {
+	seed := sha256.Sum256([]byte("storetest log"))
 	priv := ed25519.NewKeyFromSeed(seed[:])
 	return &proof.Key{ID: proof.KeyID(priv.Public().(ed25519.PublicKey)), Private: priv, Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 }()
 
-// ReceiptKey returns the key that the receipts of NewRecord name. Their signatures
-// are not its (tests change records after NewRecord), but a store that keeps track
-// of the keys that signed in it finds this one, and refuses a signer without it.
-func ReceiptKey() *proof.Key { return receiptKey }
+// Keys returns the keys that sign the log of every store the suite opens.
+func Keys() *proof.Keyring { return proof.NewKeyring(logKey) }
 
 // MustEqualRecord fails tb unless got equals want field by field, times compared with
-// Equal so that a backend may return them in another location.
+// Equal so that a backend may return them in another location, and its log index and
+// receipt left out.
 func MustEqualRecord(tb testing.TB, got, want *consent.Record) {
 	tb.Helper()
 	if !got.RecordedAt.Equal(want.RecordedAt) {
@@ -443,6 +472,9 @@ func MustEqualRecord(tb testing.TB, got, want *consent.Record) {
 	g, w := copyRecord(got), copyRecord(want)
 	g.RecordedAt, g.ExpiresAt = time.Time{}, time.Time{}
 	w.RecordedAt, w.ExpiresAt = time.Time{}, time.Time{}
+	// Where a record is in the log, and its proof, are the store's to say: the
+	// receipt is checked on its own (MustVerifyReceipt).
+	g.LogIndex, g.Receipt, w.LogIndex, w.Receipt = 0, nil, 0, nil
 	if !reflect.DeepEqual(g, w) {
 		tb.Errorf("record %s:\n got  %+v\n want %+v", want.ID, *g, *w)
 	}
@@ -644,7 +676,6 @@ func testRecords(t *testing.T, open func() consent.Store) {
 		at := base.Add(time.Duration(i) * 17 * time.Minute)
 		r := NewRecord(t, uuid.NewString(), at)
 		r.ID = IDAt(t, at)
-		r.Receipt = nil
 		r.Site = []string{"a.example", "b.example", "c.example"}[i%3]
 		r.Action = []consent.Action{consent.ActionAcceptAll, consent.ActionRejectAll}[i%2]
 		r.Language = []string{"de", "fr", "en", "nl"}[i%4]
@@ -833,47 +864,47 @@ func testPurge(t *testing.T, open func() consent.Store) {
 	mustHold(t, s, kept)
 }
 
-// testReceipts: a receipt reads back exactly as appended, after a reopen and an
-// erasure, whether the snapshot its record names is stored (a backend may then keep
-// only the signature and rebuild the rest from it), differs from what the receipt
-// says, or is missing.
+// testReceipts: a receipt verifies with the published keys alone, holds the bytes of
+// the snapshot its record names (none if none is stored), and the receipts read back
+// later, after a reopen and an erasure, prove their records in the newest tree.
 func testReceipts(t *testing.T, open func() consent.Store) {
 	s := MustOpen(t, open)
 	ctx := context.Background()
-	var want []*consent.Record
-	for _, change := range []func(r *consent.Record){
-		func(r *consent.Record) {},
-		func(r *consent.Record) { r.Receipt.PolicyURL = "https://shop.example/old-privacy" },
-		func(r *consent.Record) { r.Receipt.Controller.Name = "Shop GmbH" },
-		func(r *consent.Record) {
-			r.Fingerprint = "sha256:never-stored"
-			r.Receipt = consent.NewReceipt(recordSite, r)
-		},
-	} {
-		r := NewRecord(t, uuid.NewString(), Now())
-		if len(want) == 0 {
-			MustPutSnapshot(t, s, r)
-		}
-		change(r)
-		r.Receipt.KeyID, r.Receipt.Signature = receiptKey.ID, "c2lnbmF0dXJl"
+	shown := NewRecord(t, uuid.NewString(), Now())
+	snap := MustPutSnapshot(t, s, shown)
+	unknown := NewRecord(t, uuid.NewString(), Now())
+	unknown.Fingerprint = "sha256:never-stored"
+	want := []*consent.Record{shown, unknown}
+	for _, r := range want {
 		MustAppend(t, s, r)
-		want = append(want, r)
+	}
+	first, err := s.RecordsByConsent(ctx, shown.ConsentID)
+	if err != nil || len(first) != 1 {
+		t.Fatalf("RecordsByConsent: %d records, %v", len(first), err)
+	}
+	verified := MustVerifyReceipt(t, first[0].Receipt, shown)
+	if verified.Snapshot == nil || verified.Snapshot.Fingerprint != snap.Fingerprint || verified.Snapshot.Controller != snap.Controller {
+		t.Errorf("the receipt's snapshot is %+v, want the one stored", verified.Snapshot)
+	}
+	if got := MustRecordsByConsent(t, s, unknown.ConsentID)[0].Receipt; got.Snapshot != "" {
+		t.Errorf("a record of a fingerprint never stored has a snapshot in its receipt: %s", got.Snapshot)
+	}
+
+	for range 5 {
+		MustAppend(t, s, NewRecord(t, uuid.NewString(), Now()))
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = MustOpen(t, open)
-	if _, err := s.Erase(ctx, want[0].ConsentID, nil); err != nil {
+	if _, err := s.Erase(ctx, shown.ConsentID, nil); err != nil {
 		t.Fatal(err)
 	}
-	want[0].IPPrefix, want[0].UserAgent, want[0].URL = "", "", ""
-	page, err := s.Records(ctx, consent.Filter{}, "", 10)
-	if err != nil || len(page) != len(want) {
-		t.Fatalf("Records = %d records, %v; want %d", len(page), err, len(want))
-	}
-	for i, r := range want {
-		MustEqualRecord(t, MustRecordsByConsent(t, s, r.ConsentID)[0], r)
-		MustEqualRecord(t, page[i], r)
+	for _, r := range want {
+		got := MustRecordsByConsent(t, s, r.ConsentID)[0]
+		if v := MustVerifyReceipt(t, got.Receipt, r); v.Checkpoint.Size != 7 {
+			t.Errorf("record %s is proved in the tree of %d leaves, want the newest, of 7", r.ID, v.Checkpoint.Size)
+		}
 	}
 }
 
@@ -943,40 +974,87 @@ func testNDJSON(t *testing.T, open func() consent.Store) {
 			t.Fatalf("filter %+v: %d lines, want %d records", f, len(got), len(want))
 		}
 		for i, r := range want {
-			if got[i].Receipt == nil || got[i].Receipt.KeyID != r.Receipt.KeyID || got[i].Receipt.Signature != r.Receipt.Signature {
-				t.Errorf("record %s: the line's receipt has no key id and signature: %+v", r.ID, got[i].Receipt)
+			if got[i].Receipt != nil || got[i].LogIndex != r.LogIndex {
+				t.Errorf("record %s: the line has log index %d and receipt %v, want %d and none", r.ID, got[i].LogIndex, got[i].Receipt, r.LogIndex)
 			}
-			w := copyRecord(r)
-			w.Receipt, got[i].Receipt = nil, nil
-			MustEqualRecord(t, got[i], w)
+			MustEqualRecord(t, got[i], r)
 		}
 	}
 }
 
-// testLastCheckpoint: none before the first is signed; then the newest, of the
-// chain's head at Close, and a later one after more records.
+// testLastCheckpoint: none before the first record; then, after every append, the
+// newest, signed by the log's key, of a tree of all records, which extends every
+// earlier one, across a reopen.
 func testLastCheckpoint(t *testing.T, open func() consent.Store) {
 	ctx := context.Background()
 	s := MustOpen(t, open)
 	if _, err := s.LastCheckpoint(ctx); consent.ErrorCode(err) != consent.ENotFound {
 		t.Errorf("a new store's last checkpoint: %v, want code not_found", err)
 	}
-	var links []string
-	for range 2 {
-		for range 3 {
-			MustAppend(t, s, NewRecord(t, uuid.NewString(), Now()))
+	v, err := Keys().LogVerifier(Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var older []*consent.Checkpoint
+	for i := range 6 {
+		MustAppend(t, s, NewRecord(t, uuid.NewString(), Now()))
+		if i == 3 {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = MustOpen(t, open)
 		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		s = MustOpen(t, open)
 		cp, err := s.LastCheckpoint(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cp.Seq != uint64(3*(len(links)+1)) || cp.Signature == "" || slices.Contains(links, cp.Link) {
-			t.Errorf("last checkpoint = %+v; want the head at place %d, signed", cp, 3*(len(links)+1))
+		opened, err := v.Open(cp.Signed)
+		if err != nil || opened.Size != int64(i+1) || opened.Root != cp.Root || cp.Origin != Origin {
+			t.Fatalf("after %d records: last checkpoint %+v opens as %+v, %v", i+1, cp, opened, err)
 		}
-		links = append(links, cp.Link)
+		read := hashReader(ctx, s)
+		for _, old := range older {
+			p, err := translog.ProveConsistency(read, old.Size, cp.Size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := translog.VerifyConsistency(p, old, cp); err != nil {
+				t.Errorf("size %d → %d: %v", old.Size, cp.Size, err)
+			}
+		}
+		older = append(older, cp)
 	}
+}
+
+// testTree: the hashes a store serves are its tree's, and an index beyond the tree
+// is not found.
+func testTree(t *testing.T, open func() consent.Store) {
+	ctx := context.Background()
+	s := MustOpen(t, open)
+	for range 3 {
+		MustAppend(t, s, NewRecord(t, uuid.NewString(), Now()))
+	}
+	cp, err := s.LastCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := hashReader(ctx, s)
+	if root, err := tlog.TreeHash(cp.Size, read); err != nil || root != cp.Root {
+		t.Errorf("the served hashes give root %v, %v; the checkpoint says %v", root, err, tlog.Hash(cp.Root))
+	}
+	if _, err := s.ReadHashes(ctx, []int64{tlog.StoredHashCount(cp.Size)}); consent.ErrorCode(err) != consent.ENotFound {
+		t.Errorf("a hash beyond the tree: %v, want code not_found", err)
+	}
+}
+
+// hashReader reads the hashes of s's tree.
+func hashReader(ctx context.Context, s consent.Store) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		hashes, err := s.ReadHashes(ctx, indexes)
+		out := make([]tlog.Hash, len(hashes))
+		for i, h := range hashes {
+			out[i] = h
+		}
+		return out, err
+	})
 }

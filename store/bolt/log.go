@@ -1,0 +1,82 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/tlog"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
+)
+
+// logTx is the log's storage in one bbolt transaction: its hashes in bucketHashes,
+// its latest checkpoint in bucketLog.
+type logTx struct{ tx *bolt.Tx }
+
+var _ translog.Tx = logTx{}
+
+func (l logTx) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	b := l.tx.Bucket(bucketHashes)
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		v := b.Get(indexKey(x))
+		if len(v) != tlog.HashSize {
+			return nil, consent.Errorf(consent.ENotFound, "no hash at storage index %d", x)
+		}
+		out[i] = tlog.Hash(v)
+	}
+	return out, nil
+}
+
+func (l logTx) WriteHashes(start int64, hashes []tlog.Hash) error {
+	b := l.tx.Bucket(bucketHashes)
+	b.FillPercent = 1.0 // keys count up
+	for i, h := range hashes {
+		if err := b.Put(indexKey(start+int64(i)), h[:]); err != nil {
+			return fmt.Errorf("hash at %d: %w", start+int64(i), err)
+		}
+	}
+	return nil
+}
+
+func (l logTx) Checkpoint() ([]byte, error) {
+	return l.tx.Bucket(bucketLog).Get(keyCheckpoint), nil
+}
+
+func (l logTx) PutCheckpoint(signed []byte) error {
+	return l.tx.Bucket(bucketLog).Put(keyCheckpoint, signed)
+}
+
+// LastCheckpoint returns the log's newest checkpoint.
+func (s *Store) LastCheckpoint(ctx context.Context) (*consent.Checkpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bolt: last checkpoint: %w", err)
+	}
+	head := s.log.Head()
+	if head.Size == 0 {
+		return nil, fmt.Errorf("bolt: last checkpoint: %w", consent.Errorf(consent.ENotFound, "no checkpoint was signed yet"))
+	}
+	return head, nil
+}
+
+// ReadHashes returns the hashes of the log's tree at the storage indexes.
+func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bolt: read hashes: %w", err)
+	}
+	var out [][32]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		hashes, err := logTx{tx}.ReadHashes(indexes)
+		out = make([][32]byte, len(hashes))
+		for i, h := range hashes {
+			out[i] = h
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: read hashes: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,81 @@
+package translog
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// purgeHeader is the first line of a purge statement. It is not an origin, so no
+// checkpoint parser takes a statement for a checkpoint.
+const purgeHeader = "consentd.purge/v1"
+
+// Purge is a signed statement that a retention purge removed the records of Site
+// recorded before Before, from the tree of Size leaves with root Root: verification
+// tells a purged record, whose leaf stays as its tombstone, from a deleted one.
+type Purge struct {
+	Origin string
+	Size   int64
+	Root   tlog.Hash
+	Site   string
+	Before time.Time
+	Signed []byte
+}
+
+// SignPurge returns the statement, signed by s, that the records of site recorded
+// before before were purged from the tree of cp.
+func (s *Signer) SignPurge(cp *Checkpoint, site string, before time.Time) (*Purge, error) {
+	if site == "" || strings.ContainsAny(site, "\n") {
+		return nil, fmt.Errorf("translog: purge statement: malformed site %q", site)
+	}
+	before = before.UTC()
+	text := fmt.Sprintf("%s\n%s\n%d\n%s\n%s\n%s\n", purgeHeader, s.origin, cp.Size,
+		base64.StdEncoding.EncodeToString(cp.Root[:]), site, before.Format(time.RFC3339Nano))
+	signed, err := note.Sign(&note.Note{Text: text}, s)
+	if err != nil {
+		return nil, fmt.Errorf("translog: sign a purge statement: %w", err)
+	}
+	return &Purge{Origin: s.origin, Size: cp.Size, Root: cp.Root, Site: site, Before: before, Signed: signed}, nil
+}
+
+// OpenPurge returns the purge statement in signed once a key of v verifies it and it
+// names v's log.
+func (v *Verifier) OpenPurge(signed []byte) (*Purge, error) {
+	n, err := note.Open(signed, v.known)
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		return nil, fmt.Errorf("translog: purge statement: %w", ErrUnknownKey)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("translog: purge statement: %w", err)
+	}
+	lines := strings.Split(n.Text, "\n")
+	if len(lines) != 7 || lines[0] != purgeHeader || lines[6] != "" {
+		return nil, errors.New("translog: purge statement: malformed")
+	}
+	if lines[1] != v.origin {
+		return nil, fmt.Errorf("translog: purge statement of log %q, want %q", lines[1], v.origin)
+	}
+	size, err1 := strconv.ParseInt(lines[2], 10, 64)
+	root, err2 := base64.StdEncoding.DecodeString(lines[3])
+	before, err3 := time.Parse(time.RFC3339Nano, lines[5])
+	if err := errors.Join(err1, err2, err3); err != nil || size < 0 || len(root) != tlog.HashSize || lines[4] == "" {
+		return nil, errors.New("translog: purge statement: malformed")
+	}
+	return &Purge{Origin: v.origin, Size: size, Root: tlog.Hash(root), Site: lines[4], Before: before, Signed: signed}, nil
+}
+
+// Covers reports whether p covers the leaf at index l: a leaf of its site, recorded
+// before its time, in the tree it was made from.
+func (p *Purge) Covers(index int64, l *Leaf) bool {
+	return index < p.Size && l.Site == p.Site && l.RecordedAt.Before(p.Before)
+}
+
+// Tree returns the tree p was made from, as an unsigned checkpoint, for Checker.Check.
+func (p *Purge) Tree() *Checkpoint { return &Checkpoint{Origin: p.Origin, Size: p.Size, Root: p.Root} }
