@@ -1,5 +1,6 @@
-// Package proof makes consent records provable to a third party: ed25519 signing
-// keys that rotate, and the signed receipts of records.
+// Package proof holds the ed25519 keys that sign a store's transparency log: they
+// rotate, the newest signs, all of them verify, and their public halves are
+// published so that anyone can verify a receipt, a checkpoint or a store.
 package proof
 
 import (

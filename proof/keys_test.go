@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/proof"
 )
 
@@ -135,9 +134,7 @@ func TestKeyringReplace(t *testing.T) {
 					return
 				default:
 				}
-				c := &consent.Checkpoint{Seq: 1, Link: strings.Repeat("ab", 32), At: time.Now()}
-				held.SignCheckpoint(c)
-				if !held.VerifyCheckpoint(c) {
+				if !signsAndVerifies(held, 1) {
 					t.Error("a checkpoint signed during a replacement does not verify")
 					return
 				}
@@ -152,10 +149,20 @@ func TestKeyringReplace(t *testing.T) {
 	if got := held.Signer().ID; got != newer.ID {
 		t.Errorf("after Replace the signer is %s, want the new key %s", got, newer.ID)
 	}
-	c := &consent.Checkpoint{Seq: 2, Link: strings.Repeat("cd", 32), At: time.Now()}
-	held.SignCheckpoint(c)
-	if c.KeyID != newer.ID {
-		t.Errorf("checkpoint signed by %s, want %s", c.KeyID, newer.ID)
+	signer, err := held.LogSigner(testOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest, err := proof.NewKeyring(newer).LogVerifier(testOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := signer.SignTree(2, [32]byte{2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newest.Open(cp.Signed); err != nil {
+		t.Errorf("after Replace, a checkpoint is not signed by the new key: %v", err)
 	}
 	for _, kid := range []string{old.ID, newer.ID} {
 		if !held.HasKey(kid) {
@@ -165,6 +172,27 @@ func TestKeyringReplace(t *testing.T) {
 	if held.HasKey("ed25519-0000000000000000") {
 		t.Error("HasKey of an unknown id = true")
 	}
+}
+
+const testOrigin = "keys.example/log"
+
+// signsAndVerifies reports whether a checkpoint of size signed with kr's log signer
+// opens with kr's log verifier.
+func signsAndVerifies(kr *proof.Keyring, size int64) bool {
+	signer, err := kr.LogSigner(testOrigin)
+	if err != nil {
+		return false
+	}
+	v, err := kr.LogVerifier(testOrigin)
+	if err != nil {
+		return false
+	}
+	cp, err := signer.SignTree(size, [32]byte{1})
+	if err != nil {
+		return false
+	}
+	_, err = v.Open(cp.Signed)
+	return err == nil
 }
 
 // TestWriteKey: a key file appears whole under its final name, with nothing else

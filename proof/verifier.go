@@ -34,7 +34,7 @@ func ReadPublicKeys(r io.Reader) (*PublicKeys, error) {
 
 // Verifier returns the verifier of the log the document names, with its keys. It
 // refuses a malformed key, or one whose id does not follow from it, and a note
-// verifier key that another key or log than its entry's.
+// verifier key of another key or log than its entry's.
 func (doc *PublicKeys) Verifier() (*translog.Verifier, error) {
 	pubs := make([]ed25519.PublicKey, 0, len(doc.Keys))
 	for _, k := range doc.Keys {

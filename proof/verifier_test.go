@@ -4,18 +4,19 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
-	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/proof"
 )
 
-// TestVerifierChecksCheckpointsWithPublishedKeysOnly signs checkpoints with a keyring,
-// publishes its keys as GET /v1/keys does, and verifies with nothing but that
-// document.
-func TestVerifierChecksCheckpointsWithPublishedKeysOnly(t *testing.T) {
+// TestPublishedKeysVerify signs checkpoints with a keyring, publishes its keys as GET
+// /v1/keys does, and verifies with nothing but that document.
+func TestPublishedKeysVerify(t *testing.T) {
 	signer, other := MustEphemeral(t), MustEphemeral(t)
-	published, err := json.Marshal(map[string]any{"keys": signer.Public()})
+	doc, err := signer.Published(testOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	published, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,44 +24,40 @@ func TestVerifierChecksCheckpointsWithPublishedKeysOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := proof.NewVerifier(keys)
+	if !strings.HasPrefix(keys.Keys[0].LogKey, testOrigin+"+") {
+		t.Errorf("published note verifier key %q does not name the log", keys.Keys[0].LogKey)
+	}
+	v, err := keys.Verifier()
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed := func(kr *proof.Keyring) *consent.Checkpoint {
-		c := &consent.Checkpoint{Seq: 42, Link: strings.Repeat("ab", 32), At: time.Date(2026, 11, 27, 13, 0, 0, 0, time.UTC)}
-		kr.SignCheckpoint(c)
-		return c
+	signed := func(kr *proof.Keyring, origin string) []byte {
+		s, err := kr.LogSigner(origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := s.SignTree(42, [32]byte{4, 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp.Signed
 	}
 	tests := []struct {
-		name string
-		c    func() *consent.Checkpoint
-		want bool
+		name   string
+		signed []byte
+		want   bool
 	}{
-		{"signed by a published key", func() *consent.Checkpoint { return signed(signer) }, true},
-		{"signed by an unknown key", func() *consent.Checkpoint { return signed(other) }, false},
-		{"an unknown key claiming a published id", func() *consent.Checkpoint {
-			c := signed(other)
-			c.KeyID = signer.Signer().ID
-			return c
-		}, false},
-		{"place moved", func() *consent.Checkpoint { c := signed(signer); c.Seq++; return c }, false},
-		{"link changed", func() *consent.Checkpoint { c := signed(signer); c.Link = strings.Repeat("cd", 32); return c }, false},
-		{"signature not base64url", func() *consent.Checkpoint { c := signed(signer); c.Signature = "%%%"; return c }, false},
+		{"signed by a published key", signed(signer, testOrigin), true},
+		{"signed by an unknown key", signed(other, testOrigin), false},
+		{"of another log", signed(signer, "other.example/log"), false},
+		{"size changed", []byte(strings.Replace(string(signed(signer, testOrigin)), "\n42\n", "\n43\n", 1)), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := v.VerifyCheckpoint(tt.c()); got != tt.want {
-				t.Errorf("VerifyCheckpoint = %t, want %t", got, tt.want)
-			}
-			if got := signer.VerifyCheckpoint(tt.c()); got != tt.want {
-				t.Errorf("the keyring's own VerifyCheckpoint = %t, want %t", got, tt.want)
+			if _, err := v.Open(tt.signed); (err == nil) != tt.want {
+				t.Errorf("Open: %v, want ok %t", err, tt.want)
 			}
 		})
-	}
-	// What lacks a key cannot tell a forged checkpoint from a genuine one.
-	if !v.HasKey(signer.Signer().ID) || v.HasKey(other.Signer().ID) {
-		t.Errorf("HasKey: published %t, unknown %t; want true, false", v.HasKey(signer.Signer().ID), v.HasKey(other.Signer().ID))
 	}
 }
 
@@ -70,17 +67,19 @@ func TestReadPublicKeysRefusesWhatVerifiesNothing(t *testing.T) {
 		name, doc, want string
 	}{
 		{"not JSON", "-----BEGIN PRIVATE KEY-----", "public keys"},
-		{"no keys member", `{"kid": "x"}`, "none found"},
-		{"empty list", `{"keys": []}`, "none found"},
-		{"key not base64url", `{"keys": [{"kid": "` + good.ID + `", "public_key": "***"}]}`, "malformed"},
-		{"id of another key", `{"keys": [{"kid": "ed25519-0000000000000000", "public_key": "` + good.Key + `"}]}`, "malformed"},
-		{"key too short", `{"keys": [{"kid": "` + good.ID + `", "public_key": "` + good.Key[:20] + `"}]}`, "malformed"},
+		{"no keys member", `{"origin": "a.example/log"}`, "want"},
+		{"no origin", `{"keys": [{"kid": "` + good.ID + `", "public_key": "` + good.Key + `"}]}`, "want"},
+		{"empty list", `{"origin": "a.example/log", "keys": []}`, "want"},
+		{"key not base64url", `{"origin": "a.example/log", "keys": [{"kid": "` + good.ID + `", "public_key": "***"}]}`, "malformed"},
+		{"id of another key", `{"origin": "a.example/log", "keys": [{"kid": "ed25519-0000000000000000", "public_key": "` + good.Key + `"}]}`, "malformed"},
+		{"key too short", `{"origin": "a.example/log", "keys": [{"kid": "` + good.ID + `", "public_key": "` + good.Key[:20] + `"}]}`, "malformed"},
+		{"note key of another log", `{"origin": "a.example/log", "keys": [{"kid": "` + good.ID + `", "public_key": "` + good.Key + `", "note_verifier_key": "b.example/log+00000000+AQ"}]}`, "note verifier key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			keys, err := proof.ReadPublicKeys(strings.NewReader(tt.doc))
 			if err == nil {
-				_, err = proof.NewVerifier(keys)
+				_, err = keys.Verifier()
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want one that says %q", err, tt.want)
