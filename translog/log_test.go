@@ -377,3 +377,61 @@ func TestProofText(t *testing.T) {
 		})
 	}
 }
+
+// benchTree returns a committed log of n leaves in memory and its head.
+func benchTree(b *testing.B, n int) (*memStorage, *translog.Checkpoint) {
+	b.Helper()
+	s, v := testSigner(b)
+	m := newMemStorage()
+	l, err := translog.Open(m.begin(), v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var head *translog.Checkpoint
+	for from := 0; from < n; from += 1000 {
+		head = appendLeaves(b, m, l, s, from, min(from+1000, n))
+	}
+	return m, head
+}
+
+// BenchmarkVerify measures what a regulator's check of one record costs in a log of
+// a million leaves: the inclusion proof of a receipt (its checkpoint's signature
+// included), and the consistency proof between two checkpoints.
+func BenchmarkVerify(b *testing.B) {
+	const n = 1 << 20
+	m, head := benchTree(b, n)
+	_, v := testSigner(b)
+	read := tlog.HashReaderFunc(m.begin().ReadHashes)
+	p, err := translog.Prove(read, n/3, head)
+	if err != nil {
+		b.Fatal(err)
+	}
+	text, _ := p.MarshalText()
+	b.Run("inclusion", func(b *testing.B) {
+		b.ReportMetric(float64(len(text)), "proof-bytes")
+		for b.Loop() {
+			if _, err := v.VerifyInclusion(p, leafBytes(n/3)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// Not a power of two: the older tree is no subtree of the newer, and its proof
+	// has the full length.
+	older := &translog.Checkpoint{Size: n/3 + 1}
+	older.Root, err = tlog.TreeHash(older.Size, read)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tp, err := translog.ProveConsistency(read, older.Size, head.Size)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("consistency", func(b *testing.B) {
+		b.ReportMetric(float64(len(tp)), "hashes")
+		for b.Loop() {
+			if err := translog.VerifyConsistency(tp, older, head); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
