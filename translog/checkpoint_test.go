@@ -59,19 +59,7 @@ func TestCheckpointGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	signed := cp.Signed
-	golden := filepath.Join("testdata", "checkpoint.golden")
-	if *update {
-		if err := os.WriteFile(golden, signed, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(signed, want) {
-		t.Errorf("signed checkpoint:\n%s\nwant:\n%s", signed, want)
-	}
+	golden(t, "checkpoint.golden", signed)
 	if !strings.HasPrefix(string(signed), testOrigin+"\n3\n") || !strings.Contains(string(signed), "\n\n— "+testOrigin+" ") {
 		t.Errorf("not a C2SP checkpoint by %s:\n%s", testOrigin, signed)
 	}

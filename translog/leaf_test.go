@@ -37,8 +37,9 @@ func testRecord() *consent.Record {
 	}
 }
 
-// golden compares got with the file testdata/name, which -update rewrites.
-func golden(t *testing.T, name string, got []byte) {
+// golden compares got with the file testdata/name, which -update rewrites, and
+// returns the file's bytes.
+func golden(t *testing.T, name string, got []byte) []byte {
 	t.Helper()
 	path := filepath.Join("testdata", name)
 	if *update {
@@ -53,6 +54,7 @@ func golden(t *testing.T, name string, got []byte) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s:\n%s\nwant:\n%s", name, got, want)
 	}
+	return want
 }
 
 // TestLeafFormat1 pins the bytes of format 1: the decision part, the identifying

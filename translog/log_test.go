@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -329,19 +327,7 @@ func TestProofText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "proof.golden")
-	if *update {
-		if err := os.WriteFile(golden, text, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(text, want) {
-		t.Errorf("proof:\n%s\nwant:\n%s", text, want)
-	}
+	want := golden(t, "proof.golden", text)
 	var back translog.Proof
 	if err := back.UnmarshalText(want); err != nil {
 		t.Fatal(err)
