@@ -20,9 +20,9 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/internal/wait"
-	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/store/storetest"
 )
 
 // The attacks an anonymous or a site-limited client can make, each answered as the
@@ -66,10 +66,11 @@ func (s *auditCounter) AppendAudit(ctx context.Context, e ...*consent.AuditEntry
 	return s.Store.AppendAudit(ctx, e...)
 }
 
-// MustFreshStore opens a new bbolt store of its own for one test.
+// MustFreshStore opens a new bbolt store of its own for one test, its log named and
+// signed as storetest's.
 func MustFreshStore(tb testing.TB) *bolt.Store {
 	tb.Helper()
-	s, err := bolt.Open(filepath.Join(tb.TempDir(), "consent.db"))
+	s, err := bolt.Open(filepath.Join(tb.TempDir(), "consent.db"), bolt.Log(storetest.Origin, storetest.Keys()))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestAuditLogScope(t *testing.T) {
 	}
 	f.do(t, http.MethodGet, "/v1/dpo/consents/"+id, "", bearer("cdt_guess"))
 
-	for _, path := range []string{"/v1/dpo/audit", "/v1/dpo/verify", "/v1/dpo/checkpoint", "/v1/dpo/backup"} {
+	for _, path := range []string{"/v1/dpo/audit", "/v1/dpo/verify", "/v1/dpo/backup"} {
 		rec := f.do(t, http.MethodGet, path, "", bearer(voxbi))
 		if code, _ := MustErrorBody(t, rec); rec.Code != http.StatusForbidden || code != "forbidden" {
 			t.Errorf("GET %s with a token limited to voxbi.com: %d %s, want 403: it speaks of every site", path, rec.Code, code)
@@ -396,11 +397,7 @@ func TestTrustedProxiesExactly(t *testing.T) {
 func TestTokenFileNotLoaded(t *testing.T) {
 	base := MustFixture(t, false)
 	f, all, _ := MustServerOn(t, MustFreshStore(t), base.cfg)
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fresh := server.New(MustFreshStore(t), server.Options{Keys: keys, Logger: slog.New(slog.DiscardHandler)})
+	fresh := server.New(MustFreshStore(t), server.Options{Keys: storetest.Keys(), Origin: storetest.Origin, Logger: slog.New(slog.DiscardHandler)})
 	if err := fresh.Load(base.cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/metrics"
-	"github.com/mixvoip/consentd/proof"
 )
 
 // maxUserAgent bounds what a client can make us store per record.
@@ -93,11 +92,8 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	if addr, err := netip.ParseAddr(c.RealIP()); err == nil {
 		record.IPPrefix = consent.TruncateIP(addr)
 	}
-	record.Receipt = consent.NewReceipt(st.Site, record)
-	if err := proof.Sign(record.Receipt, s.opts.Keys.Signer()); err != nil {
-		return err
-	}
-	if err := s.store.Append(ctx, record); err != nil {
+	receipt, err := s.store.Append(ctx, record)
+	if err != nil {
 		return err
 	}
 	s.metrics.Recorded(record.Site, string(record.Action))
@@ -105,7 +101,7 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 		"record_id":   record.ID,
 		"consent_id":  record.ConsentID,
 		"recorded_at": record.RecordedAt,
-		"receipt":     record.Receipt,
+		"receipt":     receipt,
 	})
 }
 

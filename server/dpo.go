@@ -6,13 +6,11 @@ import (
 	"github.com/labstack/echo/v4"
 
 	consent "github.com/mixvoip/consentd"
-	"github.com/mixvoip/consentd/proof"
 )
 
 func (s *Server) routeDPO(e *echo.Echo) {
 	g := e.Group("/v1/dpo", s.dpoAuth)
 	get(g, "/verify", s.handleVerify, storeWide)
-	get(g, "/checkpoint", s.handleLastCheckpoint, storeWide)
 	get(g, "/consents/:consent_id", s.handleProof)
 	get(g, "/snapshots/:fingerprint", s.handleSnapshot)
 	get(g, "/audit", s.handleAudit, storeWide)
@@ -29,17 +27,6 @@ func (s *Server) handleVerify(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, v)
-}
-
-// handleLastCheckpoint answers the newest signed checkpoint of the chain's head, for
-// an auditor to keep apart from consentd: `consentd verify --checkpoint` checks a
-// store against it, even one whose own checkpoints were deleted.
-func (s *Server) handleLastCheckpoint(c echo.Context) error {
-	cp, err := s.store.LastCheckpoint(c.Request().Context())
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, cp)
 }
 
 // proofRecord is a record with the verdict on its receipt.
@@ -61,7 +48,10 @@ func (s *Server) handleProof(c echo.Context) error {
 		return errNoRecords
 	}
 	token := dpoToken(c)
-	keys := s.opts.Keys.Public()
+	verifier, err := s.opts.Keys.LogVerifier(s.opts.Origin)
+	if err != nil {
+		return err
+	}
 	out := []proofRecord{}
 	snapshots := map[string]*consent.Snapshot{}
 	for _, r := range records {
@@ -71,7 +61,7 @@ func (s *Server) handleProof(c echo.Context) error {
 		pr := proofRecord{Record: r}
 		if r.Receipt == nil {
 			pr.ReceiptError = "no receipt"
-		} else if err := proof.Verify(r.Receipt, keys); err != nil {
+		} else if _, err := verifier.VerifyReceipt(r.Receipt); err != nil {
 			pr.ReceiptError = err.Error()
 		} else {
 			pr.ReceiptValid = true

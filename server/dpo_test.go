@@ -15,8 +15,8 @@ import (
 	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
-	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
+	"github.com/mixvoip/consentd/store/storetest"
 )
 
 // MustServerOn returns a fixture that serves cfg on store, with MustTokens' tokens.
@@ -30,11 +30,7 @@ func MustServerOn(tb testing.TB, store consent.Store, cfg *config.Config) (f *fi
 func MustServerWith(tb testing.TB, store consent.Store, cfg *config.Config, opts server.Options) (f *fixture, all, voxbi string) {
 	tb.Helper()
 	if opts.Keys == nil {
-		keys, err := proof.NewEphemeralKeyring()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		opts.Keys = keys
+		opts.Keys, opts.Origin = storetest.Keys(), storetest.Origin
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -8,7 +8,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
-	"github.com/mixvoip/consentd/store/bolt"
 	"github.com/mixvoip/consentd/store/storetest"
 )
 
@@ -57,11 +55,7 @@ func MustExportServer(tb testing.TB, writeTimeout time.Duration, wrap func(conse
 	if err != nil {
 		tb.Fatal(err)
 	}
-	db, err := bolt.Open(filepath.Join(tb.TempDir(), "consent.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
+	db := MustFreshStore(tb)
 	for range exportRecords {
 		r := storetest.NewRecord(tb, uuid.NewString(), storetest.Now())
 		r.Site = testSite

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,9 +13,8 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
-	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
-	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/store/storetest"
 )
 
 // snapshotLog is the real bbolt store, noting the site of every snapshot it is asked
@@ -66,17 +64,8 @@ func MustConfig(tb testing.TB, keys ...string) *config.Config {
 // a fresh bbolt store that notes its snapshots.
 func MustLoadedServer(tb testing.TB, cfg *config.Config, demo bool) (*server.Server, *snapshotLog) {
 	tb.Helper()
-	db, err := bolt.Open(filepath.Join(tb.TempDir(), "consent.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	store := &snapshotLog{Store: db}
-	srv := server.New(store, server.Options{Demo: demo, Keys: keys, Logger: slog.New(slog.DiscardHandler)})
+	store := &snapshotLog{Store: MustFreshStore(tb)}
+	srv := server.New(store, server.Options{Demo: demo, Keys: storetest.Keys(), Origin: storetest.Origin, Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.Load(cfg); err != nil {
 		tb.Fatal(err)
 	}

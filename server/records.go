@@ -104,7 +104,7 @@ func pageLimit(c echo.Context) (int, error) {
 // csvHeader names the columns of a CSV export.
 var csvHeader = []string{"record_id", "consent_id", "site", "recorded_at", "action", "surface", "language",
 	"fingerprint", "policy_version", "gpc", "categories", "partners", "url", "ip_prefix", "user_agent",
-	"expires_at", "receipt_kid", "receipt_signature"}
+	"expires_at", "log_index"}
 
 // handleExport streams every record the filters select as CSV or NDJSON, a page of
 // records at a time: memory stays flat however many there are. A page is read into
@@ -184,13 +184,9 @@ func (s *Server) handleExport(c echo.Context) error {
 }
 
 func csvRow(r *consent.Record) []string {
-	kid, sig := "", ""
-	if r.Receipt != nil {
-		kid, sig = r.Receipt.KeyID, r.Receipt.Signature
-	}
 	row := []string{r.ID, r.ConsentID, r.Site, r.RecordedAt.Format(time.RFC3339Nano), string(r.Action), string(r.Surface),
 		r.Language, r.Fingerprint, r.PolicyVersion, strconv.FormatBool(r.GPC), choices(r.Choices.Categories),
-		choices(r.Choices.Partners), r.URL, r.IPPrefix, r.UserAgent, r.ExpiresAt.Format(time.RFC3339Nano), kid, sig}
+		choices(r.Choices.Partners), r.URL, r.IPPrefix, r.UserAgent, r.ExpiresAt.Format(time.RFC3339Nano), strconv.FormatInt(r.LogIndex, 10)}
 	for _, i := range clientCells {
 		row[i] = inertCell(row[i])
 	}

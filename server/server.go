@@ -35,9 +35,10 @@ type Options struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed, and only
 	// those; empty means the client's address is the connection's.
 	TrustedProxies []netip.Prefix
-	// Keys sign every record's receipt; GET /v1/keys publishes their public halves.
-	// Required.
-	Keys *proof.Keyring
+	// Keys sign the store's log; GET /v1/keys publishes their public halves, with
+	// Origin, the log's name. Both required.
+	Keys   *proof.Keyring
+	Origin string
 	// Admin serves /metrics on AdminHandler only, instead of beside the public
 	// endpoints; with DPOOnAdmin the DPO API moves there too.
 	Admin      bool
@@ -126,11 +127,11 @@ func withFingerprint(current *banner.Bundle, earlier []*banner.Bundle, f string)
 }
 
 // New returns a Server that stores records in store. Call Load before serving, and
-// Close after. It panics without opts.Keys: a record without a receipt proves
-// nothing.
+// Close after. It panics without opts.Keys and opts.Origin: receipts that nobody can
+// verify prove nothing.
 func New(store consent.Store, opts Options) *Server {
-	if opts.Keys == nil {
-		panic("server: Options.Keys is required")
+	if opts.Keys == nil || opts.Origin == "" {
+		panic("server: Options.Keys and Options.Origin are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -170,6 +171,7 @@ func New(store consent.Store, opts Options) *Server {
 	s.public.OPTIONS("/v1/consents", s.handlePreflight, s.cors)
 	get(s.public, "/v1/consents/:consent_id", s.handleGetConsents, s.cors)
 	get(s.public, "/v1/keys", s.handleKeys)
+	s.routeLog(s.public)
 	get(s.public, "/v1/visitor/:site", s.handleVisitor)
 	s.admin = s.public
 	if opts.Admin {
@@ -180,8 +182,8 @@ func New(store consent.Store, opts Options) *Server {
 		get(e, "/readyz", s.handleReady)
 	}
 	if opts.Admin {
-		// The DPO commands that check what they fetch (backup, checkpoint) take the
-		// keys from where they call the DPO API, which may be the admin listener.
+		// The DPO commands that check what they fetch (backup, verify) take the keys
+		// from where they call the DPO API, which may be the admin listener.
 		get(s.admin, "/v1/keys", s.handleKeys)
 	}
 	get(s.admin, "/metrics", echo.WrapHandler(s.metrics.Handler()))
@@ -323,13 +325,18 @@ func buildAll(bundles *banner.Cache, builds []build) error {
 
 func (s *Server) site(key string) *site { return (*s.sites.Load())[key] }
 
-// handleKeys publishes the public keys that verify receipts, old ones included, so
-// that anyone can check a receipt without trusting this server.
+// handleKeys publishes the log's name and the public keys that sign it, old ones
+// included, so that anyone can check a receipt or a checkpoint without trusting this
+// server.
 func (s *Server) handleKeys(c echo.Context) error {
+	doc, err := s.opts.Keys.Published(s.opts.Origin)
+	if err != nil {
+		return err
+	}
 	h := c.Response().Header()
 	h.Set("Cache-Control", "public, max-age=300")
 	h.Set("Access-Control-Allow-Origin", "*")
-	return c.JSON(http.StatusOK, map[string]any{"keys": s.opts.Keys.Public()})
+	return c.JSON(http.StatusOK, doc)
 }
 
 // handleHealth says that the process answers: liveness, nothing more (see

@@ -2,8 +2,6 @@ package server_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,9 +21,9 @@ import (
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/scrape"
-	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/store/storetest"
 )
 
 const (
@@ -40,7 +38,7 @@ type countingStore struct {
 	appends atomic.Int64
 }
 
-func (s *countingStore) Append(ctx context.Context, r *consent.Record) error {
+func (s *countingStore) Append(ctx context.Context, r *consent.Record) (*consent.Receipt, error) {
 	s.appends.Add(1)
 	return s.Store.Append(ctx, r)
 }
@@ -88,17 +86,12 @@ func MustFixture(tb testing.TB, demo bool) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	keyring, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	// The chain's head signed after every commit: the checkpoints are there to see.
-	db, err := bolt.Open(filepath.Join(fixtureDir, fmt.Sprintf("consent-%d.db", len(fixtures))), bolt.Checkpoints(keyring, 0))
+	db, err := bolt.Open(filepath.Join(fixtureDir, fmt.Sprintf("consent-%d.db", len(fixtures))), bolt.Log(storetest.Origin, storetest.Keys()))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	store := &countingStore{Store: db}
-	srv := server.New(store, server.Options{Demo: demo, Keys: keyring, Logger: slog.New(slog.DiscardHandler)})
+	srv := server.New(store, server.Options{Demo: demo, Keys: storetest.Keys(), Origin: storetest.Origin, Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.Load(cfg); err != nil {
 		tb.Fatal(err)
 	}
@@ -430,11 +423,7 @@ func TestFullQueueAnswers503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(busyStore{}, server.Options{Keys: keys})
+	srv := server.New(busyStore{}, server.Options{Keys: storetest.Keys(), Origin: storetest.Origin})
 	if err := srv.Load(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -451,8 +440,8 @@ func TestFullQueueAnswers503(t *testing.T) {
 // busyStore is a store whose write queue is always full.
 type busyStore struct{ consent.Store }
 
-func (busyStore) Append(context.Context, *consent.Record) error {
-	return consent.ErrUnavailable
+func (busyStore) Append(context.Context, *consent.Record) (*consent.Receipt, error) {
+	return nil, consent.ErrUnavailable
 }
 
 func (busyStore) PutSnapshot(context.Context, *consent.Snapshot) error { return nil }
@@ -656,60 +645,6 @@ func TestDemo(t *testing.T) {
 	})
 }
 
-// TestPublicKeys: GET /v1/keys publishes the key that signs, in a form anyone can
-// verify with.
-func TestPublicKeys(t *testing.T) {
-	f := MustFixture(t, false)
-	rec := f.do(t, http.MethodGet, "/v1/keys", "", map[string]string{"Origin": "https://anyone.example"})
-	if rec.Code != http.StatusOK || rec.Header().Get("Access-Control-Allow-Origin") != "*" {
-		t.Fatalf("status %d, allow-origin %q", rec.Code, rec.Header().Get("Access-Control-Allow-Origin"))
-	}
-	var body struct{ Keys []proof.PublicKey }
-	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || len(body.Keys) != 1 {
-		t.Fatalf("body %s: %v", rec.Body, err)
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(body.Keys[0].Key)
-	if err != nil || len(raw) != ed25519.PublicKeySize || proof.KeyID(raw) != body.Keys[0].ID || body.Keys[0].Algorithm != "Ed25519" {
-		t.Errorf("published key %+v is not a usable ed25519 key", body.Keys[0])
-	}
-}
-
-// TestReceipts: every record comes with a receipt, signed by the published key, in
-// the answer to POST and in the visitor's history; it says what the record says.
-func TestReceipts(t *testing.T) {
-	f := MustFixture(t, false)
-	var keys struct{ Keys []proof.PublicKey }
-	if err := json.Unmarshal(f.do(t, http.MethodGet, "/v1/keys", "", nil).Body.Bytes(), &keys); err != nil {
-		t.Fatal(err)
-	}
-	body := f.validBody(t)
-	rec := f.post(t, body, nil)
-	var created struct {
-		RecordID string           `json:"record_id"`
-		Receipt  *consent.Receipt `json:"receipt"`
-	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &created); err != nil || created.Receipt == nil {
-		t.Fatalf("201 body %s: no receipt (%v)", rec.Body, err)
-	}
-	if err := proof.Verify(created.Receipt, keys.Keys); err != nil {
-		t.Fatalf("the receipt of POST does not verify with the published keys: %v", err)
-	}
-	r := created.Receipt
-	if r.RecordID != created.RecordID || r.ConsentID != body["consent_id"] || r.Action != consent.ActionRejectAll ||
-		r.Purposes["advertising"] || r.Controller.Jurisdiction != "LU" || r.PolicyVersion != "2021-09-13" || r.Site != testSite {
-		t.Errorf("receipt does not say what was recorded: %+v", r)
-	}
-
-	var history struct{ Records []consent.Record }
-	hist := f.do(t, http.MethodGet, "/v1/consents/"+body["consent_id"].(string), "", nil)
-	if err := json.Unmarshal(hist.Body.Bytes(), &history); err != nil || len(history.Records) != 1 || history.Records[0].Receipt == nil {
-		t.Fatalf("history %s: want the record with its receipt (%v)", hist.Body, err)
-	}
-	if err := proof.Verify(history.Records[0].Receipt, keys.Keys); err != nil {
-		t.Errorf("the stored receipt does not verify: %v", err)
-	}
-}
-
 // TestSnapshots: what each banner shows is stored before it is served, so that a
 // visitor answering a banner served before a restart and a configuration change is
 // still recorded, while a fingerprint never served is not.
@@ -736,11 +671,7 @@ func TestSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed.Sites[testSite].Partner("meta-pixel").Enabled = false
-	keys, err := proof.NewEphemeralKeyring()
-	if err != nil {
-		t.Fatal(err)
-	}
-	restarted := server.New(f.store, server.Options{Keys: keys})
+	restarted := server.New(f.store, server.Options{Keys: storetest.Keys(), Origin: storetest.Origin})
 	if err := restarted.Load(changed); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package translog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -137,3 +138,21 @@ func (l *Log) Append(tx Tx, leaves []tlog.Hash, s *Signer) (*Checkpoint, error) 
 // Commit makes cp, returned by Append, the log's head, once the transaction of that
 // Append committed.
 func (l *Log) Commit(cp *Checkpoint) { l.head.Store(cp) }
+
+// HashStore is where a reader outside the store's transactions reads the tree's
+// hashes: consent.Store's ReadHashes.
+type HashStore interface {
+	ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
+}
+
+// Hashes returns the reader of the tree's hashes in s, for proofs and tiles.
+func Hashes(ctx context.Context, s HashStore) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		hashes, err := s.ReadHashes(ctx, indexes)
+		out := make([]tlog.Hash, len(hashes))
+		for i, h := range hashes {
+			out[i] = h
+		}
+		return out, err
+	})
+}

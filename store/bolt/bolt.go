@@ -84,11 +84,11 @@ func QueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
 // MaxBatch sets the most records committed in one transaction. It must be at least 1.
 func MaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
 
-// Log names the store's log and gives the keys that sign it: every store that takes
-// appends needs them. A new store takes origin as its log's name for good; an
-// existing one must have been created with the same origin. keys must verify the
-// log's latest checkpoint: a store never goes on under keys that lack the one that
-// signed it. Open requires it.
+// Log names the store's log and gives the keys that sign it; Open requires it. A new
+// store takes origin as its log's name for good; an existing one keeps the name it
+// was created with, and refuses another (an empty origin takes the stored one). keys
+// must verify the log's latest checkpoint: a store never goes on under keys that
+// lack the one that signed it.
 func Log(origin string, keys translog.Keys) Option {
 	return func(c *config) { c.origin, c.keys = origin, keys }
 }
@@ -263,6 +263,9 @@ func isNew(tx *bolt.Tx) (bool, error) {
 
 // create makes the buckets of a new store and names its log.
 func (s *Store) create(tx *bolt.Tx) error {
+	if s.origin == "" {
+		return errors.New("a new store needs the name of its log (its origin), such as consent.example.com/log")
+	}
 	if err := checkOrigin(s.origin); err != nil {
 		return err
 	}
@@ -290,6 +293,9 @@ func (s *Store) read(tx *bolt.Tx) error {
 		return err
 	}
 	stored := string(tx.Bucket(bucketLog).Get(keyOrigin))
+	if s.origin == "" {
+		s.origin = stored
+	}
 	if stored != s.origin {
 		return fmt.Errorf("the store's log is %q, but the configuration names %q: a log's name never changes", stored, s.origin)
 	}
@@ -600,6 +606,9 @@ func (s *Store) Close() error {
 	})
 	return s.closeErr
 }
+
+// Origin returns the name of the store's log.
+func (s *Store) Origin() string { return s.origin }
 
 // QueueDepth returns how many appends wait for the writer now.
 func (s *Store) QueueDepth() int { return len(s.queue) }

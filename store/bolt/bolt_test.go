@@ -338,8 +338,9 @@ func mustEventually(tb testing.TB, what string, cond func() bool) {
 	wait.MustUntil(tb, what, func() (bool, string) { return cond(), "not yet" })
 }
 
-// TestOpenAnotherLog: a store opens only under the name its log was created with,
-// and only with keys that verify its latest checkpoint.
+// TestOpenAnotherLog: a store opens only under the name its log was created with, or
+// none, and only with keys that verify its latest checkpoint; a new store needs a
+// valid name.
 func TestOpenAnotherLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "consent.db")
 	s := MustOpen(t, path)
@@ -362,9 +363,15 @@ func TestOpenAnotherLog(t *testing.T) {
 			}
 		})
 	}
-	if s, err := Open(filepath.Join(t.TempDir(), "new.db"), Log("two words", storetest.Keys())); err == nil {
-		s.Close()
-		t.Error("created a log whose name is not a note key name")
+	reopened := MustOpen(t, path, Log("", storetest.Keys()))
+	if reopened.Origin() != storetest.Origin {
+		t.Errorf("opened without an origin, the store's log is %q, want the stored %q", reopened.Origin(), storetest.Origin)
+	}
+	for _, origin := range []string{"two words", ""} {
+		if s, err := Open(filepath.Join(t.TempDir(), "new.db"), Log(origin, storetest.Keys())); err == nil {
+			s.Close()
+			t.Errorf("created a log named %q", origin)
+		}
 	}
 }
 

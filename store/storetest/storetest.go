@@ -1012,7 +1012,7 @@ func testLastCheckpoint(t *testing.T, open func() consent.Store) {
 		if err != nil || opened.Size != int64(i+1) || opened.Root != cp.Root || cp.Origin != Origin {
 			t.Fatalf("after %d records: last checkpoint %+v opens as %+v, %v", i+1, cp, opened, err)
 		}
-		read := hashReader(ctx, s)
+		read := translog.Hashes(ctx, s)
 		for _, old := range older {
 			p, err := translog.ProveConsistency(read, old.Size, cp.Size)
 			if err != nil {
@@ -1038,23 +1038,11 @@ func testTree(t *testing.T, open func() consent.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := hashReader(ctx, s)
+	read := translog.Hashes(ctx, s)
 	if root, err := tlog.TreeHash(cp.Size, read); err != nil || root != cp.Root {
 		t.Errorf("the served hashes give root %v, %v; the checkpoint says %v", root, err, tlog.Hash(cp.Root))
 	}
 	if _, err := s.ReadHashes(ctx, []int64{tlog.StoredHashCount(cp.Size)}); consent.ErrorCode(err) != consent.ENotFound {
 		t.Errorf("a hash beyond the tree: %v, want code not_found", err)
 	}
-}
-
-// hashReader reads the hashes of s's tree.
-func hashReader(ctx context.Context, s consent.Store) tlog.HashReader {
-	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
-		hashes, err := s.ReadHashes(ctx, indexes)
-		out := make([]tlog.Hash, len(hashes))
-		for i, h := range hashes {
-			out[i] = h
-		}
-		return out, err
-	})
 }
