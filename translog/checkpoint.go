@@ -115,19 +115,37 @@ func ParseVerifier(vkeys ...string) (*Verifier, error) {
 // Origin returns the name of the log v verifies.
 func (v *Verifier) Origin() string { return v.origin }
 
-// ErrUnknownKey is wrapped by Open's error for a checkpoint that no key of the
-// verifier signed, but that is otherwise well formed: signed by a key the verifier
-// lacks, which is not the same as forged.
+// ErrUnknownKey matches the errors of notes that no key of the verifier signed, but
+// that are otherwise well formed: signed by a key the verifier lacks, which is not
+// the same as forged (see UnknownKeyError).
 var ErrUnknownKey = errors.New("signed by no key known here")
+
+// UnknownKeyError is the error of a note signed by no key of the verifier: Key names
+// the key of its first signature, as name+hash (the start of its note verifier key).
+type UnknownKeyError struct{ Key string }
+
+func (e *UnknownKeyError) Error() string        { return "signed by key " + e.Key + ", which is not known here" }
+func (e *UnknownKeyError) Is(target error) bool { return target == ErrUnknownKey }
+
+// open opens the signed note with v's keys. A note that no key of v signed comes
+// back, unverified, with an *UnknownKeyError.
+func (v *Verifier) open(signed []byte) (*note.Note, error) {
+	n, err := note.Open(signed, v.known)
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		key := "(none)"
+		if sigs := unverified.Note.UnverifiedSigs; len(sigs) > 0 {
+			key = fmt.Sprintf("%s+%08x", sigs[0].Name, sigs[0].Hash)
+		}
+		return unverified.Note, &UnknownKeyError{Key: key}
+	}
+	return n, err
+}
 
 // Open returns the checkpoint in signed once a key of v verifies its signature and
 // it names v's log.
 func (v *Verifier) Open(signed []byte) (*Checkpoint, error) {
-	n, err := note.Open(signed, v.known)
-	var unverified *note.UnverifiedNoteError
-	if errors.As(err, &unverified) {
-		return nil, fmt.Errorf("translog: checkpoint: %w", ErrUnknownKey)
-	}
+	n, err := v.open(signed)
 	if err != nil {
 		return nil, fmt.Errorf("translog: checkpoint: %w", err)
 	}

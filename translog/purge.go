@@ -45,16 +45,25 @@ func (s *Signer) SignPurge(cp *Checkpoint, site string, before time.Time) (*Purg
 }
 
 // OpenPurge returns the purge statement in signed once a key of v verifies it and it
-// names v's log.
+// names v's log. A statement well formed but signed by a key v lacks comes back too,
+// with an *UnknownKeyError: what it says, which nothing vouches for here.
 func (v *Verifier) OpenPurge(signed []byte) (*Purge, error) {
-	n, err := note.Open(signed, v.known)
-	var unverified *note.UnverifiedNoteError
-	if errors.As(err, &unverified) {
-		return nil, fmt.Errorf("translog: purge statement: %w", ErrUnknownKey)
-	}
-	if err != nil {
+	n, err := v.open(signed)
+	var unknown *UnknownKeyError
+	if err != nil && !errors.As(err, &unknown) {
 		return nil, fmt.Errorf("translog: purge statement: %w", err)
 	}
+	p, perr := v.parsePurge(n, signed)
+	if perr != nil {
+		return nil, perr
+	}
+	if unknown != nil {
+		return p, fmt.Errorf("translog: purge statement: %w", unknown)
+	}
+	return p, nil
+}
+
+func (v *Verifier) parsePurge(n *note.Note, signed []byte) (*Purge, error) {
 	lines := strings.Split(n.Text, "\n")
 	if len(lines) != 7 || lines[0] != purgeHeader || lines[6] != "" {
 		return nil, errors.New("translog: purge statement: malformed")

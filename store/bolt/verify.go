@@ -122,13 +122,15 @@ func (v *verification) broken(index int64, id *uuid.UUID, format string, args ..
 	return &v.Verification
 }
 
-// unverified notes a statement signed by a key the verifier lacks: it cannot be told
-// from a forged one here, nor is it one. The walk goes on to find what is broken, if
-// anything; the first such statement is reported if nothing is.
-func (v *verification) unverified(what string) {
-	if v.MissingKey == "" {
-		v.MissingKey = "a key of " + v.verifier.Origin()
-		v.Problem = what + " is signed by a key that is not among the keys given"
+// unverified notes a statement signed by a key the verifier lacks (err, an
+// *UnknownKeyError): it cannot be told from a forged one here, nor is it one. The
+// walk goes on to find what is broken, if anything; the first such statement is
+// reported if nothing is.
+func (v *verification) unverified(what string, err error) {
+	var unknown *translog.UnknownKeyError
+	if v.MissingKey == "" && errors.As(err, &unknown) {
+		v.MissingKey = unknown.Key
+		v.Problem = what + " is signed by key " + unknown.Key + ", which is not among the keys given"
 	}
 }
 
@@ -159,25 +161,28 @@ func verify(ctx context.Context, tx *bolt.Tx, verifier *translog.Verifier, archi
 			return broken, nil
 		}
 	}
-	if n := v.records.Stats().KeyN; n != v.Records {
-		return v.inserted(tx), nil
-	}
+	// Before the records are counted: a tail cut off with its records kept is a
+	// cut, which the checkpoint tells, before it is stray records.
 	if broken := v.checkpoints(tx, archived); broken != nil {
 		return broken, nil
+	}
+	if n := v.records.Stats().KeyN; n != v.Records {
+		return v.inserted(tx), nil
 	}
 	v.OK = v.MissingKey == ""
 	return &v.Verification, nil
 }
 
 // readPurges reads the signed purge statements, which say which missing records
-// were purged; checkpoints checks them against the tree.
+// were purged; checkpoints checks them against the tree. A statement signed by a key
+// the verifier lacks is taken at its word, and reported.
 func (v *verification) readPurges(tx *bolt.Tx) *consent.Verification {
 	c := tx.Bucket(bucketPurges).Cursor()
 	for k, value := c.First(); k != nil; k, value = c.Next() {
 		p, err := v.verifier.OpenPurge(value)
 		if errors.Is(err, translog.ErrUnknownKey) {
-			v.unverified(fmt.Sprintf("the purge statement stored under %x", k))
-			continue
+			v.unverified(fmt.Sprintf("the purge statement stored under %x", k), err)
+			err = nil
 		}
 		if err != nil {
 			return v.broken(-1, nil, "the purge statement stored under %x is not signed by a key of the log: %v", k, err)
@@ -282,7 +287,7 @@ func (v *verification) checkpoints(tx *bolt.Tx, archived []*consent.Checkpoint) 
 		cp, err := v.verifier.Open(signed)
 		switch {
 		case errors.Is(err, translog.ErrUnknownKey):
-			v.unverified("the log's checkpoint")
+			v.unverified("the log's checkpoint", err)
 		case err != nil:
 			return v.broken(-1, nil, "the log's checkpoint is not signed by a key of the log: %v", err)
 		case cp.Size != v.Leaves:
@@ -303,7 +308,7 @@ func (v *verification) checkpoints(tx *bolt.Tx, archived []*consent.Checkpoint) 
 		cp, err := v.verifier.Open(a.Signed)
 		switch {
 		case errors.Is(err, translog.ErrUnknownKey):
-			v.unverified(fmt.Sprintf("the archived checkpoint of size %d", a.Size))
+			v.unverified(fmt.Sprintf("the archived checkpoint of size %d", a.Size), err)
 			continue
 		case err != nil:
 			return v.broken(-1, nil, "an archived checkpoint is not signed by a key of the log: %v", err)
