@@ -124,7 +124,9 @@ var ErrUnknownKey = errors.New("signed by no key known here")
 // the key of its first signature, as name+hash (the start of its note verifier key).
 type UnknownKeyError struct{ Key string }
 
-func (e *UnknownKeyError) Error() string        { return "signed by key " + e.Key + ", which is not known here" }
+func (e *UnknownKeyError) Error() string {
+	return "signed by key " + e.Key + ", which is not known here"
+}
 func (e *UnknownKeyError) Is(target error) bool { return target == ErrUnknownKey }
 
 // open opens the signed note with v's keys. A note that no key of v signed comes
