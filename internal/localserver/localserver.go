@@ -1,6 +1,6 @@
 // Package localserver runs a throwaway consentd on loopback for the tools and the
 // benchmarks: records in a bbolt file in a temporary directory, receipts signed with
-// a key that is never written.
+// a key that is never written, in a log of its own.
 package localserver
 
 import (
@@ -26,23 +26,30 @@ type Server struct {
 	dir   string
 }
 
-// New returns a consentd serving cfg with opts, whose Keys and Logger are filled in
-// if nil: a key that is never written, warnings and errors to stderr. Close it.
+// Origin names the log of a throwaway consentd, unless opts.Origin says otherwise.
+const Origin = "localhost/consentd-local"
+
+// New returns a consentd serving cfg with opts, whose Keys, Origin and Logger are
+// filled in if unset: a key that is never written, the log Origin, warnings and
+// errors to stderr. Close it.
 func New(cfg *config.Config, opts server.Options) (*Server, error) {
+	var err error
+	if opts.Keys == nil {
+		if opts.Keys, err = proof.NewEphemeralKeyring(); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Origin == "" {
+		opts.Origin = Origin
+	}
 	dir, err := os.MkdirTemp("", "consentd-local-")
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{dir: dir}
-	if s.store, err = bolt.Open(filepath.Join(dir, "consent.db")); err != nil {
+	if s.store, err = bolt.Open(filepath.Join(dir, "consent.db"), bolt.Log(opts.Origin, opts.Keys)); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
-	}
-	if opts.Keys == nil {
-		if opts.Keys, err = proof.NewEphemeralKeyring(); err != nil {
-			s.Close()
-			return nil, err
-		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
