@@ -219,15 +219,17 @@ func mustEnv(tb testing.TB, site, backend string, opts server.Options) *Env {
 	}
 	e.Config = cfg
 
-	e.Store, err = bolt.Open(filepath.Join(tb.TempDir(), "consents.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
 	keys, err := proof.NewEphemeralKeyring()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	opts.Keys, opts.Logger = keys, slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	const origin = "consent.test/log"
+	e.Store, err = bolt.Open(filepath.Join(tb.TempDir(), "consents.db"), bolt.Log(origin, keys))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opts.Keys, opts.Origin = keys, origin
+	opts.Logger = slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	e.Server = server.New(e.Store, opts)
 	if err := e.Server.Load(cfg); err != nil {
 		tb.Fatal(err)

@@ -104,7 +104,7 @@ const state = (key: string, id?: string): void => {
   status.textContent = t(key);
   for (const el of document.querySelectorAll<HTMLElement>('[data-id]')) el.hidden = !id;
   for (const el of document.querySelectorAll('.cid')) el.textContent = id || '';
-  byId('commands').textContent = 'curl -o keys.json ' + keys + '\nconsentd verify-receipts --public-keys keys.json consent-' + (id || '…') + '.json';
+  byId('commands').textContent = 'curl -o keys.json ' + keys + '\nconsentd verify-receipt --public-keys keys.json consent-' + (id || '…') + '.json';
   if (key !== 'loaded') {
     list.hidden = download.hidden = true;
     list.replaceChildren();
