@@ -4,7 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
@@ -71,49 +71,51 @@ func (s *Signer) SignTree(size int64, root tlog.Hash) (*Checkpoint, error) {
 	return &Checkpoint{Origin: s.origin, Size: size, Root: root, Signed: signed}, nil
 }
 
-// Verifier checks the checkpoints of one log: its origin, signed by any of the keys
-// that signed for it (keys rotate; old checkpoints stay verifiable).
+// Verifier checks the checkpoints and statements of one log: its origin, signed by
+// any of the keys that signed for it (keys rotate; what old keys signed stays
+// verifiable). After a restore, a log continues the tree of another origin (see
+// Link): a verifier told so (Continuing) also takes what was signed under it.
 type Verifier struct {
-	origin string
-	known  note.Verifiers
+	origin  string
+	origins []string // origin, then those it continues
+	pubs    []ed25519.PublicKey
+	known   note.Verifiers
 }
 
 // NewVerifier returns the verifier of the log named origin, signed by the public
 // keys pubs.
 func NewVerifier(origin string, pubs ...ed25519.PublicKey) (*Verifier, error) {
-	list := make([]note.Verifier, 0, len(pubs))
-	for _, pub := range pubs {
-		v, err := newNoteVerifier(origin, pub)
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, v)
-	}
-	return &Verifier{origin: origin, known: note.VerifierList(list...)}, nil
+	return newVerifier([]string{origin}, pubs)
 }
 
-// ParseVerifier returns the verifier of the note verifier keys vkeys, as GET /v1/keys
-// publishes them; all must name the same log.
-func ParseVerifier(vkeys ...string) (*Verifier, error) {
-	if len(vkeys) == 0 {
-		return nil, errors.New("translog: no verifier key")
-	}
-	list := make([]note.Verifier, 0, len(vkeys))
-	for _, vkey := range vkeys {
-		v, err := note.NewVerifier(vkey)
-		if err != nil {
-			return nil, fmt.Errorf("translog: verifier key %q: %w", vkey, err)
+func newVerifier(origins []string, pubs []ed25519.PublicKey) (*Verifier, error) {
+	var list []note.Verifier
+	for _, origin := range origins {
+		for _, pub := range pubs {
+			v, err := newNoteVerifier(origin, pub)
+			if err != nil {
+				return nil, err
+			}
+			list = append(list, v)
 		}
-		if len(list) > 0 && v.Name() != list[0].Name() {
-			return nil, fmt.Errorf("translog: verifier keys of two logs, %s and %s", list[0].Name(), v.Name())
-		}
-		list = append(list, v)
 	}
-	return &Verifier{origin: list[0].Name(), known: note.VerifierList(list...)}, nil
+	return &Verifier{origin: origins[0], origins: origins, pubs: pubs, known: note.VerifierList(list...)}, nil
+}
+
+// Continuing returns a verifier of v's log that also takes what its keys signed under
+// the origin from, a log v's continues.
+func (v *Verifier) Continuing(from string) (*Verifier, error) {
+	if slices.Contains(v.origins, from) {
+		return v, nil
+	}
+	return newVerifier(append(slices.Clone(v.origins), from), v.pubs)
 }
 
 // Origin returns the name of the log v verifies.
 func (v *Verifier) Origin() string { return v.origin }
+
+// knows reports whether origin names v's log or one it continues.
+func (v *Verifier) knows(origin string) bool { return slices.Contains(v.origins, origin) }
 
 // ErrUnknownKey matches the errors of notes that no key of the verifier signed, but
 // that are otherwise well formed: signed by a key the verifier lacks, which is not
@@ -145,7 +147,7 @@ func (v *Verifier) open(signed []byte) (*note.Note, error) {
 }
 
 // Open returns the checkpoint in signed once a key of v verifies its signature and
-// it names v's log.
+// it names v's log, or one v's continues.
 func (v *Verifier) Open(signed []byte) (*Checkpoint, error) {
 	n, err := v.open(signed)
 	if err != nil {
@@ -155,7 +157,7 @@ func (v *Verifier) Open(signed []byte) (*Checkpoint, error) {
 	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
 		return nil, fmt.Errorf("translog: checkpoint: %w", err)
 	}
-	if cp.Origin != v.origin || strings.ContainsAny(cp.Origin, "\n") {
+	if !v.knows(cp.Origin) {
 		return nil, fmt.Errorf("translog: checkpoint of log %q, want %q", cp.Origin, v.origin)
 	}
 	if cp.Size > 1<<62 || len(cp.Hash) != tlog.HashSize {

@@ -3,12 +3,14 @@ package translog_test
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/mixvoip/consentd/translog"
@@ -75,11 +77,19 @@ func TestOpenCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := func(signed []byte, vkey string) (*translog.Checkpoint, error) {
-		v, err := translog.ParseVerifier(vkey)
+		v, err := note.NewVerifier(vkey)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return v.Open(signed)
+		key, err := base64.StdEncoding.DecodeString(strings.SplitN(vkey, "+", 3)[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tv, err := translog.NewVerifier(v.Name(), ed25519.PublicKey(key[1:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tv.Open(signed)
 	}
 	cp, err := open(golden, vkey)
 	root := testRoot(t)

@@ -52,6 +52,9 @@ func Open(tx Tx, v *Verifier) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("translog: open: the latest checkpoint: %w", err)
 	}
+	if cp.Origin != v.origin {
+		return nil, fmt.Errorf("translog: open: the latest checkpoint is of log %q, want %q", cp.Origin, v.origin)
+	}
 	root, err := tlog.TreeHash(cp.Size, tlog.HashReaderFunc(tx.ReadHashes))
 	if err != nil {
 		return nil, fmt.Errorf("translog: open: the tree of the latest checkpoint (size %d): %w", cp.Size, err)

@@ -68,7 +68,7 @@ func (v *Verifier) parsePurge(n *note.Note, signed []byte) (*Purge, error) {
 	if len(lines) != 7 || lines[0] != purgeHeader || lines[6] != "" {
 		return nil, errors.New("translog: purge statement: malformed")
 	}
-	if lines[1] != v.origin {
+	if !v.knows(lines[1]) {
 		return nil, fmt.Errorf("translog: purge statement of log %q, want %q", lines[1], v.origin)
 	}
 	size, err1 := strconv.ParseInt(lines[2], 10, 64)
@@ -77,7 +77,7 @@ func (v *Verifier) parsePurge(n *note.Note, signed []byte) (*Purge, error) {
 	if err := errors.Join(err1, err2, err3); err != nil || size < 0 || len(root) != tlog.HashSize || lines[4] == "" {
 		return nil, errors.New("translog: purge statement: malformed")
 	}
-	return &Purge{Origin: v.origin, Size: size, Root: tlog.Hash(root), Site: lines[4], Before: before, Signed: signed}, nil
+	return &Purge{Origin: lines[1], Size: size, Root: tlog.Hash(root), Site: lines[4], Before: before, Signed: signed}, nil
 }
 
 // Covers reports whether p covers the leaf at index l: a leaf of its site, recorded

@@ -56,8 +56,13 @@ var (
 	keyCheckpoint = []byte("checkpoint")
 	keyOrigin     = []byte("origin")
 
+	// bucketLinks maps a sequence number (uint64, big-endian) to a signed statement
+	// that the log continues the tree of a log of another name (translog.Link): one
+	// per restore from a backup (see Reorigin).
+	bucketLinks = []byte("links")
+
 	// buckets are those of every store.
-	buckets = [][]byte{bucketRecords, bucketLeaves, bucketHashes, bucketLog, bucketSnapshots, bucketAudit, bucketPurges}
+	buckets = [][]byte{bucketRecords, bucketLeaves, bucketHashes, bucketLog, bucketLinks, bucketSnapshots, bucketAudit, bucketPurges}
 )
 
 // Option changes a setting of Open.

@@ -108,6 +108,7 @@ type verification struct {
 	tree      *translog.Checker
 	records   *bolt.Bucket
 	purges    []*translog.Purge
+	links     []*translog.Link
 	snapshots map[[32]byte]bool // the digests of the stored snapshots
 }
 
@@ -144,6 +145,12 @@ func verify(ctx context.Context, tx *bolt.Tx, verifier *translog.Verifier, archi
 	if v.Origin != verifier.Origin() {
 		return v.broken(-1, nil, "the store's log is %q, the keys given are of %q", v.Origin, verifier.Origin()), nil
 	}
+	// What was signed under the names the log had before a restore verifies too.
+	lineageVerifier, links, err := lineage(tx, verifier)
+	if err != nil {
+		return v.broken(-1, nil, "%v", err), nil
+	}
+	v.verifier, v.links = lineageVerifier, links
 	if broken := v.readPurges(tx); broken != nil {
 		return broken, nil
 	}
@@ -297,6 +304,11 @@ func (v *verification) checkpoints(tx *bolt.Tx, archived []*consent.Checkpoint) 
 				return v.broken(-1, nil, "the log's %v", err)
 			}
 			v.Checkpoints++
+		}
+	}
+	for _, l := range v.links {
+		if err := v.tree.Check(l.Tree()); err != nil {
+			return v.broken(-1, nil, "the log does not continue the tree of %q its link statement names (%v)", l.From, err)
 		}
 	}
 	for _, p := range v.purges {
