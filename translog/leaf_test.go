@@ -2,7 +2,10 @@ package translog_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/tlog"
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/translog"
@@ -171,4 +175,80 @@ func FuzzProof(f *testing.F) {
 			t.Errorf("%q reads as %+v, writes as %q, %v", text, p, again, err)
 		}
 	})
+}
+
+// TestReceiptFormat2 pins a receipt of format 2 (consentd-receipt/2) byte for byte, and
+// checks that it verifies with the log's key alone while a receipt changed in any
+// part does not: receipts are kept by visitors, and must verify forever.
+func TestReceiptFormat2(t *testing.T) {
+	r := testRecord()
+	decision, err := translog.Decision(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := []byte(`{"site":"mixvoip.com","fingerprint":"fp-1","controller":{"name":"Mixvoip S.A.","jurisdiction":"LU"}}`)
+	leaf, err := translog.NewLeaf(r, sha256.Sum256(snapshot), decision, []byte("salted identifying part"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafBytes, err := leaf.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, v := testSigner(t)
+	m := newMemStorage()
+	l, err := translog.Open(m.begin(), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendLeaves(t, m, l, s, 0, 2)
+	tx := m.begin()
+	cp, err := l.Append(tx, []tlog.Hash{translog.LeafHash(leafBytes)}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.commit()
+	l.Commit(cp)
+	appendLeaves(t, m, l, s, 3, 5)
+	receipt, err := translog.NewReceipt(tlog.HashReaderFunc(m.begin().ReadHashes), 2, l.Head(), decision, leafBytes, snapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.MarshalIndent(receipt, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := golden(t, "receipt-v2.json", got)
+
+	var kept consent.Receipt
+	if err := json.Unmarshal(want, &kept); err != nil {
+		t.Fatal(err)
+	}
+	verified, err := v.VerifyReceipt(&kept)
+	if err != nil {
+		t.Fatalf("the golden receipt: %v", err)
+	}
+	if verified.Record.ID != r.ID || verified.Index != 2 || verified.Checkpoint.Size != 5 || verified.Snapshot.Controller.Name != "Mixvoip S.A." {
+		t.Errorf("the golden receipt proves %+v at %d in %d", verified.Record, verified.Index, verified.Checkpoint.Size)
+	}
+	for name, change := range map[string]func(rc *consent.Receipt){
+		"decision":     func(rc *consent.Receipt) { rc.Decision = strings.Replace(rc.Decision, `"gpc":true`, `"gpc":false`, 1) },
+		"snapshot":     func(rc *consent.Receipt) { rc.Snapshot = strings.Replace(rc.Snapshot, "LU", "DE", 1) },
+		"no snapshot":  func(rc *consent.Receipt) { rc.Snapshot = "" },
+		"leaf":         func(rc *consent.Receipt) { rc.Leaf = bytes.Clone(rc.Leaf); rc.Leaf[20]++ },
+		"index":        func(rc *consent.Receipt) { rc.Proof = strings.Replace(rc.Proof, "index 2", "index 3", 1) },
+		"version":      func(rc *consent.Receipt) { rc.Version = "consentd-receipt/1" },
+		"another tree": func(rc *consent.Receipt) { rc.Proof = strings.Replace(rc.Proof, "\n5\n", "\n6\n", 1) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			rc := kept
+			change(&rc)
+			if reflect.DeepEqual(rc, kept) {
+				t.Fatal("the case changes nothing")
+			}
+			if _, err := v.VerifyReceipt(&rc); !errors.Is(err, translog.ErrBadReceipt) {
+				t.Errorf("VerifyReceipt: %v, want ErrBadReceipt", err)
+			}
+		})
+	}
 }
