@@ -80,67 +80,101 @@ func (l *Log) Origin() string { return l.verifier.origin }
 // before the tree it signs is durable.
 //
 // Only one goroutine may call Append and Commit.
-func (l *Log) Append(tx Tx, leaves []tlog.Hash, s *Signer) (*Checkpoint, error) {
+func (l *Log) Append(tx Tx, leaves []tlog.Hash, s *Signer) (*Batch, error) {
 	if s.Name() != l.verifier.origin {
 		return nil, fmt.Errorf("translog: append: signer of log %q, want %q", s.Name(), l.verifier.origin)
 	}
-	n := l.Head().Size
-	start := tlog.StoredHashIndex(0, n)
-	var pending []tlog.Hash
-	// The hashes of this batch are read back before they are written: the tree's
-	// right edge moves with every leaf.
-	read := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(indexes))
-		var stored []int64
-		for i, x := range indexes {
-			if x >= start {
-				out[i] = pending[x-start]
-			} else {
-				stored = append(stored, x)
-			}
-		}
-		if len(stored) == 0 {
-			return out, nil
-		}
-		hashes, err := tx.ReadHashes(stored)
-		if err != nil {
-			return nil, err
-		}
-		for i, x := range indexes {
-			if x < start {
-				out[i], hashes = hashes[0], hashes[1:]
-			}
-		}
-		return out, nil
-	})
+	first := l.Head().Size
+	b := &Batch{First: first, start: tlog.StoredHashIndex(0, first), edge: map[int64]tlog.Hash{}}
+	read := b.reader(tlog.HashReaderFunc(tx.ReadHashes))
+	n := first
 	for _, leaf := range leaves {
 		hashes, err := tlog.StoredHashesForRecordHash(n, leaf, read)
 		if err != nil {
 			return nil, fmt.Errorf("translog: append leaf %d: %w", n, err)
 		}
-		pending = append(pending, hashes...)
+		b.hashes = append(b.hashes, hashes...)
 		n++
 	}
 	root, err := tlog.TreeHash(n, read)
 	if err != nil {
 		return nil, fmt.Errorf("translog: append: root of size %d: %w", n, err)
 	}
-	if err := tx.WriteHashes(start, pending); err != nil {
+	if err := tx.WriteHashes(b.start, b.hashes); err != nil {
 		return nil, fmt.Errorf("translog: append: %w", err)
 	}
-	cp, err := s.SignTree(n, root)
-	if err != nil {
+	if b.Checkpoint, err = s.SignTree(n, root); err != nil {
 		return nil, err
 	}
-	if err := tx.PutCheckpoint(cp.Signed); err != nil {
+	if err := tx.PutCheckpoint(b.Checkpoint.Signed); err != nil {
 		return nil, fmt.Errorf("translog: append: %w", err)
 	}
-	return cp, nil
+	return b, nil
 }
 
-// Commit makes cp, returned by Append, the log's head, once the transaction of that
-// Append committed.
-func (l *Log) Commit(cp *Checkpoint) { l.head.Store(cp) }
+// Batch is the outcome of one Append: the checkpoint of the new tree, and the hashes
+// that proving the batch's leaves takes, kept in memory: its own, and those of the
+// tree before it that extending the tree read (its right edge, the left siblings of
+// every new leaf's path). Its callers prove their leaves in parallel, without a read
+// transaction each. It must not be changed.
+type Batch struct {
+	First      int64 // index of the batch's first leaf
+	Checkpoint *Checkpoint
+
+	start  int64       // storage index of hashes[0]
+	hashes []tlog.Hash // the batch's stored hashes
+	edge   map[int64]tlog.Hash
+}
+
+// reader returns the reader of the tree's hashes that takes them from b, and from
+// stored only what b lacks. While Append runs, it keeps what it reads of stored in the
+// edge.
+func (b *Batch) reader(stored tlog.HashReader) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(indexes))
+		var missing, at []int64 // storage indexes b lacks, and where they go in out
+		for i, x := range indexes {
+			if h, ok := b.hash(x); ok {
+				out[i] = h
+			} else {
+				missing, at = append(missing, x), append(at, int64(i))
+			}
+		}
+		if len(missing) == 0 {
+			return out, nil
+		}
+		hashes, err := stored.ReadHashes(missing)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range at {
+			out[i] = hashes[j]
+			if b.Checkpoint == nil {
+				b.edge[missing[j]] = hashes[j]
+			}
+		}
+		return out, nil
+	})
+}
+
+func (b *Batch) hash(index int64) (tlog.Hash, bool) {
+	if index >= b.start && index-b.start < int64(len(b.hashes)) {
+		return b.hashes[index-b.start], true
+	}
+	h, ok := b.edge[index]
+	return h, ok
+}
+
+// Prove returns the proof of the leaf at index, one of b's, in b's tree, from the
+// hashes b holds; it reads from stored only what b lacks, which extending the tree
+// did not read.
+func (b *Batch) Prove(index int64, stored tlog.HashReader) (*Proof, error) {
+	return Prove(b.reader(stored), index, b.Checkpoint)
+}
+
+// Commit makes b's checkpoint the log's head, once the transaction of the Append that
+// returned b committed.
+func (l *Log) Commit(b *Batch) { l.head.Store(b.Checkpoint) }
 
 // HashStore is where a reader outside the store's transactions reads the tree's
 // hashes: consent.Store's ReadHashes.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -81,13 +82,13 @@ func appendLeaves(tb testing.TB, m *memStorage, l *translog.Log, s *translog.Sig
 		leaves = append(leaves, tlog.RecordHash(leafBytes(i)))
 	}
 	tx := m.begin()
-	cp, err := l.Append(tx, leaves, s)
+	b, err := l.Append(tx, leaves, s)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tx.commit()
-	l.Commit(cp)
-	return cp
+	l.Commit(b)
+	return b.Checkpoint
 }
 
 // TestAppend: batches of any size give the tree that leaves appended one by one give
@@ -160,6 +161,53 @@ func TestAppend(t *testing.T) {
 			if err := translog.VerifyConsistency(p, older, newer); err != nil {
 				t.Errorf("size %d → %d: %v", older.Size, newer.Size, err)
 			}
+		}
+	}
+}
+
+// TestBatchProve: a batch proves its own leaves from the hashes it holds, without
+// reading the storage, whatever the size of the tree before it, and the proofs are
+// those made from the stored hashes.
+func TestBatchProve(t *testing.T) {
+	s, v := testSigner(t)
+	for _, before := range []int{0, 1, 5, 6, 7, 8, 255, 256, 300, 1023} {
+		m := newMemStorage()
+		l, err := translog.Open(m.begin(), v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if before > 0 {
+			appendLeaves(t, m, l, s, 0, before)
+		}
+		for _, size := range []int{1, 2, 3, 17} {
+			var leaves []tlog.Hash
+			for i := before; i < before+size; i++ {
+				leaves = append(leaves, tlog.RecordHash(leafBytes(i)))
+			}
+			tx := m.begin()
+			b, err := l.Append(tx, leaves, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx.commit()
+			l.Commit(b)
+			noReads := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+				return nil, fmt.Errorf("read %v", indexes)
+			})
+			for i := before; i < before+size; i++ {
+				p, err := b.Prove(int64(i), noReads)
+				if err != nil {
+					t.Fatalf("%d leaves, then %d: leaf %d: %v", before, size, i, err)
+				}
+				want, err := translog.Prove(tlog.HashReaderFunc(m.begin().ReadHashes), int64(i), b.Checkpoint)
+				if err != nil || !slices.Equal(p.Hashes, want.Hashes) {
+					t.Errorf("leaf %d: the batch's proof differs from the stored hashes' (%v)", i, err)
+				}
+				if _, err := v.VerifyInclusion(p, leafBytes(i)); err != nil {
+					t.Errorf("leaf %d: %v", i, err)
+				}
+			}
+			before += size
 		}
 	}
 }

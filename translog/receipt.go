@@ -6,19 +6,13 @@ import (
 	"errors"
 	"fmt"
 
-	"golang.org/x/mod/sumdb/tlog"
-
 	consent "github.com/mixvoip/consentd"
 )
 
-// NewReceipt returns the receipt of the record whose leaf, with the bytes leaf, is at
-// index in the tree of cp: its decision part, its leaf, the proof, and the stored
-// snapshot it names (nil if none), reading the tree's hashes with r.
-func NewReceipt(r tlog.HashReader, index int64, cp *Checkpoint, decision, leaf, snapshot []byte) (*consent.Receipt, error) {
-	p, err := Prove(r, index, cp)
-	if err != nil {
-		return nil, err
-	}
+// NewReceipt returns the receipt of the record whose leaf has the bytes leaf, proved
+// by p: its decision part, its leaf, the proof, and the stored snapshot it names (""
+// if none).
+func NewReceipt(p *Proof, decision, leaf []byte, snapshot string) (*consent.Receipt, error) {
 	text, err := p.MarshalText()
 	if err != nil {
 		return nil, err
@@ -28,14 +22,14 @@ func NewReceipt(r tlog.HashReader, index int64, cp *Checkpoint, decision, leaf, 
 		Decision: string(decision),
 		Leaf:     leaf,
 		Proof:    string(text),
-		Snapshot: string(snapshot),
+		Snapshot: snapshot,
 	}, nil
 }
 
 // Verified is what a receipt proves once it verifies.
 type Verified struct {
-	Record     *consent.Record // its decision and leaf; no identifying part
-	Snapshot   *consent.Snapshot
+	Record     *consent.Record   // its decision and leaf; no identifying part
+	Snapshot   *consent.Snapshot // what the visitor was shown; nil if the receipt lacks it
 	Index      int64
 	Checkpoint *Checkpoint
 	Proof      *Proof
@@ -47,7 +41,8 @@ var ErrBadReceipt = errors.New("the receipt does not verify")
 // VerifyReceipt checks a receipt with the log's verifier alone, as docs/receipts.md
 // describes: the digests in its leaf cover its decision and snapshot bytes, the
 // snapshot is the one the decision names, and the proof puts the leaf in a tree
-// whose checkpoint a key of the log signed.
+// whose checkpoint a key of the log signed. A receipt without its snapshot (the
+// answer to POST /v1/consents) proves the decision, not what was shown.
 func (v *Verifier) VerifyReceipt(rc *consent.Receipt) (*Verified, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("translog: %s: %w", fmt.Sprintf(format, args...), ErrBadReceipt)
@@ -67,10 +62,7 @@ func (v *Verifier) VerifyReceipt(rc *consent.Receipt) (*Verified, error) {
 		return nil, bad("its decision: %v", err)
 	}
 	var snap *consent.Snapshot
-	switch {
-	case rc.Snapshot == "" && leaf.Snapshot != [32]byte{}:
-		return nil, bad("its leaf names a snapshot the receipt lacks")
-	case rc.Snapshot != "":
+	if rc.Snapshot != "" {
 		if sha256.Sum256([]byte(rc.Snapshot)) != leaf.Snapshot {
 			return nil, bad("its snapshot is not the one its leaf covers")
 		}

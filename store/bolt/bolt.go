@@ -153,12 +153,12 @@ type request struct {
 	done      chan appended // buffered: the writer never waits for a caller that gave up
 }
 
-// appended is the writer's answer to a request: where its leaf is, and the
-// checkpoint of the tree that holds it, committed with it.
+// appended is the writer's answer to a request: where its leaf is, and the batch it
+// was committed in, which proves it.
 type appended struct {
-	index      int64
-	checkpoint *consent.Checkpoint
-	err        error
+	index int64
+	batch *translog.Batch
+	err   error
 }
 
 // Open opens the store in the bbolt file at path, creating the file and its directory
@@ -356,12 +356,12 @@ func (s *Store) Append(ctx context.Context, r *consent.Record) (*consent.Receipt
 	if a.err != nil {
 		return nil, a.err
 	}
+	// From the batch's hashes in memory: no read transaction for the proof.
 	var receipt *consent.Receipt
-	err = s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		receipt, err = newReceipt(tx, a.index, a.checkpoint, parts)
-		return err
-	})
+	p, err := a.batch.Prove(a.index, translog.Hashes(ctx, s))
+	if err == nil {
+		receipt, err = translog.NewReceipt(p, parts.decision, parts.leaf, parts.snapshot)
+	}
 	if err != nil {
 		// The record is stored: only its proof is missing, which GET
 		// /v1/consents/{id} gives again.
@@ -397,7 +397,7 @@ func (s *Store) newRequest(r *consent.Record) (*request, receiptParts, error) {
 	parts := receiptParts{decision: decision}
 	var digest [32]byte
 	if snap := s.snapshots.lookup(r.Site, r.Fingerprint, s.snapshotGetter); snap != nil {
-		digest, parts.snapshot = snap.digest, snap.value
+		digest, parts.snapshot = snap.digest, snap.text
 	}
 	leaf, err := translog.NewLeaf(r, digest, decision, identifying)
 	if err != nil {
@@ -478,7 +478,7 @@ func (s *Store) commit(batch []*request) {
 	}
 	// A duplicate id fails its own request only; the others in the batch commit.
 	answers := make([]appended, len(batch))
-	var cp *consent.Checkpoint
+	var b *translog.Batch
 	start := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		records, leaves := tx.Bucket(bucketRecords), tx.Bucket(bucketLeaves)
@@ -512,14 +512,14 @@ func (s *Store) commit(batch []*request) {
 		if err != nil {
 			return err
 		}
-		cp, err = s.log.Append(logTx{tx}, hashes, signer)
+		b, err = s.log.Append(logTx{tx}, hashes, signer)
 		return err
 	})
 	if s.onCommit != nil {
 		s.onCommit(len(batch), time.Since(start))
 	}
-	if err == nil && cp != nil {
-		s.log.Commit(cp)
+	if err == nil && b != nil {
+		s.log.Commit(b)
 		// Indexed before anyone is answered: a record acknowledged to one visitor is
 		// visible to the next request.
 		s.index.mu.Lock()
@@ -536,7 +536,7 @@ func (s *Store) commit(batch []*request) {
 		case err != nil:
 			a.err = fmt.Errorf("bolt: append: %w", err)
 		case a.err == nil:
-			a.checkpoint = cp
+			a.batch = b
 		}
 		req.done <- a
 	}

@@ -13,15 +13,10 @@ import (
 	"github.com/mixvoip/consentd/translog"
 )
 
-// receiptParts are the bytes of a record's receipt besides its proof.
+// receiptParts are the parts of a record's receipt besides its proof.
 type receiptParts struct {
-	decision, leaf, snapshot []byte
-}
-
-// newReceipt returns the receipt of the record at index, proved in the tree of cp as
-// tx holds it.
-func newReceipt(tx *bolt.Tx, index int64, cp *consent.Checkpoint, parts receiptParts) (*consent.Receipt, error) {
-	return translog.NewReceipt(tlog.HashReaderFunc(logTx{tx}.ReadHashes), index, cp, parts.decision, parts.leaf, parts.snapshot)
+	decision, leaf []byte
+	snapshot       string
 }
 
 // proved returns the record stored as v, with its receipt proved against head.
@@ -39,20 +34,24 @@ func (s *Store) proved(tx *bolt.Tx, v []byte, head *consent.Checkpoint) (*consen
 	if err != nil {
 		return nil, err
 	}
-	parts := receiptParts{decision: sr.decision, leaf: leafBytes}
+	var snapshot string
 	if snap := s.snapshots.lookup(r.Site, r.Fingerprint, tx.Bucket(bucketSnapshots).Get); snap != nil {
-		parts.snapshot = snap.value
+		snapshot = snap.text
 	}
-	if r.Receipt, err = newReceipt(tx, sr.index, head, parts); err != nil {
+	p, err := translog.Prove(tlog.HashReaderFunc(logTx{tx}.ReadHashes), sr.index, head)
+	if err != nil {
+		return nil, err
+	}
+	if r.Receipt, err = translog.NewReceipt(p, sr.decision, leafBytes, snapshot); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
 // storedSnapshot is a stored snapshot as records name it: its bytes, which receipts
-// carry, and their digest, which leaves hold.
+// carry (as one string, which they share), and their digest, which leaves hold.
 type storedSnapshot struct {
-	value  []byte
+	text   string
 	digest [32]byte
 }
 
@@ -79,7 +78,7 @@ func (sc *snapshotCache) lookup(site, fingerprint string, get func(key []byte) [
 		return nil
 	}
 	// Copied: bbolt's bytes live only as long as their transaction.
-	s = &storedSnapshot{value: append([]byte(nil), value...), digest: sha256.Sum256(value)}
+	s = &storedSnapshot{text: string(value), digest: sha256.Sum256(value)}
 	sc.mu.Lock()
 	sc.m[string(key)] = s
 	sc.mu.Unlock()
