@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -260,4 +261,29 @@ func TestReceiptFormat2(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzDecision: the decision part is RFC 8785's canonical form of the decision,
+// whatever its strings: what jsontext's canonicalization makes of it.
+func FuzzDecision(f *testing.F) {
+	f.Add("2026-01", "de", "marketing", "fp-1")
+	f.Add("<b>&\u2028", "fr\x00", "ü-key", "\xff")
+	f.Add(`a"b\c`, "\b\f\n\r\t", "\U0001F600", "\uE000")
+	f.Fuzz(func(t *testing.T, policy, language, key, fingerprint string) {
+		r := testRecord()
+		r.PolicyVersion, r.Language, r.Fingerprint = policy, language, fingerprint
+		r.Choices.Categories[key] = true
+		r.Choices.Categories["\uE000"+key] = false // sorts apart by UTF-16 and by UTF-8
+		got, err := translog.Decision(r)
+		if err != nil {
+			t.Skip() // not JSON-encodable: never a decision
+		}
+		want := jsontext.Value(bytes.Clone(got))
+		if err := want.Canonicalize(); err != nil {
+			t.Fatalf("the decision is not valid JSON: %v\n%s", err, got)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("decision:\n%s\nRFC 8785:\n%s", got, want)
+		}
+	})
 }
