@@ -65,6 +65,16 @@ type Keyring struct {
 	// keys is replaced whole, never changed in place: a signer that took the newest
 	// key signs with it even if a reload comes in between.
 	keys atomic.Pointer[[]*Key] // oldest first
+	// signer is the last LogSigner made: a store asks for one per batch, and making
+	// one derives the key's note verifier key.
+	signer atomic.Pointer[logSigner]
+}
+
+// logSigner is the signer of the log origin with key.
+type logSigner struct {
+	origin string
+	key    *Key
+	signer *translog.Signer
 }
 
 // ErrNoKeys is returned by LoadKeyring for a directory without keys.
@@ -283,7 +293,16 @@ func NewEphemeralKeyring() (*Keyring, error) {
 // LogSigner returns the signer of the checkpoints and statements of the log named
 // origin: the newest key.
 func (kr *Keyring) LogSigner(origin string) (*translog.Signer, error) {
-	return translog.NewSigner(origin, kr.Signer().Private)
+	key := kr.Signer()
+	if last := kr.signer.Load(); last != nil && last.origin == origin && last.key == key {
+		return last.signer, nil
+	}
+	signer, err := translog.NewSigner(origin, key.Private)
+	if err != nil {
+		return nil, err
+	}
+	kr.signer.Store(&logSigner{origin: origin, key: key, signer: signer})
+	return signer, nil
 }
 
 // LogVerifier returns the verifier of the log named origin with every key, so that

@@ -44,17 +44,13 @@ var (
 	// bucketRecords maps a record id (16 UUID bytes) to the record's parts (see
 	// record.go).
 	bucketRecords = []byte("records")
-	// bucketLeaves maps an index in the log (uint64, big-endian) to the leaf there
-	// (translog.Leaf): a record's header, and its tombstone once purged.
-	bucketLeaves = []byte("leaves")
-	// bucketHashes maps a storage index of the log's tree (uint64, big-endian; see
-	// tlog.StoredHashIndex) to the hash there.
-	bucketHashes = []byte("hashes")
-	// bucketLog holds the log's latest signed checkpoint under keyCheckpoint, and
-	// its name under keyOrigin, set when the store is created.
-	bucketLog     = []byte("log")
-	keyCheckpoint = []byte("checkpoint")
-	keyOrigin     = []byte("origin")
+	// bucketLog holds the log's tree: its leaves, its stored hashes and its latest
+	// checkpoint (see log.go for the keys).
+	bucketLog = []byte("log")
+	// bucketMeta holds the log's name under keyOrigin, set when the store is
+	// created.
+	bucketMeta = []byte("meta")
+	keyOrigin  = []byte("origin")
 
 	// bucketLinks maps a sequence number (uint64, big-endian) to a signed statement
 	// that the log continues the tree of a log of another name (translog.Link): one
@@ -62,7 +58,7 @@ var (
 	bucketLinks = []byte("links")
 
 	// buckets are those of every store.
-	buckets = [][]byte{bucketRecords, bucketLeaves, bucketHashes, bucketLog, bucketLinks, bucketSnapshots, bucketAudit, bucketPurges}
+	buckets = [][]byte{bucketRecords, bucketLog, bucketMeta, bucketLinks, bucketSnapshots, bucketAudit, bucketPurges}
 )
 
 // Option changes a setting of Open.
@@ -279,7 +275,7 @@ func (s *Store) create(tx *bolt.Tx) error {
 			return fmt.Errorf("bucket %s: %w", name, err)
 		}
 	}
-	return tx.Bucket(bucketLog).Put(keyOrigin, []byte(s.origin))
+	return tx.Bucket(bucketMeta).Put(keyOrigin, []byte(s.origin))
 }
 
 // checkOrigin refuses an origin that cannot name a log: it is the key name of its
@@ -297,7 +293,7 @@ func (s *Store) read(tx *bolt.Tx) error {
 	if err := readPages(tx, bucketRecords); err != nil {
 		return err
 	}
-	stored := string(tx.Bucket(bucketLog).Get(keyOrigin))
+	stored := string(tx.Bucket(bucketMeta).Get(keyOrigin))
 	if s.origin == "" {
 		s.origin = stored
 	}
@@ -481,11 +477,11 @@ func (s *Store) commit(batch []*request) {
 	var b *translog.Batch
 	start := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		records, leaves := tx.Bucket(bucketRecords), tx.Bucket(bucketLeaves)
-		// Record ids are UUIDv7 and indexes count up, so new keys land at the end:
-		// full leaf pages take about half the space of the default 0.5. bbolt does
-		// not persist FillPercent, hence in every transaction.
-		records.FillPercent, leaves.FillPercent = 1.0, 1.0
+		records, log := tx.Bucket(bucketRecords), tx.Bucket(bucketLog)
+		// Record ids are UUIDv7 and the log's keys count up, so new keys land at the
+		// end: full leaf pages take about half the space of the default 0.5. bbolt
+		// does not persist FillPercent, hence in every transaction.
+		records.FillPercent, log.FillPercent = 1.0, 1.0
 		index := s.log.Head().Size
 		hashes := make([]tlog.Hash, 0, len(batch))
 		for i, req := range batch {
@@ -498,7 +494,7 @@ func (s *Store) commit(batch []*request) {
 			if err := records.Put(req.recordID[:], req.value); err != nil {
 				return fmt.Errorf("record %s: %w", req.recordID, err)
 			}
-			if err := leaves.Put(indexKey(index), req.leaf); err != nil {
+			if err := log.Put(leafKey(index), req.leaf); err != nil {
 				return fmt.Errorf("leaf %d: %w", index, err)
 			}
 			answers[i].index = index

@@ -25,7 +25,7 @@ func (s *Store) Erase(ctx context.Context, consentID string, sites []string) (in
 	}
 	n := 0
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		records, leaves := tx.Bucket(bucketRecords), tx.Bucket(bucketLeaves)
+		records, log := tx.Bucket(bucketRecords), tx.Bucket(bucketLog)
 		for _, rid := range s.index.records(id) {
 			v := records.Get(rid[:])
 			if v == nil {
@@ -40,7 +40,7 @@ func (s *Store) Erase(ctx context.Context, consentID string, sites []string) (in
 			}
 			if len(sites) > 0 {
 				var leaf translog.Leaf
-				if err := leaf.UnmarshalBinary(leaves.Get(indexKey(sr.index))); err != nil {
+				if err := leaf.UnmarshalBinary(log.Get(leafKey(sr.index))); err != nil {
 					return fmt.Errorf("record %s: its leaf: %w", rid, err)
 				}
 				if !slices.Contains(sites, leaf.Site) {

@@ -80,14 +80,14 @@ type purge struct {
 // and the last key it looked at (nil once it reached end).
 func (s *Store) findPurged(before map[string]time.Time, after, end []byte) (doomed [][]byte, last []byte, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		c, leaves := tx.Bucket(bucketRecords).Cursor(), tx.Bucket(bucketLeaves)
+		c, log := tx.Bucket(bucketRecords).Cursor(), tx.Bucket(bucketLog)
 		scanned := 0
 		for k, v := seek(c, after, after != nil); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
 			if scanned++; scanned > purgeScan || len(doomed) == purgeBatch {
 				return nil
 			}
 			last = bytes.Clone(k)
-			leaf, _, err := recordLeaf(leaves, k, v)
+			leaf, _, err := recordLeaf(log, k, v)
 			if err != nil {
 				return err
 			}
@@ -103,13 +103,13 @@ func (s *Store) findPurged(before map[string]time.Time, after, end []byte) (doom
 
 // recordLeaf returns the leaf of the record stored as v under key k, and the record
 // taken apart.
-func recordLeaf(leaves *bolt.Bucket, k, v []byte) (*translog.Leaf, storedRecord, error) {
+func recordLeaf(log *bolt.Bucket, k, v []byte) (*translog.Leaf, storedRecord, error) {
 	sr, err := splitRecord(v)
 	if err != nil {
 		return nil, sr, fmt.Errorf("record %x: %w", k, err)
 	}
 	var leaf translog.Leaf
-	if err := leaf.UnmarshalBinary(leaves.Get(indexKey(sr.index))); err != nil || !bytes.Equal(leaf.RecordID[:], k) {
+	if err := leaf.UnmarshalBinary(log.Get(leafKey(sr.index))); err != nil || !bytes.Equal(leaf.RecordID[:], k) {
 		return nil, sr, fmt.Errorf("record %x is not at its leaf %d in the log", k, sr.index)
 	}
 	return &leaf, sr, nil
@@ -127,13 +127,13 @@ func (s *Store) purgeRecords(p *purge, doomed [][]byte) error {
 	var gone []uuid.UUID // consent ids, pairwise with their record ids
 	var signedNow []string
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		records, leaves := tx.Bucket(bucketRecords), tx.Bucket(bucketLeaves)
+		records, log := tx.Bucket(bucketRecords), tx.Bucket(bucketLog)
 		for _, k := range doomed {
 			v := records.Get(k)
 			if v == nil {
 				continue // purged meanwhile
 			}
-			leaf, sr, err := recordLeaf(leaves, k, v)
+			leaf, sr, err := recordLeaf(log, k, v)
 			if err != nil {
 				return err
 			}

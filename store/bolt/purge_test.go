@@ -204,7 +204,7 @@ func TestPurgeTamper(t *testing.T) {
 			return deleteRecord(tx, ids, 3)
 		}, 3, 3, "was deleted: no signed purge covers it", false},
 		{"a tombstone deleted", func(t *testing.T, tx *bolt.Tx, ids []string) error {
-			return tx.Bucket(bucketLeaves).Delete(indexKey(15))
+			return tx.Bucket(bucketLog).Delete(leafKey(15))
 		}, 15, -1, "the log has no leaf 15", false},
 		{"a tombstone's site changed", func(t *testing.T, tx *bolt.Tx, ids []string) error {
 			return editLeaf(tx, 12, func(l *translog.Leaf) { l.Site = longKept })
@@ -245,7 +245,7 @@ func TestPurgedFile(t *testing.T) {
 		}
 		for i := int64(purgedFrom); i <= purgedTo; i++ {
 			var leaf translog.Leaf
-			if err := leaf.UnmarshalBinary(tx.Bucket(bucketLeaves).Get(indexKey(i))); err != nil || leaf.RecordID.String() != ids[i] {
+			if err := leaf.UnmarshalBinary(tx.Bucket(bucketLog).Get(leafKey(i))); err != nil || leaf.RecordID.String() != ids[i] {
 				t.Errorf("leaf %d after the purge: %v, %v; want the tombstone of %s", i, leaf.RecordID, err, ids[i])
 			}
 		}
@@ -331,10 +331,10 @@ func TestPurge(t *testing.T) {
 					t.Errorf("%s: a statement of %s before %v over %d leaves; want it over the head, before %v", when, p.Site, p.Before, p.Size, before[p.Site])
 				}
 			}
-			leaves := tx.Bucket(bucketLeaves)
+			leaves := tx.Bucket(bucketLog)
 			for _, l := range all {
 				var leaf translog.Leaf
-				if err := leaf.UnmarshalBinary(leaves.Get(indexKey(l.index))); err != nil || leaf.RecordID.String() != l.record.ID {
+				if err := leaf.UnmarshalBinary(leaves.Get(leafKey(l.index))); err != nil || leaf.RecordID.String() != l.record.ID {
 					t.Errorf("%s: leaf %d: %v, %v; want it to name %s still", when, l.index, leaf.RecordID, err, l.record.ID)
 				}
 			}

@@ -25,7 +25,7 @@ func (s *Store) proved(tx *bolt.Tx, v []byte, head *consent.Checkpoint) (*consen
 	if err != nil {
 		return nil, err
 	}
-	leafBytes := tx.Bucket(bucketLeaves).Get(indexKey(sr.index))
+	leafBytes := tx.Bucket(bucketLog).Get(leafKey(sr.index))
 	var leaf translog.Leaf
 	if err := leaf.UnmarshalBinary(leafBytes); err != nil {
 		return nil, fmt.Errorf("its leaf %d: %w", sr.index, err)

@@ -10,8 +10,7 @@ import (
 	"github.com/mixvoip/consentd/translog"
 )
 
-// A record is stored in two places. Its leaf, in bucketLeaves under its index in the
-// log, names it and holds the digests of its parts (see translog.Leaf); the leaf
+// A record is stored in two places. Its leaf, in bucketLog (leafKey), names it and holds the digests of its parts (see translog.Leaf); the leaf
 // stays forever, as the record's tombstone once a purge removed the record. The
 // record itself, in bucketRecords under its id, holds the parts:
 //

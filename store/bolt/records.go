@@ -98,7 +98,7 @@ func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit 
 	}
 	selects := selector(f)
 	return s.db.View(func(tx *bolt.Tx) error {
-		c, leaves := tx.Bucket(bucketRecords).Cursor(), tx.Bucket(bucketLeaves)
+		c, log := tx.Bucket(bucketRecords).Cursor(), tx.Bucket(bucketLog)
 		k, v := seek(c, start, after != "")
 		for n, found := 0, 0; k != nil && found < limit; k, v = c.Next() {
 			if end != nil && bytes.Compare(k, end) >= 0 {
@@ -114,7 +114,7 @@ func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit 
 				return fmt.Errorf("record %x: %w", k, err)
 			}
 			var leaf translog.Leaf
-			if err := leaf.UnmarshalBinary(leaves.Get(indexKey(sr.index))); err != nil {
+			if err := leaf.UnmarshalBinary(log.Get(leafKey(sr.index))); err != nil {
 				return fmt.Errorf("record %x: its leaf %d: %w", k, sr.index, err)
 			}
 			if ok, err := selects(sr, &leaf); err != nil {

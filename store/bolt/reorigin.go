@@ -43,7 +43,7 @@ func reorigin(path, origin string, keys translog.Keys) (*translog.Link, error) {
 			if fresh, err := isNew(tx); err != nil || fresh {
 				return errors.Join(err, errors.New("not a consentd store: it is empty"))
 			}
-			old := string(tx.Bucket(bucketLog).Get(keyOrigin))
+			old := string(tx.Bucket(bucketMeta).Get(keyOrigin))
 			verifier, err := keys.LogVerifier(old)
 			if err != nil {
 				return err
@@ -84,7 +84,7 @@ func reorigin(path, origin string, keys translog.Keys) (*translog.Link, error) {
 					return err
 				}
 			}
-			return tx.Bucket(bucketLog).Put(keyOrigin, []byte(origin))
+			return tx.Bucket(bucketMeta).Put(keyOrigin, []byte(origin))
 		})
 	})
 	return link, err

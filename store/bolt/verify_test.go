@@ -81,9 +81,9 @@ func storedValue(sr storedRecord) []byte {
 
 // editLeaf stores the leaf at index again as edit leaves it.
 func editLeaf(tx *bolt.Tx, index int64, edit func(l *translog.Leaf)) error {
-	b := tx.Bucket(bucketLeaves)
+	b := tx.Bucket(bucketLog)
 	var leaf translog.Leaf
-	if err := leaf.UnmarshalBinary(b.Get(indexKey(index))); err != nil {
+	if err := leaf.UnmarshalBinary(b.Get(leafKey(index))); err != nil {
 		return err
 	}
 	edit(&leaf)
@@ -91,22 +91,34 @@ func editLeaf(tx *bolt.Tx, index int64, edit func(l *translog.Leaf)) error {
 	if err != nil {
 		return err
 	}
-	return b.Put(indexKey(index), v)
+	return b.Put(leafKey(index), v)
 }
 
 // rehash replaces the tree's hashes by those the stored leaves give, and returns how
 // many leaves there are: the tree of a log rewritten with care.
 func rehash(tx *bolt.Tx) (int64, error) {
-	if err := tx.DeleteBucket(bucketHashes); err != nil {
-		return 0, err
+	log := tx.Bucket(bucketLog)
+	var leaves [][]byte
+	c := log.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if _, ok := leafIndex(k); ok {
+			leaves = append(leaves, bytes.Clone(v))
+		}
 	}
-	if _, err := tx.CreateBucket(bucketHashes); err != nil {
-		return 0, err
+	var hashes [][]byte
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) == 8 && !bytes.Equal(k, keyCheckpoint) {
+			hashes = append(hashes, bytes.Clone(k))
+		}
+	}
+	for _, k := range hashes {
+		if err := log.Delete(k); err != nil {
+			return 0, err
+		}
 	}
 	read := tlog.HashReaderFunc(logTx{tx}.ReadHashes)
 	var n int64
-	c := tx.Bucket(bucketLeaves).Cursor()
-	for _, leaf := c.First(); leaf != nil; _, leaf = c.Next() {
+	for _, leaf := range leaves {
 		hashes, err := tlog.StoredHashes(n, leaf, read)
 		if err != nil {
 			return 0, err
@@ -203,10 +215,10 @@ func TestVerify(t *testing.T) {
 			return editLeaf(tx, 5, func(l *translog.Leaf) { l.Decision = sha256.Sum256(decision) })
 		}, 5, -1, "a stored hash differs from the one its bytes give"},
 		{"a stored hash changed", func(tx *bolt.Tx, ids []string) error {
-			return tx.Bucket(bucketHashes).Put(indexKey(tlog.StoredHashIndex(0, 7)), make([]byte, tlog.HashSize))
+			return tx.Bucket(bucketLog).Put(hashKey(tlog.StoredHashIndex(0, 7)), make([]byte, tlog.HashSize))
 		}, 7, -1, "a stored hash differs from the one its bytes give"},
 		{"a leaf deleted with its record", func(tx *bolt.Tx, ids []string) error {
-			if err := tx.Bucket(bucketLeaves).Delete(indexKey(3)); err != nil {
+			if err := tx.Bucket(bucketLog).Delete(leafKey(3)); err != nil {
 				return err
 			}
 			return tx.Bucket(bucketRecords).Delete(recordKey(ids[3]))
@@ -238,12 +250,12 @@ func TestVerify(t *testing.T) {
 			return b.Put(recordKey(ids[2]), storedValue(two))
 		}, 1, 1, "the decision of record"},
 		{"two leaves swapped", func(tx *bolt.Tx, ids []string) error {
-			b := tx.Bucket(bucketLeaves)
-			one, two := bytes.Clone(b.Get(indexKey(1))), bytes.Clone(b.Get(indexKey(2)))
-			if err := b.Put(indexKey(1), two); err != nil {
+			b := tx.Bucket(bucketLog)
+			one, two := bytes.Clone(b.Get(leafKey(1))), bytes.Clone(b.Get(leafKey(2)))
+			if err := b.Put(leafKey(1), two); err != nil {
 				return err
 			}
-			return b.Put(indexKey(2), one)
+			return b.Put(leafKey(2), one)
 		}, 1, -1, "a stored hash differs from the one its bytes give"},
 		{"two leaves and their records swapped, the tree rebuilt", func(tx *bolt.Tx, ids []string) error {
 			// Consistent but for the signed checkpoint, which the key alone makes.
@@ -268,7 +280,7 @@ func TestVerify(t *testing.T) {
 			if err := tx.Bucket(bucketRecords).Put(id[:], storedValue(sr)); err != nil {
 				return err
 			}
-			if err := tx.Bucket(bucketLeaves).Put(indexKey(n), bytes.Clone(tx.Bucket(bucketLeaves).Get(indexKey(0)))); err != nil {
+			if err := tx.Bucket(bucketLog).Put(leafKey(n), bytes.Clone(tx.Bucket(bucketLog).Get(leafKey(0)))); err != nil {
 				return err
 			}
 			if err := editLeaf(tx, n, func(l *translog.Leaf) { l.RecordID = id }); err != nil {
@@ -293,7 +305,7 @@ func TestVerify(t *testing.T) {
 			return b.Put(keyCheckpoint, signed)
 		}, noLeaf, -1, "the log's checkpoint is not signed by a key of the log"},
 		{"the origin changed", func(tx *bolt.Tx, ids []string) error {
-			return tx.Bucket(bucketLog).Put(keyOrigin, []byte("other.example/log"))
+			return tx.Bucket(bucketMeta).Put(keyOrigin, []byte("other.example/log"))
 		}, noLeaf, -1, `the store's log is "other.example/log"`},
 	}
 	for _, tt := range tests {
@@ -314,12 +326,12 @@ func TestVerify(t *testing.T) {
 // swapInLog swaps the leaves at i and j, and has their records claim their new
 // places.
 func swapInLog(tx *bolt.Tx, ids []string, i, j int64) error {
-	leaves := tx.Bucket(bucketLeaves)
-	one, two := bytes.Clone(leaves.Get(indexKey(i))), bytes.Clone(leaves.Get(indexKey(j)))
-	if err := leaves.Put(indexKey(i), two); err != nil {
+	leaves := tx.Bucket(bucketLog)
+	one, two := bytes.Clone(leaves.Get(leafKey(i))), bytes.Clone(leaves.Get(leafKey(j)))
+	if err := leaves.Put(leafKey(i), two); err != nil {
 		return err
 	}
-	if err := leaves.Put(indexKey(j), one); err != nil {
+	if err := leaves.Put(leafKey(j), one); err != nil {
 		return err
 	}
 	if err := editRecord(tx, ids[i], func(sr *storedRecord) { sr.index = j }); err != nil {
@@ -333,7 +345,7 @@ func swapInLog(tx *bolt.Tx, ids []string, i, j int64) error {
 func cutTail(tx *bolt.Tx, ids []string, k int, records bool) error {
 	n := int64(len(ids))
 	for i := n - int64(k); i < n; i++ {
-		if err := tx.Bucket(bucketLeaves).Delete(indexKey(i)); err != nil {
+		if err := tx.Bucket(bucketLog).Delete(leafKey(i)); err != nil {
 			return err
 		}
 		if records {
@@ -343,7 +355,7 @@ func cutTail(tx *bolt.Tx, ids []string, k int, records bool) error {
 		}
 	}
 	for x := tlog.StoredHashIndex(0, n-int64(k)); x < tlog.StoredHashIndex(0, n); x++ {
-		if err := tx.Bucket(bucketHashes).Delete(indexKey(x)); err != nil {
+		if err := tx.Bucket(bucketLog).Delete(hashKey(x)); err != nil {
 			return err
 		}
 	}
@@ -611,7 +623,7 @@ func mustSnapshotFile(tb testing.TB) (string, []string, []byte) {
 		digest := sha256.Sum256(tx.Bucket(bucketSnapshots).Get(key))
 		for i := range int64(5) {
 			var leaf translog.Leaf
-			if err := leaf.UnmarshalBinary(tx.Bucket(bucketLeaves).Get(indexKey(i))); err != nil {
+			if err := leaf.UnmarshalBinary(tx.Bucket(bucketLog).Get(leafKey(i))); err != nil {
 				return err
 			}
 			if names := leaf.Snapshot == digest; names != (i >= 2) {
