@@ -42,11 +42,14 @@ fuzz:
 	$(GO) test ./server -run '^$$' -fuzz FuzzDecodeConsentRequest -fuzztime $(FUZZTIME)
 	$(GO) test ./store/bolt -run '^$$' -fuzz FuzzStoredBytes -fuzztime $(FUZZTIME)
 
-## bench: store and handler benchmarks, reloads of sites.yaml, the loopback load test
-## (needs wrk), banner sizes against vanilla-cookieconsent, time to banner visible in
-## Chromium, and the DPO side at one million records
+## bench: store, handler and proof benchmarks, reloads of sites.yaml, 300 SIGKILL
+## cycles of the crash test, the loopback load test (needs wrk), banner sizes against
+## vanilla-cookieconsent, time to banner visible in Chromium, and the DPO side at one
+## million records
 bench: node_modules/.package-lock.json
 	$(GO) test ./store/... ./server -run '^$$' -skip '^BenchmarkLoad$$' -bench . -benchtime 2000x
+	$(GO) test ./translog -run '^$$' -bench . -benchtime 2000x
+	$(GO) test ./durability -run '^TestCrash$$' -count 1 -timeout 60m -v -args -cycles 300
 	$(GO) test ./server -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 20x
 	$(GO) run ./bench/load
 	$(GO) run ./bench/banner
