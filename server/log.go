@@ -72,8 +72,13 @@ func (s *Server) handleConsistency(c echo.Context) error {
 	for i, h := range proof {
 		hashes[i] = base64.StdEncoding.EncodeToString(h[:])
 	}
-	// The trees of both sizes never change: neither does the proof.
-	c.Response().Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	// The trees of both sizes never change, nor does the proof between them; without
+	// second, the answer follows the log's head.
+	cache := "no-cache"
+	if c.QueryParam("second") != "" {
+		cache = "public, max-age=31536000, immutable"
+	}
+	c.Response().Header().Set("Cache-Control", cache)
 	return c.JSON(http.StatusOK, map[string]any{"first": first, "second": second, "proof": hashes})
 }
 
@@ -97,6 +102,13 @@ func (s *Server) handleTile(c echo.Context) error {
 	t, err := translog.ParseTilePath("tile/" + c.Param("*"))
 	if err != nil {
 		return consent.Errorf(consent.ENotFound, "not a hash tile path, such as /v1/log/tile/0/x001/234 or /v1/log/tile/1/005.p/7")
+	}
+	head, err := s.store.LastCheckpoint(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if !translog.TileIn(t, head.Size) {
+		return consent.Errorf(consent.ENotFound, "the log has no such tile yet")
 	}
 	data, err := tlog.ReadTileData(t, translog.Hashes(c.Request().Context(), s.store))
 	if consent.ErrorCode(err) == consent.ENotFound {

@@ -117,7 +117,8 @@ func mustExtend(tb testing.TB, f *fixture, v *translog.Verifier, older, newer *t
 // prove a receipt's leaf; what is not in the log is not found, and malformed
 // questions get a 400.
 func TestLogEndpoints(t *testing.T) {
-	f := MustFixture(t, false)
+	// A log of its own, whose size no other test changes.
+	f, _, _ := MustServerOn(t, MustFreshStore(t), MustFixture(t, false).cfg)
 	v := mustPublished(t, f)
 	var first *translog.Checkpoint
 	var leaves [][]byte
@@ -144,10 +145,18 @@ func TestLogEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the served checkpoint does not open with the published keys: %v\n%s", err, rec.Body)
 	}
-	if head.Size < first.Size+2 {
-		t.Errorf("the checkpoint has %d leaves, after records at %d and two more", head.Size, first.Size)
+	if first.Size != 1 || head.Size != 3 {
+		t.Errorf("the checkpoints have %d and %d leaves, want 1 and 3", first.Size, head.Size)
 	}
 	mustExtend(t, f, v, first, head)
+	for query, cache := range map[string]string{
+		fmt.Sprintf("first=%d&second=%d", first.Size, head.Size): "public, max-age=31536000, immutable",
+		fmt.Sprintf("first=%d", first.Size):                      "no-cache", // follows the head
+	} {
+		if got := f.do(t, http.MethodGet, "/v1/log/consistency?"+query, "", nil).Header().Get("Cache-Control"); got != cache {
+			t.Errorf("consistency?%s: Cache-Control %q, want %q", query, got, cache)
+		}
+	}
 
 	tiles := tlog.TileHashReader(tlog.Tree{N: head.Size, Hash: head.Root}, httpTiles{t, f})
 	root, err := tlog.TreeHash(head.Size, tiles)
@@ -169,14 +178,17 @@ func TestLogEndpoints(t *testing.T) {
 		{"/v1/log/consistency?first=0", http.StatusBadRequest},
 		{"/v1/log/consistency?first=x", http.StatusBadRequest},
 		{"/v1/log/consistency", http.StatusBadRequest},
-		{fmt.Sprintf("/v1/log/consistency?first=%d", head.Size+1000), http.StatusBadRequest},
-		{fmt.Sprintf("/v1/log/consistency?first=2&second=%d", head.Size+1000), http.StatusBadRequest},
+		{"/v1/log/consistency?first=4", http.StatusBadRequest},
+		{"/v1/log/consistency?first=2&second=4", http.StatusBadRequest},
 		{"/v1/log/consistency?first=3&second=2", http.StatusBadRequest},
 		{"/v1/log/tile/entries/000", http.StatusNotFound},
 		{"/v1/log/tile/8/0/000", http.StatusNotFound}, // x/mod's path, not C2SP's
 		{"/v1/log/tile/0/x999/999", http.StatusNotFound},
-		{"/v1/log/tile/0/000.p/255", http.StatusNotFound}, // wider than the tree
+		{"/v1/log/tile/0/000.p/4", http.StatusNotFound}, // wider than the tree
 		{"/v1/log/tile/0/000.p/0", http.StatusNotFound},
+		{"/v1/log/tile/8/000", http.StatusNotFound},                          // a level no tree of int64 leaves has
+		{"/v1/log/tile/1/000.p/1", http.StatusNotFound},                      // a subtree of 256 leaves: not yet
+		{"/v1/log/tile/0/x036/x028/x797/x018/x963/968", http.StatusNotFound}, // an index x/mod would wrap
 	} {
 		if rec := f.do(t, http.MethodGet, tt.path, "", nil); rec.Code != tt.status || !strings.Contains(rec.Body.String(), `"error"`) {
 			t.Errorf("GET %s: %d %s, want %d with a JSON error", tt.path, rec.Code, rec.Body, tt.status)

@@ -243,11 +243,16 @@ func TestReceiptFormat2(t *testing.T) {
 		t.Errorf("the receipt without its snapshot: %+v, %v", verified, err)
 	}
 	for name, change := range map[string]func(rc *consent.Receipt){
-		"decision":     func(rc *consent.Receipt) { rc.Decision = strings.Replace(rc.Decision, `"gpc":true`, `"gpc":false`, 1) },
-		"snapshot":     func(rc *consent.Receipt) { rc.Snapshot = strings.Replace(rc.Snapshot, "LU", "DE", 1) },
-		"leaf":         func(rc *consent.Receipt) { rc.Leaf = bytes.Clone(rc.Leaf); rc.Leaf[20]++ },
-		"index":        func(rc *consent.Receipt) { rc.Proof = strings.Replace(rc.Proof, "index 2", "index 3", 1) },
-		"version":      func(rc *consent.Receipt) { rc.Version = "consentd-receipt/1" },
+		"decision": func(rc *consent.Receipt) { rc.Decision = strings.Replace(rc.Decision, `"gpc":true`, `"gpc":false`, 1) },
+		"snapshot": func(rc *consent.Receipt) { rc.Snapshot = strings.Replace(rc.Snapshot, "LU", "DE", 1) },
+		"leaf":     func(rc *consent.Receipt) { rc.Leaf = bytes.Clone(rc.Leaf); rc.Leaf[20]++ },
+		"index":    func(rc *consent.Receipt) { rc.Proof = strings.Replace(rc.Proof, "index 2", "index 3", 1) },
+		"version":  func(rc *consent.Receipt) { rc.Version = "consentd-receipt/1" },
+		// Two readings of one decision, hashed into a leaf of its own: which one a
+		// reader takes depends on its parser.
+		"ambiguous decision": func(rc *consent.Receipt) {
+			*rc = *mustReceiptOf(t, strings.Replace(rc.Decision, `"action":"custom"`, `"ACTION":"accept_all","action":"custom"`, 1), r)
+		},
 		"another tree": func(rc *consent.Receipt) { rc.Proof = strings.Replace(rc.Proof, "\n5\n", "\n6\n", 1) },
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -261,6 +266,41 @@ func TestReceiptFormat2(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustReceiptOf returns a receipt of a log of its own whose decision part is the bytes
+// decision, its leaf made for them: a log operator's own receipt.
+func mustReceiptOf(t *testing.T, decision string, r *consent.Record) *consent.Receipt {
+	t.Helper()
+	leaf, err := translog.NewLeaf(r, [32]byte{}, []byte(decision), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafBytes, err := leaf.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, v := testSigner(t)
+	m := newMemStorage()
+	l, err := translog.Open(m.begin(), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := m.begin()
+	b, err := l.Append(tx, []tlog.Hash{translog.LeafHash(leafBytes)}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.commit()
+	p, err := b.Prove(0, tlog.HashReaderFunc(m.begin().ReadHashes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := translog.NewReceipt(p, []byte(decision), leafBytes, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
 }
 
 // FuzzDecision: the decision part is RFC 8785's canonical form of the decision,

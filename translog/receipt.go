@@ -61,6 +61,11 @@ func (v *Verifier) VerifyReceipt(rc *consent.Receipt) (*Verified, error) {
 	if err := ParseDecision([]byte(rc.Decision), r); err != nil {
 		return nil, bad("its decision: %v", err)
 	}
+	// Only the one form the log writes: JSON that parsers could read two ways (a
+	// member twice, or in another case, or unknown) would prove what a reader wants.
+	if again, err := Decision(r); err != nil || string(again) != rc.Decision {
+		return nil, bad("its decision is not in the canonical form of format %d", LeafVersion)
+	}
 	var snap *consent.Snapshot
 	if rc.Snapshot != "" {
 		if sha256.Sum256([]byte(rc.Snapshot)) != leaf.Snapshot {

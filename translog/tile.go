@@ -42,3 +42,19 @@ func ParseTilePath(path string) (tlog.Tile, error) {
 	}
 	return t, nil
 }
+
+// TileIn reports whether the tree of size leaves holds the hash tile t, in full: its
+// hashes are of subtrees that tree completed. Whatever is beyond (a level or an index
+// past the tree, which x/mod's arithmetic would wrap around) is not in it.
+func TileIn(t tlog.Tile, size int64) bool {
+	if t.H != TileHeight || t.L < 0 || t.N < 0 || t.W < 1 || t.W > 1<<TileHeight {
+		return false
+	}
+	shift := TileHeight * t.L
+	if shift >= 63 {
+		return false
+	}
+	// How many hashes the tile's level has in the tree, as many as complete subtrees.
+	hashes := size >> shift
+	return t.N <= (hashes-int64(t.W))>>TileHeight && hashes >= int64(t.W)
+}

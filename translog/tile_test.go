@@ -59,3 +59,33 @@ func TestTilePathRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestTileIn: a tile is in a tree when the tree completed every subtree it names; a
+// level or index past the tree is not, however x/mod would wrap it.
+func TestTileIn(t *testing.T) {
+	tests := []struct {
+		tile tlog.Tile
+		size int64
+		want bool
+	}{
+		{tlog.Tile{H: 8, L: 0, N: 0, W: 41}, 41, true},
+		{tlog.Tile{H: 8, L: 0, N: 0, W: 42}, 41, false},
+		{tlog.Tile{H: 8, L: 0, N: 0, W: 256}, 41, false},
+		{tlog.Tile{H: 8, L: 0, N: 0, W: 256}, 256, true},
+		{tlog.Tile{H: 8, L: 0, N: 1, W: 1}, 256, false},
+		{tlog.Tile{H: 8, L: 0, N: 1, W: 1}, 257, true},
+		{tlog.Tile{H: 8, L: 1, N: 0, W: 1}, 255, false},
+		{tlog.Tile{H: 8, L: 1, N: 0, W: 1}, 256, true},
+		{tlog.Tile{H: 8, L: 1, N: 0, W: 2}, 511, false},
+		{tlog.Tile{H: 8, L: 8, N: 0, W: 1}, 1 << 62, false},
+		{tlog.Tile{H: 8, L: 7, N: 0, W: 1}, 1 << 56, true},
+		{tlog.Tile{H: 8, L: 0, N: 1 << 55, W: 256}, 1 << 62, false},
+		{tlog.Tile{H: 8, L: 0, N: 0, W: 0}, 10, false},
+		{tlog.Tile{H: 4, L: 0, N: 0, W: 1}, 10, false},
+	}
+	for _, tt := range tests {
+		if got := translog.TileIn(tt.tile, tt.size); got != tt.want {
+			t.Errorf("TileIn(%+v, %d) = %t, want %t", tt.tile, tt.size, got, tt.want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,8 +75,11 @@ type config struct {
 	onCommit func(records int, took time.Duration)
 
 	// beforeCommit, when set, runs in the writer before each transaction with the
-	// number of records in it; tests use it to hold the writer.
+	// number of records in it; tests use it to hold the writer. failCommit, when
+	// set, runs in each transaction of appends, which fails if it returns an error:
+	// tests use it for a failing disk.
 	beforeCommit func(n int)
+	failCommit   func() error
 }
 
 // QueueSize sets how many appends may wait for the writer; beyond that Append fails
@@ -111,6 +115,7 @@ type Store struct {
 	db           *bolt.DB
 	maxBatch     int
 	beforeCommit func(n int)
+	failCommit   func() error
 	onCommit     func(records int, took time.Duration)
 
 	// mu orders sends on queue against Close closing it.
@@ -127,6 +132,10 @@ type Store struct {
 	origin string
 	keys   translog.Keys // nil: the store takes no appends
 	log    *translog.Log // its head moves in the writer only
+
+	// failed holds the error of a transaction of appends that failed: the store then
+	// takes no more (see commit).
+	failed atomic.Pointer[error]
 
 	writerDone chan struct{}
 	closeOnce  sync.Once
@@ -210,6 +219,7 @@ func load(db *bolt.DB, c config) (*Store, error) {
 		db:           db,
 		maxBatch:     c.maxBatch,
 		beforeCommit: c.beforeCommit,
+		failCommit:   c.failCommit,
 		onCommit:     c.onCommit,
 		queue:        make(chan *request, c.queueSize),
 		index:        newConsentIndex(),
@@ -422,6 +432,9 @@ func (s *Store) enqueue(req *request) error {
 	if s.closed {
 		return fmt.Errorf("store closed: %w", consent.ErrUnavailable)
 	}
+	if err := s.failure(); err != nil {
+		return err
+	}
 	select {
 	case s.queue <- req:
 		s.inflight.Add(1)
@@ -477,6 +490,11 @@ func (s *Store) commit(batch []*request) {
 	var b *translog.Batch
 	start := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		if s.failCommit != nil {
+			if err := s.failCommit(); err != nil {
+				return err
+			}
+		}
 		records, log := tx.Bucket(bucketRecords), tx.Bucket(bucketLog)
 		// Record ids are UUIDv7 and the log's keys count up, so new keys land at the
 		// end: full leaf pages take about half the space of the default 0.5. bbolt
@@ -513,6 +531,14 @@ func (s *Store) commit(batch []*request) {
 	})
 	if s.onCommit != nil {
 		s.onCommit(len(batch), time.Since(start))
+	}
+	if err != nil {
+		// Whether the transaction is on disk is unknown: bbolt may keep in memory the
+		// meta page of a commit whose sync failed, and build the next transactions on
+		// it. Another batch from the head in memory could then sign a second tree of
+		// the same size: the store takes no more appends until it is opened again,
+		// which reads what the disk holds.
+		s.failed.Store(&err)
 	}
 	if err == nil && b != nil {
 		s.log.Commit(b)
@@ -606,6 +632,14 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// failure returns the error that stops the store taking appends, nil if none.
+func (s *Store) failure() error {
+	if err := s.failed.Load(); err != nil {
+		return fmt.Errorf("a commit failed (%v), and the store takes no more records until consentd restarts: %w", *err, consent.ErrUnavailable)
+	}
+	return nil
 }
 
 // Origin returns the name of the store's log.

@@ -476,3 +476,40 @@ func TestObserve(t *testing.T) {
 		t.Errorf("FileSize = %d, %v; the file has %v", size, err, fi)
 	}
 }
+
+// TestFailedCommitStops: after a transaction of appends fails, the store answers
+// that batch with the error and takes no more appends, and says so in Ready; opened
+// again, it takes appends and its log verifies.
+func TestFailedCommitStops(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "consent.db")
+	var fail atomic.Bool
+	s := MustOpen(t, path, func(c *config) {
+		c.failCommit = func() error {
+			if fail.Load() {
+				return errors.New("disk failed")
+			}
+			return nil
+		}
+	})
+	storetest.MustAppend(t, s, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+	fail.Store(true)
+	if _, err := s.Append(context.Background(), storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now())); err == nil {
+		t.Fatal("an append in a failed transaction: no error")
+	}
+	fail.Store(false)
+	_, err := s.Append(context.Background(), storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+	if !errors.Is(err, consent.ErrUnavailable) || !strings.Contains(err.Error(), "until consentd restarts") {
+		t.Errorf("an append after a failed commit: %v, want it refused", err)
+	}
+	if err := s.Ready(); !errors.Is(err, consent.ErrUnavailable) {
+		t.Errorf("Ready after a failed commit: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = MustOpen(t, path)
+	storetest.MustAppend(t, s, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+	if v, err := s.Verify(context.Background()); err != nil || !v.OK || v.Leaves != 2 {
+		t.Errorf("reopened: %+v, %v", v, err)
+	}
+}

@@ -159,7 +159,7 @@ func TestPurgeTamper(t *testing.T) {
 			return deleteRecord(tx, ids, 22)
 		}, noLeaf, -1, "is not signed by a key of the log", false},
 		// Taken at its word, as a statement by an old key the verifier was not given
-		// would be: not OK, and the key it would take is named.
+		// would be: not OK, the missing record and the key it would take named.
 		{"a statement signed by another key, an old record deleted", func(t *testing.T, tx *bolt.Tx, ids []string) error {
 			signer, err := translog.NewSigner(storetest.Origin, forger.Private)
 			if err != nil {
@@ -169,7 +169,7 @@ func TestPurgeTamper(t *testing.T) {
 				return err
 			}
 			return deleteRecord(tx, ids, 2)
-		}, noLeaf, -1, "is signed by key " + storetest.Origin + "+", true},
+		}, noLeaf, -1, "1 records are missing that only a purge statement signed by key " + storetest.Origin + "+", true},
 		{"a statement of the log's key for another tree, an old record deleted", func(t *testing.T, tx *bolt.Tx, ids []string) error {
 			// Whoever holds the key can sign any statement; the tree it names must
 			// still be this log's.

@@ -21,15 +21,18 @@ type readyProbe struct {
 	err error
 }
 
-// Ready returns an error while the store takes no writes: it is closed, or an empty
-// transaction cannot commit (a read-only or failing disk). It commits at most once
-// every few seconds, however often it is asked.
+// Ready returns an error while the store takes no writes: it is closed, a transaction
+// of appends failed, or an empty transaction cannot commit (a read-only or failing
+// disk). It commits at most once every few seconds, however often it is asked.
 func (s *Store) Ready() error {
 	s.mu.RLock()
 	closed := s.closed
 	s.mu.RUnlock()
 	if closed {
 		return fmt.Errorf("bolt: store closed: %w", consent.ErrUnavailable)
+	}
+	if err := s.failure(); err != nil {
+		return fmt.Errorf("bolt: %w", err)
 	}
 	p := &s.ready
 	p.mu.Lock()

@@ -25,6 +25,11 @@ func (s *Store) proved(tx *bolt.Tx, v []byte, head *consent.Checkpoint) (*consen
 	if err != nil {
 		return nil, err
 	}
+	// The header's consent id found the record; a record moved under another visitor's
+	// id is not theirs to see.
+	if !sameConsent(sr) {
+		return nil, fmt.Errorf("the record is filed under another consent id than its decision's: the store was altered (consentd verify tells more)")
+	}
 	leafBytes := tx.Bucket(bucketLog).Get(leafKey(sr.index))
 	var leaf translog.Leaf
 	if err := leaf.UnmarshalBinary(leafBytes); err != nil {
@@ -34,8 +39,9 @@ func (s *Store) proved(tx *bolt.Tx, v []byte, head *consent.Checkpoint) (*consen
 	if err != nil {
 		return nil, err
 	}
+	// The snapshot the leaf names: one stored after the record was not shown to it.
 	var snapshot string
-	if snap := s.snapshots.lookup(r.Site, r.Fingerprint, tx.Bucket(bucketSnapshots).Get); snap != nil {
+	if snap := s.snapshots.lookup(r.Site, r.Fingerprint, tx.Bucket(bucketSnapshots).Get); snap != nil && snap.digest == leaf.Snapshot {
 		snapshot = snap.text
 	}
 	p, err := translog.Prove(tlog.HashReaderFunc(logTx{tx}.ReadHashes), sr.index, head)

@@ -58,6 +58,9 @@ func (s *Store) AppendNDJSON(ctx context.Context, f consent.Filter, after string
 			dst = append(dst[:len(dst)-1], `,"ip_prefix":"","url":"","user_agent":""}`...)
 		}
 		dst = append(dst, '\n')
+		if len(key) != 16 {
+			return fmt.Errorf("a record key of %d bytes", len(key))
+		}
 		n, last = n+1, uuid.UUID(key)
 		return nil
 	})

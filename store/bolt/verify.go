@@ -108,6 +108,10 @@ type verification struct {
 	tree      *translog.Checker
 	records   *bolt.Bucket
 	purges    []*translog.Purge
+	// unverifiedPurges are statements signed by a key the verifier lacks, and
+	// purgedUnverified counts the missing records only they cover.
+	unverifiedPurges []*translog.Purge
+	purgedUnverified int
 	links     []*translog.Link
 	snapshots map[[32]byte]bool // the digests of the stored snapshots
 }
@@ -179,6 +183,9 @@ func verify(ctx context.Context, tx *bolt.Tx, verifier *translog.Verifier, archi
 	if n := v.records.Stats().KeyN; n != v.Records {
 		return v.inserted(tx), nil
 	}
+	if v.purgedUnverified > 0 {
+		v.Problem = fmt.Sprintf("%d records are missing that only a purge statement signed by key %s, which is not among the keys given, covers: a purge signed by a key since removed, or a deletion passed off as one", v.purgedUnverified, v.MissingKey)
+	}
 	v.OK = v.MissingKey == ""
 	return &v.Verification, nil
 }
@@ -192,7 +199,8 @@ func (v *verification) readPurges(tx *bolt.Tx) *consent.Verification {
 		p, err := v.verifier.OpenPurge(value)
 		if errors.Is(err, translog.ErrUnknownKey) {
 			v.unverified(fmt.Sprintf("the purge statement stored under %x", k), err)
-			err = nil
+			v.unverifiedPurges = append(v.unverifiedPurges, p)
+			continue
 		}
 		if err != nil {
 			return v.broken(-1, nil, "the purge statement stored under %x is not signed by a key of the log: %v", k, err)
@@ -250,6 +258,8 @@ func (v *verification) step(k, leafBytes []byte) *consent.Verification {
 			return v.broken(index, id, "record %s claims leaf %d, the log has it at %d", leaf.RecordID, sr.index, index)
 		case sha256.Sum256(sr.decision) != leaf.Decision:
 			return v.broken(index, id, "the decision of record %s (leaf %d) was altered", leaf.RecordID, index)
+		case !sameConsent(sr):
+			return v.broken(index, id, "record %s (leaf %d) is filed under another consent id than its decision's: it would be shown to another visitor", leaf.RecordID, index)
 		case len(sr.identifying) == 0:
 			v.Erased++
 		case sha256.Sum256(sr.identifying) != leaf.Identifying:
@@ -258,6 +268,9 @@ func (v *verification) step(k, leafBytes []byte) *consent.Verification {
 		v.Records++
 	case slices.ContainsFunc(v.purges, func(p *translog.Purge) bool { return p.Covers(index, &leaf) }):
 		v.Purged++
+	case slices.ContainsFunc(v.unverifiedPurges, func(p *translog.Purge) bool { return p.Covers(index, &leaf) }):
+		v.Purged++
+		v.purgedUnverified++
 	default:
 		return v.broken(index, id, "record %s (leaf %d, %s, %s) was deleted: no signed purge covers it",
 			leaf.RecordID, index, leaf.Site, leaf.RecordedAt.Format(time.RFC3339))
@@ -271,11 +284,11 @@ func (v *verification) inserted(tx *bolt.Tx) *consent.Verification {
 	log := tx.Bucket(bucketLog)
 	c := v.records.Cursor()
 	for k, value := c.First(); k != nil; k, value = c.Next() {
-		id := uuid.UUID(k)
 		sr, err := splitRecord(value)
 		if err != nil || len(k) != 16 {
 			return v.broken(-1, nil, "record %x is unreadable and not in the log: it was inserted", k)
 		}
+		id := uuid.UUID(k)
 		var leaf translog.Leaf
 		if leaf.UnmarshalBinary(log.Get(leafKey(sr.index))) != nil || leaf.RecordID != id {
 			return v.broken(-1, &id, "record %s is not in the log: it was inserted", id)
@@ -314,7 +327,7 @@ func (v *verification) checkpoints(tx *bolt.Tx, archived []*consent.Checkpoint) 
 			return v.broken(-1, nil, "the log does not continue the tree of %q its link statement names (%v)", l.From, err)
 		}
 	}
-	for _, p := range v.purges {
+	for _, p := range slices.Concat(v.purges, v.unverifiedPurges) {
 		if err := v.tree.Check(p.Tree()); err != nil {
 			return v.broken(-1, nil, "a purge statement of %s before %s was signed for another tree (%v): purged records may have been laundered", p.Site, p.Before.Format(time.RFC3339), err)
 		}
@@ -334,4 +347,11 @@ func (v *verification) checkpoints(tx *bolt.Tx, archived []*consent.Checkpoint) 
 		v.Archived++
 	}
 	return nil
+}
+
+// sameConsent reports whether the consent id in sr's header, by which the store finds
+// it, is the one its decision names.
+func sameConsent(sr storedRecord) bool {
+	id, ok := sr.decisionConsentID()
+	return ok && id == sr.consentID
 }

@@ -756,3 +756,21 @@ func mustCheckpointWith(tb testing.TB, path string, verifier *translog.Verifier)
 	}
 	return cp
 }
+
+// TestVerifyConsentMoved: a record filed under another visitor's consent id (its
+// header changed, its decision intact) is reported, and not shown to that visitor.
+func TestVerifyConsentMoved(t *testing.T) {
+	t.Parallel()
+	path, ids := MustLoggedFile(t, 4)
+	other := uuid.New()
+	MustTamper(t, path, func(tx *bolt.Tx) error {
+		return editRecord(tx, ids[1], func(sr *storedRecord) { sr.consentID = other })
+	})
+	v, err := VerifyFile(context.Background(), path, testVerifier(t))
+	mustBeBroken(t, v, err, 1, ids[1], "is filed under another consent id")
+
+	s := MustOpen(t, path)
+	if records, err := s.RecordsByConsent(context.Background(), other.String()); err == nil {
+		t.Errorf("the other visitor got %d records", len(records))
+	}
+}

@@ -889,6 +889,13 @@ func testReceipts(t *testing.T, open func() consent.Store) {
 	if got := MustRecordsByConsent(t, s, unknown.ConsentID)[0].Receipt; got.Snapshot != "" {
 		t.Errorf("a record of a fingerprint never stored has a snapshot in its receipt: %s", got.Snapshot)
 	}
+	// Stored after the record, the snapshot was not what its visitor was shown.
+	MustPutSnapshot(t, s, unknown)
+	if got := MustRecordsByConsent(t, s, unknown.ConsentID)[0]; got.Receipt.Snapshot != "" {
+		t.Errorf("a snapshot stored after its record is in the record's receipt")
+	} else {
+		MustVerifyReceipt(t, got.Receipt, unknown)
+	}
 
 	for range 5 {
 		MustAppend(t, s, NewRecord(t, uuid.NewString(), Now()))
