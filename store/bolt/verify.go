@@ -104,16 +104,16 @@ func verifyFile(ctx context.Context, path string, verifier *translog.Verifier, a
 // next leaf needs.
 type verification struct {
 	consent.Verification
-	verifier  *translog.Verifier
-	tree      *translog.Checker
-	records   *bolt.Bucket
-	purges    []*translog.Purge
+	verifier *translog.Verifier
+	tree     *translog.Checker
+	records  *bolt.Bucket
+	purges   []*translog.Purge
 	// unverifiedPurges are statements signed by a key the verifier lacks, and
 	// purgedUnverified counts the missing records only they cover.
 	unverifiedPurges []*translog.Purge
 	purgedUnverified int
-	links     []*translog.Link
-	snapshots map[[32]byte]bool // the digests of the stored snapshots
+	links            []*translog.Link
+	snapshots        map[[32]byte]bool // the digests of the stored snapshots
 }
 
 func (v *verification) broken(index int64, id *uuid.UUID, format string, args ...any) *consent.Verification {
