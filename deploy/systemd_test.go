@@ -17,7 +17,7 @@ import (
 var units = []string{
 	"consentd.service",
 	"consentd-backup.service", "consentd-backup.timer",
-	"consentd-checkpoint.service", "consentd-checkpoint.timer",
+	"consentd-monitor.service", "consentd-monitor.timer",
 }
 
 // installedBinary is where the units expect consentd.

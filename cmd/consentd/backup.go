@@ -12,8 +12,8 @@ import (
 )
 
 // backup copies the store of a running consentd to --out, or as a new copy into
-// --dir, then checks the copy's hash chain with the keys consentd publishes: a copy
-// that does not verify is reported at once, not on the day it is needed.
+// --dir, then checks the copy's log with the keys consentd publishes, of its log: a
+// copy that does not verify is reported at once, not on the day it is needed.
 func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("consentd backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -34,7 +34,7 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	verifier, err := c.publishedKeys(ctx)
+	_, verifier, err := c.publishedKeys(ctx)
 	if err != nil {
 		return err
 	}

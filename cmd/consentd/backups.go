@@ -12,7 +12,9 @@ import (
 	"time"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/translog"
 )
 
 // A backup directory holds verified copies of the store named by the UTC time they
@@ -116,7 +118,7 @@ const backupRetry = 15 * time.Minute
 // again after backupRetry (or m.BackupEvery if shorter); one that did not verify,
 // only after m.BackupEvery, as the next will likely not verify either and each
 // costs a copy of the store.
-func (m *Main) backups(ctx context.Context, store *bolt.Store, keys consent.CheckpointVerifier) {
+func (m *Main) backups(ctx context.Context, store *bolt.Store, keys *proof.Keyring) {
 	d := backupDir{path: m.BackupDir, keep: m.BackupKeep}
 	if names, newest, err := d.copies(); err == nil && len(names) > 0 {
 		if fi, err := os.Stat(filepath.Join(d.path, names[len(names)-1])); err == nil {
@@ -166,13 +168,17 @@ func nextBackup(newest, failed time.Time, every, retry time.Duration) time.Time 
 	return next
 }
 
-// backup takes one copy of store into d, checks its hash chain with keys, and
-// reports the outcome to the log, the metrics and the tests.
-func (m *Main) backup(ctx context.Context, d backupDir, store *bolt.Store, keys consent.CheckpointVerifier) error {
+// backup takes one copy of store into d, checks its log with keys (those loaded
+// now: a key added since the start signs too), and reports the outcome to the log,
+// the metrics and the tests.
+func (m *Main) backup(ctx context.Context, d backupDir, store *bolt.Store, keys *proof.Keyring) error {
 	start := time.Now()
 	write := func(w io.Writer) (int64, error) { return store.WriteBackup(ctx, w) }
 	path, size, err := d.save(ctx, start, write, func(path string) error {
-		_, err := verifyCopy(ctx, path, keys)
+		verifier, err := keys.LogVerifier(store.Origin())
+		if err == nil {
+			_, err = verifyCopy(ctx, path, verifier)
+		}
 		return err
 	})
 	took := time.Since(start)
@@ -188,17 +194,18 @@ func (m *Main) backup(ctx context.Context, d backupDir, store *bolt.Store, keys 
 	return err
 }
 
-// verifyCopy checks the hash chain and checkpoints of the store copy at path with
-// verifier. A copy that verifies not, or not with these keys, gives its verification
-// and an error wrapping errBroken or errMissingKey with the problem found.
-func verifyCopy(ctx context.Context, path string, verifier consent.CheckpointVerifier) (*consent.Verification, error) {
+// verifyCopy checks the log of the store copy at path with verifier, of the log
+// the copy must hold. A copy that verifies not, or not with these keys, gives its
+// verification and an error wrapping errBroken or errMissingKey with the problem
+// found.
+func verifyCopy(ctx context.Context, path string, verifier *translog.Verifier) (*consent.Verification, error) {
 	v, err := bolt.VerifyFile(ctx, path, verifier)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("the copy does not open as a store (cut short?): %w", err)
-	case !v.OK:
+	case !v.OK && !onlyKeyMissing(v):
 		return v, fmt.Errorf("%w: %s", errBroken, v.Problem)
-	case v.MissingKey != "":
+	case !v.OK:
 		return v, fmt.Errorf("%w: %s", errMissingKey, v.Problem)
 	}
 	return v, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
@@ -45,10 +46,13 @@ func check(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// count returns "1 site", "4 sites".
+// count returns "1 site", "4 sites", "2 leaves".
 func count(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun
+	}
+	if plural, ok := strings.CutSuffix(noun, "leaf"); ok {
+		return fmt.Sprintf("%d %sleaves", n, plural)
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }

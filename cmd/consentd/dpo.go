@@ -28,8 +28,9 @@ type proofDocument struct {
 	Snapshots []consent.Snapshot `json:"snapshots"`
 }
 
-// showProof prints what proves one visitor's decisions: a summary a DPO reads, or
-// with --json the whole proof as consentd sent it, to keep or hand on.
+// showProof prints what proves one visitor's decisions: a summary a DPO reads, each
+// receipt verified here with the keys consentd publishes, or with --json the whole
+// proof as consentd sent it, to keep or hand on.
 func showProof(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("consentd proof CONSENT_ID", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -57,26 +58,32 @@ func showProof(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := json.Unmarshal(doc, &p); err != nil {
 		return fmt.Errorf("consentd sent an unreadable proof: %w", err)
 	}
-	failed := 0
-	for _, r := range p.Records {
-		if !r.ReceiptValid {
-			failed++
-		}
+	// Checked here, with the keys consentd publishes, not taken at consentd's word.
+	_, verifier, err := c.publishedKeys(ctx)
+	if err != nil {
+		return err
 	}
-	verdict := "every receipt verified"
+	verdicts := make([]string, len(p.Records))
+	failed := 0
+	for i, r := range p.Records {
+		vr, err := checkReceipt(verifier, &r.Record, p.ConsentID)
+		if err != nil {
+			verdicts[i] = "NOT VERIFIED: " + err.Error()
+			failed++
+			continue
+		}
+		verdicts[i] = fmt.Sprintf("verified: leaf %d of the tree of size %d", vr.Index, vr.Checkpoint.Size)
+	}
+	verdict := "every receipt verified with the keys published for the log " + verifier.Origin()
 	if failed > 0 {
-		verdict = fmt.Sprintf("%d receipts do NOT verify", failed)
+		verdict = fmt.Sprintf("%d receipts do NOT verify with the keys published for the log %s", failed, verifier.Origin())
 	}
 	fmt.Fprintf(stdout, "consent %s: %d records, %s\n\n", p.ConsentID, len(p.Records), verdict)
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "RECORDED\tSITE\tACTION\tSURFACE\tLANGUAGE\tCATEGORIES\tPARTNERS\tRECEIPT")
-	for _, r := range p.Records {
-		receipt := "NOT VERIFIED: " + r.ReceiptError
-		if r.ReceiptValid {
-			receipt = "verified (" + r.Receipt.KeyID + ")"
-		}
+	for i, r := range p.Records {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RecordedAt.Format(time.RFC3339), r.Site, r.Action, r.Surface,
-			r.Language, choiceList(r.Choices.Categories), choiceList(r.Choices.Partners), receipt)
+			r.Language, choiceList(r.Choices.Categories), choiceList(r.Choices.Partners), verdicts[i])
 	}
 	if err := w.Flush(); err != nil {
 		return err

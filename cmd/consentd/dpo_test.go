@@ -27,6 +27,7 @@ import (
 // for every site, one for voxbi.com only.
 type dpoFixture struct {
 	url              string
+	keysDir          string
 	allSites, voxbi  string // files holding a token
 	changedMind      string // consent id that refused, then accepted, on mixvoip.com
 	since            time.Time
@@ -44,7 +45,7 @@ func MustDPOFixture(tb testing.TB) *dpoFixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f := &dpoFixture{url: "http://" + addr, changedMind: uuid.NewString(), mixvoip: uuid.NewString(), voxbiID: uuid.NewString()}
+	f := &dpoFixture{url: "http://" + addr, keysDir: m.KeysDir, changedMind: uuid.NewString(), mixvoip: uuid.NewString(), voxbiID: uuid.NewString()}
 	post := func(site string, action consent.Action, id string) {
 		if status, err := postConsent(addr, cfg, site, action, id); err != nil || status != http.StatusCreated {
 			tb.Fatalf("post %s %s: %d, %v", site, action, status, err)
@@ -120,13 +121,13 @@ func TestDPOCommands(t *testing.T) {
 
 	t.Run("proof", func(t *testing.T) {
 		out := MustRun(t, dpo("proof", f.changedMind)...)
-		if !strings.HasPrefix(out, "consent "+f.changedMind+": 2 records, every receipt verified\n") {
+		if !strings.HasPrefix(out, "consent "+f.changedMind+": 2 records, every receipt verified with the keys published for the log "+testOrigin+"\n") {
 			t.Errorf("summary line missing:\n%s", out)
 		}
 		lines := strings.Split(out, "\n")
 		for _, action := range []string{"reject_all", "accept_all"} {
 			i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, " "+action+" ") })
-			if i < 0 || !strings.Contains(lines[i], "mixvoip.com") || !strings.Contains(lines[i], "verified (ed25519-") {
+			if i < 0 || !strings.Contains(lines[i], "mixvoip.com") || !strings.Contains(lines[i], "verified: leaf ") {
 				t.Errorf("no line for the %s record on mixvoip.com with a verified receipt:\n%s", action, out)
 			}
 		}
@@ -148,7 +149,7 @@ func TestDPOCommands(t *testing.T) {
 			t.Fatalf("records = %+v, want the refusal, then the consent", p.Records)
 		}
 		for _, r := range p.Records {
-			if !r.ReceiptValid || r.Receipt == nil || r.Receipt.Signature == "" {
+			if !r.ReceiptValid || r.Receipt == nil || r.Receipt.Proof == "" {
 				t.Errorf("record %s: receipt_valid %t, receipt %+v", r.ID, r.ReceiptValid, r.Receipt)
 			}
 		}
@@ -272,14 +273,14 @@ func TestDPOCommands(t *testing.T) {
 	t.Run("backup", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "copy.db")
 		out := MustRun(t, dpo("backup", "--out", path)...)
-		if !strings.Contains(out, path+": OK, 5 records, every link verifies") {
+		if !strings.Contains(out, path+": OK, log "+testOrigin+": 5 leaves") || !strings.Contains(out, "5 records verify") {
 			t.Errorf("backup:\n%s", out)
 		}
 		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("the copy: %v, %v; want mode 0600", fi, err)
 		}
 		// The copy is a store of its own: the DPO can read it without the server.
-		s, err := bolt.Open(path)
+		s, err := bolt.Open(path, bolt.Log("", MustKeyring(t, f.keysDir)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,7 +295,7 @@ func TestDPOCommands(t *testing.T) {
 		MustFiles(t, dir, "consent-2020-01-01T000000Z.db", "consent-2020-01-02T000000Z.db")
 		out := MustRun(t, dpo("backup", "--dir", dir, "--keep", "2")...)
 		names := MustList(t, dir)
-		if len(names) != 2 || names[0] != "consent-2020-01-02T000000Z.db" || !strings.Contains(out, filepath.Join(dir, names[1])+": OK, 5 records") {
+		if len(names) != 2 || names[0] != "consent-2020-01-02T000000Z.db" || !strings.Contains(out, filepath.Join(dir, names[1])+": OK, log "+testOrigin+": 5 leaves") {
 			t.Errorf("backup --dir --keep 2 left %q and said:\n%s", names, out)
 		}
 	})
@@ -325,7 +326,7 @@ func TestDPOCommands(t *testing.T) {
 			{"backup with a token limited to a site", []string{"backup", "--out", filepath.Join(t.TempDir(), "copy.db"), "--url", f.url, "--token-file", f.voxbi}, []string{"403 Forbidden", "needs a token without a site limit"}},
 			{"backup without --out", dpo("backup"), []string{"either --out FILE or --dir DIR is required"}},
 			{"backup with --out and --dir", dpo("backup", "--out", "x.db", "--dir", "d"), []string{"either --out FILE or --dir DIR is required"}},
-			{"checkpoint without --dir", dpo("checkpoint"), []string{"--dir DIR is required"}},
+			{"monitor without --dir", []string{"monitor", "--url", f.url}, []string{"--dir DIR is required"}},
 			{"server down", []string{"stats", "--url", down, "--token-file", f.allSites}, []string{"cannot reach consentd at " + down, "is it running?"}},
 			{"not a URL", []string{"stats", "--url", "localhost:8080", "--token-file", f.allSites}, []string{`--url "localhost:8080"`}},
 		}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/translog"
 )
 
 // dpoClient calls the DPO API of a running consentd. The DPO commands cannot read
@@ -41,9 +42,9 @@ func addDPOFlags(fs *flag.FlagSet) dpoFlags {
 
 // client returns a client for the flags, once they are parsed.
 func (f dpoFlags) client() (*dpoClient, error) {
-	base, err := url.Parse(*f.url)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("--url %q: want the address of consentd, such as http://localhost:8080", *f.url)
+	c, err := publicClient("--url", *f.url)
+	if err != nil {
+		return nil, err
 	}
 	token := os.Getenv("CONSENTD_TOKEN")
 	if *f.tokenFile != "" {
@@ -57,7 +58,23 @@ func (f dpoFlags) client() (*dpoClient, error) {
 	if token = strings.TrimSpace(token); token == "" {
 		return nil, errors.New("no DPO token: set CONSENTD_TOKEN or pass --token-file FILE (a token is made with: consentd token add NAME)")
 	}
-	return &dpoClient{base: base, token: token}, nil
+	c.token = token
+	return c, nil
+}
+
+// publicClient returns a client without a token, for what consentd serves to
+// anyone (its keys, its log), at the address raw given with flag.
+func publicClient(flag, raw string) (*dpoClient, error) {
+	base, err := url.Parse(raw)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("%s %q: want the address of consentd, such as http://localhost:8080", flag, raw)
+	}
+	return &dpoClient{base: base}, nil
+}
+
+// isURL reports whether s is an http or https address rather than a file name.
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
 }
 
 // get sends a GET for path and query and returns the response of a success, whose
@@ -69,7 +86,9 @@ func (c *dpoClient) get(ctx context.Context, path string, query url.Values) (*ht
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil && ctx.Err() != nil {
 		return nil, ctx.Err() // interrupted, not unreachable
@@ -118,22 +137,22 @@ func (c *dpoClient) getJSON(ctx context.Context, path string, query url.Values) 
 	return data, nil
 }
 
-// publishedKeys returns a verifier of the keys consentd publishes (GET /v1/keys),
-// with which the commands check what they fetch before they keep it.
-func (c *dpoClient) publishedKeys(ctx context.Context) (*proof.Verifier, error) {
+// publishedKeys returns the keys consentd publishes (GET /v1/keys) and their log's
+// verifier, with which the commands check what they fetch before they keep it.
+func (c *dpoClient) publishedKeys(ctx context.Context) (*proof.PublicKeys, *translog.Verifier, error) {
 	doc, err := c.getJSON(ctx, "v1/keys", nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	keys, err := proof.ReadPublicKeys(bytes.NewReader(doc))
 	if err != nil {
-		return nil, fmt.Errorf("the keys consentd publishes: %w", err)
+		return nil, nil, fmt.Errorf("the keys consentd publishes at %s: %w", c.base.JoinPath("v1/keys"), err)
 	}
-	verifier, err := proof.NewVerifier(keys)
+	verifier, err := keys.Verifier()
 	if err != nil {
-		return nil, fmt.Errorf("the keys consentd publishes: %w", err)
+		return nil, nil, fmt.Errorf("the keys consentd publishes at %s: %w", c.base.JoinPath("v1/keys"), err)
 	}
-	return verifier, nil
+	return keys, verifier, nil
 }
 
 // writeIndented writes a JSON document indented, its content byte for byte as sent.

@@ -178,7 +178,7 @@ func TestServePurgesTheAuditLog(t *testing.T) {
 	if _, err := proof.Generate(keysDir, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	store, err := bolt.Open(dbPath)
+	store, err := bolt.Open(dbPath, bolt.Log(testOrigin, MustKeyring(t, keysDir)))
 	if err != nil {
 		t.Fatal(err)
 	}

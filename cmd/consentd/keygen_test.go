@@ -22,7 +22,7 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/logtest"
-	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/translog"
 )
 
 // TestKeygenWhileServing: a key that keygen adds while consentd runs signs receipts
@@ -70,19 +70,15 @@ func TestKeygenWhileServing(t *testing.T) {
 				keys := publishedKeys(t, addr)
 				return keys, slices.Equal(keys, append(old, newer))
 			})
-			if kid := MustReceiptKeyID(t, addr, cfg); kid != newer {
-				t.Errorf("a receipt after keygen is signed by %s, want the new key %s", kid, newer)
+			if kid := MustReceiptKeyID(t, addr, cfg, m.KeysDir); kid != newer {
+				t.Errorf("the checkpoint of a receipt after keygen is signed by %q, want the new key %s", kid, newer)
 			}
-			if err := stop(); err != nil { // signs a checkpoint
+			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
-			s, err := bolt.Open(m.DBPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if cp, err := s.LastCheckpoint(context.Background()); err != nil || cp.KeyID != newer {
-				t.Errorf("the checkpoint at shutdown: %+v, %v; want it signed by the new key %s", cp, err, newer)
+			cp, err := MustOpenStore(t, m).LastCheckpoint(context.Background())
+			if err != nil || signedBy(t, m.KeysDir, testOrigin, cp.Signed) != newer {
+				t.Errorf("the store's last checkpoint: %v; want it signed by the new key %s:\n%s", err, newer, cp.Signed)
 			}
 		})
 	}
@@ -163,8 +159,8 @@ func TestVerifyAfterRotation(t *testing.T) {
 
 	newer := publishedKeyIDs(t, m.KeysDir)[1]
 	stdout, _, err := runConsentd("verify", "--db", m.DBPath, "--public-keys", before)
-	want := "cannot verify " + m.DBPath + ": the checkpoint at place "
-	wantKey := " is signed by key " + newer + ", which is not among the keys given; fetch the current keys (GET /v1/keys) or use the key directory"
+	want := "cannot verify " + m.DBPath + ": the log's checkpoint is signed by key " + noteKeyName(t, m.KeysDir, newer)
+	wantKey := ", which is not among the keys given; fetch the current keys (GET /v1/keys) or use the key directory"
 	if !errors.Is(err, errMissingKey) || !strings.HasPrefix(stdout, want) || !strings.Contains(stdout, wantKey) || strings.Contains(stdout, "BROKEN") {
 		t.Errorf("verify with the keys from before the rotation: %v, %q; want %q...%q", err, stdout, want, wantKey)
 	}
@@ -173,9 +169,9 @@ func TestVerifyAfterRotation(t *testing.T) {
 	}
 }
 
-// MustReceiptKeyID records a refusal and returns the id of the key that signed its
-// receipt.
-func MustReceiptKeyID(tb testing.TB, addr string, cfg *config.Config) string {
+// MustReceiptKeyID records a refusal and returns the id of the key in keysDir that
+// signed the checkpoint of its receipt.
+func MustReceiptKeyID(tb testing.TB, addr string, cfg *config.Config, keysDir string) string {
 	tb.Helper()
 	id := uuid.NewString()
 	if status, err := postConsent(addr, cfg, "mixvoip.com", consent.ActionRejectAll, id); err != nil || status != http.StatusCreated {
@@ -192,7 +188,11 @@ func MustReceiptKeyID(tb testing.TB, addr string, cfg *config.Config) string {
 	if err := json.NewDecoder(resp.Body).Decode(&history); err != nil || len(history.Records) != 1 || history.Records[0].Receipt == nil {
 		tb.Fatalf("history of %s: %+v, %v", id, history, err)
 	}
-	return history.Records[0].Receipt.KeyID
+	var p translog.Proof
+	if err := p.UnmarshalText([]byte(history.Records[0].Receipt.Proof)); err != nil {
+		tb.Fatal(err)
+	}
+	return signedBy(tb, keysDir, testOrigin, p.Checkpoint)
 }
 
 // MustFetch writes what GET path answers to the file out.

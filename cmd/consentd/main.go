@@ -1,17 +1,17 @@
 // Command consentd serves consent banners, records decisions, checks sites.yaml and
 // queries a running consentd for the DPO.
 //
-//	consentd serve [--addr :8080] [--config sites.yaml] [--db data/consent.db] [--demo] [--new-store]
+//	consentd serve [--addr :8080] [--config sites.yaml] [--db data/consent.db] [--origin NAME] [--demo] [--new-store]
 //	consentd check [sites.yaml]
 //	consentd keygen [--keys data/keys]
 //	consentd verify [--db data/consent.db] [--keys data/keys | --public-keys keys.json] [--checkpoint FILE ...]
-//	consentd verify-receipts --public-keys keys.json consent-ID.json
+//	consentd verify-receipt FILE [--public-keys keys.json | --url URL] [--against CHECKPOINT_FILE|URL]
 //	consentd token add NAME [--sites a,b [--config sites.yaml]] | list [--all] | revoke NAME
 //	consentd proof CONSENT_ID [--json]
 //	consentd export [--site S] [--from T] [--to T] [--format csv|ndjson] [--out FILE] ...
 //	consentd stats [--site S] [--from T] [--to T] [--json]
 //	consentd backup --out FILE | --dir DIR [--keep 14]
-//	consentd checkpoint --dir DIR
+//	consentd monitor --url URL --dir DIR
 //	consentd health [--url http://127.0.0.1:9090/readyz]
 //	consentd version
 package main
@@ -74,16 +74,21 @@ Usage:
   consentd keygen [--keys DIR]  add a new signing key; a running consentd signs with it
                              within seconds
   consentd verify [--db FILE] [--keys DIR | --public-keys FILE] [--checkpoint FILE ...]
-                             check the hash chain and signed checkpoints of a store file
-                             not in use (a backup copy); exits 1 at the first broken link,
-                             or if a checkpoint is signed by a key it was not given;
-                             --public-keys: with only the keys GET /v1/keys published;
-                             --checkpoint: also against checkpoints archived from
-                             GET /v1/dpo/checkpoint
-  consentd verify-receipts --public-keys FILE CONSENT_FILE
-                             check, offline, the receipts of a visitor's records as
-                             their page downloads them (GET /v1/consents/{id}) with the
-                             keys GET /v1/keys published; exits 1 if one does not verify
+                             check the transparency log of a store file not in use (a
+                             backup copy): the tree rebuilt from its leaves, every record
+                             against its leaf, the signed checkpoint and purges; exits 1
+                             where it breaks first, or if a statement is signed by a key
+                             it was not given; --public-keys: with only the keys GET
+                             /v1/keys published; --checkpoint: also proves that the log
+                             extends checkpoints kept apart (consentd monitor keeps them)
+  consentd verify-receipt FILE [--public-keys FILE | --url URL] [--against FILE|URL]
+                             check receipts with only the keys consentd publishes: a
+                             receipt, a record with its receipt, or a visitor's download
+                             (GET /v1/consents/{id}); --url: fetch the keys there;
+                             --against: also prove each record still in a newer
+                             checkpoint (a file, or consentd's address), with
+                             consistency proofs from --url or that address; exits 1 if
+                             anything does not verify
   consentd token add NAME [--sites a,b] | list [--all] | revoke NAME
                              DPO API tokens (--tokens FILE, default data/tokens.json);
                              --sites names sites of --config (default
@@ -109,10 +114,13 @@ http://localhost:8080; the token from $CONSENTD_TOKEN or --token-file FILE):
                              serves, then verified with the keys consentd publishes
                              (a token without a site limit); --dir: a new copy named
                              by its time, the newest --keep kept
-  consentd checkpoint --dir DIR
-                             archive consentd's newest signed checkpoint in DIR, apart
-                             from consentd; exits 1 if the chain went back since the
-                             newest one archived, or is another chain
+
+Following the log from outside (no token; --url as above):
+  consentd monitor --dir DIR
+                             keep consentd's newest checkpoint in DIR once a
+                             consistency proof shows that it extends the one kept
+                             before; exits 1, keeping it aside, if it does not (the log
+                             was cut off, rewritten or forked)
 `
 
 func main() {
@@ -146,8 +154,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keygen(args[1:], stdout, stderr)
 	case "verify":
 		return verify(ctx, args[1:], stdout, stderr)
-	case "verify-receipts":
-		return verifyReceipts(args[1:], stdout, stderr)
+	case "verify-receipt":
+		return verifyReceipt(ctx, args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
 	case "proof":
@@ -156,8 +164,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return export(ctx, args[1:], stdout, stderr)
 	case "stats":
 		return stats(ctx, args[1:], stdout, stderr)
-	case "checkpoint":
-		return archiveCheckpoint(ctx, args[1:], stdout, stderr)
+	case "monitor":
+		return monitor(ctx, args[1:], stdout, stderr)
 	case "backup":
 		return backup(ctx, args[1:], stdout, stderr)
 	case "health":

@@ -24,7 +24,6 @@ import (
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/wait"
-	"github.com/mixvoip/consentd/store/bolt"
 )
 
 func TestCheck(t *testing.T) {
@@ -100,14 +99,10 @@ func TestServeShutdownKeepsAcknowledgedWrites(t *testing.T) {
 		t.Fatalf("only %d consents acknowledged", len(acked))
 	}
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"verify", "--db", m.DBPath, "--keys", m.KeysDir}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "OK, ") || !strings.Contains(out.String(), "1 signed checkpoints agree") {
+	if err := run(context.Background(), []string{"verify", "--db", m.DBPath, "--keys", m.KeysDir}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "OK, log "+testOrigin+": ") || !strings.Contains(out.String(), "rebuilt into the tree its signed checkpoint vouches for") {
 		t.Errorf("consentd verify after shutdown: %v, %s", err, out.String())
 	}
-	store, err := bolt.Open(m.DBPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := MustOpenStore(t, m)
 	for _, id := range acked {
 		records, err := store.RecordsByConsent(context.Background(), id)
 		if err != nil || len(records) != 1 {
@@ -138,7 +133,7 @@ func TestVerifyReportsTampering(t *testing.T) {
 	}
 	var out bytes.Buffer
 	err = run(context.Background(), []string{"verify", "--db", m.DBPath, "--keys", m.KeysDir}, &out, io.Discard)
-	if !errors.Is(err, errBroken) || !strings.Contains(out.String(), "BROKEN at place 1") || !strings.Contains(out.String(), "was deleted") {
+	if !errors.Is(err, errBroken) || !strings.Contains(out.String(), "BROKEN at leaf 0 (record ") || !strings.Contains(out.String(), "was deleted: no signed purge covers it") {
 		t.Errorf("verify of a tampered file: %v, %q", err, out.String())
 	}
 }
@@ -485,6 +480,9 @@ func runConsentd(args ...string) (stdout, stderr string, err error) {
 	return out.String(), errOut.String(), err
 }
 
+// testOrigin names the log of the stores the tests create.
+const testOrigin = "consent.test/log"
+
 // MustServe runs `consentd serve` on a free port until the test ends.
 func MustServe(tb testing.TB, configPath string) (m *Main, addr string, done <-chan error, stop func()) {
 	tb.Helper()
@@ -513,7 +511,7 @@ func MustServeWithRefusals(tb testing.TB, n int) (m *Main, addr string, done <-c
 func mustServeIn(tb testing.TB, configPath, dir string, flags ...string) (m *Main, addr string, done <-chan error, stop func()) {
 	tb.Helper()
 	m = NewMain(io.Discard, io.Discard)
-	args := []string{"--addr", "127.0.0.1:0", "--config", configPath, "--db", filepath.Join(dir, "consent.db"), "--keys", filepath.Join(dir, "keys"), "--tokens", filepath.Join(dir, "tokens.json")}
+	args := []string{"--addr", "127.0.0.1:0", "--config", configPath, "--db", filepath.Join(dir, "consent.db"), "--keys", filepath.Join(dir, "keys"), "--tokens", filepath.Join(dir, "tokens.json"), "--origin", testOrigin}
 	if err := m.ParseFlags(append(args, flags...)); err != nil {
 		tb.Fatal(err)
 	}

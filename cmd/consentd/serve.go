@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,11 +29,8 @@ import (
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/translog"
 )
-
-// checkpointEvery is how often the head of the hash chain is signed while records
-// come in; it is signed on shutdown too.
-const checkpointEvery = time.Minute
 
 // Main is `consentd serve`: the wiring of configuration, store and HTTP server, in a
 // form tests can drive (ParseFlags, Run).
@@ -43,6 +41,7 @@ type Main struct {
 	ConfigPath     string
 	DBPath         string
 	KeysDir        string
+	Origin         string // the name of the store's log: required to create it, else the stored one
 	TokensPath     string
 	NewStore       bool // start a new store although the key directory holds keys
 	Demo           bool
@@ -97,6 +96,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.DBPath, "db", "data/consent.db", "bbolt database file ($CONSENTD_DB)")
 	fs.StringVar(&m.TokensPath, "tokens", defaultTokensFile, "the DPO API's token file ($CONSENTD_TOKENS)")
 	fs.StringVar(&m.KeysDir, "keys", defaultKeysDir, "directory of the ed25519 signing keys ($CONSENTD_KEYS)")
+	fs.StringVar(&m.Origin, "origin", "", "the name of the store's transparency log, such as consent.example.com/log: required to create a store, which keeps it for good; a store opened with another is refused ($CONSENTD_ORIGIN)")
 	fs.BoolVar(&m.NewStore, "new-store", false, "start a new, empty store where --db is missing but --keys holds keys: only after moving the old store away on purpose (a first installation needs no flag; refused while --db exists)")
 	fs.BoolVar(&m.Demo, "demo", false, "serve /demo/{site} pages and accept consents from the server's own origin ($CONSENTD_DEMO=1); never in production")
 	proxies := fs.String("trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted, and only those ($CONSENTD_TRUSTED_PROXIES)")
@@ -135,6 +135,9 @@ func (m *Main) ParseFlags(args []string) error {
 		return errors.New("--backup-keep: at least 1")
 	case m.DPOOnAdmin && m.AdminAddr == "":
 		return errors.New("--dpo-on-admin needs --admin-addr: the DPO API would be served nowhere")
+	}
+	if err := checkOrigin(m.Origin); err != nil {
+		return err
 	}
 	var err error
 	if m.logger, err = newLogger(m.stderr, m.LogFormat); err != nil {
@@ -182,6 +185,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if noStore && m.Origin == "" {
+		return fmt.Errorf("--origin is required to create the store %s: it names the store's log for good, such as consent.example.com/log ($CONSENTD_ORIGIN)", m.DBPath)
+	}
 	listeners, err := m.listen()
 	if err != nil {
 		return err
@@ -199,9 +205,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if first != nil {
 		keysLoaded = modTime(m.KeysDir)
 	}
-	m.metrics.WatchStore(store)
+	m.metrics.WatchStore(storeMetrics{store})
 	srv := server.New(store, server.Options{
-		Demo: m.Demo, TrustedProxies: m.TrustedProxies, Keys: keys, Logger: m.logger,
+		Demo: m.Demo, TrustedProxies: m.TrustedProxies, Keys: keys, Origin: store.Origin(), Logger: m.logger,
 		Admin: m.AdminAddr != "", DPOOnAdmin: m.DPOOnAdmin,
 		ConsentLimit: m.ConsentLimit, AuthFailureLimit: m.AuthFailures, MaxClients: m.LimitClients,
 		LimitDelay: server.DefaultLimitDelay,
@@ -244,8 +250,8 @@ func (m *Main) Run(ctx context.Context) error {
 		go func() { served <- hs.Serve(server.Listener(ln)) }()
 	}
 	addr := listeners[0].Addr()
-	m.logger.Info("consentd serving", "addr", addr.String(), "admin", m.AdminAddr, "config", m.ConfigPath, "db", m.DBPath, "sites", len(cfg.Sites), "demo", m.Demo, "version", version())
-	m.printWhereToLook(addr, cfg)
+	m.logger.Info("consentd serving", "addr", addr.String(), "admin", m.AdminAddr, "config", m.ConfigPath, "db", m.DBPath, "origin", store.Origin(), "sites", len(cfg.Sites), "demo", m.Demo, "version", version())
+	m.printWhereToLook(addr, cfg, store.Origin())
 	for _, ln := range listeners {
 		m.listening <- ln.Addr()
 	}
@@ -291,7 +297,7 @@ func (m *Main) Run(ctx context.Context) error {
 			srv.SetTokens(tokens)
 			return nil
 		}},
-		&watched{name: metrics.FileKeys, path: m.KeysDir, last: keysLoaded, reload: func() error { return m.reloadKeys(ctx, keys, store) }},
+		&watched{name: metrics.FileKeys, path: m.KeysDir, last: keysLoaded, reload: func() error { return m.reloadKeys(keys) }},
 	)
 
 	select {
@@ -389,20 +395,22 @@ func (m *Main) loadKeys(noStore bool) (keys *proof.Keyring, first *proof.Key, er
 	return keys, nil, nil
 }
 
-// openStore opens the store, keys signing its checkpoints, or creates it if noStore,
-// then writes first, the key made for a first installation. It refuses keys that
-// lack one that signed in the store. undo removes what it created, for a start that
-// fails later.
+// openStore opens the store, keys signing its log, or creates it if noStore, then
+// writes first, the key made for a first installation. A store whose latest
+// checkpoint none of keys signed is refused (by bolt.Open). undo removes what it
+// created, for a start that fails later.
 func (m *Main) openStore(keys *proof.Keyring, first *proof.Key, noStore bool) (store *bolt.Store, undo func(), err error) {
 	if keys == nil {
-		return nil, nil, m.withoutKeys()
+		return nil, nil, fmt.Errorf("%s holds no signing keys, but %s exists: restore the key directory from a backup, as the store's log is signed by its keys (for a store that never recorded anything, consentd keygen --keys %s makes one)", m.KeysDir, m.DBPath, m.KeysDir)
 	}
-	store, err = bolt.Open(m.DBPath, bolt.Checkpoints(keys, checkpointEvery), bolt.OnCommit(m.metrics.Committed))
-	var missing *bolt.MissingKeysError
-	if errors.As(err, &missing) {
-		return nil, nil, m.missingKeys(missing.KeyIDs)
-	}
+	store, err = bolt.Open(m.DBPath, bolt.Log(m.Origin, keys), bolt.OnCommit(m.metrics.Committed))
 	if err != nil {
+		if noStore {
+			os.Remove(m.DBPath) // whatever bolt.Open made of a store it did not create
+		}
+		if errors.Is(err, translog.ErrUnknownKey) {
+			err = fmt.Errorf("%w: restore %s from a backup (a new key would leave what the old one signed unverifiable)", err, m.KeysDir)
+		}
 		return nil, nil, err
 	}
 	undo = func() {}
@@ -419,51 +427,46 @@ func (m *Main) openStore(keys *proof.Keyring, first *proof.Key, noStore bool) (s
 		undo = func() { os.Remove(m.DBPath); os.Remove(path) }
 		m.logger.Info("generated the first signing key", "kid", first.ID, "dir", m.KeysDir)
 	}
+	if noStore {
+		m.logger.Info("created the store", "db", m.DBPath, "origin", store.Origin())
+	}
 	return store, undo, nil
 }
 
-// withoutKeys tells why a store without keys does not start: which keys it needs,
-// if any signed in it.
-func (m *Main) withoutKeys() error {
-	// Without a signer, which Open would refuse, and which would sign.
-	store, err := bolt.Open(m.DBPath)
-	if err != nil {
-		return err
+// checkOrigin refuses an --origin that cannot name a log (the key name of its
+// signed notes), before anything is created; "" is no origin.
+func checkOrigin(origin string) error {
+	if origin == "" {
+		return nil
 	}
-	ids, err := store.KeyIDs(context.Background())
-	store.Close()
-	switch {
-	case err != nil:
-		return err
-	case len(ids) > 0:
-		return m.missingKeys(ids)
+	if _, err := translog.NewVerifier(origin, make(ed25519.PublicKey, ed25519.PublicKeySize)); err != nil {
+		return fmt.Errorf("--origin %q is not a log's name: it must be non-empty, without spaces or +, such as consent.example.com/log", origin)
 	}
-	return fmt.Errorf("%s holds no signing keys, and nothing in %s is signed yet: create a key with consentd keygen --keys %s", m.KeysDir, m.DBPath, m.KeysDir)
+	return nil
 }
 
-// missingKeys is the refusal of a key directory that lacks the keys ids, which signed
-// in the store.
-func (m *Main) missingKeys(ids []string) error {
-	return fmt.Errorf("%s holds records or checkpoints signed by %s, which %s does not hold: restore the key directory from a backup (a new key would leave what they signed unverifiable)", m.DBPath, strings.Join(ids, ", "), m.KeysDir)
-}
+// storeMetrics is what the metrics read of the store.
+type storeMetrics struct{ *bolt.Store }
+
+// SignedAt says that a signed checkpoint covers the log's head now: the store signs
+// one in every commit, with the records it holds.
+//
+// TODO(metrics): drop SignedAt from metrics.Store, and this type with it.
+func (storeMetrics) SignedAt() time.Time { return time.Now() }
 
 // reloadKeys gives keys, which the server and the store sign with, the keys in the
-// key directory now. It refuses keys that lack one that signed in the store, or the
-// one that signs now, which may have signed in the meantime: GET /v1/keys would stop
-// publishing it, and the next start would refuse the store.
-func (m *Main) reloadKeys(ctx context.Context, keys *proof.Keyring, store *bolt.Store) error {
+// key directory now. It refuses a directory that lost a key loaded before: that key
+// signed the log's checkpoints, which visitors' receipts hold, or signs now; GET
+// /v1/keys would stop publishing it, and the next start would refuse the store.
+func (m *Main) reloadKeys(keys *proof.Keyring) error {
 	next, err := proof.LoadKeyring(m.KeysDir)
 	if err != nil {
 		return err
 	}
-	ids, err := store.KeyIDs(ctx)
-	if err != nil {
-		return err
-	}
 	var missing []string
-	for _, id := range append(ids, keys.Signer().ID) {
-		if !next.HasKey(id) && !slices.Contains(missing, id) {
-			missing = append(missing, id)
+	for _, k := range keys.Public() {
+		if !next.HasKey(k.ID) {
+			missing = append(missing, k.ID)
 		}
 	}
 	if len(missing) > 0 {
@@ -476,7 +479,7 @@ func (m *Main) reloadKeys(ctx context.Context, keys *proof.Keyring, store *bolt.
 	return nil
 }
 
-func (m *Main) printWhereToLook(addr net.Addr, cfg *config.Config) {
+func (m *Main) printWhereToLook(addr net.Addr, cfg *config.Config, origin string) {
 	port := addr.(*net.TCPAddr).Port
 	fmt.Fprintf(m.stdout, "\nconsentd is running on port %d.\n", port)
 	for _, key := range cfg.SiteKeys() {
@@ -485,7 +488,8 @@ func (m *Main) printWhereToLook(addr net.Addr, cfg *config.Config) {
 		}
 	}
 	fmt.Fprintf(m.stdout, "  banner:     http://localhost:%d/v1/banner/%s.js\n", port, cfg.SiteKeys()[0])
-	fmt.Fprintf(m.stdout, "  records:    %s\n\n", m.DBPath)
+	fmt.Fprintf(m.stdout, "  records:    %s, log %s\n", m.DBPath, origin)
+	fmt.Fprintf(m.stdout, "  log:        http://localhost:%d/v1/log/checkpoint\n\n", port)
 }
 
 // watched is a file that consentd reloads when it changes.

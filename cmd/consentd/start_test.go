@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,12 +197,15 @@ func TestStartWithoutStore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, stop := MustStart(t, NewMainOn(t, m, io.Discard, "--new-store"))
+	if err := runRefused(t, serveArgs(m, "--new-store")...); err.Error() != "--origin is required to create the store "+m.DBPath+": it names the store's log for good, such as consent.example.com/log ($CONSENTD_ORIGIN)" {
+		t.Errorf("--new-store without --origin: %v; want it refused, naming --origin", err)
+	}
+	_, stop := MustStart(t, NewMainOn(t, m, io.Discard, "--new-store", "--origin", "consent.test/log-2"))
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if stdout, _, err := runConsentd("verify", "--db", m.DBPath, "--keys", m.KeysDir); err != nil || !strings.Contains(stdout, "OK, 0 records") {
-		t.Errorf("the new store: %v, %q; want an empty store that verifies", err, stdout)
+	if stdout, _, err := runConsentd("verify", "--db", m.DBPath, "--keys", m.KeysDir); err != nil || !strings.Contains(stdout, "OK, log consent.test/log-2: 0 leaves; 0 records verify") {
+		t.Errorf("the new store: %v, %q; want an empty store of the new log that verifies", err, stdout)
 	}
 	if err := runRefused(t, serveArgs(m, "--new-store")...); !strings.Contains(err.Error(), "--new-store, but "+m.DBPath+" exists") {
 		t.Errorf("--new-store with a store: %v; want it refused", err)
@@ -212,7 +216,7 @@ func TestStartWithoutStore(t *testing.T) {
 // not start with a new key, under which nothing it holds would verify.
 func TestStartWithoutKeys(t *testing.T) {
 	m := MustServedDir(t, 2)
-	old := publishedKeyIDs(t, m.KeysDir)
+	old := noteKeyName(t, m.KeysDir, publishedKeyIDs(t, m.KeysDir)[0])
 	before, err := os.ReadFile(m.DBPath)
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +225,7 @@ func TestStartWithoutKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = runRefused(t, serveArgs(m)...)
-	if want := m.DBPath + " holds records or checkpoints signed by " + old[0] + ", which " + m.KeysDir + " does not hold: restore the key directory from a backup"; !strings.Contains(err.Error(), want) {
+	if want := m.KeysDir + " holds no signing keys, but " + m.DBPath + " exists: restore the key directory from a backup"; !strings.Contains(err.Error(), want) {
 		t.Errorf("serve without its keys: %v; want %q", err, want)
 	}
 	if _, err := os.Stat(m.KeysDir); !errors.Is(err, os.ErrNotExist) {
@@ -231,16 +235,93 @@ func TestStartWithoutKeys(t *testing.T) {
 	if _, _, err := runConsentd("keygen", "--keys", m.KeysDir); err != nil {
 		t.Fatal(err)
 	}
-	if err := runRefused(t, serveArgs(m)...); !strings.Contains(err.Error(), "signed by "+old[0]+", which "+m.KeysDir+" does not hold") {
+	err = runRefused(t, serveArgs(m)...)
+	if !strings.Contains(err.Error(), m.DBPath+": the log's latest checkpoint was signed by a key the signing keys lack") {
 		t.Errorf("serve with a new key only: %v; want it refused", err)
 	}
 	if after, err := os.ReadFile(m.DBPath); err != nil || !bytes.Equal(after, before) {
 		t.Errorf("a refused start changed the store (%v)", err)
 	}
 	stdout, _, err := runConsentd("verify", "--db", m.DBPath, "--keys", m.KeysDir)
-	if !errors.Is(err, errMissingKey) || !strings.Contains(stdout, "cannot verify "+m.DBPath+": the checkpoint at place 2 is signed by key "+old[0]) {
+	if !errors.Is(err, errMissingKey) || !strings.Contains(stdout, "cannot verify "+m.DBPath+": the log's checkpoint is signed by key "+old+", which is not among the keys given") {
 		t.Errorf("verify with a new key only: %v, %q; want the missing key named", err, stdout)
 	}
+}
+
+// TestStartOrigin: a store is created only with the name of its log, --origin or
+// $CONSENTD_ORIGIN, which it keeps for good: a later start may omit it, never
+// change it. A name that cannot be a log's is refused before anything is made.
+func TestStartOrigin(t *testing.T) {
+	m := MustServedDir(t, 1)
+	fresh := func() []string {
+		dir := t.TempDir()
+		return []string{"serve", "--addr", "127.0.0.1:0", "--config", "../../sites.yaml", "--db", filepath.Join(dir, "consent.db"), "--keys", filepath.Join(dir, "keys"), "--tokens", filepath.Join(dir, "tokens.json")}
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		env    string // $CONSENTD_ORIGIN
+		refuse string // the refusal, "" if it starts
+		origin string // the log /v1/keys names once started
+	}{
+		{"a new store without an origin", fresh(), "", "--origin is required to create the store", ""},
+		{"a new store with an origin that is no log's name", append(fresh(), "--origin", "consent example"), "", `--origin "consent example" is not a log's name`, ""},
+		{"a new store with an origin", append(fresh(), "--origin", "new.test/log"), "", "", "new.test/log"},
+		{"a new store with $CONSENTD_ORIGIN", fresh(), "env.test/log", "", "env.test/log"},
+		{"the store without an origin", serveArgs(m), "", "", testOrigin},
+		{"the store with its origin", serveArgs(m, "--origin", testOrigin), "", "", testOrigin},
+		{"the store with another origin", serveArgs(m, "--origin", "other.test/log"), "", `the store's log is "` + testOrigin + `", but the configuration names "other.test/log"`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("CONSENTD_ORIGIN", tt.env)
+			if tt.refuse != "" {
+				files := map[string]bool{} // --db and --keys: whether they exist
+				for i, arg := range tt.args[:len(tt.args)-1] {
+					if arg == "--db" || arg == "--keys" {
+						_, err := os.Stat(tt.args[i+1])
+						files[tt.args[i+1]] = err == nil
+					}
+				}
+				if err := runRefused(t, tt.args...); !strings.Contains(err.Error(), tt.refuse) {
+					t.Errorf("got %v, want %q", err, tt.refuse)
+				}
+				for path, existed := range files {
+					if _, err := os.Stat(path); (err == nil) != existed {
+						t.Errorf("a refused start made or removed %s", path)
+					}
+				}
+				return
+			}
+			m2 := NewMain(io.Discard, io.Discard)
+			if err := m2.ParseFlags(tt.args[1:]); err != nil {
+				t.Fatal(err)
+			}
+			addr, stop := MustStart(t, m2)
+			doc := MustPublicKeys(t, addr)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if doc.Origin != tt.origin {
+				t.Errorf("GET /v1/keys names the log %q, want %q", doc.Origin, tt.origin)
+			}
+		})
+	}
+}
+
+// MustPublicKeys returns what GET /v1/keys answers at addr.
+func MustPublicKeys(tb testing.TB, addr string) *proof.PublicKeys {
+	tb.Helper()
+	resp, err := http.Get("http://" + addr + "/v1/keys")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	doc, err := proof.ReadPublicKeys(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return doc
 }
 
 // publishedKeyIDs returns the ids of the keys in dir, oldest first.
@@ -280,11 +361,72 @@ func TestStartOnBusyPort(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	err = runRefused(t, "serve", "--addr", ln.Addr().String(), "--config", "../../sites.yaml",
-		"--db", filepath.Join(data, "consent.db"), "--keys", filepath.Join(data, "keys"), "--tokens", filepath.Join(data, "tokens.json"))
+		"--db", filepath.Join(data, "consent.db"), "--keys", filepath.Join(data, "keys"), "--tokens", filepath.Join(data, "tokens.json"), "--origin", testOrigin)
 	if !strings.Contains(err.Error(), "listen") {
 		t.Errorf("serve on a busy port: %v; want a listen error", err)
 	}
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
 		t.Errorf("a failed start left %v behind (%v)", entries, err)
 	}
+}
+
+// MustKeyring returns the keys in dir.
+func MustKeyring(tb testing.TB, dir string) *proof.Keyring {
+	tb.Helper()
+	keys, err := proof.LoadKeyring(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return keys
+}
+
+// MustOpenStore opens the store of m, which no consentd serves, with its keys; it is
+// closed when the test ends.
+func MustOpenStore(tb testing.TB, m *Main) *bolt.Store {
+	tb.Helper()
+	s, err := bolt.Open(m.DBPath, bolt.Log("", MustKeyring(tb, m.KeysDir)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// signedBy returns the id of the key in keysDir that signed the note signed for the
+// log origin, "" if none did.
+func signedBy(tb testing.TB, keysDir, origin string, signed []byte) string {
+	tb.Helper()
+	doc, err := MustKeyring(tb, keysDir).Published(origin)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, k := range doc.Keys {
+		one := &proof.PublicKeys{Origin: origin, Keys: []proof.PublicKey{k}}
+		v, err := one.Verifier()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := v.Open(signed); err == nil {
+			return k.ID
+		}
+	}
+	return ""
+}
+
+// noteKeyName returns the name under which the key kid in keysDir signs the notes of
+// the log testOrigin, as verification names a key it lacks: origin+hash.
+func noteKeyName(tb testing.TB, keysDir, kid string) string {
+	tb.Helper()
+	doc, err := MustKeyring(tb, keysDir).Published(testOrigin)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, k := range doc.Keys {
+		if k.ID == kid {
+			parts := strings.SplitN(k.LogKey, "+", 3)
+			return parts[0] + "+" + parts[1]
+		}
+	}
+	tb.Fatalf("no key %s in %s", kid, keysDir)
+	return ""
 }

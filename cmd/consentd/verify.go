@@ -2,120 +2,197 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
+	"strings"
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/translog"
 )
 
-// errBroken is returned when verification finds a broken link; the report says where.
-var errBroken = errors.New("the hash chain is broken")
+// errBroken is returned when verification finds the log broken; the report says
+// where.
+var errBroken = errors.New("the store's log is broken")
 
 // errMissingKey is returned when nothing is found broken, but a statement in the
 // store is signed by a key the verification was not given; the report says which.
 var errMissingKey = errors.New("the store could not be verified: a key is missing")
 
-// verify checks the hash chain of a store file that no consentd has open, such as a
-// backup copy, and reports the first broken link.
+// verify checks the transparency log of a store file that no consentd has open,
+// such as a backup copy: it rebuilds the tree from the leaves, checks every record
+// against its leaf, the store's checkpoint and purge statements against the tree,
+// and that the tree extends each archived checkpoint.
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("consentd verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	db := fs.String("db", envOr("CONSENTD_DB", "data/consent.db"), "the bbolt file to check ($CONSENTD_DB)")
-	keysDir := fs.String("keys", envOr("CONSENTD_KEYS", defaultKeysDir), "the signing keys, to check the checkpoints ($CONSENTD_KEYS)")
+	keysDir := fs.String("keys", envOr("CONSENTD_KEYS", defaultKeysDir), "the signing keys ($CONSENTD_KEYS)")
 	publicKeys := fs.String("public-keys", "", "instead of --keys: the public keys as GET /v1/keys serves them, for an auditor without the private keys")
-	var archived []*consent.Checkpoint
-	fs.Func("checkpoint", "a checkpoint kept apart from consentd, as GET /v1/dpo/checkpoint answered, that the chain must agree with; repeatable", func(path string) error {
-		cp, err := readCheckpoint(path)
-		archived = append(archived, cp)
-		return err
+	var files []string
+	fs.Func("checkpoint", "a file holding a checkpoint kept apart from consentd, as GET /v1/log/checkpoint serves it (consentd monitor keeps them), which the log must extend; repeatable", func(path string) error {
+		files = append(files, path)
+		return nil
 	})
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return errUsage
 	}
+	var archived []*consent.Checkpoint
+	for _, path := range files {
+		cp, err := readCheckpointFile(path)
+		if err != nil {
+			return err
+		}
+		archived = append(archived, cp)
+	}
 	// Only flags given exclude each other: $CONSENTD_KEYS is a default, not a choice.
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var keys consent.CheckpointVerifier
-	var err error
-	var missing string // what to do when a key is missing
+	var (
+		v       *consent.Verification
+		err     error
+		missing string // what to do when a key is missing
+	)
 	switch {
 	case set["keys"] && set["public-keys"]:
 		return errors.New("consentd verify: --keys and --public-keys exclude each other: give the private keys or the published ones")
 	case set["public-keys"]:
-		keys, err = readPublicKeys(*publicKeys)
+		v, err = verifyWithPublished(ctx, *db, *publicKeys, files, archived)
 		missing = "fetch the current keys (GET /v1/keys) or use the key directory"
 	default:
-		keys, err = proof.LoadKeyring(*keysDir)
-		if errors.Is(err, proof.ErrNoKeys) {
-			err = fmt.Errorf("consentd verify: %s holds no keys: give the directory of the keys that signed (--keys), or the keys consentd publishes (--public-keys)", *keysDir)
-		}
+		v, err = verifyWithKeyring(ctx, *db, *keysDir, files, archived)
 		missing = fmt.Sprintf("restore %s from a backup, or verify with the keys consentd publishes (--public-keys)", *keysDir)
 	}
-	if err != nil {
-		return err
-	}
-	v, err := bolt.VerifyFile(ctx, *db, keys, archived...)
 	if err != nil {
 		return err
 	}
 	return report(stdout, *db, v, missing)
 }
 
-// report tells what the verification v of the store file path found, and returns
-// errBroken if the chain is broken, errMissingKey, with what to do about it, if a
-// key is missing to verify it.
-func report(stdout io.Writer, path string, v *consent.Verification, missing string) error {
-	if v.MissingKey != "" {
-		// Not BROKEN: a key fetched before a rotation, say, is no sign of tampering.
-		fmt.Fprintf(stdout, "cannot verify %s: %s; %s\n", path, v.Problem, missing)
-		return errMissingKey
-	}
-	if !v.OK {
-		fmt.Fprintf(stdout, "%s: BROKEN at place %d (record %s): %s; %d records before it verify\n", path, v.BrokenAt, v.RecordID, v.Problem, v.Records)
-		return errBroken
-	}
-	fmt.Fprintf(stdout, "%s: OK, %d records, every link verifies, %d signed checkpoints agree", path, v.Records, v.Checkpoints)
-	if v.Archived > 0 {
-		fmt.Fprintf(stdout, ", and %d archived ones", v.Archived)
-	}
-	if v.Purged > 0 {
-		fmt.Fprintf(stdout, "; purged past retention: %d, each covered by a signed purge", v.Purged)
-	}
-	if v.From > 1 {
-		fmt.Fprintf(stdout, "; places 1 to %d were purged and dropped, as a signed base vouches", v.From-1)
-	}
-	fmt.Fprintln(stdout)
-	return nil
-}
-
-// readPublicKeys returns a verifier of the public keys in the file at path.
-func readPublicKeys(path string) (*proof.Verifier, error) {
-	keys, err := readPublicKeyFile(path)
+// verifyWithPublished verifies the store file db with the keys document at path,
+// which must be of the store's log.
+func verifyWithPublished(ctx context.Context, db, path string, files []string, archived []*consent.Checkpoint) (*consent.Verification, error) {
+	doc, err := readPublicKeysFile(path)
 	if err != nil {
 		return nil, err
 	}
-	v, err := proof.NewVerifier(keys)
+	verifier, err := doc.Verifier()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := sameLog(verifier.Origin(), "the keys of "+path+" are", files, archived); err != nil {
+		return nil, err
+	}
+	v, err := bolt.VerifyFile(ctx, db, verifier, archived...)
+	if err != nil {
+		return nil, err
+	}
+	if v.Origin != verifier.Origin() {
+		return nil, fmt.Errorf("%s holds the keys of the log %q, but %s holds the log %q: fetch GET /v1/keys of the consentd that keeps it", path, verifier.Origin(), db, v.Origin)
 	}
 	return v, nil
 }
 
-// readCheckpoint reads a checkpoint as GET /v1/dpo/checkpoint answered it.
-func readCheckpoint(path string) (*consent.Checkpoint, error) {
-	data, err := os.ReadFile(path)
+// verifyWithKeyring verifies the store file db with the keys in dir, as verifiers
+// of the store's own log.
+func verifyWithKeyring(ctx context.Context, db, dir string, files []string, archived []*consent.Checkpoint) (*consent.Verification, error) {
+	keys, err := proof.LoadKeyring(dir)
+	if errors.Is(err, proof.ErrNoKeys) {
+		return nil, fmt.Errorf("consentd verify: %s holds no keys: give the directory of the keys that signed (--keys), or the keys consentd publishes (--public-keys)", dir)
+	}
 	if err != nil {
 		return nil, err
 	}
-	cp := new(consent.Checkpoint)
-	if err := json.Unmarshal(data, cp); err != nil || cp.Signature == "" {
-		return nil, fmt.Errorf("%s: not a checkpoint as GET /v1/dpo/checkpoint answers it", path)
+	return verifyFileWith(ctx, db, keys, files, archived)
+}
+
+// probeOrigin names no store's log: verifying with it tells the store's own.
+const probeOrigin = "consentd-verify.invalid/probe"
+
+// verifyFileWith verifies the store file db with keys as verifiers of the store's
+// own log, whatever its name.
+//
+// TODO(store/bolt): read the log's name with a function of bolt's instead of a
+// first verification that stops at the name, which reads the file's pages twice.
+func verifyFileWith(ctx context.Context, db string, keys translog.Keys, files []string, archived []*consent.Checkpoint) (*consent.Verification, error) {
+	origin := probeOrigin
+	for range 2 {
+		verifier, err := keys.LogVerifier(origin)
+		if err != nil {
+			return nil, err
+		}
+		v, err := bolt.VerifyFile(ctx, db, verifier, archived...)
+		if err != nil || v.Origin == origin {
+			return v, err
+		}
+		origin = v.Origin
+		if err := sameLog(origin, db+" holds", files, archived); err != nil {
+			return nil, err
+		}
 	}
-	return cp, nil
+	return nil, fmt.Errorf("bolt: verify %s: the store names no log", db)
+}
+
+// report tells what the verification v of the store file path found, and returns
+// errBroken if the log is broken, errMissingKey, with what to do about it, if a key
+// is missing to verify it.
+func report(stdout io.Writer, path string, v *consent.Verification, missing string) error {
+	switch {
+	case !v.OK && !onlyKeyMissing(v):
+		where, before := "", ""
+		if v.BrokenAt != nil {
+			where = fmt.Sprintf(" at leaf %d", *v.BrokenAt)
+			before = fmt.Sprintf("; the %s before it verify", count(int(*v.BrokenAt), "leaf"))
+		}
+		if v.RecordID != "" {
+			where += " (record " + v.RecordID + ")"
+		}
+		fmt.Fprintf(stdout, "%s: BROKEN%s: %s%s\n", path, where, v.Problem, before)
+		return errBroken
+	case !v.OK:
+		// Not BROKEN: keys fetched before a rotation, say, are no sign of tampering.
+		fmt.Fprintf(stdout, "cannot verify %s: %s; %s\n", path, v.Problem, missing)
+		return errMissingKey
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: OK, log %s: %s", path, v.Origin, count(int(v.Leaves), "leaf"))
+	if v.Checkpoints > 0 {
+		b.WriteString(" rebuilt into the tree its signed checkpoint vouches for")
+	}
+	fmt.Fprintf(&b, "; %s verify against their leaves", count(v.Records, "record"))
+	if v.Erased > 0 {
+		fmt.Fprintf(&b, " (%d erased)", v.Erased)
+	}
+	if v.Purged > 0 {
+		fmt.Fprintf(&b, ", %d purged past retention under signed purge statements", v.Purged)
+	}
+	if v.Archived > 0 {
+		fmt.Fprintf(&b, "; the log extends %s", count(v.Archived, "archived checkpoint"))
+	}
+	fmt.Fprintln(stdout, b.String())
+	return nil
+}
+
+// onlyKeyMissing reports whether what keeps v from being OK is only a statement
+// signed by a key the verification lacked, nothing broken.
+//
+// TODO(store/bolt): once a broken log's Verification leaves MissingKey empty, as
+// consent.Verification's comment suggests, this is v.MissingKey != "".
+func onlyKeyMissing(v *consent.Verification) bool {
+	return v.MissingKey != "" && v.BrokenAt == nil && strings.Contains(v.Problem, "signed by key "+v.MissingKey+", which is not among the keys given")
+}
+
+// sameLog refuses an archived checkpoint, read from the file of the same index in
+// files, of another log than origin, which what says is: it proves nothing about
+// this one.
+func sameLog(origin, what string, files []string, archived []*consent.Checkpoint) error {
+	for i, cp := range archived {
+		if cp.Origin != origin {
+			return fmt.Errorf("%s is a checkpoint of the log %q, but %s the log %q", files[i], cp.Origin, what, origin)
+		}
+	}
+	return nil
 }
