@@ -6,12 +6,15 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.Version=$(VERSION)
 ADDR     ?= 127.0.0.1:8080
+# The name of the transparency log of `make run`'s store, which keeps it for good.
+ORIGIN   ?= localhost/consentd-dev
 
 .PHONY: run build test typecheck lint fuzz bench screenshots clean
 
-## run: start consentd with the shipped sites.yaml, demo pages on, records in data/
+## run: start consentd with the shipped sites.yaml, demo pages on, records in data/, in the log
+## named $(ORIGIN)
 run: build
-	./bin/consentd serve --demo --addr $(ADDR) --config sites.yaml --db data/consent.db
+	./bin/consentd serve --demo --addr $(ADDR) --config sites.yaml --db data/consent.db --origin $(ORIGIN)
 
 ## build: the consentd binary in bin/
 build:

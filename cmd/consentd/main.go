@@ -12,6 +12,7 @@
 //	consentd stats [--site S] [--from T] [--to T] [--json]
 //	consentd backup --out FILE | --dir DIR [--keep 14]
 //	consentd monitor --url URL --dir DIR
+//	consentd restore --from BACKUP --db FILE --origin NEW_ORIGIN [--keys DIR]
 //	consentd health [--url http://127.0.0.1:9090/readyz]
 //	consentd version
 package main
@@ -89,6 +90,10 @@ Usage:
                              checkpoint (a file, or consentd's address), with
                              consistency proofs from --url or that address; exits 1 if
                              anything does not verify
+  consentd restore --from BACKUP --db FILE --origin NEW_ORIGIN [--keys DIR]
+                             put a verified backup in place of a lost store, under a
+                             new origin linked to the backup's last checkpoint (the
+                             old log went on after the backup); never over a file
   consentd token add NAME [--sites a,b] | list [--all] | revoke NAME
                              DPO API tokens (--tokens FILE, default data/tokens.json);
                              --sites names sites of --config (default
@@ -168,6 +173,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return monitor(ctx, args[1:], stdout, stderr)
 	case "backup":
 		return backup(ctx, args[1:], stdout, stderr)
+	case "restore":
+		return restore(ctx, args[1:], stdout, stderr)
 	case "health":
 		return health(ctx, args[1:], stderr)
 	case "version", "--version", "-version", "-v":

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"os"
+	"path/filepath"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/translog"
+)
+
+// reorigin moves the store file at path, a copy of a backup that no process has
+// open, to the new log origin, linked by a statement signed with keys to the last
+// checkpoint of the log it held, which it returns. nil until store/bolt provides it
+// (bolt.Reorigin): consentd restore then refuses.
+var reorigin func(path, origin string, keys translog.Keys) (*consent.Checkpoint, error)
+
+// restore is `consentd restore --from BACKUP --db FILE --origin NEW`: it puts a
+// verified backup in place of a lost store, under a new origin. The log went on
+// after the backup, and visitors and monitors hold checkpoints of its newer trees:
+// the same origin would fork it. The new log starts with a signed link to the last
+// checkpoint of the backup.
+func restore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("consentd restore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	from := fs.String("from", "", "the backup to restore, a copy that consentd backup made")
+	db := fs.String("db", envOr("CONSENTD_DB", "data/consent.db"), "where the store goes; there must be no file there ($CONSENTD_DB)")
+	origin := fs.String("origin", "", "the new log's name, another than the backup's, such as consent.example.com/log-2; consentd serve then runs with it")
+	keysDir := fs.String("keys", envOr("CONSENTD_KEYS", defaultKeysDir), "the signing keys, which verify the backup and sign the link ($CONSENTD_KEYS)")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *from == "" || *origin == "":
+		return errors.New("consentd restore: --from BACKUP and --origin NEW_ORIGIN are required: a restored store starts a new log")
+	case *from == *db:
+		return errors.New("consentd restore: --from and --db are the same file: restore into a new place")
+	}
+	if err := checkOrigin(*origin); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*db); !errors.Is(err, iofs.ErrNotExist) {
+		if err == nil {
+			err = fmt.Errorf("%s exists: consentd restore never replaces a store; move it away first (and keep it for analysis)", *db)
+		}
+		return err
+	}
+	keys, err := proof.LoadKeyring(*keysDir)
+	if err != nil {
+		return err
+	}
+	v, err := verifyFileWith(ctx, *from, keys, nil, nil)
+	if err != nil {
+		return err
+	}
+	if !v.OK {
+		return fmt.Errorf("%s does not verify with %s (%s): restore a backup that does, consentd verify --db says which", *from, *keysDir, v.Problem)
+	}
+	if v.Origin == *origin {
+		return fmt.Errorf("the backup's log is %s already: a restored store starts a new origin, as the log went on after the backup under that name (give another --origin, such as %s-2)", *origin, *origin)
+	}
+	if reorigin == nil {
+		return errors.New("consentd restore: this consentd cannot start a new origin yet: nothing restored")
+	}
+	link, err := restoreFile(*from, *db, func(tmp string) (*consent.Checkpoint, error) { return reorigin(tmp, *origin, keys) })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: restored from %s, with the log %s up to size %d; new records go to the log %s, which starts linked to it: run consentd serve with --origin %s (or CONSENTD_ORIGIN)\n",
+		*db, *from, link.Origin, link.Size, *origin, *origin)
+	return nil
+}
+
+// restoreFile copies the backup at from to a temporary file beside db, lets move
+// change it, and only then gives it db's name, which must still be free: a restore
+// that fails leaves nothing, and one that succeeds leaves a whole store.
+func restoreFile(from, db string, move func(tmp string) (*consent.Checkpoint, error)) (*consent.Checkpoint, error) {
+	src, err := os.Open(from)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	dir := filepath.Dir(db)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, ".restore-*") // mode 0600: records are personal data
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	_, err = io.Copy(f, src)
+	if err == nil {
+		err = f.Sync()
+	}
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("copy %s: %w", from, err)
+	}
+	link, err := move(f.Name())
+	if err != nil {
+		return nil, err
+	}
+	// A link, unlike a rename, fails if the name is taken.
+	if err := os.Link(f.Name(), db); err != nil {
+		return nil, err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return link, d.Sync()
+}
