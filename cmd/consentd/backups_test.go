@@ -50,8 +50,9 @@ func MustList(tb testing.TB, dir string) []string {
 
 // TestScheduledBackupAndRestore: consentd serve --backup-dir takes a copy of the
 // store at start when the directory holds none of this interval, verifies it and
-// keeps the newest --backup-keep copies, leaving other files alone; the copy, put in
-// place of a lost store, starts, verifies and records again.
+// keeps the newest --backup-keep copies, leaving other files alone; the copy,
+// restored in place of a lost store (under a new origin), starts, verifies and
+// records again.
 func TestScheduledBackupAndRestore(t *testing.T) {
 	m := MustServedDir(t, 30)
 	dir := filepath.Join(t.TempDir(), "backups")
@@ -100,18 +101,12 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 		t.Errorf("copy: %v, mode %v; want mode 0600", err, fi.Mode())
 	}
 
-	// The store is lost; the copy takes its place.
+	// The store is lost; the copy takes its place, under a new name of its log.
 	if err := os.Rename(m.DBPath, m.DBPath+".lost"); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(copyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(m.DBPath, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out := MustRun(t, "verify", "--db", m.DBPath, "--keys", m.KeysDir); !strings.Contains(out, "30 records verify") {
+	MustRun(t, "restore", "--from", copyPath, "--db", m.DBPath, "--keys", m.KeysDir, "--origin", "consent.test/log-2")
+	if out := MustRun(t, "verify", "--db", m.DBPath, "--keys", m.KeysDir); !strings.Contains(out, "OK, log consent.test/log-2: 30 leaves") {
 		t.Fatalf("verify of the restored store: %s", out)
 	}
 	// With the same backups: the copy is fresh, so none is due; the metrics give its

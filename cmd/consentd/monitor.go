@@ -8,7 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -66,12 +66,17 @@ func monitor(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	_, err = os.Stat(filepath.Join(*dir, monitorKeys))
+	first := errors.Is(err, iofs.ErrNotExist)
 	verifier, added, err := m.keys(published)
 	if err != nil {
 		return err
 	}
-	for _, kid := range added {
-		fmt.Fprintf(stdout, "%s: the log %s has a new key %s\n", filepath.Join(*dir, monitorKeys), verifier.Origin(), kid)
+	switch {
+	case first:
+		fmt.Fprintf(stdout, "%s: the keys of the log %s kept (%s)\n", filepath.Join(*dir, monitorKeys), verifier.Origin(), strings.Join(added, ", "))
+	case len(added) > 0:
+		fmt.Fprintf(stdout, "%s: the log %s has new keys, kept: %s\n", filepath.Join(*dir, monitorKeys), verifier.Origin(), strings.Join(added, ", "))
 	}
 	kept, err := m.newest(verifier)
 	if err != nil {
@@ -142,7 +147,7 @@ func (m *monitorDir) keys(published *proof.PublicKeys) (*translog.Verifier, []st
 	path := filepath.Join(m.path, monitorKeys)
 	kept, err := readPublicKeysFile(path)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, iofs.ErrNotExist):
 		kept = &proof.PublicKeys{Origin: published.Origin}
 	case err != nil:
 		return nil, nil, err

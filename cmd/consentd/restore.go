@@ -10,16 +10,10 @@ import (
 	"os"
 	"path/filepath"
 
-	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/store/bolt"
 	"github.com/mixvoip/consentd/translog"
 )
-
-// reorigin moves the store file at path, a copy of a backup that no process has
-// open, to the new log origin, linked by a statement signed with keys to the last
-// checkpoint of the log it held, which it returns. nil until store/bolt provides it
-// (bolt.Reorigin): consentd restore then refuses.
-var reorigin func(path, origin string, keys translog.Keys) (*consent.Checkpoint, error)
 
 // restore is `consentd restore --from BACKUP --db FILE --origin NEW`: it puts a
 // verified backup in place of a lost store, under a new origin. The log went on
@@ -65,22 +59,19 @@ func restore(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if v.Origin == *origin {
 		return fmt.Errorf("the backup's log is %s already: a restored store starts a new origin, as the log went on after the backup under that name (give another --origin, such as %s-2)", *origin, *origin)
 	}
-	if reorigin == nil {
-		return errors.New("consentd restore: this consentd cannot start a new origin yet: nothing restored")
-	}
-	link, err := restoreFile(*from, *db, func(tmp string) (*consent.Checkpoint, error) { return reorigin(tmp, *origin, keys) })
+	link, err := restoreFile(*from, *db, func(tmp string) (*translog.Link, error) { return bolt.Reorigin(tmp, *origin, keys) })
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: restored from %s, with the log %s up to size %d; new records go to the log %s, which starts linked to it: run consentd serve with --origin %s (or CONSENTD_ORIGIN)\n",
-		*db, *from, link.Origin, link.Size, *origin, *origin)
+	fmt.Fprintf(stdout, "%s: restored from %s, with the log %s up to size %d; new records go to the log %s, which starts with a signed link to it: consentd serve keeps that name (set CONSENTD_ORIGIN=%s where it was the old one)\n",
+		*db, *from, link.From, link.Size, *origin, *origin)
 	return nil
 }
 
 // restoreFile copies the backup at from to a temporary file beside db, lets move
 // change it, and only then gives it db's name, which must still be free: a restore
 // that fails leaves nothing, and one that succeeds leaves a whole store.
-func restoreFile(from, db string, move func(tmp string) (*consent.Checkpoint, error)) (*consent.Checkpoint, error) {
+func restoreFile(from, db string, move func(tmp string) (*translog.Link, error)) (*translog.Link, error) {
 	src, err := os.Open(from)
 	if err != nil {
 		return nil, err

@@ -83,9 +83,6 @@ func verifyWithPublished(ctx context.Context, db, path string, files []string, a
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if err := sameLog(verifier.Origin(), "the keys of "+path+" are", files, archived); err != nil {
-		return nil, err
-	}
 	v, err := bolt.VerifyFile(ctx, db, verifier, archived...)
 	if err != nil {
 		return nil, err
@@ -93,7 +90,7 @@ func verifyWithPublished(ctx context.Context, db, path string, files []string, a
 	if v.Origin != verifier.Origin() {
 		return nil, fmt.Errorf("%s holds the keys of the log %q, but %s holds the log %q: fetch GET /v1/keys of the consentd that keeps it", path, verifier.Origin(), db, v.Origin)
 	}
-	return v, nil
+	return v, foreignCheckpoint(v, files, archived)
 }
 
 // verifyWithKeyring verifies the store file db with the keys in dir, as verifiers
@@ -125,13 +122,13 @@ func verifyFileWith(ctx context.Context, db string, keys translog.Keys, files []
 			return nil, err
 		}
 		v, err := bolt.VerifyFile(ctx, db, verifier, archived...)
-		if err != nil || v.Origin == origin {
-			return v, err
-		}
-		origin = v.Origin
-		if err := sameLog(origin, db+" holds", files, archived); err != nil {
+		if err != nil {
 			return nil, err
 		}
+		if v.Origin == origin {
+			return v, foreignCheckpoint(v, files, archived)
+		}
+		origin = v.Origin
 	}
 	return nil, fmt.Errorf("bolt: verify %s: the store names no log", db)
 }
@@ -185,13 +182,17 @@ func onlyKeyMissing(v *consent.Verification) bool {
 	return v.MissingKey != "" && v.BrokenAt == nil && strings.Contains(v.Problem, "signed by key "+v.MissingKey+", which is not among the keys given")
 }
 
-// sameLog refuses an archived checkpoint, read from the file of the same index in
-// files, of another log than origin, which what says is: it proves nothing about
-// this one.
-func sameLog(origin, what string, files []string, archived []*consent.Checkpoint) error {
+// foreignCheckpoint tells an archived checkpoint, read from the file of the same
+// index in files, of a log that the store's log neither is nor continues (after a
+// restore): verification could only say that its key is missing.
+func foreignCheckpoint(v *consent.Verification, files []string, archived []*consent.Checkpoint) error {
+	if v.OK || !onlyKeyMissing(v) {
+		return nil
+	}
+	name, _, _ := strings.Cut(v.MissingKey, "+")
 	for i, cp := range archived {
-		if cp.Origin != origin {
-			return fmt.Errorf("%s is a checkpoint of the log %q, but %s the log %q", files[i], cp.Origin, what, origin)
+		if cp.Origin == name && name != v.Origin {
+			return fmt.Errorf("%s is a checkpoint of the log %q, which the log %q of the store neither is nor continues", files[i], cp.Origin, v.Origin)
 		}
 	}
 	return nil

@@ -163,7 +163,7 @@ func TestVerifyArchivedCheckpoints(t *testing.T) {
 		{"the older copy alone", older, nil, verdict{"ok", "2 records verify"}},
 		{"the older copy, against the newer checkpoint kept", older, []string{kept3}, verdict{"broken", "the log does not extend the archived"}},
 		{"the store, against a forged checkpoint", m.DBPath, []string{kept2, forged}, verdict{"broken", "the log does not extend the archived"}},
-		{"a checkpoint of another log", m.DBPath, []string{kept3, otherLog}, verdict{"error", otherLog + ` is a checkpoint of the log "other.test/log", but ` + m.DBPath + ` holds the log "` + testOrigin + `"`}},
+		{"a checkpoint of another log", m.DBPath, []string{kept3, otherLog}, verdict{"error", otherLog + ` is a checkpoint of the log "other.test/log", which the log "` + testOrigin + `" of the store neither is nor continues`}},
 		{"a checkpoint signed by a key not given", m.DBPath, []string{unknownKey}, verdict{"missing", "the archived checkpoint of size 1 is signed by key " + testOrigin + "+"}},
 		{"not a checkpoint", m.DBPath, []string{notCheckpoint}, verdict{"error", notCheckpoint + ": not a signed note: want a checkpoint as GET /v1/log/checkpoint serves it"}},
 	}
