@@ -661,15 +661,6 @@ func (s *Store) FileSize() (int64, error) {
 	return fi.Size(), nil
 }
 
-// uint64Key reads a key of eight bytes (an index, a time), which someone with access
-// to the disk may have made any length.
-func uint64Key(k []byte) (uint64, bool) {
-	if len(k) != 8 {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(k), true
-}
-
 func indexKey(index int64) []byte {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], uint64(index))
