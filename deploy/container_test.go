@@ -424,7 +424,9 @@ func TestImage(t *testing.T) {
 	if err != nil || published[dpoURL.Port()] == "" {
 		t.Fatalf("Dockerfile: CONSENTD_URL %s names neither listener", envValue(d.env, "CONSENTD_URL"))
 	}
-	c.env = append(slices.Clone(d.env), "CONSENTD_ADDR="+public, "CONSENTD_ADMIN_ADDR="+admin, "CONSENTD_URL=http://"+published[dpoURL.Port()])
+	// compose.yaml names the log after the host; a first start needs a name.
+	c.env = append(slices.Clone(d.env), "CONSENTD_ADDR="+public, "CONSENTD_ADMIN_ADDR="+admin, "CONSENTD_URL=http://"+published[dpoURL.Port()],
+		"CONSENTD_ORIGIN=consent.test/log")
 
 	if out, stderr, err := c.run(t, d.entrypoint[0], "version"); err != nil || out != "consentd "+imageVersion+"\n" {
 		t.Errorf("consentd version: %q %s %v, want the VERSION build argument", out, stderr, err)

@@ -215,12 +215,12 @@ func (m *Metrics) registerBackups() {
 type Store interface {
 	QueueDepth() int
 	QueueCapacity() int
-	SignedAt() time.Time      // when a checkpoint last signed the chain's head
+	LogSize() int64           // leaves in the log's tree, as its newest checkpoint signs it
 	FileSize() (int64, error) // of the store's file
 }
 
-// WatchStore reads the store's write queue, last checkpoint and file size at each
-// scrape. Call it once.
+// WatchStore reads the store's write queue, log size and file size at each scrape.
+// Call it once.
 func (m *Metrics) WatchStore(s Store) {
 	m.registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -230,9 +230,9 @@ func (m *Metrics) WatchStore(s Store) {
 			Name: "consentd_write_queue_capacity", Help: "Appends that may wait for the store's writer; beyond, decisions are answered 503.",
 		}, func() float64 { return float64(s.QueueCapacity()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "consentd_last_checkpoint_timestamp_seconds",
-			Help: "When a signed checkpoint last covered the chain's head, or the store opened if none has since.",
-		}, func() float64 { return seconds(s.SignedAt()) }),
+			Name: "consentd_log_leaves",
+			Help: "Leaves in the transparency log's tree, as its newest signed checkpoint says: every decision ever recorded.",
+		}, func() float64 { return float64(s.LogSize()) }),
 		optionalGauge{
 			desc: prometheus.NewDesc("consentd_store_size_bytes", "Size of the store's file.", nil, nil),
 			read: func() (float64, bool) { n, err := s.FileSize(); return float64(n), err == nil },

@@ -138,14 +138,14 @@ func TestMetrics(t *testing.T) {
 
 // fakeStore is a store as the metrics read it.
 type fakeStore struct {
-	depth    int
-	signedAt time.Time
-	sizeErr  error
+	depth   int
+	leaves  int64
+	sizeErr error
 }
 
 func (s fakeStore) QueueDepth() int          { return s.depth }
 func (s fakeStore) QueueCapacity() int       { return 4096 }
-func (s fakeStore) SignedAt() time.Time      { return s.signedAt }
+func (s fakeStore) LogSize() int64           { return s.leaves }
 func (s fakeStore) FileSize() (int64, error) { return 32768, s.sizeErr }
 
 // TestWatch: the gauges read at each scrape, and left out when they cannot be read.
@@ -156,15 +156,15 @@ func TestWatch(t *testing.T) {
 		freeErr error
 		want    []series
 	}{
-		{"all read", fakeStore{depth: 7, signedAt: time.Unix(1_800_000_000, 0)}, nil, []series{
+		{"all read", fakeStore{depth: 7, leaves: 1234}, nil, []series{
 			{name: "consentd_write_queue_depth", value: 7},
 			{name: "consentd_write_queue_capacity", value: 4096},
-			{name: "consentd_last_checkpoint_timestamp_seconds", value: 1_800_000_000},
+			{name: "consentd_log_leaves", value: 1234},
 			{name: "consentd_store_size_bytes", value: 32768},
 			{name: "consentd_disk_free_bytes", value: 1 << 30},
 			{name: "consentd_token_file_loaded", value: 1},
 		}},
-		{"unreadable", fakeStore{signedAt: time.Unix(1_800_000_000, 0), sizeErr: errors.New("gone")}, errors.New("statfs failed"), []series{
+		{"unreadable", fakeStore{leaves: 1234, sizeErr: errors.New("gone")}, errors.New("statfs failed"), []series{
 			{name: "consentd_store_size_bytes", absent: true},
 			{name: "consentd_disk_free_bytes", absent: true},
 		}},

@@ -46,8 +46,13 @@ func (s *Signer) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key, m
 // key pub, as consentd publishes it: origin+hash+base64(algorithm and key).
 func VerifierKey(origin string, pub ed25519.PublicKey) (string, error) {
 	vkey, err := note.NewEd25519VerifierKey(origin, pub)
+	if err == nil {
+		// NewEd25519VerifierKey takes names that the keys it makes then cannot be
+		// read with, such as ones with a space.
+		_, err = note.NewVerifier(vkey)
+	}
 	if err != nil {
-		return "", fmt.Errorf("translog: origin %q: %w", origin, err)
+		return "", fmt.Errorf("translog: origin %q is not a log's name (a note key name: no space or +): %w", origin, err)
 	}
 	return vkey, nil
 }

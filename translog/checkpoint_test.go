@@ -129,3 +129,11 @@ func TestNewSignerRefusesBadOrigins(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifierKeyRefusesBadOrigins(t *testing.T) {
+	for _, origin := range []string{"", "two words", "a+b", "tab\there", "new\nline"} {
+		if _, err := translog.VerifierKey(origin, testKey.Public().(ed25519.PublicKey)); err == nil {
+			t.Errorf("VerifierKey(%q): no error", origin)
+		}
+	}
+}

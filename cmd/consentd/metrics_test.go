@@ -70,7 +70,7 @@ func TestServeMetrics(t *testing.T) {
 		`consentd_config_reloads_total{file="tokens",result="success"}`:                          is(1),
 		`consentd_write_queue_capacity`:                                                          is(4096),
 		`consentd_write_queue_depth`:                                                             is(0),
-		`consentd_last_checkpoint_timestamp_seconds`:                                             above(float64(time.Now().Add(-time.Hour).Unix())),
+		`consentd_log_leaves`:                                                                    is(0),
 		`consentd_store_size_bytes`:                                                              above(0),
 		`consentd_disk_free_bytes`:                                                               above(0),
 		`consentd_commit_duration_seconds_count`:                                                 is(0),
@@ -78,6 +78,7 @@ func TestServeMetrics(t *testing.T) {
 
 	MustPost(t, addr)
 	mustMetrics(t, MustScrape(t, addr), map[string]func(float64) bool{
+		`consentd_log_leaves`: is(1),
 		`consentd_records_total{action="reject_all",site="mixvoip.com"}`:                                               is(1),
 		`consentd_http_request_duration_seconds_count{code_class="2xx",method="POST",route="/v1/consents"}`:            is(1),
 		`consentd_commit_duration_seconds_count`:                                                                       is(1),

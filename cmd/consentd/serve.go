@@ -205,7 +205,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if first != nil {
 		keysLoaded = modTime(m.KeysDir)
 	}
-	m.metrics.WatchStore(storeMetrics{store})
+	m.metrics.WatchStore(store)
 	srv := server.New(store, server.Options{
 		Demo: m.Demo, TrustedProxies: m.TrustedProxies, Keys: keys, Origin: store.Origin(), Logger: m.logger,
 		Admin: m.AdminAddr != "", DPOOnAdmin: m.DPOOnAdmin,
@@ -444,15 +444,6 @@ func checkOrigin(origin string) error {
 	}
 	return nil
 }
-
-// storeMetrics is what the metrics read of the store.
-type storeMetrics struct{ *bolt.Store }
-
-// SignedAt says that a signed checkpoint covers the log's head now: the store signs
-// one in every commit, with the records it holds.
-//
-// TODO(metrics): drop SignedAt from metrics.Store, and this type with it.
-func (storeMetrics) SignedAt() time.Time { return time.Now() }
 
 // reloadKeys gives keys, which the server and the store sign with, the keys in the
 // key directory now. It refuses a directory that lost a key loaded before: that key

@@ -106,31 +106,22 @@ func verifyWithKeyring(ctx context.Context, db, dir string, files []string, arch
 	return verifyFileWith(ctx, db, keys, files, archived)
 }
 
-// probeOrigin names no store's log: verifying with it tells the store's own.
-const probeOrigin = "consentd-verify.invalid/probe"
-
 // verifyFileWith verifies the store file db with keys as verifiers of the store's
 // own log, whatever its name.
-//
-// TODO(store/bolt): read the log's name with a function of bolt's instead of a
-// first verification that stops at the name, which reads the file's pages twice.
 func verifyFileWith(ctx context.Context, db string, keys translog.Keys, files []string, archived []*consent.Checkpoint) (*consent.Verification, error) {
-	origin := probeOrigin
-	for range 2 {
-		verifier, err := keys.LogVerifier(origin)
-		if err != nil {
-			return nil, err
-		}
-		v, err := bolt.VerifyFile(ctx, db, verifier, archived...)
-		if err != nil {
-			return nil, err
-		}
-		if v.Origin == origin {
-			return v, foreignCheckpoint(v, files, archived)
-		}
-		origin = v.Origin
+	origin, err := bolt.FileOrigin(db)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("bolt: verify %s: the store names no log", db)
+	verifier, err := keys.LogVerifier(origin)
+	if err != nil {
+		return nil, err
+	}
+	v, err := bolt.VerifyFile(ctx, db, verifier, archived...)
+	if err != nil {
+		return nil, err
+	}
+	return v, foreignCheckpoint(v, files, archived)
 }
 
 // report tells what the verification v of the store file path found, and returns
@@ -175,12 +166,7 @@ func report(stdout io.Writer, path string, v *consent.Verification, missing stri
 
 // onlyKeyMissing reports whether what keeps v from being OK is only a statement
 // signed by a key the verification lacked, nothing broken.
-//
-// TODO(store/bolt): once a broken log's Verification leaves MissingKey empty, as
-// consent.Verification's comment suggests, this is v.MissingKey != "".
-func onlyKeyMissing(v *consent.Verification) bool {
-	return v.MissingKey != "" && v.BrokenAt == nil && strings.Contains(v.Problem, "signed by key "+v.MissingKey+", which is not among the keys given")
-}
+func onlyKeyMissing(v *consent.Verification) bool { return v.MissingKey != "" }
 
 // foreignCheckpoint tells an archived checkpoint, read from the file of the same
 // index in files, of a log that the store's log neither is nor continues (after a

@@ -316,7 +316,7 @@ func (s *Store) read(tx *bolt.Tx) error {
 	}
 	if s.log, err = translog.Open(logTx{tx}, verifier); err != nil {
 		if errors.Is(err, translog.ErrUnknownKey) {
-			return fmt.Errorf("the log's latest checkpoint was signed by a key the signing keys lack: with the key that signed it lost or replaced, what it signed would no longer verify")
+			return fmt.Errorf("the log's latest checkpoint was signed by a key the signing keys lack: with the key that signed it lost or replaced, what it signed would no longer verify (%w)", err)
 		}
 		return err
 	}
@@ -644,6 +644,9 @@ func (s *Store) failure() error {
 
 // Origin returns the name of the store's log.
 func (s *Store) Origin() string { return s.origin }
+
+// LogSize returns how many leaves the log's newest checkpoint signs.
+func (s *Store) LogSize() int64 { return s.log.Head().Size }
 
 // QueueDepth returns how many appends wait for the writer now.
 func (s *Store) QueueDepth() int { return len(s.queue) }

@@ -61,38 +61,60 @@ func VerifyFile(ctx context.Context, path string, verifier *translog.Verifier, a
 	return v, nil
 }
 
-func verifyFile(ctx context.Context, path string, verifier *translog.Verifier, archived []*consent.Checkpoint) (*consent.Verification, error) {
+// FileOrigin returns the name of the log of the store file at path, which no process
+// has open: what verifying it with a keyring takes.
+func FileOrigin(path string) (string, error) {
+	var origin string
+	err := readFile(path, func(tx *bolt.Tx) error {
+		origin = string(tx.Bucket(bucketMeta).Get(keyOrigin))
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("bolt: the log's name in %s: %w", path, err)
+	}
+	return origin, nil
+}
+
+// readFile calls fn in a read transaction of the store file at path, which no process
+// has open, once bbolt could make sense of it and it proved a consentd store.
+func readFile(path string, fn func(tx *bolt.Tx) error) error {
 	switch fi, err := os.Stat(path); {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, errors.New("not a consentd store: there is no such file")
+		return errors.New("not a consentd store: there is no such file")
 	case err != nil:
-		return nil, err
+		return err
 	case fi.Size() == 0:
-		return nil, errors.New("not a consentd store: the file is empty")
+		return errors.New("not a consentd store: the file is empty")
 	}
 	// The free list read as it opens, under guard: Check would read it in a
 	// goroutine of its own.
 	db, err := openDB(path, bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout, PreLoadFreelist: true})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer db.Close()
-	var v *consent.Verification
-	err = guard(func() error {
+	return guard(func() error {
 		return db.View(func(tx *bolt.Tx) error {
-			if err := readPages(tx, nil); err != nil {
-				return err
-			}
-			if err := checkPages(tx); err != nil {
-				return err
-			}
 			if _, err := isNew(tx); err != nil {
 				return err
 			}
-			var err error
-			v, err = verify(ctx, tx, verifier, archived)
-			return err
+			return fn(tx)
 		})
+	})
+}
+
+func verifyFile(ctx context.Context, path string, verifier *translog.Verifier, archived []*consent.Checkpoint) (*consent.Verification, error) {
+	var v *consent.Verification
+	err := readFile(path, func(tx *bolt.Tx) error {
+		if err := readPages(tx, nil); err != nil {
+			return err
+		}
+		if err := checkPages(tx); err != nil {
+			return err
+		}
+		var err error
+		v, err = verify(ctx, tx, verifier, archived)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -117,7 +139,8 @@ type verification struct {
 }
 
 func (v *verification) broken(index int64, id *uuid.UUID, format string, args ...any) *consent.Verification {
-	v.Problem = fmt.Sprintf(format, args...)
+	// What is broken is the finding; a key missing for a statement is beside it.
+	v.Problem, v.MissingKey = fmt.Sprintf(format, args...), ""
 	if index >= 0 {
 		v.BrokenAt = &index
 	}
