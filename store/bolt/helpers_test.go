@@ -4,9 +4,11 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/storetest"
 	"github.com/mixvoip/consentd/translog"
 )
@@ -47,4 +49,19 @@ func testVerifier(tb testing.TB) *translog.Verifier {
 		tb.Fatal(err)
 	}
 	return v
+}
+
+// mustRotatedKeys returns two new keys, the newer made a second after the older: a
+// keyring of both signs with the newer, as after a rotation.
+func mustRotatedKeys(tb testing.TB) (older, newer *proof.Key) {
+	tb.Helper()
+	older, err := proof.NewKey(time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	newer, err = proof.NewKey(time.Now().Add(time.Second))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return older, newer
 }

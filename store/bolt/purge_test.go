@@ -406,14 +406,7 @@ func TestPurgeAfterErase(t *testing.T) {
 func TestPurgeStatementKeyNotGiven(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	older, err := proof.NewKey(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	newer, err := proof.NewKey(time.Now().Add(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	older, newer := mustRotatedKeys(t)
 	path := filepath.Join(t.TempDir(), "consent.db")
 	s, err := Open(path, Log(storetest.Origin, proof.NewKeyring(older)))
 	if err != nil {

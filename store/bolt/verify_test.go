@@ -682,14 +682,7 @@ func TestVerifyErased(t *testing.T) {
 func TestVerifyMissingKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	older, err := proof.NewKey(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	newer, err := proof.NewKey(time.Now().Add(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	older, newer := mustRotatedKeys(t)
 	rotated := proof.NewKeyring(older, newer) // the newer signs
 	verifier := func(keys ...*proof.Key) *translog.Verifier {
 		v, err := proof.NewKeyring(keys...).LogVerifier(storetest.Origin)
