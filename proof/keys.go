@@ -264,12 +264,6 @@ func (kr *Keyring) Published(origin string) (*PublicKeys, error) {
 // HasKey reports whether kr holds the key with id kid.
 func (kr *Keyring) HasKey(kid string) bool { return kr.publicKey(kid) != nil }
 
-// Verify reports whether sig is a signature of msg by the key with id kid.
-func (kr *Keyring) Verify(kid string, msg, sig []byte) bool {
-	pub := kr.publicKey(kid)
-	return pub != nil && ed25519.Verify(pub, msg, sig)
-}
-
 // publicKey returns the public half of the key with id kid, nil if there is none.
 func (kr *Keyring) publicKey(kid string) ed25519.PublicKey {
 	for _, k := range *kr.keys.Load() {

@@ -24,17 +24,33 @@ func TestKeyRotation(t *testing.T) {
 	}
 	msg := []byte("record 1")
 	sig := ed25519.Sign(kr.Signer().Private, msg)
+	signer, err := kr.LogSigner(testOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedBefore, err := signer.SignTree(1, [32]byte{1})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	newer := MustGenerate(t, dir, t0.Add(24*time.Hour))
 	kr = MustLoad(t, dir)
 	if kr.Signer().ID != newer.ID {
 		t.Errorf("after rotation the signer is %s, want the new key %s", kr.Signer().ID, newer.ID)
 	}
-	if !kr.Verify(old.ID, msg, sig) {
-		t.Error("a signature of the old key no longer verifies after rotation")
+	verifier, err := kr.LogVerifier(testOrigin)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if kr.Verify(newer.ID, msg, sig) || kr.Verify(old.ID, []byte("record 2"), sig) {
-		t.Error("a signature verifies with the wrong key or message")
+	if _, err := verifier.Open(signedBefore.Signed); err != nil {
+		t.Errorf("a checkpoint of the old key no longer verifies after rotation: %v", err)
+	}
+	newerOnly, err := proof.NewKeyring(newer).LogVerifier(testOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newerOnly.Open(signedBefore.Signed); err == nil {
+		t.Error("a checkpoint of the old key verifies with the new key alone")
 	}
 	pub := kr.Public()
 	if len(pub) != 2 || pub[0].ID != old.ID || pub[1].ID != newer.ID || pub[0].Algorithm != "Ed25519" {
