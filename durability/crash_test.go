@@ -132,6 +132,16 @@ func (r *run) kill() {
 	<-r.done
 }
 
+// mustRunFor fails tb if r exits within d: consentd never stops on its own.
+func (r *run) mustRunFor(tb testing.TB, d time.Duration) {
+	tb.Helper()
+	select {
+	case <-r.done:
+		tb.Fatalf("consentd exited by itself: %v", r.cmd.ProcessState)
+	case <-time.After(d):
+	}
+}
+
 // mustReady waits until r answers /readyz, failing tb if it exits first.
 func (r *run) mustReady(tb testing.TB) {
 	tb.Helper()
@@ -211,8 +221,12 @@ func TestCrash(t *testing.T) {
 				for ctx.Err() == nil {
 					a := e.post(ctx, r.url)
 					if a == nil {
-						// Not up yet, or gone: try again soon, as a banner would.
-						time.Sleep(time.Millisecond)
+						// Not up yet, or gone: try again soon, as a banner would, until
+						// the cycle ends.
+						select {
+						case <-ctx.Done():
+						case <-time.After(time.Millisecond):
+						}
 						continue
 					}
 					mu.Lock()
@@ -222,9 +236,10 @@ func TestCrash(t *testing.T) {
 				}
 			})
 		}
-		// A random moment to kill: not a wait for anything, the point of the test.
+		// A random moment to kill, the point of the test; consentd must not have
+		// exited by itself before it.
 		if cycle%2 == 0 {
-			time.Sleep(time.Duration(rand.IntN(800)) * time.Millisecond)
+			r.mustRunFor(t, time.Duration(rand.IntN(800))*time.Millisecond)
 			select {
 			case <-firstAck:
 			default:
@@ -238,7 +253,7 @@ func TestCrash(t *testing.T) {
 			case <-wait.Timeout(t):
 				t.Fatalf("cycle %d: no decision acknowledged", cycle)
 			}
-			time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
+			r.mustRunFor(t, time.Duration(rand.IntN(300))*time.Millisecond)
 		}
 		r.kill()
 		stop()
