@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
@@ -100,14 +101,21 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	// Without the snapshot, which every visitor of a banner shares: some 10 KB that
 	// the banner throws away, and that took a third of a POST's CPU to send.
 	// GET /v1/consents/{id}, the visitor's copy to keep, has it.
-	lean := *receipt
-	lean.Snapshot = ""
-	return c.JSON(http.StatusCreated, map[string]any{
-		"record_id":   record.ID,
-		"consent_id":  record.ConsentID,
-		"recorded_at": record.RecordedAt,
-		"receipt":     &lean,
-	})
+	receipt.Snapshot = ""
+	answer, err := json.Marshal(created{record.ID, record.ConsentID, record.RecordedAt, receipt})
+	if err != nil {
+		return err
+	}
+	return c.JSONBlob(http.StatusCreated, answer)
+}
+
+// created is the answer to POST /v1/consents. encoding/json/v2 writes it at a
+// fraction of the CPU that encoding/json takes for a map, on the hottest path.
+type created struct {
+	RecordID   string           `json:"record_id"`
+	ConsentID  string           `json:"consent_id"`
+	RecordedAt time.Time        `json:"recorded_at"`
+	Receipt    *consent.Receipt `json:"receipt"`
 }
 
 // shownSnapshot returns what the visitor who answered fingerprint was shown: the

@@ -2,14 +2,17 @@ package server
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/google/uuid"
 
@@ -32,160 +35,53 @@ type consentRequest struct {
 	GPC         bool            `json:"gpc"`
 }
 
-// decodeConsentRequest parses a body strictly: one JSON object, known fields only,
-// each once and named exactly, every field of the right type. It checks the shape, not the meaning
-// (see validate).
+// decodeConsentRequest parses a body strictly: one JSON object of valid UTF-8, known
+// fields only, each once and named exactly (encoding/json would match "GPC" or
+// "ſite" to a field regardless of case, and keep the last of two members of one
+// name: a proof must not depend on which of two answers counted), every field of
+// the right type. It checks the shape, not the meaning (see validate).
 func decodeConsentRequest(body []byte) (*consentRequest, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
+	if !utf8.Valid(body) {
+		return nil, consent.Errorf(consent.EInvalid, "body is not valid UTF-8")
+	}
 	var req consentRequest
-	if err := dec.Decode(&req); err != nil {
-		return nil, consent.Errorf(consent.EInvalid, "body is not a valid consent request: %s", jsonProblem(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, consent.Errorf(consent.EInvalid, "body must hold exactly one JSON object")
-	}
-	if err := checkMembers(body); err != nil {
-		return nil, err
+	if err := json.Unmarshal(body, &req, json.RejectUnknownMembers(true)); err != nil {
+		return nil, consent.Errorf(consent.EInvalid, "body is not a valid consent request: %s", jsonProblem(body, err))
 	}
 	return &req, nil
 }
 
-// checkMembers refuses what encoding/json would let pass silently: a member whose
-// name repeats one before it in the same object (json keeps the last), and in the
-// objects that decode into structs a name that is not exactly a field's (json
-// matches names without regard to case, Unicode folding included, so "GPC" or
-// "categorieſ" would stand in for another member). A proof must not depend on which
-// of two answers counted. body must be valid JSON: it walks the bytes, which costs
-// a request next to nothing, where json.Decoder.Token would allocate every token.
-func checkMembers(body []byte) error {
-	type frame struct {
-		object bool
-		path   string   // "choices.categories"; "" for the body
-		start  int      // where its members' names begin in names
-		fields []string // the names allowed, for an object that decodes into a struct
-	}
-	// On the stack for a consent request's few objects and members.
-	var frameBuf [8]frame
-	var nameBuf [32][]byte
-	stack, names := frameBuf[:0], nameBuf[:0]
-	var key []byte    // the last member's name in the innermost object
-	wantName := false // a member's name comes next
-	for i := 0; i < len(body); i++ {
-		switch body[i] {
-		case '"':
-			end := stringEnd(body, i)
-			if !wantName {
-				i = end - 1
-				continue
-			}
-			top := &stack[len(stack)-1]
-			name := body[i+1 : end-1]
-			if bytes.IndexByte(name, '\\') >= 0 {
-				var unescaped string
-				if err := json.Unmarshal(body[i:end], &unescaped); err == nil {
-					name = []byte(unescaped)
-				}
-			}
-			if top.fields != nil && !isField(top.fields, name) {
-				return consent.Errorf(consent.EInvalid, "body is not a valid consent request: unknown field %q (names are case-sensitive)", memberPath(top.path, name))
-			}
-			for _, n := range names[top.start:] {
-				if bytes.Equal(n, name) {
-					return consent.Errorf(consent.EInvalid, "body is not a valid consent request: member %q is given twice", memberPath(top.path, name))
-				}
-			}
-			names = append(names, name)
-			key, wantName = name, false
-			i = end - 1
-		case '{', '[':
-			f := frame{object: body[i] == '{', start: len(names)}
-			if len(stack) > 0 {
-				if top := stack[len(stack)-1]; top.object {
-					f.path = memberPath(top.path, key)
-				} else {
-					f.path = top.path + ".[]"
-				}
-			}
-			if f.object {
-				f.fields = structMembers[f.path]
-			}
-			stack = append(stack, f)
-			wantName = f.object
-		case '}', ']':
-			names = names[:stack[len(stack)-1].start]
-			stack = stack[:len(stack)-1]
-			wantName = false
-		case ',':
-			wantName = stack[len(stack)-1].object
-		}
-	}
-	return nil
-}
-
-func isField(fields []string, name []byte) bool {
-	for _, f := range fields {
-		if f == string(name) {
-			return true
-		}
-	}
-	return false
-}
-
-// memberPath names the member name of the object at path: choices.categories.x.
-func memberPath(path string, name []byte) string {
-	if path == "" {
-		return string(name)
-	}
-	return path + "." + string(name)
-}
-
-// stringEnd returns the index just after the JSON string that starts at body[start].
-func stringEnd(body []byte, start int) int {
-	for i := start + 1; i < len(body); i++ {
-		switch body[i] {
-		case '\\':
-			i++ // the escaped character
-		case '"':
-			return i + 1
-		}
-	}
-	return len(body)
-}
-
-// structMembers are the member names of the objects of a consent request that
-// decode into structs, by their path: the JSON names of the fields.
-var structMembers = map[string][]string{
-	"":        jsonNames(reflect.TypeFor[consentRequest]()),
-	"choices": jsonNames(reflect.TypeFor[consent.Choices]()),
-}
-
-func jsonNames(t reflect.Type) []string {
-	var names []string
-	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		names = append(names, name)
-	}
-	return names
-}
-
-// jsonProblem says what is wrong with a body without echoing Go type names.
-func jsonProblem(err error) string {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
+// jsonProblem says what is wrong with body, naming the member at fault by its
+// path (choices.categories.advertising), without echoing Go type names.
+func jsonProblem(body []byte, err error) string {
+	var syntax *jsontext.SyntacticError
+	var semantic *json.SemanticError
 	switch {
-	case errors.As(err, &syntax):
-		return "malformed JSON"
-	case errors.As(err, &typ) && typ.Field != "":
-		return "field " + typ.Field + " has the wrong type"
-	case errors.As(err, &typ):
-		return "expected a JSON object"
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.As(err, &syntax) && errors.Is(syntax.Err, jsontext.ErrDuplicateName):
+		return fmt.Sprintf("member %q is given twice", memberPath(syntax.JSONPointer))
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		return "malformed or empty JSON"
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	case errors.As(err, &syntax) && oneValueFirst(body):
+		return "body must hold exactly one JSON object"
+	case errors.As(err, &semantic) && errors.Is(semantic.Err, json.ErrUnknownName):
+		return fmt.Sprintf("unknown field %q (names are case-sensitive)", memberPath(semantic.JSONPointer))
+	case errors.As(err, &semantic) && semantic.JSONPointer != "":
+		return fmt.Sprintf("field %q has the wrong type", memberPath(semantic.JSONPointer))
+	case errors.As(err, &semantic):
+		return "expected a JSON object"
 	}
 	return "malformed JSON"
+}
+
+// oneValueFirst reports whether body starts with a valid JSON value.
+func oneValueFirst(body []byte) bool {
+	return jsontext.NewDecoder(bytes.NewReader(body)).SkipValue() == nil
+}
+
+// memberPath writes a JSON pointer as the docs name members: /choices/categories/a
+// is choices.categories.a.
+func memberPath(p jsontext.Pointer) string {
+	return strings.Join(slices.Collect(p.Tokens()), ".")
 }
 
 // validate checks the request against the site it names and returns the record to

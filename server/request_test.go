@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestCheckMembers(t *testing.T) {
+func TestDecodeConsentRequestStrictly(t *testing.T) {
 	tests := []struct {
 		body, want string // want: part of the error, "" for none
 	}{
@@ -18,20 +18,27 @@ func TestCheckMembers(t *testing.T) {
 		{`{"choices":{"categories":{"a":true,"A":false}}}`, ""}, // map keys: "A" is another (unknown) category
 		{`{"choices":{"categories":{"":true,"":false}}}`, `member "choices.categories." is given twice`},
 		{`{"choices":{"categories":null,"partners":{"":true}}}`, ""},
-		{`{"site":[{"a":1,"a":2}]}`, `member "site.[].a" is given twice`},
-		{`{"choices":{"categories":{"b":{}},"partners":{"b":{}}}}`, ""},
+		{`{"site":[{"a":1,"a":2}]}`, `member "site.0.a" is given twice`},
+		{`{"choices":{"categories":{"b":{}},"partners":{"b":{}}}}`, `field "choices.categories.b" has the wrong type`},
+		{`{"gpc":"yes"}`, `field "gpc" has the wrong type`},
+		{`{"site":"a"} {}`, "exactly one JSON object"},
+		{`[]`, "expected a JSON object"},
+		{`{"site":`, "malformed or empty JSON"},
+		{` `, "malformed or empty JSON"},
+		{`{"site":"a",}`, "malformed JSON"},
+		{"{\"site\":\"\xff\"}", "not valid UTF-8"},
 		{`{"\u0073ite":"a","site":"b"}`, `member "site" is given twice`},
 		{`{"choices":{"categories":{"a\"b":true,"a\u0022b":false}}}`, `member "choices.categories.a\"b" is given twice`},
 		{`{"site":"a,\"}{[","gpc":true}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.body, func(t *testing.T) {
-			err := checkMembers([]byte(tt.body))
+			_, err := decodeConsentRequest([]byte(tt.body))
 			switch {
 			case tt.want == "" && err != nil:
-				t.Errorf("checkMembers = %v, want nil", err)
+				t.Errorf("decodeConsentRequest = %v, want nil", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Errorf("checkMembers = %v, want %q", err, tt.want)
+				t.Errorf("decodeConsentRequest = %v, want %q", err, tt.want)
 			}
 		})
 	}
