@@ -1,16 +1,15 @@
 package translog
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
-	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -108,19 +107,35 @@ type decision struct {
 // expiry and surface, as RFC 8785 canonical JSON. A store keeps these bytes as they
 // are; verification hashes them and never encodes them again.
 func Decision(r *consent.Record) ([]byte, error) {
-	choices := r.Choices
-	// A record without choices has empty objects, not null: one form for one meaning.
-	if choices.Categories == nil {
-		choices.Categories = map[string]bool{}
+	b := make([]byte, 0, 512)
+	b = append(b, `{"action":`...)
+	b = appendString(b, string(r.Action))
+	b = append(b, `,"choices":{"categories":`...)
+	b, err := appendBools(b, r.Choices.Categories)
+	if err != nil {
+		return nil, err
 	}
-	if choices.Partners == nil {
-		choices.Partners = map[string]bool{}
+	b = append(b, `,"partners":`...)
+	if b, err = appendBools(b, r.Choices.Partners); err != nil {
+		return nil, err
 	}
-	return canonical(decision{
-		Action: r.Action, Choices: choices, ConsentID: r.ConsentID, ExpiresAt: r.ExpiresAt.UTC(),
-		Fingerprint: r.Fingerprint, GPC: r.GPC, Language: r.Language, PolicyVersion: r.PolicyVersion,
-		Surface: r.Surface,
-	})
+	b = append(b, `},"consent_id":`...)
+	b = appendString(b, r.ConsentID)
+	b = append(b, `,"expires_at":`...)
+	if b, err = appendTime(b, r.ExpiresAt.UTC()); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"fingerprint":`...)
+	b = appendString(b, r.Fingerprint)
+	b = append(b, `,"gpc":`...)
+	b = strconv.AppendBool(b, r.GPC)
+	b = append(b, `,"language":`...)
+	b = appendString(b, r.Language)
+	b = append(b, `,"policy_version":`...)
+	b = appendString(b, r.PolicyVersion)
+	b = append(b, `,"surface":`...)
+	b = appendString(b, string(r.Surface))
+	return append(b, '}'), nil
 }
 
 // ParseDecision sets the decision fields of r from the bytes Decision returned.
@@ -148,13 +163,15 @@ type identifying struct {
 // Without the salt, the digest that stays in the leaf after an erasure could be
 // matched against guesses: a /24 prefix, a common user agent, a page of the site.
 func Identifying(r *consent.Record) ([]byte, error) {
-	b, err := canonical(identifying{IPPrefix: r.IPPrefix, URL: r.URL, UserAgent: r.UserAgent})
-	if err != nil {
-		return nil, err
-	}
-	salted := make([]byte, SaltSize, SaltSize+len(b))
-	rand.Read(salted) // never fails, says crypto/rand
-	return append(salted, b...), nil
+	b := make([]byte, SaltSize, SaltSize+256)
+	rand.Read(b) // never fails, says crypto/rand
+	b = append(b, `{"ip_prefix":`...)
+	b = appendString(b, r.IPPrefix)
+	b = append(b, `,"url":`...)
+	b = appendString(b, r.URL)
+	b = append(b, `,"user_agent":`...)
+	b = appendString(b, r.UserAgent)
+	return append(b, '}'), nil
 }
 
 // ParseIdentifying sets the identifying fields of r from the bytes Identifying
@@ -169,40 +186,6 @@ func ParseIdentifying(b []byte, r *consent.Record) error {
 	}
 	r.IPPrefix, r.URL, r.UserAgent = id.IPPrefix, id.URL, id.UserAgent
 	return nil
-}
-
-// canonical returns v, a struct whose members are declared in the order of their
-// names, as RFC 8785 canonical JSON. encoding/json without HTML escaping writes that
-// form already as long as the JSON is ASCII without \u escapes: members in
-// declaration order, map keys sorted, the same escapes. Beyond that (U+2028, invalid
-// UTF-8, keys sorted by UTF-16 rather than by bytes) jsontext canonicalizes it, at
-// twice the cost of a decision's encoding.
-func canonical(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("translog: %w", err)
-	}
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if isPlainASCII(b) {
-		return b, nil
-	}
-	value := jsontext.Value(b)
-	if err := value.Canonicalize(); err != nil {
-		return nil, fmt.Errorf("translog: canonical JSON: %w", err)
-	}
-	return value, nil
-}
-
-// isPlainASCII reports whether b is ASCII without a \u escape.
-func isPlainASCII(b []byte) bool {
-	for i, c := range b {
-		if c >= 0x80 || c == 'u' && i > 0 && b[i-1] == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // NewLeaf returns the leaf of r, whose decision and identifying parts are the bytes

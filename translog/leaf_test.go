@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/tlog"
@@ -309,21 +310,55 @@ func FuzzDecision(f *testing.F) {
 	f.Add("2026-01", "de", "marketing", "fp-1")
 	f.Add("<b>&\u2028", "fr\x00", "ü-key", "\xff")
 	f.Add(`a"b\c`, "\b\f\n\r\t", "\U0001F600", "\uE000")
+	f.Add("\x7f\x1f", "\xed\xa0\x80", "\xff", "\xfe")
 	f.Fuzz(func(t *testing.T, policy, language, key, fingerprint string) {
 		r := testRecord()
 		r.PolicyVersion, r.Language, r.Fingerprint = policy, language, fingerprint
 		r.Choices.Categories[key] = true
 		r.Choices.Categories["\uE000"+key] = false // sorts apart by UTF-16 and by UTF-8
+		r.Choices.Partners[fingerprint] = true
+		r.Choices.Partners[key] = false // a name twice once invalid UTF-8 is replaced: no canonical form
+		r.URL, r.UserAgent = policy, key
+		want, wantErr := reflectiveCanonical(decisionOf(r))
 		got, err := translog.Decision(r)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("Decision: error %v, the reflective encoder's %v", err, wantErr)
+		}
+		if err == nil && !bytes.Equal(got, want) {
+			t.Errorf("decision:\n%q\nencoding/json/v2 and jsontext.Canonicalize:\n%q", got, want)
+		}
+		identifying, err := translog.Identifying(r)
 		if err != nil {
-			t.Skip() // not JSON-encodable: never a decision
+			t.Fatal(err)
 		}
-		want := jsontext.Value(bytes.Clone(got))
-		if err := want.Canonicalize(); err != nil {
-			t.Fatalf("the decision is not valid JSON: %v\n%s", err, got)
+		want, err = reflectiveCanonical(map[string]string{"ip_prefix": r.IPPrefix, "url": r.URL, "user_agent": r.UserAgent})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("decision:\n%s\nRFC 8785:\n%s", got, want)
+		if got := identifying[translog.SaltSize:]; !bytes.Equal(got, want) {
+			t.Errorf("identifying part:\n%q\nencoding/json/v2 and jsontext.Canonicalize:\n%q", got, want)
 		}
 	})
+}
+
+// decisionOf is the decision part of r as a value a reflective encoder writes with
+// the members Decision writes.
+func decisionOf(r *consent.Record) map[string]any {
+	return map[string]any{
+		"action": r.Action, "choices": r.Choices, "consent_id": r.ConsentID, "expires_at": r.ExpiresAt.UTC(),
+		"fingerprint": r.Fingerprint, "gpc": r.GPC, "language": r.Language, "policy_version": r.PolicyVersion,
+		"surface": r.Surface,
+	}
+}
+
+// reflectiveCanonical is v as RFC 8785 canonical JSON by another road: encoding/json/v2
+// with invalid UTF-8 replaced, then jsontext's Canonicalize.
+func reflectiveCanonical(v any) ([]byte, error) {
+	b, err := jsonv2.Marshal(v, jsontext.AllowInvalidUTF8(true))
+	if err != nil {
+		return nil, err
+	}
+	value := jsontext.Value(b)
+	err = value.Canonicalize()
+	return value, err
 }

@@ -38,14 +38,18 @@ func Prove(r tlog.HashReader, index int64, cp *Checkpoint) (*Proof, error) {
 
 // MarshalText returns p as a C2SP tlog-proof.
 func (p *Proof) MarshalText() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(proofHeader + "\nindex " + strconv.FormatInt(p.Index, 10) + "\n")
+	index := strconv.FormatInt(p.Index, 10)
+	hashLine := base64.StdEncoding.EncodedLen(tlog.HashSize) + 1
+	b := make([]byte, 0, len(proofHeader)+len("\nindex \n")+len(index)+len(p.Hashes)*hashLine+1+len(p.Checkpoint))
+	b = append(b, proofHeader+"\nindex "...)
+	b = append(b, index...)
+	b = append(b, '\n')
 	for _, h := range p.Hashes {
-		b.WriteString(base64.StdEncoding.EncodeToString(h[:]) + "\n")
+		b = base64.StdEncoding.AppendEncode(b, h[:])
+		b = append(b, '\n')
 	}
-	b.WriteString("\n")
-	b.Write(p.Checkpoint)
-	return b.Bytes(), nil
+	b = append(b, '\n')
+	return append(b, p.Checkpoint...), nil
 }
 
 // UnmarshalText reads a C2SP tlog-proof. It refuses extra data, which consentd never
