@@ -40,7 +40,7 @@ func NewClientLimitsForTest(l Limit, size int) ClientLimits {
 func (c ClientLimits) Take(client string, now time.Time) error { return c.cl.take(client, now) }
 
 // Len is how many clients' limits are kept.
-func (c ClientLimits) Len() int { return c.cl.clients.Len() }
+func (c ClientLimits) Len() int { return c.cl.kept() }
 
 // Bundles returns the bundles s serves for site, its banner's and its demo page's, so
 // that tests can tell a bundle reused by Load from one built again.
