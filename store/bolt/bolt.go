@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -447,7 +448,7 @@ func (s *Store) enqueue(req *request) error {
 // write is the single writer goroutine; it returns once Close has closed the queue and
 // everything queued before is committed and answered.
 //
-// It takes whatever is queued and commits it at once, never waiting on a timer for more:
+// It takes whatever is queued and commits it, never waiting on a timer for more:
 // DB.Batch waits up to 10 ms to fill a batch of 1000, which measured 93 records/s with
 // one caller and 747 with eight, while this loop gives 3,500/s with one and
 // 75,000–83,000/s with 64. DB.Batch may also run its function twice.
@@ -455,10 +456,30 @@ func (s *Store) write() {
 	defer close(s.writerDone)
 	batch := make([]*request, 0, s.maxBatch)
 	for req := range s.queue {
+		s.gather()
 		batch = append(batch[:0], req)
 		batch = s.takeQueued(batch)
 		s.commit(batch)
 		clear(batch) // let the answered requests be collected while the queue is idle
+	}
+}
+
+// gather lets the appends already under way join the next batch, when others are
+// queued besides the one the writer holds: it yields the processor for as long as
+// that makes the queue grow. On a busy machine the callers that would join are
+// runnable but not yet run; a commit started at once holds fewer records, pays two
+// fdatasyncs and a signature for them, and competes with those callers for the
+// processor. Under the load test at 64 clients, batches grew from 17.6 to 19.2
+// records, a commit took 1.26 ms instead of 1.77 and POSTs went 10 % faster. With
+// nothing else runnable, Gosched returns at once: a lone caller waits for nothing.
+func (s *Store) gather() {
+	for queued := len(s.queue); queued > 0 && queued < s.maxBatch; {
+		runtime.Gosched()
+		now := len(s.queue)
+		if now <= queued {
+			return
+		}
+		queued = now
 	}
 }
 
