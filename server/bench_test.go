@@ -21,11 +21,16 @@ func BenchmarkCreateConsent(b *testing.B) {
 	b.SetParallelism(32) // 64 concurrent requests on 2 cores, as in the budget
 	b.ReportAllocs()
 	b.ResetTimer()
+	// CPU time is a steadier measure of a request's cost than the time it takes
+	// on a shared machine.
+	cpu := processCPU(b)
+	defer func() { b.ReportMetric(float64((processCPU(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/op") }()
 	b.RunParallel(func(pb *testing.PB) {
 		body := f.validBody(b)
+		template := MustJSON(b, body)
+		id := body["consent_id"].(string)
 		for pb.Next() {
-			body["consent_id"] = uuid.NewString()
-			raw := MustJSON(b, body)
+			raw := strings.Replace(template, id, uuid.NewString(), 1)
 			req := httptest.NewRequest(http.MethodPost, "/v1/consents", strings.NewReader(raw))
 			req.Header.Set("Origin", testOrigin)
 			req.Header.Set("Content-Type", "text/plain")

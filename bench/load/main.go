@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,14 +41,15 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds per level of consentd, each followed by one of the bare handler")
 	attack := flag.Duration("attack", 30*time.Second, "how long each attack runs (0: none)")
 	configPath := flag.String("config", "sites.yaml", "sites configuration")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of one more round of consentd, at the last level, to this file")
 	flag.Parse()
-	if err := run(*configPath, *levels, *rounds, *duration, *attack); err != nil {
+	if err := run(*configPath, *levels, *rounds, *duration, *attack, *cpuProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(configPath, levels string, rounds int, duration, attack time.Duration) error {
+func run(configPath, levels string, rounds int, duration, attack time.Duration, cpuProfile string) error {
 	if rounds < 1 {
 		return fmt.Errorf("bad -rounds %d", rounds)
 	}
@@ -97,13 +99,18 @@ func run(configPath, levels string, rounds int, duration, attack time.Duration) 
 	fmt.Printf("POST /v1/consents on loopback with wrk; every 201 is fsynced in bbolt. Per level, %d rounds of %s of consentd,\n", rounds, duration)
 	fmt.Printf("each followed by one of the bare Echo handler; medians over the rounds, the ratio consentd/bare per pair of rounds\n")
 	fmt.Printf("%-8s %12s %10s %10s %14s %8s %12s\n", "clients", "durable/s", "p50", "p99", "bare Echo/s", "ratio", "ratio range")
+	var clients int
 	for _, n := range strings.Split(levels, ",") {
-		var clients int
 		if _, err := fmt.Sscan(n, &clients); err != nil || clients < 1 {
 			return fmt.Errorf("bad -clients %q", levels)
 		}
 		if err := alternate(visitors(consentURL, clients), visitors(bareURL, clients), rounds, duration); err != nil {
 			return fmt.Errorf("%d clients: %w", clients, err)
+		}
+	}
+	if cpuProfile != "" {
+		if err := profile(cpuProfile, visitors(consentURL, clients), duration); err != nil {
+			return err
 		}
 	}
 	if attack <= 0 {
@@ -136,6 +143,25 @@ func alternate(consentd, bare load, rounds int, d time.Duration) error {
 	spread := fmt.Sprintf("%.0f–%.0f%%", 100*slices.Min(ratios), 100*slices.Max(ratios))
 	fmt.Printf("%-8d %12.0f %10s %10s %14.0f %7.0f%% %12s\n", consentd.clients, median(rates), latency(p50s), latency(p99s), median(bareRates), 100*median(ratios), spread)
 	return nil
+}
+
+// profile writes to path a CPU profile of consentd (this process) while l runs for d.
+func profile(path string, l load, d time.Duration) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	_, err = mustSucceed(hammer(l, d))
+	pprof.StopCPUProfile()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("CPU profile of a round of %d clients: %s\n", l.clients, path)
+	return f.Close()
 }
 
 // median is the middle value of xs, or the mean of the two middle ones.
