@@ -4,6 +4,7 @@
 package bolt
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -127,7 +128,11 @@ type Store struct {
 	// append reads its proof, and Close waits for that before closing the file.
 	inflight sync.WaitGroup
 
-	index     *consentIndex
+	index *consentIndex
+	// lastID is the greatest record id stored, read and written by the writer
+	// only: a greater one cannot be stored yet, and an append of one (every
+	// UUIDv7 but those overtaken in the queue) needs no lookup.
+	lastID    uuid.UUID
 	snapshots snapshotCache
 
 	origin string
@@ -327,6 +332,7 @@ func (s *Store) read(tx *bolt.Tx) error {
 			return fmt.Errorf("record %x: %v", k, err)
 		}
 		s.index.add(sr.consentID, uuid.UUID(k))
+		s.lastID = uuid.UUID(k) // keys come in order
 		return nil
 	})
 }
@@ -509,6 +515,7 @@ func (s *Store) commit(batch []*request) {
 	// A duplicate id fails its own request only; the others in the batch commit.
 	answers := make([]appended, len(batch))
 	var b *translog.Batch
+	var last uuid.UUID
 	start := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if s.failCommit != nil {
@@ -523,8 +530,9 @@ func (s *Store) commit(batch []*request) {
 		records.FillPercent, log.FillPercent = 1.0, 1.0
 		index := s.log.Head().Size
 		hashes := make([]tlog.Hash, 0, len(batch))
+		last = s.lastID
 		for i, req := range batch {
-			if records.Get(req.recordID[:]) != nil {
+			if bytes.Compare(req.recordID[:], last[:]) <= 0 && records.Get(req.recordID[:]) != nil {
 				answers[i].err = fmt.Errorf("bolt: append: %w",
 					consent.Errorf(consent.EInvalid, "record id %s is already stored", req.recordID))
 				continue
@@ -537,6 +545,9 @@ func (s *Store) commit(batch []*request) {
 				return fmt.Errorf("leaf %d: %w", index, err)
 			}
 			answers[i].index = index
+			if bytes.Compare(req.recordID[:], last[:]) > 0 {
+				last = req.recordID
+			}
 			hashes = append(hashes, req.leafHash)
 			index++
 		}
@@ -563,6 +574,7 @@ func (s *Store) commit(batch []*request) {
 	}
 	if err == nil && b != nil {
 		s.log.Commit(b)
+		s.lastID = last
 		// Indexed before anyone is answered: a record acknowledged to one visitor is
 		// visible to the next request.
 		s.index.mu.Lock()

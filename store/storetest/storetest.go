@@ -312,6 +312,21 @@ func testDuplicateID(t *testing.T, open func() consent.Store) {
 		t.Fatalf("got %d records, want 1", len(got))
 	}
 	MustEqualRecord(t, got[0], want)
+
+	// Appends of one new id at once, as one batch may hold them: one is stored.
+	twin := NewRecord(t, MustNewID(t), Now())
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = s.Append(context.Background(), copyRecord(twin)) })
+	}
+	wg.Wait()
+	if stored := len(slices.DeleteFunc(errs, func(err error) bool { return err != nil })); stored != 1 {
+		t.Errorf("%d of %d appends of one id at once succeeded, want 1", stored, len(errs))
+	}
+	if n := len(MustRecordsByConsent(t, s, twin.ConsentID)); n != 1 {
+		t.Errorf("%d records stored for appends of one id at once, want 1", n)
+	}
 }
 
 // MustOpen opens a store with open and closes it when tb ends.
