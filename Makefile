@@ -39,11 +39,15 @@ lint:
 	$(GO) tool staticcheck ./...
 
 ## fuzz: run each fuzzer for FUZZTIME (default 30s): the consent request decoder, the
-## stored bytes' decoders that verification meets on a tampered file
+## stored record's and the log's leaf and proof decoders that verification meets on a
+## tampered file, and the canonical JSON of decisions against another encoder
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./server -run '^$$' -fuzz FuzzDecodeConsentRequest -fuzztime $(FUZZTIME)
-	$(GO) test ./store/bolt -run '^$$' -fuzz FuzzStoredBytes -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run '^$$' -fuzz '^FuzzDecodeConsentRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./store/bolt -run '^$$' -fuzz '^FuzzStoredRecord$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./translog -run '^$$' -fuzz '^FuzzLeaf$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./translog -run '^$$' -fuzz '^FuzzProof$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./translog -run '^$$' -fuzz '^FuzzDecision$$' -fuzztime $(FUZZTIME)
 
 ## bench: store, handler and proof benchmarks, reloads of sites.yaml, 300 SIGKILL
 ## cycles of the crash test, the loopback load test (needs wrk), banner sizes against

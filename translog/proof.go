@@ -70,7 +70,8 @@ func (p *Proof) UnmarshalText(text []byte) error {
 	}
 	hashes := make(tlog.RecordProof, 0, len(lines)-2)
 	for _, line := range lines[2:] {
-		raw, err := base64.StdEncoding.DecodeString(line)
+		// Strict: one text per hash, or the text would not be the one MarshalText writes.
+		raw, err := base64.StdEncoding.Strict().DecodeString(line)
 		if err != nil || len(raw) != tlog.HashSize {
 			return fmt.Errorf("translog: proof: malformed hash line %q", line)
 		}
