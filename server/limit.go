@@ -55,20 +55,23 @@ type clientLimits struct {
 	burst float64
 	size  int // clients per generation
 	seed  maphash.Seed
+	// start is when the limits began: buckets keep their times as durations since,
+	// which follow the monotonic clock when the wall clock is set back.
+	start time.Time
 
 	mu       sync.Mutex
 	current  map[uint64]bucket
 	previous map[uint64]bucket
 }
 
-// bucket is a client's tokens left at a time, in Unix nanoseconds.
+// bucket is a client's tokens left at a time, since clientLimits.start.
 type bucket struct {
 	tokens float64
-	at     int64
+	at     time.Duration
 }
 
-// newClientLimits returns the limits of l for up to size clients, or nil when l has
-// no rate: a nil *clientLimits allows everything.
+// newClientLimits returns the limits of l for up to size clients (at least 2), or
+// nil when l has no rate: a nil *clientLimits allows everything.
 func newClientLimits(l Limit, size int) *clientLimits {
 	if l.Rate <= 0 {
 		return nil
@@ -76,25 +79,26 @@ func newClientLimits(l Limit, size int) *clientLimits {
 	if size <= 0 {
 		size = DefaultMaxClients
 	}
-	generation := max(size/2, 1)
+	generation := max(size, 2) / 2
 	return &clientLimits{
 		rate: l.Rate, burst: float64(max(l.Burst, 1)), size: generation, seed: maphash.MakeSeed(),
-		current: make(map[uint64]bucket, generation),
+		start: time.Now(), current: make(map[uint64]bucket, generation),
 	}
 }
 
 // tokensAt returns the client's bucket, filled up to now; a client unknown has a
 // full one. Callers hold mu.
 func (cl *clientLimits) tokensAt(key uint64, now time.Time) bucket {
+	at := now.Sub(cl.start)
 	b, ok := cl.current[key]
 	if !ok {
 		if b, ok = cl.previous[key]; !ok {
-			return bucket{tokens: cl.burst, at: now.UnixNano()}
+			return bucket{tokens: cl.burst, at: at}
 		}
 	}
-	if elapsed := now.UnixNano() - b.at; elapsed > 0 {
-		b.tokens = min(cl.burst, b.tokens+float64(elapsed)/float64(time.Second)*cl.rate)
-		b.at = now.UnixNano()
+	if elapsed := at - b.at; elapsed > 0 {
+		b.tokens = min(cl.burst, b.tokens+elapsed.Seconds()*cl.rate)
+		b.at = at
 	}
 	return b
 }

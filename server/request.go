@@ -48,6 +48,9 @@ func decodeConsentRequest(body []byte) (*consentRequest, error) {
 	if err := json.Unmarshal(body, &req, json.RejectUnknownMembers(true)); err != nil {
 		return nil, consent.Errorf(consent.EInvalid, "body is not a valid consent request: %s", jsonProblem(body, err))
 	}
+	if bytes.TrimLeft(body, " \t\r\n")[0] != '{' { // null, which decodes as {}
+		return nil, consent.Errorf(consent.EInvalid, "body is not a valid consent request: expected a JSON object")
+	}
 	return &req, nil
 }
 

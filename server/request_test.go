@@ -23,6 +23,7 @@ func TestDecodeConsentRequestStrictly(t *testing.T) {
 		{`{"gpc":"yes"}`, `field "gpc" has the wrong type`},
 		{`{"site":"a"} {}`, "exactly one JSON object"},
 		{`[]`, "expected a JSON object"},
+		{` null `, "expected a JSON object"},
 		{`{"site":`, "malformed or empty JSON"},
 		{` `, "malformed or empty JSON"},
 		{`{"site":"a",}`, "malformed JSON"},

@@ -87,9 +87,8 @@ func (l *Leaf) UnmarshalBinary(b []byte) error {
 // LeafHash returns the hash of the leaf with the bytes b in the tree (RFC 6962).
 func LeafHash(b []byte) tlog.Hash { return tlog.RecordHash(b) }
 
-// decision is the part of a record that states what the visitor decided. Its JSON,
-// canonicalized by RFC 8785, is what the log covers: the members are sorted by name
-// and nothing depends on how encoding/json writes them.
+// decision is the part of a record that states what the visitor decided, as
+// ParseDecision reads the bytes Decision writes.
 type decision struct {
 	Action        consent.Action  `json:"action"`
 	Choices       consent.Choices `json:"choices"`

@@ -141,6 +141,30 @@ func TestLeafRefused(t *testing.T) {
 	}
 }
 
+// TestDecisionRefused: a decision JSON cannot hold, as encoding/json would refuse it,
+// is an error, not a record.
+func TestDecisionRefused(t *testing.T) {
+	tests := map[string]func(r *consent.Record){
+		"expiry after the year 9999": func(r *consent.Record) { r.ExpiresAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"expiry in 9999, in UTC 10000": func(r *consent.Record) {
+			r.ExpiresAt = time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("UTC-2", -2*60*60))
+		},
+		"expiry before the year 0": func(r *consent.Record) { r.ExpiresAt = time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"two choices the same once invalid UTF-8 is replaced": func(r *consent.Record) {
+			r.Choices.Categories["\xff"], r.Choices.Categories["\xfe"] = true, false
+		},
+	}
+	for name, change := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := testRecord()
+			change(r)
+			if b, err := translog.Decision(r); err == nil {
+				t.Errorf("Decision = %s, want an error", b)
+			}
+		})
+	}
+}
+
 // FuzzLeaf: whatever a leaf's bytes, reading them answers without a panic, and what
 // reads writes back to the same bytes: a leaf has one encoding.
 func FuzzLeaf(f *testing.F) {
@@ -167,6 +191,9 @@ func FuzzProof(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(golden)
+	// A \r inside a hash line, which base64 decoding skips.
+	lines := bytes.SplitN(golden, []byte("\n"), 4)
+	f.Add(bytes.Join([][]byte{lines[0], lines[1], append([]byte("\r"), lines[2]...), lines[3]}, []byte("\n")))
 	f.Fuzz(func(t *testing.T, text []byte) {
 		var p translog.Proof
 		if p.UnmarshalText(text) != nil {

@@ -70,9 +70,10 @@ func (p *Proof) UnmarshalText(text []byte) error {
 	}
 	hashes := make(tlog.RecordProof, 0, len(lines)-2)
 	for _, line := range lines[2:] {
-		// Strict: one text per hash, or the text would not be the one MarshalText writes.
+		// One text per hash, as MarshalText writes it: strict base64 refuses stray
+		// bits in the last character, the length a \r or \n it would skip.
 		raw, err := base64.StdEncoding.Strict().DecodeString(line)
-		if err != nil || len(raw) != tlog.HashSize {
+		if err != nil || len(raw) != tlog.HashSize || len(line) != base64.StdEncoding.EncodedLen(tlog.HashSize) {
 			return fmt.Errorf("translog: proof: malformed hash line %q", line)
 		}
 		hashes = append(hashes, tlog.Hash(raw))

@@ -108,7 +108,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&m.ConsentLimit.Burst, "consent-burst", m.ConsentLimit.Burst, "decisions a client may post at once, beyond --consent-limit ($CONSENTD_CONSENT_BURST)")
 	fs.Var(rateFlag{&m.AuthFailures.Rate}, "auth-failure-limit", "DPO calls with a missing or wrong token each client may make, such as 10/m; 0 for no limit ($CONSENTD_AUTH_FAILURE_LIMIT)")
 	fs.IntVar(&m.AuthFailures.Burst, "auth-failure-burst", m.AuthFailures.Burst, "such calls a client may make at once, beyond --auth-failure-limit ($CONSENTD_AUTH_FAILURE_BURST)")
-	fs.IntVar(&m.LimitClients, "rate-limit-clients", m.LimitClients, "clients whose limits are kept in memory, about 200 bytes each ($CONSENTD_RATE_LIMIT_CLIENTS)")
+	fs.IntVar(&m.LimitClients, "rate-limit-clients", m.LimitClients, "clients whose limits are kept in memory, about 40 bytes each ($CONSENTD_RATE_LIMIT_CLIENTS)")
 	fs.Var(sizeFlag{&m.MinFreeDisk}, "min-free-disk", "below this much free space where --db lives, such as 512MiB, new records are refused (503) and /readyz fails; 0 for no check ($CONSENTD_MIN_FREE_DISK)")
 	fs.StringVar(&m.LogFormat, "log-format", "", "json or text (default: text when stderr is a terminal, json otherwise) ($CONSENTD_LOG_FORMAT)")
 	retentionDays := int(m.AuditRetention / (24 * time.Hour))

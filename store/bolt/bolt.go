@@ -512,6 +512,14 @@ func (s *Store) commit(batch []*request) {
 	if s.beforeCommit != nil {
 		s.beforeCommit(len(batch))
 	}
+	// The appends queued before a commit failed are refused as the later ones are:
+	// committed on what bbolt holds in memory, they could fork the log.
+	if err := s.failure(); err != nil {
+		for _, req := range batch {
+			req.done <- appended{err: fmt.Errorf("bolt: append: %w", err)}
+		}
+		return
+	}
 	// A duplicate id fails its own request only; the others in the batch commit.
 	answers := make([]appended, len(batch))
 	var b *translog.Batch

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -482,21 +483,49 @@ func TestObserve(t *testing.T) {
 // again, it takes appends and its log verifies.
 func TestFailedCommitStops(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "consent.db")
-	var fail atomic.Bool
+	var fail, hold atomic.Bool
+	inCommit, release := make(chan struct{}), make(chan struct{})
 	s := MustOpen(t, path, func(c *config) {
+		c.beforeCommit = func(int) {
+			if hold.CompareAndSwap(true, false) {
+				close(inCommit)
+				<-release
+			}
+		}
 		c.failCommit = func() error {
-			if fail.Load() {
+			if fail.Swap(false) {
 				return errors.New("disk failed")
 			}
 			return nil
 		}
 	})
 	storetest.MustAppend(t, s, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+
+	// One commit fails while another append waits in the queue.
 	fail.Store(true)
-	if _, err := s.Append(context.Background(), storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now())); err == nil {
-		t.Fatal("an append in a failed transaction: no error")
+	hold.Store(true)
+	failed := make(chan error, 1)
+	go func() {
+		_, err := s.Append(context.Background(), storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+		failed <- err
+	}()
+	<-inCommit
+	queued := make(chan error, 1)
+	go func() {
+		_, err := s.Append(context.Background(), storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+		queued <- err
+	}()
+	for s.QueueDepth() == 0 {
+		runtime.Gosched()
 	}
-	fail.Store(false)
+	close(release)
+	if err := <-failed; err == nil || !strings.Contains(err.Error(), "disk failed") {
+		t.Fatalf("an append in a failed transaction: %v, want the disk's error", err)
+	}
+	// Its transaction would succeed, but on what bbolt holds in memory.
+	if err := <-queued; !errors.Is(err, consent.ErrUnavailable) {
+		t.Errorf("an append queued while a commit failed: %v, want it refused", err)
+	}
 	_, err := s.Append(context.Background(), storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
 	if !errors.Is(err, consent.ErrUnavailable) || !strings.Contains(err.Error(), "until consentd restarts") {
 		t.Errorf("an append after a failed commit: %v, want it refused", err)
