@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -11,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
@@ -101,21 +103,44 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	// Without the snapshot, which every visitor of a banner shares: some 10 KB that
 	// the banner throws away, and that took a third of a POST's CPU to send.
 	// GET /v1/consents/{id}, the visitor's copy to keep, has it.
-	receipt.Snapshot = ""
-	answer, err := json.Marshal(created{record.ID, record.ConsentID, record.RecordedAt, receipt})
+	answer, err := appendCreated(make([]byte, 0, 2048), record, receipt)
 	if err != nil {
 		return err
 	}
 	return c.JSONBlob(http.StatusCreated, answer)
 }
 
-// created is the answer to POST /v1/consents. encoding/json/v2 writes it at a
-// fraction of the CPU that encoding/json takes for a map, on the hottest path.
-type created struct {
-	RecordID   string           `json:"record_id"`
-	ConsentID  string           `json:"consent_id"`
-	RecordedAt time.Time        `json:"recorded_at"`
-	Receipt    *consent.Receipt `json:"receipt"`
+// appendCreated appends the answer to POST /v1/consents: the record's ids and time,
+// and its receipt without the snapshot. Written member by member, on the hottest
+// path: encoding/json/v2 took 2.5 µs alone, 5 of a POST's 85 µs of CPU under load.
+// TestCreatedAnswer holds it to consent.Receipt's JSON.
+func appendCreated(b []byte, r *consent.Record, receipt *consent.Receipt) ([]byte, error) {
+	var err error
+	b = append(b, `{"record_id":`...)
+	b = appendQuoted(b, r.ID, &err)
+	b = append(b, `,"consent_id":`...)
+	b = appendQuoted(b, r.ConsentID, &err)
+	b = append(b, `,"recorded_at":"`...)
+	b = r.RecordedAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","receipt":{"version":`...)
+	b = appendQuoted(b, receipt.Version, &err)
+	b = append(b, `,"decision":`...)
+	b = appendQuoted(b, receipt.Decision, &err)
+	b = append(b, `,"leaf":"`...)
+	b = base64.StdEncoding.AppendEncode(b, receipt.Leaf)
+	b = append(b, `","proof":`...)
+	b = appendQuoted(b, receipt.Proof, &err)
+	return append(b, "}}"...), err
+}
+
+// appendQuoted appends s as a JSON string, and sets *err to the first error: s is
+// not valid UTF-8.
+func appendQuoted(b []byte, s string, err *error) []byte {
+	b, e := jsontext.AppendQuote(b, s)
+	if e != nil && *err == nil {
+		*err = fmt.Errorf("server: answer: %w", e)
+	}
+	return b
 }
 
 // shownSnapshot returns what the visitor who answered fingerprint was shown: the

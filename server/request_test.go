@@ -1,8 +1,14 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	consent "github.com/mixvoip/consentd"
 )
 
 func TestDecodeConsentRequestStrictly(t *testing.T) {
@@ -42,5 +48,45 @@ func TestDecodeConsentRequestStrictly(t *testing.T) {
 				t.Errorf("decodeConsentRequest = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestCreatedAnswer: the answer to POST, written member by member, reads back with
+// encoding/json as the record's ids and time and its receipt without the snapshot,
+// whatever the receipt's strings hold.
+func TestCreatedAnswer(t *testing.T) {
+	r := &consent.Record{
+		ID: "01936b2e-7c4a-7def-8123-456789abcdef", ConsentID: "5f0c8a4e-2b1d-4c3e-9f6a-7b8c9d0e1f2a",
+		RecordedAt: time.Date(2026, 12, 2, 10, 0, 0, 120000000, time.UTC),
+	}
+	receipt := &consent.Receipt{
+		Version:  consent.ReceiptVersion,
+		Decision: `{"policy_version":"<b>&\u2028\"\\","x":"\u0001ü"}`,
+		Leaf:     []byte{0, 1, 0xfe, 0xff},
+		Proof:    "c2sp.org/tlog-proof@v1\nindex 0\n\nlocalhost/x\n1\nAAAA\n\n— localhost/x abc=\n",
+		Snapshot: "what the visitor was shown",
+	}
+	b, err := appendCreated(nil, r, receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		RecordID   string          `json:"record_id"`
+		ConsentID  string          `json:"consent_id"`
+		RecordedAt time.Time       `json:"recorded_at"`
+		Receipt    consent.Receipt `json:"receipt"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	lean := *receipt
+	lean.Snapshot = ""
+	if got.RecordID != r.ID || got.ConsentID != r.ConsentID || !got.RecordedAt.Equal(r.RecordedAt) || !reflect.DeepEqual(got.Receipt, lean) {
+		t.Errorf("%s reads as %+v", b, got)
+	}
+	if _, err := appendCreated(nil, r, &consent.Receipt{Decision: "\xff"}); err == nil {
+		t.Error("a receipt with invalid UTF-8: no error")
 	}
 }
