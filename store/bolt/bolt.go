@@ -31,8 +31,8 @@ import (
 // Defaults for the Open options.
 const (
 	// DefaultQueueSize is how many appends may wait for the writer before Append
-	// answers ErrUnavailable: about 50 ms of writes at the 75,000–83,000 records/s
-	// measured with 64 writers.
+	// answers ErrUnavailable: a few batches' worth, enough to ride out a slow sync,
+	// short of keeping callers waiting longer than their clients would.
 	DefaultQueueSize = 4096
 
 	// DefaultMaxBatch is the most records committed in one transaction.
@@ -455,9 +455,9 @@ func (s *Store) enqueue(req *request) error {
 // everything queued before is committed and answered.
 //
 // It takes whatever is queued and commits it, never waiting on a timer for more:
-// DB.Batch waits up to 10 ms to fill a batch of 1000, which measured 93 records/s with
-// one caller and 747 with eight, while this loop gives 3,500/s with one and
-// 75,000–83,000/s with 64. DB.Batch may also run its function twice.
+// DB.Batch waits up to MaxBatchDelay to fill a batch of MaxBatchSize, so that with
+// fewer callers than that every commit waits the whole delay (docs/BENCHMARKS.md
+// has the numbers). DB.Batch may also run its function twice.
 func (s *Store) write() {
 	defer close(s.writerDone)
 	batch := make([]*request, 0, s.maxBatch)
@@ -475,9 +475,8 @@ func (s *Store) write() {
 // that makes the queue grow. On a busy machine the callers that would join are
 // runnable but not yet run; a commit started at once holds fewer records, pays two
 // fdatasyncs and a signature for them, and competes with those callers for the
-// processor. Under the load test at 64 clients, batches grew from 17.6 to 19.2
-// records, a commit took 1.26 ms instead of 1.77 and POSTs went 10 % faster. With
-// nothing else runnable, Gosched returns at once: a lone caller waits for nothing.
+// processor. With nothing else runnable, Gosched returns at once: a lone caller
+// waits for nothing.
 func (s *Store) gather() {
 	for queued := len(s.queue); queued > 0 && queued < s.maxBatch; {
 		runtime.Gosched()
