@@ -76,20 +76,6 @@ func (s *Store) Audit(ctx context.Context, after string, limit int) ([]*consent.
 	return out, nil
 }
 
-// seek positions c at the first key at or after start, or at the first key if start
-// is nil; with past set, a key equal to start (the last of the previous page) is
-// skipped.
-func seek(c *bolt.Cursor, start []byte, past bool) (k, v []byte) {
-	if start == nil {
-		return c.First()
-	}
-	k, v = c.Seek(start)
-	if past && k != nil && bytes.Equal(k, start) {
-		return c.Next()
-	}
-	return k, v
-}
-
 // PurgeAudit removes the entries made before before. Entry ids are UUIDv7, ordered by
 // the time they were made, so the entries to remove are the first ones, and each
 // transaction takes a bounded number of them: the writer of records waits on none

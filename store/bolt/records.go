@@ -160,3 +160,17 @@ func timeKey(t time.Time) []byte {
 	binary.BigEndian.PutUint64(k[:8], ms<<16)
 	return k[:]
 }
+
+// seek positions c at the first key at or after start, or at the first key if start
+// is nil; with past set, a key equal to start (the last of the previous page) is
+// skipped.
+func seek(c *bolt.Cursor, start []byte, past bool) (k, v []byte) {
+	if start == nil {
+		return c.First()
+	}
+	k, v = c.Seek(start)
+	if past && k != nil && bytes.Equal(k, start) {
+		return c.Next()
+	}
+	return k, v
+}
