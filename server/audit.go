@@ -134,7 +134,7 @@ const maxRefusalEntries = 256
 // and when the server closes; a crash loses at most the current window's counts.
 type refusals struct {
 	mu      sync.Mutex
-	store   consent.Store
+	audit   consent.AuditStore
 	log     *errorLog
 	started time.Time
 	timer   *time.Timer // writes the window when it ends
@@ -211,7 +211,7 @@ func (r *refusals) write(due []*consent.AuditEntry) error {
 	if len(due) == 0 {
 		return nil
 	}
-	return r.store.AppendAudit(context.Background(), due...)
+	return r.audit.AppendAudit(context.Background(), due...)
 }
 
 // auditScanPage is how many entries GET /v1/dpo/audit reads at a time when it

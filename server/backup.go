@@ -1,10 +1,8 @@
 package server
 
 import (
-	"context"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -12,17 +10,11 @@ import (
 	consent "github.com/mixvoip/consentd"
 )
 
-// backuper is a store that copies itself while it serves: store/bolt does. A
-// PostgreSQL store is backed up with the database's own tools instead.
-type backuper interface {
-	Backup(ctx context.Context) (*os.File, error)
-}
-
 // handleBackup sends a consistent copy of the whole store: every site's records, so
 // only a token without a site limit may take it (see storeWide). The copy is made before the answer
 // starts, so it has a length, and a client can tell a whole copy from a cut one.
 func (s *Server) handleBackup(c echo.Context) error {
-	b, ok := s.store.(backuper)
+	b, ok := s.store.(consent.Backuper)
 	if !ok {
 		return consent.Errorf(consent.ENotFound, "this store cannot be copied through consentd: back it up with the database's own tools")
 	}

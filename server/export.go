@@ -43,14 +43,14 @@ func (s *Server) handleExport(c echo.Context) error {
 	switch format {
 	case "ndjson":
 		next = func(dst []byte, after string) ([]byte, int, string, error) {
-			return s.store.AppendNDJSON(ctx, f, after, exportPage, dst)
+			return consent.AppendNDJSON(ctx, s.store, f, after, exportPage, dst)
 		}
 	case "csv":
 		// From the NDJSON lines: their receipt is the seal, all a row needs of it,
 		// so no receipt is rebuilt.
 		var lines []byte // reused from page to page
 		next = func(dst []byte, after string) ([]byte, int, string, error) {
-			page, n, last, err := s.store.AppendNDJSON(ctx, f, after, exportPage, lines[:0])
+			page, n, last, err := consent.AppendNDJSON(ctx, s.store, f, after, exportPage, lines[:0])
 			if lines = page; err != nil || n == 0 {
 				return dst, 0, "", err
 			}

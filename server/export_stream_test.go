@@ -29,7 +29,7 @@ func (s slowStore) AppendNDJSON(ctx context.Context, f consent.Filter, after str
 	// Not a wait: the slowness is the condition under test (an export that
 	// outlives the server's write timeout).
 	time.Sleep(s.delay)
-	return s.Store.AppendNDJSON(ctx, f, after, limit, dst)
+	return consent.AppendNDJSON(ctx, s.Store, f, after, limit, dst)
 }
 
 // failingStore is the real store failing every export page after the first, as a
@@ -40,7 +40,7 @@ func (s failingStore) AppendNDJSON(ctx context.Context, f consent.Filter, after 
 	if after != "" {
 		return dst, 0, "", errors.New("read error")
 	}
-	return s.Store.AppendNDJSON(ctx, f, after, limit, dst)
+	return consent.AppendNDJSON(ctx, s.Store, f, after, limit, dst)
 }
 
 // exportRecords is how many records MustExportServer stores: three pages.

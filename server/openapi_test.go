@@ -192,7 +192,7 @@ func (s *faultyStore) AppendNDJSON(ctx context.Context, f consent.Filter, after 
 	if s.fault != nil {
 		return dst, 0, "", s.fault
 	}
-	return s.Store.AppendNDJSON(ctx, f, after, limit, dst)
+	return consent.AppendNDJSON(ctx, s.Store, f, after, limit, dst)
 }
 
 func (s *faultyStore) Backup(ctx context.Context) (*os.File, error) {

@@ -9,11 +9,6 @@ import (
 	consent "github.com/mixvoip/consentd"
 )
 
-// storeReadiness is a store that can tell whether it takes writes; store/bolt can.
-type storeReadiness interface {
-	Ready() error
-}
-
 // handleReady says whether this instance should get traffic: the store takes
 // writes, the disk is not short of space, a configuration and a token file are
 // loaded. The answer names each check; a failed one gets a 503 with the error shape
@@ -30,7 +25,7 @@ func (s *Server) handleReady(c echo.Context) error {
 		failed = append(failed, name)
 	}
 	var storeErr error
-	if r, ok := s.store.(storeReadiness); ok {
+	if r, ok := s.store.(consent.ReadyReporter); ok {
 		if storeErr = r.Ready(); storeErr != nil {
 			storeErr = consent.Errorf(consent.EUnavailable, "the store takes no writes; the log says why")
 		}

@@ -152,7 +152,7 @@ func New(store consent.Store, opts Options) *Server {
 		errorLog:      newErrorLog(opts.Logger, opts.Now),
 		held:          make(chan struct{}, maxHeld),
 	}
-	s.refusals = &refusals{store: store, log: s.errorLog, byKey: map[refusalKey]*consent.AuditEntry{}}
+	s.refusals = &refusals{audit: store, log: s.errorLog, byKey: map[refusalKey]*consent.AuditEntry{}}
 	s.metrics.WatchTokenFile(func() bool {
 		tf := s.tokens.Load()
 		return tf != nil && tf.tokens != nil && tf.err == nil

@@ -1,0 +1,87 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+
+	consent "github.com/mixvoip/consentd"
+
+	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/mixvoip/consentd/translog"
+)
+
+// RunLog runs the behaviours of a LogStore: the log's checkpoints and the hashes of its tree.
+func RunLog(t *testing.T, newStore Factory) {
+	t.Helper()
+	run(t, newStore, []behaviour{
+		{"LastCheckpoint", testLastCheckpoint},
+		{"Tree", testTree},
+	})
+}
+
+// testLastCheckpoint: none before the first record; then, after every append, the
+// newest, signed by the log's key, of a tree of all records, which extends every
+// earlier one, across a reopen.
+func testLastCheckpoint(t *testing.T, open func() consent.Store) {
+	ctx := context.Background()
+	s := MustOpen(t, open)
+	if _, err := s.LastCheckpoint(ctx); consent.ErrorCode(err) != consent.ENotFound {
+		t.Errorf("a new store's last checkpoint: %v, want code not_found", err)
+	}
+	v, err := Keys().LogVerifier(Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var older []*consent.Checkpoint
+	for i := range 6 {
+		MustAppend(t, s, NewRecord(t, uuid.NewString(), Now()))
+		if i == 3 {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = MustOpen(t, open)
+		}
+		cp, err := s.LastCheckpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opened, err := v.Open(cp.Signed)
+		if err != nil || opened.Size != int64(i+1) || opened.Root != cp.Root || cp.Origin != Origin {
+			t.Fatalf("after %d records: last checkpoint %+v opens as %+v, %v", i+1, cp, opened, err)
+		}
+		read := translog.Hashes(ctx, s)
+		for _, old := range older {
+			p, err := translog.ProveConsistency(read, old.Size, cp.Size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := translog.VerifyConsistency(p, old, cp); err != nil {
+				t.Errorf("size %d → %d: %v", old.Size, cp.Size, err)
+			}
+		}
+		older = append(older, cp)
+	}
+}
+
+// testTree: the hashes a store serves are its tree's, and an index beyond the tree
+// is not found.
+func testTree(t *testing.T, open func() consent.Store) {
+	ctx := context.Background()
+	s := MustOpen(t, open)
+	for range 3 {
+		MustAppend(t, s, NewRecord(t, uuid.NewString(), Now()))
+	}
+	cp, err := s.LastCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := translog.Hashes(ctx, s)
+	if root, err := tlog.TreeHash(cp.Size, read); err != nil || root != cp.Root {
+		t.Errorf("the served hashes give root %v, %v; the checkpoint says %v", root, err, tlog.Hash(cp.Root))
+	}
+	if _, err := s.ReadHashes(ctx, []int64{tlog.StoredHashCount(cp.Size)}); consent.ErrorCode(err) != consent.ENotFound {
+		t.Errorf("a hash beyond the tree: %v, want code not_found", err)
+	}
+}
