@@ -73,7 +73,7 @@ func (s *Server) auditEntry(c echo.Context, now time.Time) *consent.AuditEntry {
 	req := c.Request()
 	e := &consent.AuditEntry{
 		ID: uuid.Must(uuid.NewV7()).String(), At: now.UTC(), Client: clientOf(c),
-		Method: truncate(req.Method, 16), Path: loggedPath(c),
+		Method: consent.Truncate(req.Method, 16), Path: loggedPath(c),
 	}
 	if id := c.Param("consent_id"); id != "" {
 		e.Subject = consent.ConsentDigest(strings.ToLower(id))
@@ -81,12 +81,12 @@ func (s *Server) auditEntry(c echo.Context, now time.Time) *consent.AuditEntry {
 	if req.URL.RawQuery != "" {
 		query, id := withoutConsentID(req.URL.RawQuery)
 		// Cut before joining: a query may be 16 KiB, and anyone can send one.
-		e.Path = truncate(e.Path, consent.MaxAuditPath-1) + "?" + truncate(query, consent.MaxAuditPath)
+		e.Path = consent.Truncate(e.Path, consent.MaxAuditPath-1) + "?" + consent.Truncate(query, consent.MaxAuditPath)
 		if id != "" {
 			e.Subject = consent.ConsentDigest(strings.ToLower(id))
 		}
 	}
-	e.Path = truncate(e.Path, consent.MaxAuditPath)
+	e.Path = consent.Truncate(e.Path, consent.MaxAuditPath)
 	return e
 }
 

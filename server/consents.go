@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
@@ -20,9 +19,6 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/metrics"
 )
-
-// maxUserAgent bounds what a client can make us store per record.
-const maxUserAgent = 512
 
 // limitConsents answers 429 to a client (an IP prefix) that posts decisions faster
 // than Options.ConsentLimit allows, before its body is read: no visitor decides
@@ -58,26 +54,25 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	} else if err != nil {
 		return consent.Errorf(consent.EInvalid, "could not read the body")
 	}
-	cr, err := decodeConsentRequest(body)
+	decision, err := decodeConsentRequest(body)
 	if err != nil {
 		return err
 	}
-	st := s.site(cr.Site)
+	st := s.site(decision.Site)
 	if st == nil {
-		return consent.Errorf(consent.ENotFound, "unknown site %q", cr.Site)
+		return consent.Errorf(consent.ENotFound, "unknown site %q", decision.Site)
 	}
 	if !s.originAllowed(st, req) {
 		return consent.Errorf(consent.EForbidden, "origin %q may not record consents for site %s", req.Header.Get("Origin"), st.Key)
 	}
-	record, err := st.validate(cr, s.demoHost(req))
+	if err := decision.Validate(st.Site, s.demoHost(req)); err != nil {
+		return err
+	}
+	shown, err := s.shownSnapshot(ctx, st, decision.Fingerprint)
 	if err != nil {
 		return err
 	}
-	shown, err := s.shownSnapshot(ctx, st, cr.Fingerprint)
-	if err != nil {
-		return err
-	}
-	if err := validateChoices(st.Site, shown, cr.Action, record.Choices); err != nil {
+	if err := decision.ValidateChoices(st.Site, shown); err != nil {
 		return err
 	}
 	now := s.opts.Now()
@@ -88,13 +83,13 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	record.ID = id.String()
-	record.RecordedAt = now.UTC().Truncate(time.Millisecond)
-	record.ExpiresAt = st.expiry(record)
-	record.UserAgent = truncate(req.UserAgent(), maxUserAgent)
-	if addr, err := netip.ParseAddr(c.RealIP()); err == nil {
-		record.IPPrefix = consent.TruncateIP(addr)
-	}
+	client, _ := netip.ParseAddr(c.RealIP())
+	record := decision.Record(st.Site, consent.Arrival{
+		RecordID:  id.String(),
+		At:        now.UTC().Truncate(time.Millisecond),
+		Client:    client,
+		UserAgent: req.UserAgent(),
+	})
 	receipt, err := s.store.Append(ctx, record)
 	if err != nil {
 		return err
@@ -218,14 +213,4 @@ func parseConsentID(v, name string) (string, error) {
 		return "", consent.Errorf(consent.EInvalid, "%s must be a UUID", name)
 	}
 	return strings.ToLower(v), nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

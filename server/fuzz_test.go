@@ -36,9 +36,9 @@ func FuzzDecodeConsentRequest(f *testing.F) {
 			}
 			return
 		}
-		r, err := st.validate(req, "")
+		err = req.Validate(st.Site, "")
 		if err == nil {
-			err = validateChoices(st.Site, shown, r.Action, r.Choices)
+			err = req.ValidateChoices(st.Site, shown)
 		}
 		if err != nil {
 			if consent.ErrorCode(err) != consent.EInvalid {
@@ -46,6 +46,7 @@ func FuzzDecodeConsentRequest(f *testing.F) {
 			}
 			return
 		}
+		r := req.Record(st.Site, consent.Arrival{})
 		if strings.ContainsAny(r.URL, "?#") {
 			t.Errorf("stored URL %q keeps a query or fragment", r.URL)
 		}

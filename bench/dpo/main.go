@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -188,13 +189,15 @@ func fill(ctx context.Context, store *bolt.Store, n int) ([]string, time.Duratio
 // origin names the benchmark's log.
 const origin = "localhost/consentd-bench"
 
-// benchSite is the site of the records, as the server stores its snapshot before
-// serving the banner.
+// benchFingerprint is the fingerprint of the banner the records answer.
 const benchFingerprint = "421ff2071a8b7fd2"
 
+// benchSite is the site of the records, as the server stores its snapshot before
+// serving the banner.
 var benchSite = &consent.Site{
 	Key: "mixvoip.com", Controller: consent.Controller{Name: "MIXVOIP S.A.", Address: "70, rue des Prés, L-7333 Steinsel, Luxembourg", Email: "dpo@mixvoip.com", Jurisdiction: "LU"},
 	Policy: consent.Policy{URL: "https://www.mixvoip.com/privacy-policy", Version: "2021-09-13"},
+	Cookie: consent.CookieSettings{ConsentLifetime: 182 * 24 * time.Hour, RefusalLifetime: 182 * 24 * time.Hour},
 }
 
 // newRecord returns a realistic record of about the size the server stores.
@@ -203,18 +206,21 @@ func newRecord(consentID string) (*consent.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	at := time.Now().UTC().Truncate(time.Millisecond)
-	r := &consent.Record{
-		ID: id.String(), ConsentID: consentID, Site: "mixvoip.com", Action: consent.ActionRejectAll,
+	d := &consent.Decision{
+		Site: benchSite.Key, ConsentID: consentID, Action: consent.ActionRejectAll,
 		Choices: consent.Choices{
 			Categories: map[string]bool{"technical": true, "advertising": false},
 			Partners:   map[string]bool{"google-ads": false, "meta-pixel": false, "linkedin-insight": false},
 		},
-		Fingerprint: benchFingerprint, PolicyVersion: "2021-09-13", Language: "en", Surface: consent.SurfaceBanner,
-		URL: "https://www.mixvoip.com/pricing", IPPrefix: "203.0.113.0/24",
-		UserAgent:  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36",
-		RecordedAt: at, ExpiresAt: at.Add(182 * 24 * time.Hour),
+		Fingerprint: benchFingerprint, Language: "en", Surface: consent.SurfaceBanner,
+		URL: "https://www.mixvoip.com/pricing",
 	}
+	r := d.Record(benchSite, consent.Arrival{
+		RecordID:  id.String(),
+		At:        time.Now().UTC().Truncate(time.Millisecond),
+		Client:    netip.MustParseAddr("203.0.113.9"),
+		UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36",
+	})
 	return r, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"maps"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -107,6 +108,7 @@ var recordSite = &consent.Site{
 	Key:        "shop.example",
 	Controller: consent.Controller{Name: "Shop S.A.", Address: "1, rue de l'Exemple, Luxembourg", Jurisdiction: "LU"},
 	Policy:     consent.Policy{URL: "https://shop.example/privacy", Version: "2026-01-15"},
+	Cookie:     consent.CookieSettings{ConsentLifetime: 182 * 24 * time.Hour, RefusalLifetime: 182 * 24 * time.Hour},
 }
 
 // NewRecord returns a record of consentID recorded at, with a new UUIDv7 id and every
@@ -126,26 +128,25 @@ func newRecord(consentID string, at time.Time) (*consent.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &consent.Record{
-		ID:        id.String(),
+	d := &consent.Decision{
+		Site:      recordSite.Key,
 		ConsentID: consentID,
-		Site:      "shop.example",
 		Action:    consent.ActionCustom,
 		Choices: consent.Choices{
 			Categories: map[string]bool{"necessary": true, "analytics": true, "marketing": false},
 			Partners:   map[string]bool{"matomo": true, "meta-pixel": false},
 		},
-		Fingerprint:   "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-		PolicyVersion: "2026-01-15",
-		Language:      "fr",
-		Surface:       "banner",
-		GPC:           false,
-		URL:           "https://shop.example/checkout",
-		IPPrefix:      "203.0.113.0/24",
-		UserAgent:     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36",
-		RecordedAt:    at,
-		ExpiresAt:     at.AddDate(0, 6, 0),
+		Fingerprint: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		Language:    "fr",
+		Surface:     consent.SurfaceBanner,
+		URL:         "https://shop.example/checkout?q=shoes#reviews",
 	}
+	r := d.Record(recordSite, consent.Arrival{
+		RecordID:  id.String(),
+		At:        at,
+		Client:    netip.MustParseAddr("203.0.113.77"),
+		UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36",
+	})
 	return r, nil
 }
 
