@@ -154,7 +154,7 @@ func script(entry string, c *config, texts *language) ([]byte, error) {
 		MinifySyntax:      true,
 		// Charset left at ASCII: non-ASCII text becomes \u escapes, so the banner reads
 		// right on any page, whatever charset the page or the response declares.
-		Define:    map[string]string{"__CONFIG__": string(define)},
+		Define:    map[string]string{"__CONFIG__": string(define), "__THEME__": themeDefine},
 		Plugins:   []api.Plugin{embedded},
 		LogLevel:  api.LogLevelSilent,
 		Sourcemap: api.SourceMapNone,

@@ -104,6 +104,23 @@ type tagConfig struct {
 	Inline string `json:"i,omitempty"`
 }
 
+// themeProperties are the custom properties of src/banner.css that a site's theme
+// sets, by theme name (consent.ThemeNames).
+var themeProperties = map[string]string{
+	"background": "bg", "text": "fg", "accent": "ac", "accent-text": "on", "border": "bd", "focus": "fc",
+}
+
+// themeDefine is what the bundle's __THEME__ stands for: the properties that the
+// colours of config.Theme go to, in their order, that of consent.ThemeNames.
+var themeDefine = func() string {
+	props := make([]string, len(consent.ThemeNames))
+	for i, name := range consent.ThemeNames {
+		props[i] = themeProperties[name]
+	}
+	data, _ := json.Marshal(props) // strings only
+	return string(data)
+}()
+
 // Default cookie settings, for a site that leaves them out.
 const (
 	defaultCookieName      = "consent"

@@ -53,12 +53,19 @@ export interface Tag {
 export interface Partner {
   i: string;               // id
   n: string;               // name
-  o: string;               // provider (legal entity)
   g: string;               // category id
   k: string[];             // cookie names ("*" suffix = prefix)
   s?: string[];            // localStorage/sessionStorage keys ("*" suffix = prefix)
   m?: true;                // Google Consent Mode v2 signals
   j: Tag[];                // tags, loaded in order after opt-in
+}
+
+/** Where and how long the banner keeps the visitor's choice. */
+export interface Cookie {
+  n: string;     // cookie name
+  d?: string;    // cookie domain (registrable domain)
+  c: number;     // consent lifetime, days
+  r: number;     // refusal lifetime, days
 }
 
 export interface Config {
@@ -69,12 +76,7 @@ export interface Config {
   t: Lang;       // the texts this script came with
   p: string;     // privacy policy URL
   v: string;     // privacy policy version
-  k: {
-    n: string;   // cookie name
-    d?: string;  // cookie domain (registrable domain)
-    c: number;   // consent lifetime, days
-    r: number;   // refusal lifetime, days
-  };
+  k: Cookie;
   g: Category[];
   q: Partner[];
   b?: true;      // floating "Cookie settings" button

@@ -6,8 +6,8 @@ import { lang, prefs, t } from './i18n';
 // The banner's first layer and the host of both layers, inside open shadow roots so
 // that the page's CSS and ours do not mix.
 
-// the custom properties of banner.css, in the order of consent.ThemeNames
-const vars = ['bg', 'fg', 'ac', 'on', 'bd', 'fc'];
+// the custom properties of banner.css that config.m's colours go to, in their order
+declare const __THEME__: string[];
 
 /** A host element with an open shadow root that holds our styles, the site's theme
  * and the given content; clicks on [data-action] go to act. */
@@ -15,7 +15,7 @@ export const shadow = (tag: string, attrs: Record<string, string | undefined>, a
   const host = h(tag, attrs);
   host.lang = lang;
   // on the host: the page's context, so the site's theme wins over our defaults
-  (config.m || []).forEach((c, i) => host.style.setProperty('--' + vars[i], c));
+  (config.m || []).forEach((c, i) => host.style.setProperty('--' + __THEME__[i], c));
   const root = host.attachShadow({ mode: 'open' });
   root.append(h('style', null, css), h('div', { class: 'w' }, ...kids));
   root.addEventListener('click', (e) => {
