@@ -35,7 +35,7 @@ type Bundle struct {
 	Languages   []string // primary subtags, the default first
 	Scripts     []Asset  // the first layer's, in the order of Languages
 	Prefs       []Asset  // the second layer's, in the order of Languages
-	Fingerprint string   // material fingerprint of the config compiled in
+	Fingerprint string   // material fingerprint of the settings compiled in
 	Coverage    string   // coverage fingerprint compiled in: see fingerprint
 	// Snapshot is what this bundle shows, to be stored before it is served; its
 	// CreatedAt is left to the one who stores it, on a copy: a Cache shares bundles.
@@ -71,47 +71,47 @@ func (b *Bundle) Language(lang string) int {
 }
 
 // input is what a bundle is made of besides the sources embedded in the binary: the
-// config compiled in, with opts applied, its texts and the snapshot of what it shows.
+// settings compiled in, with opts applied, its texts and the snapshot of what it shows.
 // build reads nothing else, so the hash of an input's JSON stands for the bundle it
 // makes.
 type input struct {
-	Config *config    `json:"config"`
-	Texts  []language `json:"texts"`
+	Settings *settings  `json:"settings"`
+	Texts    []language `json:"texts"`
 	// BundleHash left empty: it is a hash of what build makes.
 	Snapshot *consent.Snapshot `json:"snapshot"`
 }
 
 func prepare(site *consent.Site, opts Options) (*input, error) {
-	cfg, texts, err := newConfig(site, opts)
+	cfg, texts, err := newSettings(site, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &input{Config: cfg, Texts: texts, Snapshot: snapshot(site, cfg, texts)}, nil
+	return &input{Settings: cfg, Texts: texts, Snapshot: snapshot(site, cfg, texts)}, nil
 }
 
 // key identifies the bundle that in builds.
 func (in *input) key() ([sha256.Size]byte, error) {
 	data, err := json.Marshal(in)
 	if err != nil {
-		return [sha256.Size]byte{}, fmt.Errorf("banner: %s: encode input: %w", in.Config.Site, err)
+		return [sha256.Size]byte{}, fmt.Errorf("banner: %s: encode input: %w", in.Settings.Site, err)
 	}
 	return sha256.Sum256(data), nil
 }
 
 func (in *input) build(key [sha256.Size]byte) (*Bundle, error) {
-	site := in.Config.Site
-	b := &Bundle{Site: site, Languages: in.Config.Languages, Fingerprint: in.Config.Fingerprint, Coverage: in.Config.Coverage, input: key}
+	site := in.Settings.Site
+	b := &Bundle{Site: site, Languages: in.Settings.Languages, Fingerprint: in.Settings.Fingerprint, Coverage: in.Settings.Coverage, input: key}
 	// the bundle hash covers every script: the first layer's in the order of the
 	// languages, then the second layer's
 	var sums []byte
 	for _, s := range []struct {
 		entry string
-		cfg   *config
+		cfg   *settings
 		texts func(*language) *language
 		into  *[]Asset
 	}{
-		{"src/main.ts", in.Config, (*language).firstLayer, &b.Scripts},
-		{"src/prefs.ts", in.Config.withoutTags(), func(l *language) *language { return l }, &b.Prefs},
+		{"src/main.ts", in.Settings, (*language).firstLayer, &b.Scripts},
+		{"src/prefs.ts", in.Settings.withoutTags(), func(l *language) *language { return l }, &b.Prefs},
 	} {
 		for i := range in.Texts {
 			js, err := script(s.entry, s.cfg, s.texts(&in.Texts[i]))
@@ -135,12 +135,12 @@ func (in *input) build(key [sha256.Size]byte) (*Bundle, error) {
 }
 
 // script bundles the banner from entry with c and texts compiled in.
-func script(entry string, c *config, texts *language) ([]byte, error) {
+func script(entry string, c *settings, texts *language) ([]byte, error) {
 	cfg := *c
 	cfg.Texts = texts
 	define, err := json.Marshal(&cfg)
 	if err != nil {
-		return nil, fmt.Errorf("banner: %s: encode config: %w", cfg.Site, err)
+		return nil, fmt.Errorf("banner: %s: encode settings: %w", cfg.Site, err)
 	}
 	res := api.Build(api.BuildOptions{
 		EntryPoints:       []string{entry},
@@ -154,7 +154,7 @@ func script(entry string, c *config, texts *language) ([]byte, error) {
 		MinifySyntax:      true,
 		// Charset left at ASCII: non-ASCII text becomes \u escapes, so the banner reads
 		// right on any page, whatever charset the page or the response declares.
-		Define:    map[string]string{"__CONFIG__": string(define), "__THEME__": themeDefine},
+		Define:    map[string]string{"__SETTINGS__": string(define), "__THEME__": themeDefine},
 		Plugins:   []api.Plugin{embedded},
 		LogLevel:  api.LogLevelSilent,
 		Sourcemap: api.SourceMapNone,
@@ -185,7 +185,7 @@ func newAsset(raw []byte) (Asset, error) {
 // snapshot records what cfg, built for site, shows: the texts as compiled in, and
 // the enabled partners' disclosures without the tags that load them. Its BundleHash
 // is left to the build.
-func snapshot(site *consent.Site, cfg *config, texts []language) *consent.Snapshot {
+func snapshot(site *consent.Site, cfg *settings, texts []language) *consent.Snapshot {
 	snap := &consent.Snapshot{
 		Site: site.Key, Fingerprint: cfg.Fingerprint, Controller: site.Controller, Policy: site.Policy,
 		Languages: cfg.Languages, Texts: map[string]map[string]string{}, Categories: site.Categories,

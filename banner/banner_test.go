@@ -142,7 +142,7 @@ func TestBuildContents(t *testing.T) {
 		{"de script", "Techniquement nécessaires", false},
 		{"de script", "Your choice about cookies", false},
 		{"de script", "{controller}", false},
-		{"de script", "__CONFIG__", false},
+		{"de script", "__SETTINGS__", false},
 		{"fr script", "Votre choix concernant les cookies", true},
 		{"fr script", "Techniquement nécessaires", true},
 		{"fr script", "Ihre Wahl zu Cookies", false},

@@ -10,7 +10,7 @@ import (
 )
 
 // TestCSSDefaultTheme: the stylesheet's light colours are consent.DefaultTheme, which
-// config checks site themes against, and it defines the property of every theme
+// package config checks site themes against, and it defines the property of every theme
 // colour.
 func TestCSSDefaultTheme(t *testing.T) {
 	t.Parallel()

@@ -12,25 +12,25 @@ import (
 	"github.com/mixvoip/consentd"
 )
 
-// typescriptNames are the TypeScript interfaces of src/config.ts that document the Go
+// typescriptNames are the TypeScript interfaces of src/settings.ts that document the Go
 // types the bundle carries.
 var typescriptNames = map[reflect.Type]string{
-	reflect.TypeFor[config]():         "Config",
-	reflect.TypeFor[language]():       "Lang",
-	reflect.TypeFor[disclosure]():     "Disclosure",
-	reflect.TypeFor[partnerConfig]():  "Partner",
-	reflect.TypeFor[categoryConfig](): "Category",
-	reflect.TypeFor[tagConfig]():      "Tag",
-	reflect.TypeFor[cookieConfig]():   "Cookie",
+	reflect.TypeFor[settings]():         "Settings",
+	reflect.TypeFor[language]():         "Lang",
+	reflect.TypeFor[disclosure]():       "Disclosure",
+	reflect.TypeFor[partnerSettings]():  "Partner",
+	reflect.TypeFor[categorySettings](): "Category",
+	reflect.TypeFor[tagSettings]():      "Tag",
+	reflect.TypeFor[cookieSettings]():   "Cookie",
 }
 
-// TestTypeScriptConfig: the TypeScript interfaces of src/config.ts, which the
+// TestTypeScriptSettings: the TypeScript interfaces of src/settings.ts, which the
 // banner's code is type-checked against, have exactly the members of the Go types
 // the bundle is built from: the same keys, optional where Go omits empty values,
 // of the same types. A field added on one side only fails here.
-func TestTypeScriptConfig(t *testing.T) {
+func TestTypeScriptSettings(t *testing.T) {
 	t.Parallel()
-	src, err := os.ReadFile("src/config.ts")
+	src, err := os.ReadFile("src/settings.ts")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestTypeScriptConfig(t *testing.T) {
 			t.Parallel()
 			ts, ok := declared[name]
 			if !ok {
-				t.Fatalf("src/config.ts declares no interface %s", name)
+				t.Fatalf("src/settings.ts declares no interface %s", name)
 			}
 			want := map[string]string{}
 			for i := range goType.NumField() {
@@ -73,13 +73,13 @@ func TestTypeScriptConfig(t *testing.T) {
 // banner is checked against, is consent.TextKeys.
 func TestTypeScriptTextKeys(t *testing.T) {
 	t.Parallel()
-	src, err := os.ReadFile("src/config.ts")
+	src, err := os.ReadFile("src/settings.ts")
 	if err != nil {
 		t.Fatal(err)
 	}
 	union := regexp.MustCompile(`(?s)export type TextKey =(.*?);`).FindSubmatch(src)
 	if union == nil {
-		t.Fatal("src/config.ts has no type TextKey")
+		t.Fatal("src/settings.ts has no type TextKey")
 	}
 	var keys []string
 	for _, m := range regexp.MustCompile(`'([^']+)'`).FindAllSubmatch(union[1], -1) {
@@ -105,7 +105,7 @@ func typescriptInterfaces(src string) map[string]map[string]string {
 	return out
 }
 
-// typescriptType returns how src/config.ts writes Go type t: a bool that is only ever
+// typescriptType returns how src/settings.ts writes Go type t: a bool that is only ever
 // sent when true is the literal type true.
 func typescriptType(tb testing.TB, t reflect.Type, optional bool) string {
 	tb.Helper()

@@ -20,7 +20,7 @@ const bannerCacheControl = "public, max-age=300, stale-while-revalidate=60"
 
 func (s *Server) handleBanner(c echo.Context) error {
 	key, ok := strings.CutSuffix(c.Param("file"), ".js")
-	st := s.site(key)
+	st := s.servedSite(key)
 	if !ok || st == nil {
 		return consent.Errorf(consent.ENotFound, "unknown site %q", key)
 	}
@@ -29,7 +29,7 @@ func (s *Server) handleBanner(c echo.Context) error {
 
 // siteParam returns the site the request's :site names, or a not-found error.
 func (s *Server) siteParam(c echo.Context) (*site, error) {
-	st := s.site(c.Param("site"))
+	st := s.servedSite(c.Param("site"))
 	if st == nil {
 		return nil, consent.Errorf(consent.ENotFound, "unknown site %q", c.Param("site"))
 	}

@@ -58,7 +58,7 @@ func (s *Server) handleCreateConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st := s.site(decision.Site)
+	st := s.servedSite(decision.Site)
 	if st == nil {
 		return consent.Errorf(consent.ENotFound, "unknown site %q", decision.Site)
 	}

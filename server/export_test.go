@@ -45,7 +45,7 @@ func (c ClientLimits) Len() int { return c.cl.kept() }
 // Bundles returns the bundles s serves for site, its banner's and its demo page's, so
 // that tests can tell a bundle reused by Load from one built again.
 func Bundles(s *Server, site string) (bundle, demo *banner.Bundle) {
-	st := s.site(site)
+	st := s.servedSite(site)
 	return st.bundle, st.demoBundle
 }
 

@@ -17,7 +17,7 @@ func (s *Server) filter(c echo.Context, token *auth.Token) (consent.Filter, erro
 	var f consent.Filter
 	q := c.QueryParams()
 	if site := q.Get("site"); site != "" {
-		if s.site(site) == nil {
+		if s.servedSite(site) == nil {
 			return f, consent.Errorf(consent.EInvalid, "filter site: unknown site %q", site)
 		}
 		if !token.MaySee(site) {

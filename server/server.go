@@ -323,7 +323,8 @@ func buildAll(bundles *banner.Cache, builds []build) error {
 	return errors.Join(errs...)
 }
 
-func (s *Server) site(key string) *site { return (*s.sites.Load())[key] }
+// servedSite returns the site served under key, nil if there is none.
+func (s *Server) servedSite(key string) *site { return (*s.sites.Load())[key] }
 
 // handleKeys publishes the log's name and the public keys that sign it, old ones
 // included, so that anyone can check a receipt or a checkpoint without trusting this

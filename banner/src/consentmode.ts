@@ -1,4 +1,4 @@
-import { config } from './config';
+import { settings } from './settings';
 
 // Google Consent Mode v2, basic: Google tags load only after consent, and get the
 // signals in the shapes Google documents (the arguments object, not an array).
@@ -8,7 +8,7 @@ function gtag(_command: string, _kind: string, _params: object) {
   (w.dataLayer = w.dataLayer || []).push(arguments);
 }
 
-const used = config.q.some((p) => p.m);
+const used = settings.q.some((p) => p.m);
 let state = false;
 
 /** Pushes the "denied" defaults; must run before any Google tag. */

@@ -1,11 +1,11 @@
-import { config } from './config';
+import { settings } from './settings';
 import type { Action, Surface } from './send';
 
 /** What the consent cookie holds: nothing but the decision and when it was made. */
 export interface Stored {
   i: string;                    // consent id (random UUID, kept across decisions)
-  f: string;                    // fingerprint of the config it answered
-  h: string;                    // coverage fingerprint of that config
+  f: string;                    // fingerprint of the settings it answered
+  h: string;                    // coverage fingerprint of those settings
   c: Record<string, boolean>;   // categories
   p: Record<string, boolean>;   // partners
   t: number;                    // created, Unix seconds
@@ -34,12 +34,12 @@ const cookies = (): [string, string][] => {
  * A partner switched off needs no new answer; one switched on that the visitor never
  * answered does. */
 export const covers = (s: Stored): boolean =>
-  s.f == config.f || (s.h == config.h && config.q.every((p) => p.i in s.p));
+  s.f == settings.f || (s.h == settings.h && settings.q.every((p) => p.i in s.p));
 
 /** The stored decision, or null when there is none or it cannot be read. */
 export const read = (): Stored | null => {
   for (const [name, value] of cookies()) {
-    if (name == config.k.n) {
+    if (name == settings.k.n) {
       try {
         const s = JSON.parse(decodeURIComponent(value));
         if (s && s.i && s.f && s.c && s.p) return s;
@@ -64,10 +64,10 @@ const set = (name: string, value: string, maxAge: number, domain?: string, path 
  * the consent lifetime, a refusal for the refusal lifetime, both counted from s.u. */
 export const write = (s: Stored) => {
   const h = location.hostname;
-  const d = config.k.d;
-  const grants = config.g.some((g) => !g.r && s.c[g.i]) || config.q.some((p) => s.p[p.i]);
-  set(config.k.n, encodeURIComponent(JSON.stringify(s)),
-    Math.round((grants ? config.k.c : config.k.r) * 86400 - (Date.now() / 1000 - s.u)),
+  const d = settings.k.d;
+  const grants = settings.g.some((g) => !g.r && s.c[g.i]) || settings.q.some((p) => s.p[p.i]);
+  set(settings.k.n, encodeURIComponent(JSON.stringify(s)),
+    Math.round((grants ? settings.k.c : settings.k.r) * 86400 - (Date.now() / 1000 - s.u)),
     d && (h == d || h.endsWith('.' + d)) ? d : undefined);
 };
 

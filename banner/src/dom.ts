@@ -1,4 +1,4 @@
-import type { TextKey } from './config';
+import type { TextKey } from './settings';
 import { t } from './i18n';
 
 // Building blocks of the banner's DOM, for both layers. Texts are always inserted as

@@ -1,4 +1,4 @@
-import { config, granted, partner, type Choices, type Tag } from './config';
+import { settings, granted, partner, type Choices, type Tag } from './settings';
 import { update } from './consentmode';
 import { lang, t, texts, x } from './i18n';
 import { buttons, h } from './dom';
@@ -87,7 +87,7 @@ const activate = (el: HTMLElement) => {
 const placehold = (el: HTMLElement) => {
   const d = el.dataset;
   const p = partner(d.partner);
-  const g = config.g.map((g) => g.i).indexOf(d.category!);
+  const g = settings.g.map((g) => g.i).indexOf(d.category!);
   const ph = shadow('consent-placeholder', { 'data-partner': d.partner }, (action) => {
     if (action == 'allow-once') {
       once[key(el)] = true;
@@ -137,7 +137,7 @@ export const watch = (a: Always) => {
 export const apply = (c: Choices) => {
   current = c;
   let on = false;
-  for (const p of config.q) {
+  for (const p of settings.q) {
     if (granted(c, p)) {
       if (p.m) on = true;
       if (!loaded[p.i]) {

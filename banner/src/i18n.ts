@@ -1,5 +1,5 @@
 import { src } from './backend';
-import { config, type Lang, type Prefs, type Texts } from './config';
+import { settings, type Lang, type Prefs, type Texts } from './settings';
 
 // The first-layer script comes with the texts of the language the server picked from
 // the browser's Accept-Language, as far as the first layer needs them. The second
@@ -13,13 +13,13 @@ import { config, type Lang, type Prefs, type Texts } from './config';
 const wanted = (): string => {
   for (const tag of [document.documentElement.lang].concat(navigator.languages || [])) {
     const l = (tag || '').split('-')[0].toLowerCase();
-    if (config.l.indexOf(l) >= 0) return l;
+    if (settings.l.indexOf(l) >= 0) return l;
   }
-  return config.l[0];
+  return settings.l[0];
 };
 
 /** The texts in use. */
-export let x: Lang = config.t;
+export let x: Lang = settings.t;
 
 /** The language in use. */
 export let lang: string = x.l;
@@ -48,7 +48,7 @@ export const texts = (second: boolean, f: () => void) => {
       const s = document.createElement('script');
       const take = (e: Event) => {
         const p: Prefs = (e as CustomEvent).detail;
-        if (p.x.f == config.f && p.x.l == l) {
+        if (p.x.f == settings.f && p.x.l == l) {
           prefs = p;
           x = p.x;
           lang = l;
@@ -65,7 +65,7 @@ export const texts = (second: boolean, f: () => void) => {
         done();
       };
       const late = setTimeout(settle, 5000);
-      s.src = src.replace(/\.js(\?.*)?$/, '/' + l + '.js?f=' + config.f);
+      s.src = src.replace(/\.js(\?.*)?$/, '/' + l + '.js?f=' + settings.f);
       s.onload = s.onerror = settle;
       document.addEventListener('consent-prefs', take);
       (document.head || document.documentElement).appendChild(s);

@@ -1,5 +1,5 @@
 import type { ConsentChange } from '../consent';
-import { config, type Choices } from './config';
+import { settings, type Choices } from './settings';
 import { covers, drop, forget, read, write, type Stored } from './cookie';
 import { defaults } from './consentmode';
 import { apply, ran, watch } from './gate';
@@ -33,7 +33,7 @@ const whenBody = (f: () => void, second = false) =>
 
 /** Shows the floating "Cookie settings" button if the site has one: only then does
  * a page with a decision need the texts of its language. */
-const settingsButton = () => config.b && whenBody(() => floating(act));
+const settingsButton = () => settings.b && whenBody(() => floating(act));
 
 // A random (version 4) UUID. Not crypto.randomUUID: it exists only on https pages.
 const uuid = () =>
@@ -61,24 +61,24 @@ const post = (s: Stored) =>
  * API and a placeholder's "Always allow". sel holds the choices of a custom one. */
 const decide = (action: Action, surface: Surface, sel?: Choices) => {
   const c: Choices = { categories: {}, partners: {} };
-  for (const g of config.g) {
+  for (const g of settings.g) {
     c.categories[g.i] = !!g.r || (sel ? sel.categories[g.i] === true : action == 'accept_all');
   }
   // a partner is granted only with its category; in a custom choice, switching a
   // partner on implies nothing else
-  for (const p of config.q) {
+  for (const p of settings.q) {
     c.partners[p.i] = c.categories[p.g] && (sel ? sel.partners[p.i] === true : action == 'accept_all');
   }
   // taking back anything granted before is a withdrawal: the partners' cookies go, and
   // tags that already run stop with a reload
   const before = choices;
-  const revoked = config.q.filter((p) => before && before.partners[p.i] && !c.partners[p.i]);
-  const withdrawn = !!before && (revoked.length > 0 || config.g.some((g) => before.categories[g.i] && !c.categories[g.i]));
+  const revoked = settings.q.filter((p) => before && before.partners[p.i] && !c.partners[p.i]);
+  const withdrawn = !!before && (revoked.length > 0 || settings.g.some((g) => before.categories[g.i] && !c.categories[g.i]));
   if (withdrawn && action != 'gpc') action = 'withdraw';
 
   const now = Math.floor(Date.now() / 1000);
   write(stored = {
-    i: stored ? stored.i : uuid(), f: config.f, h: config.h, c: c.categories, p: c.partners,
+    i: stored ? stored.i : uuid(), f: settings.f, h: settings.h, c: c.categories, p: c.partners,
     t: stored ? stored.t : now, u: now, s: 1, a: action, w: surface,
   });
   revoked.forEach((p) => {

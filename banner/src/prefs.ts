@@ -1,6 +1,6 @@
 import { origin } from './backend';
 import css from './prefs.css';
-import { config, type Choices, type Partner, type Prefs, type TextKey } from './config';
+import { settings, type Choices, type Partner, type Prefs, type TextKey } from './settings';
 import { buttons, h, link, type Child } from './dom';
 import { lang, t, x } from './i18n';
 
@@ -20,7 +20,7 @@ const toggle = (kind: string, id: string, label: string, on: boolean, always?: b
 };
 
 const disclosure = (p: Partner, open: boolean) => {
-  const d = x.q![config.q.indexOf(p)];
+  const d = x.q![settings.q.indexOf(p)];
   const dl = h('dl');
   const row = (k: TextKey, v: Child) => dl.append(h('dt', null, t[k]), h('dd', null, v));
   row('provider', d.o);
@@ -51,7 +51,7 @@ const proof = (id: string) => {
   return h('p', { class: 'i' },
     h('label', { for: 'ci' }, t.consentId), ' ',
     input, copy, ' · ',
-    h('a', { href: origin + '/v1/visitor/' + config.s + '?lang=' + lang + '#' + id, target: '_blank', rel: 'noopener noreferrer' }, t.records));
+    h('a', { href: origin + '/v1/visitor/' + settings.s + '?lang=' + lang + '#' + id, target: '_blank', rel: 'noopener noreferrer' }, t.records));
 };
 
 const open: Prefs['open'] = (w, c, id, partners, done) => {
@@ -63,12 +63,12 @@ const open: Prefs['open'] = (w, c, id, partners, done) => {
     h('style', null, css),
     h('div', { class: 's' },
       h('div', { class: 'r' }, h('h2', { id: 'ch' }, t.settings), h('button', { class: 'l', 'data-action': 'close' }, t.close)),
-      h('p', null, t.controller + ': ' + x.c + ' · ', link(config.p, t.privacy)),
+      h('p', null, t.controller + ': ' + x.c + ' · ', link(settings.p, t.privacy)),
       id && proof(id),
-      ...config.g.map((g, i) => h('div', { class: 'c' },
+      ...settings.g.map((g, i) => h('div', { class: 'c' },
         toggle('category', g.i, x.g[i][0], !!g.r || (!!c && c.categories[g.i] === true), g.r),
         h('p', null, x.g[i][1]),
-        ...config.q.filter((p) => p.g == g.i).map((p) => h('div', { class: 'p' },
+        ...settings.q.filter((p) => p.g == g.i).map((p) => h('div', { class: 'p' },
           toggle('partner', p.i, p.n, !!c && c.partners[p.i] === true),
           disclosure(p, partners)))))),
     buttons('accept-all', 'reject-all', 'save'));

@@ -1,5 +1,5 @@
 import { origin } from './backend';
-import { config } from './config';
+import { settings } from './settings';
 import type { Stored } from './cookie';
 import { lang } from './i18n';
 
@@ -20,7 +20,7 @@ export const send = (s: Stored, action: Action, surface: Surface): Promise<boole
   fetch(origin + '/v1/consents', {
     method: 'POST', keepalive: true, mode: 'cors', headers: { 'Content-Type': 'text/plain' },
     body: JSON.stringify({
-      site: config.s, consent_id: s.i, action, fingerprint: s.f, choices: { categories: s.c, partners: s.p },
+      site: settings.s, consent_id: s.i, action, fingerprint: s.f, choices: { categories: s.c, partners: s.p },
       language: lang, url: location.href, surface,
       gpc,
     }),

@@ -1,12 +1,12 @@
 import css from './banner.css';
-import { config, type Choices, type Prefs } from './config';
+import { settings, type Choices, type Prefs } from './settings';
 import { buttons, h, link, type Child, type Handler } from './dom';
 import { lang, prefs, t } from './i18n';
 
 // The banner's first layer and the host of both layers, inside open shadow roots so
 // that the page's CSS and ours do not mix.
 
-// the custom properties of banner.css that config.m's colours go to, in their order
+// the custom properties of banner.css that settings.m's colours go to, in their order
 declare const __THEME__: string[];
 
 /** A host element with an open shadow root that holds our styles, the site's theme
@@ -15,7 +15,7 @@ export const shadow = (tag: string, attrs: Record<string, string | undefined>, a
   const host = h(tag, attrs);
   host.lang = lang;
   // on the host: the page's context, so the site's theme wins over our defaults
-  (config.m || []).forEach((c, i) => host.style.setProperty('--' + __THEME__[i], c));
+  (settings.m || []).forEach((c, i) => host.style.setProperty('--' + __THEME__[i], c));
   const root = host.attachShadow({ mode: 'open' });
   root.append(h('style', null, css), h('div', { class: 'w' }, ...kids));
   root.addEventListener('click', (e) => {
@@ -74,7 +74,7 @@ export const show = (act: Handler) => {
   bar = h('section', { class: 'b', role: 'region', 'aria-label': t.title, tabindex: '-1' },
     h('div', { class: 's' },
       h('h2', null, t.title),
-      h('p', null, t.body, ' ', link(config.p, t.privacy), ' · ', h('button', { class: 'l', 'data-action': 'partners' }, t.partners))),
+      h('p', null, t.body, ' ', link(settings.p, t.privacy), ' · ', h('button', { class: 'l', 'data-action': 'partners' }, t.partners))),
     buttons('accept-all', 'reject-all', 'customize'));
   saved = [html.paddingBottom, html.scrollPaddingBottom];
   below = parseFloat(getComputedStyle(document.documentElement).paddingBottom);

@@ -65,9 +65,9 @@ var (
 )
 
 // Option changes a setting of Open.
-type Option func(*config)
+type Option func(*options)
 
-type config struct {
+type options struct {
 	queueSize   int
 	maxBatch    int
 	lockTimeout time.Duration
@@ -86,10 +86,10 @@ type config struct {
 
 // QueueSize sets how many appends may wait for the writer; beyond that Append fails
 // at once with an error wrapping consent.ErrUnavailable. It must be at least 1.
-func QueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
+func QueueSize(n int) Option { return func(c *options) { c.queueSize = n } }
 
 // MaxBatch sets the most records committed in one transaction. It must be at least 1.
-func MaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
+func MaxBatch(n int) Option { return func(c *options) { c.maxBatch = n } }
 
 // Log names the store's log and gives the keys that sign it; Open requires it. A new
 // store takes origin as its log's name for good; an existing one keeps the name it
@@ -97,7 +97,7 @@ func MaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
 // must verify the log's latest checkpoint: a store never goes on under keys that
 // lack the one that signed it.
 func Log(origin string, keys translog.Keys) Option {
-	return func(c *config) { c.origin, c.keys = origin, keys }
+	return func(c *options) { c.origin, c.keys = origin, keys }
 }
 
 // OnCommit has the writer call f after each transaction of appends, committed or
@@ -105,12 +105,12 @@ func Log(origin string, keys translog.Keys) Option {
 // its signature included: what the metrics observe. f runs before any of those
 // appends is answered, in the writer, so it must be quick.
 func OnCommit(f func(records int, took time.Duration)) Option {
-	return func(c *config) { c.onCommit = f }
+	return func(c *options) { c.onCommit = f }
 }
 
 // LockTimeout sets how long Open waits for the file lock held by another process. It
 // must be positive.
-func LockTimeout(d time.Duration) Option { return func(c *config) { c.lockTimeout = d } }
+func LockTimeout(d time.Duration) Option { return func(c *options) { c.lockTimeout = d } }
 
 // Store is a consent.Store on one bbolt file. It is safe for concurrent use.
 type Store struct {
@@ -181,7 +181,7 @@ type appended struct {
 // or write, and a store written by a consentd before the transparency log. A file
 // bbolt cannot make sense of gives an error wrapping ErrDamaged.
 func Open(path string, opts ...Option) (*Store, error) {
-	c := config{queueSize: DefaultQueueSize, maxBatch: DefaultMaxBatch, lockTimeout: DefaultLockTimeout}
+	c := options{queueSize: DefaultQueueSize, maxBatch: DefaultMaxBatch, lockTimeout: DefaultLockTimeout}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -220,7 +220,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 
 // load reads what the store keeps in memory: the consent index and the log's head.
 // A new store gets its buckets and its log's name first.
-func load(db *bolt.DB, c config) (*Store, error) {
+func load(db *bolt.DB, c options) (*Store, error) {
 	s := &Store{
 		db:           db,
 		maxBatch:     c.maxBatch,

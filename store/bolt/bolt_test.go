@@ -288,7 +288,7 @@ func newWriterHold() *writerHold {
 }
 
 func (w *writerHold) option() Option {
-	return func(c *config) {
+	return func(c *options) {
 		c.beforeCommit = func(n int) {
 			select {
 			case w.entered <- n:
@@ -485,7 +485,7 @@ func TestFailedCommitStops(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "consent.db")
 	var fail, hold atomic.Bool
 	inCommit, release := make(chan struct{}), make(chan struct{})
-	s := MustOpen(t, path, func(c *config) {
+	s := MustOpen(t, path, func(c *options) {
 		c.beforeCommit = func(int) {
 			if hold.CompareAndSwap(true, false) {
 				close(inCommit)

@@ -1,5 +1,5 @@
-// The per-site configuration, injected at build time by banner.Build through
-// esbuild's Define (__CONFIG__ becomes a JSON object literal). Keys are one letter
+// The site's settings, injected at build time by banner.Build through
+// esbuild's Define (__SETTINGS__ becomes a JSON object literal). Keys are one letter
 // because every byte ships to every page view; this file is their documentation.
 
 /** Keys of the UI texts, as in banner/i18n/*.json. */
@@ -25,11 +25,11 @@ export interface Category {
  * layer's script carries all of it (see i18n.ts). */
 export interface Lang {
   l: string;              // language (primary subtag)
-  f?: string;             // second layer: material fingerprint of the config it belongs to
+  f?: string;             // second layer: material fingerprint of the settings it belongs to
   t: Texts;               // in the first-layer script, only the keys it needs
-  g: string[][];          // per category, in the order of Config.g: name (and in the second layer, description)
+  g: string[][];          // per category, in the order of Settings.g: name (and in the second layer, description)
   c?: string;             // second layer: controller's name, address, e-mail
-  q?: Disclosure[];       // second layer: per partner, in the order of Config.q
+  q?: Disclosure[];       // second layer: per partner, in the order of Settings.q
 }
 
 /** What the second layer tells about a partner. */
@@ -68,7 +68,7 @@ export interface Cookie {
   r: number;     // refusal lifetime, days
 }
 
-export interface Config {
+export interface Settings {
   s: string;     // site key
   f: string;     // material fingerprint
   h: string;     // coverage fingerprint (every partner of the catalog, enabled or not)
@@ -102,13 +102,13 @@ export interface Prefs {
   close(): boolean;
 }
 
-declare const __CONFIG__: Config;
+declare const __SETTINGS__: Settings;
 
-export const config: Config = __CONFIG__;
+export const settings: Settings = __SETTINGS__;
 
 /** The enabled partner with the given id, if any. */
 export const partner = (id: string | undefined): Partner | undefined =>
-  config.q.filter((p) => p.i == id)[0];
+  settings.q.filter((p) => p.i == id)[0];
 
 /** Whether c grants partner p: its own switch and its category's. */
 export const granted = (c: Choices, p: Partner): boolean =>

@@ -15,32 +15,32 @@ import (
 	"github.com/mixvoip/consentd"
 )
 
-// config is what the bundle carries for one site, under one-letter keys because it
-// ships to every page view. The TypeScript interface Config in src/config.ts documents
-// the same shape; the two must change together.
-type config struct {
-	Site        string           `json:"s"`
-	Fingerprint string           `json:"f"`
-	Coverage    string           `json:"h"`
-	Languages   []string         `json:"l"`
-	Texts       *language        `json:"t"` // one language's: each script ships one
-	PolicyURL   string           `json:"p"`
-	PolicyVer   string           `json:"v"`
-	Cookie      cookieConfig     `json:"k"`
-	Categories  []categoryConfig `json:"g"`
-	Partners    []partnerConfig  `json:"q"`
-	Floating    bool             `json:"b,omitempty"`
-	Theme       []string         `json:"m,omitempty"`
+// settings are what the bundle carries for one site, under one-letter keys because
+// they ship to every page view. The TypeScript interfaces of src/settings.ts document
+// the same shape, and TestTypeScriptSettings holds them to it.
+type settings struct {
+	Site        string             `json:"s"`
+	Fingerprint string             `json:"f"`
+	Coverage    string             `json:"h"`
+	Languages   []string           `json:"l"`
+	Texts       *language          `json:"t"` // one language's: each script ships one
+	PolicyURL   string             `json:"p"`
+	PolicyVer   string             `json:"v"`
+	Cookie      cookieSettings     `json:"k"`
+	Categories  []categorySettings `json:"g"`
+	Partners    []partnerSettings  `json:"q"`
+	Floating    bool               `json:"b,omitempty"`
+	Theme       []string           `json:"m,omitempty"`
 }
 
-type cookieConfig struct {
+type cookieSettings struct {
 	Name        string  `json:"n"`
 	Domain      string  `json:"d,omitempty"`
 	ConsentDays float64 `json:"c"`
 	RefusalDays float64 `json:"r"`
 }
 
-type categoryConfig struct {
+type categorySettings struct {
 	ID       string `json:"i"`
 	Required bool   `json:"r,omitempty"`
 }
@@ -50,13 +50,13 @@ type categoryConfig struct {
 // button need; the second layer's carries all of it.
 type language struct {
 	Lang string `json:"l"`
-	// Fingerprint is the config's the texts belong to: a first-layer script cached
+	// Fingerprint is that of the settings the texts belong to: a first-layer script cached
 	// from before a change of sites.yaml takes no newer second layer.
 	Fingerprint string            `json:"f,omitempty"`
 	UI          map[string]string `json:"t"`
 	Categories  [][]string        `json:"g"` // per category: name, and in the second layer its description
 	Controller  string            `json:"c,omitempty"`
-	Partners    []disclosure      `json:"q,omitempty"` // second layer: in the order of config.Partners
+	Partners    []disclosure      `json:"q,omitempty"` // second layer: in the order of settings.Partners
 }
 
 // disclosure is what the second layer tells about one partner.
@@ -79,7 +79,7 @@ var firstLayerTexts = []string{
 
 // firstLayer returns the part of l that the first layer's script carries.
 func (l *language) firstLayer() *language {
-	part := &language{Lang: l.Lang, UI: map[string]string{}} // its fingerprint is the config's
+	part := &language{Lang: l.Lang, UI: map[string]string{}} // its fingerprint is the settings'
 	for _, k := range firstLayerTexts {
 		part.UI[k] = l.UI[k]
 	}
@@ -89,17 +89,17 @@ func (l *language) firstLayer() *language {
 	return part
 }
 
-type partnerConfig struct {
-	ID          string      `json:"i"`
-	Name        string      `json:"n"`
-	Category    string      `json:"g"`
-	Cookies     []string    `json:"k"` // names, to remove on withdrawal
-	Storage     []string    `json:"s,omitempty"`
-	ConsentMode bool        `json:"m,omitempty"`
-	Tags        []tagConfig `json:"j"`
+type partnerSettings struct {
+	ID          string        `json:"i"`
+	Name        string        `json:"n"`
+	Category    string        `json:"g"`
+	Cookies     []string      `json:"k"` // names, to remove on withdrawal
+	Storage     []string      `json:"s,omitempty"`
+	ConsentMode bool          `json:"m,omitempty"`
+	Tags        []tagSettings `json:"j"`
 }
 
-type tagConfig struct {
+type tagSettings struct {
 	Src    string `json:"s,omitempty"`
 	Inline string `json:"i,omitempty"`
 }
@@ -111,7 +111,7 @@ var themeProperties = map[string]string{
 }
 
 // themeDefine is what the bundle's __THEME__ stands for: the properties that the
-// colours of config.Theme go to, in their order, that of consent.ThemeNames.
+// colours of settings.Theme go to, in their order, that of consent.ThemeNames.
 var themeDefine = func() string {
 	props := make([]string, len(consent.ThemeNames))
 	for i, name := range consent.ThemeNames {
@@ -127,9 +127,9 @@ const (
 	defaultConsentLifetime = 182 * 24 * time.Hour // about six months
 )
 
-// newConfig returns the config of site's banner, without texts, and the texts in
+// newSettings returns the settings of site's banner, without texts, and the texts in
 // each of its languages, the default first.
-func newConfig(site *consent.Site, opts Options) (*config, []language, error) {
+func newSettings(site *consent.Site, opts Options) (*settings, []language, error) {
 	langs, err := languages(site)
 	if err != nil {
 		return nil, nil, err
@@ -138,7 +138,7 @@ func newConfig(site *consent.Site, opts Options) (*config, []language, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c := &config{
+	c := &settings{
 		Site:        site.Key,
 		Fingerprint: fingerprint(site, langs, ui, enabledOnly),
 		Coverage:    fingerprint(site, langs, ui, allPartners),
@@ -146,12 +146,12 @@ func newConfig(site *consent.Site, opts Options) (*config, []language, error) {
 		PolicyURL:   site.Policy.URL,
 		PolicyVer:   site.Policy.Version,
 		Cookie:      cookie(site.Cookie),
-		Categories:  []categoryConfig{},
-		Partners:    []partnerConfig{},
+		Categories:  []categorySettings{},
+		Partners:    []partnerSettings{},
 		Floating:    site.FloatingButton,
 	}
 	if len(site.Theme) > 0 {
-		// the whole theme, defaults filled in: what config checked for contrast is
+		// the whole theme, defaults filled in: what package config checked for contrast is
 		// what shows, in light and dark mode alike
 		for _, name := range consent.ThemeNames {
 			colour := site.Theme[name]
@@ -174,7 +174,7 @@ func newConfig(site *consent.Site, opts Options) (*config, []language, error) {
 		}
 	}
 	for _, cat := range site.Categories {
-		c.Categories = append(c.Categories, categoryConfig{ID: cat.ID, Required: cat.Required})
+		c.Categories = append(c.Categories, categorySettings{ID: cat.ID, Required: cat.Required})
 		for i, l := range langs {
 			texts[i].Categories = append(texts[i].Categories, []string{text(cat.Name, l, langs[0]), text(cat.Description, l, langs[0])})
 		}
@@ -184,9 +184,9 @@ func newConfig(site *consent.Site, opts Options) (*config, []language, error) {
 		if !p.Enabled {
 			continue
 		}
-		pc := partnerConfig{
+		pc := partnerSettings{
 			ID: p.ID, Name: p.Name, Category: p.Category,
-			Cookies: []string{}, Storage: p.Storage, ConsentMode: p.ConsentMode, Tags: []tagConfig{},
+			Cookies: []string{}, Storage: p.Storage, ConsentMode: p.ConsentMode, Tags: []tagSettings{},
 		}
 		d := disclosure{
 			Provider: p.Provider, DataShared: nonNil(p.DataShared), Cookies: [][2]string{},
@@ -201,7 +201,7 @@ func newConfig(site *consent.Site, opts Options) (*config, []language, error) {
 			if src != "" && opts.RewriteSrc != nil {
 				src = opts.RewriteSrc(p.ID, src)
 			}
-			pc.Tags = append(pc.Tags, tagConfig{Src: src, Inline: t.Inline})
+			pc.Tags = append(pc.Tags, tagSettings{Src: src, Inline: t.Inline})
 		}
 		c.Partners = append(c.Partners, pc)
 		for i, l := range langs {
@@ -214,11 +214,11 @@ func newConfig(site *consent.Site, opts Options) (*config, []language, error) {
 
 // withoutTags returns a copy of c without the partners' tags: the second layer loads
 // none.
-func (c *config) withoutTags() *config {
+func (c *settings) withoutTags() *settings {
 	out := *c
 	out.Partners = slices.Clone(c.Partners)
 	for i := range out.Partners {
-		out.Partners[i].Tags = []tagConfig{}
+		out.Partners[i].Tags = []tagSettings{}
 	}
 	return &out
 }
@@ -272,8 +272,8 @@ func text(t consent.Text, lang, def string) string {
 	return ""
 }
 
-func cookie(s consent.CookieSettings) cookieConfig {
-	c := cookieConfig{Name: s.Name, Domain: strings.TrimPrefix(s.Domain, ".")}
+func cookie(s consent.CookieSettings) cookieSettings {
+	c := cookieSettings{Name: s.Name, Domain: strings.TrimPrefix(s.Domain, ".")}
 	if c.Name == "" {
 		c.Name = defaultCookieName
 	}
