@@ -123,3 +123,17 @@ func (s *Server) handleTile(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", cache)
 	return c.Blob(http.StatusOK, "application/octet-stream", data)
 }
+
+// handleKeys publishes the log's name and the public keys that sign it, old ones
+// included, so that anyone can check a receipt or a checkpoint without trusting this
+// server.
+func (s *Server) handleKeys(c echo.Context) error {
+	doc, err := s.opts.Keys.Published(s.opts.Origin)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Access-Control-Allow-Origin", "*")
+	return c.JSON(http.StatusOK, doc)
+}

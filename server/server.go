@@ -326,26 +326,6 @@ func buildAll(bundles *banner.Cache, builds []build) error {
 // servedSite returns the site served under key, nil if there is none.
 func (s *Server) servedSite(key string) *site { return (*s.sites.Load())[key] }
 
-// handleKeys publishes the log's name and the public keys that sign it, old ones
-// included, so that anyone can check a receipt or a checkpoint without trusting this
-// server.
-func (s *Server) handleKeys(c echo.Context) error {
-	doc, err := s.opts.Keys.Published(s.opts.Origin)
-	if err != nil {
-		return err
-	}
-	h := c.Response().Header()
-	h.Set("Cache-Control", "public, max-age=300")
-	h.Set("Access-Control-Allow-Origin", "*")
-	return c.JSON(http.StatusOK, doc)
-}
-
-// handleHealth says that the process answers: liveness, nothing more (see
-// handleReady).
-func (s *Server) handleHealth(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
-
 // handleError is the one place where errors become HTTP answers. Every error body has
 // the shape {"error":{"code","message"}}; internal details never reach the client.
 func (s *Server) handleError(err error, c echo.Context) {

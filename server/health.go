@@ -53,3 +53,9 @@ func (s *Server) handleReady(c echo.Context) error {
 	body := map[string]any{"status": "not ready", "checks": checks, "error": errorBody(consent.EUnavailable, "not ready: "+strings.Join(failed, ", ")).Error}
 	return c.JSON(http.StatusServiceUnavailable, body)
 }
+
+// handleHealth says that the process answers: liveness, nothing more (see
+// handleReady).
+func (s *Server) handleHealth(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
