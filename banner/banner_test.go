@@ -200,6 +200,17 @@ func TestBuildErrors(t *testing.T) {
 	}
 }
 
+// TestFingerprintUnchanged: the fingerprints of a fixed site are what they were. A
+// new fingerprint asks every visitor of the site again, so a change here must come
+// from a change of what the banner shows (texts included), never from a refactoring.
+func TestFingerprintUnchanged(t *testing.T) {
+	t.Parallel()
+	b := MustBuild(t, MustSite(t), banner.Options{})
+	if b.Fingerprint != "4a80e1d10719a3bb" || b.Coverage != "b407a5e436ae3092" {
+		t.Errorf("fingerprint %s and coverage %s; they were 4a80e1d10719a3bb and b407a5e436ae3092", b.Fingerprint, b.Coverage)
+	}
+}
+
 func TestFingerprint(t *testing.T) {
 	t.Parallel()
 	base := banner.Fingerprint(MustSite(t))

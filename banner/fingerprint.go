@@ -57,26 +57,27 @@ func Fingerprint(site *consent.Site) string {
 	if err != nil {
 		return ""
 	}
-	return fingerprint(site, langs, ui, enabledOnly)
+	return newMaterial(site, langs, ui, enabledOnly).fingerprint()
 }
 
-// scope is which partners a fingerprint covers.
+// scope is which partners a material covers.
 type scope int
 
 const (
-	enabledOnly scope = iota // the material fingerprint: what the visitor was shown
-	allPartners              // the coverage fingerprint, see below
+	enabledOnly scope = iota // what the visitor is shown: the material fingerprint
+	allPartners              // the coverage fingerprint, see newMaterial
 )
 
-// fingerprint hashes what is material. With allPartners it gives the coverage
-// fingerprint instead: the same, but with every partner of the catalog whether
-// enabled or not, so that switching a partner on or off does not change it. A stored
-// answer still covers the banner if its coverage fingerprint is current and it holds
-// an explicit answer for every enabled partner: switching a partner off then needs no
-// new answer, switching on one that the visitor never answered does, and changing
-// any partner's disclosure asks everyone again.
-func fingerprint(site *consent.Site, langs []string, ui map[string]map[string]string, partners scope) string {
-	m := material{
+// newMaterial returns what is material in site's banner in langs, with the UI texts
+// ui; its partners in the catalog's order. With allPartners it covers every partner of
+// the catalog whether enabled or not, so that switching a partner on or off does not
+// change its fingerprint, the coverage fingerprint. A stored answer still covers the
+// banner if its coverage fingerprint is current and it holds an explicit answer for
+// every enabled partner: switching a partner off then needs no new answer, switching
+// on one that the visitor never answered does, and changing any partner's disclosure
+// asks everyone again.
+func newMaterial(site *consent.Site, langs []string, ui map[string]map[string]string, partners scope) *material {
+	m := &material{
 		Format:     1,
 		Controller: site.Controller,
 		Policy:     site.Policy.Version,
@@ -94,20 +95,31 @@ func fingerprint(site *consent.Site, langs []string, ui map[string]map[string]st
 			Name: localize(c.Name, langs), Description: localize(c.Description, langs),
 		})
 	}
-	for _, p := range site.Partners {
-		if !p.Enabled && partners == enabledOnly {
-			continue
+	for i := range site.Partners {
+		if p := &site.Partners[i]; p.Enabled || partners == allPartners {
+			m.Partners = append(m.Partners, told(p, langs))
 		}
-		m.Partners = append(m.Partners, materialPartner{
-			ID: p.ID, Name: p.Name, Provider: p.Provider, Category: p.Category,
-			Purpose: localize(p.Purpose, langs), DataShared: nonNil(p.DataShared),
-			Cookies: p.Cookies, Storage: p.Storage, LeavesEEA: p.LeavesEEA, Transfer: p.Transfer,
-			PrivacyURL: p.PrivacyURL,
-		})
 	}
+	return m
+}
+
+// told returns what the banner tells its visitors about partner p in each of langs:
+// what the fingerprint covers is what the second layer shows (disclosure).
+func told(p *consent.Partner, langs []string) materialPartner {
+	return materialPartner{
+		ID: p.ID, Name: p.Name, Provider: p.Provider, Category: p.Category,
+		Purpose: localize(p.Purpose, langs), DataShared: nonNil(p.DataShared),
+		Cookies: p.Cookies, Storage: p.Storage, LeavesEEA: p.LeavesEEA, Transfer: p.Transfer,
+		PrivacyURL: p.PrivacyURL,
+	}
+}
+
+// fingerprint returns 16 hex digits of the SHA-256 of m's canonical JSON.
+func (m *material) fingerprint() string {
+	canonical := *m
 	// the order of the catalog is not material
-	slices.SortFunc(m.Partners, func(a, b materialPartner) int { return strings.Compare(a.ID, b.ID) })
-	data, err := json.Marshal(m)
+	canonical.Partners = slices.SortedFunc(slices.Values(m.Partners), func(a, b materialPartner) int { return strings.Compare(a.ID, b.ID) })
+	data, err := json.Marshal(&canonical)
 	if err != nil {
 		panic("banner: fingerprint: " + err.Error()) // plain strings, bools and slices
 	}

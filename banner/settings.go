@@ -59,7 +59,8 @@ type language struct {
 	Partners    []disclosure      `json:"q,omitempty"` // second layer: in the order of settings.Partners
 }
 
-// disclosure is what the second layer tells about one partner.
+// disclosure is what the second layer tells about one partner, in one language: what
+// its material fingerprint covers (materialPartner).
 type disclosure struct {
 	Purpose    string      `json:"u"`
 	Provider   string      `json:"o"`
@@ -68,6 +69,18 @@ type disclosure struct {
 	LeavesEEA  bool        `json:"x,omitempty"`
 	Transfer   string      `json:"t,omitempty"`
 	PrivacyURL string      `json:"y"`
+}
+
+// disclosure returns what m tells in the ith of its languages.
+func (m *materialPartner) disclosure(i int) disclosure {
+	d := disclosure{
+		Purpose: m.Purpose[i], Provider: m.Provider, DataShared: m.DataShared, Cookies: [][2]string{},
+		LeavesEEA: m.LeavesEEA, Transfer: m.Transfer, PrivacyURL: m.PrivacyURL,
+	}
+	for _, k := range m.Cookies {
+		d.Cookies = append(d.Cookies, [2]string{k.Name, k.Lifetime})
+	}
+	return d
 }
 
 // firstLayerTexts are the UI texts the first layer's script carries: those of the
@@ -138,10 +151,11 @@ func newSettings(site *consent.Site, opts Options) (*settings, []language, error
 	if err != nil {
 		return nil, nil, err
 	}
+	shown := newMaterial(site, langs, ui, enabledOnly)
 	c := &settings{
 		Site:        site.Key,
-		Fingerprint: fingerprint(site, langs, ui, enabledOnly),
-		Coverage:    fingerprint(site, langs, ui, allPartners),
+		Fingerprint: shown.fingerprint(),
+		Coverage:    newMaterial(site, langs, ui, allPartners).fingerprint(),
 		Languages:   langs,
 		PolicyURL:   site.Policy.URL,
 		PolicyVer:   site.Policy.Version,
@@ -173,10 +187,10 @@ func newSettings(site *consent.Site, opts Options) (*settings, []language, error
 			Controller: strings.Join(nonEmpty(site.Controller.Name, site.Controller.Address, site.Controller.Email), ", "),
 		}
 	}
-	for _, cat := range site.Categories {
+	for _, cat := range shown.Categories {
 		c.Categories = append(c.Categories, categorySettings{ID: cat.ID, Required: cat.Required})
-		for i, l := range langs {
-			texts[i].Categories = append(texts[i].Categories, []string{text(cat.Name, l, langs[0]), text(cat.Description, l, langs[0])})
+		for i := range langs {
+			texts[i].Categories = append(texts[i].Categories, []string{cat.Name[i], cat.Description[i]})
 		}
 	}
 	for _, p := range site.Partners {
@@ -184,29 +198,24 @@ func newSettings(site *consent.Site, opts Options) (*settings, []language, error
 		if !p.Enabled {
 			continue
 		}
-		pc := partnerSettings{
+		ps := partnerSettings{
 			ID: p.ID, Name: p.Name, Category: p.Category,
 			Cookies: []string{}, Storage: p.Storage, ConsentMode: p.ConsentMode, Tags: []tagSettings{},
 		}
-		d := disclosure{
-			Provider: p.Provider, DataShared: nonNil(p.DataShared), Cookies: [][2]string{},
-			LeavesEEA: p.LeavesEEA, Transfer: p.Transfer, PrivacyURL: p.PrivacyURL,
-		}
 		for _, k := range p.Cookies {
-			pc.Cookies = append(pc.Cookies, k.Name)
-			d.Cookies = append(d.Cookies, [2]string{k.Name, k.Lifetime})
+			ps.Cookies = append(ps.Cookies, k.Name)
 		}
 		for _, t := range p.Tags {
 			src := t.Src
 			if src != "" && opts.RewriteSrc != nil {
 				src = opts.RewriteSrc(p.ID, src)
 			}
-			pc.Tags = append(pc.Tags, tagSettings{Src: src, Inline: t.Inline})
+			ps.Tags = append(ps.Tags, tagSettings{Src: src, Inline: t.Inline})
 		}
-		c.Partners = append(c.Partners, pc)
-		for i, l := range langs {
-			d.Purpose = text(p.Purpose, l, langs[0])
-			texts[i].Partners = append(texts[i].Partners, d)
+		c.Partners = append(c.Partners, ps)
+		m := told(&p, langs)
+		for i := range langs {
+			texts[i].Partners = append(texts[i].Partners, m.disclosure(i))
 		}
 	}
 	return c, texts, nil
