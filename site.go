@@ -26,23 +26,23 @@ type Site struct {
 
 // Controller is who decides about the processing (GDPR Art. 4(7)).
 type Controller struct {
-	Name         string `json:"name"`
-	Address      string `json:"address"`
-	Email        string `json:"email"`
-	Jurisdiction string `json:"jurisdiction"` // ISO 3166 country whose law governs, e.g. "LU"
+	Name         string `json:"name" yaml:"name"`
+	Address      string `json:"address" yaml:"address"`
+	Email        string `json:"email" yaml:"email"`
+	Jurisdiction string `json:"jurisdiction" yaml:"jurisdiction"` // ISO 3166 country whose law governs, e.g. "LU"
 }
 
 // Contact is a person or office that can be reached, such as the DPO.
 type Contact struct {
-	Name  string `json:"name"`
-	Email string `json:"email"`
+	Name  string `json:"name" yaml:"name"`
+	Email string `json:"email" yaml:"email"`
 }
 
 // Policy is the privacy policy the banner links to. A new version asks every visitor
 // again.
 type Policy struct {
-	URL     string `json:"url"`
-	Version string `json:"version"`
+	URL     string `json:"url" yaml:"url"`
+	Version string `json:"version" yaml:"version"`
 }
 
 // CookieSettings tell the banner where and how long to keep the visitor's choice.
@@ -64,45 +64,45 @@ type Text map[string]string
 
 // Category is a purpose the visitor can allow or refuse.
 type Category struct {
-	ID          string `json:"id"`
-	Required    bool   `json:"required"` // technical: always on, cannot be refused
-	Name        Text   `json:"name"`
-	Description Text   `json:"description"`
+	ID          string `json:"id" yaml:"id"`
+	Required    bool   `json:"required" yaml:"required"` // technical: always on, cannot be refused
+	Name        Text   `json:"name" yaml:"name"`
+	Description Text   `json:"description" yaml:"description"`
 }
 
 // Partner is a third party whose tags the banner loads only after opt-in, with what
 // the visitor must be told about it.
 type Partner struct {
-	ID         string   `json:"id"`
-	Enabled    bool     `json:"enabled"` // marketing's switch, per site
-	Name       string   `json:"name"`
-	Provider   string   `json:"provider"`
-	Category   string   `json:"category"`
-	Purpose    Text     `json:"purpose"`
-	DataShared []string `json:"data_shared"` // "ip_address", "advertising_id"
-	Cookies    []Cookie `json:"cookies"`
+	ID         string   `json:"id" yaml:"-"`      // its key in the catalog
+	Enabled    bool     `json:"enabled" yaml:"-"` // marketing's switch, per site
+	Name       string   `json:"name" yaml:"name"`
+	Provider   string   `json:"provider" yaml:"provider"`
+	Category   string   `json:"category" yaml:"category"`
+	Purpose    Text     `json:"purpose" yaml:"purpose"`
+	DataShared []string `json:"data_shared" yaml:"data_shared"` // "ip_address", "advertising_id"
+	Cookies    []Cookie `json:"cookies" yaml:"cookies"`
 	// Storage are the keys the partner's tags keep in the page's localStorage and
 	// sessionStorage; a name ending in "*" matches every key with that prefix. The
 	// banner removes them, and the cookies, on withdrawal.
-	Storage     []string `json:"storage,omitempty"`
-	LeavesEEA   bool     `json:"leaves_eea"`
-	Transfer    string   `json:"transfer,omitempty"` // safeguard, e.g. "EU-US Data Privacy Framework"
-	PrivacyURL  string   `json:"privacy_url"`
-	ConsentMode bool     `json:"consent_mode"` // a Google tag: gets Consent Mode v2 signals
-	Tags        []Tag    `json:"tags"`         // what loads after opt-in, in order
+	Storage     []string `json:"storage,omitempty" yaml:"storage"`
+	LeavesEEA   bool     `json:"leaves_eea" yaml:"leaves_eea"`
+	Transfer    string   `json:"transfer,omitempty" yaml:"transfer"` // safeguard, e.g. "EU-US Data Privacy Framework"
+	PrivacyURL  string   `json:"privacy_url" yaml:"privacy_url"`
+	ConsentMode bool     `json:"consent_mode" yaml:"consent_mode"` // a Google tag: gets Consent Mode v2 signals
+	Tags        []Tag    `json:"tags" yaml:"tags"`                 // what loads after opt-in, in order
 }
 
 // Cookie is a cookie a partner sets. The banner deletes it on withdrawal; a name
 // ending in "*" matches every cookie with that prefix.
 type Cookie struct {
-	Name     string `json:"name"`
-	Lifetime string `json:"lifetime"` // as told to the visitor: "90 days", "session"
+	Name     string `json:"name" yaml:"name"`
+	Lifetime string `json:"lifetime" yaml:"lifetime"` // as told to the visitor: "90 days", "session"
 }
 
 // Tag is one piece of a partner's code: a script URL or an inline snippet.
 type Tag struct {
-	Src    string `json:"src,omitempty"`
-	Inline string `json:"inline,omitempty"`
+	Src    string `json:"src,omitempty" yaml:"src"`
+	Inline string `json:"inline,omitempty" yaml:"inline"`
 }
 
 // Partner returns the partner with the given id, or nil.

@@ -246,7 +246,7 @@ func (v *validator) resolve(f *file) *Config {
 	cfg := &Config{Sites: make(map[string]*consent.Site, len(f.Sites))}
 	for key, sf := range f.Sites {
 		site := v.site(key, sf, partners, f.Partners)
-		site.DPO = consent.Contact{Name: f.DPO.Name, Email: f.DPO.Email}
+		site.DPO = f.DPO
 		site.Categories = categories
 		if sf != nil && sf.Controller != nil {
 			site.Controller = v.controller(path{"sites", key, "controller"}, *sf.Controller)
@@ -259,7 +259,7 @@ func (v *validator) resolve(f *file) *Config {
 	return cfg
 }
 
-func (v *validator) controller(p path, c controllerFile) consent.Controller {
+func (v *validator) controller(p path, c consent.Controller) consent.Controller {
 	if c.Name == "" || c.Address == "" {
 		v.errorf(append(p, firstEmpty(c.Name, "name", "address")), "controller needs name and address: the banner must name who is responsible")
 	}
@@ -269,10 +269,10 @@ func (v *validator) controller(p path, c controllerFile) consent.Controller {
 	if !jurisdictionPattern.MatchString(c.Jurisdiction) {
 		v.errorf(append(p, "jurisdiction"), "controller jurisdiction %q must be an ISO 3166 country code such as LU: receipts name the law that applies", c.Jurisdiction)
 	}
-	return consent.Controller{Name: c.Name, Address: c.Address, Email: c.Email, Jurisdiction: c.Jurisdiction}
+	return c
 }
 
-func (v *validator) categories(files []categoryFile) []consent.Category {
+func (v *validator) categories(files []consent.Category) []consent.Category {
 	if len(files) == 0 && v.intact(path{"categories"}) {
 		v.errorf(path{"categories"}, "no categories: define at least technical (required: true) and one optional category")
 	}
@@ -287,12 +287,12 @@ func (v *validator) categories(files []categoryFile) []consent.Category {
 			v.errorf(append(p, "id"), "duplicate category id %q", c.ID)
 		}
 		seen[c.ID] = true
-		out = append(out, consent.Category{ID: c.ID, Required: c.Required, Name: c.Name, Description: c.Description})
+		out = append(out, c)
 	}
 	return out
 }
 
-func (v *validator) partners(files map[string]*partnerFile, categories []consent.Category) map[string]consent.Partner {
+func (v *validator) partners(files map[string]*consent.Partner, categories []consent.Category) map[string]consent.Partner {
 	out := make(map[string]consent.Partner, len(files))
 	for id, pf := range files {
 		p := path{"partners", id}
@@ -344,7 +344,6 @@ func (v *validator) partners(files map[string]*partnerFile, categories []consent
 		if len(pf.Tags) == 0 && v.intact(append(p, "tags")) {
 			v.errorf(append(p, "tags"), "partner %q has no tags: nothing would load after opt-in", id)
 		}
-		var tags []consent.Tag
 		for j, t := range pf.Tags {
 			if (t.Src == "") == (t.Inline == "") {
 				v.errorf(append(p, "tags", j), "partner %q: each tag has exactly one of src or inline", id)
@@ -352,23 +351,23 @@ func (v *validator) partners(files map[string]*partnerFile, categories []consent
 			if t.Src != "" {
 				v.url(append(p, "tags", j, "src"), strings.ReplaceAll(t.Src, "{account}", "x"), "src")
 			}
-			tags = append(tags, consent.Tag{Src: t.Src, Inline: t.Inline})
 		}
-		var cookies []consent.Cookie
-		for _, c := range pf.Cookies {
-			cookies = append(cookies, consent.Cookie{Name: c.Name, Lifetime: c.Lifetime})
+		partner := *pf
+		partner.ID = id
+		// "cookies: []" reads as none at all: what is told about a partner, and its
+		// fingerprint, must not tell the two apart.
+		if len(partner.Cookies) == 0 {
+			partner.Cookies = nil
 		}
-		out[id] = consent.Partner{
-			ID: id, Name: pf.Name, Provider: pf.Provider, Category: pf.Category,
-			Purpose: pf.Purpose, DataShared: pf.DataShared, Cookies: cookies, Storage: pf.Storage,
-			LeavesEEA: pf.LeavesEEA, Transfer: pf.Transfer, PrivacyURL: pf.PrivacyURL,
-			ConsentMode: pf.ConsentMode, Tags: tags,
+		if len(partner.Tags) == 0 {
+			partner.Tags = nil
 		}
+		out[id] = partner
 	}
 	return out
 }
 
-func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Partner, files map[string]*partnerFile) *consent.Site {
+func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Partner, files map[string]*consent.Partner) *consent.Site {
 	p := path{"sites", key}
 	site := &consent.Site{Key: key}
 	if !siteKeyPattern.MatchString(key) {
@@ -402,7 +401,7 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 	if sf.Policy.Version == "" {
 		v.errorf(append(p, "policy", "version"), "site %q: policy version is required (a new version asks every visitor again)", key)
 	}
-	site.Policy = consent.Policy{URL: sf.Policy.URL, Version: sf.Policy.Version}
+	site.Policy = sf.Policy
 
 	site.Cookie = v.cookie(append(p, "cookie"), key, sf)
 	site.RetentionPeriod = days(orDefault(sf.RetentionDays, DefaultRetentionDays))

@@ -159,7 +159,7 @@ func mismatches(n *yaml.Node, t reflect.Type, p path, name string) []mismatch {
 func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); tag == key {
+		if tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); tag == key && tag != "-" {
 			return f, true
 		}
 	}
