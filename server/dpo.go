@@ -1,13 +1,11 @@
 package server
 
 import (
-	"net/http"
-
 	"github.com/labstack/echo/v4"
-
-	consent "github.com/mixvoip/consentd"
 )
 
+// routeDPO routes the DPO API behind the token check and the audit of every call
+// (dpoAuth, audit.go); each resource's handlers are in a file of their own.
 func (s *Server) routeDPO(e *echo.Echo) {
 	g := e.Group("/v1/dpo", s.dpoAuth)
 	get(g, "/verify", s.handleVerify, storeWide)
@@ -19,96 +17,4 @@ func (s *Server) routeDPO(e *echo.Echo) {
 	get(g, "/stats", s.handleStats)
 	g.DELETE("/consents/:consent_id", s.handleErase)
 	get(g, "/backup", s.handleBackup, storeWide)
-}
-
-func (s *Server) handleVerify(c echo.Context) error {
-	v, err := s.store.Verify(c.Request().Context())
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, v)
-}
-
-// proofRecord is a record with the verdict on its receipt.
-type proofRecord struct {
-	*consent.Record
-	ReceiptValid bool   `json:"receipt_valid"`
-	ReceiptError string `json:"receipt_error,omitempty"`
-}
-
-// handleProof returns everything that proves one visitor's decisions: the records,
-// whether each receipt verifies, and the snapshots of what the visitor was shown.
-func (s *Server) handleProof(c echo.Context) error {
-	id, records, err := s.consentRecords(c)
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	if len(records) == 0 {
-		return errNoRecords
-	}
-	token := dpoToken(c)
-	verifier, err := s.opts.Keys.LogVerifier(s.opts.Origin)
-	if err != nil {
-		return err
-	}
-	out := []proofRecord{}
-	snapshots := map[string]*consent.Snapshot{}
-	for _, r := range records {
-		if !token.MaySee(r.Site) {
-			continue
-		}
-		pr := proofRecord{Record: r}
-		if r.Receipt == nil {
-			pr.ReceiptError = "no receipt"
-		} else if _, err := verifier.VerifyReceipt(r.Receipt); err != nil {
-			pr.ReceiptError = err.Error()
-		} else {
-			pr.ReceiptValid = true
-		}
-		out = append(out, pr)
-		if _, ok := snapshots[r.Site+" "+r.Fingerprint]; !ok {
-			snap, err := s.store.Snapshot(ctx, r.Site, r.Fingerprint)
-			if err != nil && consent.ErrorCode(err) != consent.ENotFound {
-				return err
-			}
-			snapshots[r.Site+" "+r.Fingerprint] = snap
-		}
-	}
-	if len(out) == 0 {
-		// As if there were none: a token limited to sites learns nothing of the
-		// others, not even that a consent id has records there.
-		return errNoRecords
-	}
-	list := []*consent.Snapshot{}
-	for _, snap := range snapshots {
-		if snap != nil {
-			list = append(list, snap)
-		}
-	}
-	return c.JSON(http.StatusOK, map[string]any{"consent_id": id, "records": out, "snapshots": list})
-}
-
-// handleSnapshot returns the snapshots of a fingerprint on the sites the token may
-// see; the same configuration on two sites has the same fingerprint.
-func (s *Server) handleSnapshot(c echo.Context) error {
-	token := dpoToken(c)
-	list := []*consent.Snapshot{}
-	for key := range *s.sites.Load() {
-		if !token.MaySee(key) {
-			continue
-		}
-		snap, err := s.store.Snapshot(c.Request().Context(), key, c.Param("fingerprint"))
-		if consent.ErrorCode(err) == consent.ENotFound {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		list = append(list, snap)
-	}
-	if len(list) == 0 {
-		return consent.Errorf(consent.ENotFound, "no snapshot of %q on the sites this token may see", c.Param("fingerprint"))
-	}
-	return c.JSON(http.StatusOK, map[string]any{"snapshots": list})
 }
