@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
 	"github.com/mixvoip/consentd/store/storetest"
@@ -118,7 +120,10 @@ func TestServeWithBrokenTokenFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := MustToken(t, m.TokensPath, "dpo")
-	MustEventually(t, func() (int, bool) { s := getStatus(t, base+"/v1/dpo/verify", secret); return s, s == http.StatusOK })
+	wait.MustUntil(t, "the new token opens the DPO API", func() (bool, string) {
+		s := getStatus(t, base+"/v1/dpo/verify", secret)
+		return s == http.StatusOK, fmt.Sprint(s)
+	})
 	if got := getStatus(t, base+"/readyz", ""); got != http.StatusOK {
 		t.Errorf("readyz once the token file loads: %d", got)
 	}
@@ -194,7 +199,7 @@ func TestServePurgesTheAuditLog(t *testing.T) {
 	secret := MustToken(t, filepath.Join(dir, "tokens.json"), "dpo")
 
 	_, addr, _, _ := mustServeIn(t, "../../sites.yaml", dir, "--audit-retention-days", "30")
-	ids := func() (string, bool) {
+	wait.MustUntil(t, "the old entry is purged, the recent one kept", func() (bool, string) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/dpo/audit", nil)
 		req.Header.Set("Authorization", "Bearer "+secret)
 		resp, err := http.DefaultClient.Do(req)
@@ -209,7 +214,6 @@ func TestServePurgesTheAuditLog(t *testing.T) {
 			seen = append(seen, e.ID)
 		}
 		got := strings.Join(seen, " ")
-		return got, !strings.Contains(got, entries[0].ID) && strings.Contains(got, entries[1].ID)
-	}
-	MustEventually(t, ids)
+		return !strings.Contains(got, entries[0].ID) && strings.Contains(got, entries[1].ID), got
+	})
 }

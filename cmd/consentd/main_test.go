@@ -532,18 +532,6 @@ func mustServeIn(tb testing.TB, configPath, dir string, flags ...string) (m *Mai
 	return nil, "", nil, nil
 }
 
-// MustEventually polls f until it holds and returns its last value, for as long as
-// the test may run. Wait on an event instead where there is one (MustReloaded).
-func MustEventually[T any](tb testing.TB, f func() (T, bool)) T {
-	tb.Helper()
-	var v T
-	wait.MustUntil(tb, "the condition holds", func() (ok bool, detail string) {
-		v, ok = f()
-		return ok, fmt.Sprint(v)
-	})
-	return v
-}
-
 func MustRead(tb testing.TB, path string) string {
 	tb.Helper()
 	data, err := os.ReadFile(path)

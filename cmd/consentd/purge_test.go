@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
 	"github.com/mixvoip/consentd/store/storetest"
@@ -65,7 +67,10 @@ func TestServePurgesPastRetention(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	MustEventually(t, func() (int, bool) { s := status(records[1]); return s, s == http.StatusNotFound })
+	wait.MustUntil(t, "the record past retention is purged", func() (bool, string) {
+		s := status(records[1])
+		return s == http.StatusNotFound, fmt.Sprint(s)
+	})
 	for _, r := range []*consent.Record{records[0], records[2]} {
 		if s := status(r); s != http.StatusOK {
 			t.Errorf("a record within retention: GET = %d, want 200", s)
