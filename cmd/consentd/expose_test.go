@@ -66,7 +66,7 @@ func TestAdminListener(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.flags, " "), func(t *testing.T) {
-			m, addr, _, _ := mustServeIn(t, "../../sites.yaml", t.TempDir(), tt.flags...)
+			m, addr, _ := mustServeIn(t, "../../sites.yaml", t.TempDir(), tt.flags...)
 			public := "http://" + addr
 			if got := getStatus(t, public+"/v1/dpo/verify", ""); got != tt.publicDPO {
 				t.Errorf("public /v1/dpo/verify: %d, want %d", got, tt.publicDPO)
@@ -80,7 +80,7 @@ func TestAdminListener(t *testing.T) {
 			if m.AdminAddr == "" {
 				return
 			}
-			admin := "http://" + (<-m.listening).String()
+			admin := "http://" + m.addrs[1].String()
 			if got := getStatus(t, admin+"/v1/dpo/verify", ""); got != tt.adminDPO {
 				t.Errorf("admin /v1/dpo/verify: %d, want %d", got, tt.adminDPO)
 			}
@@ -105,7 +105,7 @@ func TestServeWithBrokenTokenFile(t *testing.T) {
 	if err := os.WriteFile(tokens, []byte(`{"tokens": [`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m, addr, _, _ := mustServeIn(t, "../../sites.yaml", dir)
+	m, addr, _ := mustServeIn(t, "../../sites.yaml", dir)
 	base := "http://" + addr
 	if got := getStatus(t, base+"/v1/banner/mixvoip.com.js", ""); got != http.StatusOK {
 		t.Errorf("banner with a broken token file: %d", got)
@@ -156,7 +156,7 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 // TestServeAnswersMalformedRequestsInJSON: what net/http refuses before any handler
 // runs gets the JSON error shape from consentd serve too.
 func TestServeAnswersMalformedRequestsInJSON(t *testing.T) {
-	_, addr, _, _ := MustServe(t, "../../sites.yaml")
+	_, addr, _ := MustServe(t, "../../sites.yaml")
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func TestServePurgesTheAuditLog(t *testing.T) {
 	store.Close()
 	secret := MustToken(t, filepath.Join(dir, "tokens.json"), "dpo")
 
-	_, addr, _, _ := mustServeIn(t, "../../sites.yaml", dir, "--audit-retention-days", "30")
+	_, addr, _ := mustServeIn(t, "../../sites.yaml", dir, "--audit-retention-days", "30")
 	wait.MustUntil(t, "the old entry is purged, the recent one kept", func() (bool, string) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/dpo/audit", nil)
 		req.Header.Set("Authorization", "Bearer "+secret)

@@ -58,7 +58,7 @@ func TestServePurgesPastRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, addr, served, stop := mustServeIn(t, "../../sites.yaml", dir)
+	_, addr, stop := mustServeIn(t, "../../sites.yaml", dir)
 	status := func(r *consent.Record) int {
 		resp, err := http.Get("http://" + addr + "/v1/consents/" + r.ConsentID)
 		if err != nil {
@@ -76,8 +76,7 @@ func TestServePurgesPastRetention(t *testing.T) {
 			t.Errorf("a record within retention: GET = %d, want 200", s)
 		}
 	}
-	stop()
-	if err := <-served; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
