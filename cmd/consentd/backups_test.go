@@ -117,9 +117,9 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	MustEventually(t, func() (float64, bool) {
+	wait.MustUntil(t, "the metrics give the time of the copy", func() (bool, string) {
 		v, _ := scrape.Value(MustScrape(t, addr), "consentd_backup_last_success_timestamp_seconds")
-		return v, v == float64(taken.Unix())
+		return v == float64(taken.Unix()), fmt.Sprint(v)
 	})
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {

@@ -40,7 +40,7 @@ type dpoFixture struct {
 // (changedMind) and custom.
 func MustDPOFixture(tb testing.TB) *dpoFixture {
 	tb.Helper()
-	m, addr, _, _ := MustServe(tb, "../../sites.yaml")
+	m, addr, _ := MustServe(tb, "../../sites.yaml")
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		tb.Fatal(err)

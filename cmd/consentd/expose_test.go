@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
 	"github.com/mixvoip/consentd/store/storetest"
@@ -64,7 +66,7 @@ func TestAdminListener(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.flags, " "), func(t *testing.T) {
-			m, addr, _, _ := mustServeIn(t, "../../sites.yaml", t.TempDir(), tt.flags...)
+			m, addr, _ := mustServeIn(t, "../../sites.yaml", t.TempDir(), tt.flags...)
 			public := "http://" + addr
 			if got := getStatus(t, public+"/v1/dpo/verify", ""); got != tt.publicDPO {
 				t.Errorf("public /v1/dpo/verify: %d, want %d", got, tt.publicDPO)
@@ -78,7 +80,7 @@ func TestAdminListener(t *testing.T) {
 			if m.AdminAddr == "" {
 				return
 			}
-			admin := "http://" + (<-m.listening).String()
+			admin := "http://" + m.addrs[1].String()
 			if got := getStatus(t, admin+"/v1/dpo/verify", ""); got != tt.adminDPO {
 				t.Errorf("admin /v1/dpo/verify: %d, want %d", got, tt.adminDPO)
 			}
@@ -103,7 +105,7 @@ func TestServeWithBrokenTokenFile(t *testing.T) {
 	if err := os.WriteFile(tokens, []byte(`{"tokens": [`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m, addr, _, _ := mustServeIn(t, "../../sites.yaml", dir)
+	m, addr, _ := mustServeIn(t, "../../sites.yaml", dir)
 	base := "http://" + addr
 	if got := getStatus(t, base+"/v1/banner/mixvoip.com.js", ""); got != http.StatusOK {
 		t.Errorf("banner with a broken token file: %d", got)
@@ -118,7 +120,10 @@ func TestServeWithBrokenTokenFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := MustToken(t, m.TokensPath, "dpo")
-	MustEventually(t, func() (int, bool) { s := getStatus(t, base+"/v1/dpo/verify", secret); return s, s == http.StatusOK })
+	wait.MustUntil(t, "the new token opens the DPO API", func() (bool, string) {
+		s := getStatus(t, base+"/v1/dpo/verify", secret)
+		return s == http.StatusOK, fmt.Sprint(s)
+	})
 	if got := getStatus(t, base+"/readyz", ""); got != http.StatusOK {
 		t.Errorf("readyz once the token file loads: %d", got)
 	}
@@ -151,7 +156,7 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 // TestServeAnswersMalformedRequestsInJSON: what net/http refuses before any handler
 // runs gets the JSON error shape from consentd serve too.
 func TestServeAnswersMalformedRequestsInJSON(t *testing.T) {
-	_, addr, _, _ := MustServe(t, "../../sites.yaml")
+	_, addr, _ := MustServe(t, "../../sites.yaml")
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -193,8 +198,8 @@ func TestServePurgesTheAuditLog(t *testing.T) {
 	store.Close()
 	secret := MustToken(t, filepath.Join(dir, "tokens.json"), "dpo")
 
-	_, addr, _, _ := mustServeIn(t, "../../sites.yaml", dir, "--audit-retention-days", "30")
-	ids := func() (string, bool) {
+	_, addr, _ := mustServeIn(t, "../../sites.yaml", dir, "--audit-retention-days", "30")
+	wait.MustUntil(t, "the old entry is purged, the recent one kept", func() (bool, string) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/dpo/audit", nil)
 		req.Header.Set("Authorization", "Bearer "+secret)
 		resp, err := http.DefaultClient.Do(req)
@@ -209,7 +214,6 @@ func TestServePurgesTheAuditLog(t *testing.T) {
 			seen = append(seen, e.ID)
 		}
 		got := strings.Join(seen, " ")
-		return got, !strings.Contains(got, entries[0].ID) && strings.Contains(got, entries[1].ID)
-	}
-	MustEventually(t, ids)
+		return !strings.Contains(got, entries[0].ID) && strings.Contains(got, entries[1].ID), got
+	})
 }

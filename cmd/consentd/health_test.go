@@ -49,9 +49,9 @@ func TestHealth(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			m, addr, _, _ := mustServeIn(t, "../../sites.yaml", dir, "--admin-addr", "127.0.0.1:0")
+			m, addr, _ := mustServeIn(t, "../../sites.yaml", dir, "--admin-addr", "127.0.0.1:0")
 			t.Setenv("CONSENTD_ADDR", addr)
-			t.Setenv("CONSENTD_ADMIN_ADDR", (<-m.listening).String()) // the admin one
+			t.Setenv("CONSENTD_ADMIN_ADDR", m.addrs[1].String()) // the admin one
 			_, _, err := runConsentd("health")
 			if len(tt.want) == 0 {
 				if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/logtest"
+	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/translog"
 )
 
@@ -65,10 +67,10 @@ func TestKeygenWhileServing(t *testing.T) {
 				t.Fatalf("keygen: %v, %q", err, stdout)
 			}
 			newer := publishedKeyIDs(t, m.KeysDir)[1]
-			MustEventually(t, func() ([]string, bool) {
+			wait.MustUntil(t, "the new key is published beside the old", func() (bool, string) {
 				tt.reload()
 				keys := publishedKeys(t, addr)
-				return keys, slices.Equal(keys, append(old, newer))
+				return slices.Equal(keys, append(old, newer)), fmt.Sprint(keys)
 			})
 			if kid := MustReceiptKeyID(t, addr, cfg, m.KeysDir); kid != newer {
 				t.Errorf("the checkpoint of a receipt after keygen is signed by %q, want the new key %s", kid, newer)
@@ -98,14 +100,17 @@ func TestKeyReloadKeepsSigningKeys(t *testing.T) {
 	if _, _, err := runConsentd("keygen", "--keys", m.KeysDir); err != nil {
 		t.Fatal(err)
 	}
-	MustEventually(t, func() (int, bool) { n := len(publishedKeys(t, addr)); return n, n == 2 })
+	wait.MustUntil(t, "the new key is published", func() (bool, string) {
+		keys := publishedKeys(t, addr)
+		return len(keys) == 2, fmt.Sprint(keys)
+	})
 
 	if err := os.Remove(files[0]); err != nil {
 		t.Fatal(err)
 	}
-	MustEventually(t, func() (string, bool) {
+	wait.MustUntil(t, "the reload is refused", func() (bool, string) {
 		s := log.String()
-		return s, strings.Contains(s, "no longer holds "+old[0]+", which signed in "+m.DBPath)
+		return strings.Contains(s, "no longer holds "+old[0]+", which signed in "+m.DBPath), s
 	})
 	if keys := publishedKeys(t, addr); len(keys) != 2 || keys[0] != old[0] {
 		t.Errorf("published keys = %v, want the old one still among them", keys)
@@ -143,13 +148,22 @@ func TestVerifyAfterRotation(t *testing.T) {
 			posted.Add(1)
 		}
 	})
-	MustEventually(t, func() (int64, bool) { n := posted.Load(); return n, n >= 5 })
+	wait.MustUntil(t, "5 records are posted", func() (bool, string) {
+		n := posted.Load()
+		return n >= 5, fmt.Sprint(n)
+	})
 	if _, _, err := runConsentd("keygen", "--keys", m.KeysDir); err != nil {
 		t.Fatal(err)
 	}
-	MustEventually(t, func() (int, bool) { n := len(publishedKeys(t, addr)); return n, n == 2 })
+	wait.MustUntil(t, "the new key is published", func() (bool, string) {
+		keys := publishedKeys(t, addr)
+		return len(keys) == 2, fmt.Sprint(keys)
+	})
 	atLeast := posted.Load() + 5
-	MustEventually(t, func() (int64, bool) { n := posted.Load(); return n, n >= atLeast })
+	wait.MustUntil(t, "5 more records are posted", func() (bool, string) {
+		n := posted.Load()
+		return n >= atLeast, fmt.Sprint(n)
+	})
 	close(done)
 	wg.Wait()
 	MustFetch(t, addr, "/v1/keys", after)

@@ -148,11 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "serve":
-		m := NewMain(stdout, stderr)
-		if err := m.ParseFlags(args[1:]); err != nil {
-			return err
-		}
-		return m.Run(ctx)
+		return serve(ctx, args[1:], stdout, stderr)
 	case "check":
 		return check(args[1:], stdout)
 	case "keygen":

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -62,7 +61,7 @@ func TestCheck(t *testing.T) {
 // down: every one answered 201 must be in the database afterwards.
 func TestServeShutdownKeepsAcknowledgedWrites(t *testing.T) {
 	// Every post comes from this one client: no limit, or most would be refused.
-	m, addr, done, cancel := mustServeIn(t, "../../sites.yaml", t.TempDir(), "--consent-limit", "0")
+	m, addr, stop := mustServeIn(t, "../../sites.yaml", t.TempDir(), "--consent-limit", "0")
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +70,8 @@ func TestServeShutdownKeepsAcknowledgedWrites(t *testing.T) {
 		mu    sync.Mutex
 		acked []string
 		wg    sync.WaitGroup
+		// stop's error, once the server has shut down while the posts go on.
+		stopped = make(chan error, 1)
 	)
 	for i := range 32 {
 		wg.Add(1)
@@ -86,14 +87,14 @@ func TestServeShutdownKeepsAcknowledgedWrites(t *testing.T) {
 				acked = append(acked, id)
 				mu.Unlock()
 				if i == 0 && j == 20 {
-					cancel()
+					go func() { stopped <- stop() }()
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
+	if err := <-stopped; err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 	if len(acked) < 20 {
 		t.Fatalf("only %d consents acknowledged", len(acked))
@@ -114,9 +115,8 @@ func TestServeShutdownKeepsAcknowledgedWrites(t *testing.T) {
 // TestVerifyReportsTampering: a record deleted behind consentd's back is reported,
 // with a non-zero exit.
 func TestVerifyReportsTampering(t *testing.T) {
-	m, _, served, stop := MustServeWithRefusals(t, 5)
-	stop()
-	if err := <-served; err != nil {
+	m, _, stop := MustServeWithRefusals(t, 5)
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	db, err := bbolt.Open(m.DBPath, 0o600, nil)
@@ -146,7 +146,7 @@ func TestConfigReload(t *testing.T) {
 	if err := os.WriteFile(path, []byte(original), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, addr, _, _ := MustServe(t, path)
+	_, addr, _ := MustServe(t, path)
 	before := bannerETag(t, addr)
 
 	switched := strings.Replace(original, `meta-pixel: { enabled: true, account: "000000000000001" }`, `meta-pixel: { enabled: false, account: "000000000000001" }`, 1)
@@ -174,13 +174,12 @@ func TestConfigReload(t *testing.T) {
 // TestKeys: a fresh installation gets a signing key, keygen adds one, GET /v1/keys
 // publishes both, and a key that others may read stops the start.
 func TestKeys(t *testing.T) {
-	m, addr, served, stop := MustServe(t, "../../sites.yaml")
+	m, addr, stop := MustServe(t, "../../sites.yaml")
 	first := publishedKeys(t, addr)
 	if len(first) != 1 {
 		t.Fatalf("published keys = %v, want the one generated at start", first)
 	}
-	stop()
-	if err := <-served; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -193,15 +192,11 @@ func TestKeys(t *testing.T) {
 	}
 	m2 := NewMain(io.Discard, io.Discard)
 	m2.ParseFlags([]string{"--addr", "127.0.0.1:0", "--config", m.ConfigPath, "--db", m.DBPath, "--keys", m.KeysDir, "--tokens", m.TokensPath})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m2.Run(ctx) }()
-	addr = (<-m2.listening).String()
+	addr, stop = MustStart(t, m2)
 	if keys := publishedKeys(t, addr); len(keys) != 2 || keys[0] != first[0] {
 		t.Errorf("after keygen published keys = %v, want the old one and a new one", keys)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -209,16 +204,10 @@ func TestKeys(t *testing.T) {
 	if err := os.Chmod(files[0], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel = context.WithCancel(context.Background())
-	defer cancel()
-	go func() { done <- m2.Run(ctx) }()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "readable by others") {
-			t.Fatalf("Run with a world-readable key: %v, want a refusal", err)
-		}
-	case <-m2.listening:
+	if err := m2.Run(context.Background()); err == nil {
 		t.Fatal("Run with a world-readable key serves, want a refusal")
+	} else if !strings.Contains(err.Error(), "readable by others") {
+		t.Fatalf("Run with a world-readable key: %v, want a refusal", err)
 	}
 }
 
@@ -247,7 +236,7 @@ func publishedKeys(tb testing.TB, addr string) []string {
 // TestTokens: a token made with `consentd token add` while consentd runs opens the
 // DPO API within seconds; revoked, it no longer does.
 func TestTokens(t *testing.T) {
-	m, addr, _, _ := MustServe(t, "../../sites.yaml")
+	m, addr, _ := MustServe(t, "../../sites.yaml")
 	status := func(token string) int {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/dpo/verify", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -483,17 +472,18 @@ func runConsentd(args ...string) (stdout, stderr string, err error) {
 // testOrigin names the log of the stores the tests create.
 const testOrigin = "consent.test/log"
 
-// MustServe runs `consentd serve` on a free port until the test ends.
-func MustServe(tb testing.TB, configPath string) (m *Main, addr string, done <-chan error, stop func()) {
+// MustServe runs `consentd serve` on a free port until the test ends; stop stops it
+// sooner.
+func MustServe(tb testing.TB, configPath string) (m *Main, addr string, stop func() error) {
 	tb.Helper()
 	return mustServeIn(tb, configPath, tb.TempDir())
 }
 
 // MustServeWithRefusals is MustServe with n refusals recorded on mixvoip.com.
-func MustServeWithRefusals(tb testing.TB, n int) (m *Main, addr string, done <-chan error, stop func()) {
+func MustServeWithRefusals(tb testing.TB, n int) (m *Main, addr string, stop func() error) {
 	tb.Helper()
 	// All from this one client: no limit, or the refusals past the burst would be.
-	m, addr, done, stop = mustServeIn(tb, "../../sites.yaml", tb.TempDir(), "--consent-limit", "0")
+	m, addr, stop = mustServeIn(tb, "../../sites.yaml", tb.TempDir(), "--consent-limit", "0")
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		tb.Fatal(err)
@@ -503,12 +493,12 @@ func MustServeWithRefusals(tb testing.TB, n int) (m *Main, addr string, done <-c
 			tb.Fatalf("post: %d, %v", status, err)
 		}
 	}
-	return m, addr, done, stop
+	return m, addr, stop
 }
 
 // mustServeIn is MustServe with the data (consent.db, keys, tokens.json) in dir and
-// more flags; with --admin-addr, the admin address waits in m.listening.
-func mustServeIn(tb testing.TB, configPath, dir string, flags ...string) (m *Main, addr string, done <-chan error, stop func()) {
+// more flags; with --admin-addr, the admin address is m.addrs[1].
+func mustServeIn(tb testing.TB, configPath, dir string, flags ...string) (m *Main, addr string, stop func() error) {
 	tb.Helper()
 	m = NewMain(io.Discard, io.Discard)
 	args := []string{"--addr", "127.0.0.1:0", "--config", configPath, "--db", filepath.Join(dir, "consent.db"), "--keys", filepath.Join(dir, "keys"), "--tokens", filepath.Join(dir, "tokens.json"), "--origin", testOrigin}
@@ -517,31 +507,8 @@ func mustServeIn(tb testing.TB, configPath, dir string, flags ...string) (m *Mai
 	}
 	m.ReloadEvery = 20 * time.Millisecond
 	m.reloaded = reloads.record
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- m.Run(ctx) }()
-	tb.Cleanup(cancel)
-	select {
-	case a := <-m.listening:
-		return m, a.(*net.TCPAddr).String(), errc, cancel
-	case err := <-errc:
-		tb.Fatalf("serve: %v", err)
-	case <-wait.Timeout(tb):
-		tb.Fatal("serve did not start")
-	}
-	return nil, "", nil, nil
-}
-
-// MustEventually polls f until it holds and returns its last value, for as long as
-// the test may run. Wait on an event instead where there is one (MustReloaded).
-func MustEventually[T any](tb testing.TB, f func() (T, bool)) T {
-	tb.Helper()
-	var v T
-	wait.MustUntil(tb, "the condition holds", func() (ok bool, detail string) {
-		v, ok = f()
-		return ok, fmt.Sprint(v)
-	})
-	return v
+	addr, stop = MustStart(tb, m)
+	return m, addr, stop
 }
 
 func MustRead(tb testing.TB, path string) string {

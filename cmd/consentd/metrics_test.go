@@ -56,7 +56,7 @@ func TestServeMetrics(t *testing.T) {
 	if err := os.WriteFile(path, []byte(MustRead(t, "../../sites.yaml")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, addr, _, _ := mustServeIn(t, path, dir)
+	_, addr, _ := mustServeIn(t, path, dir)
 	started := MustScrape(t, addr)
 	loaded, _ := scrape.Value(started, `consentd_config_last_reload_success_timestamp_seconds{file="config"}`)
 	if age := time.Since(time.Unix(int64(loaded), 0)); age < 0 || age > time.Hour {
@@ -134,7 +134,7 @@ var metricName = regexp.MustCompile(`\b(?:consentd|go|process)_[a-z0-9_]*[a-z0-9
 // dashboard query is one that a running consentd serves, so that a rename cannot
 // leave an alert that never fires or an empty panel.
 func TestDeployNamesServedMetrics(t *testing.T) {
-	m, addr, _, _ := mustServeIn(t, "../../sites.yaml", t.TempDir())
+	m, addr, _ := mustServeIn(t, "../../sites.yaml", t.TempDir())
 	MustPost(t, addr)
 	if got := getStatus(t, "http://"+addr+"/v1/consents/not-an-id", ""); got != http.StatusBadRequest {
 		t.Fatalf("a bad consent id: %d", got) // an error answer, counted

@@ -22,7 +22,7 @@ import (
 // no failure; a URL where no log is, is.
 func TestMonitor(t *testing.T) {
 	t.Run("an empty log", func(t *testing.T) {
-		_, addr, _, _ := MustServe(t, "../../sites.yaml")
+		_, addr, _ := MustServe(t, "../../sites.yaml")
 		dir := t.TempDir()
 		out := MustRun(t, "monitor", "--dir", dir, "--url", "http://"+addr)
 		if !strings.Contains(out, "nothing kept: the log "+testOrigin+" at http://"+addr+" has no checkpoint yet") {
@@ -33,7 +33,7 @@ func TestMonitor(t *testing.T) {
 		}
 	})
 	t.Run("a URL where no log is", func(t *testing.T) {
-		_, addr, _, _ := MustServe(t, "../../sites.yaml")
+		_, addr, _ := MustServe(t, "../../sites.yaml")
 		_, _, err := runConsentd("monitor", "--dir", t.TempDir(), "--url", "http://"+addr+"/elsewhere")
 		if err == nil || !strings.Contains(err.Error(), "404") {
 			t.Errorf("monitor of a URL without a log: %v, want the 404 as a failure", err)

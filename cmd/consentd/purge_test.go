@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
 	"github.com/mixvoip/consentd/store/storetest"
@@ -56,7 +58,7 @@ func TestServePurgesPastRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, addr, served, stop := mustServeIn(t, "../../sites.yaml", dir)
+	_, addr, stop := mustServeIn(t, "../../sites.yaml", dir)
 	status := func(r *consent.Record) int {
 		resp, err := http.Get("http://" + addr + "/v1/consents/" + r.ConsentID)
 		if err != nil {
@@ -65,14 +67,16 @@ func TestServePurgesPastRetention(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	MustEventually(t, func() (int, bool) { s := status(records[1]); return s, s == http.StatusNotFound })
+	wait.MustUntil(t, "the record past retention is purged", func() (bool, string) {
+		s := status(records[1])
+		return s == http.StatusNotFound, fmt.Sprint(s)
+	})
 	for _, r := range []*consent.Record{records[0], records[2]} {
 		if s := status(r); s != http.StatusOK {
 			t.Errorf("a record within retention: GET = %d, want 200", s)
 		}
 	}
-	stop()
-	if err := <-served; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer

@@ -21,7 +21,7 @@ import (
 // it, one receipt; no longer once a receipt or a record in it is changed; and, with
 // --against, that the records are still in a newer tree of the log.
 func TestVerifyReceipt(t *testing.T) {
-	m, addr, _, _ := MustServeWithRefusals(t, 0)
+	m, addr, _ := MustServeWithRefusals(t, 0)
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		t.Fatal(err)

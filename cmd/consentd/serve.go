@@ -32,8 +32,28 @@ import (
 	"github.com/mixvoip/consentd/translog"
 )
 
+// serve is `consentd serve`: it starts, serves until ctx is done (SIGINT or
+// SIGTERM), then stops in order; a server that fails stops it too, with its error.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	m := NewMain(stdout, stderr)
+	if err := m.ParseFlags(args); err != nil {
+		return err
+	}
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		m.logger.Info("shutting down")
+		return m.Close()
+	case err := <-m.Failed():
+		m.Close() // the failure is what to report
+		return err
+	}
+}
+
 // Main is `consentd serve`: the wiring of configuration, store and HTTP server, in a
-// form tests can drive (ParseFlags, Run).
+// form tests can drive (ParseFlags, Run, Close).
 type Main struct {
 	Addr           string
 	AdminAddr      string // serves /metrics (and with DPOOnAdmin the DPO API) instead of Addr
@@ -60,7 +80,6 @@ type Main struct {
 
 	stdout, stderr io.Writer
 	logger         *slog.Logger
-	listening      chan net.Addr // receives the bound address once serving
 	// reloaded, if set, hears of every attempt to reload a watched file: its path, its
 	// modification time when read, and why it was not reloaded (nil if it was), so
 	// that tests can wait for a reload instead of guessing how long one takes.
@@ -71,6 +90,16 @@ type Main struct {
 	// metrics are those of the last Run, which the server, the store and the
 	// watched files report to.
 	metrics *metrics.Metrics
+
+	// What Run started, which Close stops.
+	listeners      []net.Listener // opened, not yet served: the servers close theirs
+	addrs          []net.Addr     // where it serves: the public address, then the admin one
+	store          *bolt.Store
+	srv            *server.Server
+	httpServers    []*http.Server
+	failed         chan error         // a server's error, if one stops serving
+	stopBackground context.CancelFunc // stops the reloads, the purge and the backups
+	background     sync.WaitGroup     // those, until they stopped
 }
 
 // NewMain returns a Main with the defaults.
@@ -83,7 +112,6 @@ func NewMain(stdout, stderr io.Writer) *Main {
 		PurgeEvery:  purgeEvery,
 		BackupEvery: 24 * time.Hour,
 		BackupKeep:  14,
-		listening:   make(chan net.Addr, 2),
 	}
 }
 
@@ -157,84 +185,164 @@ func (m *Main) ParseFlags(args []string) error {
 	return nil
 }
 
-// Run serves until ctx is done, then shuts down in order: stop taking requests,
-// finish those in flight (their writes included), close the store.
+// Run starts `consentd serve` and returns once it serves; Close stops it. What Run
+// starts in the background (the reloads, the purge, the backups) stops as soon as ctx
+// is done, before Close finishes the requests in flight.
 //
 // A start that fails, on a port in use say, leaves nothing new behind: Run reads the
 // configuration and the keys, listens, and only then opens the store (creating it on
-// a first installation) and writes the first key it made.
-func (m *Main) Run(ctx context.Context) error {
+// a first installation) and writes the first key it made; on failure it closes what
+// it opened and removes what it created.
+func (m *Main) Run(ctx context.Context) (err error) {
+	var created []string
+	defer func() {
+		if err != nil {
+			m.Close()
+			for _, path := range created {
+				os.Remove(path)
+			}
+		}
+	}()
 	m.metrics = metrics.New(version())
-	// Taken before the load: a change made while loading is reloaded afterwards.
-	loaded := modTime(m.ConfigPath)
-	cfg, err := config.Load(m.ConfigPath)
+	files, err := m.readFiles()
 	if err != nil {
 		return err
 	}
-	tokensLoaded := modTime(m.TokensPath)
-	// A token file that does not load stops the DPO API, not the banners and the
-	// consents of four websites: the server answers DPO calls 503 until it loads.
-	tokens, tokensErr := auth.Load(m.TokensPath)
-	_, err = os.Stat(m.DBPath)
-	noStore := errors.Is(err, fs.ErrNotExist)
-	if err != nil && !noStore {
+	if err := m.listen(); err != nil {
 		return err
 	}
-	keysLoaded := modTime(m.KeysDir)
-	keys, first, err := m.loadKeys(noStore)
-	if err != nil {
+	if created, err = m.openStore(files.keys, files.first, files.noStore); err != nil {
 		return err
 	}
-	if noStore && m.Origin == "" {
-		return fmt.Errorf("--origin is required to create the store %s: it names the store's log for good, such as consent.example.com/log ($CONSENTD_ORIGIN)", m.DBPath)
+	if files.first != nil {
+		files.keysTime = modTime(m.KeysDir) // the key just written is no change to reload
 	}
-	listeners, err := m.listen()
-	if err != nil {
+	if err := m.newServer(files); err != nil {
 		return err
 	}
-	closeListeners := func() {
-		for _, ln := range listeners {
-			ln.Close()
+	m.startServers(files.cfg)
+	ctx, m.stopBackground = context.WithCancel(ctx)
+	var sites atomic.Pointer[map[string]*consent.Site]
+	sites.Store(&files.cfg.Sites)
+	m.startJobs(ctx, files.keys, &sites)
+	m.watchFiles(ctx, files, &sites)
+	return nil
+}
+
+// Failed receives the error, as serve: ..., of a server that stopped serving on its
+// own; Close must still be called, to stop the rest.
+func (m *Main) Failed() <-chan error { return m.failed }
+
+// Close stops what Run started, in order: it stops taking requests and finishes
+// those in flight, their writes included; stops the reloads, the purge and the
+// backups between two of their steps; has the server write what it still holds for
+// the store (the refused DPO calls of the audit log); and closes the store. It is
+// safe after a Run that failed, and twice.
+func (m *Main) Close() error {
+	if m.stopBackground != nil {
+		m.stopBackground() // now: they stop while the requests in flight finish
+	}
+	errShutdown := m.shutdownServers()
+	for _, ln := range m.listeners {
+		ln.Close()
+	}
+	m.listeners = nil
+	m.background.Wait()
+	if m.srv != nil {
+		if err := m.srv.Close(); err != nil {
+			m.logger.Error("the last refused DPO calls were not written to the audit log", "err", err)
+		}
+		m.srv = nil
+	}
+	if m.store != nil {
+		err := m.store.Close()
+		m.store = nil
+		if err != nil {
+			return err
 		}
 	}
-	store, undo, err := m.openStore(keys, first, noStore)
-	if err != nil {
-		closeListeners()
-		return err
+	if errShutdown != nil {
+		return fmt.Errorf("shutdown: %w", errShutdown)
 	}
-	if first != nil {
-		keysLoaded = modTime(m.KeysDir)
+	return nil
+}
+
+// startFiles are the files Run serves, as read before it listens. Each time is the
+// file's modification time taken before its read: a change made while reading is
+// reloaded afterwards.
+type startFiles struct {
+	cfg                           *config.Config
+	tokens                        *auth.Tokens
+	tokensErr                     error // the token file did not load: the rest serves nonetheless
+	keys                          *proof.Keyring
+	first                         *proof.Key // made for a first installation, written once the store is open
+	noStore                       bool
+	cfgTime, tokensTime, keysTime time.Time
+}
+
+// readFiles reads the configuration, the token file and the keys, and checks that
+// the store exists or can be created.
+func (m *Main) readFiles() (*startFiles, error) {
+	f := &startFiles{cfgTime: modTime(m.ConfigPath)}
+	var err error
+	if f.cfg, err = config.Load(m.ConfigPath); err != nil {
+		return nil, err
 	}
-	m.metrics.WatchStore(store)
-	srv := server.New(store, server.Options{
-		Demo: m.Demo, TrustedProxies: m.TrustedProxies, Keys: keys, Origin: store.Origin(), Logger: m.logger,
+	f.tokensTime = modTime(m.TokensPath)
+	// A token file that does not load stops the DPO API, not the banners and the
+	// consents of four websites: the server answers DPO calls 503 until it loads.
+	f.tokens, f.tokensErr = auth.Load(m.TokensPath)
+	_, err = os.Stat(m.DBPath)
+	f.noStore = errors.Is(err, fs.ErrNotExist)
+	if err != nil && !f.noStore {
+		return nil, err
+	}
+	f.keysTime = modTime(m.KeysDir)
+	if f.keys, f.first, err = m.loadKeys(f.noStore); err != nil {
+		return nil, err
+	}
+	if f.noStore && m.Origin == "" {
+		return nil, fmt.Errorf("--origin is required to create the store %s: it names the store's log for good, such as consent.example.com/log ($CONSENTD_ORIGIN)", m.DBPath)
+	}
+	return f, nil
+}
+
+// newServer makes the server of the store, with the files read, and loads the
+// configuration into it.
+func (m *Main) newServer(f *startFiles) error {
+	m.metrics.WatchStore(m.store)
+	m.srv = server.New(m.store, server.Options{
+		Demo: m.Demo, TrustedProxies: m.TrustedProxies, Keys: f.keys, Origin: m.store.Origin(), Logger: m.logger,
 		Admin: m.AdminAddr != "", DPOOnAdmin: m.DPOOnAdmin,
 		ConsentLimit: m.ConsentLimit, AuthFailureLimit: m.AuthFailures, MaxClients: m.LimitClients,
 		LimitDelay: server.DefaultLimitDelay,
 		Disk:       server.DiskGuard{Dir: filepath.Dir(m.DBPath), MinFree: m.MinFreeDisk},
 		Metrics:    m.metrics,
 	})
-	if tokensErr != nil {
-		m.logger.Error("the token file did not load: the DPO API answers 503 until it does", "file", m.TokensPath, "err", tokensErr)
-		srv.TokensFailed(tokensErr)
+	if f.tokensErr != nil {
+		m.logger.Error("the token file did not load: the DPO API answers 503 until it does", "file", m.TokensPath, "err", f.tokensErr)
+		m.srv.TokensFailed(f.tokensErr)
 	} else {
-		srv.SetTokens(tokens)
+		m.srv.SetTokens(f.tokens)
 	}
-	if err := srv.Load(cfg); err != nil {
-		closeListeners()
-		store.Close()
-		undo()
+	if err := m.srv.Load(f.cfg); err != nil {
 		return err
 	}
-	m.logWarnings(cfg)
+	m.logWarnings(f.cfg)
 	started := time.Now()
 	m.metrics.Reloaded(metrics.FileConfig, started, nil)
-	m.metrics.Reloaded(metrics.FileTokens, started, tokensErr)
+	m.metrics.Reloaded(metrics.FileTokens, started, f.tokensErr)
 	m.metrics.Reloaded(metrics.FileKeys, started, nil)
-	handlers := []http.Handler{srv, srv.AdminHandler()}
-	var httpServers []*http.Server
-	served := make(chan error, len(listeners))
-	for i, ln := range listeners {
+	return nil
+}
+
+// startServers serves the public listener with the server, and the admin one with
+// its admin handler, then says where it serves cfg.
+func (m *Main) startServers(cfg *config.Config) {
+	handlers := []http.Handler{m.srv, m.srv.AdminHandler()}
+	failed := make(chan error, len(m.listeners))
+	m.failed, m.addrs = failed, nil
+	for i, ln := range m.listeners {
 		hs := &http.Server{
 			Handler:           handlers[i],
 			ReadHeaderTimeout: 5 * time.Second,
@@ -246,37 +354,51 @@ func (m *Main) Run(ctx context.Context) error {
 			// lines would name the client's address, from reaching it.
 			ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
 		}
-		httpServers = append(httpServers, hs)
-		go func() { served <- hs.Serve(server.Listener(ln)) }()
+		m.httpServers = append(m.httpServers, hs)
+		m.addrs = append(m.addrs, ln.Addr())
+		go func() {
+			if err := hs.Serve(server.Listener(ln)); !errors.Is(err, http.ErrServerClosed) {
+				failed <- fmt.Errorf("serve: %w", err)
+			}
+		}()
 	}
-	addr := listeners[0].Addr()
-	m.logger.Info("consentd serving", "addr", addr.String(), "admin", m.AdminAddr, "config", m.ConfigPath, "db", m.DBPath, "origin", store.Origin(), "sites", len(cfg.Sites), "demo", m.Demo, "version", version())
-	m.printWhereToLook(addr, cfg, store.Origin())
-	for _, ln := range listeners {
-		m.listening <- ln.Addr()
-	}
+	m.listeners = nil // the servers close them
+	m.logger.Info("consentd serving", "addr", m.addrs[0].String(), "admin", m.AdminAddr, "config", m.ConfigPath, "db", m.DBPath, "origin", m.store.Origin(), "sites", len(cfg.Sites), "demo", m.Demo, "version", version())
+	m.printWhereToLook(m.addrs[0], cfg, m.store.Origin())
+}
 
-	var sites atomic.Pointer[map[string]*consent.Site]
-	sites.Store(&cfg.Sites)
-	background, stopBackground := context.WithCancel(ctx)
-	var jobs sync.WaitGroup
-	jobs.Go(func() { m.purge(background, store, func() map[string]*consent.Site { return *sites.Load() }) })
-	if m.BackupDir != "" {
-		jobs.Go(func() { m.backups(background, store, keys) })
-	}
-	// The store closes only once the purge and the backups have stopped between two
-	// of their steps, and the server has written what it still holds for it.
-	closeStore := func() error {
-		stopBackground()
-		jobs.Wait()
-		if err := srv.Close(); err != nil {
-			m.logger.Error("the last refused DPO calls were not written to the audit log", "err", err)
+// shutdownServers stops the servers taking requests and waits, 15 seconds at most,
+// for those in flight to finish.
+func (m *Main) shutdownServers() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var errs error
+	for _, hs := range m.httpServers {
+		if err := hs.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = errors.Join(errs, err)
 		}
-		return store.Close()
 	}
+	m.httpServers = nil
+	return errs
+}
 
-	go m.watch(ctx,
-		&watched{name: metrics.FileConfig, path: m.ConfigPath, last: loaded, reload: func() error {
+// startJobs starts the purge under the sites loaded at the time, and the backups
+// with BackupDir, until ctx is done.
+func (m *Main) startJobs(ctx context.Context, keys *proof.Keyring, sites *atomic.Pointer[map[string]*consent.Site]) {
+	store := m.store
+	m.background.Go(func() { m.purge(ctx, store, func() map[string]*consent.Site { return *sites.Load() }) })
+	if m.BackupDir != "" {
+		m.background.Go(func() { m.backups(ctx, store, keys) })
+	}
+}
+
+// watchFiles reloads the configuration, the token file and the keys as they change,
+// until ctx is done; the sites of a configuration reloaded go to sites, for the
+// purge.
+func (m *Main) watchFiles(ctx context.Context, f *startFiles, sites *atomic.Pointer[map[string]*consent.Site]) {
+	srv := m.srv
+	files := []*watched{
+		{name: metrics.FileConfig, path: m.ConfigPath, last: f.cfgTime, reload: func() error {
 			cfg, err := config.Load(m.ConfigPath)
 			if err != nil {
 				return err
@@ -288,7 +410,7 @@ func (m *Main) Run(ctx context.Context) error {
 			m.logWarnings(cfg)
 			return nil
 		}},
-		&watched{name: metrics.FileTokens, path: m.TokensPath, last: tokensLoaded, reload: func() error {
+		{name: metrics.FileTokens, path: m.TokensPath, last: f.tokensTime, reload: func() error {
 			tokens, err := auth.Load(m.TokensPath)
 			if err != nil {
 				srv.TokensFailed(err)
@@ -297,31 +419,9 @@ func (m *Main) Run(ctx context.Context) error {
 			srv.SetTokens(tokens)
 			return nil
 		}},
-		&watched{name: metrics.FileKeys, path: m.KeysDir, last: keysLoaded, reload: func() error { return m.reloadKeys(keys) }},
-	)
-
-	select {
-	case <-ctx.Done():
-	case err := <-served:
-		closeStore()
-		return fmt.Errorf("serve: %w", err)
+		{name: metrics.FileKeys, path: m.KeysDir, last: f.keysTime, reload: func() error { return m.reloadKeys(f.keys) }},
 	}
-	m.logger.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	var errShutdown error
-	for _, hs := range httpServers {
-		if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errShutdown = errors.Join(errShutdown, err)
-		}
-	}
-	if err := closeStore(); err != nil {
-		return err
-	}
-	if errShutdown != nil {
-		return fmt.Errorf("shutdown: %w", errShutdown)
-	}
-	return nil
+	m.background.Go(func() { m.watch(ctx, files...) })
 }
 
 // setFromEnvironment sets each flag of fs but those named in except to the value of
@@ -342,21 +442,21 @@ func setFromEnvironment(fs *flag.FlagSet, except ...string) error {
 }
 
 // listen opens the public listener and, with AdminAddr, the admin one, in that
-// order; both or neither.
-func (m *Main) listen() ([]net.Listener, error) {
+// order; a start that fails closes those it opened.
+func (m *Main) listen() error {
 	ln, err := net.Listen("tcp", m.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
+		return fmt.Errorf("listen: %w", err)
 	}
+	m.listeners = append(m.listeners, ln)
 	if m.AdminAddr == "" {
-		return []net.Listener{ln}, nil
+		return nil
 	}
-	admin, err := net.Listen("tcp", m.AdminAddr)
-	if err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("listen on --admin-addr: %w", err)
+	if ln, err = net.Listen("tcp", m.AdminAddr); err != nil {
+		return fmt.Errorf("listen on --admin-addr: %w", err)
 	}
-	return []net.Listener{ln, admin}, nil
+	m.listeners = append(m.listeners, ln)
+	return nil
 }
 
 // logWarnings logs what sites.yaml holds that is valid but likely a mistake, such
@@ -397,40 +497,36 @@ func (m *Main) loadKeys(noStore bool) (keys *proof.Keyring, first *proof.Key, er
 
 // openStore opens the store, keys signing its log, or creates it if noStore, then
 // writes first, the key made for a first installation. A store whose latest
-// checkpoint none of keys signed is refused (by bolt.Open). undo removes what it
-// created, for a start that fails later.
-func (m *Main) openStore(keys *proof.Keyring, first *proof.Key, noStore bool) (store *bolt.Store, undo func(), err error) {
+// checkpoint none of keys signed is refused (by bolt.Open). It returns the files it
+// created, even when it fails, for a start that fails to remove.
+func (m *Main) openStore(keys *proof.Keyring, first *proof.Key, noStore bool) (created []string, err error) {
 	if keys == nil {
-		return nil, nil, fmt.Errorf("%s holds no signing keys, but %s exists: restore the key directory from a backup, as the store's log is signed by its keys (for a store that never recorded anything, consentd keygen --keys %s makes one)", m.KeysDir, m.DBPath, m.KeysDir)
+		return nil, fmt.Errorf("%s holds no signing keys, but %s exists: restore the key directory from a backup, as the store's log is signed by its keys (for a store that never recorded anything, consentd keygen --keys %s makes one)", m.KeysDir, m.DBPath, m.KeysDir)
 	}
-	store, err = bolt.Open(m.DBPath, bolt.Log(m.Origin, keys), bolt.OnCommit(m.metrics.Committed))
+	if noStore {
+		// Even if bolt.Open fails: whatever it made of a store it did not create.
+		created = append(created, m.DBPath)
+	}
+	store, err := bolt.Open(m.DBPath, bolt.Log(m.Origin, keys), bolt.OnCommit(m.metrics.Committed))
 	if err != nil {
-		if noStore {
-			os.Remove(m.DBPath) // whatever bolt.Open made of a store it did not create
-		}
 		if errors.Is(err, translog.ErrUnknownKey) {
 			err = fmt.Errorf("%w: restore %s from a backup (a new key would leave what the old one signed unverifiable)", err, m.KeysDir)
 		}
-		return nil, nil, err
+		return created, err
 	}
-	undo = func() {}
-	if noStore {
-		undo = func() { os.Remove(m.DBPath) }
-	}
+	m.store = store
 	if first != nil {
 		path, err := proof.WriteKey(m.KeysDir, first)
 		if err != nil {
-			store.Close()
-			undo()
-			return nil, nil, err
+			return created, err
 		}
-		undo = func() { os.Remove(m.DBPath); os.Remove(path) }
+		created = append(created, path)
 		m.logger.Info("generated the first signing key", "kid", first.ID, "dir", m.KeysDir)
 	}
 	if noStore {
 		m.logger.Info("created the store", "db", m.DBPath, "origin", store.Origin())
 	}
-	return store, undo, nil
+	return created, nil
 }
 
 // checkOrigin refuses an --origin that cannot name a log (the key name of its

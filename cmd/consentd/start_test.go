@@ -25,9 +25,8 @@ import (
 // records n refusals and stops it; m names its files.
 func MustServedDir(tb testing.TB, n int) *Main {
 	tb.Helper()
-	m, _, served, stop := MustServeWithRefusals(tb, n)
-	stop()
-	if err := <-served; err != nil {
+	m, _, stop := MustServeWithRefusals(tb, n)
+	if err := stop(); err != nil {
 		tb.Fatal(err)
 	}
 	return m
@@ -56,23 +55,15 @@ func runRefused(tb testing.TB, args ...string) error {
 	return err
 }
 
-// MustStart runs m until the test ends and returns once it serves.
+// MustStart runs m until the test ends and returns once it serves; stop stops it
+// sooner.
 func MustStart(tb testing.TB, m *Main) (addr string, stop func() error) {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	stop = func() error { cancel(); return <-done }
-	select {
-	case a := <-m.listening:
-		tb.Cleanup(func() { cancel() })
-		return a.String(), stop
-	case err := <-done:
+	if err := m.Run(context.Background()); err != nil {
 		tb.Fatalf("serve: %v", err)
-	case <-wait.Timeout(tb):
-		tb.Fatal("serve did not start")
 	}
-	return "", nil
+	tb.Cleanup(func() { m.Close() })
+	return m.addrs[0].String(), m.Close
 }
 
 // NewMainOn returns a Main for `consentd serve` on m's files, with args added.

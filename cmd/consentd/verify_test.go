@@ -46,12 +46,11 @@ func mustVerdict(tb testing.TB, want verdict, args ...string) {
 // published at GET /v1/keys, as an auditor without the private keys would, and
 // tells keys of another log, or that did not sign, from a broken log.
 func TestVerifyWithPublicKeys(t *testing.T) {
-	m, addr, served, stop := MustServeWithRefusals(t, 3)
+	m, addr, stop := MustServeWithRefusals(t, 3)
 	dir := t.TempDir()
 	published := filepath.Join(dir, "keys.json")
 	MustFetch(t, addr, "/v1/keys", published)
-	stop()
-	if err := <-served; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	other, err := proof.NewEphemeralKeyring()
