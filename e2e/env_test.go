@@ -120,6 +120,17 @@ func (rs *Requests) Backend(mark int) []string {
 	return out
 }
 
+// postsSince counts the POST /v1/consents that reached the backend after mark.
+func postsSince(env *Env, mark int) int {
+	n := 0
+	for _, r := range env.Requests.Backend(mark) {
+		if r == "POST /v1/consents" {
+			n++
+		}
+	}
+	return n
+}
+
 // Env is one isolated world for a test case: a local server on its own port that
 // plays the four sites, the consentd backend (with its own bbolt file) and the
 // partners' tag hosts.

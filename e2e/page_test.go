@@ -253,6 +253,13 @@ func (p *Page) MustDialogOpen() {
 	}
 }
 
+// openSettings opens the second layer with the footer's "Cookie settings" link.
+func openSettings(p *Page) {
+	p.tb.Helper()
+	p.MustClick(`the footer's "Cookie settings" link`, `document.querySelector('a[data-consent-open]')`)
+	p.MustDialogOpen()
+}
+
 // MustReady waits until the banner script has run and applied a stored decision.
 func (p *Page) MustReady() {
 	p.tb.Helper()
