@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/internal/wait"
 )
 
 // The page's JavaScript API: window.consent and the banner's DOM events.
@@ -59,7 +60,7 @@ func TestPublicAPI(t *testing.T) {
 		MustRecord(t, p, recs[0], consent.ActionCustom, consent.SurfaceAPI, s.Fingerprint, map[string]bool{"advertising": true}, partners)
 
 		var ev apiEvents
-		MustEventually(t, "consent:change and on('change') fired", func() (bool, string) {
+		wait.MustUntil(t, "consent:change and on('change') fired", func() (bool, string) {
 			ev = MustEval[apiEvents](t, p, `window.__e2e`)
 			return len(ev.Change) > 0 && len(ev.On) > 0, fmt.Sprintf("%+v", ev)
 		})

@@ -10,6 +10,7 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/wait"
 )
 
 // Google Consent Mode v2: the denied defaults come first, and a grant reaches the
@@ -169,7 +170,7 @@ func TestConsentModeOrder(t *testing.T) {
 		}
 		waitTags := func(p *Page, when string) dataLayer {
 			var l dataLayer
-			MustEventually(t, when+": the Google tags ran", func() (bool, string) {
+			wait.MustUntil(t, when+": the Google tags ran", func() (bool, string) {
 				l = mustDataLayer(t, p)
 				return ran(l), l.String()
 			})

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/internal/wait"
 )
 
 // Embeds with placeholders: gated iframes and images wait behind a placeholder that
@@ -67,7 +68,7 @@ func mustPlaceholders(tb testing.TB, p *Page, when string) {
 	name := p.Site.Partner(partner).Name
 	for _, id := range []string{"embed-video", "embed-img", "embed-disabled"} {
 		var st EmbedState
-		MustEventually(tb, when+": "+id+" has a placeholder", func() (bool, string) {
+		wait.MustUntil(tb, when+": "+id+" has a placeholder", func() (bool, string) {
 			st = mustEmbed(tb, p, id)
 			return st.Placeholder, fmt.Sprintf("%+v", st)
 		})
@@ -105,7 +106,7 @@ func mustEmbedsLoad(tb testing.TB, p *Page, mark int, when string) {
 	tb.Helper()
 	for id, path := range embedIDs {
 		want := p.Env.EmbedURL(path)
-		MustEventually(tb, when+": "+id+" loads", func() (bool, string) {
+		wait.MustUntil(tb, when+": "+id+" loads", func() (bool, string) {
 			st := mustEmbed(tb, p, id)
 			return st.Src == want && embedRequested(p.Env, mark, path), fmt.Sprintf("%+v; requested since: %v", st, p.Env.Requests.Since(mark))
 		})

@@ -500,7 +500,7 @@ func (e *Env) WithLifetimes(site string, consentLifetime, refusalLifetime time.D
 func (e *Env) MustRecords(tb testing.TB, consentID string, n int) []*consent.Record {
 	tb.Helper()
 	var recs []*consent.Record
-	MustEventually(tb, "the store holds "+strconv.Itoa(n)+" record(s) for consent id "+consentID, func() (bool, string) {
+	wait.MustUntil(tb, "the store holds "+strconv.Itoa(n)+" record(s) for consent id "+consentID, func() (bool, string) {
 		var err error
 		recs, err = e.Store.RecordsByConsent(context.Background(), consentID)
 		if err != nil {
@@ -538,14 +538,6 @@ func TagHosts(cfg *config.Config, site string, ids []string) map[string]bool {
 		}
 	}
 	return hosts
-}
-
-// MustEventually polls cond until it holds, failing tb with what and cond's last
-// detail when the test's time runs out (wait.MustUntil): never sooner, so that a
-// busy machine slows the tests down without failing them.
-func MustEventually(tb testing.TB, what string, cond func() (ok bool, detail string)) {
-	tb.Helper()
-	wait.MustUntil(tb, what, cond)
 }
 
 // tbWriter sends the server's log to the test's log.

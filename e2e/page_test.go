@@ -174,7 +174,7 @@ func (p *Page) MustClickScrolledTop(what, expr string) {
 func (p *Page) mustClick(what, probeExpr string) {
 	p.tb.Helper()
 	var at probeResult
-	MustEventually(p.tb, what+" can be clicked", func() (bool, string) {
+	wait.MustUntil(p.tb, what+" can be clicked", func() (bool, string) {
 		var err error
 		at, err = eval[probeResult](p, probeExpr)
 		if err != nil {
@@ -199,7 +199,7 @@ func (p *Page) MustClearCache() {
 // MustWaitJS waits until the boolean expression expr holds in the page.
 func (p *Page) MustWaitJS(what, expr string) {
 	p.tb.Helper()
-	MustEventually(p.tb, what, func() (bool, string) {
+	wait.MustUntil(p.tb, what, func() (bool, string) {
 		ok, err := eval[bool](p, expr)
 		if err != nil {
 			return false, err.Error()
@@ -215,7 +215,7 @@ var firstLayer = []string{"accept-all", "reject-all", "customize"}
 func (p *Page) MustBannerVisible() {
 	p.tb.Helper()
 	for _, action := range firstLayer {
-		MustEventually(p.tb, "the banner's "+action+" button is visible", func() (bool, string) {
+		wait.MustUntil(p.tb, "the banner's "+action+" button is visible", func() (bool, string) {
 			r, err := eval[probeResult](p, `probe(layer1('`+action+`'), false)`)
 			if err != nil {
 				return false, err.Error()
@@ -229,7 +229,7 @@ func (p *Page) MustBannerVisible() {
 func (p *Page) MustBannerHidden() {
 	p.tb.Helper()
 	for _, action := range firstLayer {
-		MustEventually(p.tb, "the banner's "+action+" button is gone", func() (bool, string) {
+		wait.MustUntil(p.tb, "the banner's "+action+" button is gone", func() (bool, string) {
 			r, err := eval[probeResult](p, `probe(layer1('`+action+`'), false)`)
 			if err != nil {
 				return false, err.Error()
@@ -243,7 +243,7 @@ func (p *Page) MustBannerHidden() {
 func (p *Page) MustDialogOpen() {
 	p.tb.Helper()
 	for _, action := range []string{"accept-all", "reject-all", "save"} {
-		MustEventually(p.tb, "the preferences dialog shows "+action, func() (bool, string) {
+		wait.MustUntil(p.tb, "the preferences dialog shows "+action, func() (bool, string) {
 			r, err := eval[probeResult](p, `probe(inDialog('[data-action="`+action+`"]'), true)`)
 			if err != nil {
 				return false, err.Error()
@@ -321,7 +321,7 @@ func (p *Page) MustCookieAsIs() Stored {
 func (p *Page) mustCookie(check func(Stored) bool) Stored {
 	p.tb.Helper()
 	var s Stored
-	MustEventually(p.tb, "the "+p.Site.Cookie.Name+" cookie is set", func() (bool, string) {
+	wait.MustUntil(p.tb, "the "+p.Site.Cookie.Name+" cookie is set", func() (bool, string) {
 		res, err := chromedp.Call(p.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{p.Env.PageURL(p.Site.Key)}})
 		if err != nil {
 			return false, err.Error()
@@ -530,7 +530,7 @@ func MustRecordAt(tb testing.TB, p *Page, r *consent.Record, url string, action 
 // page's <script> elements, so want may hold embed hosts.
 func (p *Page) MustRequestedHosts(mark int, want map[string]bool) {
 	p.tb.Helper()
-	MustEventually(p.tb, fmt.Sprintf("hosts %v are requested", keys(want)), func() (bool, string) {
+	wait.MustUntil(p.tb, fmt.Sprintf("hosts %v are requested", keys(want)), func() (bool, string) {
 		got := p.Env.Requests.PartnerHosts(mark)
 		for h := range want {
 			if !got[h] {

@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/internal/wait"
 )
 
 // Sending the decision: when the backend is down or the connection fails, the
@@ -81,12 +82,12 @@ func TestBackendDown(t *testing.T) {
 			p.MustPartnerHosts(mark, want)
 			s := p.MustCookieAsIs()
 			MustStoredChoices(t, p, s, cats, partners)
-			MustEventually(t, "the banner tried to send the decision", func() (bool, string) {
+			wait.MustUntil(t, "the banner tried to send the decision", func() (bool, string) {
 				return postsSince(env, mark) > 0, fmt.Sprint(env.Requests.Backend(mark))
 			})
 			// The flag may be written only once the failure is known: wait for it, since
 			// a reload before that would cancel the failed request's handling.
-			MustEventually(t, "the cookie flags the decision as not sent yet", func() (bool, string) {
+			wait.MustUntil(t, "the cookie flags the decision as not sent yet", func() (bool, string) {
 				raw := p.MustRawCookie()
 				return len(pendingFlags(raw)) > 0, rawString(raw)
 			})
@@ -99,7 +100,7 @@ func TestBackendDown(t *testing.T) {
 			MustRecord(t, p, recs[0], action, consent.SurfaceBanner, s.Fingerprint, cats, partners)
 			p.MustPartnerHosts(mark, want)
 			p.MustBannerHidden()
-			MustEventually(t, "the cookie's not-sent flag is cleared", func() (bool, string) {
+			wait.MustUntil(t, "the cookie's not-sent flag is cleared", func() (bool, string) {
 				flags := pendingFlags(p.MustRawCookie())
 				return len(flags) == 0, fmt.Sprint(flags)
 			})
@@ -140,7 +141,7 @@ func TestSendingAgain(t *testing.T) {
 		}
 		p.MustBannerVisible()
 		p.MustClick(`"Reject all"`, `layer1('reject-all')`)
-		MustEventually(t, "the refused decision's pending flag is cleared", func() (bool, string) {
+		wait.MustUntil(t, "the refused decision's pending flag is cleared", func() (bool, string) {
 			raw := p.MustRawCookie()
 			return postsSince(env, mark) == 1 && len(pendingFlags(raw)) == 0, rawString(raw)
 		})
@@ -159,7 +160,7 @@ func TestSendingAgain(t *testing.T) {
 		p.MustBannerVisible()
 		p.MustClick(`"Reject all"`, `layer1('reject-all')`)
 		attempt := func(n int) { // waits for attempt n to have failed
-			MustEventually(t, fmt.Sprintf("attempt %d failed", n), func() (bool, string) {
+			wait.MustUntil(t, fmt.Sprintf("attempt %d failed", n), func() (bool, string) {
 				raw := p.MustRawCookie()
 				return postsSince(env, mark) == n && string(raw["s"]) == strconv.Itoa(n+1), rawString(raw)
 			})
@@ -180,7 +181,7 @@ func TestSendingAgain(t *testing.T) {
 				attempt(n)
 			}
 		}
-		MustEventually(t, "the fifth failure is the last: the flag is cleared", func() (bool, string) {
+		wait.MustUntil(t, "the fifth failure is the last: the flag is cleared", func() (bool, string) {
 			raw := p.MustRawCookie()
 			return postsSince(env, mark) == 5 && len(pendingFlags(raw)) == 0, rawString(raw)
 		})

@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"testing"
+
+	"github.com/mixvoip/consentd/internal/wait"
 )
 
 // Elements added later, as single-page apps do: they are gated as the page's own
@@ -40,7 +42,7 @@ func TestSPAInsertion(t *testing.T) {
 
 		MustEval[bool](t, p, insertJS(embed("spa-early", "/spa-early")))
 		MustEval[bool](t, p, insertScriptJS("spa-early-script", "", `document.documentElement.setAttribute('data-spa-early', '1');`))
-		MustEventually(t, "the embed added before consent gets a placeholder", func() (bool, string) {
+		wait.MustUntil(t, "the embed added before consent gets a placeholder", func() (bool, string) {
 			st := mustEmbed(t, p, "spa-early")
 			return st.Placeholder, fmt.Sprintf("%+v", st)
 		})
@@ -53,7 +55,7 @@ func TestSPAInsertion(t *testing.T) {
 
 		p.MustClick(`"Accept all"`, `layer1('accept-all')`)
 		p.MustWaitJS("the gated script added before consent runs after Accept all", `document.documentElement.getAttribute('data-spa-early') === '1'`)
-		MustEventually(t, "the embed added before consent loads after Accept all", func() (bool, string) {
+		wait.MustUntil(t, "the embed added before consent loads after Accept all", func() (bool, string) {
 			st := mustEmbed(t, p, "spa-early")
 			return st.Src == env.EmbedURL("/spa-early") && embedRequested(env, mark, "/spa-early"), fmt.Sprintf("%+v", st)
 		})
@@ -62,7 +64,7 @@ func TestSPAInsertion(t *testing.T) {
 		MustEval[bool](t, p, insertScriptJS("spa-script", "", `document.documentElement.setAttribute('data-spa-late', '1');`))
 		MustEval[bool](t, p, insertJS(embed("spa-late", "/spa-late")))
 		p.MustWaitJS("the gated script added after consent runs", `document.documentElement.getAttribute('data-spa-late') === '1'`)
-		MustEventually(t, "the embed added after consent loads", func() (bool, string) {
+		wait.MustUntil(t, "the embed added after consent loads", func() (bool, string) {
 			st := mustEmbed(t, p, "spa-late")
 			return st.Src == env.EmbedURL("/spa-late") && !st.Placeholder && embedRequested(env, mark, "/spa-late"), fmt.Sprintf("%+v", st)
 		})

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/internal/wait"
 )
 
 // Withdrawal: switching a purpose off after a consent deletes what the revoked
@@ -82,7 +83,7 @@ func TestWithdrawal(t *testing.T) {
 		p.MustPartnerHosts(mark, TagHosts(env.Config, site, enabled))
 		grant := p.MustCookie(nil)
 		env.MustRecords(t, grant.ID, 1)
-		MustEventually(t, "the partners' tags set their cookies", func() (bool, string) {
+		wait.MustUntil(t, "the partners' tags set their cookies", func() (bool, string) {
 			got := storedPlaces(p, site, places)
 			return len(got) == len(places), fmt.Sprintf("%d of %d: %v", len(got), len(places), placeList(got))
 		})
