@@ -798,27 +798,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	}
 	for _, demo := range []bool{false, true} {
 		t.Run("demo="+strconv.FormatBool(demo), func(t *testing.T) {
-			served := map[string]bool{}
-			for _, route := range server.Routes(MustFixture(t, demo).srv) {
-				// A wildcard route serves every documented path under it.
-				if prefix, ok := strings.CutSuffix(route, "/*"); ok {
-					found := false
-					for key := range documented {
-						if strings.HasPrefix(key, prefix+"/") {
-							served[key], found = true, true
-						}
-					}
-					if !found {
-						t.Errorf("%s is served but nothing under it is in openapi.yaml", route)
-					}
-					continue
-				}
-				key := pathShape(route)
-				served[key] = true
-				if !documented[key] {
-					t.Errorf("%s is served but not in openapi.yaml", route)
-				}
-			}
+			served := mustServedDocumented(t, server.Routes(MustFixture(t, demo).srv), documented)
 			for key := range documented {
 				switch want := demo || !demoOnly[key]; {
 				case want && !served[key]:
@@ -829,6 +809,34 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustServedDocumented returns the documented operations ("METHOD /shape") that
+// routes serve, and fails t for a route that serves none.
+func mustServedDocumented(t *testing.T, routes []string, documented map[string]bool) map[string]bool {
+	t.Helper()
+	served := map[string]bool{}
+	for _, route := range routes {
+		// A wildcard route serves every documented path under it.
+		if prefix, ok := strings.CutSuffix(route, "/*"); ok {
+			found := false
+			for key := range documented {
+				if strings.HasPrefix(key, prefix+"/") {
+					served[key], found = true, true
+				}
+			}
+			if !found {
+				t.Errorf("%s is served but nothing under it is in openapi.yaml", route)
+			}
+			continue
+		}
+		key := pathShape(route)
+		served[key] = true
+		if !documented[key] {
+			t.Errorf("%s is served but not in openapi.yaml", route)
+		}
+	}
+	return served
 }
 
 // pathShape turns Echo's "/v1/banner/:file" and the spec's "/v1/banner/{site}.js"
