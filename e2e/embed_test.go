@@ -13,52 +13,8 @@ import (
 // Embeds with placeholders: gated iframes and images wait behind a placeholder that
 // offers to allow their partner once or always.
 
-// embedPrelude reads the gated embeds of the /embeds page and their placeholders.
-const embedPrelude = `
-const embedEl = (id) => document.getElementById(id);
-const placeholder = (id) => { const e = embedEl(id); const s = e && e.previousElementSibling; return s && s.localName === 'consent-placeholder' ? s : null; };
-const phButton = (id, action) => { const p = placeholder(id); return p && p.shadowRoot ? p.shadowRoot.querySelector('[data-action="' + action + '"]') : null; };
-const embedState = (id) => {
-  const e = embedEl(id), p = placeholder(id), r = p && p.shadowRoot;
-  return {
-    present: !!e, src: e ? e.getAttribute('src') || '' : '',
-    placeholder: !!p, partner: p ? p.getAttribute('data-partner') || '' : '', open: !!r,
-    text: r ? r.textContent : '',
-    buttons: r ? [...r.querySelectorAll('[data-action]')].map((b) => b.localName + ':' + b.getAttribute('data-action')) : [],
-  };
-};
-`
-
-func embedJS(expr string) string { return `(() => {` + embedPrelude + `return (` + expr + `); })()` }
-
-// EmbedState is what the page shows of one gated embed.
-type EmbedState struct {
-	Present     bool     `json:"present"`
-	Src         string   `json:"src"`
-	Placeholder bool     `json:"placeholder"` // a <consent-placeholder> right before it
-	Partner     string   `json:"partner"`     // the placeholder's data-partner
-	Open        bool     `json:"open"`        // ... with an open shadow root
-	Text        string   `json:"text"`
-	Buttons     []string `json:"buttons"` // "tag:data-action" of its buttons
-}
-
 // embedIDs are the /embeds page's embeds of the site's embed partner.
 var embedIDs = map[string]string{"embed-video": "/video", "embed-img": "/pixel.gif"}
-
-func mustEmbed(tb testing.TB, p *Page, id string) EmbedState {
-	tb.Helper()
-	return MustEval[EmbedState](tb, p, embedJS(`embedState(`+jsString(id)+`)`))
-}
-
-// embedRequested reports whether path was requested from EmbedHost after mark.
-func embedRequested(env *Env, mark int, path string) bool {
-	for _, r := range env.Requests.Since(mark) {
-		if r.Host == EmbedHost && r.Path == path {
-			return true
-		}
-	}
-	return false
-}
 
 // mustPlaceholders waits until every gated embed of the /embeds page shows its
 // placeholder and checks what each offers.

@@ -131,6 +131,16 @@ func postsSince(env *Env, mark int) int {
 	return n
 }
 
+// embedRequested reports whether path was requested from EmbedHost after mark.
+func embedRequested(env *Env, mark int, path string) bool {
+	for _, r := range env.Requests.Since(mark) {
+		if r.Host == EmbedHost && r.Path == path {
+			return true
+		}
+	}
+	return false
+}
+
 // Env is one isolated world for a test case: a local server on its own port that
 // plays the four sites, the consentd backend (with its own bbolt file) and the
 // partners' tag hosts.

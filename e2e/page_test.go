@@ -543,3 +543,39 @@ func (p *Page) MustRequestedHosts(mark int, want map[string]bool) {
 		p.tb.Errorf("partner hosts requested = %v, want exactly %v", keys(got), keys(want))
 	}
 }
+
+// embedPrelude reads the gated embeds of a page (the /embeds page, or any the page
+// adds later) and their placeholders.
+const embedPrelude = `
+const embedEl = (id) => document.getElementById(id);
+const placeholder = (id) => { const e = embedEl(id); const s = e && e.previousElementSibling; return s && s.localName === 'consent-placeholder' ? s : null; };
+const phButton = (id, action) => { const p = placeholder(id); return p && p.shadowRoot ? p.shadowRoot.querySelector('[data-action="' + action + '"]') : null; };
+const embedState = (id) => {
+  const e = embedEl(id), p = placeholder(id), r = p && p.shadowRoot;
+  return {
+    present: !!e, src: e ? e.getAttribute('src') || '' : '',
+    placeholder: !!p, partner: p ? p.getAttribute('data-partner') || '' : '', open: !!r,
+    text: r ? r.textContent : '',
+    buttons: r ? [...r.querySelectorAll('[data-action]')].map((b) => b.localName + ':' + b.getAttribute('data-action')) : [],
+  };
+};
+`
+
+func embedJS(expr string) string { return `(() => {` + embedPrelude + `return (` + expr + `); })()` }
+
+// EmbedState is what the page shows of one gated embed.
+type EmbedState struct {
+	Present     bool     `json:"present"`
+	Src         string   `json:"src"`
+	Placeholder bool     `json:"placeholder"` // a <consent-placeholder> right before it
+	Partner     string   `json:"partner"`     // the placeholder's data-partner
+	Open        bool     `json:"open"`        // ... with an open shadow root
+	Text        string   `json:"text"`
+	Buttons     []string `json:"buttons"` // "tag:data-action" of its buttons
+}
+
+// mustEmbed reads what the page shows of the gated embed with the element id.
+func mustEmbed(tb testing.TB, p *Page, id string) EmbedState {
+	tb.Helper()
+	return MustEval[EmbedState](tb, p, embedJS(`embedState(`+jsString(id)+`)`))
+}
