@@ -9,6 +9,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/wait"
 )
 
 // The accessibility tests hold the banner to WCAG 2.2 level AA (docs/architecture.md,
@@ -230,7 +231,7 @@ func TestA11yKeyboard(t *testing.T) {
 func mustFocusInDialog(tb testing.TB, p *Page, when string) {
 	tb.Helper()
 	var f Focused
-	MustEventually(tb, "focus moves into the preferences "+when, func() (bool, string) {
+	wait.MustUntil(tb, "focus moves into the preferences "+when, func() (bool, string) {
 		f = p.MustFocus(`(a) => !!a && inBanner(a) && !!a.closest('dialog[open]')`)
 		return f.Match, "focus on " + f.Desc
 	})

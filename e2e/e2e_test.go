@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"maps"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -22,6 +23,42 @@ func forEachSite(t *testing.T, f func(t *testing.T, env *Env, site string)) {
 		t.Fatal(err)
 	}
 	for _, site := range cfg.SiteKeys() {
+		t.Run(site, func(t *testing.T) {
+			t.Parallel()
+			f(t, MustEnv(t, site), site)
+		})
+	}
+}
+
+// shipped is sites.yaml as loaded once, to choose the sites a test runs on.
+var shipped = sync.OnceValues(func() (*config.Config, error) { return config.Load(sitesFile) })
+
+// sitesWhere returns the keys of the shipped sites for which keep holds.
+func sitesWhere(t *testing.T, keep func(*consent.Site) bool) []string {
+	t.Helper()
+	cfg, err := shipped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, key := range cfg.SiteKeys() {
+		if keep(cfg.Sites[key]) {
+			out = append(out, key)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("no site of %s fits this test", sitesFile)
+	}
+	return out
+}
+
+// forSites runs f as a parallel subtest per site, each with its own Env and browser
+// context; forEachSite for a chosen set of sites.
+func forSites(t *testing.T, sites []string, f func(t *testing.T, env *Env, site string)) {
+	t.Helper()
+	MustBrowser(t)
+	t.Parallel()
+	for _, site := range sites {
 		t.Run(site, func(t *testing.T) {
 			t.Parallel()
 			f(t, MustEnv(t, site), site)

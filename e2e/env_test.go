@@ -120,6 +120,27 @@ func (rs *Requests) Backend(mark int) []string {
 	return out
 }
 
+// postsSince counts the POST /v1/consents that reached the backend after mark.
+func postsSince(env *Env, mark int) int {
+	n := 0
+	for _, r := range env.Requests.Backend(mark) {
+		if r == "POST /v1/consents" {
+			n++
+		}
+	}
+	return n
+}
+
+// embedRequested reports whether path was requested from EmbedHost after mark.
+func embedRequested(env *Env, mark int, path string) bool {
+	for _, r := range env.Requests.Since(mark) {
+		if r.Host == EmbedHost && r.Path == path {
+			return true
+		}
+	}
+	return false
+}
+
 // Env is one isolated world for a test case: a local server on its own port that
 // plays the four sites, the consentd backend (with its own bbolt file) and the
 // partners' tag hosts.
@@ -489,7 +510,7 @@ func (e *Env) WithLifetimes(site string, consentLifetime, refusalLifetime time.D
 func (e *Env) MustRecords(tb testing.TB, consentID string, n int) []*consent.Record {
 	tb.Helper()
 	var recs []*consent.Record
-	MustEventually(tb, "the store holds "+strconv.Itoa(n)+" record(s) for consent id "+consentID, func() (bool, string) {
+	wait.MustUntil(tb, "the store holds "+strconv.Itoa(n)+" record(s) for consent id "+consentID, func() (bool, string) {
 		var err error
 		recs, err = e.Store.RecordsByConsent(context.Background(), consentID)
 		if err != nil {
@@ -527,14 +548,6 @@ func TagHosts(cfg *config.Config, site string, ids []string) map[string]bool {
 		}
 	}
 	return hosts
-}
-
-// MustEventually polls cond until it holds, failing tb with what and cond's last
-// detail when the test's time runs out (wait.MustUntil): never sooner, so that a
-// busy machine slows the tests down without failing them.
-func MustEventually(tb testing.TB, what string, cond func() (ok bool, detail string)) {
-	tb.Helper()
-	wait.MustUntil(tb, what, cond)
 }
 
 // tbWriter sends the server's log to the test's log.

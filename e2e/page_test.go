@@ -174,7 +174,7 @@ func (p *Page) MustClickScrolledTop(what, expr string) {
 func (p *Page) mustClick(what, probeExpr string) {
 	p.tb.Helper()
 	var at probeResult
-	MustEventually(p.tb, what+" can be clicked", func() (bool, string) {
+	wait.MustUntil(p.tb, what+" can be clicked", func() (bool, string) {
 		var err error
 		at, err = eval[probeResult](p, probeExpr)
 		if err != nil {
@@ -199,7 +199,7 @@ func (p *Page) MustClearCache() {
 // MustWaitJS waits until the boolean expression expr holds in the page.
 func (p *Page) MustWaitJS(what, expr string) {
 	p.tb.Helper()
-	MustEventually(p.tb, what, func() (bool, string) {
+	wait.MustUntil(p.tb, what, func() (bool, string) {
 		ok, err := eval[bool](p, expr)
 		if err != nil {
 			return false, err.Error()
@@ -215,7 +215,7 @@ var firstLayer = []string{"accept-all", "reject-all", "customize"}
 func (p *Page) MustBannerVisible() {
 	p.tb.Helper()
 	for _, action := range firstLayer {
-		MustEventually(p.tb, "the banner's "+action+" button is visible", func() (bool, string) {
+		wait.MustUntil(p.tb, "the banner's "+action+" button is visible", func() (bool, string) {
 			r, err := eval[probeResult](p, `probe(layer1('`+action+`'), false)`)
 			if err != nil {
 				return false, err.Error()
@@ -229,7 +229,7 @@ func (p *Page) MustBannerVisible() {
 func (p *Page) MustBannerHidden() {
 	p.tb.Helper()
 	for _, action := range firstLayer {
-		MustEventually(p.tb, "the banner's "+action+" button is gone", func() (bool, string) {
+		wait.MustUntil(p.tb, "the banner's "+action+" button is gone", func() (bool, string) {
 			r, err := eval[probeResult](p, `probe(layer1('`+action+`'), false)`)
 			if err != nil {
 				return false, err.Error()
@@ -243,7 +243,7 @@ func (p *Page) MustBannerHidden() {
 func (p *Page) MustDialogOpen() {
 	p.tb.Helper()
 	for _, action := range []string{"accept-all", "reject-all", "save"} {
-		MustEventually(p.tb, "the preferences dialog shows "+action, func() (bool, string) {
+		wait.MustUntil(p.tb, "the preferences dialog shows "+action, func() (bool, string) {
 			r, err := eval[probeResult](p, `probe(inDialog('[data-action="`+action+`"]'), true)`)
 			if err != nil {
 				return false, err.Error()
@@ -251,6 +251,13 @@ func (p *Page) MustDialogOpen() {
 			return r.State == "ok", r.State
 		})
 	}
+}
+
+// openSettings opens the second layer with the footer's "Cookie settings" link.
+func openSettings(p *Page) {
+	p.tb.Helper()
+	p.MustClick(`the footer's "Cookie settings" link`, `document.querySelector('a[data-consent-open]')`)
+	p.MustDialogOpen()
 }
 
 // MustReady waits until the banner script has run and applied a stored decision.
@@ -314,7 +321,7 @@ func (p *Page) MustCookieAsIs() Stored {
 func (p *Page) mustCookie(check func(Stored) bool) Stored {
 	p.tb.Helper()
 	var s Stored
-	MustEventually(p.tb, "the "+p.Site.Cookie.Name+" cookie is set", func() (bool, string) {
+	wait.MustUntil(p.tb, "the "+p.Site.Cookie.Name+" cookie is set", func() (bool, string) {
 		res, err := chromedp.Call(p.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{p.Env.PageURL(p.Site.Key)}})
 		if err != nil {
 			return false, err.Error()
@@ -523,7 +530,7 @@ func MustRecordAt(tb testing.TB, p *Page, r *consent.Record, url string, action 
 // page's <script> elements, so want may hold embed hosts.
 func (p *Page) MustRequestedHosts(mark int, want map[string]bool) {
 	p.tb.Helper()
-	MustEventually(p.tb, fmt.Sprintf("hosts %v are requested", keys(want)), func() (bool, string) {
+	wait.MustUntil(p.tb, fmt.Sprintf("hosts %v are requested", keys(want)), func() (bool, string) {
 		got := p.Env.Requests.PartnerHosts(mark)
 		for h := range want {
 			if !got[h] {
@@ -535,4 +542,40 @@ func (p *Page) MustRequestedHosts(mark int, want map[string]bool) {
 	if got := p.Env.Requests.PartnerHosts(mark); !equalSets(got, want) {
 		p.tb.Errorf("partner hosts requested = %v, want exactly %v", keys(got), keys(want))
 	}
+}
+
+// embedPrelude reads the gated embeds of a page (the /embeds page, or any the page
+// adds later) and their placeholders.
+const embedPrelude = `
+const embedEl = (id) => document.getElementById(id);
+const placeholder = (id) => { const e = embedEl(id); const s = e && e.previousElementSibling; return s && s.localName === 'consent-placeholder' ? s : null; };
+const phButton = (id, action) => { const p = placeholder(id); return p && p.shadowRoot ? p.shadowRoot.querySelector('[data-action="' + action + '"]') : null; };
+const embedState = (id) => {
+  const e = embedEl(id), p = placeholder(id), r = p && p.shadowRoot;
+  return {
+    present: !!e, src: e ? e.getAttribute('src') || '' : '',
+    placeholder: !!p, partner: p ? p.getAttribute('data-partner') || '' : '', open: !!r,
+    text: r ? r.textContent : '',
+    buttons: r ? [...r.querySelectorAll('[data-action]')].map((b) => b.localName + ':' + b.getAttribute('data-action')) : [],
+  };
+};
+`
+
+func embedJS(expr string) string { return `(() => {` + embedPrelude + `return (` + expr + `); })()` }
+
+// EmbedState is what the page shows of one gated embed.
+type EmbedState struct {
+	Present     bool     `json:"present"`
+	Src         string   `json:"src"`
+	Placeholder bool     `json:"placeholder"` // a <consent-placeholder> right before it
+	Partner     string   `json:"partner"`     // the placeholder's data-partner
+	Open        bool     `json:"open"`        // ... with an open shadow root
+	Text        string   `json:"text"`
+	Buttons     []string `json:"buttons"` // "tag:data-action" of its buttons
+}
+
+// mustEmbed reads what the page shows of the gated embed with the element id.
+func mustEmbed(tb testing.TB, p *Page, id string) EmbedState {
+	tb.Helper()
+	return MustEval[EmbedState](tb, p, embedJS(`embedState(`+jsString(id)+`)`))
 }

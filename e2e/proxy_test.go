@@ -251,7 +251,7 @@ func TestProxy(t *testing.T) {
 		MustRecord(t, p, recs[0], consent.ActionAcceptAll, consent.SurfaceBanner, s.Fingerprint, map[string]bool{"advertising": true}, allPartners(enabled, true))
 
 		var script, decision proxyResponse
-		MustEventually(t, "the browser has the answers to the script and the decision", func() (bool, string) {
+		wait.MustUntil(t, "the browser has the answers to the script and the decision", func() (bool, string) {
 			mu.Lock()
 			defer mu.Unlock()
 			script, decision = responses["/v1/banner/"+site+".js"], responses["/v1/consents"]
@@ -371,7 +371,7 @@ func TestProxy(t *testing.T) {
 			resp := mustDo(t, p.Client(t, ""), mustRequest(t, p.URL("/v1/consents/"+id)))
 			resp.Body.Close()
 		}
-		MustEventually(t, "Caddy logs the 502", func() (bool, string) {
+		wait.MustUntil(t, "Caddy logs the 502", func() (bool, string) {
 			log := down.Log(t)
 			return strings.Contains(log, `"uri":"/v1/consents/{consent_id}"`), log
 		})

@@ -158,10 +158,10 @@ func TestCloseDrainsQueue(t *testing.T) {
 
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
-	mustEventually(t, "store closed to appends", func() bool {
+	wait.MustUntil(t, "store closed to appends", func() (bool, string) {
 		s.mu.RLock()
 		defer s.mu.RUnlock()
-		return s.closed
+		return s.closed, "the store still takes appends"
 	})
 	late := storetest.NewRecord(t, consentID, storetest.Now())
 	if _, err := s.Append(context.Background(), late); !errors.Is(err, consent.ErrUnavailable) {
@@ -331,12 +331,10 @@ func appendAsync(tb testing.TB, s *Store, ctx context.Context, r *consent.Record
 
 func mustQueueLen(tb testing.TB, s *Store, n int) {
 	tb.Helper()
-	mustEventually(tb, fmt.Sprintf("%d requests queued", n), func() bool { return s.QueueDepth() == n })
-}
-
-func mustEventually(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	wait.MustUntil(tb, what, func() (bool, string) { return cond(), "not yet" })
+	wait.MustUntil(tb, fmt.Sprintf("%d requests queued", n), func() (bool, string) {
+		depth := s.QueueDepth()
+		return depth == n, fmt.Sprintf("%d queued", depth)
+	})
 }
 
 // TestOpenAnotherLog: a store opens only under the name its log was created with, or
