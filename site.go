@@ -49,8 +49,8 @@ type Policy struct {
 type CookieSettings struct {
 	Name   string // default "consent"
 	Domain string // registrable domain, so that www and apex share the cookie
-	// Separate lifetimes: a refusal is kept as long as a consent (the "rejection
-	// cookie"), but a consent may never be kept longer than 13 months.
+	// Separate lifetimes: a refusal is remembered too (the "rejection cookie"), for a
+	// lifetime of its own, but a consent may never be kept longer than 13 months.
 	ConsentLifetime time.Duration
 	RefusalLifetime time.Duration
 }

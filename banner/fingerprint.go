@@ -11,8 +11,9 @@ import (
 )
 
 // material is what a visitor's answer is about: if any of it changes, the answer no
-// longer covers what the banner shows and the visitor is asked again. Tag URLs and
-// account ids are not in it: they change how a partner is loaded, not who gets what.
+// longer covers what the banner shows and the visitor is asked again. Tags, account
+// ids and Consent Mode are not in it: they change how a partner is loaded, not who
+// gets what.
 type material struct {
 	Format     int                          `json:"format"`
 	Controller consent.Controller           `json:"controller"`
