@@ -118,8 +118,9 @@ func told(p *consent.Partner, langs []string) materialPartner {
 // fingerprint returns 16 hex digits of the SHA-256 of m's canonical JSON.
 func (m *material) fingerprint() string {
 	canonical := *m
-	// the order of the catalog is not material
-	canonical.Partners = slices.SortedFunc(slices.Values(m.Partners), func(a, b materialPartner) int { return strings.Compare(a.ID, b.ID) })
+	// the order of the catalog is not material; none is [], never null
+	canonical.Partners = slices.Clone(m.Partners)
+	slices.SortFunc(canonical.Partners, func(a, b materialPartner) int { return strings.Compare(a.ID, b.ID) })
 	data, err := json.Marshal(&canonical)
 	if err != nil {
 		panic("banner: fingerprint: " + err.Error()) // plain strings, bools and slices
