@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -107,8 +108,9 @@ type LogStore interface {
 	Verify(ctx context.Context, archived ...*Checkpoint) (*Verification, error)
 }
 
-// NDJSONAppender is a RecordStore with a fast path for the export: it may copy what
-// it stores instead of decoding and encoding each record. AppendNDJSON uses it.
+// NDJSONAppender is a store with a fast path for the export of its records: it may
+// copy what it stores instead of decoding and encoding each record. AppendNDJSON
+// uses it.
 type NDJSONAppender interface {
 	// AppendNDJSON appends to dst the records that Records(ctx, f, after, limit)
 	// returns, one JSON object per line, without receipts, and returns the extended
@@ -142,14 +144,15 @@ func AppendNDJSON(ctx context.Context, s RecordStore, f Filter, after string, li
 	if err != nil || len(records) == 0 {
 		return dst, 0, "", err
 	}
+	buf := bytes.NewBuffer(dst)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false) // data, not HTML, as a store's own lines are
 	for _, r := range records {
 		line := *r
 		line.Receipt = nil
-		b, err := json.Marshal(&line)
-		if err != nil {
+		if err := enc.Encode(&line); err != nil {
 			return dst, 0, "", fmt.Errorf("ndjson: record %s: %w", r.ID, err)
 		}
-		dst = append(append(dst, b...), '\n')
 	}
-	return dst, len(records), records[len(records)-1].ID, nil
+	return buf.Bytes(), len(records), records[len(records)-1].ID, nil
 }
