@@ -82,11 +82,11 @@ type input struct {
 }
 
 func prepare(site *consent.Site, opts Options) (*input, error) {
-	cfg, texts, err := newSettings(site, opts)
+	set, texts, err := newSettings(site, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &input{Settings: cfg, Texts: texts, Snapshot: snapshot(site, cfg, texts)}, nil
+	return &input{Settings: set, Texts: texts, Snapshot: snapshot(site, set, texts)}, nil
 }
 
 // key identifies the bundle that in builds.
@@ -106,7 +106,7 @@ func (in *input) build(key [sha256.Size]byte) (*Bundle, error) {
 	var sums []byte
 	for _, s := range []struct {
 		entry string
-		cfg   *settings
+		set   *settings
 		texts func(*language) *language
 		into  *[]Asset
 	}{
@@ -114,7 +114,7 @@ func (in *input) build(key [sha256.Size]byte) (*Bundle, error) {
 		{"src/prefs.ts", in.Settings.withoutTags(), func(l *language) *language { return l }, &b.Prefs},
 	} {
 		for i := range in.Texts {
-			js, err := script(s.entry, s.cfg, s.texts(&in.Texts[i]))
+			js, err := script(s.entry, s.set, s.texts(&in.Texts[i]))
 			if err != nil {
 				return nil, err
 			}
@@ -136,11 +136,11 @@ func (in *input) build(key [sha256.Size]byte) (*Bundle, error) {
 
 // script bundles the banner from entry with c and texts compiled in.
 func script(entry string, c *settings, texts *language) ([]byte, error) {
-	cfg := *c
-	cfg.Texts = texts
-	define, err := json.Marshal(&cfg)
+	set := *c
+	set.Texts = texts
+	define, err := json.Marshal(&set)
 	if err != nil {
-		return nil, fmt.Errorf("banner: %s: encode settings: %w", cfg.Site, err)
+		return nil, fmt.Errorf("banner: %s: encode settings: %w", set.Site, err)
 	}
 	res := api.Build(api.BuildOptions{
 		EntryPoints:       []string{entry},
@@ -161,10 +161,10 @@ func script(entry string, c *settings, texts *language) ([]byte, error) {
 	})
 	if len(res.Errors) > 0 {
 		msgs := api.FormatMessages(res.Errors, api.FormatMessagesOptions{Kind: api.ErrorMessage})
-		return nil, fmt.Errorf("banner: %s: esbuild:\n%s", cfg.Site, strings.Join(msgs, ""))
+		return nil, fmt.Errorf("banner: %s: esbuild:\n%s", set.Site, strings.Join(msgs, ""))
 	}
 	if len(res.OutputFiles) != 1 {
-		return nil, fmt.Errorf("banner: %s: esbuild returned %d files, want 1", cfg.Site, len(res.OutputFiles))
+		return nil, fmt.Errorf("banner: %s: esbuild returned %d files, want 1", set.Site, len(res.OutputFiles))
 	}
 	return res.OutputFiles[0].Contents, nil
 }
@@ -182,13 +182,13 @@ func newAsset(raw []byte) (Asset, error) {
 	return a, nil
 }
 
-// snapshot records what cfg, built for site, shows: the texts as compiled in, and
-// the enabled partners' disclosures without the tags that load them. Its BundleHash
-// is left to the build.
-func snapshot(site *consent.Site, cfg *settings, texts []language) *consent.Snapshot {
+// snapshot records what the settings set, built for site, show: the texts as
+// compiled in, and the enabled partners' disclosures without the tags that load
+// them. Its BundleHash is left to the build.
+func snapshot(site *consent.Site, set *settings, texts []language) *consent.Snapshot {
 	snap := &consent.Snapshot{
-		Site: site.Key, Fingerprint: cfg.Fingerprint, Controller: site.Controller, Policy: site.Policy,
-		Languages: cfg.Languages, Texts: map[string]map[string]string{}, Categories: site.Categories,
+		Site: site.Key, Fingerprint: set.Fingerprint, Controller: site.Controller, Policy: site.Policy,
+		Languages: set.Languages, Texts: map[string]map[string]string{}, Categories: site.Categories,
 	}
 	for _, t := range texts {
 		snap.Texts[t.Lang] = t.UI

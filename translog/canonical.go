@@ -13,7 +13,7 @@ import (
 // the fewest escapes (\" \\ \b \f \n \r \t, \u00xx for the other control
 // characters, everything else as it is). Invalid UTF-8 becomes U+FFFD, byte by
 // byte, as encoding/json does. A reflective encoder followed by jsontext's
-// Canonicalize writes the same bytes (FuzzDecision checks it) at several times the
+// Canonicalize writes the same bytes (FuzzDecisionPart checks it) at several times the
 // cost, on every POST.
 
 // appendString appends s as a canonical JSON string.

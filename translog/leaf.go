@@ -26,8 +26,8 @@ const LeafVersion = 1
 //	[1:17]     record id (UUID)
 //	[17:25]    time recorded, Unix microseconds (int64, big-endian)
 //	[25:57]    SHA-256 of the snapshot of what the visitor was shown, as stored
-//	[57:89]    SHA-256 of the decision part (see Decision)
-//	[89:121]   SHA-256 of the identifying part, salted (see Identifying)
+//	[57:89]    SHA-256 of the decision part (see DecisionPart)
+//	[89:121]   SHA-256 of the identifying part, salted (see IdentifyingPart)
 //	[121]      length of the site, 1 to 255
 //	[122:]     the site
 //
@@ -88,7 +88,7 @@ func (l *Leaf) UnmarshalBinary(b []byte) error {
 func LeafHash(b []byte) tlog.Hash { return tlog.RecordHash(b) }
 
 // decision is the part of a record that states what the visitor decided, as
-// ParseDecision reads the bytes Decision writes.
+// ParseDecisionPart reads the bytes DecisionPart writes.
 type decision struct {
 	Action        consent.Action  `json:"action"`
 	Choices       consent.Choices `json:"choices"`
@@ -101,11 +101,11 @@ type decision struct {
 	Surface       consent.Surface `json:"surface"`
 }
 
-// Decision returns the decision part of r as the log covers it: consent id, choices,
+// DecisionPart returns the decision part of r as the log covers it: consent id, choices,
 // action, GPC signal, fingerprint of what was shown, language, policy version,
 // expiry and surface, as RFC 8785 canonical JSON. A store keeps these bytes as they
 // are; verification hashes them and never encodes them again.
-func Decision(r *consent.Record) ([]byte, error) {
+func DecisionPart(r *consent.Record) ([]byte, error) {
 	b := make([]byte, 0, 512)
 	b = append(b, `{"action":`...)
 	b = appendString(b, string(r.Action))
@@ -137,8 +137,8 @@ func Decision(r *consent.Record) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// ParseDecision sets the decision fields of r from the bytes Decision returned.
-func ParseDecision(b []byte, r *consent.Record) error {
+// ParseDecisionPart sets the decision fields of r from the bytes DecisionPart returned.
+func ParseDecisionPart(b []byte, r *consent.Record) error {
 	var d decision
 	if err := json.Unmarshal(b, &d); err != nil {
 		return fmt.Errorf("translog: decision: %w", err)
@@ -157,11 +157,11 @@ type identifying struct {
 	UserAgent string `json:"user_agent"`
 }
 
-// Identifying returns the identifying part of r (IP prefix, URL, user agent) as the
+// IdentifyingPart returns the identifying part of r (IP prefix, URL, user agent) as the
 // log covers it: a random salt of SaltSize bytes, then RFC 8785 canonical JSON.
 // Without the salt, the digest that stays in the leaf after an erasure could be
 // matched against guesses: a /24 prefix, a common user agent, a page of the site.
-func Identifying(r *consent.Record) ([]byte, error) {
+func IdentifyingPart(r *consent.Record) ([]byte, error) {
 	b := make([]byte, SaltSize, SaltSize+256)
 	rand.Read(b) // never fails, says crypto/rand
 	b = append(b, `{"ip_prefix":`...)
@@ -173,9 +173,9 @@ func Identifying(r *consent.Record) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// ParseIdentifying sets the identifying fields of r from the bytes Identifying
+// ParseIdentifyingPart sets the identifying fields of r from the bytes IdentifyingPart
 // returned.
-func ParseIdentifying(b []byte, r *consent.Record) error {
+func ParseIdentifyingPart(b []byte, r *consent.Record) error {
 	var id identifying
 	if len(b) < SaltSize {
 		return errors.New("translog: identifying part: shorter than its salt")

@@ -68,7 +68,7 @@ func golden(t *testing.T, name string, got []byte) []byte {
 // must never change; a new format gets a new version and golden files of its own.
 func TestLeafFormat1(t *testing.T) {
 	r := testRecord()
-	decision, err := translog.Decision(r)
+	decision, err := translog.DecisionPart(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,12 +77,12 @@ func TestLeafFormat1(t *testing.T) {
 		t.Errorf("the decision escapes what RFC 8785 does not: %s", decision)
 	}
 
-	identifying, err := translog.Identifying(r)
+	identifying, err := translog.IdentifyingPart(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "identifying-v1.golden", identifying[translog.SaltSize:])
-	again, _ := translog.Identifying(r)
+	again, _ := translog.IdentifyingPart(r)
 	if bytes.Equal(identifying[:translog.SaltSize], again[:translog.SaltSize]) {
 		t.Error("two identifying parts with the same salt")
 	}
@@ -103,10 +103,10 @@ func TestLeafFormat1(t *testing.T) {
 	}
 
 	parsed := new(consent.Record)
-	if err := translog.ParseDecision(decision, parsed); err != nil {
+	if err := translog.ParseDecisionPart(decision, parsed); err != nil {
 		t.Fatal(err)
 	}
-	if err := translog.ParseIdentifying(identifying, parsed); err != nil {
+	if err := translog.ParseIdentifyingPart(identifying, parsed); err != nil {
 		t.Fatal(err)
 	}
 	parsed.ID, parsed.Site, parsed.RecordedAt = r.ID, r.Site, r.RecordedAt
@@ -158,8 +158,8 @@ func TestDecisionRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := testRecord()
 			change(r)
-			if b, err := translog.Decision(r); err == nil {
-				t.Errorf("Decision = %s, want an error", b)
+			if b, err := translog.DecisionPart(r); err == nil {
+				t.Errorf("DecisionPart = %s, want an error", b)
 			}
 		})
 	}
@@ -211,7 +211,7 @@ func FuzzProof(f *testing.F) {
 // part does not: receipts are kept by visitors, and must verify forever.
 func TestReceiptFormat2(t *testing.T) {
 	r := testRecord()
-	decision, err := translog.Decision(r)
+	decision, err := translog.DecisionPart(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,9 +331,9 @@ func mustReceiptOf(t *testing.T, decision string, r *consent.Record) *consent.Re
 	return rc
 }
 
-// FuzzDecision: the decision part is RFC 8785's canonical form of the decision,
+// FuzzDecisionPart: the decision part is RFC 8785's canonical form of the decision,
 // whatever its strings: what jsontext's canonicalization makes of it.
-func FuzzDecision(f *testing.F) {
+func FuzzDecisionPart(f *testing.F) {
 	f.Add("2026-01", "de", "marketing", "fp-1")
 	f.Add("<b>&\u2028", "fr\x00", "ü-key", "\xff")
 	f.Add(`a"b\c`, "\b\f\n\r\t", "\U0001F600", "\uE000")
@@ -347,14 +347,14 @@ func FuzzDecision(f *testing.F) {
 		r.Choices.Partners[key] = false // a name twice once invalid UTF-8 is replaced: no canonical form
 		r.URL, r.UserAgent = policy, key
 		want, wantErr := reflectiveCanonical(decisionOf(r))
-		got, err := translog.Decision(r)
+		got, err := translog.DecisionPart(r)
 		if (err != nil) != (wantErr != nil) {
-			t.Fatalf("Decision: error %v, the reflective encoder's %v", err, wantErr)
+			t.Fatalf("DecisionPart: error %v, the reflective encoder's %v", err, wantErr)
 		}
 		if err == nil && !bytes.Equal(got, want) {
 			t.Errorf("decision:\n%q\nencoding/json/v2 and jsontext.Canonicalize:\n%q", got, want)
 		}
-		identifying, err := translog.Identifying(r)
+		identifying, err := translog.IdentifyingPart(r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,7 +369,7 @@ func FuzzDecision(f *testing.F) {
 }
 
 // decisionOf is the decision part of r as a value a reflective encoder writes with
-// the members Decision writes.
+// the members DecisionPart writes.
 func decisionOf(r *consent.Record) map[string]any {
 	return map[string]any{
 		"action": r.Action, "choices": r.Choices, "consent_id": r.ConsentID, "expires_at": r.ExpiresAt.UTC(),

@@ -58,12 +58,12 @@ func (v *Verifier) VerifyReceipt(rc *consent.Receipt) (*Verified, error) {
 		return nil, bad("its decision is not the one its leaf covers")
 	}
 	r := &consent.Record{ID: leaf.RecordID.String(), Site: leaf.Site, RecordedAt: leaf.RecordedAt}
-	if err := ParseDecision([]byte(rc.Decision), r); err != nil {
+	if err := ParseDecisionPart([]byte(rc.Decision), r); err != nil {
 		return nil, bad("its decision: %v", err)
 	}
 	// Only the one form the log writes: JSON that parsers could read two ways (a
 	// member twice, or in another case, or unknown) would prove what a reader wants.
-	if again, err := Decision(r); err != nil || string(again) != rc.Decision {
+	if again, err := DecisionPart(r); err != nil || string(again) != rc.Decision {
 		return nil, bad("its decision is not in the canonical form of format %d", LeafVersion)
 	}
 	var snap *consent.Snapshot

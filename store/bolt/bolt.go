@@ -406,11 +406,11 @@ func (s *Store) newRequest(r *consent.Record) (*request, receiptParts, error) {
 	if len(r.Site) == 0 || len(r.Site) > 255 {
 		return nil, receiptParts{}, consent.Errorf(consent.EInvalid, "site %q is not 1 to 255 bytes long", r.Site)
 	}
-	decision, err := translog.Decision(r)
+	decision, err := translog.DecisionPart(r)
 	if err != nil {
 		return nil, receiptParts{}, err
 	}
-	identifying, err := translog.Identifying(r)
+	identifying, err := translog.IdentifyingPart(r)
 	if err != nil {
 		return nil, receiptParts{}, err
 	}

@@ -86,11 +86,11 @@ func (sr storedRecord) decisionConsentID() (uuid.UUID, bool) {
 // decode returns the record of leaf whose parts sr holds.
 func (sr storedRecord) decode(leaf *translog.Leaf) (*consent.Record, error) {
 	r := &consent.Record{ID: leaf.RecordID.String(), Site: leaf.Site, RecordedAt: leaf.RecordedAt, LogIndex: sr.index}
-	if err := translog.ParseDecision(sr.decision, r); err != nil {
+	if err := translog.ParseDecisionPart(sr.decision, r); err != nil {
 		return nil, err
 	}
 	if len(sr.identifying) > 0 {
-		if err := translog.ParseIdentifying(sr.identifying, r); err != nil {
+		if err := translog.ParseIdentifyingPart(sr.identifying, r); err != nil {
 			return nil, err
 		}
 	}

@@ -406,11 +406,11 @@ func TestVerifyInserted(t *testing.T) {
 		}, true, "is not in the log: it was inserted"},
 		{"a new record past the end of the log", func(tx *bolt.Tx, ids []string) ([]byte, error) {
 			r := storetest.NewRecord(t, uuid.NewString(), storetest.Now())
-			decision, err := translog.Decision(r)
+			decision, err := translog.DecisionPart(r)
 			if err != nil {
 				return nil, err
 			}
-			identifying, err := translog.Identifying(r)
+			identifying, err := translog.IdentifyingPart(r)
 			if err != nil {
 				return nil, err
 			}
