@@ -13,16 +13,16 @@ import (
 )
 
 // RunAudit runs the behaviours of an AuditStore.
-func RunAudit(t *testing.T, newStore Factory) {
+func RunAudit[S Audit](t *testing.T, newStore Factory[S]) {
 	t.Helper()
-	run(t, newStore, []behaviour{
-		{"Audit", testAudit},
-		{"AuditPurge", testAuditPurge},
+	run(t, newStore, []behaviour[S]{
+		{"Audit", testAudit[S]},
+		{"AuditPurge", testAuditPurge[S]},
 	})
 }
 
 // testAudit: audit entries come back in order, a page at a time, after a reopen.
-func testAudit(t *testing.T, open func() consent.Store) {
+func testAudit[S Audit](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	ctx := context.Background()
 	var ids []string
@@ -77,7 +77,7 @@ func testAudit(t *testing.T, open func() consent.Store) {
 // testAuditPurge: the audit log's retention removes exactly the entries made before
 // its limit, aggregated refusals keep every field, and what is kept survives a
 // reopen.
-func testAuditPurge(t *testing.T, open func() consent.Store) {
+func testAuditPurge[S Audit](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	ctx := context.Background()
 	limit := Now().Add(-30 * 24 * time.Hour)

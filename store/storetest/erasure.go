@@ -12,7 +12,7 @@ import (
 // testErase: an erasure removes IP prefix, user agent and URL from every record of
 // the consent id (on the sites it names, if any), keeps everything else, touches no
 // other visitor, and can be repeated.
-func testErase(t *testing.T, open func() consent.Store) {
+func testErase[S Records](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	ctx := context.Background()
 	id, other := uuid.NewString(), uuid.NewString()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"io"
 	"maps"
 	"net/netip"
 	"reflect"
@@ -20,7 +21,7 @@ import (
 )
 
 // MustOpen opens a store with open and closes it when tb ends.
-func MustOpen(tb testing.TB, open func() consent.Store) consent.Store {
+func MustOpen[S io.Closer](tb testing.TB, open func() S) S {
 	tb.Helper()
 	s := open()
 	tb.Cleanup(func() {
@@ -33,7 +34,7 @@ func MustOpen(tb testing.TB, open func() consent.Store) consent.Store {
 
 // MustAppend appends r to s, fails tb on any error, and returns r's receipt once it
 // verifies as r's with the log's keys (see MustVerifyReceipt).
-func MustAppend(tb testing.TB, s consent.Store, r *consent.Record) *consent.Receipt {
+func MustAppend(tb testing.TB, s consent.RecordStore, r *consent.Record) *consent.Receipt {
 	tb.Helper()
 	receipt, err := s.Append(context.Background(), r)
 	if err != nil {
@@ -66,7 +67,7 @@ func MustVerifyReceipt(tb testing.TB, receipt *consent.Receipt, r *consent.Recor
 }
 
 // MustRecordsByConsent returns the records of consentID in s and fails tb on any error.
-func MustRecordsByConsent(tb testing.TB, s consent.Store, consentID string) []*consent.Record {
+func MustRecordsByConsent(tb testing.TB, s consent.RecordStore, consentID string) []*consent.Record {
 	tb.Helper()
 	recs, err := s.RecordsByConsent(context.Background(), consentID)
 	if err != nil {
@@ -93,7 +94,7 @@ func Now() time.Time {
 
 // MustPutSnapshot stores the snapshot of what the visitor of r, a record from
 // NewRecord, was shown, as the server does before it serves a banner, and returns it.
-func MustPutSnapshot(tb testing.TB, s consent.Store, r *consent.Record) *consent.Snapshot {
+func MustPutSnapshot(tb testing.TB, s consent.SnapshotStore, r *consent.Record) *consent.Snapshot {
 	tb.Helper()
 	snap := &consent.Snapshot{Site: recordSite.Key, Fingerprint: r.Fingerprint, CreatedAt: Now(),
 		Controller: recordSite.Controller, Policy: recordSite.Policy}

@@ -13,18 +13,18 @@ import (
 )
 
 // RunLog runs the behaviours of a LogStore: the log's checkpoints and the hashes of its tree.
-func RunLog(t *testing.T, newStore Factory) {
+func RunLog[S Log](t *testing.T, newStore Factory[S]) {
 	t.Helper()
-	run(t, newStore, []behaviour{
-		{"LastCheckpoint", testLastCheckpoint},
-		{"Tree", testTree},
+	run(t, newStore, []behaviour[S]{
+		{"LastCheckpoint", testLastCheckpoint[S]},
+		{"Tree", testTree[S]},
 	})
 }
 
 // testLastCheckpoint: none before the first record; then, after every append, the
 // newest, signed by the log's key, of a tree of all records, which extends every
 // earlier one, across a reopen.
-func testLastCheckpoint(t *testing.T, open func() consent.Store) {
+func testLastCheckpoint[S Log](t *testing.T, open func() S) {
 	ctx := context.Background()
 	s := MustOpen(t, open)
 	if _, err := s.LastCheckpoint(ctx); consent.ErrorCode(err) != consent.ENotFound {
@@ -67,7 +67,7 @@ func testLastCheckpoint(t *testing.T, open func() consent.Store) {
 
 // testTree: the hashes a store serves are its tree's, and an index beyond the tree
 // is not found.
-func testTree(t *testing.T, open func() consent.Store) {
+func testTree[S Log](t *testing.T, open func() S) {
 	ctx := context.Background()
 	s := MustOpen(t, open)
 	for range 3 {

@@ -16,27 +16,27 @@ import (
 
 // RunRecords runs the behaviours of a RecordStore: appends, reads and filters here;
 // receipts, erasure, retention and the export in files of their own.
-func RunRecords(t *testing.T, newStore Factory) {
+func RunRecords[S Records](t *testing.T, newStore Factory[S]) {
 	t.Helper()
-	run(t, newStore, []behaviour{
-		{"RoundTrip", testRoundTrip},
-		{"OrderWithinConsent", testOrderWithinConsent},
-		{"UnknownConsent", testUnknownConsent},
-		{"DurableAcrossReopen", testDurableAcrossReopen},
-		{"ConcurrentAppends", testConcurrentAppends},
-		{"AppendAfterClose", testAppendAfterClose},
-		{"CloseTwice", testCloseTwice},
-		{"CancelledContext", testCancelledContext},
-		{"DuplicateID", testDuplicateID},
-		{"Records", testRecords},
-		{"Erase", testErase},
-		{"Purge", testPurge},
-		{"Receipts", testReceipts},
-		{"NDJSON", testNDJSON},
+	run(t, newStore, []behaviour[S]{
+		{"RoundTrip", testRoundTrip[S]},
+		{"OrderWithinConsent", testOrderWithinConsent[S]},
+		{"UnknownConsent", testUnknownConsent[S]},
+		{"DurableAcrossReopen", testDurableAcrossReopen[S]},
+		{"ConcurrentAppends", testConcurrentAppends[S]},
+		{"AppendAfterClose", testAppendAfterClose[S]},
+		{"CloseTwice", testCloseTwice[S]},
+		{"CancelledContext", testCancelledContext[S]},
+		{"DuplicateID", testDuplicateID[S]},
+		{"Records", testRecords[S]},
+		{"Erase", testErase[S]},
+		{"Purge", testPurge[S]},
+		{"Receipts", testReceipts[S]},
+		{"NDJSON", testNDJSON[S]},
 	})
 }
 
-func testRoundTrip(t *testing.T, open func() consent.Store) {
+func testRoundTrip[S Records](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	at := Now()
 	tests := []struct {
@@ -80,7 +80,7 @@ func testRoundTrip(t *testing.T, open func() consent.Store) {
 	}
 }
 
-func testOrderWithinConsent(t *testing.T, open func() consent.Store) {
+func testOrderWithinConsent[S Records](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	consentID, otherID := MustNewID(t), MustNewID(t)
 	base := Now()
@@ -115,7 +115,7 @@ func testOrderWithinConsent(t *testing.T, open func() consent.Store) {
 	}
 }
 
-func testUnknownConsent(t *testing.T, open func() consent.Store) {
+func testUnknownConsent[S Records](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	MustAppend(t, s, NewRecord(t, MustNewID(t), Now()))
 	got, err := s.RecordsByConsent(context.Background(), MustNewID(t))
@@ -127,7 +127,7 @@ func testUnknownConsent(t *testing.T, open func() consent.Store) {
 	}
 }
 
-func testDurableAcrossReopen(t *testing.T, open func() consent.Store) {
+func testDurableAcrossReopen[S Records](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	consentID := MustNewID(t)
 	var want []*consent.Record
@@ -156,7 +156,7 @@ func testDurableAcrossReopen(t *testing.T, open func() consent.Store) {
 	}
 }
 
-func testConcurrentAppends(t *testing.T, open func() consent.Store) {
+func testConcurrentAppends[S Records](t *testing.T, open func() S) {
 	const writers, perWriter = 64, 50
 	s := MustOpen(t, open)
 	consentIDs := make([]string, writers)
@@ -212,7 +212,7 @@ func testConcurrentAppends(t *testing.T, open func() consent.Store) {
 	}
 }
 
-func testAppendAfterClose(t *testing.T, open func() consent.Store) {
+func testAppendAfterClose[S Records](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -229,7 +229,7 @@ func testAppendAfterClose(t *testing.T, open func() consent.Store) {
 	}
 }
 
-func testCloseTwice(t *testing.T, open func() consent.Store) {
+func testCloseTwice[S Records](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	MustAppend(t, s, NewRecord(t, MustNewID(t), Now()))
 	for i := range 2 {
@@ -239,7 +239,7 @@ func testCloseTwice(t *testing.T, open func() consent.Store) {
 	}
 }
 
-func testCancelledContext(t *testing.T, open func() consent.Store) {
+func testCancelledContext[S Records](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -252,7 +252,7 @@ func testCancelledContext(t *testing.T, open func() consent.Store) {
 	}
 }
 
-func testDuplicateID(t *testing.T, open func() consent.Store) {
+func testDuplicateID[S Records](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	first := NewRecord(t, MustNewID(t), Now())
 	want := copyRecord(first)
@@ -297,7 +297,7 @@ func testDuplicateID(t *testing.T, open func() consent.Store) {
 
 // testRecords: filters select exactly the matching records, and paging with the
 // last id gives each of them once, in a stable order.
-func testRecords(t *testing.T, open func() consent.Store) {
+func testRecords[S Records](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	ctx := context.Background()
 	base := Now().Add(-48 * time.Hour).Truncate(time.Hour)

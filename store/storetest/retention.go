@@ -14,7 +14,7 @@ import (
 // testPurge: a purge removes exactly the records of the sites it names that are older
 // than each site's time, from every way of reading them; other sites' records stay;
 // what remains verifies, also after appends and a reopen; a second purge finds nothing.
-func testPurge(t *testing.T, open func() consent.Store) {
+func testPurge[S Records](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	ctx := context.Background()
 	now := Now()
@@ -54,7 +54,7 @@ func testPurge(t *testing.T, open func() consent.Store) {
 	if n, err := s.Purge(ctx, before); err != nil || n != len(purged) {
 		t.Fatalf("Purge = %d, %v; want %d records", n, err, len(purged))
 	}
-	mustHold := func(t *testing.T, s consent.Store, kept []string) {
+	mustHold := func(t *testing.T, s S, kept []string) {
 		t.Helper()
 		page, err := s.Records(ctx, consent.Filter{}, "", 1000)
 		if err != nil {

@@ -9,16 +9,16 @@ import (
 )
 
 // RunSnapshots runs the behaviours of a SnapshotStore.
-func RunSnapshots(t *testing.T, newStore Factory) {
+func RunSnapshots[S Snapshots](t *testing.T, newStore Factory[S]) {
 	t.Helper()
-	run(t, newStore, []behaviour{
-		{"Snapshots", testSnapshots},
+	run(t, newStore, []behaviour[S]{
+		{"Snapshots", testSnapshots[S]},
 	})
 }
 
 // testSnapshots: a snapshot is kept per site and fingerprint, the first one stays,
 // and it survives a reopen.
-func testSnapshots(t *testing.T, open func() consent.Store) {
+func testSnapshots[S Snapshots](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	ctx := context.Background()
 	first := &consent.Snapshot{

@@ -1,10 +1,13 @@
 // Package storetest is the behavioural suite every consent.Store backend must pass:
 // each backend's test file calls Run with a Factory and nothing more. The suite has
-// one part per part of a Store (RunRecords, RunSnapshots, RunAudit, RunLog), so that
-// a new backend can pass it part by part.
+// one part per part of a Store (RunRecords, RunSnapshots, RunAudit, RunLog), each
+// asking only for the interfaces it tests (Records, Snapshots, Audit, Log), so that a
+// new backend passes it part by part: one with only its audit log so far calls
+// RunAudit with a Factory of its own type.
 package storetest
 
 import (
+	"io"
 	"testing"
 
 	consent "github.com/mixvoip/consentd"
@@ -12,15 +15,44 @@ import (
 
 // Factory prepares a fresh, empty location for one subtest (a directory, a database
 // schema) and returns a function that opens a store there. Every call of open must
-// return a new consent.Store on that same location, so records appended through one
-// store are read back through the next after the first was closed; open fails tb
-// itself when the store cannot be opened. The suite closes every store it opens,
-// sometimes twice: Close must be safe to call more than once. The store's log must
-// be named Origin and signed with Keys.
-type Factory func(tb testing.TB) (open func() consent.Store)
+// return a new store on that same location, so records appended through one store
+// are read back through the next after the first was closed; open fails tb itself
+// when the store cannot be opened. The suite closes every store it opens, sometimes
+// twice: Close must be safe to call more than once. The store's log must be named
+// Origin and signed with Keys.
+type Factory[S io.Closer] func(tb testing.TB) (open func() S)
+
+// What each part of the suite needs of a store: a backend that has only some parts
+// of a consent.Store yet passes the parts it has.
+type (
+	// Records is a store's records, with the snapshots their receipts show and the
+	// log that proves them after an erasure or a purge.
+	Records interface {
+		consent.RecordStore
+		consent.SnapshotStore
+		consent.LogStore
+		io.Closer
+	}
+	// Snapshots is a store's snapshots of what visitors were shown.
+	Snapshots interface {
+		consent.SnapshotStore
+		io.Closer
+	}
+	// Audit is a store's audit log.
+	Audit interface {
+		consent.AuditStore
+		io.Closer
+	}
+	// Log is a store's log, with the records that grow it.
+	Log interface {
+		consent.RecordStore
+		consent.LogStore
+		io.Closer
+	}
+)
 
 // Run runs every part of the suite against the stores newStore opens.
-func Run(t *testing.T, newStore Factory) {
+func Run(t *testing.T, newStore Factory[consent.Store]) {
 	t.Helper()
 	RunRecords(t, newStore)
 	RunSnapshots(t, newStore)
@@ -29,13 +61,13 @@ func Run(t *testing.T, newStore Factory) {
 }
 
 // behaviour is one test of the suite, run on a fresh location.
-type behaviour struct {
+type behaviour[S io.Closer] struct {
 	name string
-	test func(t *testing.T, open func() consent.Store)
+	test func(t *testing.T, open func() S)
 }
 
 // run runs each behaviour as a parallel subtest of t on a location of its own.
-func run(t *testing.T, newStore Factory, behaviours []behaviour) {
+func run[S io.Closer](t *testing.T, newStore Factory[S], behaviours []behaviour[S]) {
 	t.Helper()
 	for _, b := range behaviours {
 		t.Run(b.name, func(t *testing.T) {
