@@ -1,6 +1,6 @@
 # consentd — see README.md. Every target works on a fresh Debian machine with Go;
-# `make test` also needs Node.js/npm (tsc), Chromium, bubblewrap, systemd and caddy, which
-# .ci/run installs.
+# `make test` also needs Node.js/npm (tsc), Chromium, PostgreSQL, bubblewrap, systemd and caddy,
+# which .ci/run installs.
 
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -21,8 +21,10 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/consentd ./cmd/consentd
 
 ## test: type-check the banner and the visitor's page, then every Go test with the race detector, the
-## headless-Chromium end-to-end tests included (CONSENTD_SKIP_BROWSER=1 opts out) and the deployment
-## tests with Debian's bubblewrap, systemd-analyze, caddy and promtool (CONSENTD_SKIP_DEPLOY=1 opts out)
+## headless-Chromium end-to-end tests included (CONSENTD_SKIP_BROWSER=1 opts out), the PostgreSQL
+## tests on a throwaway cluster of Debian's postgresql (CONSENTD_SKIP_POSTGRES=1 opts out) and the
+## deployment tests with Debian's bubblewrap, systemd-analyze, caddy and promtool (CONSENTD_SKIP_DEPLOY=1
+## opts out)
 test: typecheck
 	$(GO) test -race -count=1 -timeout 30m ./...
 

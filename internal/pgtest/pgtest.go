@@ -1,0 +1,196 @@
+// Package pgtest runs a throwaway PostgreSQL server for tests: Debian's binaries, a
+// cluster in a new temporary directory that listens on a private Unix socket only,
+// one fresh database per test, and nothing left behind when the tests end.
+//
+// Tests that need it fail when PostgreSQL is not installed, saying how to install it,
+// unless the person running them opted out with CONSENTD_SKIP_POSTGRES=1.
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SkipVariable opts out of the tests that need PostgreSQL.
+const SkipVariable = "CONSENTD_SKIP_POSTGRES"
+
+// port names the socket file; the socket directory is the cluster's own, so any
+// port will do.
+const port = 5432
+
+// Cluster is a running throwaway PostgreSQL server.
+type Cluster struct {
+	dir        string // the cluster's data directory and its socket directory, beside each other
+	bin        string // where initdb, pg_ctl and postgres are
+	asPostgres bool   // run them as the postgres user: they refuse to run as root
+	databases  atomic.Int64
+}
+
+// Main runs the tests of a package with a cluster for them (see Get), and removes the
+// cluster afterwards: call it from TestMain. Without PostgreSQL, or when the cluster
+// does not start, it exits at once with the reason, unless SkipVariable is set.
+func Main(m *testing.M) {
+	os.Exit(run(m))
+}
+
+var shared *Cluster
+
+func run(m *testing.M) int {
+	if os.Getenv(SkipVariable) != "" {
+		return m.Run()
+	}
+	c, err := Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
+		return 1
+	}
+	shared = c
+	code := m.Run()
+	if err := c.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
+		return 1
+	}
+	return code
+}
+
+// NewDatabase returns the URL of a new, empty database on the cluster that Main
+// started, for tb alone. It skips tb when SkipVariable is set.
+func NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	if os.Getenv(SkipVariable) != "" {
+		tb.Skipf("%s is set: the tests that need PostgreSQL do not run", SkipVariable)
+	}
+	if shared == nil {
+		tb.Fatal("pgtest: no cluster: call pgtest.Main from the package's TestMain")
+	}
+	url, err := shared.NewDatabase(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return url
+}
+
+// Start makes and starts a cluster in a new temporary directory.
+func Start() (*Cluster, error) {
+	bin, err := binaries()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "consentd-pg-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{dir: dir, bin: bin, asPostgres: os.Geteuid() == 0}
+	if err := c.start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) start() error {
+	data, sockets := filepath.Join(c.dir, "data"), filepath.Join(c.dir, "run")
+	for _, d := range []string{data, sockets} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return err
+		}
+	}
+	if c.asPostgres {
+		if err := chownToPostgres(c.dir, data, sockets); err != nil {
+			return err
+		}
+	}
+	if err := c.command("initdb", "-D", data, "-A", "trust", "-U", "consentd", "-E", "UTF8", "--no-sync"); err != nil {
+		return err
+	}
+	// -w waits until the server takes connections: an event, not a guess.
+	options := fmt.Sprintf("-p %d -k %s -c listen_addresses='' -c fsync=off", port, sockets)
+	return c.command("pg_ctl", "start", "-w", "-t", "600", "-D", data, "-l", filepath.Join(c.dir, "server.log"), "-o", options)
+}
+
+// Stop stops the server at once and removes the cluster.
+func (c *Cluster) Stop() error {
+	err := c.command("pg_ctl", "stop", "-m", "immediate", "-D", filepath.Join(c.dir, "data"))
+	return errors.Join(err, os.RemoveAll(c.dir))
+}
+
+// URL returns the URL of database name on the cluster.
+func (c *Cluster) URL(name string) string {
+	return fmt.Sprintf("postgres://consentd@/%s?host=%s&port=%d", name, filepath.Join(c.dir, "run"), port)
+}
+
+// NewDatabase creates a new, empty database and returns its URL.
+func (c *Cluster) NewDatabase(ctx context.Context) (string, error) {
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	defer conn.Close(ctx)
+	name := "test" + strconv.FormatInt(c.databases.Add(1), 10)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("pgtest: create database: %w", err)
+	}
+	return c.URL(name), nil
+}
+
+// command runs one of the cluster's binaries, as the postgres user if need be.
+func (c *Cluster) command(name string, args ...string) error {
+	path := filepath.Join(c.bin, name)
+	if c.asPostgres {
+		args = append([]string{"-u", "postgres", "--", path}, args...)
+		path = "runuser"
+	}
+	out, err := exec.Command(path, args...).CombinedOutput()
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.dir, "server.log"))
+		return fmt.Errorf("%s: %w\n%s%s", name, err, out, log)
+	}
+	return nil
+}
+
+// binaries returns the directory of the newest installed PostgreSQL's binaries:
+// Debian keeps them under /usr/lib/postgresql/VERSION/bin, not on PATH.
+func binaries() (string, error) {
+	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if path, err := exec.LookPath("initdb"); err == nil {
+		found = append(found, path)
+	}
+	if len(found) == 0 {
+		return "", fmt.Errorf("PostgreSQL is not installed (no initdb under /usr/lib/postgresql or on PATH): apt-get install postgresql, or set %s=1 to skip the tests that need it", SkipVariable)
+	}
+	slices.SortFunc(found, func(a, b string) int { return version(b) - version(a) })
+	return filepath.Dir(found[0]), nil
+}
+
+// version returns the major version in a path /usr/lib/postgresql/VERSION/bin/initdb,
+// 0 for another path.
+func version(path string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(path))))
+	return v
+}
+
+func chownToPostgres(paths ...string) error {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return fmt.Errorf("running as root, the cluster runs as the user postgres, which does not exist: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	for _, p := range paths {
+		if err := os.Chown(p, uid, gid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
