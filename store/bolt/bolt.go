@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/store/internal/groupcommit"
 	"github.com/mixvoip/consentd/translog"
 )
 
@@ -115,18 +115,13 @@ func LockTimeout(d time.Duration) Option { return func(c *options) { c.lockTimeo
 // Store is a consent.Store on one bbolt file. It is safe for concurrent use.
 type Store struct {
 	db           *bolt.DB
-	maxBatch     int
 	beforeCommit func(n int)
 	failCommit   func() error
 	onCommit     func(records int, took time.Duration)
 
-	// mu orders sends on queue against Close closing it.
-	mu     sync.RWMutex
-	closed bool
-	queue  chan *request
-	// inflight counts the appends queued and not yet returned: after its commit, an
-	// append reads its proof, and Close waits for that before closing the file.
-	inflight sync.WaitGroup
+	// writer commits the appends, one batch at a time; Close waits for the proofs
+	// the appends read after their commit before it closes the file.
+	writer *groupcommit.Writer[*request]
 
 	index *consentIndex
 	// lastID is the greatest record id stored, read and written by the writer
@@ -143,9 +138,8 @@ type Store struct {
 	// takes no more (see commit).
 	failed atomic.Pointer[error]
 
-	writerDone chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
+	closeOnce sync.Once
+	closeErr  error
 
 	ready readyProbe
 }
@@ -221,7 +215,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	go s.write()
+	s.writer = groupcommit.Start(c.queueSize, c.maxBatch, s.commit)
 	return s, nil
 }
 
@@ -230,16 +224,13 @@ func Open(path string, opts ...Option) (*Store, error) {
 func load(db *bolt.DB, c options) (*Store, error) {
 	s := &Store{
 		db:           db,
-		maxBatch:     c.maxBatch,
 		beforeCommit: c.beforeCommit,
 		failCommit:   c.failCommit,
 		onCommit:     c.onCommit,
-		queue:        make(chan *request, c.queueSize),
 		index:        newConsentIndex(),
 		snapshots:    snapshotCache{m: map[string]*storedSnapshot{}},
 		origin:       c.origin,
 		keys:         c.keys,
-		writerDone:   make(chan struct{}),
 	}
 	var fresh bool
 	err := guard(func() error {
@@ -363,10 +354,13 @@ func (s *Store) Append(ctx context.Context, r *consent.Record) (*consent.Receipt
 	if err != nil {
 		return nil, fmt.Errorf("bolt: append: %w", err)
 	}
-	if err := s.enqueue(req); err != nil {
+	if err := s.failure(); err != nil {
 		return nil, fmt.Errorf("bolt: append: %w", err)
 	}
-	defer s.inflight.Done()
+	if err := s.writer.Enqueue(req); err != nil {
+		return nil, fmt.Errorf("bolt: append: %w", err)
+	}
+	defer s.writer.Done()
 	var a appended
 	select {
 	case a = <-req.done:
@@ -436,79 +430,6 @@ func (s *Store) newRequest(r *consent.Record) (*request, receiptParts, error) {
 		done:      make(chan appended, 1),
 	}
 	return req, parts, nil
-}
-
-// enqueue hands req to the writer without ever blocking: a caller that cannot be
-// served soon is better answered "busy" than left hanging until its client gives up.
-func (s *Store) enqueue(req *request) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return fmt.Errorf("store closed: %w", consent.ErrUnavailable)
-	}
-	if err := s.failure(); err != nil {
-		return err
-	}
-	select {
-	case s.queue <- req:
-		s.inflight.Add(1)
-		return nil
-	default:
-		return fmt.Errorf("write queue full (%d records): %w", cap(s.queue), consent.ErrUnavailable)
-	}
-}
-
-// write is the single writer goroutine; it returns once Close has closed the queue and
-// everything queued before is committed and answered.
-//
-// It takes whatever is queued and commits it, never waiting on a timer for more:
-// DB.Batch waits up to MaxBatchDelay to fill a batch of MaxBatchSize, so that with
-// fewer callers than that every commit waits the whole delay (docs/BENCHMARKS.md
-// has the numbers). DB.Batch may also run its function twice.
-func (s *Store) write() {
-	defer close(s.writerDone)
-	batch := make([]*request, 0, s.maxBatch)
-	for req := range s.queue {
-		s.gather()
-		batch = append(batch[:0], req)
-		batch = s.takeQueued(batch)
-		s.commit(batch)
-		clear(batch) // let the answered requests be collected while the queue is idle
-	}
-}
-
-// gather lets the appends already under way join the next batch, when others are
-// queued besides the one the writer holds: it yields the processor for as long as
-// that makes the queue grow. On a busy machine the callers that would join are
-// runnable but not yet run; a commit started at once holds fewer records, pays two
-// fdatasyncs and a signature for them, and competes with those callers for the
-// processor. With nothing else runnable, Gosched returns at once: a lone caller
-// waits for nothing.
-func (s *Store) gather() {
-	for queued := len(s.queue); queued > 0 && queued < s.maxBatch; {
-		runtime.Gosched()
-		now := len(s.queue)
-		if now <= queued {
-			return
-		}
-		queued = now
-	}
-}
-
-// takeQueued appends to batch the requests already queued, up to the batch limit.
-func (s *Store) takeQueued(batch []*request) []*request {
-	for len(batch) < s.maxBatch {
-		select {
-		case req, ok := <-s.queue:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, req)
-		default:
-			return batch
-		}
-	}
-	return batch
 }
 
 // commit writes batch in one transaction: the records, their leaves, the tree's new
@@ -623,10 +544,7 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 	if err != nil {
 		return recs, nil
 	}
-	s.mu.RLock()
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
+	if s.writer.Closed() {
 		return nil, fmt.Errorf("bolt: records by consent: store closed: %w", consent.ErrUnavailable)
 	}
 
@@ -668,12 +586,7 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 // call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		close(s.queue)
-		s.mu.Unlock()
-		<-s.writerDone
-		s.inflight.Wait()
+		s.writer.Close()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("bolt: close: %w", err)
 		}
@@ -696,11 +609,11 @@ func (s *Store) Origin() string { return s.origin }
 func (s *Store) LogSize() int64 { return s.log.Head().Size }
 
 // QueueDepth returns how many appends wait for the writer now.
-func (s *Store) QueueDepth() int { return len(s.queue) }
+func (s *Store) QueueDepth() int { return s.writer.Depth() }
 
 // QueueCapacity returns how many appends may wait for the writer before Append
 // refuses more (QueueSize).
-func (s *Store) QueueCapacity() int { return cap(s.queue) }
+func (s *Store) QueueCapacity() int { return s.writer.Capacity() }
 
 // FileSize returns the size of the store's file on disk.
 func (s *Store) FileSize() (int64, error) {

@@ -159,9 +159,7 @@ func TestCloseDrainsQueue(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
 	wait.MustUntil(t, "store closed to appends", func() (bool, string) {
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-		return s.closed, "the store still takes appends"
+		return s.writer.Closed(), "the store still takes appends"
 	})
 	late := storetest.NewRecord(t, consentID, storetest.Now())
 	if _, err := s.Append(context.Background(), late); !errors.Is(err, consent.ErrUnavailable) {

@@ -25,10 +25,7 @@ type readyProbe struct {
 // of appends failed, or an empty transaction cannot commit (a read-only or failing
 // disk). It commits at most once every few seconds, however often it is asked.
 func (s *Store) Ready() error {
-	s.mu.RLock()
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
+	if s.writer.Closed() {
 		return fmt.Errorf("bolt: store closed: %w", consent.ErrUnavailable)
 	}
 	if err := s.failure(); err != nil {
