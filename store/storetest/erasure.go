@@ -9,10 +9,24 @@ import (
 	consent "github.com/mixvoip/consentd"
 )
 
+// RunErasure runs the behaviours of erasure, on a visitor's request (Erase) and by
+// retention (Purge, retention.go), and of what receipts and exports show after it
+// (receipts.go, export.go): what identified a visitor is gone, and the log still
+// verifies.
+func RunErasure[S Erasure](t *testing.T, newStore Factory[S]) {
+	t.Helper()
+	run(t, newStore, []behaviour[S]{
+		{"Erase", testErase[S]},
+		{"Purge", testPurge[S]},
+		{"Receipts", testReceipts[S]},
+		{"NDJSON", testNDJSON[S]},
+	})
+}
+
 // testErase: an erasure removes IP prefix, user agent and URL from every record of
 // the consent id (on the sites it names, if any), keeps everything else, touches no
 // other visitor, and can be repeated.
-func testErase[S Records](t *testing.T, open func() S) {
+func testErase[S Erasure](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	ctx := context.Background()
 	id, other := uuid.NewString(), uuid.NewString()

@@ -18,7 +18,7 @@ import (
 // quotes, commas, control and non-ASCII characters intact, and an erased record
 // without what identified its visitor: through the store's own AppendNDJSON if it
 // has one, and through the encoding of consent.AppendNDJSON without it.
-func testNDJSON[S Records](t *testing.T, open func() S) {
+func testNDJSON[S Erasure](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	ctx := context.Background()
 	base := Now().Add(-time.Hour)

@@ -34,7 +34,9 @@ func MustOpen[S io.Closer](tb testing.TB, open func() S) S {
 
 // MustAppend appends r to s, fails tb on any error, and returns r's receipt once it
 // verifies as r's with the log's keys (see MustVerifyReceipt).
-func MustAppend(tb testing.TB, s consent.RecordStore, r *consent.Record) *consent.Receipt {
+func MustAppend(tb testing.TB, s interface {
+	Append(context.Context, *consent.Record) (*consent.Receipt, error)
+}, r *consent.Record) *consent.Receipt {
 	tb.Helper()
 	receipt, err := s.Append(context.Background(), r)
 	if err != nil {
@@ -67,7 +69,9 @@ func MustVerifyReceipt(tb testing.TB, receipt *consent.Receipt, r *consent.Recor
 }
 
 // MustRecordsByConsent returns the records of consentID in s and fails tb on any error.
-func MustRecordsByConsent(tb testing.TB, s consent.RecordStore, consentID string) []*consent.Record {
+func MustRecordsByConsent(tb testing.TB, s interface {
+	RecordsByConsent(context.Context, string) ([]*consent.Record, error)
+}, consentID string) []*consent.Record {
 	tb.Helper()
 	recs, err := s.RecordsByConsent(context.Background(), consentID)
 	if err != nil {

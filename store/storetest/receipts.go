@@ -12,7 +12,7 @@ import (
 // testReceipts: a receipt verifies with the published keys alone, holds the bytes of
 // the snapshot its record names (none if none is stored), and the receipts read back
 // later, after a reopen and an erasure, prove their records in the newest tree.
-func testReceipts[S Records](t *testing.T, open func() S) {
+func testReceipts[S Erasure](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	ctx := context.Background()
 	shown := NewRecord(t, uuid.NewString(), Now())

@@ -14,8 +14,8 @@ import (
 	"github.com/google/uuid"
 )
 
-// RunRecords runs the behaviours of a RecordStore: appends, reads and filters here;
-// receipts, erasure, retention and the export in files of their own.
+// RunRecords runs the behaviours of appends and reads: round trips, order,
+// durability, concurrency, duplicates and filters.
 func RunRecords[S Records](t *testing.T, newStore Factory[S]) {
 	t.Helper()
 	run(t, newStore, []behaviour[S]{
@@ -29,10 +29,6 @@ func RunRecords[S Records](t *testing.T, newStore Factory[S]) {
 		{"CancelledContext", testCancelledContext[S]},
 		{"DuplicateID", testDuplicateID[S]},
 		{"Records", testRecords[S]},
-		{"Erase", testErase[S]},
-		{"Purge", testPurge[S]},
-		{"Receipts", testReceipts[S]},
-		{"NDJSON", testNDJSON[S]},
 	})
 }
 

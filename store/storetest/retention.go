@@ -14,7 +14,7 @@ import (
 // testPurge: a purge removes exactly the records of the sites it names that are older
 // than each site's time, from every way of reading them; other sites' records stay;
 // what remains verifies, also after appends and a reopen; a second purge finds nothing.
-func testPurge[S Records](t *testing.T, open func() S) {
+func testPurge[S Erasure](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	ctx := context.Background()
 	now := Now()

@@ -1,12 +1,13 @@
 // Package storetest is the behavioural suite every consent.Store backend must pass:
 // each backend's test file calls Run with a Factory and nothing more. The suite has
-// one part per part of a Store (RunRecords, RunSnapshots, RunAudit, RunLog), each
-// asking only for the interfaces it tests (Records, Snapshots, Audit, Log), so that a
-// new backend passes it part by part: one with only its audit log so far calls
-// RunAudit with a Factory of its own type.
+// one part per part of a Store (RunRecords, RunErasure, RunSnapshots, RunAudit,
+// RunLog), each asking only for the methods it tests (Records, Erasure, Snapshots,
+// Audit, Log), so that a new backend passes it part by part: one with only its audit
+// log so far calls RunAudit with a Factory of its own type.
 package storetest
 
 import (
+	"context"
 	"io"
 	"testing"
 
@@ -25,12 +26,19 @@ type Factory[S io.Closer] func(tb testing.TB) (open func() S)
 // What each part of the suite needs of a store: a backend that has only some parts
 // of a consent.Store yet passes the parts it has.
 type (
-	// Records is a store's records, with the snapshots their receipts show and the
-	// log that proves them after an erasure or a purge.
+	// Records is a store's appends and reads, with the snapshots that receipts show.
 	Records interface {
+		Append(ctx context.Context, r *consent.Record) (*consent.Receipt, error)
+		RecordsByConsent(ctx context.Context, consentID string) ([]*consent.Record, error)
+		Records(ctx context.Context, f consent.Filter, after string, limit int) ([]*consent.Record, error)
+		consent.SnapshotStore
+		io.Closer
+	}
+	// Erasure is a whole RecordStore, and the verification of its log.
+	Erasure interface {
 		consent.RecordStore
 		consent.SnapshotStore
-		consent.LogStore
+		Verify(ctx context.Context, archived ...*consent.Checkpoint) (*consent.Verification, error)
 		io.Closer
 	}
 	// Snapshots is a store's snapshots of what visitors were shown.
@@ -43,10 +51,11 @@ type (
 		consent.AuditStore
 		io.Closer
 	}
-	// Log is a store's log, with the records that grow it.
+	// Log is a store's log as a reader sees it, and the appends that grow it.
 	Log interface {
-		consent.RecordStore
-		consent.LogStore
+		Append(ctx context.Context, r *consent.Record) (*consent.Receipt, error)
+		LastCheckpoint(ctx context.Context) (*consent.Checkpoint, error)
+		ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
 		io.Closer
 	}
 )
@@ -55,6 +64,7 @@ type (
 func Run(t *testing.T, newStore Factory[consent.Store]) {
 	t.Helper()
 	RunRecords(t, newStore)
+	RunErasure(t, newStore)
 	RunSnapshots(t, newStore)
 	RunAudit(t, newStore)
 	RunLog(t, newStore)
