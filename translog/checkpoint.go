@@ -42,6 +42,15 @@ func (s *Signer) Name() string                    { return s.origin }
 func (s *Signer) KeyHash() uint32                 { return s.hash }
 func (s *Signer) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key, msg), nil }
 
+// CheckOrigin refuses an origin that cannot name a log: it is the key name of its
+// signed notes.
+func CheckOrigin(origin string) error {
+	if _, err := VerifierKey(origin, make([]byte, 32)); err != nil {
+		return fmt.Errorf("the log's origin %q is not a valid name: it must be non-empty, without spaces or +", origin)
+	}
+	return nil
+}
+
 // VerifierKey returns the note verifier key of the log named origin with the public
 // key pub, as consentd publishes it: origin+hash+base64(algorithm and key).
 func VerifierKey(origin string, pub ed25519.PublicKey) (string, error) {

@@ -25,6 +25,7 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/store/internal/groupcommit"
+	"github.com/mixvoip/consentd/store/internal/snapshots"
 	"github.com/mixvoip/consentd/translog"
 )
 
@@ -128,7 +129,7 @@ type Store struct {
 	// only: a greater one cannot be stored yet, and an append of one (every
 	// UUIDv7 but those overtaken in the queue) needs no lookup.
 	lastID    uuid.UUID
-	snapshots snapshotCache
+	snapshots snapshots.Cache
 
 	origin string
 	keys   translog.Keys // nil: the store takes no appends
@@ -228,7 +229,6 @@ func load(db *bolt.DB, c options) (*Store, error) {
 		failCommit:   c.failCommit,
 		onCommit:     c.onCommit,
 		index:        newConsentIndex(),
-		snapshots:    snapshotCache{m: map[string]*storedSnapshot{}},
 		origin:       c.origin,
 		keys:         c.keys,
 	}
@@ -281,7 +281,7 @@ func (s *Store) create(tx *bolt.Tx) error {
 	if s.origin == "" {
 		return errors.New("a new store needs the name of its log (its origin), such as consent.example.com/log")
 	}
-	if err := checkOrigin(s.origin); err != nil {
+	if err := translog.CheckOrigin(s.origin); err != nil {
 		return err
 	}
 	for _, name := range buckets {
@@ -290,15 +290,6 @@ func (s *Store) create(tx *bolt.Tx) error {
 		}
 	}
 	return tx.Bucket(bucketMeta).Put(keyOrigin, []byte(s.origin))
-}
-
-// checkOrigin refuses an origin that cannot name a log: it is the key name of its
-// signed notes.
-func checkOrigin(origin string) error {
-	if _, err := translog.VerifierKey(origin, make([]byte, 32)); err != nil {
-		return fmt.Errorf("the log's origin %q is not a valid name: it must be non-empty, without spaces or +", origin)
-	}
-	return nil
 }
 
 // read reads the consent index and the log's head from tx, and every page of the
@@ -410,8 +401,8 @@ func (s *Store) newRequest(r *consent.Record) (*request, receiptParts, error) {
 	}
 	parts := receiptParts{decision: decision}
 	var digest [32]byte
-	if snap := s.snapshots.lookup(r.Site, r.Fingerprint, s.snapshotGetter); snap != nil {
-		digest, parts.snapshot = snap.digest, snap.text
+	if snap := s.snapshots.Lookup(r.Site, r.Fingerprint, s.snapshotGetter); snap != nil {
+		digest, parts.snapshot = snap.Digest, snap.Text
 	}
 	leaf, err := translog.NewLeaf(r, digest, decision, identifying)
 	if err != nil {

@@ -1,10 +1,7 @@
 package bolt
 
 import (
-	"crypto/sha256"
-	"encoding/json"
 	"fmt"
-	"sync"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/tlog"
@@ -41,8 +38,11 @@ func (s *Store) proved(tx *bolt.Tx, v []byte, head *consent.Checkpoint) (*consen
 	}
 	// The snapshot the leaf names: one stored after the record was not shown to it.
 	var snapshot string
-	if snap := s.snapshots.lookup(r.Site, r.Fingerprint, tx.Bucket(bucketSnapshots).Get); snap != nil && snap.digest == leaf.Snapshot {
-		snapshot = snap.text
+	inTx := func(site, fingerprint string) []byte {
+		return tx.Bucket(bucketSnapshots).Get(snapshotKey(site, fingerprint))
+	}
+	if snap := s.snapshots.Lookup(r.Site, r.Fingerprint, inTx); snap != nil && snap.Digest == leaf.Snapshot {
+		snapshot = snap.Text
 	}
 	p, err := translog.Prove(tlog.HashReaderFunc(logTx{tx}.ReadHashes), sr.index, head)
 	if err != nil {
@@ -54,48 +54,12 @@ func (s *Store) proved(tx *bolt.Tx, v []byte, head *consent.Checkpoint) (*consen
 	return r, nil
 }
 
-// storedSnapshot is a stored snapshot as records name it: its bytes, which receipts
-// carry (as one string, which they share), and their digest, which leaves hold.
-type storedSnapshot struct {
-	text   string
-	digest [32]byte
-}
-
-// snapshotCache keeps storedSnapshots per site and fingerprint. Snapshots are never
-// overwritten, so an entry never goes stale; a snapshot not stored yet is looked up
-// again next time.
-type snapshotCache struct {
-	mu sync.RWMutex
-	m  map[string]*storedSnapshot
-}
-
-// lookup returns the stored snapshot of site and fingerprint, nil if there is none,
-// reading it with get (the snapshot's stored JSON, nil if none) the first time.
-func (sc *snapshotCache) lookup(site, fingerprint string, get func(key []byte) []byte) *storedSnapshot {
-	key := snapshotKey(site, fingerprint)
-	sc.mu.RLock()
-	s, ok := sc.m[string(key)]
-	sc.mu.RUnlock()
-	if ok {
-		return s
-	}
-	value := get(key)
-	if value == nil || !json.Valid(value) {
-		return nil
-	}
-	// Copied: bbolt's bytes live only as long as their transaction.
-	s = &storedSnapshot{text: string(value), digest: sha256.Sum256(value)}
-	sc.mu.Lock()
-	sc.m[string(key)] = s
-	sc.mu.Unlock()
-	return s
-}
-
 // snapshotGetter reads snapshots in its own read transaction, for callers outside one.
-func (s *Store) snapshotGetter(key []byte) []byte {
+func (s *Store) snapshotGetter(site, fingerprint string) []byte {
 	var value []byte
 	_ = s.db.View(func(tx *bolt.Tx) error {
-		value = append(value, tx.Bucket(bucketSnapshots).Get(key)...)
+		// Copied: bbolt's bytes live only as long as their transaction.
+		value = append(value, tx.Bucket(bucketSnapshots).Get(snapshotKey(site, fingerprint))...)
 		return nil
 	})
 	if len(value) == 0 {

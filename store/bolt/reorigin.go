@@ -29,7 +29,7 @@ func reorigin(path, origin string, keys translog.Keys) (*translog.Link, error) {
 	if err := checkFile(path); err != nil {
 		return nil, err
 	}
-	if err := checkOrigin(origin); err != nil {
+	if err := translog.CheckOrigin(origin); err != nil {
 		return nil, err
 	}
 	db, err := openDB(path, bolt.Options{Timeout: DefaultLockTimeout})

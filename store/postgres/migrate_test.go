@@ -11,6 +11,7 @@ import (
 
 	"github.com/mixvoip/consentd/internal/pgtest"
 	"github.com/mixvoip/consentd/store/postgres"
+	"github.com/mixvoip/consentd/store/storetest"
 )
 
 // TestMigrate: a new database gets every migration, and a second run applies none;
@@ -18,7 +19,7 @@ import (
 func TestMigrate(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
-	if _, err := postgres.Open(ctx, url); err == nil || !strings.Contains(err.Error(), "consentd migrate") {
+	if _, err := postgres.Open(ctx, url, postgres.Options{Origin: storetest.Origin, Keys: storetest.Keys()}); err == nil || !strings.Contains(err.Error(), "consentd migrate") {
 		t.Errorf("open before migrate: %v; want a word on consentd migrate", err)
 	}
 	applied, err := postgres.Migrate(ctx, url)
@@ -28,7 +29,7 @@ func TestMigrate(t *testing.T) {
 	if again, err := postgres.Migrate(ctx, url); err != nil || len(again) != 0 {
 		t.Errorf("a second migrate applied %v, %v; want nothing", again, err)
 	}
-	s, err := postgres.Open(ctx, url)
+	s, err := postgres.Open(ctx, url, postgres.Options{Origin: storetest.Origin, Keys: storetest.Keys()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestMigrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, try := range map[string]func() error{
-		"open":    func() error { _, err := postgres.Open(ctx, url); return err },
+		"open":    func() error { _, err := postgres.Open(ctx, url, postgres.Options{Origin: storetest.Origin, Keys: storetest.Keys()}); return err },
 		"migrate": func() error { _, err := postgres.Migrate(ctx, url); return err },
 	} {
 		if err := try(); err == nil || !strings.Contains(err.Error(), "newer than this consentd") {

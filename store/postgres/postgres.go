@@ -9,25 +9,60 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/mixvoip/consentd/store/internal/groupcommit"
+	"github.com/mixvoip/consentd/store/internal/snapshots"
+	"github.com/mixvoip/consentd/translog"
+)
+
+// Defaults of the write queue, as store/bolt's.
+const (
+	DefaultQueueSize = 4096
+	DefaultMaxBatch  = 1000
 )
 
 // Store is the consent store in one PostgreSQL database. It is safe for concurrent
 // use.
 type Store struct {
-	pool      *pgxpool.Pool
+	pool   *pgxpool.Pool
+	origin string
+	keys   translog.Keys
+	writer *groupcommit.Writer[*request]
+
+	// The log's head and the hashes of its tree's right edge, read when the store
+	// opens and after a commit whose outcome is unknown, moved by the writer only.
+	log  atomic.Pointer[translog.Log]
+	edge map[int64]tlog.Hash
+
+	snapshots snapshots.Cache
 	closeOnce sync.Once
 }
 
+// Options configure Open.
+type Options struct {
+	// Origin names the store's log: required to create it, and then the stored one.
+	Origin string
+	// Keys sign the log, and verify its latest checkpoint when the store opens.
+	Keys translog.Keys
+	// QueueSize and MaxBatch size the write queue (DefaultQueueSize and
+	// DefaultMaxBatch if 0).
+	QueueSize, MaxBatch int
+}
+
 // Open connects to the database at url (postgres://...; the password from
-// PGPASSFILE or PGPASSWORD rather than the URL, which shows in ps) and checks that
-// its schema is the one this consentd writes: Migrate makes it so.
-func Open(ctx context.Context, url string) (*Store, error) {
+// PGPASSFILE or PGPASSWORD rather than the URL, which shows in ps), checks that its
+// schema is the one this consentd writes (Migrate makes it so), and opens its log,
+// creating it under opts.Origin in a database without one.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -36,18 +71,64 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	if err := checkVersion(ctx, pool); err != nil {
+	s := &Store{pool: pool, origin: opts.Origin, keys: opts.Keys}
+	if err := s.open(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	s.writer = groupcommit.Start(orDefault(opts.QueueSize, DefaultQueueSize), orDefault(opts.MaxBatch, DefaultMaxBatch), s.commit)
+	return s, nil
 }
 
-// Close releases the store's connections; it is safe to call more than once.
+func orDefault(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+func (s *Store) open(ctx context.Context) error {
+	if err := checkVersion(ctx, s.pool); err != nil {
+		return err
+	}
+	if s.keys == nil {
+		return errors.New("no keys to sign and verify the log with")
+	}
+	var stored string
+	err := s.pool.QueryRow(ctx, "SELECT origin FROM log_head WHERE id = 1").Scan(&stored)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows) && s.origin == "":
+		return errors.New("a new store needs the name of its log (its origin), such as consent.example.com/log")
+	case errors.Is(err, pgx.ErrNoRows):
+		if err := translog.CheckOrigin(s.origin); err != nil {
+			return err
+		}
+		if _, err := s.pool.Exec(ctx, "INSERT INTO log_head (id, origin) VALUES (1, $1) ON CONFLICT (id) DO NOTHING", s.origin); err != nil {
+			return err
+		}
+		return s.open(ctx)
+	case err != nil:
+		return err
+	case s.origin == "":
+		s.origin = stored
+	case stored != s.origin:
+		return fmt.Errorf("the store's log is %q, but the configuration names %q: a log's name never changes", stored, s.origin)
+	}
+	return s.openLog(ctx)
+}
+
+// Close commits the appends already queued, then releases the store's connections;
+// later appends get consent.ErrUnavailable. It is safe to call more than once.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.pool.Close)
+	s.closeOnce.Do(func() {
+		s.writer.Close()
+		s.pool.Close()
+	})
 	return nil
 }
+
+// Origin returns the name of the store's log.
+func (s *Store) Origin() string { return s.origin }
 
 // connect opens one connection, outside any pool, for work that holds one for its
 // whole length (Migrate).

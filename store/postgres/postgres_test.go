@@ -18,13 +18,17 @@ func newStore(tb testing.TB) func() *postgres.Store {
 		tb.Fatal(err)
 	}
 	return func() *postgres.Store {
-		s, err := postgres.Open(context.Background(), url)
+		s, err := postgres.Open(context.Background(), url, postgres.Options{Origin: storetest.Origin, Keys: storetest.Keys()})
 		if err != nil {
 			tb.Fatal(err)
 		}
 		return s
 	}
 }
+
+func TestRecords(t *testing.T) { storetest.RunRecords(t, newStore) }
+
+func TestLog(t *testing.T) { storetest.RunLog(t, newStore) }
 
 func TestSnapshots(t *testing.T) { storetest.RunSnapshots(t, newStore) }
 

@@ -17,3 +17,43 @@ CREATE TABLE audit (
 	at    timestamptz NOT NULL,
 	entry bytea       NOT NULL
 );
+
+-- The store's log: its name, which never changes, and the latest checkpoint signed
+-- over its tree. One row, which every commit of records locks.
+CREATE TABLE log_head (
+	id         int   PRIMARY KEY CHECK (id = 1),
+	origin     text  NOT NULL,
+	checkpoint bytea
+);
+
+-- The tree's hashes, by storage index (golang.org/x/mod/sumdb/tlog's StoredHashIndex).
+CREATE TABLE log_hashes (
+	storage_index bigint PRIMARY KEY,
+	hash          bytea  NOT NULL CHECK (length(hash) = 32)
+);
+
+-- Every record's leaf, as hashed into the tree. A leaf stays, the record's tombstone,
+-- once a purge removed the record; its record id finds it even then.
+CREATE TABLE leaves (
+	leaf_index bigint PRIMARY KEY,
+	record_id  uuid   NOT NULL UNIQUE,
+	leaf       bytea  NOT NULL
+);
+
+-- The records: their decision and identifying parts, as their leaves' digests cover
+-- them (the identifying part empty once erased), and columns derived from them to
+-- query by.
+CREATE TABLE records (
+	record_id   uuid        PRIMARY KEY,
+	leaf_index  bigint      NOT NULL UNIQUE REFERENCES leaves,
+	consent_id  uuid        NOT NULL,
+	site        text        NOT NULL,
+	recorded_at timestamptz NOT NULL,
+	action      text        NOT NULL,
+	fingerprint text        NOT NULL,
+	language    text        NOT NULL,
+	decision    bytea       NOT NULL,
+	identifying bytea       NOT NULL
+);
+CREATE INDEX records_by_consent ON records (consent_id);
+CREATE INDEX records_by_site_time ON records (site, recorded_at);

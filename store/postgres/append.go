@@ -1,0 +1,310 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/mod/sumdb/tlog"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
+)
+
+// request is one Append waiting for the writer, prepared by its caller: encoding and
+// hashing run in parallel, the writer only writes, extends the tree and signs.
+type request struct {
+	record      *consent.Record
+	recordID    uuid.UUID
+	consentID   uuid.UUID
+	decision    []byte
+	identifying []byte
+	leaf        []byte
+	leafHash    tlog.Hash
+	snapshot    string
+	done        chan appended // buffered: the writer never waits for a caller that gave up
+}
+
+// appended is the writer's answer to a request: where its leaf is, and the batch it
+// was committed in, which proves it (nil if an earlier commit, whose outcome was
+// unknown, stored it).
+type appended struct {
+	index int64
+	batch *translog.Batch
+	err   error
+}
+
+// Append stores r durably with its leaf in the log, under a signed checkpoint, and
+// returns its receipt once the transaction is committed. See consent.RecordStore.
+func (s *Store) Append(ctx context.Context, r *consent.Record) (*consent.Receipt, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: append: %w", err)
+	}
+	req, err := s.newRequest(r)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: append: %w", err)
+	}
+	if err := s.writer.Enqueue(req); err != nil {
+		return nil, fmt.Errorf("postgres: append: %w", err)
+	}
+	defer s.writer.Done()
+	var a appended
+	select {
+	case a = <-req.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("postgres: append: %w", ctx.Err())
+	}
+	if a.err != nil {
+		return nil, a.err
+	}
+	var p *translog.Proof
+	if a.batch != nil {
+		p, err = a.batch.Prove(a.index, translog.Hashes(ctx, s))
+	} else {
+		p, err = translog.Prove(translog.Hashes(ctx, s), a.index, s.log.Load().Head())
+	}
+	var receipt *consent.Receipt
+	if err == nil {
+		receipt, err = translog.NewReceipt(p, req.decision, req.leaf, req.snapshot)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: append: the receipt of record %s, which is stored: %w", r.ID, err)
+	}
+	return receipt, nil
+}
+
+// newRequest prepares the append of r: its parts, its leaf and the leaf's hash.
+func (s *Store) newRequest(r *consent.Record) (*request, error) {
+	if r == nil {
+		return nil, consent.Errorf(consent.EInvalid, "no record")
+	}
+	recordID, err := uuid.Parse(r.ID)
+	if err != nil {
+		return nil, consent.Errorf(consent.EInvalid, "record id %q is not a UUID", r.ID)
+	}
+	consentID, err := uuid.Parse(r.ConsentID)
+	if err != nil {
+		return nil, consent.Errorf(consent.EInvalid, "consent id %q is not a UUID", r.ConsentID)
+	}
+	if len(r.Site) == 0 || len(r.Site) > 255 {
+		return nil, consent.Errorf(consent.EInvalid, "site %q is not 1 to 255 bytes long", r.Site)
+	}
+	req := &request{record: r, recordID: recordID, consentID: consentID, done: make(chan appended, 1)}
+	if req.decision, err = translog.DecisionPart(r); err != nil {
+		return nil, err
+	}
+	if req.identifying, err = translog.IdentifyingPart(r); err != nil {
+		return nil, err
+	}
+	var digest [32]byte
+	if snap := s.snapshots.Lookup(r.Site, r.Fingerprint, s.snapshotBytes); snap != nil {
+		digest, req.snapshot = snap.Digest, snap.Text
+	}
+	leaf, err := translog.NewLeaf(r, digest, req.decision, req.identifying)
+	if err != nil {
+		return nil, err
+	}
+	if req.leaf, err = leaf.MarshalBinary(); err != nil {
+		return nil, err
+	}
+	req.leafHash = translog.LeafHash(req.leaf)
+	return req, nil
+}
+
+// commitAttempts bounds how often a batch is tried when the database fails in a way
+// that another try may not (a lost connection, a serialization failure).
+const commitAttempts = 5
+
+// commit writes batch in one transaction and answers every request in it once that
+// transaction is committed. A batch whose commit failed in a way worth another try
+// is tried again, after the log's head is read again from the database: a commit
+// whose outcome is unknown may have stored it, and the retry then finds its records
+// there, byte for byte, and answers them as stored.
+func (s *Store) commit(batch []*request) {
+	var answers map[*request]appended
+	var err error
+	for attempt := range commitAttempts {
+		if attempt > 0 {
+			time.Sleep(backoff(attempt)) // the database's recovery, which nothing announces
+			if err = s.openLog(context.Background()); err != nil {
+				continue
+			}
+		}
+		if answers, err = s.commitOnce(batch); err == nil || !worthRetrying(err) {
+			break
+		}
+	}
+	for _, req := range batch {
+		a, ok := answers[req]
+		if !ok {
+			a.err = fmt.Errorf("postgres: append: %w", err)
+		}
+		req.done <- a
+	}
+}
+
+// commitOnce writes the requests of batch that are not stored yet in one
+// transaction and returns the answer to each request, or an error and no answers.
+func (s *Store) commitOnce(batch []*request) (map[*request]appended, error) {
+	ctx := context.Background()
+	stored, err := s.storedLeaves(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	answers := make(map[*request]appended, len(batch))
+	var fresh []*request
+	seen := map[uuid.UUID]bool{}
+	for _, req := range batch {
+		switch leaf, ok := stored[req.recordID]; {
+		case ok && bytes.Equal(leaf.bytes, req.leaf):
+			answers[req] = appended{index: leaf.index} // stored by a commit whose outcome was unknown
+		case ok || seen[req.recordID]:
+			answers[req] = appended{err: fmt.Errorf("postgres: append: %w", consent.Errorf(consent.EInvalid, "record id %s is already stored", req.recordID))}
+		default:
+			seen[req.recordID] = true
+			fresh = append(fresh, req)
+		}
+	}
+	if len(fresh) == 0 {
+		return answers, nil
+	}
+	signer, err := s.keys.LogSigner(s.origin)
+	if err != nil {
+		return nil, err
+	}
+	log := s.log.Load()
+	head := log.Head()
+	written := map[int64]tlog.Hash{}
+	var b *translog.Batch
+	// Read committed, with the head row locked: the one writer of this store
+	// extends the tree it read, and a second consentd writing to the same database
+	// finds a head it did not sign and stops before it forks the log.
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		var current []byte
+		if err := tx.QueryRow(ctx, "SELECT checkpoint FROM log_head WHERE id = 1 FOR UPDATE").Scan(&current); err != nil {
+			return err
+		}
+		if !bytes.Equal(current, head.Signed) {
+			return errForeignHead
+		}
+		if err := insertRecords(ctx, tx, fresh, head.Size); err != nil {
+			return err
+		}
+		hashes := make([]tlog.Hash, len(fresh))
+		for i, req := range fresh {
+			hashes[i] = req.leafHash
+		}
+		var err error
+		b, err = log.Append(&logTx{ctx: ctx, q: tx, edge: s.edge, written: written}, hashes, signer)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Commit(b)
+	if s.edge = nextEdge(b.Checkpoint.Size, s.edge, written); s.edge == nil {
+		s.edge = map[int64]tlog.Hash{} // read from the database as any hash
+	}
+	for j, req := range fresh {
+		answers[req] = appended{index: head.Size + int64(j), batch: b}
+	}
+	return answers, nil
+}
+
+// errForeignHead stops a writer whose log head is not the database's.
+var errForeignHead = errors.New("the log's head in the database is not the one this consentd signed last: another consentd writes to the same database, which would fork the log (run one, or wait for the several-instances store)")
+
+// insertRecords inserts the leaves and records of reqs, the first at index first.
+func insertRecords(ctx context.Context, tx pgx.Tx, reqs []*request, first int64) error {
+	n := len(reqs)
+	var (
+		indexes                                 = make([]int64, n)
+		ids, consentIDs                         = make([]uuid.UUID, n), make([]uuid.UUID, n)
+		leaves, decisions, identifying          = make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		sites, actions, fingerprints, languages = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		recordedAt                              = make([]time.Time, n)
+	)
+	for i, req := range reqs {
+		r := req.record
+		indexes[i], ids[i], consentIDs[i] = first+int64(i), req.recordID, req.consentID
+		leaves[i], decisions[i], identifying[i] = req.leaf, req.decision, req.identifying
+		sites[i], actions[i], fingerprints[i], languages[i], recordedAt[i] = r.Site, string(r.Action), r.Fingerprint, r.Language, r.RecordedAt
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO leaves (leaf_index, record_id, leaf)
+		SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[])`, indexes, ids, leaves); err != nil {
+		return err
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO records (record_id, leaf_index, consent_id, site, recorded_at, action, fingerprint, language, decision, identifying)
+		SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::bytea[])
+		ON CONFLICT (record_id) DO NOTHING`,
+		ids, indexes, consentIDs, sites, recordedAt, actions, fingerprints, languages, decisions, identifying)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() != int64(n) {
+		return fmt.Errorf("%d of %d records were stored by someone else meanwhile", int64(n)-tag.RowsAffected(), n)
+	}
+	return nil
+}
+
+// storedLeaf is a leaf in the database.
+type storedLeaf struct {
+	index int64
+	bytes []byte
+}
+
+// storedLeaves returns the stored leaves of the requests' record ids, by id.
+func (s *Store) storedLeaves(ctx context.Context, reqs []*request) (map[uuid.UUID]storedLeaf, error) {
+	ids := make([]uuid.UUID, len(reqs))
+	for i, req := range reqs {
+		ids[i] = req.recordID
+	}
+	rows, err := s.pool.Query(ctx, "SELECT record_id, leaf_index, leaf FROM leaves WHERE record_id = ANY($1)", ids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uuid.UUID]storedLeaf{}
+	var id uuid.UUID
+	var leaf storedLeaf
+	_, err = pgx.ForEachRow(rows, []any{&id, &leaf.index, &leaf.bytes}, func() error {
+		out[id] = storedLeaf{index: leaf.index, bytes: bytes.Clone(leaf.bytes)}
+		return nil
+	})
+	return out, err
+}
+
+// worthRetrying reports whether a commit that failed with err may succeed if tried
+// again: a serialization failure or deadlock, or a connection lost (whether or not
+// the commit reached the database; the retry finds out).
+func worthRetrying(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01" || pgErr.Code[:2] == "08"
+	}
+	return !errors.Is(err, errForeignHead) && (pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) || isConnectionError(err))
+}
+
+func isConnectionError(err error) bool {
+	var connErr *pgconn.ConnectError
+	return errors.As(err, &connErr) || errors.Is(err, pgx.ErrTxCommitRollback) || pgconn.SafeToRetry(err)
+}
+
+// backoff is how long to wait before the attempt-th try of a commit.
+func backoff(attempt int) time.Duration {
+	return min(50*time.Millisecond<<attempt, 2*time.Second)
+}
+
+// snapshotBytes reads a stored snapshot's bytes, nil if there is none.
+func (s *Store) snapshotBytes(site, fingerprint string) []byte {
+	var value []byte
+	err := s.pool.QueryRow(context.Background(), "SELECT snapshot FROM snapshots WHERE site = $1 AND fingerprint = $2", site, fingerprint).Scan(&value)
+	if err != nil {
+		return nil
+	}
+	return value
+}

@@ -1,0 +1,175 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
+)
+
+// logTx is the log's storage in one transaction: its hashes in log_hashes and its
+// latest checkpoint in log_head. It reads the hashes of the tree's right edge, which
+// extending the tree needs, from memory (edge): a batch costs no round trip per leaf.
+type logTx struct {
+	ctx     context.Context
+	q       querier
+	edge    map[int64]tlog.Hash
+	written map[int64]tlog.Hash // by WriteHashes, for the next edge
+}
+
+var _ translog.Tx = (*logTx)(nil)
+
+func (l *logTx) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	var missing []int64
+	for i, x := range indexes {
+		if h, ok := l.edge[x]; ok {
+			out[i] = h
+		} else {
+			missing = append(missing, x)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	stored, err := readHashes(l.ctx, l.q, missing)
+	if err != nil {
+		return nil, err
+	}
+	for i, x := range indexes {
+		if h, ok := stored[x]; ok {
+			out[i] = h
+		}
+	}
+	return out, nil
+}
+
+func (l *logTx) WriteHashes(start int64, hashes []tlog.Hash) error {
+	indexes := make([]int64, len(hashes))
+	values := make([][]byte, len(hashes))
+	for i := range hashes {
+		indexes[i], values[i] = start+int64(i), hashes[i][:]
+		if l.written != nil {
+			l.written[indexes[i]] = hashes[i]
+		}
+	}
+	_, err := l.q.Exec(l.ctx, "INSERT INTO log_hashes (storage_index, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])", indexes, values)
+	return err
+}
+
+func (l *logTx) Checkpoint() ([]byte, error) {
+	var signed []byte
+	err := l.q.QueryRow(l.ctx, "SELECT checkpoint FROM log_head WHERE id = 1").Scan(&signed)
+	return signed, err
+}
+
+func (l *logTx) PutCheckpoint(signed []byte) error {
+	_, err := l.q.Exec(l.ctx, "UPDATE log_head SET checkpoint = $1 WHERE id = 1", signed)
+	return err
+}
+
+// readHashes returns the stored hashes at indexes, or an error with code ENotFound if
+// one is missing.
+func readHashes(ctx context.Context, q querier, indexes []int64) (map[int64]tlog.Hash, error) {
+	rows, err := q.Query(ctx, "SELECT storage_index, hash FROM log_hashes WHERE storage_index = ANY($1)", indexes)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]tlog.Hash, len(indexes))
+	var x int64
+	var h []byte
+	_, err = pgx.ForEachRow(rows, []any{&x, &h}, func() error {
+		if len(h) != tlog.HashSize {
+			return fmt.Errorf("the hash at storage index %d is %d bytes long", x, len(h))
+		}
+		out[x] = tlog.Hash(h)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range indexes {
+		if _, ok := out[x]; !ok {
+			return nil, consent.Errorf(consent.ENotFound, "no hash at storage index %d", x)
+		}
+	}
+	return out, nil
+}
+
+// edgeIndexes returns the storage indexes of the right edge of a tree of size n: the
+// roots of its complete subtrees, one per bit set in n, which are all that appending
+// to it reads of the tree as it was.
+func edgeIndexes(n int64) []int64 {
+	var out []int64
+	for level := 0; n>>level > 0; level++ {
+		if n>>level&1 == 1 {
+			out = append(out, tlog.StoredHashIndex(level, n>>level-1))
+		}
+	}
+	return out
+}
+
+// nextEdge returns the right edge of a tree of size n from the hashes a batch wrote
+// and the edge before it; nil, to be read again, if one is missing.
+func nextEdge(n int64, before, written map[int64]tlog.Hash) map[int64]tlog.Hash {
+	edge := map[int64]tlog.Hash{}
+	for _, x := range edgeIndexes(n) {
+		h, ok := written[x]
+		if !ok {
+			h, ok = before[x]
+		}
+		if !ok {
+			return nil
+		}
+		edge[x] = h
+	}
+	return edge
+}
+
+// LastCheckpoint returns the log's newest checkpoint.
+func (s *Store) LastCheckpoint(ctx context.Context) (*consent.Checkpoint, error) {
+	head := s.log.Load().Head()
+	if head.Size == 0 {
+		return nil, fmt.Errorf("postgres: last checkpoint: %w", consent.Errorf(consent.ENotFound, "no checkpoint was signed yet"))
+	}
+	return head, nil
+}
+
+// ReadHashes returns the hashes of the log's tree at the storage indexes.
+func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	stored, err := readHashes(ctx, s.pool, indexes)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read hashes: %w", err)
+	}
+	out := make([][32]byte, len(indexes))
+	for i, x := range indexes {
+		out[i] = stored[x]
+	}
+	return out, nil
+}
+
+// openLog reads the log's head, checks it against the stored tree (translog.Open),
+// and reads its right edge: when the store opens, and in the writer after a commit
+// whose outcome is unknown.
+func (s *Store) openLog(ctx context.Context) error {
+	verifier, err := s.keys.LogVerifier(s.origin)
+	if err != nil {
+		return err
+	}
+	tx := &logTx{ctx: ctx, q: s.pool}
+	log, err := translog.Open(tx, verifier)
+	if err != nil {
+		return err
+	}
+	edge, err := readHashes(ctx, s.pool, edgeIndexes(log.Head().Size))
+	if err != nil {
+		return fmt.Errorf("the right edge of the log's tree: %w", err)
+	}
+	s.log.Store(log)
+	s.edge = edge
+	return nil
+}

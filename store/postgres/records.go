@@ -1,0 +1,177 @@
+package postgres
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
+)
+
+// storedRecord is a record as a query returns it: its leaf and its parts.
+type storedRecord struct {
+	index       int64
+	leaf        []byte
+	decision    []byte
+	identifying []byte
+}
+
+// scanned are the destinations of a query of the columns of storedRecord.
+func (sr *storedRecord) scanned() []any {
+	return []any{&sr.index, &sr.leaf, &sr.decision, &sr.identifying}
+}
+
+// recordColumns are the columns of storedRecord, of records r joined with leaves l.
+const recordColumns = "r.leaf_index, l.leaf, r.decision, r.identifying FROM records r JOIN leaves l USING (leaf_index)"
+
+// decode returns the record sr holds, and its leaf.
+func (sr *storedRecord) decode() (*consent.Record, *translog.Leaf, error) {
+	var leaf translog.Leaf
+	if err := leaf.UnmarshalBinary(sr.leaf); err != nil {
+		return nil, nil, fmt.Errorf("the leaf %d: %w", sr.index, err)
+	}
+	r := &consent.Record{ID: leaf.RecordID.String(), Site: leaf.Site, RecordedAt: leaf.RecordedAt, LogIndex: sr.index}
+	if err := translog.ParseDecisionPart(sr.decision, r); err != nil {
+		return nil, nil, fmt.Errorf("record %s: %w", r.ID, err)
+	}
+	if len(sr.identifying) > 0 {
+		if err := translog.ParseIdentifyingPart(sr.identifying, r); err != nil {
+			return nil, nil, fmt.Errorf("record %s: %w", r.ID, err)
+		}
+	}
+	return r, &leaf, nil
+}
+
+// RecordsByConsent returns the records of consentID, oldest first (by RecordedAt,
+// then by ID), each with its receipt proved against the log's head.
+func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*consent.Record, error) {
+	out := []*consent.Record{}
+	id, err := uuid.Parse(consentID)
+	if err != nil {
+		return out, nil // Append refuses such an id
+	}
+	if s.writer.Closed() {
+		return nil, fmt.Errorf("postgres: records by consent: store closed: %w", consent.ErrUnavailable)
+	}
+	// Committed before the query, so the tree holds every record it finds.
+	head := s.log.Load().Head()
+	rows, err := s.pool.Query(ctx, "SELECT "+recordColumns+" WHERE r.consent_id = $1 AND r.leaf_index < $2", id, head.Size)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: records by consent: %w", err)
+	}
+	var sr storedRecord
+	_, err = pgx.ForEachRow(rows, sr.scanned(), func() error {
+		r, err := s.proved(ctx, &sr, head)
+		if err == nil {
+			out = append(out, r)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: records by consent: %w", err)
+	}
+	slices.SortFunc(out, func(a, b *consent.Record) int {
+		return cmp.Or(a.RecordedAt.Compare(b.RecordedAt), strings.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// proved returns the record sr holds with its receipt proved against head, and the
+// snapshot its leaf names.
+func (s *Store) proved(ctx context.Context, sr *storedRecord, head *consent.Checkpoint) (*consent.Record, error) {
+	r, leaf, err := sr.decode()
+	if err != nil {
+		return nil, err
+	}
+	var snapshot string
+	if snap := s.snapshots.Lookup(r.Site, r.Fingerprint, s.snapshotBytes); snap != nil && snap.Digest == leaf.Snapshot {
+		snapshot = snap.Text
+	}
+	p, err := translog.Prove(translog.Hashes(ctx, s), sr.index, head)
+	if err != nil {
+		return nil, fmt.Errorf("record %s: %w", r.ID, err)
+	}
+	if r.Receipt, err = translog.NewReceipt(p, bytes.Clone(sr.decision), bytes.Clone(sr.leaf), snapshot); err != nil {
+		return nil, fmt.Errorf("record %s: %w", r.ID, err)
+	}
+	return r, nil
+}
+
+// Records returns up to limit records that f selects, in the order of their leaves
+// in the log, after the record with id after: an order that records committed later
+// never enter behind a cursor, whatever clock made their ids.
+func (s *Store) Records(ctx context.Context, f consent.Filter, after string, limit int) ([]*consent.Record, error) {
+	start, err := s.cursor(ctx, after)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: records: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, "SELECT "+recordColumns+` WHERE r.leaf_index > $1
+		AND (cardinality($2::text[]) = 0 OR r.site = ANY($2))
+		AND ($3::timestamptz IS NULL OR r.recorded_at >= $3)
+		AND ($4::timestamptz IS NULL OR r.recorded_at < $4)
+		AND ($5 = '' OR r.action = $5)
+		AND ($6 = '' OR r.fingerprint = $6)
+		AND ($7 = '' OR r.language = $7)
+		ORDER BY r.leaf_index LIMIT $8`,
+		start, nonNil(f.Sites), nullTime(f.From), nullTime(f.To), string(f.Action), f.Fingerprint, f.Language, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: records: %w", err)
+	}
+	out := []*consent.Record{}
+	var sr storedRecord
+	_, err = pgx.ForEachRow(rows, sr.scanned(), func() error {
+		r, _, err := sr.decode()
+		if err == nil {
+			out = append(out, r)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: records: %w", err)
+	}
+	return out, nil
+}
+
+// cursor returns the leaf index of the record with id after, -1 for "": its leaf
+// stays after the record is purged, so a cursor stays valid.
+func (s *Store) cursor(ctx context.Context, after string) (int64, error) {
+	if after == "" {
+		return -1, nil
+	}
+	id, err := uuid.Parse(after)
+	if err != nil {
+		return 0, consent.Errorf(consent.EInvalid, "cursor %q is not a record id", after)
+	}
+	var index int64
+	err = s.pool.QueryRow(ctx, "SELECT leaf_index FROM leaves WHERE record_id = $1", id).Scan(&index)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, consent.Errorf(consent.EInvalid, "cursor %q names no record of this store", after)
+	}
+	return index, err
+}
+
+// nonNil returns s, or an empty slice for nil: PostgreSQL's cardinality of NULL is
+// NULL.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// nullTime returns t, or nil (NULL) for the zero time: no limit.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
