@@ -31,13 +31,9 @@ import (
 
 // Defaults for the Open options.
 const (
-	// DefaultQueueSize is how many appends may wait for the writer before Append
-	// answers ErrUnavailable: a few batches' worth, enough to ride out a slow sync,
-	// short of keeping callers waiting longer than their clients would.
-	DefaultQueueSize = 4096
-
-	// DefaultMaxBatch is the most records committed in one transaction.
-	DefaultMaxBatch = 1000
+	// DefaultQueueSize and DefaultMaxBatch size the write queue, as for every store.
+	DefaultQueueSize = groupcommit.DefaultQueueSize
+	DefaultMaxBatch  = groupcommit.DefaultMaxBatch
 
 	// DefaultLockTimeout is how long Open waits for another process to release the
 	// file lock.

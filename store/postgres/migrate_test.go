@@ -44,7 +44,10 @@ func TestMigrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, try := range map[string]func() error{
-		"open":    func() error { _, err := postgres.Open(ctx, url, postgres.Options{Origin: storetest.Origin, Keys: storetest.Keys()}); return err },
+		"open": func() error {
+			_, err := postgres.Open(ctx, url, postgres.Options{Origin: storetest.Origin, Keys: storetest.Keys()})
+			return err
+		},
 		"migrate": func() error { _, err := postgres.Migrate(ctx, url); return err },
 	} {
 		if err := try(); err == nil || !strings.Contains(err.Error(), "newer than this consentd") {

@@ -24,12 +24,6 @@ import (
 	"github.com/mixvoip/consentd/translog"
 )
 
-// Defaults of the write queue, as store/bolt's.
-const (
-	DefaultQueueSize = 4096
-	DefaultMaxBatch  = 1000
-)
-
 // Store is the consent store in one PostgreSQL database. It is safe for concurrent
 // use.
 type Store struct {
@@ -53,8 +47,7 @@ type Options struct {
 	Origin string
 	// Keys sign the log, and verify its latest checkpoint when the store opens.
 	Keys translog.Keys
-	// QueueSize and MaxBatch size the write queue (DefaultQueueSize and
-	// DefaultMaxBatch if 0).
+	// QueueSize and MaxBatch size the write queue (groupcommit's defaults if 0).
 	QueueSize, MaxBatch int
 }
 
@@ -76,7 +69,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s.writer = groupcommit.Start(orDefault(opts.QueueSize, DefaultQueueSize), orDefault(opts.MaxBatch, DefaultMaxBatch), s.commit)
+	s.writer = groupcommit.Start(orDefault(opts.QueueSize, groupcommit.DefaultQueueSize), orDefault(opts.MaxBatch, groupcommit.DefaultMaxBatch), s.commit)
 	return s, nil
 }
 

@@ -15,6 +15,17 @@ import (
 	consent "github.com/mixvoip/consentd"
 )
 
+// Defaults of a store's write queue.
+const (
+	// DefaultQueueSize is how many writes may wait for the writer before Enqueue
+	// refuses more: a few batches' worth, enough to ride out a slow sync, short of
+	// keeping callers waiting longer than their clients would.
+	DefaultQueueSize = 4096
+
+	// DefaultMaxBatch is the most writes committed in one transaction.
+	DefaultMaxBatch = 1000
+)
+
 // Writer is a queue of writes of type R and the goroutine that commits them.
 type Writer[R any] struct {
 	maxBatch int
