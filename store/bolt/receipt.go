@@ -24,7 +24,7 @@ func (s *Store) proved(tx *bolt.Tx, v []byte, head *consent.Checkpoint) (*consen
 	}
 	// The header's consent id found the record; a record moved under another visitor's
 	// id is not theirs to see.
-	if !sameConsent(sr) {
+	if !(&translog.StoredRecord{ConsentID: sr.consentID, Decision: sr.decision}).SameConsent() {
 		return nil, fmt.Errorf("the record is filed under another consent id than its decision's: the store was altered (consentd verify tells more)")
 	}
 	leafBytes := tx.Bucket(bucketLog).Get(leafKey(sr.index))

@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -66,21 +65,6 @@ func splitRecord(v []byte) (storedRecord, error) {
 		decision:    v[offsetDecision:end],
 		identifying: v[end:],
 	}, nil
-}
-
-// consentIDField opens the consent id in a decision part: its members are sorted and
-// its strings escape every quote, so this appears once, before the id.
-var consentIDField = []byte(`"consent_id":"`)
-
-// decisionConsentID returns the consent id that the decision part of sr names, which
-// its leaf vouches for; the one in the record's header only indexes it.
-func (sr storedRecord) decisionConsentID() (uuid.UUID, bool) {
-	_, rest, ok := bytes.Cut(sr.decision, consentIDField)
-	if !ok || len(rest) < 36 {
-		return uuid.UUID{}, false
-	}
-	id, err := uuid.ParseBytes(rest[:36])
-	return id, err == nil
 }
 
 // decode returns the record of leaf whose parts sr holds.
