@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/tlog"
 
+	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/store/internal/groupcommit"
 	"github.com/mixvoip/consentd/store/internal/snapshots"
 	"github.com/mixvoip/consentd/translog"
@@ -40,6 +41,8 @@ type Store struct {
 	snapshots snapshots.Cache
 	closeOnce sync.Once
 }
+
+var _ consent.Store = (*Store)(nil)
 
 // Options configure Open.
 type Options struct {

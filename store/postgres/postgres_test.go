@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/internal/pgtest"
 	"github.com/mixvoip/consentd/store/postgres"
 	"github.com/mixvoip/consentd/store/storetest"
@@ -11,8 +12,17 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// newStore is the suite's Factory: a new database, migrated, for each test.
-func newStore(tb testing.TB) func() *postgres.Store {
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(tb testing.TB) func() consent.Store {
+		open := MustNewDatabase(tb)
+		return func() consent.Store { return open() }
+	})
+}
+
+// MustNewDatabase makes a new database, migrated, and returns a function that opens
+// a store on it, as the suite's stores are opened.
+func MustNewDatabase(tb testing.TB) (open func() *postgres.Store) {
+	tb.Helper()
 	url := pgtest.NewDatabase(tb)
 	if _, err := postgres.Migrate(context.Background(), url); err != nil {
 		tb.Fatal(err)
@@ -25,11 +35,3 @@ func newStore(tb testing.TB) func() *postgres.Store {
 		return s
 	}
 }
-
-func TestRecords(t *testing.T) { storetest.RunRecords(t, newStore) }
-
-func TestLog(t *testing.T) { storetest.RunLog(t, newStore) }
-
-func TestSnapshots(t *testing.T) { storetest.RunSnapshots(t, newStore) }
-
-func TestAudit(t *testing.T) { storetest.RunAudit(t, newStore) }

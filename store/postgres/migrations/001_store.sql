@@ -57,3 +57,19 @@ CREATE TABLE records (
 );
 CREATE INDEX records_by_consent ON records (consent_id);
 CREATE INDEX records_by_site_time ON records (site, recorded_at);
+
+-- The signed statements that a purge removed a site's records recorded before a time
+-- (translog.Purge): verification tells the purged records from deleted ones by them.
+CREATE TABLE purges (
+	id        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	at        timestamptz NOT NULL,
+	site      text        NOT NULL,
+	statement bytea       NOT NULL
+);
+
+-- The signed statements that link the log to the names it had before a restore,
+-- newest last (translog.Link).
+CREATE TABLE links (
+	id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	statement bytea  NOT NULL
+);

@@ -1,0 +1,274 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
+)
+
+// Verify checks the store's log against its keys, and against the archived
+// checkpoints (see consent.LogStore), in one snapshot of the database.
+func (s *Store) Verify(ctx context.Context, archived ...*consent.Checkpoint) (*consent.Verification, error) {
+	verifier, err := s.keys.LogVerifier(s.origin)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: verify: %w", err)
+	}
+	var v *consent.Verification
+	// Repeatable read: one snapshot of the whole store, however long the walk.
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		v, err = translog.Verify(ctx, &stored{ctx: ctx, tx: tx, hashes: map[int64][]tlog.Hash{}}, verifier, archived)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: verify: %w", err)
+	}
+	return v, nil
+}
+
+// stored is the store in one transaction, as translog.Verify reads it.
+type stored struct {
+	ctx context.Context
+	tx  pgx.Tx
+	// next is the record joined to the leaf that Leaves hands out, so that the walk
+	// reads each record with its leaf, not in a query of its own.
+	next *identifiedRecord
+	// hashes are chunks of the tree's stored hashes, by chunk number: the walk reads
+	// them in order, a chunk a query.
+	hashes map[int64][]tlog.Hash
+}
+
+var _ translog.Stored = (*stored)(nil)
+
+func (s *stored) Origin() string {
+	var origin string
+	_ = s.tx.QueryRow(s.ctx, "SELECT origin FROM log_head WHERE id = 1").Scan(&origin)
+	return origin
+}
+
+func (s *stored) Links(fn func(name string, signed []byte) error) error {
+	return s.statements("SELECT id, statement FROM links ORDER BY id DESC", fn)
+}
+
+func (s *stored) Purges(fn func(name string, signed []byte) error) error {
+	return s.statements("SELECT id, statement FROM purges ORDER BY id", fn)
+}
+
+func (s *stored) statements(query string, fn func(name string, signed []byte) error) error {
+	rows, err := s.tx.Query(s.ctx, query)
+	if err != nil {
+		return err
+	}
+	var id int64
+	var signed []byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &signed}, func() error { return fn("id "+strconv.FormatInt(id, 10), signed) })
+	return err
+}
+
+func (s *stored) Snapshots(fn func(site, fingerprint string, snapshot []byte) error) error {
+	rows, err := s.tx.Query(s.ctx, "SELECT site, fingerprint, snapshot FROM snapshots")
+	if err != nil {
+		return err
+	}
+	var site, fingerprint string
+	var snapshot []byte
+	_, err = pgx.ForEachRow(rows, []any{&site, &fingerprint, &snapshot}, func() error { return fn(site, fingerprint, snapshot) })
+	return err
+}
+
+func (s *stored) Leaves(fn func(index int64, leaf []byte) error) error {
+	// A page at a time, read whole: the transaction's one connection cannot read
+	// a record or a hash while a query streams.
+	type row struct {
+		index  int64
+		leaf   []byte
+		record *identifiedRecord
+	}
+	for next := int64(0); ; {
+		rows, err := s.tx.Query(s.ctx, `SELECT l.leaf_index, l.leaf, r.record_id, r.leaf_index, r.consent_id, r.decision, r.identifying
+			FROM leaves l LEFT JOIN records r ON r.record_id = l.record_id
+			WHERE l.leaf_index >= $1 ORDER BY l.leaf_index LIMIT $2`, next, leafPage)
+		if err != nil {
+			return err
+		}
+		var page []row
+		var index int64
+		var leaf []byte
+		var r recordRow
+		_, err = pgx.ForEachRow(rows, append([]any{&index, &leaf}, r.scanned()...), func() error {
+			page = append(page, row{index, leaf, r.stored()})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, row := range page {
+			s.next = row.record
+			if err := fn(row.index, row.leaf); err != nil {
+				return err
+			}
+		}
+		s.next = nil
+		if len(page) < leafPage {
+			return nil
+		}
+		next = page[len(page)-1].index + 1
+	}
+}
+
+// leafPage is how many leaves, with their records, the walk reads a query.
+const leafPage = 10000
+
+func (s *stored) Leaf(index int64) ([]byte, error) {
+	var leaf []byte
+	err := s.tx.QueryRow(s.ctx, "SELECT leaf FROM leaves WHERE leaf_index = $1", index).Scan(&leaf)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return leaf, err
+}
+
+func (s *stored) Record(id uuid.UUID) (*translog.StoredRecord, error) {
+	if s.next != nil && s.next.ID == id {
+		return &s.next.StoredRecord, nil
+	}
+	var r recordRow
+	err := s.tx.QueryRow(s.ctx, "SELECT record_id, leaf_index, consent_id, decision, identifying FROM records WHERE record_id = $1", id).Scan(r.scanned()...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &r.stored().StoredRecord, nil
+}
+
+func (s *stored) RecordCount() (int, error) {
+	var n int
+	err := s.tx.QueryRow(s.ctx, "SELECT count(*) FROM records").Scan(&n)
+	return n, err
+}
+
+func (s *stored) Records(fn func(id uuid.UUID, r *translog.StoredRecord) error) error {
+	// Read whole: fn reads leaves on the transaction's one connection. Only a store
+	// with more records than leaves name comes here.
+	rows, err := s.tx.Query(s.ctx, "SELECT record_id, leaf_index, consent_id, decision, identifying FROM records")
+	if err != nil {
+		return err
+	}
+	var all []*identifiedRecord
+	var r recordRow
+	if _, err := pgx.ForEachRow(rows, r.scanned(), func() error { all = append(all, r.stored()); return nil }); err != nil {
+		return err
+	}
+	for _, sr := range all {
+		if err := fn(sr.ID, &sr.StoredRecord); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *stored) Checkpoint() ([]byte, error) {
+	var signed []byte
+	err := s.tx.QueryRow(s.ctx, "SELECT checkpoint FROM log_head WHERE id = 1").Scan(&signed)
+	return signed, err
+}
+
+// hashChunk is how many stored hashes one query of the walk reads.
+const hashChunk = 1 << 14
+
+// keptChunks bounds the chunks of hashes a walk keeps: the walk reads the newest, and
+// now and then an old one, the root of a complete subtree to the left.
+const keptChunks = 64
+
+func (s *stored) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		chunk, err := s.chunk(x / hashChunk)
+		if err != nil {
+			return nil, err
+		}
+		if x%hashChunk >= int64(len(chunk)) {
+			return nil, consent.Errorf(consent.ENotFound, "no hash at storage index %d", x)
+		}
+		out[i] = chunk[x%hashChunk]
+	}
+	return out, nil
+}
+
+// chunk returns the stored hashes from storage index n*hashChunk on, as many as are
+// stored without a gap, up to hashChunk.
+func (s *stored) chunk(n int64) ([]tlog.Hash, error) {
+	if c, ok := s.hashes[n]; ok {
+		return c, nil
+	}
+	if len(s.hashes) >= keptChunks {
+		clear(s.hashes)
+	}
+	first := n * hashChunk
+	rows, err := s.tx.Query(s.ctx, "SELECT storage_index, hash FROM log_hashes WHERE storage_index >= $1 AND storage_index < $2 ORDER BY storage_index", first, first+hashChunk)
+	if err != nil {
+		return nil, err
+	}
+	var c []tlog.Hash
+	var x int64
+	var h []byte
+	_, err = pgx.ForEachRow(rows, []any{&x, &h}, func() error {
+		if x != first+int64(len(c)) || len(h) != tlog.HashSize {
+			return errStopChunk // a gap, or a hash of the wrong size: missing from here on
+		}
+		c = append(c, tlog.Hash(h))
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopChunk) {
+		return nil, err
+	}
+	s.hashes[n] = c
+	return c, nil
+}
+
+var errStopChunk = errors.New("end of the chunk")
+
+// recordRow is a row of records as verification reads it; its id NULL where a leaf
+// has no record.
+type recordRow struct {
+	id          *uuid.UUID
+	index       *int64
+	consentID   *uuid.UUID
+	decision    []byte
+	identifying []byte
+}
+
+func (r *recordRow) scanned() []any {
+	return []any{&r.id, &r.index, &r.consentID, &r.decision, &r.identifying}
+}
+
+// identifiedRecord is a stored record and its id.
+type identifiedRecord struct {
+	ID uuid.UUID
+	translog.StoredRecord
+}
+
+// stored returns the record r holds, nil if it holds none.
+func (r *recordRow) stored() *identifiedRecord {
+	if r.id == nil {
+		return nil
+	}
+	sr := &identifiedRecord{ID: *r.id, StoredRecord: translog.StoredRecord{Decision: r.decision, Identifying: r.identifying}}
+	if r.index != nil {
+		sr.Index = *r.index
+	}
+	if r.consentID != nil {
+		sr.ConsentID = *r.consentID
+	}
+	return sr
+}
