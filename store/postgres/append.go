@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -131,11 +132,18 @@ func (s *Store) commit(batch []*request) {
 	for attempt := range commitAttempts {
 		if attempt > 0 {
 			time.Sleep(backoff(attempt)) // the database's recovery, which nothing announces
+		}
+		if s.stale {
 			if err = s.openLog(context.Background()); err != nil {
 				continue
 			}
+			s.stale = false
 		}
-		if answers, err = s.commitOnce(batch); err == nil || !worthRetrying(err) {
+		if answers, err = s.commitOnce(batch); err == nil {
+			break
+		}
+		s.stale = true // the database's head may be ahead of the one in memory
+		if !worthRetrying(err) {
 			break
 		}
 	}
@@ -203,6 +211,9 @@ func (s *Store) commitOnce(batch []*request) (map[*request]appended, error) {
 		b, err = log.Append(&logTx{ctx: ctx, q: tx, edge: s.edge, written: written}, hashes, signer)
 		return err
 	})
+	if err == nil && s.loseAnswer != nil && s.loseAnswer() {
+		err = errLostAnswer
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +226,10 @@ func (s *Store) commitOnce(batch []*request) (map[*request]appended, error) {
 	}
 	return answers, nil
 }
+
+// errLostAnswer stands, in tests, for the answer to a commit that the connection
+// lost: the commit is stored, and the writer does not know it.
+var errLostAnswer = errors.New("the connection was lost before the commit's answer")
 
 // errForeignHead stops a writer whose log head is not the database's.
 var errForeignHead = errors.New("the log's head in the database is not the one this consentd signed last: another consentd writes to the same database, which would fork the log (run one, or wait for the several-instances store)")
@@ -279,19 +294,15 @@ func (s *Store) storedLeaves(ctx context.Context, reqs []*request) (map[uuid.UUI
 }
 
 // worthRetrying reports whether a commit that failed with err may succeed if tried
-// again: a serialization failure or deadlock, or a connection lost (whether or not
-// the commit reached the database; the retry finds out).
+// again: the database answered with a serialization failure or a deadlock, or ended
+// the connection (classes 08 and 57), or the connection failed without an answer,
+// before or after the commit reached the database (the retry finds out which).
 func worthRetrying(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return pgErr.Code == "40001" || pgErr.Code == "40P01" || pgErr.Code[:2] == "08"
+		return pgErr.Code == "40001" || pgErr.Code == "40P01" || strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57")
 	}
-	return !errors.Is(err, errForeignHead) && (pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) || isConnectionError(err))
-}
-
-func isConnectionError(err error) bool {
-	var connErr *pgconn.ConnectError
-	return errors.As(err, &connErr) || errors.Is(err, pgx.ErrTxCommitRollback) || pgconn.SafeToRetry(err)
+	return !errors.Is(err, errForeignHead)
 }
 
 // backoff is how long to wait before the attempt-th try of a commit.

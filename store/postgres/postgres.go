@@ -34,12 +34,16 @@ type Store struct {
 	writer *groupcommit.Writer[*request]
 
 	// The log's head and the hashes of its tree's right edge, read when the store
-	// opens and after a commit whose outcome is unknown, moved by the writer only.
-	log  atomic.Pointer[translog.Log]
-	edge map[int64]tlog.Hash
+	// opens and again after a failed commit (stale), moved by the writer only.
+	log   atomic.Pointer[translog.Log]
+	edge  map[int64]tlog.Hash
+	stale bool
 
 	snapshots snapshots.Cache
 	closeOnce sync.Once
+
+	loseAnswer func() bool // for tests: whether to lose the answer to this commit
+
 }
 
 var _ consent.Store = (*Store)(nil)

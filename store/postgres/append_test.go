@@ -1,0 +1,120 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/store/postgres"
+	"github.com/mixvoip/consentd/store/storetest"
+)
+
+// TestConnectionsKilledWhileAppending: the database ends the store's connections
+// again and again while visitors' decisions are appended. Every decision
+// acknowledged is stored once, with a receipt that verifies; the log verifies; a
+// commit whose outcome was unknown is neither lost nor stored twice.
+func TestConnectionsKilledWhileAppending(t *testing.T) {
+	ctx := context.Background()
+	url, open := MustNewDatabase(t)
+	s := open()
+	defer s.Close()
+
+	var acked sync.Map // record id → *consent.Record
+	var refused atomic.Int64
+	var appenders sync.WaitGroup
+	for range 8 {
+		appenders.Go(func() {
+			for range 25 {
+				r := storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now())
+				receipt, err := s.Append(ctx, r)
+				if err != nil {
+					if !errors.Is(err, consent.ErrUnavailable) && consent.ErrorCode(err) != consent.EInternal {
+						t.Errorf("append: %v", err)
+					}
+					refused.Add(1)
+					continue
+				}
+				storetest.MustVerifyReceipt(t, receipt, r)
+				acked.Store(r.ID, r)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { appenders.Wait(); close(done) }()
+	killer, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killer.Close(ctx)
+	kills := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			var n int
+			if err := killer.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+				WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			kills += n
+			// Not a wait: the pace of the failures under test, which gives the
+			// store's connections time to be made again and to commit between them.
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	// Read back through a store opened afresh: pgxpool pings only connections idle
+	// for more than a second, so a read may still meet one the last kill ended.
+	s.Close()
+	s = open()
+	defer s.Close()
+	n := 0
+	acked.Range(func(_, v any) bool {
+		r := v.(*consent.Record)
+		if got := storetest.MustRecordsByConsent(t, s, r.ConsentID); len(got) != 1 {
+			t.Errorf("acknowledged record %s: %d stored", r.ID, len(got))
+		}
+		n++
+		return true
+	})
+	v, err := s.Verify(ctx)
+	if err != nil || !v.OK {
+		t.Fatalf("after the kills: %+v, %v", v, err)
+	}
+	t.Logf("%d connections killed; %d decisions acknowledged, %d refused; the log holds %d", kills, n, refused.Load(), v.Leaves)
+	if kills == 0 || n == 0 {
+		t.Errorf("%d connections killed, %d decisions acknowledged: the test tested nothing", kills, n)
+	}
+}
+
+// TestCommitAnswerLost: when the answer to a commit is lost, the retry finds the
+// batch's records stored, byte for byte, and acknowledges them with receipts that
+// verify, without storing them twice or forking the log.
+func TestCommitAnswerLost(t *testing.T) {
+	ctx := context.Background()
+	_, open := MustNewDatabase(t)
+	s := open()
+	defer s.Close()
+	storetest.MustAppend(t, s, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+	var lost atomic.Int64
+	postgres.LoseAnswers(s, func() bool { return lost.Add(1) == 1 })
+	r := storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now())
+	storetest.MustAppend(t, s, r)
+	if lost.Load() != 1 {
+		t.Fatalf("%d commits; want the one whose answer was lost, and a retry that finds it stored and commits nothing", lost.Load())
+	}
+	if got := storetest.MustRecordsByConsent(t, s, r.ConsentID); len(got) != 1 || got[0].LogIndex != 1 {
+		t.Fatalf("the record whose answer was lost: %d stored, want 1 at leaf 1", len(got))
+	}
+	storetest.MustAppend(t, s, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+	if v, err := s.Verify(ctx); err != nil || !v.OK || v.Leaves != 3 {
+		t.Fatalf("after a lost answer: %+v, %v; want 3 leaves that verify", v, err)
+	}
+}
