@@ -1,8 +1,9 @@
 // Command consentd serves consent banners, records decisions, checks sites.yaml and
 // queries a running consentd for the DPO.
 //
-//	consentd serve [--addr :8080] [--config sites.yaml] [--db data/consent.db] [--origin NAME] [--demo] [--new-store]
+//	consentd serve [--addr :8080] [--config sites.yaml] [--db data/consent.db | postgres://...] [--origin NAME] [--demo] [--new-store] [--migrate]
 //	consentd check [sites.yaml]
+//	consentd migrate --db postgres://... | --db-file FILE
 //	consentd keygen [--keys data/keys]
 //	consentd verify [--db data/consent.db] [--keys data/keys | --public-keys keys.json] [--checkpoint FILE ...]
 //	consentd verify-receipt FILE [--public-keys keys.json | --url URL] [--against CHECKPOINT_FILE|URL]
@@ -72,6 +73,10 @@ const usage = `consentd: self-hosted cookie consent
 Usage:
   consentd serve [flags]     serve banners, record consents (consentd serve -h for flags)
   consentd check [FILE]      validate a sites.yaml (default: $CONSENTD_CONFIG or sites.yaml)
+  consentd migrate --db postgres://user@host/db | --db-file FILE
+                             bring a PostgreSQL store's schema up to date (serve
+                             --migrate does it at start); the password in PGPASSFILE or
+                             PGPASSWORD, or in the file: never on the command line
   consentd keygen [--keys DIR]  add a new signing key; a running consentd signs with it
                              within seconds
   consentd verify [--db FILE] [--keys DIR | --public-keys FILE] [--checkpoint FILE ...]
@@ -151,6 +156,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "check":
 		return check(args[1:], stdout)
+	case "migrate":
+		return migrate(ctx, args[1:], stdout, stderr)
 	case "keygen":
 		return keygen(args[1:], stdout, stderr)
 	case "verify":

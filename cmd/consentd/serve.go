@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,7 +58,9 @@ type Main struct {
 	AdminAddr      string // serves /metrics (and with DPOOnAdmin the DPO API) instead of Addr
 	DPOOnAdmin     bool
 	ConfigPath     string
-	DBPath         string
+	DBPath         string // a bbolt file, or a postgres:// URL
+	DBFile         string // a file holding the postgres:// URL, password and all
+	Migrate        bool   // migrate a PostgreSQL database's schema before opening it
 	KeysDir        string
 	Origin         string // the name of the store's log: required to create it, else the stored one
 	TokensPath     string
@@ -94,7 +95,8 @@ type Main struct {
 	// What Run started, which Close stops.
 	listeners      []net.Listener // opened, not yet served: the servers close theirs
 	addrs          []net.Addr     // where it serves: the public address, then the admin one
-	store          *bolt.Store
+	db             database
+	store          servedStore
 	srv            *server.Server
 	httpServers    []*http.Server
 	failed         chan error         // a server's error, if one stops serving
@@ -121,7 +123,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.SetOutput(m.stderr)
 	fs.StringVar(&m.Addr, "addr", ":8080", "listen address ($CONSENTD_ADDR)")
 	fs.StringVar(&m.ConfigPath, "config", "sites.yaml", "sites configuration ($CONSENTD_CONFIG)")
-	fs.StringVar(&m.DBPath, "db", "data/consent.db", "bbolt database file ($CONSENTD_DB)")
+	fs.StringVar(&m.DBPath, "db", "data/consent.db", "the store: a bbolt database file, or a PostgreSQL database as postgres://user@host/db, its password in PGPASSFILE or PGPASSWORD, never here ($CONSENTD_DB)")
+	fs.StringVar(&m.DBFile, "db-file", "", "a file holding the store's postgres:// URL, password included, instead of --db ($CONSENTD_DB_FILE)")
+	fs.BoolVar(&m.Migrate, "migrate", false, "bring a PostgreSQL store's schema up to date before opening it, as consentd migrate does ($CONSENTD_MIGRATE=1)")
 	fs.StringVar(&m.TokensPath, "tokens", defaultTokensFile, "the DPO API's token file ($CONSENTD_TOKENS)")
 	fs.StringVar(&m.KeysDir, "keys", defaultKeysDir, "directory of the ed25519 signing keys ($CONSENTD_KEYS)")
 	fs.StringVar(&m.Origin, "origin", "", "the name of the store's transparency log, such as consent.example.com/log: required to create a store, which keeps it for good; a store opened with another is refused ($CONSENTD_ORIGIN)")
@@ -168,6 +172,12 @@ func (m *Main) ParseFlags(args []string) error {
 		return err
 	}
 	var err error
+	if m.db, err = parseDatabase(m.DBPath, m.DBFile); err != nil {
+		return err
+	}
+	if m.BackupDir != "" && m.db.url != "" {
+		return errors.New("--backup-dir copies a bbolt store: back up a PostgreSQL store with the database's own tools (pg_basebackup, pg_dump)")
+	}
 	if m.logger, err = newLogger(m.stderr, m.LogFormat); err != nil {
 		return err
 	}
@@ -292,17 +302,17 @@ func (m *Main) readFiles() (*startFiles, error) {
 	// A token file that does not load stops the DPO API, not the banners and the
 	// consents of four websites: the server answers DPO calls 503 until it loads.
 	f.tokens, f.tokensErr = auth.Load(m.TokensPath)
-	_, err = os.Stat(m.DBPath)
-	f.noStore = errors.Is(err, fs.ErrNotExist)
-	if err != nil && !f.noStore {
+	exists, err := m.db.exists(context.Background())
+	if err != nil {
 		return nil, err
 	}
+	f.noStore = !exists
 	f.keysTime = modTime(m.KeysDir)
 	if f.keys, f.first, err = m.loadKeys(f.noStore); err != nil {
 		return nil, err
 	}
 	if f.noStore && m.Origin == "" {
-		return nil, fmt.Errorf("--origin is required to create the store %s: it names the store's log for good, such as consent.example.com/log ($CONSENTD_ORIGIN)", m.DBPath)
+		return nil, fmt.Errorf("--origin is required to create the store %s: it names the store's log for good, such as consent.example.com/log ($CONSENTD_ORIGIN)", m.db)
 	}
 	return f, nil
 }
@@ -316,7 +326,7 @@ func (m *Main) newServer(f *startFiles) error {
 		Admin: m.AdminAddr != "", DPOOnAdmin: m.DPOOnAdmin,
 		ConsentLimit: m.ConsentLimit, AuthFailureLimit: m.AuthFailures, MaxClients: m.LimitClients,
 		LimitDelay: server.DefaultLimitDelay,
-		Disk:       server.DiskGuard{Dir: filepath.Dir(m.DBPath), MinFree: m.MinFreeDisk},
+		Disk:       m.diskGuard(),
 		Metrics:    m.metrics,
 	})
 	if f.tokensErr != nil {
@@ -363,7 +373,7 @@ func (m *Main) startServers(cfg *config.Config) {
 		}()
 	}
 	m.listeners = nil // the servers close them
-	m.logger.Info("consentd serving", "addr", m.addrs[0].String(), "admin", m.AdminAddr, "config", m.ConfigPath, "db", m.DBPath, "origin", m.store.Origin(), "sites", len(cfg.Sites), "demo", m.Demo, "version", version())
+	m.logger.Info("consentd serving", "addr", m.addrs[0].String(), "admin", m.AdminAddr, "config", m.ConfigPath, "db", m.db.String(), "origin", m.store.Origin(), "sites", len(cfg.Sites), "demo", m.Demo, "version", version())
 	m.printWhereToLook(m.addrs[0], cfg, m.store.Origin())
 }
 
@@ -387,8 +397,8 @@ func (m *Main) shutdownServers() error {
 func (m *Main) startJobs(ctx context.Context, keys *proof.Keyring, sites *atomic.Pointer[map[string]*consent.Site]) {
 	store := m.store
 	m.background.Go(func() { m.purge(ctx, store, func() map[string]*consent.Site { return *sites.Load() }) })
-	if m.BackupDir != "" {
-		m.background.Go(func() { m.backups(ctx, store, keys) })
+	if b, ok := store.(*bolt.Store); ok && m.BackupDir != "" {
+		m.background.Go(func() { m.backups(ctx, b, keys) })
 	}
 }
 
@@ -480,9 +490,9 @@ func (m *Main) loadKeys(noStore bool) (keys *proof.Keyring, first *proof.Key, er
 	case err != nil && !noKeys:
 		return nil, nil, err
 	case !noStore && m.NewStore:
-		return nil, nil, fmt.Errorf("--new-store, but %s exists: consentd never replaces a store; move it away first to start a new one", m.DBPath)
+		return nil, nil, fmt.Errorf("--new-store, but %s exists: consentd never replaces a store; move it away first to start a new one", m.db)
 	case noStore && !noKeys && !m.NewStore:
-		return nil, nil, fmt.Errorf("%s does not exist, but %s holds signing keys: the store was moved or deleted. Restore it from a backup, or start a new, empty store with --new-store", m.DBPath, m.KeysDir)
+		return nil, nil, fmt.Errorf("%s does not exist, but %s holds signing keys: the store was moved or deleted. Restore it from a backup, or start a new, empty store with --new-store", m.db, m.KeysDir)
 	case noStore && noKeys:
 		first, err = proof.NewKey(time.Now())
 		if err != nil {
@@ -497,17 +507,26 @@ func (m *Main) loadKeys(noStore bool) (keys *proof.Keyring, first *proof.Key, er
 
 // openStore opens the store, keys signing its log, or creates it if noStore, then
 // writes first, the key made for a first installation. A store whose latest
-// checkpoint none of keys signed is refused (by bolt.Open). It returns the files it
+// checkpoint none of keys signed is refused (by the store's Open). It returns the files it
 // created, even when it fails, for a start that fails to remove.
 func (m *Main) openStore(keys *proof.Keyring, first *proof.Key, noStore bool) (created []string, err error) {
 	if keys == nil {
-		return nil, fmt.Errorf("%s holds no signing keys, but %s exists: restore the key directory from a backup, as the store's log is signed by its keys (for a store that never recorded anything, consentd keygen --keys %s makes one)", m.KeysDir, m.DBPath, m.KeysDir)
+		return nil, fmt.Errorf("%s holds no signing keys, but %s exists: restore the key directory from a backup, as the store's log is signed by its keys (for a store that never recorded anything, consentd keygen --keys %s makes one)", m.KeysDir, m.db, m.KeysDir)
 	}
-	if noStore {
-		// Even if bolt.Open fails: whatever it made of a store it did not create.
-		created = append(created, m.DBPath)
+	if noStore && m.db.path != "" {
+		// Even if the open fails: whatever it made of a store it did not create.
+		created = append(created, m.db.path)
 	}
-	store, err := bolt.Open(m.DBPath, bolt.Log(m.Origin, keys), bolt.OnCommit(m.metrics.Committed))
+	if m.Migrate {
+		applied, err := m.db.migrate(context.Background())
+		if err != nil {
+			return created, err
+		}
+		for _, name := range applied {
+			m.logger.Info("migrated the store's schema", "migration", name)
+		}
+	}
+	store, err := m.db.open(context.Background(), m.Origin, keys, m.metrics.Committed)
 	if err != nil {
 		if errors.Is(err, translog.ErrUnknownKey) {
 			err = fmt.Errorf("%w: restore %s from a backup (a new key would leave what the old one signed unverifiable)", err, m.KeysDir)
@@ -524,7 +543,7 @@ func (m *Main) openStore(keys *proof.Keyring, first *proof.Key, noStore bool) (c
 		m.logger.Info("generated the first signing key", "kid", first.ID, "dir", m.KeysDir)
 	}
 	if noStore {
-		m.logger.Info("created the store", "db", m.DBPath, "origin", store.Origin())
+		m.logger.Info("created the store", "db", m.db.String(), "origin", store.Origin())
 	}
 	return created, nil
 }
@@ -557,7 +576,7 @@ func (m *Main) reloadKeys(keys *proof.Keyring) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%s no longer holds %s, which signed in %s or signs now: put the key files back", m.KeysDir, strings.Join(missing, ", "), m.DBPath)
+		return fmt.Errorf("%s no longer holds %s, which signed in %s or signs now: put the key files back", m.KeysDir, strings.Join(missing, ", "), m.db)
 	}
 	if kid := next.Signer().ID; kid != keys.Signer().ID {
 		m.logger.Info("signing with a new key", "kid", kid)
@@ -575,7 +594,7 @@ func (m *Main) printWhereToLook(addr net.Addr, cfg *config.Config, origin string
 		}
 	}
 	fmt.Fprintf(m.stdout, "  banner:     http://localhost:%d/v1/banner/%s.js\n", port, cfg.SiteKeys()[0])
-	fmt.Fprintf(m.stdout, "  records:    %s, log %s\n", m.DBPath, origin)
+	fmt.Fprintf(m.stdout, "  records:    %s, log %s\n", m.db, origin)
 	fmt.Fprintf(m.stdout, "  log:        http://localhost:%d/v1/log/checkpoint\n\n", port)
 }
 
@@ -638,4 +657,13 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// diskGuard watches the disk of a bbolt store; a PostgreSQL store's disk is the
+// database server's, which watches its own.
+func (m *Main) diskGuard() server.DiskGuard {
+	if m.db.path == "" {
+		return server.DiskGuard{}
+	}
+	return server.DiskGuard{Dir: filepath.Dir(m.db.path), MinFree: m.MinFreeDisk}
 }

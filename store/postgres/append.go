@@ -127,6 +127,7 @@ const commitAttempts = 5
 // whose outcome is unknown may have stored it, and the retry then finds its records
 // there, byte for byte, and answers them as stored.
 func (s *Store) commit(batch []*request) {
+	start := time.Now()
 	var answers map[*request]appended
 	var err error
 	for attempt := range commitAttempts {
@@ -146,6 +147,9 @@ func (s *Store) commit(batch []*request) {
 		if !worthRetrying(err) {
 			break
 		}
+	}
+	if s.onCommit != nil {
+		s.onCommit(len(batch), time.Since(start))
 	}
 	for _, req := range batch {
 		a, ok := answers[req]

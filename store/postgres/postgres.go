@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -42,6 +43,7 @@ type Store struct {
 	snapshots snapshots.Cache
 	closeOnce sync.Once
 
+	onCommit   func(records int, took time.Duration)
 	loseAnswer func() bool // for tests: whether to lose the answer to this commit
 
 }
@@ -56,6 +58,9 @@ type Options struct {
 	Keys translog.Keys
 	// QueueSize and MaxBatch size the write queue (groupcommit's defaults if 0).
 	QueueSize, MaxBatch int
+	// OnCommit, if set, hears of every commit of appends: how many, and how long it
+	// took.
+	OnCommit func(records int, took time.Duration)
 }
 
 // Open connects to the database at url (postgres://...; the password from
@@ -71,7 +76,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, origin: opts.Origin, keys: opts.Keys}
+	s := &Store{pool: pool, origin: opts.Origin, keys: opts.Keys, onCommit: opts.OnCommit}
 	if err := s.open(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
@@ -145,4 +150,39 @@ type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// LogSize returns how many leaves the log's newest checkpoint signs.
+func (s *Store) LogSize() int64 { return s.log.Load().Head().Size }
+
+// QueueDepth returns how many appends wait for the writer now.
+func (s *Store) QueueDepth() int { return s.writer.Depth() }
+
+// QueueCapacity returns how many appends may wait before Append refuses more.
+func (s *Store) QueueCapacity() int { return s.writer.Capacity() }
+
+// FileSize returns the size of the database on disk, indexes and WAL aside.
+func (s *Store) FileSize() (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(context.Background(), "SELECT pg_database_size(current_database())").Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: size: %w", err)
+	}
+	return n, nil
+}
+
+// HasLog reports whether the database at url holds a store's log already: a
+// database that does not is where a new store is made.
+func HasLog(ctx context.Context, url string) (bool, error) {
+	conn, err := connect(ctx, url)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(ctx)
+	var found bool
+	err = conn.QueryRow(ctx, "SELECT to_regclass('log_head') IS NOT NULL").Scan(&found)
+	if err != nil || !found {
+		return false, err
+	}
+	err = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM log_head)").Scan(&found)
+	return found, err
 }

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/metrics"
+	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/store/postgres"
+	"github.com/mixvoip/consentd/translog"
+)
+
+// servedStore is what serve needs of a store, whichever it is.
+type servedStore interface {
+	consent.Store
+	metrics.Store
+	Origin() string
+}
+
+// database is where --db points: a bbolt file, or a PostgreSQL database by URL.
+type database struct {
+	path string // the bbolt file; "" for PostgreSQL
+	url  string // postgres://...; "" for a bbolt file
+}
+
+// parseDatabase reads --db, or the URL in the file --db-file names if that is set.
+// A URL with a password is refused: the command line shows in ps and in the shell's
+// history.
+func parseDatabase(db, dbFile string) (database, error) {
+	if dbFile != "" {
+		data, err := os.ReadFile(dbFile)
+		if err != nil {
+			return database{}, fmt.Errorf("--db-file: %w", err)
+		}
+		u := strings.TrimSpace(string(data))
+		if !isPostgresURL(u) {
+			return database{}, fmt.Errorf("--db-file %s: want one postgres:// URL", dbFile)
+		}
+		return database{url: u}, nil
+	}
+	if !isPostgresURL(db) {
+		return database{path: db}, nil
+	}
+	u, err := url.Parse(db)
+	if err != nil {
+		return database{}, fmt.Errorf("--db: %w", err)
+	}
+	if _, hasPassword := u.User.Password(); hasPassword || strings.Contains(u.RawQuery, "password=") {
+		return database{}, errors.New("--db holds a password, which shows in ps and the shell's history: put the URL in a file for --db-file, or the password in PGPASSFILE or PGPASSWORD")
+	}
+	return database{url: db}, nil
+}
+
+func isPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// String names the database in messages: the file, or the URL, which holds no
+// password.
+func (d database) String() string {
+	if d.url != "" {
+		return d.url
+	}
+	return d.path
+}
+
+// exists reports whether a store is there already.
+func (d database) exists(ctx context.Context) (bool, error) {
+	if d.url != "" {
+		return postgres.HasLog(ctx, d.url)
+	}
+	_, err := os.Stat(d.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// open opens the store there, its log named origin and signed with keys; a store
+// with a newer or older schema is refused (see migrate).
+func (d database) open(ctx context.Context, origin string, keys translog.Keys, onCommit func(int, time.Duration)) (servedStore, error) {
+	if d.url != "" {
+		s, err := postgres.Open(ctx, d.url, postgres.Options{Origin: origin, Keys: keys, OnCommit: onCommit})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	s, err := bolt.Open(d.path, bolt.Log(origin, keys), bolt.OnCommit(onCommit))
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrate brings the schema of a PostgreSQL database to this consentd's and returns
+// the migrations it applied; a bbolt file needs none.
+func (d database) migrate(ctx context.Context) ([]string, error) {
+	if d.url == "" {
+		return nil, nil
+	}
+	return postgres.Migrate(ctx, d.url)
+}
