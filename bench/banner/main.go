@@ -156,7 +156,7 @@ type measurement struct {
 }
 
 func timeToVisible(cfg *config.Config, runs int) error {
-	srv, err := localserver.New(cfg, server.Options{Demo: true})
+	srv, err := localserver.New(cfg, server.Options{Demo: true}, "")
 	if err != nil {
 		return err
 	}

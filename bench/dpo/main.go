@@ -27,36 +27,70 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/pgtest"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/store/postgres"
 )
 
 func main() {
 	n := flag.Int("records", 1_000_000, "records to fill the store with")
+	kind := flag.String("store", "bolt", "the store: bolt (a file), or postgres (a throwaway cluster of Debian's postgresql, fsync on)")
 	flag.Parse()
-	if err := run(*n); err != nil {
+	if err := run(*n, *kind); err != nil {
 		fmt.Fprintln(os.Stderr, "dpo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int) error {
+// benchStore is a store the benchmark measures.
+type benchStore interface {
+	consent.Store
+	FileSize() (int64, error)
+}
+
+func run(n int, kind string) error {
 	dir, err := os.MkdirTemp("", "consentd-bench-dpo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "consent.db")
 	keys, err := proof.NewEphemeralKeyring()
 	if err != nil {
 		return err
 	}
-	store, err := bolt.Open(path, bolt.Log(origin, keys), bolt.QueueSize(1<<16))
+	ctx := context.Background()
+	var open func(origin string) (benchStore, error)
+	switch kind {
+	case "bolt":
+		path := filepath.Join(dir, "consent.db")
+		open = func(origin string) (benchStore, error) {
+			return bolt.Open(path, bolt.Log(origin, keys), bolt.QueueSize(1<<16))
+		}
+	case "postgres":
+		cluster, err := pgtest.Start(pgtest.Durable)
+		if err != nil {
+			return err
+		}
+		defer cluster.Stop()
+		url, err := cluster.NewDatabase(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := postgres.Migrate(ctx, url); err != nil {
+			return err
+		}
+		open = func(origin string) (benchStore, error) {
+			return postgres.Open(ctx, url, postgres.Options{Origin: origin, Keys: keys, QueueSize: 1 << 16})
+		}
+	default:
+		return fmt.Errorf("bad -store %q: bolt or postgres", kind)
+	}
+	store, err := open(origin)
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
 	snap := &consent.Snapshot{Site: benchSite.Key, Fingerprint: benchFingerprint, CreatedAt: time.Now().UTC(),
 		Controller: benchSite.Controller, Policy: benchSite.Policy}
 	if err := store.PutSnapshot(ctx, snap); err != nil {
@@ -90,20 +124,24 @@ func run(n int) error {
 		return fmt.Errorf("verify: %+v, %v", v, err)
 	}
 	fmt.Printf("log verification: %d leaves, %d records in %s\n", v.Leaves, v.Records, time.Since(t0).Round(time.Millisecond))
-	if err := backup(ctx, store, keys, filepath.Join(dir, "backup.db")); err != nil {
-		return err
+	if b, ok := store.(*bolt.Store); ok {
+		if err := backup(ctx, b, keys, filepath.Join(dir, "backup.db")); err != nil {
+			return err
+		}
 	}
 	if err := store.Close(); err != nil {
 		return err
 	}
 	t0 = time.Now()
-	store, err = bolt.Open(path, bolt.Log("", keys))
+	if store, err = open(""); err != nil {
+		return err
+	}
+	fmt.Printf("open (bbolt: the consent index rebuilt; PostgreSQL: the log's head checked): %s\n", time.Since(t0).Round(time.Millisecond))
+	size, err := store.FileSize()
 	if err != nil {
 		return err
 	}
-	fmt.Printf("open (consent index rebuilt): %s\n", time.Since(t0).Round(time.Millisecond))
-	fi, _ := os.Stat(path)
-	fmt.Printf("file: %d MiB, %d bytes per record\n", fi.Size()>>20, fi.Size()/int64(n))
+	fmt.Printf("store (%s): %d MiB, %d bytes per record\n", kind, size>>20, size/int64(n))
 	return store.Close()
 }
 
@@ -159,7 +197,7 @@ func backup(ctx context.Context, store *bolt.Store, keys *proof.Keyring, path st
 }
 
 // fill appends n records with 64 writers and returns their consent ids.
-func fill(ctx context.Context, store *bolt.Store, n int) ([]string, time.Duration, error) {
+func fill(ctx context.Context, store consent.RecordStore, n int) ([]string, time.Duration, error) {
 	ids := make([]string, n)
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
@@ -227,12 +265,12 @@ func newRecord(consentID string) (*consent.Record, error) {
 // exportOverHTTP downloads every record through GET /v1/dpo/export, as the DPO's
 // `consentd export` does, once per format, and reports the rate and the heap in use
 // while it runs.
-func exportOverHTTP(store *bolt.Store, keys *proof.Keyring) error {
+func exportOverHTTP(store consent.Store, keys *proof.Keyring) error {
 	cfg, err := config.Load("sites.yaml")
 	if err != nil {
 		return err
 	}
-	srv := server.New(store, server.Options{Keys: keys, Origin: store.Origin()})
+	srv := server.New(store, server.Options{Keys: keys, Origin: origin})
 	if err := srv.Load(cfg); err != nil {
 		return err
 	}

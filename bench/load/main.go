@@ -32,6 +32,7 @@ import (
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/localserver"
+	"github.com/mixvoip/consentd/internal/pgtest"
 	"github.com/mixvoip/consentd/server"
 )
 
@@ -42,16 +43,32 @@ func main() {
 	attack := flag.Duration("attack", 30*time.Second, "how long each attack runs (0: none)")
 	configPath := flag.String("config", "sites.yaml", "sites configuration")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of one more round of consentd, at the last level, to this file")
+	store := flag.String("store", "bolt", "where consentd records: bolt (a file), or postgres (a throwaway cluster of Debian's postgresql, fsync on)")
 	flag.Parse()
-	if err := run(*configPath, *levels, *rounds, *duration, *attack, *cpuProfile); err != nil {
+	if err := run(*configPath, *levels, *rounds, *duration, *attack, *cpuProfile, *store); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(configPath, levels string, rounds int, duration, attack time.Duration, cpuProfile string) error {
+func run(configPath, levels string, rounds int, duration, attack time.Duration, cpuProfile, store string) error {
 	if rounds < 1 {
 		return fmt.Errorf("bad -rounds %d", rounds)
+	}
+	var postgresURL string
+	switch store {
+	case "bolt":
+	case "postgres":
+		cluster, err := pgtest.Start(pgtest.Durable)
+		if err != nil {
+			return err
+		}
+		defer cluster.Stop()
+		if postgresURL, err = cluster.NewDatabase(context.Background()); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("bad -store %q: bolt or postgres", store)
 	}
 	cfg, err := config.Load(configPath)
 	if err != nil {
@@ -67,7 +84,7 @@ func run(configPath, levels string, rounds int, duration, attack time.Duration, 
 		ConsentLimit:     server.DefaultConsentLimit,
 		AuthFailureLimit: server.DefaultAuthFailureLimit,
 		LimitDelay:       server.DefaultLimitDelay,
-	})
+	}, postgresURL)
 	if err != nil {
 		return err
 	}
@@ -96,7 +113,7 @@ func run(configPath, levels string, rounds int, duration, attack time.Duration, 
 	visitors := func(url string, clients int) load {
 		return load{url: url + "/v1/consents", method: "POST", origin: site.Origins[0], body: string(body), xff: "random", clients: clients}
 	}
-	fmt.Printf("POST /v1/consents on loopback with wrk; every 201 is fsynced in bbolt. Per level, %d rounds of %s of consentd,\n", rounds, duration)
+	fmt.Printf("POST /v1/consents on loopback with wrk; every 201 is durable in %s. Per level, %d rounds of %s of consentd,\n", store, rounds, duration)
 	fmt.Printf("each followed by one of the bare Echo handler; medians over the rounds, the ratio consentd/bare per pair of rounds\n")
 	fmt.Printf("%-8s %12s %10s %10s %14s %8s %12s\n", "clients", "durable/s", "p50", "p99", "bare Echo/s", "ratio", "ratio range")
 	var clients int
@@ -185,7 +202,7 @@ func underAttack(srv *localserver.Server, url string, visitors load, d time.Dura
 		if err != nil {
 			return err
 		}
-		sizeBefore := fileSize(srv.Path())
+		sizeBefore, _ := srv.Store().FileSize()
 		flood := load{url: url + "/v1/dpo/records?x=" + strings.Repeat("a", 16<<10), method: "GET", xff: from, clients: 32}
 		results, err := together(d, visitors, flood)
 		if err != nil {
@@ -201,8 +218,9 @@ func underAttack(srv *localserver.Server, url string, visitors load, d time.Dura
 		}
 		fmt.Printf("anonymous DPO flood from %s: %.0f calls/s answered, %d of them 401 or 429\n", who, results[1].rate, results[1].failed)
 		fmt.Printf("  visitors meanwhile: %.0f decisions/s, ratio %.2f to alone (target 0.9)\n", results[0].rate, results[0].rate/alone.rate)
-		fmt.Printf("  audit log grew %d bytes (target under 1 MB); the file %d bytes (bbolt grows it in steps of 16 MiB), with the decisions stored\n",
-			after-before, fileSize(srv.Path())-sizeBefore)
+		sizeAfter, _ := srv.Store().FileSize()
+		fmt.Printf("  audit log grew %d bytes (target under 1 MB); the store %d bytes (bbolt grows its file in steps of 16 MiB), with the decisions stored\n",
+			after-before, sizeAfter-sizeBefore)
 	}
 
 	const hotClient = "198.51.100.7"
@@ -380,12 +398,4 @@ func hammer(l load, d time.Duration) (result, error) {
 		}
 	}
 	return result{}, fmt.Errorf("wrk printed no result:\n%s", out)
-}
-
-func fileSize(path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
 }

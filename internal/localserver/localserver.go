@@ -1,6 +1,7 @@
 // Package localserver runs a throwaway consentd on loopback for the tools and the
-// benchmarks: records in a bbolt file in a temporary directory, receipts signed with
-// a key that is never written, in a log of its own.
+// benchmarks: records in a bbolt file in a temporary directory (or in a PostgreSQL
+// database given), receipts signed with a key that is never written, in a log of its
+// own.
 package localserver
 
 import (
@@ -12,18 +13,26 @@ import (
 	"path/filepath"
 	"time"
 
+	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/store/postgres"
 )
 
 // Server is consentd serving a configuration, with what it needs to be removed.
 type Server struct {
 	*server.Server
-	store *bolt.Store
-	dir   string
+	store Store
+	dir   string // of a bbolt store; "" for PostgreSQL
+}
+
+// Store is a local server's store.
+type Store interface {
+	consent.Store
+	FileSize() (int64, error)
 }
 
 // Origin names the log of a throwaway consentd, unless opts.Origin says otherwise.
@@ -31,8 +40,9 @@ const Origin = "localhost/consentd-local"
 
 // New returns a consentd serving cfg with opts, whose Keys, Origin and Logger are
 // filled in if unset: a key that is never written, the log Origin, warnings and
-// errors to stderr. Close it.
-func New(cfg *config.Config, opts server.Options) (*Server, error) {
+// errors to stderr. It records in a new bbolt file, or in the PostgreSQL database at
+// postgresURL, migrated, if that is not "". Close it.
+func New(cfg *config.Config, opts server.Options, postgresURL string) (*Server, error) {
 	var err error
 	if opts.Keys == nil {
 		if opts.Keys, err = proof.NewEphemeralKeyring(); err != nil {
@@ -42,13 +52,8 @@ func New(cfg *config.Config, opts server.Options) (*Server, error) {
 	if opts.Origin == "" {
 		opts.Origin = Origin
 	}
-	dir, err := os.MkdirTemp("", "consentd-local-")
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{dir: dir}
-	if s.store, err = bolt.Open(filepath.Join(dir, "consent.db"), bolt.Log(opts.Origin, opts.Keys)); err != nil {
-		os.RemoveAll(dir)
+	s := &Server{}
+	if s.store, s.dir, err = openStore(opts, postgresURL); err != nil {
 		return nil, err
 	}
 	if opts.Logger == nil {
@@ -63,11 +68,33 @@ func New(cfg *config.Config, opts server.Options) (*Server, error) {
 	return s, nil
 }
 
-// Store is the store the server records in.
-func (s *Server) Store() *bolt.Store { return s.store }
+// openStore opens a new bbolt store in a new directory, which it returns, or the
+// PostgreSQL store at postgresURL if that is not "".
+func openStore(opts server.Options, postgresURL string) (Store, string, error) {
+	if postgresURL != "" {
+		if _, err := postgres.Migrate(context.Background(), postgresURL); err != nil {
+			return nil, "", err
+		}
+		s, err := postgres.Open(context.Background(), postgresURL, postgres.Options{Origin: opts.Origin, Keys: opts.Keys})
+		if err != nil {
+			return nil, "", err
+		}
+		return s, "", nil
+	}
+	dir, err := os.MkdirTemp("", "consentd-local-")
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := bolt.Open(filepath.Join(dir, "consent.db"), bolt.Log(opts.Origin, opts.Keys))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	return s, dir, nil
+}
 
-// Path is the store's file.
-func (s *Server) Path() string { return filepath.Join(s.dir, "consent.db") }
+// Store is the store the server records in.
+func (s *Server) Store() Store { return s.store }
 
 // Close closes the server and the store, and removes its directory.
 func (s *Server) Close() error {
@@ -75,7 +102,9 @@ func (s *Server) Close() error {
 		s.Server.Close()
 	}
 	err := s.store.Close()
-	os.RemoveAll(s.dir)
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
 	return err
 }
 

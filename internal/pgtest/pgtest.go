@@ -29,6 +29,17 @@ const SkipVariable = "CONSENTD_SKIP_POSTGRES"
 // port will do.
 const port = 5432
 
+// Durability is whether a cluster syncs what it commits to disk.
+type Durability bool
+
+const (
+	// Volatile skips fsync: a test cluster, removed with its data, need not survive
+	// a crash of the machine.
+	Volatile Durability = false
+	// Durable syncs every commit, as a production server does: for benchmarks.
+	Durable Durability = true
+)
+
 // Cluster is a running throwaway PostgreSQL server.
 type Cluster struct {
 	dir        string // the cluster's data directory and its socket directory, beside each other
@@ -50,7 +61,7 @@ func run(m *testing.M) int {
 	if os.Getenv(SkipVariable) != "" {
 		return m.Run()
 	}
-	c, err := Start()
+	c, err := Start(Volatile)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
 		return 1
@@ -82,7 +93,7 @@ func NewDatabase(tb testing.TB) string {
 }
 
 // Start makes and starts a cluster in a new temporary directory.
-func Start() (*Cluster, error) {
+func Start(d Durability) (*Cluster, error) {
 	bin, err := binaries()
 	if err != nil {
 		return nil, err
@@ -92,14 +103,14 @@ func Start() (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{dir: dir, bin: bin, asPostgres: os.Geteuid() == 0}
-	if err := c.start(); err != nil {
+	if err := c.start(d); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Cluster) start() error {
+func (c *Cluster) start(d Durability) error {
 	data, sockets := filepath.Join(c.dir, "data"), filepath.Join(c.dir, "run")
 	for _, d := range []string{data, sockets} {
 		if err := os.Mkdir(d, 0o700); err != nil {
@@ -115,7 +126,10 @@ func (c *Cluster) start() error {
 		return err
 	}
 	// -w waits until the server takes connections: an event, not a guess.
-	options := fmt.Sprintf("-p %d -k %s -c listen_addresses='' -c fsync=off", port, sockets)
+	options := fmt.Sprintf("-p %d -k %s -c listen_addresses=''", port, sockets)
+	if d == Volatile {
+		options += " -c fsync=off"
+	}
 	return c.command("pg_ctl", "start", "-w", "-t", "600", "-D", data, "-l", filepath.Join(c.dir, "server.log"), "-o", options)
 }
 

@@ -54,7 +54,7 @@ func run(cfgPath, out string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := localserver.New(cfg, server.Options{Demo: true})
+	srv, err := localserver.New(cfg, server.Options{Demo: true}, "")
 	if err != nil {
 		return err
 	}
