@@ -130,18 +130,25 @@ func (s *Store) commit(batch []*request) {
 	start := time.Now()
 	var answers map[*request]appended
 	var err error
+	// After a failed commit, whose records may be stored, every batch looks up its
+	// record ids first; otherwise the unique keys find a duplicate.
+	lookUp := s.stale
 	for attempt := range commitAttempts {
-		if attempt > 0 {
+		if attempt > 0 && !errors.Is(err, errDuplicate) {
 			time.Sleep(backoff(attempt)) // the database's recovery, which nothing announces
 		}
 		if s.stale {
 			if err = s.openLog(context.Background()); err != nil {
 				continue
 			}
-			s.stale = false
+			s.stale, lookUp = false, true
 		}
-		if answers, err = s.commitOnce(batch); err == nil {
+		if answers, err = s.commitOnce(batch, lookUp); err == nil {
 			break
+		}
+		if errors.Is(err, errDuplicate) {
+			lookUp = true // nothing was stored: find which record was there already
+			continue
 		}
 		s.stale = true // the database's head may be ahead of the one in memory
 		if !worthRetrying(err) {
@@ -160,13 +167,24 @@ func (s *Store) commit(batch []*request) {
 	}
 }
 
-// commitOnce writes the requests of batch that are not stored yet in one
-// transaction and returns the answer to each request, or an error and no answers.
-func (s *Store) commitOnce(batch []*request) (map[*request]appended, error) {
+// commitOnce writes the requests of batch that are not stored yet and returns the
+// answer to each request, or an error and no answers. With lookUp, it first looks up
+// the batch's record ids: a record stored byte for byte by a commit whose answer was
+// lost is answered as stored, another one with the same id is refused.
+//
+// The batch's records, leaves, hashes and the move of the log's head go to the
+// database in one round trip, as one pgx batch, which PostgreSQL runs in one implicit
+// transaction at its default isolation: read committed does, for the move of the
+// head is a compare-and-set on its one row (consentd_move_head), which fails the
+// whole transaction if another writer moved it.
+func (s *Store) commitOnce(batch []*request, lookUp bool) (map[*request]appended, error) {
 	ctx := context.Background()
-	stored, err := s.storedLeaves(ctx, batch)
-	if err != nil {
-		return nil, err
+	stored := map[uuid.UUID]storedLeaf{}
+	if lookUp {
+		var err error
+		if stored, err = s.storedLeaves(ctx, batch); err != nil {
+			return nil, err
+		}
 	}
 	answers := make(map[*request]appended, len(batch))
 	var fresh []*request
@@ -174,7 +192,7 @@ func (s *Store) commitOnce(batch []*request) (map[*request]appended, error) {
 	for _, req := range batch {
 		switch leaf, ok := stored[req.recordID]; {
 		case ok && bytes.Equal(leaf.bytes, req.leaf):
-			answers[req] = appended{index: leaf.index} // stored by a commit whose outcome was unknown
+			answers[req] = appended{index: leaf.index} // stored by a commit whose answer was lost
 		case ok || seen[req.recordID]:
 			answers[req] = appended{err: fmt.Errorf("postgres: append: %w", consent.Errorf(consent.EInvalid, "record id %s is already stored", req.recordID))}
 		default:
@@ -191,31 +209,25 @@ func (s *Store) commitOnce(batch []*request) (map[*request]appended, error) {
 	}
 	log := s.log.Load()
 	head := log.Head()
+	pending := &pgx.Batch{}
+	queueRecords(pending, fresh, head.Size)
+	hashes := make([]tlog.Hash, len(fresh))
+	for i, req := range fresh {
+		hashes[i] = req.leafHash
+	}
 	written := map[int64]tlog.Hash{}
-	var b *translog.Batch
-	// Read committed, with the head row locked: the one writer of this store
-	// extends the tree it read, and a second consentd writing to the same database
-	// finds a head it did not sign and stops before it forks the log.
-	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		var current []byte
-		if err := tx.QueryRow(ctx, "SELECT checkpoint FROM log_head WHERE id = 1 FOR UPDATE").Scan(&current); err != nil {
-			return err
-		}
-		if !bytes.Equal(current, head.Signed) {
-			return errForeignHead
-		}
-		if err := insertRecords(ctx, tx, fresh, head.Size); err != nil {
-			return err
-		}
-		hashes := make([]tlog.Hash, len(fresh))
-		for i, req := range fresh {
-			hashes[i] = req.leafHash
-		}
-		var err error
-		b, err = log.Append(&logTx{ctx: ctx, q: tx, edge: s.edge, written: written}, hashes, signer)
-		return err
-	})
-	if err == nil && s.loseAnswer != nil && s.loseAnswer() {
+	b, err := log.Append(&logTx{ctx: ctx, q: s.pool, edge: s.edge, written: written, batch: pending, extended: head.Signed}, hashes, signer)
+	if err != nil {
+		return nil, err
+	}
+	err = s.pool.SendBatch(ctx, pending).Close()
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "CD001":
+		return nil, errForeignHead
+	case errors.As(err, &pgErr) && pgErr.Code == "23505":
+		return nil, errDuplicate
+	case err == nil && s.loseAnswer != nil && s.loseAnswer():
 		err = errLostAnswer
 	}
 	if err != nil {
@@ -231,6 +243,9 @@ func (s *Store) commitOnce(batch []*request) (map[*request]appended, error) {
 	return answers, nil
 }
 
+// errDuplicate says that a record id of a batch was stored already.
+var errDuplicate = errors.New("a record id of the batch is stored already")
+
 // errLostAnswer stands, in tests, for the answer to a commit that the connection
 // lost: the commit is stored, and the writer does not know it.
 var errLostAnswer = errors.New("the connection was lost before the commit's answer")
@@ -238,8 +253,9 @@ var errLostAnswer = errors.New("the connection was lost before the commit's answ
 // errForeignHead stops a writer whose log head is not the database's.
 var errForeignHead = errors.New("the log's head in the database is not the one this consentd signed last: another consentd writes to the same database, which would fork the log (run one, or wait for the several-instances store)")
 
-// insertRecords inserts the leaves and records of reqs, the first at index first.
-func insertRecords(ctx context.Context, tx pgx.Tx, reqs []*request, first int64) error {
+// queueRecords queues the inserts of the leaves and records of reqs, the first at
+// index first.
+func queueRecords(b *pgx.Batch, reqs []*request, first int64) {
 	n := len(reqs)
 	var (
 		indexes                                 = make([]int64, n)
@@ -254,21 +270,10 @@ func insertRecords(ctx context.Context, tx pgx.Tx, reqs []*request, first int64)
 		leaves[i], decisions[i], identifying[i] = req.leaf, req.decision, req.identifying
 		sites[i], actions[i], fingerprints[i], languages[i], recordedAt[i] = r.Site, string(r.Action), r.Fingerprint, r.Language, r.RecordedAt
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO leaves (leaf_index, record_id, leaf)
-		SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[])`, indexes, ids, leaves); err != nil {
-		return err
-	}
-	tag, err := tx.Exec(ctx, `INSERT INTO records (record_id, leaf_index, consent_id, site, recorded_at, action, fingerprint, language, decision, identifying)
-		SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::bytea[])
-		ON CONFLICT (record_id) DO NOTHING`,
+	b.Queue(`INSERT INTO leaves (leaf_index, record_id, leaf) SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[])`, indexes, ids, leaves)
+	b.Queue(`INSERT INTO records (record_id, leaf_index, consent_id, site, recorded_at, action, fingerprint, language, decision, identifying)
+		SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::bytea[])`,
 		ids, indexes, consentIDs, sites, recordedAt, actions, fingerprints, languages, decisions, identifying)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() != int64(n) {
-		return fmt.Errorf("%d of %d records were stored by someone else meanwhile", int64(n)-tag.RowsAffected(), n)
-	}
-	return nil
 }
 
 // storedLeaf is a leaf in the database.

@@ -11,14 +11,18 @@ import (
 	"github.com/mixvoip/consentd/translog"
 )
 
-// logTx is the log's storage in one transaction: its hashes in log_hashes and its
-// latest checkpoint in log_head. It reads the hashes of the tree's right edge, which
-// extending the tree needs, from memory (edge): a batch costs no round trip per leaf.
+// logTx is the log's storage: its hashes in log_hashes and its latest checkpoint in
+// log_head. It reads the hashes of the tree's right edge, which extending the tree
+// needs, from memory (edge): a batch costs no round trip per leaf. Its writes are
+// queued in batch, to commit with the records; the checkpoint moves the head from
+// extended, the checkpoint of the tree the writer extended.
 type logTx struct {
-	ctx     context.Context
-	q       querier
-	edge    map[int64]tlog.Hash
-	written map[int64]tlog.Hash // by WriteHashes, for the next edge
+	ctx      context.Context
+	q        querier
+	edge     map[int64]tlog.Hash
+	written  map[int64]tlog.Hash // by WriteHashes, for the next edge
+	batch    *pgx.Batch
+	extended []byte
 }
 
 var _ translog.Tx = (*logTx)(nil)
@@ -57,8 +61,8 @@ func (l *logTx) WriteHashes(start int64, hashes []tlog.Hash) error {
 			l.written[indexes[i]] = hashes[i]
 		}
 	}
-	_, err := l.q.Exec(l.ctx, "INSERT INTO log_hashes (storage_index, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])", indexes, values)
-	return err
+	l.batch.Queue("INSERT INTO log_hashes (storage_index, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])", indexes, values)
+	return nil
 }
 
 func (l *logTx) Checkpoint() ([]byte, error) {
@@ -68,8 +72,8 @@ func (l *logTx) Checkpoint() ([]byte, error) {
 }
 
 func (l *logTx) PutCheckpoint(signed []byte) error {
-	_, err := l.q.Exec(l.ctx, "UPDATE log_head SET checkpoint = $1 WHERE id = 1", signed)
-	return err
+	l.batch.Queue("SELECT consentd_move_head($1, $2)", l.extended, signed)
+	return nil
 }
 
 // readHashes returns the stored hashes at indexes, or an error with code ENotFound if

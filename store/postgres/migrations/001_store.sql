@@ -73,3 +73,16 @@ CREATE TABLE links (
 	id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	statement bytea  NOT NULL
 );
+
+-- consentd_move_head moves the log's head from the checkpoint a writer extended to the
+-- one it signed, or fails the writer's whole transaction if the head is another by
+-- now: a compare-and-set, so that two writers never both extend one tree.
+CREATE FUNCTION consentd_move_head(extended bytea, signed bytea) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE log_head SET checkpoint = signed WHERE id = 1 AND checkpoint IS NOT DISTINCT FROM extended;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'the log head is not the one this writer extended' USING ERRCODE = 'CD001';
+	END IF;
+END
+$$;
