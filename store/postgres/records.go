@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -114,15 +114,8 @@ func (s *Store) Records(ctx context.Context, f consent.Filter, after string, lim
 	if err != nil {
 		return nil, fmt.Errorf("postgres: records: %w", err)
 	}
-	rows, err := s.pool.Query(ctx, "SELECT "+recordColumns+` WHERE r.leaf_index > $1
-		AND (cardinality($2::text[]) = 0 OR r.site = ANY($2))
-		AND ($3::timestamptz IS NULL OR r.recorded_at >= $3)
-		AND ($4::timestamptz IS NULL OR r.recorded_at < $4)
-		AND ($5 = '' OR r.action = $5)
-		AND ($6 = '' OR r.fingerprint = $6)
-		AND ($7 = '' OR r.language = $7)
-		ORDER BY r.leaf_index LIMIT $8`,
-		start, nonNil(f.Sites), nullTime(f.From), nullTime(f.To), string(f.Action), f.Fingerprint, f.Language, limit)
+	where, args := filterSQL(f, start)
+	rows, err := s.pool.Query(ctx, "SELECT "+recordColumns+" WHERE "+where+" ORDER BY r.leaf_index LIMIT "+strconv.Itoa(limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: records: %w", err)
 	}
@@ -159,6 +152,36 @@ func (s *Store) cursor(ctx context.Context, after string) (int64, error) {
 	return index, err
 }
 
+// filterSQL returns the condition of a query of the records after leaf index start
+// that f selects, and its arguments: only the conditions f sets, so that the planner
+// walks the leaf index and filters, whatever f is.
+func filterSQL(f consent.Filter, start int64) (string, []any) {
+	where, args := []string{"r.leaf_index > $1"}, []any{start}
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(args))))
+	}
+	if len(f.Sites) > 0 {
+		add("r.site = ANY($?)", f.Sites)
+	}
+	if !f.From.IsZero() {
+		add("r.recorded_at >= $?", f.From)
+	}
+	if !f.To.IsZero() {
+		add("r.recorded_at < $?", f.To)
+	}
+	if f.Action != "" {
+		add("r.action = $?", string(f.Action))
+	}
+	if f.Fingerprint != "" {
+		add("r.fingerprint = $?", f.Fingerprint)
+	}
+	if f.Language != "" {
+		add("r.language = $?", f.Language)
+	}
+	return strings.Join(where, " AND "), args
+}
+
 // nonNil returns s, or an empty slice for nil: PostgreSQL's cardinality of NULL is
 // NULL.
 func nonNil(s []string) []string {
@@ -166,12 +189,4 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// nullTime returns t, or nil (NULL) for the zero time: no limit.
-func nullTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
 }
