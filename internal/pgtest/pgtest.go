@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -92,14 +93,21 @@ func NewDatabase(tb testing.TB) string {
 	return url
 }
 
-// Start makes and starts a cluster in a new temporary directory.
+// Start makes and starts a cluster in a new temporary directory. It first stops and
+// removes the clusters of processes that ended without removing theirs (a test
+// binary killed at its timeout, a benchmark interrupted).
 func Start(d Durability) (*Cluster, error) {
 	bin, err := binaries()
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "consentd-pg-")
+	removeAbandoned(bin)
+	dir, err := os.MkdirTemp("", dirPattern)
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	c := &Cluster{dir: dir, bin: bin, asPostgres: os.Geteuid() == 0}
@@ -133,11 +141,35 @@ func (c *Cluster) start(d Durability) error {
 	return c.command("pg_ctl", "start", "-w", "-t", "600", "-D", data, "-l", filepath.Join(c.dir, "server.log"), "-o", options)
 }
 
+// dirPattern names the clusters' directories, and ownerFile the file in each that
+// holds the process id of the process that made it.
+const (
+	dirPattern = "consentd-pg-"
+	ownerFile  = "owner.pid"
+)
+
+// removeAbandoned stops and removes the clusters whose owner process is gone.
+func removeAbandoned(bin string) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPattern+"*"))
+	for _, dir := range dirs {
+		data, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		pid, _ := strconv.Atoi(string(data))
+		if err != nil || pid <= 0 || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue // not ours to judge, or its owner still runs
+		}
+		c := &Cluster{dir: dir, bin: bin, asPostgres: os.Geteuid() == 0}
+		c.Stop()
+	}
+}
+
 // Stop stops the server at once and removes the cluster.
 func (c *Cluster) Stop() error {
 	err := c.command("pg_ctl", "stop", "-m", "immediate", "-D", filepath.Join(c.dir, "data"))
 	return errors.Join(err, os.RemoveAll(c.dir))
 }
+
+// Dir returns the cluster's directory.
+func (c *Cluster) Dir() string { return c.dir }
 
 // URL returns the URL of database name on the cluster.
 func (c *Cluster) URL(name string) string {
