@@ -56,7 +56,7 @@ func (s *Store) purgeStep(ctx context.Context, site string, cutoff time.Time, he
 	// Read committed: the rows it deletes are those it read, by key.
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT l.leaf_index, l.leaf FROM records r JOIN leaves l USING (leaf_index)
-			WHERE r.site = $1 AND r.recorded_at < $2 AND r.leaf_index < $3 ORDER BY r.leaf_index LIMIT $4`, site, cutoff, head.Size, purgeBatch)
+			WHERE r.site = $1 AND r.recorded_at < $2 AND r.leaf_index < $3 AND l.leaf_index < $3 ORDER BY r.leaf_index LIMIT $4`, site, cutoff, head.Size, purgeBatch)
 		if err != nil {
 			return err
 		}

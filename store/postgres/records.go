@@ -64,12 +64,15 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 	}
 	// Committed before the query, so the tree holds every record it finds.
 	head := s.log.Load().Head()
-	rows, err := s.pool.Query(ctx, "SELECT "+recordColumns+" WHERE r.consent_id = $1 AND r.leaf_index < $2", id, head.Size)
+	rows, err := s.pool.Query(ctx, "SELECT "+recordColumns+" WHERE r.consent_id = $1", id)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: records by consent: %w", err)
 	}
 	var sr storedRecord
 	_, err = pgx.ForEachRow(rows, sr.scanned(), func() error {
+		if sr.index >= head.Size {
+			return nil // committed since the head was read: the next lookup proves it
+		}
 		r, err := s.proved(ctx, &sr, head)
 		if err == nil {
 			out = append(out, r)
@@ -156,7 +159,9 @@ func (s *Store) cursor(ctx context.Context, after string) (int64, error) {
 // that f selects, and its arguments: only the conditions f sets, so that the planner
 // walks the leaf index and filters, whatever f is.
 func filterSQL(f consent.Filter, start int64) (string, []any) {
-	where, args := []string{"r.leaf_index > $1"}, []any{start}
+	// The start on both tables: PostgreSQL carries equalities across a join, not
+	// ranges, and would read the leaves from the first one on.
+	where, args := []string{"r.leaf_index > $1", "l.leaf_index > $1"}, []any{start}
 	add := func(cond string, arg any) {
 		args = append(args, arg)
 		where = append(where, strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(args))))

@@ -93,9 +93,12 @@ func (s *stored) Leaves(fn func(index int64, leaf []byte) error) error {
 		record *identifiedRecord
 	}
 	for next := int64(0); ; {
+		// The record that claims each leaf's index, by the index on both tables: the
+		// walk asks for the record the leaf names, which is that one unless the
+		// store was altered (then Record reads it by its id).
 		rows, err := s.tx.Query(s.ctx, `SELECT l.leaf_index, l.leaf, r.record_id, r.leaf_index, r.consent_id, r.decision, r.identifying
-			FROM leaves l LEFT JOIN records r ON r.record_id = l.record_id
-			WHERE l.leaf_index >= $1 ORDER BY l.leaf_index LIMIT $2`, next, leafPage)
+			FROM leaves l LEFT JOIN records r ON r.leaf_index = l.leaf_index AND r.leaf_index >= $1 AND r.leaf_index < $1 + $2
+			WHERE l.leaf_index >= $1 AND l.leaf_index < $1 + $2 ORDER BY l.leaf_index`, next, leafPage)
 		if err != nil {
 			return err
 		}
@@ -117,10 +120,15 @@ func (s *stored) Leaves(fn func(index int64, leaf []byte) error) error {
 			}
 		}
 		s.next = nil
-		if len(page) < leafPage {
-			return nil
+		next += leafPage
+		if len(page) == 0 {
+			// The end, or a gap of a page or more that the walk must still see.
+			var after *int64
+			if err := s.tx.QueryRow(s.ctx, "SELECT min(leaf_index) FROM leaves WHERE leaf_index >= $1", next).Scan(&after); err != nil || after == nil {
+				return err
+			}
+			next = *after
 		}
-		next = page[len(page)-1].index + 1
 	}
 }
 
