@@ -41,9 +41,10 @@ type RecordStore interface {
 	// without records gives an empty slice and no error.
 	RecordsByConsent(ctx context.Context, consentID string) ([]*Record, error)
 
-	// Records returns up to limit records that f selects, in the order they were
-	// recorded (by record id), starting after the record with id after ("" for the
-	// first). The order is stable, so a client pages through with the last id.
+	// Records returns up to limit records that f selects, in an order the store
+	// keeps stable (by record id, or by the records' leaves in the log, which
+	// records committed later never enter behind), starting after the record with
+	// id after ("" for the first), so a client pages through with the last id.
 	Records(ctx context.Context, f Filter, after string, limit int) ([]*Record, error)
 
 	// Erase removes what identifies the visitor (IP prefix, user agent, URL) from

@@ -30,10 +30,13 @@ type database struct {
 	url  string // postgres://...; "" for a bbolt file
 }
 
-// parseDatabase reads --db, or the URL in the file --db-file names if that is set.
-// A URL with a password is refused: the command line shows in ps and in the shell's
-// history.
-func parseDatabase(db, dbFile string) (database, error) {
+// parseDatabase reads --db, or the URL in the file --db-file names if that is set
+// (and --db not: both would be ambiguous). A URL with a password is refused: the
+// command line shows in ps and in the shell's history.
+func parseDatabase(db, dbFile string, dbSet bool) (database, error) {
+	if dbFile != "" && dbSet {
+		return database{}, errors.New("--db and --db-file both name the store: give one")
+	}
 	if dbFile != "" {
 		data, err := os.ReadFile(dbFile)
 		if err != nil {
@@ -52,7 +55,7 @@ func parseDatabase(db, dbFile string) (database, error) {
 	if err != nil {
 		return database{}, fmt.Errorf("--db: %w", err)
 	}
-	if _, hasPassword := u.User.Password(); hasPassword || strings.Contains(u.RawQuery, "password=") {
+	if _, hasPassword := u.User.Password(); hasPassword || u.Query().Has("password") {
 		return database{}, errors.New("--db holds a password, which shows in ps and the shell's history: put the URL in a file for --db-file, or the password in PGPASSFILE or PGPASSWORD")
 	}
 	return database{url: db}, nil
@@ -62,13 +65,22 @@ func isPostgresURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
-// String names the database in messages: the file, or the URL, which holds no
-// password.
+// String names the database in messages: the file, or the URL without its password
+// (one from --db-file may hold one).
 func (d database) String() string {
-	if d.url != "" {
-		return d.url
+	if d.url == "" {
+		return d.path
 	}
-	return d.path
+	u, err := url.Parse(d.url)
+	if err != nil {
+		return "the PostgreSQL database of --db-file"
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 // exists reports whether a store is there already.

@@ -66,11 +66,13 @@ func TestMigrateCommand(t *testing.T) {
 		t.Fatalf("consentd migrate --db-file: %q, %v", out, err)
 	}
 	for name, args := range map[string][]string{
-		"password in --db":      {"migrate", "--db", "postgres://consentd:secret@localhost/consent"},
-		"password in the query": {"migrate", "--db", "postgres://consentd@localhost/consent?password=secret"},
-		"password to serve":     {"serve", "--db", "postgres://consentd:secret@localhost/consent"},
-		"a bbolt file":          {"migrate", "--db", "data/consent.db"},
-		"a file without a URL":  {"migrate", "--db-file", "../../sites.yaml"},
+		"password in --db":                  {"migrate", "--db", "postgres://consentd:secret@localhost/consent"},
+		"password in the query":             {"migrate", "--db", "postgres://consentd@localhost/consent?password=secret"},
+		"password to serve":                 {"serve", "--db", "postgres://consentd:secret@localhost/consent"},
+		"password in a disguised query key": {"migrate", "--db", "postgres://consentd@localhost/consent?pass%77ord=secret"},
+		"--db and --db-file":                {"migrate", "--db", "postgres://consentd@localhost/consent", "--db-file", urlFile},
+		"a bbolt file":                      {"migrate", "--db", "data/consent.db"},
+		"a file without a URL":              {"migrate", "--db-file", "../../sites.yaml"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, _, err := runConsentd(args...)

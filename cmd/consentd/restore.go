@@ -33,6 +33,8 @@ func restore(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	switch {
 	case *from == "" || *origin == "":
 		return errors.New("consentd restore: --from BACKUP and --origin NEW_ORIGIN are required: a restored store starts a new log")
+	case isPostgresURL(*from) || isPostgresURL(*db):
+		return errors.New("consentd restore puts a bbolt backup in place: a PostgreSQL store is restored with the database's own tools, and a new origin (docs/operations.md)")
 	case *from == *db:
 		return errors.New("consentd restore: --from and --db are the same file: restore into a new place")
 	}

@@ -172,7 +172,9 @@ func (m *Main) ParseFlags(args []string) error {
 		return err
 	}
 	var err error
-	if m.db, err = parseDatabase(m.DBPath, m.DBFile); err != nil {
+	dbSet := false
+	fs.Visit(func(f *flag.Flag) { dbSet = dbSet || f.Name == "db" })
+	if m.db, err = parseDatabase(m.DBPath, m.DBFile, dbSet); err != nil {
 		return err
 	}
 	if m.BackupDir != "" && m.db.url != "" {

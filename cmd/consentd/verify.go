@@ -40,6 +40,9 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return errUsage
 	}
+	if isPostgresURL(*db) {
+		return errors.New("consentd verify reads a bbolt file, such as a backup copy: a PostgreSQL store is verified where it serves, with GET /v1/dpo/verify")
+	}
 	var archived []*consent.Checkpoint
 	for _, path := range files {
 		cp, err := readCheckpointFile(path)

@@ -148,14 +148,23 @@ const (
 	ownerFile  = "owner.pid"
 )
 
-// removeAbandoned stops and removes the clusters whose owner process is gone.
+// removeAbandoned stops and removes the clusters that this user made whose owner
+// process is gone.
 func removeAbandoned(bin string) {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPattern+"*"))
 	for _, dir := range dirs {
-		data, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		owner := filepath.Join(dir, ownerFile)
+		fi, err := os.Stat(owner)
+		if err != nil {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+			continue // another user's
+		}
+		data, err := os.ReadFile(owner)
 		pid, _ := strconv.Atoi(string(data))
 		if err != nil || pid <= 0 || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
-			continue // not ours to judge, or its owner still runs
+			continue // its owner still runs
 		}
 		c := &Cluster{dir: dir, bin: bin, asPostgres: os.Geteuid() == 0}
 		c.Stop()

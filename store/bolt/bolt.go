@@ -397,7 +397,7 @@ func (s *Store) newRequest(r *consent.Record) (*request, receiptParts, error) {
 	}
 	parts := receiptParts{decision: decision}
 	var digest [32]byte
-	if snap := s.snapshots.Lookup(r.Site, r.Fingerprint, s.snapshotGetter); snap != nil {
+	if snap, _ := s.snapshots.Lookup(r.Site, r.Fingerprint, s.snapshotGetter); snap != nil {
 		digest, parts.snapshot = snap.Digest, snap.Text
 	}
 	leaf, err := translog.NewLeaf(r, digest, decision, identifying)

@@ -38,10 +38,10 @@ func (s *Store) proved(tx *bolt.Tx, v []byte, head *consent.Checkpoint) (*consen
 	}
 	// The snapshot the leaf names: one stored after the record was not shown to it.
 	var snapshot string
-	inTx := func(site, fingerprint string) []byte {
-		return tx.Bucket(bucketSnapshots).Get(snapshotKey(site, fingerprint))
+	inTx := func(site, fingerprint string) ([]byte, error) {
+		return tx.Bucket(bucketSnapshots).Get(snapshotKey(site, fingerprint)), nil
 	}
-	if snap := s.snapshots.Lookup(r.Site, r.Fingerprint, inTx); snap != nil && snap.Digest == leaf.Snapshot {
+	if snap, _ := s.snapshots.Lookup(r.Site, r.Fingerprint, inTx); snap != nil && snap.Digest == leaf.Snapshot {
 		snapshot = snap.Text
 	}
 	p, err := translog.Prove(tlog.HashReaderFunc(logTx{tx}.ReadHashes), sr.index, head)
@@ -55,15 +55,15 @@ func (s *Store) proved(tx *bolt.Tx, v []byte, head *consent.Checkpoint) (*consen
 }
 
 // snapshotGetter reads snapshots in its own read transaction, for callers outside one.
-func (s *Store) snapshotGetter(site, fingerprint string) []byte {
+func (s *Store) snapshotGetter(site, fingerprint string) ([]byte, error) {
 	var value []byte
-	_ = s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
 		// Copied: bbolt's bytes live only as long as their transaction.
 		value = append(value, tx.Bucket(bucketSnapshots).Get(snapshotKey(site, fingerprint))...)
 		return nil
 	})
 	if len(value) == 0 {
-		return nil
+		return nil, err
 	}
-	return value
+	return value, err
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -48,6 +50,9 @@ func (s *Store) Append(ctx context.Context, r *consent.Record) (*consent.Receipt
 	}
 	req, err := s.newRequest(r)
 	if err != nil {
+		return nil, fmt.Errorf("postgres: append: %w", err)
+	}
+	if err := s.failure(); err != nil {
 		return nil, fmt.Errorf("postgres: append: %w", err)
 	}
 	if err := s.writer.Enqueue(req); err != nil {
@@ -103,7 +108,13 @@ func (s *Store) newRequest(r *consent.Record) (*request, error) {
 		return nil, err
 	}
 	var digest [32]byte
-	if snap := s.snapshots.Lookup(r.Site, r.Fingerprint, s.snapshotBytes); snap != nil {
+	snap, err := s.snapshots.Lookup(r.Site, r.Fingerprint, s.snapshotBytes)
+	if err != nil {
+		// A leaf names its snapshot for good: one that could not be read now must
+		// not become one never shown.
+		return nil, fmt.Errorf("the snapshot of %s %s: %v: %w", r.Site, r.Fingerprint, err, consent.ErrUnavailable)
+	}
+	if snap != nil {
 		digest, req.snapshot = snap.Digest, snap.Text
 	}
 	leaf, err := translog.NewLeaf(r, digest, req.decision, req.identifying)
@@ -116,6 +127,11 @@ func (s *Store) newRequest(r *consent.Record) (*request, error) {
 	req.leafHash = translog.LeafHash(req.leaf)
 	return req, nil
 }
+
+// commitTimeout bounds one try of a commit: a database that stopped answering, its
+// connection still open, must not hold the writer, and Close, for as long as TCP
+// takes to notice.
+const commitTimeout = 30 * time.Second
 
 // commitAttempts bounds how often a batch is tried when the database fails in a way
 // that another try may not (a lost connection, a serialization failure).
@@ -134,11 +150,17 @@ func (s *Store) commit(batch []*request) {
 	// record ids first; otherwise the unique keys find a duplicate.
 	lookUp := s.stale
 	for attempt := range commitAttempts {
+		if err = s.failure(); err != nil {
+			break
+		}
 		if attempt > 0 && !errors.Is(err, errDuplicate) {
 			time.Sleep(backoff(attempt)) // the database's recovery, which nothing announces
 		}
 		if s.stale {
-			if err = s.openLog(context.Background()); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+			err = s.openLog(ctx)
+			cancel()
+			if err != nil {
 				continue
 			}
 			s.stale, lookUp = false, true
@@ -151,6 +173,9 @@ func (s *Store) commit(batch []*request) {
 			continue
 		}
 		s.stale = true // the database's head may be ahead of the one in memory
+		if errors.Is(err, errForeignHead) {
+			s.fail(err)
+		}
 		if !worthRetrying(err) {
 			break
 		}
@@ -172,13 +197,15 @@ func (s *Store) commit(batch []*request) {
 // the batch's record ids: a record stored byte for byte by a commit whose answer was
 // lost is answered as stored, another one with the same id is refused.
 //
-// The batch's records, leaves, hashes and the move of the log's head go to the
-// database in one round trip, as one pgx batch, which PostgreSQL runs in one implicit
-// transaction at its default isolation: read committed does, for the move of the
-// head is a compare-and-set on its one row (consentd_move_head), which fails the
-// whole transaction if another writer moved it.
+// The check of the log's head, the batch's records, leaves and hashes and the new
+// head go to the database in one round trip, as one pgx batch, which PostgreSQL runs
+// in one implicit transaction at its default isolation. Read committed does: the
+// first statement (consentd_expect_head) locks the head's row and fails the whole
+// transaction unless the head is the one this writer extends, so a second writer on
+// the database cannot make it fork the log.
 func (s *Store) commitOnce(batch []*request, lookUp bool) (map[*request]appended, error) {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
 	stored := map[uuid.UUID]storedLeaf{}
 	if lookUp {
 		var err error
@@ -210,13 +237,14 @@ func (s *Store) commitOnce(batch []*request, lookUp bool) (map[*request]appended
 	log := s.log.Load()
 	head := log.Head()
 	pending := &pgx.Batch{}
+	pending.Queue("SELECT consentd_expect_head($1)", head.Signed)
 	queueRecords(pending, fresh, head.Size)
 	hashes := make([]tlog.Hash, len(fresh))
 	for i, req := range fresh {
 		hashes[i] = req.leafHash
 	}
 	written := map[int64]tlog.Hash{}
-	b, err := log.Append(&logTx{ctx: ctx, q: s.pool, edge: s.edge, written: written, batch: pending, extended: head.Signed}, hashes, signer)
+	b, err := log.Append(&logTx{ctx: ctx, q: s.pool, edge: s.edge, written: written, batch: pending}, hashes, signer)
 	if err != nil {
 		return nil, err
 	}
@@ -225,9 +253,9 @@ func (s *Store) commitOnce(batch []*request, lookUp bool) (map[*request]appended
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == "CD001":
 		return nil, errForeignHead
-	case errors.As(err, &pgErr) && pgErr.Code == "23505":
+	case errors.As(err, &pgErr) && pgErr.Code == "23505" && (pgErr.ConstraintName == "leaves_record_id_key" || pgErr.ConstraintName == "records_pkey"):
 		return nil, errDuplicate
-	case err == nil && s.loseAnswer != nil && s.loseAnswer():
+	case err == nil && s.loseAnswer.Load() != nil && (*s.loseAnswer.Load())():
 		err = errLostAnswer
 	}
 	if err != nil {
@@ -250,8 +278,10 @@ var errDuplicate = errors.New("a record id of the batch is stored already")
 // lost: the commit is stored, and the writer does not know it.
 var errLostAnswer = errors.New("the connection was lost before the commit's answer")
 
-// errForeignHead stops a writer whose log head is not the database's.
-var errForeignHead = errors.New("the log's head in the database is not the one this consentd signed last: another consentd writes to the same database, which would fork the log (run one, or wait for the several-instances store)")
+// errForeignHead is a log head in the database that is not the one this store signed
+// last: another consentd writes to the same database. The store then takes no more
+// appends.
+var errForeignHead = fmt.Errorf("the log's head in the database is not the one this consentd signed last: another consentd writes to the same database, or the database lost commits (a failover to a replica behind, a restore); extending it would fork the log: %w", consent.ErrUnavailable)
 
 // queueRecords queues the inserts of the leaves and records of reqs, the first at
 // index first.
@@ -296,7 +326,7 @@ func (s *Store) storedLeaves(ctx context.Context, reqs []*request) (map[uuid.UUI
 	var id uuid.UUID
 	var leaf storedLeaf
 	_, err = pgx.ForEachRow(rows, []any{&id, &leaf.index, &leaf.bytes}, func() error {
-		out[id] = storedLeaf{index: leaf.index, bytes: bytes.Clone(leaf.bytes)}
+		out[id] = leaf // pgx copies what it scans into a []byte
 		return nil
 	})
 	return out, err
@@ -308,10 +338,15 @@ func (s *Store) storedLeaves(ctx context.Context, reqs []*request) (map[uuid.UUI
 // before or after the commit reached the database (the retry finds out which).
 func worthRetrying(err error) bool {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	switch {
+	case errors.As(err, &pgErr):
 		return pgErr.Code == "40001" || pgErr.Code == "40P01" || strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57")
+	case errors.Is(err, errLostAnswer), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, context.DeadlineExceeded):
+		return true
 	}
-	return !errors.Is(err, errForeignHead)
+	return errors.As(err, &netErr) || errors.As(err, &connectErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err)
 }
 
 // backoff is how long to wait before the attempt-th try of a commit.
@@ -320,11 +355,11 @@ func backoff(attempt int) time.Duration {
 }
 
 // snapshotBytes reads a stored snapshot's bytes, nil if there is none.
-func (s *Store) snapshotBytes(site, fingerprint string) []byte {
+func (s *Store) snapshotBytes(site, fingerprint string) ([]byte, error) {
 	var value []byte
 	err := s.pool.QueryRow(context.Background(), "SELECT snapshot FROM snapshots WHERE site = $1 AND fingerprint = $2", site, fingerprint).Scan(&value)
-	if err != nil {
-		return nil
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
 	}
-	return value
+	return value, err
 }

@@ -3,12 +3,15 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/store/postgres"
@@ -116,5 +119,61 @@ func TestCommitAnswerLost(t *testing.T) {
 	storetest.MustAppend(t, s, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
 	if v, err := s.Verify(ctx); err != nil || !v.OK || v.Leaves != 3 {
 		t.Fatalf("after a lost answer: %+v, %v; want 3 leaves that verify", v, err)
+	}
+}
+
+// TestSecondWriterRefused: a second consentd on the same database is refused at its
+// first append, says why, and the first one goes on; the log verifies.
+func TestSecondWriterRefused(t *testing.T) {
+	ctx := context.Background()
+	_, open := MustNewDatabase(t)
+	first, second := open(), open()
+	defer first.Close()
+	defer second.Close()
+	storetest.MustAppend(t, first, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+	for range 2 {
+		_, err := second.Append(ctx, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+		if !errors.Is(err, consent.ErrUnavailable) || !strings.Contains(err.Error(), "another consentd writes to the same database") {
+			t.Fatalf("an append through the second writer: %v; want it refused, saying why", err)
+		}
+	}
+	storetest.MustAppend(t, first, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+	if v, err := first.Verify(ctx); err != nil || !v.OK || v.Leaves != 2 {
+		t.Fatalf("%+v, %v; want the first writer's 2 leaves, verified", v, err)
+	}
+}
+
+// TestDatabaseBehindRefused: a database that lost the last commit (a failover to a
+// replica behind) is not extended: the store would sign a second tree of a size it
+// signed already. It refuses appends and signs nothing.
+func TestDatabaseBehindRefused(t *testing.T) {
+	ctx := context.Background()
+	url, open := MustNewDatabase(t)
+	s := open()
+	defer s.Close()
+	for range 2 {
+		storetest.MustAppend(t, s, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+	}
+	behind, err := s.LastCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.MustAppend(t, s, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+	signed, err := s.LastCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, url, fmt.Sprintf("DELETE FROM records WHERE leaf_index = 2; DELETE FROM leaves WHERE leaf_index = 2; DELETE FROM log_hashes WHERE storage_index >= %d; UPDATE log_head SET checkpoint = decode('%x', 'hex')",
+		tlog.StoredHashCount(2), behind.Signed))
+	for range 2 {
+		if _, err := s.Append(ctx, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now())); !errors.Is(err, consent.ErrUnavailable) {
+			t.Fatalf("an append to a database behind the log: %v; want it refused", err)
+		}
+	}
+	if cp, err := s.LastCheckpoint(ctx); err != nil || cp.Size != signed.Size || cp.Root != signed.Root {
+		t.Errorf("after the refusals the store's head is %+v, %v; want the one it signed, of %d leaves", cp, err, signed.Size)
+	}
+	if err := s.Ready(); !errors.Is(err, consent.ErrUnavailable) {
+		t.Errorf("Ready = %v; want the store not ready", err)
 	}
 }

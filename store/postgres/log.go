@@ -14,15 +14,13 @@ import (
 // logTx is the log's storage: its hashes in log_hashes and its latest checkpoint in
 // log_head. It reads the hashes of the tree's right edge, which extending the tree
 // needs, from memory (edge): a batch costs no round trip per leaf. Its writes are
-// queued in batch, to commit with the records; the checkpoint moves the head from
-// extended, the checkpoint of the tree the writer extended.
+// queued in batch, to commit with the records.
 type logTx struct {
-	ctx      context.Context
-	q        querier
-	edge     map[int64]tlog.Hash
-	written  map[int64]tlog.Hash // by WriteHashes, for the next edge
-	batch    *pgx.Batch
-	extended []byte
+	ctx     context.Context
+	q       querier
+	edge    map[int64]tlog.Hash
+	written map[int64]tlog.Hash // by WriteHashes, for the next edge
+	batch   *pgx.Batch
 }
 
 var _ translog.Tx = (*logTx)(nil)
@@ -72,7 +70,7 @@ func (l *logTx) Checkpoint() ([]byte, error) {
 }
 
 func (l *logTx) PutCheckpoint(signed []byte) error {
-	l.batch.Queue("SELECT consentd_move_head($1, $2)", l.extended, signed)
+	l.batch.Queue("UPDATE log_head SET checkpoint = $1 WHERE id = 1", signed)
 	return nil
 }
 
@@ -157,8 +155,11 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, er
 }
 
 // openLog reads the log's head, checks it against the stored tree (translog.Open),
-// and reads its right edge: when the store opens, and in the writer after a commit
-// whose outcome is unknown.
+// and reads its right edge: when the store opens, and in the writer after a failed
+// commit. Then the database's head must extend the one this store signed last: a
+// database that lost commits (a failover to a replica behind, a restore) would make
+// the store sign a second tree of a size it signed already, a fork; the store then
+// takes no more appends (failed).
 func (s *Store) openLog(ctx context.Context) error {
 	verifier, err := s.keys.LogVerifier(s.origin)
 	if err != nil {
@@ -169,11 +170,33 @@ func (s *Store) openLog(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if last := s.log.Load(); last != nil {
+		if err := extends(log.Head(), last.Head(), tlog.HashReaderFunc(tx.ReadHashes)); err != nil {
+			s.fail(err)
+			return err
+		}
+	}
 	edge, err := readHashes(ctx, s.pool, edgeIndexes(log.Head().Size))
 	if err != nil {
 		return fmt.Errorf("the right edge of the log's tree: %w", err)
 	}
 	s.log.Store(log)
 	s.edge = edge
+	return nil
+}
+
+// extends returns an error unless the tree of head, whose hashes r reads, extends
+// the tree of last.
+func extends(head, last *consent.Checkpoint, r tlog.HashReader) error {
+	if head.Size < last.Size {
+		return fmt.Errorf("the database's log has %d leaves, but this consentd signed a tree of %d: the database lost commits (a failover to a replica behind, a restore), and extending it would fork the log", head.Size, last.Size)
+	}
+	root, err := tlog.TreeHash(last.Size, r)
+	if err != nil {
+		return err
+	}
+	if root != tlog.Hash(last.Root) {
+		return fmt.Errorf("the database's log does not extend the tree of %d leaves this consentd signed: another writer, or a restore, replaced it, and extending it would fork the log", last.Size)
+	}
 	return nil
 }

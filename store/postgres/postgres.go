@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -39,16 +38,22 @@ type Store struct {
 	log   atomic.Pointer[translog.Log]
 	edge  map[int64]tlog.Hash
 	stale bool
+	// failed holds why the store takes no more appends: its log in the database is
+	// not the one it signed (see openLog).
+	failed atomic.Pointer[error]
 
 	snapshots snapshots.Cache
 	closeOnce sync.Once
 
 	onCommit   func(records int, took time.Duration)
-	loseAnswer func() bool // for tests: whether to lose the answer to this commit
+	loseAnswer atomic.Pointer[func() bool] // for tests: whether to lose the answer to this commit
 
 }
 
-var _ consent.Store = (*Store)(nil)
+var (
+	_ consent.Store         = (*Store)(nil)
+	_ consent.ReadyReporter = (*Store)(nil)
+)
 
 // Options configure Open.
 type Options struct {
@@ -147,9 +152,31 @@ func connect(ctx context.Context, url string) (*pgx.Conn, error) {
 
 // querier is what both a pool and a transaction query through.
 type querier interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// fail stops the store taking appends, for err.
+func (s *Store) fail(err error) { s.failed.CompareAndSwap(nil, &err) }
+
+// failure returns why the store takes no more appends, nil if it takes them.
+func (s *Store) failure() error {
+	if err := s.failed.Load(); err != nil {
+		return fmt.Errorf("the store takes no more records until consentd restarts: %v: %w", *err, consent.ErrUnavailable)
+	}
+	return nil
+}
+
+// Ready returns an error while the store takes no appends: it is closed, or its log
+// in the database is not the one it signed.
+func (s *Store) Ready() error {
+	if s.writer.Closed() {
+		return fmt.Errorf("postgres: store closed: %w", consent.ErrUnavailable)
+	}
+	if err := s.failure(); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return nil
 }
 
 // LogSize returns how many leaves the log's newest checkpoint signs.

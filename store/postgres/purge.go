@@ -35,12 +35,12 @@ func (s *Store) Purge(ctx context.Context, before map[string]time.Time) (int, er
 	for site, cutoff := range before {
 		var statement *translog.Purge
 		for {
-			n, err := s.purgeStep(ctx, site, cutoff, head, at, signer, &statement)
+			found, n, err := s.purgeStep(ctx, site, cutoff, head, at, signer, &statement)
 			if err != nil {
 				return purged, fmt.Errorf("postgres: purge %s: %w", site, err)
 			}
 			purged += n
-			if n < purgeBatch {
+			if found < purgeBatch {
 				break
 			}
 		}
@@ -50,11 +50,11 @@ func (s *Store) Purge(ctx context.Context, before map[string]time.Time) (int, er
 
 // purgeStep removes up to purgeBatch records of site recorded before cutoff in one
 // transaction, in the tree of head, signing and storing the site's statement in the
-// first (*statement is nil until then).
-func (s *Store) purgeStep(ctx context.Context, site string, cutoff time.Time, head *consent.Checkpoint, at time.Time, signer *translog.Signer, statement **translog.Purge) (int, error) {
-	n := 0
+// first (*statement is nil until then). It returns how many it found and how many it
+// removed.
+func (s *Store) purgeStep(ctx context.Context, site string, cutoff time.Time, head *consent.Checkpoint, at time.Time, signer *translog.Signer, statement **translog.Purge) (found, n int, err error) {
 	// Read committed: the rows it deletes are those it read, by key.
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT l.leaf_index, l.leaf FROM records r JOIN leaves l USING (leaf_index)
 			WHERE r.site = $1 AND r.recorded_at < $2 AND r.leaf_index < $3 AND l.leaf_index < $3 ORDER BY r.leaf_index LIMIT $4`, site, cutoff, head.Size, purgeBatch)
 		if err != nil {
@@ -65,6 +65,7 @@ func (s *Store) purgeStep(ctx context.Context, site string, cutoff time.Time, he
 		var leafBytes []byte
 		var covered = *statement
 		_, err = pgx.ForEachRow(rows, []any{&index, &leafBytes}, func() error {
+			found++
 			var leaf translog.Leaf
 			if err := leaf.UnmarshalBinary(leafBytes); err != nil {
 				return fmt.Errorf("leaf %d: %w", index, err)
@@ -94,5 +95,5 @@ func (s *Store) purgeStep(ctx context.Context, site string, cutoff time.Time, he
 		}
 		return err
 	})
-	return n, err
+	return found, n, err
 }

@@ -96,7 +96,11 @@ func (s *Store) proved(ctx context.Context, sr *storedRecord, head *consent.Chec
 		return nil, err
 	}
 	var snapshot string
-	if snap := s.snapshots.Lookup(r.Site, r.Fingerprint, s.snapshotBytes); snap != nil && snap.Digest == leaf.Snapshot {
+	snap, err := s.snapshots.Lookup(r.Site, r.Fingerprint, s.snapshotBytes)
+	if err != nil {
+		return nil, fmt.Errorf("record %s: its snapshot: %w", r.ID, err)
+	}
+	if snap != nil && snap.Digest == leaf.Snapshot {
 		snapshot = snap.Text
 	}
 	p, err := translog.Prove(translog.Hashes(ctx, s), sr.index, head)

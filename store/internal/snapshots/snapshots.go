@@ -26,18 +26,19 @@ type Cache struct {
 type key struct{ site, fingerprint string }
 
 // Lookup returns the stored snapshot of site and fingerprint, nil if there is none,
-// reading its stored JSON with get (nil if none) the first time.
-func (c *Cache) Lookup(site, fingerprint string, get func(site, fingerprint string) []byte) *Stored {
+// reading its stored JSON with get (nil if none) the first time. An error of get is
+// returned: a snapshot that could not be read is not one that is not stored.
+func (c *Cache) Lookup(site, fingerprint string, get func(site, fingerprint string) ([]byte, error)) (*Stored, error) {
 	k := key{site, fingerprint}
 	c.mu.RLock()
 	s, ok := c.m[k]
 	c.mu.RUnlock()
 	if ok {
-		return s
+		return s, nil
 	}
-	value := get(site, fingerprint)
-	if value == nil || !json.Valid(value) {
-		return nil
+	value, err := get(site, fingerprint)
+	if err != nil || value == nil || !json.Valid(value) {
+		return nil, err
 	}
 	s = &Stored{Text: string(value), Digest: sha256.Sum256(value)}
 	c.mu.Lock()
@@ -46,5 +47,5 @@ func (c *Cache) Lookup(site, fingerprint string, get func(site, fingerprint stri
 	}
 	c.m[k] = s
 	c.mu.Unlock()
-	return s
+	return s, nil
 }

@@ -74,15 +74,16 @@ CREATE TABLE links (
 	statement bytea  NOT NULL
 );
 
--- consentd_move_head moves the log's head from the checkpoint a writer extended to the
--- one it signed, or fails the writer's whole transaction if the head is another by
--- now: a compare-and-set, so that two writers never both extend one tree.
-CREATE FUNCTION consentd_move_head(extended bytea, signed bytea) RETURNS void
+-- consentd_expect_head locks the log's head row and fails the writer's whole
+-- transaction unless the head is the checkpoint the writer extends: the first
+-- statement of every commit of records, so that two writers never both extend one
+-- tree.
+CREATE FUNCTION consentd_expect_head(extended bytea) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-	UPDATE log_head SET checkpoint = signed WHERE id = 1 AND checkpoint IS NOT DISTINCT FROM extended;
+	PERFORM 1 FROM log_head WHERE id = 1 AND checkpoint IS NOT DISTINCT FROM extended FOR UPDATE;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'the log head is not the one this writer extended' USING ERRCODE = 'CD001';
+		RAISE EXCEPTION 'the log head is not the one this writer extends' USING ERRCODE = 'CD001';
 	END IF;
 END
 $$;
