@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -66,3 +67,49 @@ func (v *Verifier) OpenLink(signed []byte) (*Link, error) {
 
 // Tree returns the tree l continues, as an unsigned checkpoint, for Checker.Check.
 func (l *Link) Tree() *Checkpoint { return &Checkpoint{Origin: l.From, Size: l.Size, Root: l.Root} }
+
+// Lineage reads the link statements that links hands out, newest first (as
+// Stored.Links does), and returns v extended to every name the log had before, and
+// the statements, newest first.
+func (v *Verifier) Lineage(links func(fn func(name string, signed []byte) error) error) (*Verifier, []*Link, error) {
+	var out []*Link
+	err := links(func(name string, signed []byte) error {
+		link, err := v.OpenLink(slices.Clone(signed)) // kept beyond the store's read
+		if err != nil {
+			return fmt.Errorf("the link statement stored under %s: %w", name, err)
+		}
+		if v, err = v.Continuing(link.From); err != nil {
+			return err
+		}
+		out = append(out, link)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, out, nil
+}
+
+// Rename signs, with keys, what the log whose head is head, and whose earlier names
+// links give, needs to go on under the name origin: the statement that it continues
+// head's tree, and the checkpoint of that tree under origin (nil for an empty tree).
+// It refuses a name the log ever had: under it, the renamed log would sign trees
+// that checkpoints of the old one vouch for with other roots.
+func Rename(head *Checkpoint, links []*Link, origin string, keys Keys) (*Link, []byte, error) {
+	if origin == head.Origin || slices.ContainsFunc(links, func(l *Link) bool { return l.From == origin }) {
+		return nil, nil, fmt.Errorf("the store's log is or was named %q: a restored store needs a name it never had", origin)
+	}
+	signer, err := keys.LogSigner(origin)
+	if err != nil {
+		return nil, nil, err
+	}
+	link, err := signer.SignLink(head)
+	if err != nil || head.Size == 0 {
+		return link, nil, err
+	}
+	cp, err := signer.SignTree(head.Size, head.Root)
+	if err != nil {
+		return nil, nil, err
+	}
+	return link, cp.Signed, nil
+}

@@ -25,8 +25,8 @@ type Stored interface {
 	// Links calls fn with each signed link statement to a name the log had before a
 	// restore, newest first, and a name for it in messages.
 	Links(fn func(name string, signed []byte) error) error
-	// Purges calls fn with each stored purge statement and a name for it in messages.
-	Purges(fn func(name string, signed []byte) error) error
+	// Purges calls fn with each stored purge statement and when the purge ran.
+	Purges(fn func(at time.Time, signed []byte) error) error
 	// Snapshots calls fn with each stored snapshot and the site and fingerprint it is
 	// stored under.
 	Snapshots(fn func(site, fingerprint string, snapshot []byte) error) error
@@ -158,14 +158,15 @@ func (v *verification) readLinks() (*consent.Verification, error) {
 // the verifier lacks is taken at its word, and reported.
 func (v *verification) readPurges() (*consent.Verification, error) {
 	var broken *consent.Verification
-	err := v.stored.Purges(func(name string, signed []byte) error {
+	err := v.stored.Purges(func(at time.Time, signed []byte) error {
+		name := "the purge statement of " + at.UTC().Format(time.RFC3339Nano)
 		p, err := v.verifier.OpenPurge(signed)
 		switch {
 		case errors.Is(err, ErrUnknownKey):
-			v.unverified("the purge statement stored under "+name, err)
+			v.unverified(name, err)
 			v.unverifiedPurges = append(v.unverifiedPurges, p)
 		case err != nil:
-			broken = v.broken(-1, nil, "the purge statement stored under %s is not signed by a key of the log: %v", name, err)
+			broken = v.broken(-1, nil, "%s is not signed by a key of the log: %v", name, err)
 			return errStop
 		default:
 			v.purges = append(v.purges, p)

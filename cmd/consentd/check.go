@@ -54,5 +54,8 @@ func count(n int, noun string) string {
 	if plural, ok := strings.CutSuffix(noun, "leaf"); ok {
 		return fmt.Sprintf("%d %sleaves", n, plural)
 	}
+	if plural, ok := strings.CutSuffix(noun, "ry"); ok {
+		return fmt.Sprintf("%d %sries", n, plural)
+	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }

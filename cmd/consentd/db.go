@@ -30,35 +30,35 @@ type database struct {
 	url  string // postgres://...; "" for a bbolt file
 }
 
-// parseDatabase reads --db, or the URL in the file --db-file names if that is set
-// (and --db not: both would be ambiguous). A URL with a password is refused: the
-// command line shows in ps and in the shell's history.
-func parseDatabase(db, dbFile string, dbSet bool) (database, error) {
-	if dbFile != "" && dbSet {
-		return database{}, errors.New("--db and --db-file both name the store: give one")
+// parseDatabase reads the flag --name, or the URL in the file --name-file names if
+// that is set (and --name not: both would be ambiguous). A URL with a password is
+// refused: the command line shows in ps and in the shell's history.
+func parseDatabase(name, value, file string, set bool) (database, error) {
+	if file != "" && set {
+		return database{}, fmt.Errorf("--%s and --%s-file both name the store: give one", name, name)
 	}
-	if dbFile != "" {
-		data, err := os.ReadFile(dbFile)
+	if file != "" {
+		data, err := os.ReadFile(file)
 		if err != nil {
-			return database{}, fmt.Errorf("--db-file: %w", err)
+			return database{}, fmt.Errorf("--%s-file: %w", name, err)
 		}
 		u := strings.TrimSpace(string(data))
 		if !isPostgresURL(u) {
-			return database{}, fmt.Errorf("--db-file %s: want one postgres:// URL", dbFile)
+			return database{}, fmt.Errorf("--%s-file %s: want one postgres:// URL", name, file)
 		}
 		return database{url: u}, nil
 	}
-	if !isPostgresURL(db) {
-		return database{path: db}, nil
+	if !isPostgresURL(value) {
+		return database{path: value}, nil
 	}
-	u, err := url.Parse(db)
+	u, err := url.Parse(value)
 	if err != nil {
-		return database{}, fmt.Errorf("--db: %w", err)
+		return database{}, fmt.Errorf("--%s: %w", name, err)
 	}
 	if _, hasPassword := u.User.Password(); hasPassword || u.Query().Has("password") {
-		return database{}, errors.New("--db holds a password, which shows in ps and the shell's history: put the URL in a file for --db-file, or the password in PGPASSFILE or PGPASSWORD")
+		return database{}, fmt.Errorf("--%s holds a password, which shows in ps and the shell's history: put the URL in a file for --%s-file, or the password in PGPASSFILE or PGPASSWORD", name, name)
 	}
-	return database{url: db}, nil
+	return database{url: value}, nil
 }
 
 func isPostgresURL(s string) bool {

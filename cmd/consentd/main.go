@@ -14,6 +14,8 @@
 //	consentd backup --out FILE | --dir DIR [--keep 14]
 //	consentd monitor --url URL --dir DIR
 //	consentd restore --from BACKUP --db FILE --origin NEW_ORIGIN [--keys DIR]
+//	consentd restore --db postgres://... --origin NEW_ORIGIN [--keys DIR]
+//	consentd copy --from STORE --to STORE [--keys DIR]
 //	consentd health [--url http://127.0.0.1:9090/readyz]
 //	consentd version
 package main
@@ -99,6 +101,14 @@ Usage:
                              put a verified backup in place of a lost store, under a
                              new origin linked to the backup's last checkpoint (the
                              old log went on after the backup); never over a file
+  consentd restore --db postgres://user@host/db --origin NEW_ORIGIN [--keys DIR]
+                             the same for a PostgreSQL database restored in place with
+                             its own tools (pg_restore, point-in-time recovery)
+  consentd copy --from STORE --to STORE [--keys DIR]
+                             move a store between a bbolt file and PostgreSQL (either
+                             way; --from-file, --to-file for a URL with a password),
+                             its log intact: the copy verifies before it counts, and
+                             the source is marked as moved and takes no more records
   consentd token add NAME [--sites a,b] | list [--all] | revoke NAME
                              DPO API tokens (--tokens FILE, default data/tokens.json);
                              --sites names sites of --config (default
@@ -178,6 +188,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return backup(ctx, args[1:], stdout, stderr)
 	case "restore":
 		return restore(ctx, args[1:], stdout, stderr)
+	case "copy":
+		return copyStore(ctx, args[1:], stdout, stderr)
 	case "health":
 		return health(ctx, args[1:], stderr)
 	case "version", "--version", "-version", "-v":

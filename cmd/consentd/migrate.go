@@ -20,7 +20,7 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return errUsage
 	}
-	d, err := parseDatabase(*db, *dbFile, *db != "")
+	d, err := parseDatabase("db", *db, *dbFile, *db != "")
 	if err != nil {
 		return err
 	}

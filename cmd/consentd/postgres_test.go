@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/pgtest"
+	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/store/postgres"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -81,4 +84,81 @@ func TestMigrateCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRestorePostgres: a PostgreSQL database restored with its own tools goes on
+// under a new origin that consentd restore links to the old one: consentd serves it
+// under that name, and its log still extends the old name's checkpoints. The old
+// name, a --from, and a missing --origin are refused, and leave the database as it
+// was.
+func TestRestorePostgres(t *testing.T) {
+	ctx := t.Context()
+	url := pgtest.NewDatabase(t)
+	m, addr, stop := mustServeIn(t, "../../sites.yaml", t.TempDir(), "--db", url, "--migrate")
+	MustPost(t, addr)
+	MustPost(t, addr)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := proof.LoadKeyring(m.KeysDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := mustPostgresCheckpoint(t, url, keys)
+
+	for name, tt := range map[string]struct {
+		args []string
+		want string
+	}{
+		"the old name":    {[]string{"--origin", testOrigin}, "the restored log is " + testOrigin + " already"},
+		"a backup to put": {[]string{"--from", "backup.db", "--origin", "consent.test/log-2"}, "takes no --from"},
+		"no new name":     {nil, "--origin NEW_ORIGIN is required"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := runConsentd(append([]string{"restore", "--db", url, "--keys", m.KeysDir}, tt.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want %q", err, tt.want)
+			}
+			if cp := mustPostgresCheckpoint(t, url, keys); cp.Origin != testOrigin || cp.Size != old.Size {
+				t.Errorf("a refused restore changed the log: %s %d", cp.Origin, cp.Size)
+			}
+		})
+	}
+
+	out := MustRun(t, "restore", "--db", url, "--keys", m.KeysDir, "--origin", "consent.test/log-2")
+	mustSay(t, out, "restore", "the log "+testOrigin+" up to size 2 goes on as the log consent.test/log-2")
+	addr, stop = MustStart(t, NewMainOn(t, m, io.Discard, "--db", url, "--origin", "consent.test/log-2"))
+	if doc := MustPublicKeys(t, addr); doc.Origin != "consent.test/log-2" {
+		t.Errorf("the restored store publishes the keys of %q, want consent.test/log-2", doc.Origin)
+	}
+	MustPost(t, addr)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := postgres.Open(ctx, url, postgres.Options{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.Verify(ctx, old); err != nil || !v.OK || v.Leaves != 3 || v.Archived != 1 {
+		t.Errorf("Verify against the old name's checkpoint: %+v, %v; want OK, 3 leaves, extending it", v, err)
+	}
+	if _, _, err := runConsentd("restore", "--db", url, "--keys", m.KeysDir, "--origin", testOrigin); err == nil || !strings.Contains(err.Error(), `is or was named "`+testOrigin+`"`) {
+		t.Errorf("a restore back to a name the log had: %v", err)
+	}
+}
+
+// mustPostgresCheckpoint returns the latest checkpoint of the store at url.
+func mustPostgresCheckpoint(tb testing.TB, url string, keys *proof.Keyring) *consent.Checkpoint {
+	tb.Helper()
+	s, err := postgres.Open(tb.Context(), url, postgres.Options{Keys: keys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer s.Close()
+	cp, err := s.LastCheckpoint(tb.Context())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cp
 }

@@ -174,7 +174,7 @@ func (m *Main) ParseFlags(args []string) error {
 	var err error
 	dbSet := false
 	fs.Visit(func(f *flag.Flag) { dbSet = dbSet || f.Name == "db" })
-	if m.db, err = parseDatabase(m.DBPath, m.DBFile, dbSet); err != nil {
+	if m.db, err = parseDatabase("db", m.DBPath, m.DBFile, dbSet); err != nil {
 		return err
 	}
 	if m.BackupDir != "" && m.db.url != "" {

@@ -291,6 +291,12 @@ func (s *Store) create(tx *bolt.Tx) error {
 // read reads the consent index and the log's head from tx, and every page of the
 // records on the way.
 func (s *Store) read(tx *bolt.Tx) error {
+	switch m, err := readMark(tx); {
+	case err != nil:
+		return err
+	case m != nil:
+		return m.Err()
+	}
 	if err := readPages(tx, bucketRecords); err != nil {
 		return err
 	}

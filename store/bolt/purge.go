@@ -18,6 +18,18 @@ import (
 // time (translog.Purge).
 var bucketPurges = []byte("purges")
 
+func purgeKey(at time.Time, site string) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano())), site...)
+}
+
+// purgeTime returns the time of the purge stored under key k.
+func purgeTime(k []byte) time.Time {
+	if len(k) < 8 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(k))).UTC()
+}
+
 // purgeBatch is how many records one purge transaction removes, and purgeScan how
 // many a read transaction looks at to find them: appends wait for the write lock
 // while a purge transaction runs, so a day's purge goes in many short steps, and the
@@ -181,8 +193,7 @@ func (s *Store) signPurge(tx *bolt.Tx, p *purge, site string) (*translog.Purge, 
 	if err != nil {
 		return nil, err
 	}
-	key := binary.BigEndian.AppendUint64(nil, uint64(p.at.UnixNano()))
-	if err := tx.Bucket(bucketPurges).Put(append(key, site...), statement.Signed); err != nil {
+	if err := tx.Bucket(bucketPurges).Put(purgeKey(p.at, site), statement.Signed); err != nil {
 		return nil, err
 	}
 	p.signed[site] = statement

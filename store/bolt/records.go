@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"reflect"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,24 +39,10 @@ func (s *Store) Records(ctx context.Context, f consent.Filter, after string, lim
 func (s *Store) AppendNDJSON(ctx context.Context, f consent.Filter, after string, limit int, dst []byte) ([]byte, int, string, error) {
 	n, last := 0, uuid.UUID{}
 	err := s.scan(ctx, f, after, limit, func(key []byte, sr storedRecord, leaf *translog.Leaf) error {
-		if !isObject(sr.decision) {
-			return fmt.Errorf("its decision part is not a JSON object")
+		var err error
+		if dst, err = translog.AppendRecordJSON(dst, leaf, sr.index, sr.decision, sr.identifying); err != nil {
+			return err
 		}
-		dst = append(dst, `{"record_id":"`...)
-		dst = append(dst, leaf.RecordID.String()...)
-		dst = append(dst, `","site":`...)
-		dst = strconv.AppendQuote(dst, leaf.Site)
-		dst = append(dst, `,"recorded_at":"`...)
-		dst = leaf.RecordedAt.AppendFormat(dst, time.RFC3339Nano)
-		dst = append(dst, `","log_index":`...)
-		dst = strconv.AppendInt(dst, sr.index, 10)
-		dst = append(append(dst, ','), sr.decision[1:]...)
-		if ident := sr.identifying; len(ident) > translog.SaltSize && isObject(ident[translog.SaltSize:]) {
-			dst = append(append(dst[:len(dst)-1], ','), ident[translog.SaltSize+1:]...)
-		} else {
-			dst = append(dst[:len(dst)-1], `,"ip_prefix":"","url":"","user_agent":""}`...)
-		}
-		dst = append(dst, '\n')
 		if len(key) != 16 {
 			return fmt.Errorf("a record key of %d bytes", len(key))
 		}
@@ -71,12 +56,6 @@ func (s *Store) AppendNDJSON(ctx context.Context, f consent.Filter, after string
 		return dst, 0, "", nil
 	}
 	return dst, n, last.String(), nil
-}
-
-// isObject reports whether b looks like one JSON object: the export splices the
-// parts of a record at their braces.
-func isObject(b []byte) bool {
-	return len(b) >= 2 && b[0] == '{' && b[len(b)-1] == '}'
 }
 
 // scan calls fn in one read transaction with up to limit records f selects, after

@@ -3,7 +3,6 @@ package bolt
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -48,23 +47,16 @@ func reorigin(path, origin string, keys translog.Keys) (*translog.Link, error) {
 			if err != nil {
 				return err
 			}
-			_, links, err := lineage(tx, verifier)
+			_, links, err := verifier.Lineage(stored{tx}.Links)
 			if err != nil {
 				return err
-			}
-			if origin == old || slices.ContainsFunc(links, func(l *translog.Link) bool { return l.From == origin }) {
-				return fmt.Errorf("the store's log is or was named %q: a restored store needs a name it never had", origin)
 			}
 			l, err := translog.Open(logTx{tx}, verifier)
 			if err != nil {
 				return err
 			}
-			signer, err := keys.LogSigner(origin)
-			if err != nil {
-				return err
-			}
-			head := l.Head()
-			if link, err = signer.SignLink(head); err != nil {
+			var checkpoint []byte
+			if link, checkpoint, err = translog.Rename(l.Head(), links, origin, keys); err != nil {
 				return err
 			}
 			stored := tx.Bucket(bucketLinks)
@@ -75,12 +67,8 @@ func reorigin(path, origin string, keys translog.Keys) (*translog.Link, error) {
 			if err := stored.Put(indexKey(int64(seq)), link.Signed); err != nil {
 				return err
 			}
-			if head.Size > 0 {
-				cp, err := signer.SignTree(head.Size, head.Root)
-				if err != nil {
-					return err
-				}
-				if err := (logTx{tx}).PutCheckpoint(cp.Signed); err != nil {
+			if checkpoint != nil {
+				if err := (logTx{tx}).PutCheckpoint(checkpoint); err != nil {
 					return err
 				}
 			}
@@ -88,22 +76,4 @@ func reorigin(path, origin string, keys translog.Keys) (*translog.Link, error) {
 		})
 	})
 	return link, err
-}
-
-// lineage returns v extended with every log the store's log continues, read from its
-// link statements, newest first: each is signed under the name that came after it.
-func lineage(tx *bolt.Tx, v *translog.Verifier) (*translog.Verifier, []*translog.Link, error) {
-	var links []*translog.Link
-	c := tx.Bucket(bucketLinks).Cursor()
-	for k, signed := c.Last(); k != nil; k, signed = c.Prev() {
-		link, err := v.OpenLink(signed)
-		if err != nil {
-			return nil, nil, fmt.Errorf("the link statement stored under %x: %w", k, err)
-		}
-		if v, err = v.Continuing(link.From); err != nil {
-			return nil, nil, err
-		}
-		links = append(links, link)
-	}
-	return v, links, nil
 }

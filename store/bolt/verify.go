@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
@@ -141,8 +142,8 @@ func (s stored) Links(fn func(name string, signed []byte) error) error {
 	return nil
 }
 
-func (s stored) Purges(fn func(name string, signed []byte) error) error {
-	return s.tx.Bucket(bucketPurges).ForEach(func(k, v []byte) error { return fn(fmt.Sprintf("%x", k), v) })
+func (s stored) Purges(fn func(at time.Time, signed []byte) error) error {
+	return s.tx.Bucket(bucketPurges).ForEach(func(k, v []byte) error { return fn(purgeTime(k), v) })
 }
 
 func (s stored) Snapshots(fn func(site, fingerprint string, snapshot []byte) error) error {

@@ -173,7 +173,7 @@ func (s *Store) commit(batch []*request) {
 			continue
 		}
 		s.stale = true // the database's head may be ahead of the one in memory
-		if errors.Is(err, errForeignHead) {
+		if errors.Is(err, errForeignHead) || errors.Is(err, errMoved) {
 			s.fail(err)
 		}
 		if !worthRetrying(err) {
@@ -253,6 +253,8 @@ func (s *Store) commitOnce(batch []*request, lookUp bool) (map[*request]appended
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == "CD001":
 		return nil, errForeignHead
+	case errors.As(err, &pgErr) && pgErr.Code == "CD002":
+		return nil, errMoved
 	case errors.As(err, &pgErr) && pgErr.Code == "23505" && (pgErr.ConstraintName == "leaves_record_id_key" || pgErr.ConstraintName == "records_pkey"):
 		return nil, errDuplicate
 	case err == nil && s.loseAnswer.Load() != nil && (*s.loseAnswer.Load())():
@@ -270,6 +272,10 @@ func (s *Store) commitOnce(batch []*request, lookUp bool) (map[*request]appended
 	}
 	return answers, nil
 }
+
+// errMoved is a store that consentd copy marked as moved to another while this
+// consentd ran on it.
+var errMoved = fmt.Errorf("the store was marked as moved to another (consentd copy), so that two stores never grow one log: serve the store it moved to: %w", consent.ErrUnavailable)
 
 // errDuplicate says that a record id of a batch was stored already.
 var errDuplicate = errors.New("a record id of the batch is stored already")

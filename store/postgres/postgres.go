@@ -51,8 +51,9 @@ type Store struct {
 }
 
 var (
-	_ consent.Store         = (*Store)(nil)
-	_ consent.ReadyReporter = (*Store)(nil)
+	_ consent.Store          = (*Store)(nil)
+	_ consent.NDJSONAppender = (*Store)(nil)
+	_ consent.ReadyReporter  = (*Store)(nil)
 )
 
 // Options configure Open.
@@ -124,6 +125,12 @@ func (s *Store) open(ctx context.Context) error {
 	case stored != s.origin:
 		return fmt.Errorf("the store's log is %q, but the configuration names %q: a log's name never changes", stored, s.origin)
 	}
+	switch m, _, err := readMark(ctx, s.pool, false); {
+	case err != nil:
+		return err
+	case m != nil:
+		return m.Err()
+	}
 	return s.openLog(ctx)
 }
 
@@ -146,6 +153,20 @@ func connect(ctx context.Context, url string) (*pgx.Conn, error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return conn, nil
+}
+
+// connectStore opens one connection, outside any pool, to a database whose schema
+// is this consentd's, for a command that holds it for its whole length.
+func connectStore(ctx context.Context, url string) (*pgx.Conn, error) {
+	conn, err := connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkVersion(ctx, conn); err != nil {
+		conn.Close(ctx)
+		return nil, err
 	}
 	return conn, nil
 }

@@ -117,18 +117,8 @@ func (s *Store) proved(ctx context.Context, sr *storedRecord, head *consent.Chec
 // in the log, after the record with id after: an order that records committed later
 // never enter behind a cursor, whatever clock made their ids.
 func (s *Store) Records(ctx context.Context, f consent.Filter, after string, limit int) ([]*consent.Record, error) {
-	start, err := s.cursor(ctx, after)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: records: %w", err)
-	}
-	where, args := filterSQL(f, start)
-	rows, err := s.pool.Query(ctx, "SELECT "+recordColumns+" WHERE "+where+" ORDER BY r.leaf_index LIMIT "+strconv.Itoa(limit), args...)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: records: %w", err)
-	}
 	out := []*consent.Record{}
-	var sr storedRecord
-	_, err = pgx.ForEachRow(rows, sr.scanned(), func() error {
+	err := s.scan(ctx, f, after, limit, func(sr *storedRecord) error {
 		r, _, err := sr.decode()
 		if err == nil {
 			out = append(out, r)
@@ -139,6 +129,48 @@ func (s *Store) Records(ctx context.Context, f consent.Filter, after string, lim
 		return nil, fmt.Errorf("postgres: records: %w", err)
 	}
 	return out, nil
+}
+
+// AppendNDJSON appends to dst the records Records would return, one JSON object per
+// line, spliced from their parts without decoding them (see consent.NDJSONAppender).
+func (s *Store) AppendNDJSON(ctx context.Context, f consent.Filter, after string, limit int, dst []byte) ([]byte, int, string, error) {
+	n, last := 0, uuid.UUID{}
+	err := s.scan(ctx, f, after, limit, func(sr *storedRecord) error {
+		var leaf translog.Leaf
+		if err := leaf.UnmarshalBinary(sr.leaf); err != nil {
+			return fmt.Errorf("the leaf %d: %w", sr.index, err)
+		}
+		var err error
+		if dst, err = translog.AppendRecordJSON(dst, &leaf, sr.index, sr.decision, sr.identifying); err != nil {
+			return fmt.Errorf("record %s: %w", leaf.RecordID, err)
+		}
+		n, last = n+1, leaf.RecordID
+		return nil
+	})
+	if err != nil {
+		return dst, 0, "", fmt.Errorf("postgres: append ndjson: %w", err)
+	}
+	if n == 0 {
+		return dst, 0, "", nil
+	}
+	return dst, n, last.String(), nil
+}
+
+// scan calls fn with up to limit records that f selects, in the order of their
+// leaves, after the record with id after.
+func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit int, fn func(sr *storedRecord) error) error {
+	start, err := s.cursor(ctx, after)
+	if err != nil {
+		return err
+	}
+	where, args := filterSQL(f, start)
+	rows, err := s.pool.Query(ctx, "SELECT "+recordColumns+" WHERE "+where+" ORDER BY r.leaf_index LIMIT "+strconv.Itoa(limit), args...)
+	if err != nil {
+		return err
+	}
+	var sr storedRecord
+	_, err = pgx.ForEachRow(rows, sr.scanned(), func() error { return fn(&sr) })
+	return err
 }
 
 // cursor returns the leaf index of the record with id after, -1 for "": its leaf

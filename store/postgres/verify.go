@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -55,21 +56,24 @@ func (s *stored) Origin() string {
 }
 
 func (s *stored) Links(fn func(name string, signed []byte) error) error {
-	return s.statements("SELECT id, statement FROM links ORDER BY id DESC", fn)
-}
-
-func (s *stored) Purges(fn func(name string, signed []byte) error) error {
-	return s.statements("SELECT id, statement FROM purges ORDER BY id", fn)
-}
-
-func (s *stored) statements(query string, fn func(name string, signed []byte) error) error {
-	rows, err := s.tx.Query(s.ctx, query)
+	rows, err := s.tx.Query(s.ctx, "SELECT id, statement FROM links ORDER BY id DESC")
 	if err != nil {
 		return err
 	}
 	var id int64
 	var signed []byte
 	_, err = pgx.ForEachRow(rows, []any{&id, &signed}, func() error { return fn("id "+strconv.FormatInt(id, 10), signed) })
+	return err
+}
+
+func (s *stored) Purges(fn func(at time.Time, signed []byte) error) error {
+	rows, err := s.tx.Query(s.ctx, "SELECT at, statement FROM purges ORDER BY id")
+	if err != nil {
+		return err
+	}
+	var at time.Time
+	var signed []byte
+	_, err = pgx.ForEachRow(rows, []any{&at, &signed}, func() error { return fn(at, signed) })
 	return err
 }
 

@@ -1,0 +1,237 @@
+// Package move copies a whole consent store into an empty one of another backend
+// (consentd copy), its log intact: the same leaves at the same indexes under the same
+// origin, the same stored hashes, checkpoint, link and purge statements, snapshots
+// and audit entries, so that every receipt the source issued verifies against the
+// copy. A backend takes part as a Source, which marks itself as moved, and as a
+// Destination.
+package move
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/tlog"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/translog"
+)
+
+// Source is a whole store in one consistent read view.
+type Source interface {
+	translog.Stored
+	// Audit calls fn with each audit entry as stored (JSON), oldest first.
+	Audit(fn func(entry []byte) error) error
+}
+
+// Destination is an empty store that Copy fills: with its origin first, then in any
+// order but the hashes and the checkpoint last. Nothing of it counts unless the
+// backend's fill as a whole succeeds. The byte slices it is given are valid only
+// during the call.
+type Destination interface {
+	SetOrigin(origin string) error
+	// Link stores a link statement; they come oldest first.
+	Link(signed []byte) error
+	Purge(at time.Time, p *translog.Purge) error
+	Snapshot(site, fingerprint string, snapshot []byte) error
+	Audit(entry []byte) error
+	// Leaf stores the leaf at index, and the record it names unless r is nil (a
+	// purged record's tombstone).
+	Leaf(index int64, leaf []byte, id uuid.UUID, r *translog.StoredRecord) error
+	WriteHashes(start int64, hashes []tlog.Hash) error
+	PutCheckpoint(signed []byte) error
+}
+
+// Copied is what Copy copied.
+type Copied struct {
+	Origin string
+	// Checkpoint is the source's latest, nil for a log without leaves.
+	Checkpoint *consent.Checkpoint
+	Records    int
+	Snapshots  int
+	Audit      int
+	Purges     int
+	Links      int
+}
+
+// Copy copies src into dst. It copies only a store whose checkpoint verifies with v
+// and whose leaves and records hold together (each leaf in its place, each record
+// named by its leaf); the copy's own verification is the caller's, once the
+// destination is whole.
+func Copy(ctx context.Context, src Source, dst Destination, v *translog.Verifier) (*Copied, error) {
+	c := &Copied{Origin: src.Origin()}
+	if c.Origin != v.Origin() {
+		return nil, fmt.Errorf("the store's log is %q, the keys given are of %q", c.Origin, v.Origin())
+	}
+	signed, err := src.Checkpoint()
+	if err != nil {
+		return nil, fmt.Errorf("the checkpoint: %w", err)
+	}
+	signed = slices.Clone(signed) // the Copied outlives src's view
+	var size int64
+	if signed != nil {
+		if c.Checkpoint, err = v.Open(signed); err != nil {
+			return nil, fmt.Errorf("the store's checkpoint: %w", err)
+		}
+		size = c.Checkpoint.Size
+	}
+	if err := dst.SetOrigin(c.Origin); err != nil {
+		return nil, err
+	}
+	// The links first: what was signed under the names they link verifies too.
+	if v, err = c.links(src, dst, v); err != nil {
+		return nil, err
+	}
+	for _, step := range []func() error{
+		func() error { return c.purges(src, dst, v) },
+		func() error { return c.snapshots(src, dst) },
+		func() error { return c.audit(src, dst) },
+		func() error { return c.leaves(ctx, src, dst) },
+		func() error { return copyHashes(ctx, src, dst, size) },
+	} {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	if signed != nil {
+		if err := dst.PutCheckpoint(signed); err != nil {
+			return nil, fmt.Errorf("the checkpoint: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// links copies the link statements, and returns v extended to the names they link.
+func (c *Copied) links(src Source, dst Destination, v *translog.Verifier) (*translog.Verifier, error) {
+	v, links, err := v.Lineage(src.Links)
+	if err != nil {
+		return nil, err
+	}
+	for _, link := range slices.Backward(links) { // oldest first, as stored
+		if err := dst.Link(link.Signed); err != nil {
+			return nil, fmt.Errorf("a link statement: %w", err)
+		}
+	}
+	c.Links = len(links)
+	return v, nil
+}
+
+func (c *Copied) purges(src Source, dst Destination, v *translog.Verifier) error {
+	return src.Purges(func(at time.Time, signed []byte) error {
+		// A statement signed by a key retired since is copied as it is: verification
+		// reports it, in the copy as in the source.
+		p, err := v.OpenPurge(signed)
+		if err != nil && !errors.Is(err, translog.ErrUnknownKey) {
+			return fmt.Errorf("the purge statement of %s: %w", at.Format(time.RFC3339Nano), err)
+		}
+		c.Purges++
+		return dst.Purge(at, p)
+	})
+}
+
+func (c *Copied) snapshots(src Source, dst Destination) error {
+	return src.Snapshots(func(site, fingerprint string, snapshot []byte) error {
+		c.Snapshots++
+		return dst.Snapshot(site, fingerprint, snapshot)
+	})
+}
+
+func (c *Copied) audit(src Source, dst Destination) error {
+	return src.Audit(func(entry []byte) error {
+		c.Audit++
+		return dst.Audit(entry)
+	})
+}
+
+// leaves copies every leaf, in order, with the record it names.
+func (c *Copied) leaves(ctx context.Context, src Source, dst Destination) error {
+	var next int64
+	err := src.Leaves(func(index int64, leaf []byte) error {
+		if index != next {
+			return fmt.Errorf("leaf %d is missing: the store was altered or is damaged (consentd verify says more)", next)
+		}
+		next++
+		if next%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		var l translog.Leaf
+		if err := l.UnmarshalBinary(leaf); err != nil {
+			return fmt.Errorf("leaf %d: %w", index, err)
+		}
+		r, err := src.Record(l.RecordID)
+		switch {
+		case err != nil:
+			return fmt.Errorf("the record of leaf %d: %w", index, err)
+		case r != nil && r.Err != nil:
+			return fmt.Errorf("the record of leaf %d: %w", index, r.Err)
+		case r != nil && r.Index != index:
+			return fmt.Errorf("record %s claims leaf %d, but leaf %d names it: the store was altered (consentd verify says more)", l.RecordID, r.Index, index)
+		case r != nil:
+			c.Records++
+		}
+		return dst.Leaf(index, leaf, l.RecordID, r)
+	})
+	if err != nil {
+		return err
+	}
+	stored, err := src.RecordCount()
+	switch {
+	case err != nil:
+		return fmt.Errorf("the records: %w", err)
+	case stored != c.Records:
+		return fmt.Errorf("the store holds %d records, but its leaves name %d: the store was altered (consentd verify says more)", stored, c.Records)
+	}
+	return nil
+}
+
+// hashChunk is how many stored hashes copyHashes reads at a time.
+const hashChunk = 1 << 14
+
+// copyHashes copies the stored hashes of the tree of size leaves.
+func copyHashes(ctx context.Context, src Source, dst Destination, size int64) error {
+	n := tlog.StoredHashCount(size)
+	indexes := make([]int64, 0, hashChunk)
+	for start := int64(0); start < n; start += hashChunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		indexes = indexes[:0]
+		for i := start; i < min(n, start+hashChunk); i++ {
+			indexes = append(indexes, i)
+		}
+		hashes, err := src.ReadHashes(indexes)
+		if err != nil {
+			return fmt.Errorf("the hashes from storage index %d: %w", start, err)
+		}
+		if err := dst.WriteHashes(start, hashes); err != nil {
+			return fmt.Errorf("the hashes from storage index %d: %w", start, err)
+		}
+	}
+	return nil
+}
+
+// Mark is what a store keeps of its move: where to, since when, and whether the copy
+// completed. A store with a mark takes no more records.
+type Mark struct {
+	To   string    `json:"to"`
+	At   time.Time `json:"at"`
+	Done bool      `json:"done"`
+}
+
+// ErrMoved is wrapped by the error of a store marked as moved, which takes no more
+// records.
+var ErrMoved = errors.New("moved by consentd copy")
+
+// Err says why a store with m takes no more records, and what to do.
+func (m *Mark) Err() error {
+	at := m.At.UTC().Format(time.RFC3339)
+	if m.Done {
+		return fmt.Errorf("the store was copied to %s on %s and takes no more records, so that two stores never grow one log: serve %s (%w)", m.To, at, m.To, ErrMoved)
+	}
+	return fmt.Errorf("the store is being copied to %s since %s and takes no more records; if that copy stopped, run it again (%w)", m.To, at, ErrMoved)
+}

@@ -1,0 +1,280 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
+
+	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/store/move"
+	"github.com/mixvoip/consentd/translog"
+)
+
+// readMark returns the store's move.Mark, nil if it has none, and whether the
+// database holds a store's log at all.
+func readMark(ctx context.Context, q querier, lock bool) (m *move.Mark, found bool, err error) {
+	query := "SELECT moved_to, moved_at, moved_done FROM log_head WHERE id = 1"
+	if lock {
+		query += " FOR UPDATE"
+	}
+	var to *string
+	var at *time.Time
+	var done bool
+	switch err := q.QueryRow(ctx, query).Scan(&to, &at, &done); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	case to == nil:
+		return nil, true, nil
+	}
+	m = &move.Mark{To: *to, Done: done}
+	if at != nil {
+		m.At = *at
+	}
+	return m, true, nil
+}
+
+func putMark(ctx context.Context, conn *pgx.Conn, m *move.Mark) error {
+	var err error
+	if m == nil {
+		_, err = conn.Exec(ctx, "UPDATE log_head SET moved_to = NULL, moved_at = NULL, moved_done = false WHERE id = 1")
+	} else {
+		_, err = conn.Exec(ctx, "UPDATE log_head SET moved_to = $1, moved_at = $2, moved_done = $3 WHERE id = 1", m.To, m.At, m.Done)
+	}
+	return err
+}
+
+// Move copies the store in the database at url with copy, which is given the whole
+// store in one snapshot of the database. The store is marked as being moved to to
+// first: from then on its log's head refuses every commit of records, a consentd
+// still serving it included. It is marked as moved for good once copy succeeds; if
+// copy fails, it gets back the mark it had before. A store moved for good is not
+// copied again: its copy went on.
+func Move(ctx context.Context, url, to string, copy func(move.Source) error) error {
+	if err := moveFrom(ctx, url, to, copy); err != nil {
+		return fmt.Errorf("postgres: move: %w", err)
+	}
+	return nil
+}
+
+func moveFrom(ctx context.Context, url, to string, copy func(move.Source) error) error {
+	conn, err := connectStore(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var before *move.Mark
+	// Read committed: the head's row, locked, is all this reads and writes.
+	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		var found bool
+		var err error
+		switch before, found, err = readMark(ctx, tx, true); {
+		case err != nil:
+			return err
+		case !found:
+			return errors.New("not a consentd store: the database holds no log")
+		case before != nil && before.Done:
+			return before.Err()
+		}
+		_, err = tx.Exec(ctx, "UPDATE log_head SET moved_to = $1, moved_at = $2, moved_done = false WHERE id = 1", to, time.Now().UTC())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// Repeatable read: one snapshot of the whole store, however long the copy.
+	copied := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		return copy(&stored{ctx: ctx, tx: tx, hashes: map[int64][]tlog.Hash{}})
+	})
+	after := before
+	if copied == nil {
+		after = &move.Mark{To: to, At: time.Now().UTC(), Done: true}
+	}
+	// The mark is set even when ctx was cancelled: a store left marked as being moved
+	// takes no records.
+	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	marked := putMark(markCtx, conn, after)
+	if marked != nil {
+		marked = fmt.Errorf("the mark of the move: %w", marked)
+	}
+	return errors.Join(copied, marked)
+}
+
+// Audit calls fn with each audit entry, oldest first.
+func (s *stored) Audit(fn func(entry []byte) error) error {
+	rows, err := s.tx.Query(s.ctx, "SELECT entry FROM audit ORDER BY id")
+	if err != nil {
+		return err
+	}
+	var entry []byte
+	_, err = pgx.ForEachRow(rows, []any{&entry}, func() error { return fn(entry) })
+	return err
+}
+
+// Fill makes a new store in the database at url, whose schema is the newest
+// (Migrate) and which holds no store yet, with fill, all or nothing: in one
+// transaction.
+func Fill(ctx context.Context, url string, fill func(move.Destination) error) error {
+	if err := fillDatabase(ctx, url, fill); err != nil {
+		return fmt.Errorf("postgres: fill: %w", err)
+	}
+	return nil
+}
+
+func fillDatabase(ctx context.Context, url string, fill func(move.Destination) error) error {
+	conn, err := connectStore(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	// Read committed: the tables filled were found empty, and the log's head, whose
+	// row SetOrigin writes first and so locks, keeps a consentd starting meanwhile
+	// from committing records beside the copy.
+	return pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		w := &filler{ctx: ctx, tx: tx}
+		if err := fill(w); err != nil {
+			return err
+		}
+		return w.flush()
+	})
+}
+
+// filler is a new store being filled in one transaction. Rows wait in batches of up
+// to fillBatch, each table's written with COPY.
+type filler struct {
+	ctx     context.Context
+	tx      pgx.Tx
+	leaves  [][]any
+	records [][]any
+	hashes  [][]any
+}
+
+// fillBatch is how many rows of a table wait for one COPY.
+const fillBatch = 10000
+
+var _ move.Destination = (*filler)(nil)
+
+func (w *filler) SetOrigin(origin string) error {
+	if err := translog.CheckOrigin(origin); err != nil {
+		return err
+	}
+	// A database where a consentd only started (a head without a checkpoint, no
+	// records) is as good as empty; one with a snapshot or an audit entry is not.
+	tag, err := w.tx.Exec(w.ctx, `INSERT INTO log_head (id, origin) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET origin = excluded.origin
+		WHERE log_head.checkpoint IS NULL AND log_head.moved_to IS NULL`, origin)
+	if err != nil {
+		return err
+	}
+	var used bool
+	err = w.tx.QueryRow(w.ctx, `SELECT EXISTS (SELECT 1 FROM leaves) OR EXISTS (SELECT 1 FROM records)
+		OR EXISTS (SELECT 1 FROM snapshots) OR EXISTS (SELECT 1 FROM audit)
+		OR EXISTS (SELECT 1 FROM purges) OR EXISTS (SELECT 1 FROM links) OR EXISTS (SELECT 1 FROM log_hashes)`).Scan(&used)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 || used {
+		return errors.New("the database holds a store already: a store is copied into an empty one only")
+	}
+	return nil
+}
+
+func (w *filler) Link(signed []byte) error {
+	_, err := w.tx.Exec(w.ctx, "INSERT INTO links (statement) VALUES ($1)", signed)
+	return err
+}
+
+func (w *filler) Purge(at time.Time, p *translog.Purge) error {
+	_, err := w.tx.Exec(w.ctx, "INSERT INTO purges (at, site, statement) VALUES ($1, $2, $3)", at, p.Site, p.Signed)
+	return err
+}
+
+func (w *filler) Snapshot(site, fingerprint string, snapshot []byte) error {
+	var snap consent.Snapshot
+	if err := json.Unmarshal(snapshot, &snap); err != nil {
+		return fmt.Errorf("the snapshot of %s %s: %w", site, fingerprint, err)
+	}
+	_, err := w.tx.Exec(w.ctx, "INSERT INTO snapshots (site, fingerprint, created_at, snapshot) VALUES ($1, $2, $3, $4)",
+		site, fingerprint, snap.CreatedAt, snapshot)
+	return err
+}
+
+func (w *filler) Audit(entry []byte) error {
+	var e consent.AuditEntry
+	if err := json.Unmarshal(entry, &e); err != nil {
+		return fmt.Errorf("an audit entry: %w", err)
+	}
+	id, err := uuid.Parse(e.ID)
+	if err != nil {
+		return fmt.Errorf("audit entry %q: %w", e.ID, err)
+	}
+	_, err = w.tx.Exec(w.ctx, "INSERT INTO audit (id, at, entry) VALUES ($1, $2, $3)", id, e.At, entry)
+	return err
+}
+
+func (w *filler) Leaf(index int64, leaf []byte, id uuid.UUID, r *translog.StoredRecord) error {
+	leaf = bytes.Clone(leaf) // COPY encodes it later
+	w.leaves = append(w.leaves, []any{index, id, leaf})
+	if r != nil {
+		sr := storedRecord{index: index, leaf: leaf, decision: bytes.Clone(r.Decision), identifying: bytes.Clone(r.Identifying)}
+		rec, _, err := sr.decode()
+		if err != nil {
+			return err
+		}
+		w.records = append(w.records, []any{id, index, r.ConsentID, rec.Site, rec.RecordedAt,
+			string(rec.Action), rec.Fingerprint, rec.Language, sr.decision, sr.identifying})
+	}
+	if len(w.leaves) >= fillBatch {
+		return w.flush()
+	}
+	return nil
+}
+
+func (w *filler) WriteHashes(start int64, hashes []tlog.Hash) error {
+	for i, h := range hashes {
+		w.hashes = append(w.hashes, []any{start + int64(i), h[:]})
+	}
+	if len(w.hashes) >= fillBatch {
+		return w.flush()
+	}
+	return nil
+}
+
+func (w *filler) PutCheckpoint(signed []byte) error {
+	if err := w.flush(); err != nil {
+		return err
+	}
+	_, err := w.tx.Exec(w.ctx, "UPDATE log_head SET checkpoint = $1 WHERE id = 1", signed)
+	return err
+}
+
+// flush writes the rows waiting, leaves before the records that reference them.
+func (w *filler) flush() error {
+	for _, t := range []struct {
+		table   string
+		columns []string
+		rows    *[][]any
+	}{
+		{"leaves", []string{"leaf_index", "record_id", "leaf"}, &w.leaves},
+		{"records", []string{"record_id", "leaf_index", "consent_id", "site", "recorded_at", "action", "fingerprint", "language", "decision", "identifying"}, &w.records},
+		{"log_hashes", []string{"storage_index", "hash"}, &w.hashes},
+	} {
+		if len(*t.rows) == 0 {
+			continue
+		}
+		if _, err := w.tx.CopyFrom(w.ctx, pgx.Identifier{t.table}, t.columns, pgx.CopyFromRows(*t.rows)); err != nil {
+			return fmt.Errorf("%s: %w", t.table, err)
+		}
+		*t.rows = (*t.rows)[:0]
+	}
+	return nil
+}
