@@ -63,6 +63,7 @@ bench: node_modules/.package-lock.json
 	$(GO) run ./bench/load
 	$(GO) run ./bench/banner
 	$(GO) run ./bench/dpo
+	$(GO) run ./bench/dpo -store postgres
 
 ## screenshots: the banner of every site, language, desktop/mobile and layer as PNGs in
 ## docs/screenshots (consentd in-process, headless Chromium)

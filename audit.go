@@ -2,6 +2,7 @@ package consent
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"time"
 )
@@ -39,4 +40,16 @@ const MaxAuditPath = 512
 func ConsentDigest(consentID string) string {
 	sum := sha256.Sum256([]byte(consentID))
 	return "sha256:" + hex.EncodeToString(sum[:16])
+}
+
+// AuditIDBound returns the least id an audit entry made at t or later can have: an
+// audit id is a UUIDv7, which starts with its Unix time in milliseconds (48 bits,
+// big-endian), so every entry made before t's millisecond sorts before the bound. ok
+// is false for t before 1970, before which no entry was made.
+func AuditIDBound(t time.Time) (bound [16]byte, ok bool) {
+	if t.UnixMilli() <= 0 {
+		return bound, false
+	}
+	binary.BigEndian.PutUint64(bound[:8], uint64(t.UnixMilli())<<16)
+	return bound, true
 }

@@ -21,7 +21,7 @@ import (
 // holds the rules.
 type Stored interface {
 	// Origin returns the name the store keeps for its log.
-	Origin() string
+	Origin() (string, error)
 	// Links calls fn with each signed link statement to a name the log had before a
 	// restore, newest first, and a name for it in messages.
 	Links(fn func(name string, signed []byte) error) error
@@ -64,8 +64,17 @@ type StoredRecord struct {
 // the store: whoever rewrites the log and re-signs it cannot rewrite those. It
 // returns what it found; an error only when it could not read the store.
 func Verify(ctx context.Context, s Stored, verifier *Verifier, archived []*consent.Checkpoint) (*consent.Verification, error) {
-	v := &verification{stored: s, verifier: verifier, tree: NewChecker(tlog.HashReaderFunc(s.ReadHashes))}
-	v.Origin = s.Origin()
+	v := &verification{stored: s, verifier: verifier, tree: NewChecker(tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		hashes, err := s.ReadHashes(indexes)
+		if err != nil && consent.ErrorCode(err) != consent.ENotFound {
+			err = &readError{err} // not a hash missing: the store could not be read
+		}
+		return hashes, err
+	}))}
+	var err error
+	if v.Origin, err = s.Origin(); err != nil {
+		return nil, err
+	}
 	if v.Origin != verifier.Origin() {
 		return v.broken(-1, nil, "the store's log is %q, the keys given are of %q", v.Origin, verifier.Origin()), nil
 	}
@@ -207,49 +216,54 @@ func (v *verification) walk(ctx context.Context) (*consent.Verification, error) 
 				return err
 			}
 		}
-		if broken = v.step(index, leaf); broken != nil {
+		var err error
+		if broken, err = v.step(index, leaf); broken != nil {
 			return errStop
 		}
-		return nil
+		return err
 	})
 	return stopped(broken, err)
 }
 
-// step checks the leaf stored at index, the next in the log, and the record it names.
-func (v *verification) step(stored int64, leafBytes []byte) *consent.Verification {
+// step checks the leaf stored at index, the next in the log, and the record it
+// names. It returns what it found wrong, or an error if it could not read the store.
+func (v *verification) step(stored int64, leafBytes []byte) (*consent.Verification, error) {
 	index := v.Leaves
 	if stored != index {
-		return v.broken(index, nil, "the log has no leaf %d: a leaf was deleted or inserted", index)
+		return v.broken(index, nil, "the log has no leaf %d: a leaf was deleted or inserted", index), nil
 	}
 	if err := v.tree.Add(LeafHash(leafBytes)); err != nil {
-		return v.broken(index, nil, "%v: the leaf, or the tree's hashes, were altered", err)
+		if unreadable(err) {
+			return nil, err
+		}
+		return v.broken(index, nil, "%v: the leaf, or the tree's hashes, were altered", err), nil
 	}
 	var leaf Leaf
 	if err := leaf.UnmarshalBinary(leafBytes); err != nil {
-		return v.broken(index, nil, "leaf %d is unreadable: %v", index, err)
+		return v.broken(index, nil, "leaf %d is unreadable: %v", index, err), nil
 	}
 	id := &leaf.RecordID
 	if !v.snapshots[leaf.Snapshot] {
-		return v.broken(index, id, "the snapshot of what record %s (leaf %d) was shown was altered or removed", leaf.RecordID, index)
+		return v.broken(index, id, "the snapshot of what record %s (leaf %d) was shown was altered or removed", leaf.RecordID, index), nil
 	}
 	sr, err := v.stored.Record(leaf.RecordID)
 	switch {
 	case err != nil:
-		return v.broken(index, id, "record %s (leaf %d) is unreadable: %v", leaf.RecordID, index, err)
+		return nil, fmt.Errorf("record %s (leaf %d): %w", leaf.RecordID, index, err)
 	case sr != nil:
 		switch {
 		case sr.Err != nil:
-			return v.broken(index, id, "record %s (leaf %d) is unreadable: %v", leaf.RecordID, index, sr.Err)
+			return v.broken(index, id, "record %s (leaf %d) is unreadable: %v", leaf.RecordID, index, sr.Err), nil
 		case sr.Index != index:
-			return v.broken(index, id, "record %s claims leaf %d, the log has it at %d", leaf.RecordID, sr.Index, index)
+			return v.broken(index, id, "record %s claims leaf %d, the log has it at %d", leaf.RecordID, sr.Index, index), nil
 		case sha256.Sum256(sr.Decision) != leaf.Decision:
-			return v.broken(index, id, "the decision of record %s (leaf %d) was altered", leaf.RecordID, index)
+			return v.broken(index, id, "the decision of record %s (leaf %d) was altered", leaf.RecordID, index), nil
 		case !sr.SameConsent():
-			return v.broken(index, id, "record %s (leaf %d) is filed under another consent id than its decision's: it would be shown to another visitor", leaf.RecordID, index)
+			return v.broken(index, id, "record %s (leaf %d) is filed under another consent id than its decision's: it would be shown to another visitor", leaf.RecordID, index), nil
 		case len(sr.Identifying) == 0:
 			v.Erased++
 		case sha256.Sum256(sr.Identifying) != leaf.Identifying:
-			return v.broken(index, id, "the identifying part of record %s (leaf %d) was altered", leaf.RecordID, index)
+			return v.broken(index, id, "the identifying part of record %s (leaf %d) was altered", leaf.RecordID, index), nil
 		}
 		v.Records++
 	case slices.ContainsFunc(v.purges, func(p *Purge) bool { return p.Covers(index, &leaf) }):
@@ -259,10 +273,10 @@ func (v *verification) step(stored int64, leafBytes []byte) *consent.Verificatio
 		v.purgedUnverified++
 	default:
 		return v.broken(index, id, "record %s (leaf %d, %s, %s) was deleted: no signed purge covers it",
-			leaf.RecordID, index, leaf.Site, leaf.RecordedAt.Format(time.RFC3339))
+			leaf.RecordID, index, leaf.Site, leaf.RecordedAt.Format(time.RFC3339)), nil
 	}
 	v.Leaves++
-	return nil
+	return nil, nil
 }
 
 // inserted finds a record that is stored but whose leaf does not name it, if more
@@ -318,6 +332,9 @@ func (v *verification) checkpoints(archived []*consent.Checkpoint) (*consent.Ver
 			return v.broken(min(cp.Size, v.Leaves), nil, "the log's checkpoint vouches for %d leaves, the log holds %d: leaves were cut off or added", cp.Size, v.Leaves), nil
 		default:
 			if err := v.tree.Check(cp); err != nil {
+				if unreadable(err) {
+					return nil, err
+				}
 				return v.broken(-1, nil, "the log's %v", err), nil
 			}
 			v.Checkpoints++
@@ -325,11 +342,17 @@ func (v *verification) checkpoints(archived []*consent.Checkpoint) (*consent.Ver
 	}
 	for _, l := range v.links {
 		if err := v.tree.Check(l.Tree()); err != nil {
+			if unreadable(err) {
+				return nil, err
+			}
 			return v.broken(-1, nil, "the log does not continue the tree of %q its link statement names (%v)", l.From, err), nil
 		}
 	}
 	for _, p := range slices.Concat(v.purges, v.unverifiedPurges) {
 		if err := v.tree.Check(p.Tree()); err != nil {
+			if unreadable(err) {
+				return nil, err
+			}
 			return v.broken(-1, nil, "a purge statement of %s before %s was signed for another tree (%v): purged records may have been laundered", p.Site, p.Before.Format(time.RFC3339), err), nil
 		}
 	}
@@ -343,11 +366,28 @@ func (v *verification) checkpoints(archived []*consent.Checkpoint) (*consent.Ver
 			return v.broken(-1, nil, "an archived checkpoint is not signed by a key of the log: %v", err), nil
 		}
 		if err := v.tree.Check(cp); err != nil {
+			if unreadable(err) {
+				return nil, err
+			}
 			return v.broken(-1, nil, "the log does not extend the archived %v: it was rewritten or cut off, or two views of it were given out", err), nil
 		}
 		v.Archived++
 	}
 	return nil, nil
+}
+
+// readError is a failure to read the store's hashes, which no finding is made of:
+// a database that did not answer has not been tampered with.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// unreadable reports whether err, from the tree's checker, is a failure to read the
+// store rather than a hash missing or altered.
+func unreadable(err error) bool {
+	var re *readError
+	return errors.As(err, &re)
 }
 
 // errStop ends a walk over a store at a finding.

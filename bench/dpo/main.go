@@ -31,6 +31,7 @@ import (
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/store/move"
 	"github.com/mixvoip/consentd/store/postgres"
 )
 
@@ -62,6 +63,7 @@ func run(n int, kind string) error {
 	}
 	ctx := context.Background()
 	var open func(origin string) (benchStore, error)
+	var moved func() error // the copy of the store to the other backend and back
 	switch kind {
 	case "bolt":
 		path := filepath.Join(dir, "consent.db")
@@ -84,6 +86,7 @@ func run(n int, kind string) error {
 		open = func(origin string) (benchStore, error) {
 			return postgres.Open(ctx, url, postgres.Options{Origin: origin, Keys: keys, QueueSize: 1 << 16})
 		}
+		moved = func() error { return copyBothWays(ctx, cluster, url, filepath.Join(dir, "copy.db"), keys) }
 	default:
 		return fmt.Errorf("bad -store %q: bolt or postgres", kind)
 	}
@@ -102,17 +105,9 @@ func run(n int, kind string) error {
 	}
 	fmt.Printf("filled %d records in %s (%.0f records/s, 64 writers)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
 
-	var lookups []time.Duration
-	for i := range 1000 {
-		t0 := time.Now()
-		recs, err := store.RecordsByConsent(ctx, ids[(i*7919)%len(ids)])
-		if err != nil || len(recs) != 1 {
-			return fmt.Errorf("lookup: %d records, %v", len(recs), err)
-		}
-		lookups = append(lookups, time.Since(t0))
+	if err := lookUp(ctx, store, ids, "right after the fill"); err != nil {
+		return err
 	}
-	slices.Sort(lookups)
-	fmt.Printf("proof lookup by consent id: p50 %s, p99 %s (1,000 lookups)\n", lookups[500].Round(time.Microsecond), lookups[990].Round(time.Microsecond))
 
 	if err := exportOverHTTP(store, keys); err != nil {
 		return err
@@ -142,7 +137,80 @@ func run(n int, kind string) error {
 		return err
 	}
 	fmt.Printf("store (%s): %d MiB, %d bytes per record\n", kind, size>>20, size/int64(n))
-	return store.Close()
+	if err := lookUp(ctx, store, ids, "settled, after the export and verification"); err != nil {
+		return err
+	}
+	if err := store.Close(); err != nil || moved == nil {
+		return err
+	}
+	return moved()
+}
+
+// copyBothWays times consentd copy of the PostgreSQL store at url into a new bbolt
+// file at path, and of that file into a new database of cluster, each followed by
+// the copy's verification.
+func copyBothWays(ctx context.Context, cluster *pgtest.Cluster, url, path string, keys *proof.Keyring) error {
+	to, err := cluster.NewDatabase(ctx)
+	if err == nil {
+		_, err = postgres.Migrate(ctx, to)
+	}
+	if err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		name     string
+		from     func(copy func(move.Source) error) error
+		fill     func(fill func(move.Destination) error) error
+		openCopy func() (consent.Store, error)
+	}{
+		{"PostgreSQL to bbolt",
+			func(copy func(move.Source) error) error { return postgres.Move(ctx, url, path, copy) },
+			func(fill func(move.Destination) error) error { return bolt.Fill(path, fill) },
+			func() (consent.Store, error) { return bolt.Open(path, bolt.Log("", keys)) }},
+		{"bbolt to PostgreSQL",
+			func(copy func(move.Source) error) error { return bolt.Move(path, to, copy) },
+			func(fill func(move.Destination) error) error { return postgres.Fill(ctx, to, fill) },
+			func() (consent.Store, error) { return postgres.Open(ctx, to, postgres.Options{Keys: keys}) }},
+	} {
+		t0 := time.Now()
+		copied, err := move.Move(ctx, c.from, c.fill, keys, func(*move.Copied) error { return nil })
+		if err != nil {
+			return fmt.Errorf("copy %s: %w", c.name, err)
+		}
+		took := time.Since(t0)
+		s, err := c.openCopy()
+		if err != nil {
+			return err
+		}
+		t0 = time.Now()
+		v, err := s.Verify(ctx, copied.Checkpoint)
+		if closeErr := s.Close(); err == nil {
+			err = closeErr
+		}
+		if err != nil || !v.OK {
+			return fmt.Errorf("verify the copy %s: %+v, %v", c.name, v, err)
+		}
+		fmt.Printf("consentd copy %s: %d records in %s (%.0f records/s), the copy verified in %s\n",
+			c.name, copied.Records, took.Round(time.Millisecond), float64(copied.Records)/took.Seconds(), time.Since(t0).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// lookUp times 1,000 proof lookups by consent id, as GET /v1/consents/{id} makes
+// them: the records of one consent, each with its inclusion proof.
+func lookUp(ctx context.Context, store consent.RecordStore, ids []string, when string) error {
+	var took []time.Duration
+	for i := range 1000 {
+		t0 := time.Now()
+		recs, err := store.RecordsByConsent(ctx, ids[(i*7919)%len(ids)])
+		if err != nil || len(recs) != 1 {
+			return fmt.Errorf("lookup: %d records, %v", len(recs), err)
+		}
+		took = append(took, time.Since(t0))
+	}
+	slices.Sort(took)
+	fmt.Printf("proof lookup by consent id, %s: p50 %s, p99 %s (1,000 lookups)\n", when, took[500].Round(time.Microsecond), took[990].Round(time.Microsecond))
+	return nil
 }
 
 // backup times what consentd serve --backup-dir does: a copy of the store written

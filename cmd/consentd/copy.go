@@ -53,24 +53,16 @@ func copyStore(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := dst.migrate(ctx); err != nil {
 		return err
 	}
-	var copied *move.Copied
-	err = src.move(ctx, dst.place(), func(s move.Source) error {
-		v, err := keys.LogVerifier(s.Origin())
-		if err != nil {
-			return err
-		}
-		err = dst.fill(ctx, func(d move.Destination) error {
-			copied, err = move.Copy(ctx, s, d, v)
-			return err
+	copied, err := move.Move(ctx,
+		func(copy func(move.Source) error) error { return src.move(ctx, dst.place(), copy) },
+		func(fill func(move.Destination) error) error { return dst.fill(ctx, fill) },
+		keys,
+		func(copied *move.Copied) error {
+			if err := checkCopy(ctx, dst, keys, copied); err != nil {
+				return fmt.Errorf("%w: remove the copy at %s (the source takes records as before)", err, dst)
+			}
+			return nil
 		})
-		if err != nil {
-			return err
-		}
-		if err := checkCopy(ctx, dst, keys, copied); err != nil {
-			return fmt.Errorf("%w: remove the copy at %s (the source takes records as before)", err, dst)
-		}
-		return nil
-	})
 	if err != nil {
 		return err
 	}

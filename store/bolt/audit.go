@@ -3,7 +3,6 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -81,13 +80,10 @@ func (s *Store) Audit(ctx context.Context, after string, limit int) ([]*consent.
 // transaction takes a bounded number of them: the writer of records waits on none
 // for long.
 func (s *Store) PurgeAudit(ctx context.Context, before time.Time) (int, error) {
-	if before.UnixMilli() <= 0 {
-		return 0, nil // nothing was made before 1970; and a negative time would wrap
+	end, ok := consent.AuditIDBound(before)
+	if !ok {
+		return 0, nil
 	}
-	// A UUIDv7 starts with its Unix time in milliseconds (48 bits, big-endian):
-	// every entry made before before's millisecond sorts before end.
-	var end [16]byte
-	binary.BigEndian.PutUint64(end[:8], uint64(before.UnixMilli())<<16)
 	removed := 0
 	for {
 		if err := ctx.Err(); err != nil {

@@ -130,7 +130,7 @@ func verify(ctx context.Context, tx *bolt.Tx, verifier *translog.Verifier, archi
 	return translog.Verify(ctx, stored{tx}, verifier, archived)
 }
 
-func (s stored) Origin() string { return string(s.tx.Bucket(bucketMeta).Get(keyOrigin)) }
+func (s stored) Origin() (string, error) { return string(s.tx.Bucket(bucketMeta).Get(keyOrigin)), nil }
 
 func (s stored) Links(fn func(name string, signed []byte) error) error {
 	c := s.tx.Bucket(bucketLinks).Cursor()

@@ -57,12 +57,46 @@ type Copied struct {
 	Links      int
 }
 
+// Move copies the store that from hands out into the new one that to fills (a
+// backend's Move and Fill), verifying what it copies with keys, and calls check,
+// when the copy is whole, before from marks its store as moved: a copy that check
+// refuses leaves the source as it was.
+func Move(ctx context.Context, from func(copy func(Source) error) error, to func(fill func(Destination) error) error, keys translog.Keys, check func(*Copied) error) (*Copied, error) {
+	var copied *Copied
+	err := from(func(src Source) error {
+		origin, err := src.Origin()
+		if err != nil {
+			return err
+		}
+		v, err := keys.LogVerifier(origin)
+		if err != nil {
+			return err
+		}
+		err = to(func(dst Destination) error {
+			copied, err = Copy(ctx, src, dst, v)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		return check(copied)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return copied, nil
+}
+
 // Copy copies src into dst. It copies only a store whose checkpoint verifies with v
 // and whose leaves and records hold together (each leaf in its place, each record
 // named by its leaf); the copy's own verification is the caller's, once the
 // destination is whole.
 func Copy(ctx context.Context, src Source, dst Destination, v *translog.Verifier) (*Copied, error) {
-	c := &Copied{Origin: src.Origin()}
+	origin, err := src.Origin()
+	if err != nil {
+		return nil, fmt.Errorf("the log's name: %w", err)
+	}
+	c := &Copied{Origin: origin}
 	if c.Origin != v.Origin() {
 		return nil, fmt.Errorf("the store's log is %q, the keys given are of %q", c.Origin, v.Origin())
 	}

@@ -83,8 +83,9 @@ func TestCopyBothWays(t *testing.T) {
 	}
 }
 
-// TestCopyRefused: a copy into a store that is not empty fails, leaves the
-// destination as it was, and the source takes records as before.
+// TestCopyRefused: a copy into a store that is not empty, or one its check refuses,
+// fails and leaves the destination as it was, and the source takes records as
+// before.
 func TestCopyRefused(t *testing.T) {
 	ctx := context.Background()
 	source := filepath.Join(t.TempDir(), "consent.db")
@@ -102,12 +103,20 @@ func TestCopyRefused(t *testing.T) {
 	if err := os.WriteFile(existing, []byte("a file"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for name, fill := range map[string]func(func(move.Destination) error) error{
-		"a PostgreSQL database with a store": func(fill func(move.Destination) error) error { return postgres.Fill(ctx, used, fill) },
-		"a file that exists":                 func(fill func(move.Destination) error) error { return bolt.Fill(existing, fill) },
+	refuse := func(*move.Copied) error { return errors.New("the copy does not verify") }
+	accept := func(*move.Copied) error { return nil }
+	for name, tt := range map[string]struct {
+		fill  func(func(move.Destination) error) error
+		check func(*move.Copied) error
+	}{
+		"a PostgreSQL database with a store": {func(fill func(move.Destination) error) error { return postgres.Fill(ctx, used, fill) }, accept},
+		"a file that exists":                 {func(fill func(move.Destination) error) error { return bolt.Fill(existing, fill) }, accept},
+		"a copy its check refuses": {func(fill func(move.Destination) error) error {
+			return bolt.Fill(filepath.Join(t.TempDir(), "consent.db"), fill)
+		}, refuse},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := copyStore(ctx, func(copy func(move.Source) error) error { return bolt.Move(source, "there", copy) }, fill)
+			_, err := move.Move(ctx, func(copy func(move.Source) error) error { return bolt.Move(source, "there", copy) }, tt.fill, storetest.Keys(), tt.check)
 			if err == nil {
 				t.Fatal("the copy went ahead")
 			}
@@ -131,18 +140,7 @@ func TestCopyRefused(t *testing.T) {
 // copyStore copies the store that moveFrom gives to the one fill makes, as consentd
 // copy does, but for the copy's own verification (mustHoldCopy).
 func copyStore(ctx context.Context, moveFrom func(func(move.Source) error) error, fill func(func(move.Destination) error) error) (*move.Copied, error) {
-	var copied *move.Copied
-	err := moveFrom(func(src move.Source) error {
-		v, err := storetest.Keys().LogVerifier(src.Origin())
-		if err != nil {
-			return err
-		}
-		return fill(func(dst move.Destination) error {
-			copied, err = move.Copy(ctx, src, dst, v)
-			return err
-		})
-	})
-	return copied, err
+	return move.Move(ctx, moveFrom, fill, storetest.Keys(), func(*move.Copied) error { return nil })
 }
 
 // mustFill makes a store at path whose log has every kind of content: records, one

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -73,11 +72,11 @@ func (s *Store) Audit(ctx context.Context, after string, limit int) ([]*consent.
 // starts with the time it was made, sorts before before's millisecond. Each
 // transaction removes a bounded number of them.
 func (s *Store) PurgeAudit(ctx context.Context, before time.Time) (int, error) {
-	if before.UnixMilli() <= 0 {
-		return 0, nil // nothing was made before 1970; and a negative time would wrap
+	bound, ok := consent.AuditIDBound(before)
+	if !ok {
+		return 0, nil
 	}
-	var end uuid.UUID
-	binary.BigEndian.PutUint64(end[:8], uint64(before.UnixMilli())<<16)
+	end := uuid.UUID(bound)
 	removed := 0
 	for {
 		tag, err := s.pool.Exec(ctx, "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE id < $1 ORDER BY id LIMIT $2)", end, purgeAuditBatch)

@@ -188,8 +188,11 @@ func (s *Store) openLog(ctx context.Context) error {
 // extends returns an error unless the tree of head, whose hashes r reads, extends
 // the tree of last.
 func extends(head, last *consent.Checkpoint, r tlog.HashReader) error {
-	if head.Size < last.Size {
+	switch {
+	case head.Size < last.Size:
 		return fmt.Errorf("the database's log has %d leaves, but this consentd signed a tree of %d: the database lost commits (a failover to a replica behind, a restore), and extending it would fork the log", head.Size, last.Size)
+	case last.Size == 0:
+		return nil // every tree extends the empty one, whose head has no root
 	}
 	root, err := tlog.TreeHash(last.Size, r)
 	if err != nil {

@@ -139,13 +139,20 @@ func fillDatabase(ctx context.Context, url string, fill func(move.Destination) e
 	// Read committed: the tables filled were found empty, and the log's head, whose
 	// row SetOrigin writes first and so locks, keeps a consentd starting meanwhile
 	// from committing records beside the copy.
-	return pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		w := &filler{ctx: ctx, tx: tx}
 		if err := fill(w); err != nil {
 			return err
 		}
 		return w.flush()
 	})
+	if err != nil {
+		return err
+	}
+	// Statistics now, not when autovacuum gets to it: the planner's guesses for
+	// tables filled in one go are far off.
+	_, err = conn.Exec(ctx, "ANALYZE")
+	return err
 }
 
 // filler is a new store being filled in one transaction. Rows wait in batches of up

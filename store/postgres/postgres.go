@@ -78,6 +78,13 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	// Every query of the store reads a few rows by an index. Without statistics (a
+	// table just filled, before autovacuum analyzed it) the planner guesses thousands
+	// of rows per consent id and starts parallel workers, which costs milliseconds a
+	// lookup for nothing. A URL may still set it.
+	if _, set := cfg.ConnConfig.RuntimeParams["max_parallel_workers_per_gather"]; !set {
+		cfg.ConnConfig.RuntimeParams["max_parallel_workers_per_gather"] = "0"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)

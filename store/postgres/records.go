@@ -33,6 +33,13 @@ func (sr *storedRecord) scanned() []any {
 // recordColumns are the columns of storedRecord, of records r joined with leaves l.
 const recordColumns = "r.leaf_index, l.leaf, r.decision, r.identifying FROM records r JOIN leaves l USING (leaf_index)"
 
+// byConsent queries the columns of storedRecord for the records of one consent id.
+// Each leaf is read by its index in a subquery of its own, which the planner never
+// turns into a join: without statistics (a table just filled, not analyzed yet) it
+// guesses thousands of records per consent id and would read every leaf to join
+// one or two.
+const byConsent = "SELECT r.leaf_index, (SELECT l.leaf FROM leaves l WHERE l.leaf_index = r.leaf_index), r.decision, r.identifying FROM records r WHERE r.consent_id = $1"
+
 // decode returns the record sr holds, and its leaf.
 func (sr *storedRecord) decode() (*consent.Record, *translog.Leaf, error) {
 	var leaf translog.Leaf
@@ -64,7 +71,7 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 	}
 	// Committed before the query, so the tree holds every record it finds.
 	head := s.log.Load().Head()
-	rows, err := s.pool.Query(ctx, "SELECT "+recordColumns+" WHERE r.consent_id = $1", id)
+	rows, err := s.pool.Query(ctx, byConsent, id)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: records by consent: %w", err)
 	}

@@ -49,10 +49,13 @@ type stored struct {
 
 var _ translog.Stored = (*stored)(nil)
 
-func (s *stored) Origin() string {
+func (s *stored) Origin() (string, error) {
 	var origin string
-	_ = s.tx.QueryRow(s.ctx, "SELECT origin FROM log_head WHERE id = 1").Scan(&origin)
-	return origin
+	err := s.tx.QueryRow(s.ctx, "SELECT origin FROM log_head WHERE id = 1").Scan(&origin)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil // no log: every leaf there is a stray
+	}
+	return origin, err
 }
 
 func (s *stored) Links(fn func(name string, signed []byte) error) error {

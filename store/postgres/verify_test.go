@@ -66,3 +66,24 @@ func mustExec(tb testing.TB, url, sql string) {
 		tb.Fatalf("%s: %v", sql, err)
 	}
 }
+
+// TestVerifyTellsUnreadableFromTampered: a database that cannot be read gives an
+// error, never a finding: verification must not cry tampering over an outage.
+func TestVerifyTellsUnreadableFromTampered(t *testing.T) {
+	for _, table := range []string{"log_hashes", "log_head", "records"} {
+		t.Run(table, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			url, open := MustNewDatabase(t)
+			s := open()
+			defer s.Close()
+			for range 3 {
+				storetest.MustAppend(t, s, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+			}
+			mustExec(t, url, "ALTER TABLE "+table+" RENAME TO gone")
+			if v, err := s.Verify(ctx); err == nil {
+				t.Errorf("Verify with %s unreadable = %+v, want an error", table, v)
+			}
+		})
+	}
+}
