@@ -155,14 +155,16 @@ func fillDatabase(ctx context.Context, url string, fill func(move.Destination) e
 	return err
 }
 
-// filler is a new store being filled in one transaction. Rows wait in batches of up
-// to fillBatch, each table's written with COPY.
+// filler is a new store being filled in one transaction. The rows of the tables that
+// grow with the visitors wait in batches of up to fillBatch, each table's written
+// with COPY.
 type filler struct {
 	ctx     context.Context
 	tx      pgx.Tx
 	leaves  [][]any
 	records [][]any
 	hashes  [][]any
+	audit   [][]any
 }
 
 // fillBatch is how many rows of a table wait for one COPY.
@@ -224,8 +226,11 @@ func (w *filler) Audit(entry []byte) error {
 	if err != nil {
 		return fmt.Errorf("audit entry %q: %w", e.ID, err)
 	}
-	_, err = w.tx.Exec(w.ctx, "INSERT INTO audit (id, at, entry) VALUES ($1, $2, $3)", id, e.At, entry)
-	return err
+	w.audit = append(w.audit, []any{id, e.At, bytes.Clone(entry)})
+	if len(w.audit) >= fillBatch {
+		return w.flush()
+	}
+	return nil
 }
 
 func (w *filler) Leaf(index int64, leaf []byte, id uuid.UUID, r *translog.StoredRecord) error {
@@ -274,6 +279,7 @@ func (w *filler) flush() error {
 		{"leaves", []string{"leaf_index", "record_id", "leaf"}, &w.leaves},
 		{"records", []string{"record_id", "leaf_index", "consent_id", "site", "recorded_at", "action", "fingerprint", "language", "decision", "identifying"}, &w.records},
 		{"log_hashes", []string{"storage_index", "hash"}, &w.hashes},
+		{"audit", []string{"id", "at", "entry"}, &w.audit},
 	} {
 		if len(*t.rows) == 0 {
 			continue
