@@ -182,12 +182,22 @@ func copyBothWays(ctx context.Context, cluster *pgtest.Cluster, url, path string
 	}{
 		{"PostgreSQL to bbolt",
 			func(copy func(move.Source) error) error { return postgres.Move(ctx, url, path, copy) },
-			func(fill func(move.Destination) error) error { return bolt.Fill(path, fill) },
-			func() (consent.Store, error) { return bolt.Open(path, bolt.Log("", keys)) }},
+			func(fill func(move.Destination) error) error { return bolt.Fill(path, url, fill) },
+			func() (consent.Store, error) {
+				if err := bolt.Complete(path, url); err != nil {
+					return nil, err
+				}
+				return bolt.Open(path, bolt.Log("", keys))
+			}},
 		{"bbolt to PostgreSQL",
 			func(copy func(move.Source) error) error { return bolt.Move(path, to, copy) },
-			func(fill func(move.Destination) error) error { return postgres.Fill(ctx, to, fill) },
-			func() (consent.Store, error) { return postgres.Open(ctx, to, postgres.Options{Keys: keys}) }},
+			func(fill func(move.Destination) error) error { return postgres.Fill(ctx, to, path, fill) },
+			func() (consent.Store, error) {
+				if err := postgres.Complete(ctx, to, path); err != nil {
+					return nil, err
+				}
+				return postgres.Open(ctx, to, postgres.Options{Keys: keys})
+			}},
 	} {
 		t0 := time.Now()
 		copied, err := move.Move(ctx, c.from, c.fill, keys, func(*move.Copied) error { return nil })

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -14,6 +13,7 @@ import (
 	"github.com/mixvoip/consentd/store/bolt"
 	"github.com/mixvoip/consentd/store/move"
 	"github.com/mixvoip/consentd/store/postgres"
+	"github.com/mixvoip/consentd/translog"
 )
 
 // copyStore is `consentd copy --from STORE --to STORE`: it moves a store between a
@@ -55,16 +55,29 @@ func copyStore(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	copied, err := move.Move(ctx,
 		func(copy func(move.Source) error) error { return src.move(ctx, dst.place(), copy) },
-		func(fill func(move.Destination) error) error { return dst.fill(ctx, fill) },
+		func(fill func(move.Destination) error) error { return dst.fill(ctx, src.place(), fill) },
 		keys,
 		func(copied *move.Copied) error {
 			if err := checkCopy(ctx, dst, keys, copied); err != nil {
-				return fmt.Errorf("%w: remove the copy at %s (the source takes records as before)", err, dst)
+				return fmt.Errorf("%w: the copy at %s stays marked as in progress, which no consentd serves; remove it (the source was not marked as moved)", err, dst)
 			}
 			return nil
 		})
-	if err != nil {
+	var moved *move.MovedError
+	switch {
+	case errors.As(err, &moved) && moved.Mark.Done && moved.Mark.To == dst.place():
+		// A copy that the source's mark says is done, run again: what is left is
+		// to complete it.
+		if err := dst.complete(ctx, src.place()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: the copy to %s is complete: serve %s (--db)\n", src, dst, dst)
+		return nil
+	case err != nil:
 		return err
+	}
+	if err := dst.complete(ctx, src.place()); err != nil {
+		return fmt.Errorf("%s is marked as moved, but its copy at %s could not be marked as complete (run this copy again to complete it): %w", src, dst, err)
 	}
 	size := int64(0)
 	if copied.Checkpoint != nil {
@@ -77,31 +90,26 @@ func copyStore(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// checkCopy opens the copy as consentd serve would, and checks that its log
-// verifies and is the source's: the same latest checkpoint, which it extends.
+// checkCopy verifies the log of the copy, not yet served, with the keys: it must be
+// the source's log, of the same size, extending the source's checkpoint.
 func checkCopy(ctx context.Context, dst database, keys *proof.Keyring, copied *move.Copied) error {
-	s, err := dst.open(ctx, copied.Origin, keys, nil)
+	verifier, err := keys.LogVerifier(copied.Origin)
 	if err != nil {
-		return fmt.Errorf("the copy: %w", err)
+		return err
 	}
-	defer s.Close()
 	var archived []*consent.Checkpoint
+	var size int64
 	if copied.Checkpoint != nil {
-		last, err := s.LastCheckpoint(ctx)
-		if err != nil {
-			return fmt.Errorf("the copy's checkpoint: %w", err)
-		}
-		if !bytes.Equal(last.Signed, copied.Checkpoint.Signed) {
-			return errors.New("the copy's checkpoint is not the source's")
-		}
-		archived = append(archived, copied.Checkpoint)
+		archived, size = append(archived, copied.Checkpoint), copied.Checkpoint.Size
 	}
-	v, err := s.Verify(ctx, archived...)
-	if err != nil {
+	v, err := dst.verify(ctx, verifier, archived)
+	switch {
+	case err != nil:
 		return fmt.Errorf("the copy: %w", err)
-	}
-	if !v.OK {
+	case !v.OK:
 		return fmt.Errorf("the copy does not verify: %s", v.Problem)
+	case v.Leaves != size || v.Archived != len(archived):
+		return fmt.Errorf("the copy's log holds %d leaves, the source's %d", v.Leaves, size)
 	}
 	return nil
 }
@@ -136,10 +144,27 @@ func (d database) move(ctx context.Context, to string, copy func(move.Source) er
 	return bolt.Move(d.path, to, copy)
 }
 
-// fill makes a new store at d with fill, all or nothing.
-func (d database) fill(ctx context.Context, fill func(move.Destination) error) error {
+// fill makes a new store at d with fill, all or nothing, marked as a copy of from in
+// progress until complete.
+func (d database) fill(ctx context.Context, from string, fill func(move.Destination) error) error {
 	if d.url != "" {
-		return postgres.Fill(ctx, d.url, fill)
+		return postgres.Fill(ctx, d.url, from, fill)
 	}
-	return bolt.Fill(d.path, fill)
+	return bolt.Fill(d.path, from, fill)
+}
+
+// complete marks the copy of from at d as complete: a store consentd serves.
+func (d database) complete(ctx context.Context, from string) error {
+	if d.url != "" {
+		return postgres.Complete(ctx, d.url, from)
+	}
+	return bolt.Complete(d.path, from)
+}
+
+// verify checks the log of the store at d, which no consentd serves, with verifier.
+func (d database) verify(ctx context.Context, verifier *translog.Verifier, archived []*consent.Checkpoint) (*consent.Verification, error) {
+	if d.url != "" {
+		return postgres.VerifyDatabase(ctx, d.url, verifier, archived...)
+	}
+	return bolt.VerifyFile(ctx, d.path, verifier, archived...)
 }

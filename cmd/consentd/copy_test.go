@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -9,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/mixvoip/consentd/internal/pgtest"
+	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/store/move"
 )
 
 // TestCopyCommand: consentd copy moves a served bbolt store into a new PostgreSQL
@@ -75,6 +79,41 @@ func TestCopyCommand(t *testing.T) {
 	}
 	// A refused copy leaves its source as it was: serving.
 	addr, stop = MustStart(t, NewMainOn(t, m, io.Discard, "--db", back))
+	MustPost(t, addr)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCopyCompletesAnInterruptedCopy: a copy interrupted after its source was marked
+// as moved, before the copy was marked as complete, leaves neither store served; the
+// same consentd copy, run again, completes it.
+func TestCopyCompletesAnInterruptedCopy(t *testing.T) {
+	m := MustServedDir(t, 2)
+	to := filepath.Join(t.TempDir(), "consent.db")
+	keys, err := proof.LoadKeyring(m.KeysDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	source, err := filepath.Abs(m.DBPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = move.Move(t.Context(),
+		func(copy func(move.Source) error) error { return bolt.Move(m.DBPath, to, copy) },
+		func(fill func(move.Destination) error) error { return bolt.Fill(to, source, fill) },
+		keys, func(*move.Copied) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range []string{m.DBPath, to} {
+		if err := runRefused(t, serveArgs(m, "--db", db)...); !errors.Is(err, move.ErrMoved) {
+			t.Errorf("serve %s: %v; want it refused", db, err)
+		}
+	}
+	out := MustRun(t, "copy", "--from", m.DBPath, "--to", to, "--keys", m.KeysDir)
+	mustSay(t, out, "the copy run again", "the copy to "+to+" is complete")
+	addr, stop := MustStart(t, NewMainOn(t, m, io.Discard, "--db", to))
 	MustPost(t, addr)
 	if err := stop(); err != nil {
 		t.Fatal(err)

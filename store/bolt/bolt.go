@@ -26,6 +26,7 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/store/internal/groupcommit"
 	"github.com/mixvoip/consentd/store/internal/snapshots"
+	"github.com/mixvoip/consentd/store/move"
 	"github.com/mixvoip/consentd/translog"
 )
 
@@ -273,11 +274,14 @@ func isNew(tx *bolt.Tx) (bool, error) {
 }
 
 // create makes the buckets of a new store and names its log.
-func (s *Store) create(tx *bolt.Tx) error {
-	if s.origin == "" {
+func (s *Store) create(tx *bolt.Tx) error { return newStore(tx, s.origin) }
+
+// newStore makes the buckets of a new store in tx and names its log origin.
+func newStore(tx *bolt.Tx, origin string) error {
+	if origin == "" {
 		return errors.New("a new store needs the name of its log (its origin), such as consent.example.com/log")
 	}
-	if err := translog.CheckOrigin(s.origin); err != nil {
+	if err := translog.CheckOrigin(origin); err != nil {
 		return err
 	}
 	for _, name := range buckets {
@@ -285,7 +289,7 @@ func (s *Store) create(tx *bolt.Tx) error {
 			return fmt.Errorf("bucket %s: %w", name, err)
 		}
 	}
-	return tx.Bucket(bucketMeta).Put(keyOrigin, []byte(s.origin))
+	return tx.Bucket(bucketMeta).Put(keyOrigin, []byte(origin))
 }
 
 // read reads the consent index and the log's head from tx, and every page of the
@@ -296,6 +300,9 @@ func (s *Store) read(tx *bolt.Tx) error {
 		return err
 	case m != nil:
 		return m.Err()
+	}
+	if from := tx.Bucket(bucketMeta).Get(keyCopying); from != nil {
+		return move.InProgress(string(from))
 	}
 	if err := readPages(tx, bucketRecords); err != nil {
 		return err

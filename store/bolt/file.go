@@ -106,7 +106,9 @@ func openBolt(path string, options bolt.Options) (*bolt.DB, error) {
 			file.Close()
 		}
 		return nil, err
-	case errors.Is(err, bolterrors.ErrTimeout), errors.As(err, &pathErr), errors.As(err, &errno):
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("another process has the file open (a consentd serving it?): stop it first (%w)", err)
+	case errors.As(err, &pathErr), errors.As(err, &errno):
 		return nil, err // the system's trouble, not the file's
 	}
 	// What is left is bbolt's refusal of the file's contents: no valid meta page

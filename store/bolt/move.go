@@ -20,8 +20,12 @@ import (
 )
 
 // keyMoved, in bucketMeta, holds the store's move.Mark as JSON once consentd copy
-// copies it to another store: Open then refuses it.
-var keyMoved = []byte("moved")
+// copies it to another store, and keyCopying, in a copy that consentd copy has not
+// completed, where it is copied from: Open refuses a store with either.
+var (
+	keyMoved   = []byte("moved")
+	keyCopying = []byte("copying")
+)
 
 // readMark returns the store's move.Mark, nil if it has none.
 func readMark(tx *bolt.Tx) (*move.Mark, error) {
@@ -60,13 +64,7 @@ func Move(path, to string, copy func(move.Source) error) error {
 }
 
 func moveFrom(path, to string, copy func(move.Source) error) error {
-	if err := checkFile(path); err != nil {
-		return err
-	}
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("not a consentd store: %w", err)
-	}
-	db, err := openDB(path, bolt.Options{Timeout: DefaultLockTimeout})
+	db, err := openStoreFile(path)
 	if err != nil {
 		return err
 	}
@@ -74,8 +72,11 @@ func moveFrom(path, to string, copy func(move.Source) error) error {
 	var before *move.Mark
 	err = guard(func() error {
 		return db.Update(func(tx *bolt.Tx) error {
-			if fresh, err := isNew(tx); err != nil || fresh {
-				return errors.Join(err, errors.New("not a consentd store: it is empty"))
+			switch fresh, err := isNew(tx); {
+			case err != nil:
+				return err
+			case fresh:
+				return errors.New("not a consentd store: it is empty")
 			}
 			var err error
 			if before, err = readMark(tx); err != nil {
@@ -100,10 +101,7 @@ func moveFrom(path, to string, copy func(move.Source) error) error {
 	marked := guard(func() error {
 		return db.Update(func(tx *bolt.Tx) error { return putMark(tx, after) })
 	})
-	if marked != nil {
-		marked = fmt.Errorf("the mark of the move: %w", marked)
-	}
-	return errors.Join(copied, marked)
+	return move.Outcome(copied, marked)
 }
 
 // Audit calls fn with each audit entry, oldest first.
@@ -113,15 +111,16 @@ func (s stored) Audit(fn func(entry []byte) error) error {
 
 // Fill makes a new store in the file at path, where there must be no file, with
 // fill, all or nothing: it writes a temporary file beside path and gives it the name
-// only once fill succeeded and the file is synced.
-func Fill(path string, fill func(move.Destination) error) error {
-	if err := fillFile(path, fill); err != nil {
+// only once fill succeeded and the file is synced. The store is marked as a copy of
+// from in progress, which Open refuses, until Complete.
+func Fill(path, from string, fill func(move.Destination) error) error {
+	if err := fillFile(path, from, fill); err != nil {
 		return fmt.Errorf("bolt: fill %s: %w", path, err)
 	}
 	return nil
 }
 
-func fillFile(path string, fill func(move.Destination) error) error {
+func fillFile(path, from string, fill func(move.Destination) error) error {
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		if err == nil {
 			err = errors.New("a file is there already: a store is copied into a new file only")
@@ -149,6 +148,9 @@ func fillFile(path string, fill func(move.Destination) error) error {
 	db.NoSync = true
 	w := &filler{db: db}
 	err = fill(w)
+	if err == nil {
+		err = w.put(bucketMeta, keyCopying, []byte(from))
+	}
 	if err == nil {
 		err = w.commit()
 	}
@@ -205,11 +207,7 @@ func (w *filler) put(bucket, key, value []byte) error {
 		w.tx, w.writes = tx, 0
 	}
 	w.writes++
-	b := w.tx.Bucket(bucket)
-	if !bytes.Equal(bucket, bucketRecords) && !bytes.Equal(bucket, bucketSnapshots) {
-		b.FillPercent = 1.0 // keys in order
-	}
-	return b.Put(key, bytes.Clone(value))
+	return w.tx.Bucket(bucket).Put(key, bytes.Clone(value))
 }
 
 func (w *filler) commit() error {
@@ -222,17 +220,7 @@ func (w *filler) commit() error {
 }
 
 func (w *filler) SetOrigin(origin string) error {
-	return w.db.Update(func(tx *bolt.Tx) error {
-		if err := translog.CheckOrigin(origin); err != nil {
-			return err
-		}
-		for _, name := range buckets {
-			if _, err := tx.CreateBucket(name); err != nil {
-				return fmt.Errorf("bucket %s: %w", name, err)
-			}
-		}
-		return tx.Bucket(bucketMeta).Put(keyOrigin, []byte(origin))
-	})
+	return w.db.Update(func(tx *bolt.Tx) error { return newStore(tx, origin) })
 }
 
 func (w *filler) Link(signed []byte) error {
@@ -293,4 +281,48 @@ func (w *filler) WriteHashes(start int64, hashes []tlog.Hash) error {
 
 func (w *filler) PutCheckpoint(signed []byte) error {
 	return w.put(bucketLog, keyCheckpoint, signed)
+}
+
+// Complete marks the copy of from in the file at path, which no process may have
+// open, as complete: a store that Open takes. It does nothing to a store that is no
+// copy in progress, and refuses a copy of another store.
+func Complete(path, from string) error {
+	err := func() error {
+		db, err := openStoreFile(path)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return guard(func() error {
+			return db.Update(func(tx *bolt.Tx) error {
+				if _, err := isNew(tx); err != nil {
+					return err
+				}
+				meta := tx.Bucket(bucketMeta)
+				switch copying := meta.Get(keyCopying); {
+				case copying == nil:
+					return nil
+				case string(copying) != from:
+					return fmt.Errorf("it is a copy of %s, not of %s", copying, from)
+				}
+				return meta.Delete(keyCopying)
+			})
+		})
+	}()
+	if err != nil {
+		return fmt.Errorf("bolt: complete the copy %s: %w", path, err)
+	}
+	return nil
+}
+
+// openStoreFile opens the store file at path, which must exist, for a command that
+// changes it while no consentd serves it.
+func openStoreFile(path string) (*bolt.DB, error) {
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("not a consentd store: %w", err)
+	}
+	return openDB(path, bolt.Options{Timeout: DefaultLockTimeout})
 }

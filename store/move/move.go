@@ -123,7 +123,7 @@ func Copy(ctx context.Context, src Source, dst Destination, v *translog.Verifier
 		func() error { return c.purges(src, dst, v) },
 		func() error { return c.snapshots(src, dst) },
 		func() error { return c.audit(src, dst) },
-		func() error { return c.leaves(ctx, src, dst) },
+		func() error { return c.leaves(ctx, src, dst, size) },
 		func() error { return copyHashes(ctx, src, dst, size) },
 	} {
 		if err := step(); err != nil {
@@ -180,8 +180,9 @@ func (c *Copied) audit(src Source, dst Destination) error {
 	})
 }
 
-// leaves copies every leaf, in order, with the record it names.
-func (c *Copied) leaves(ctx context.Context, src Source, dst Destination) error {
+// leaves copies every leaf, in order, with the record it names: size of them, as many
+// as the checkpoint vouches for.
+func (c *Copied) leaves(ctx context.Context, src Source, dst Destination, size int64) error {
 	var next int64
 	err := src.Leaves(func(index int64, leaf []byte) error {
 		if index != next {
@@ -212,6 +213,9 @@ func (c *Copied) leaves(ctx context.Context, src Source, dst Destination) error 
 	})
 	if err != nil {
 		return err
+	}
+	if next != size {
+		return fmt.Errorf("the store holds %d leaves, but its checkpoint vouches for %d: the store was altered (consentd verify says more)", next, size)
 	}
 	stored, err := src.RecordCount()
 	switch {
@@ -257,15 +261,41 @@ type Mark struct {
 	Done bool      `json:"done"`
 }
 
-// ErrMoved is wrapped by the error of a store marked as moved, which takes no more
-// records.
+// ErrMoved is wrapped by the error of a store marked as moved, or as a copy in
+// progress: it takes no writes.
 var ErrMoved = errors.New("moved by consentd copy")
 
-// Err says why a store with m takes no more records, and what to do.
-func (m *Mark) Err() error {
-	at := m.At.UTC().Format(time.RFC3339)
-	if m.Done {
-		return fmt.Errorf("the store was copied to %s on %s and takes no more records, so that two stores never grow one log: serve %s (%w)", m.To, at, m.To, ErrMoved)
+// MovedError is the error of a store marked as moved: what its mark says.
+type MovedError struct{ Mark Mark }
+
+// Err returns the error of a store with m.
+func (m *Mark) Err() error { return &MovedError{Mark: *m} }
+
+func (e *MovedError) Error() string {
+	at := e.Mark.At.UTC().Format(time.RFC3339)
+	if e.Mark.Done {
+		return fmt.Sprintf("the store was copied to %s on %s and takes no more records, so that two stores never grow one log: serve %s", e.Mark.To, at, e.Mark.To)
 	}
-	return fmt.Errorf("the store is being copied to %s since %s and takes no more records; if that copy stopped, run it again (%w)", m.To, at, ErrMoved)
+	return fmt.Sprintf("the store is being copied to %s since %s and takes no more records; if that copy stopped, run it again", e.Mark.To, at)
+}
+
+func (e *MovedError) Is(target error) bool { return target == ErrMoved }
+
+// InProgress returns the error of a store that is a copy of from still in progress:
+// it takes no writes until consentd copy completes it, once its source is marked as
+// moved, so that the two are never served at once.
+func InProgress(from string) error {
+	return fmt.Errorf("the store is a copy of %s that consentd copy has not completed: run that copy again to complete it, or remove this one (%w)", from, ErrMoved)
+}
+
+// Outcome is the error of a move whose copy ended with copied and whose final mark
+// of the source with marked.
+func Outcome(copied, marked error) error {
+	switch {
+	case marked == nil:
+		return copied
+	case copied == nil:
+		return fmt.Errorf("the copy is complete, but the source could not be marked as moved (run the copy again to complete it): %w", marked)
+	}
+	return fmt.Errorf("%w; and the source's mark could not be set back: %v", copied, marked)
 }

@@ -50,9 +50,16 @@ func TestCopyBothWays(t *testing.T) {
 	}
 	copied, err := copyStore(ctx,
 		func(copy func(move.Source) error) error { return bolt.Move(first, url, copy) },
-		func(fill func(move.Destination) error) error { return postgres.Fill(ctx, url, fill) })
+		func(fill func(move.Destination) error) error { return postgres.Fill(ctx, url, first, fill) })
 	if err != nil {
 		t.Fatalf("bbolt to PostgreSQL: %v", err)
+	}
+	// Served only once complete: until then its source's mark may yet be set back.
+	if _, err := postgres.Open(ctx, url, postgres.Options{Keys: keys}); !errors.Is(err, move.ErrMoved) || !strings.Contains(err.Error(), "a copy of "+first) {
+		t.Errorf("Open of a copy in progress: %v, want it refused", err)
+	}
+	if err := postgres.Complete(ctx, url, first); err != nil {
+		t.Fatal(err)
 	}
 	if copied.Records != 10 || copied.Audit != 2 || copied.Snapshots != 1 || copied.Purges != 1 || copied.Links != 1 || copied.Checkpoint.Size != 11 {
 		t.Errorf("copied %+v; want 11 leaves, 10 records, 2 audit entries, a snapshot, a purge and a link statement", copied)
@@ -64,15 +71,39 @@ func TestCopyBothWays(t *testing.T) {
 	second := filepath.Join(t.TempDir(), "consent.db")
 	copied, err = copyStore(ctx,
 		func(copy func(move.Source) error) error { return postgres.Move(ctx, url, second, copy) },
-		func(fill func(move.Destination) error) error { return bolt.Fill(second, fill) })
+		func(fill func(move.Destination) error) error { return bolt.Fill(second, url, fill) })
 	if err != nil {
 		t.Fatalf("PostgreSQL to bbolt: %v", err)
 	}
+	if _, err := bolt.Open(second, bolt.Log("", keys)); !errors.Is(err, move.ErrMoved) {
+		t.Errorf("Open of a copy in progress: %v, want it refused", err)
+	}
+	if err := bolt.Complete(second, url); err != nil {
+		t.Fatal(err)
+	}
 	mustHoldCopy(t, mustOpenBolt(t, second), copied, want, consents, receipts)
-	// The consentd that still ran on the source takes no more records.
+	// The consentd that still ran on the source writes nothing more: the copy would
+	// miss it.
 	_, err = onPostgres.Append(ctx, storetest.NewRecord(t, uuid.NewString(), storetest.Now()))
 	if !errors.Is(err, consent.ErrUnavailable) || onPostgres.Ready() == nil {
 		t.Errorf("Append to a moved PostgreSQL store still open: %v, ready %v; want it refused", err, onPostgres.Ready())
+	}
+	for name, write := range map[string]func() error{
+		"Erase": func() error { _, err := onPostgres.Erase(ctx, consents[1], nil); return err },
+		"Purge": func() error {
+			_, err := onPostgres.Purge(ctx, map[string]time.Time{"shop.example": storetest.Now()})
+			return err
+		},
+		"PutSnapshot": func() error {
+			return onPostgres.PutSnapshot(ctx, &consent.Snapshot{Site: "other.example", Fingerprint: "f", CreatedAt: storetest.Now()})
+		},
+		"AppendAudit": func() error {
+			return onPostgres.AppendAudit(ctx, &consent.AuditEntry{ID: storetest.MustNewID(t), At: storetest.Now(), Method: "GET", Path: "/v1/stats"})
+		},
+	} {
+		if err := write(); err == nil {
+			t.Errorf("%s on a moved PostgreSQL store still open went ahead", name)
+		}
 	}
 	if _, err := postgres.Open(ctx, url, postgres.Options{Keys: keys}); !errors.Is(err, move.ErrMoved) {
 		t.Errorf("Open of a moved PostgreSQL store: %v, want it refused as moved", err)
@@ -105,15 +136,14 @@ func TestCopyRefused(t *testing.T) {
 	}
 	refuse := func(*move.Copied) error { return errors.New("the copy does not verify") }
 	accept := func(*move.Copied) error { return nil }
+	refused := filepath.Join(t.TempDir(), "consent.db")
 	for name, tt := range map[string]struct {
 		fill  func(func(move.Destination) error) error
 		check func(*move.Copied) error
 	}{
-		"a PostgreSQL database with a store": {func(fill func(move.Destination) error) error { return postgres.Fill(ctx, used, fill) }, accept},
-		"a file that exists":                 {func(fill func(move.Destination) error) error { return bolt.Fill(existing, fill) }, accept},
-		"a copy its check refuses": {func(fill func(move.Destination) error) error {
-			return bolt.Fill(filepath.Join(t.TempDir(), "consent.db"), fill)
-		}, refuse},
+		"a PostgreSQL database with a store": {func(fill func(move.Destination) error) error { return postgres.Fill(ctx, used, source, fill) }, accept},
+		"a file that exists":                 {func(fill func(move.Destination) error) error { return bolt.Fill(existing, source, fill) }, accept},
+		"a copy its check refuses":           {func(fill func(move.Destination) error) error { return bolt.Fill(refused, source, fill) }, refuse},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := move.Move(ctx, func(copy func(move.Source) error) error { return bolt.Move(source, "there", copy) }, tt.fill, storetest.Keys(), tt.check)
@@ -128,6 +158,10 @@ func TestCopyRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+	// The copy its check refused is there, and no consentd serves it: the source does.
+	if _, err := bolt.Open(refused, bolt.Log("", storetest.Keys())); !errors.Is(err, move.ErrMoved) {
+		t.Errorf("Open of a copy its check refused: %v, want it refused as a copy in progress", err)
 	}
 	if got, err := os.ReadFile(existing); err != nil || string(got) != "a file" {
 		t.Errorf("the file in the way: %q, %v; want it untouched", got, err)

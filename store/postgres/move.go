@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/mod/sumdb/tlog"
 
 	consent "github.com/mixvoip/consentd"
@@ -17,47 +18,74 @@ import (
 	"github.com/mixvoip/consentd/translog"
 )
 
-// readMark returns the store's move.Mark, nil if it has none, and whether the
-// database holds a store's log at all.
-func readMark(ctx context.Context, q querier, lock bool) (m *move.Mark, found bool, err error) {
-	query := "SELECT moved_to, moved_at, moved_done FROM log_head WHERE id = 1"
+// marks is what the log's head says of a move: the store's move.Mark, nil if it has
+// none, and the source it is a copy of while that copy is in progress.
+type marks struct {
+	found      bool // whether the database holds a store's log at all
+	moved      *move.Mark
+	copiedFrom string
+}
+
+// refusal returns why a store with m takes no writes, nil if it takes them.
+func (m marks) refusal() error {
+	switch {
+	case m.moved != nil:
+		return m.moved.Err()
+	case m.copiedFrom != "":
+		return move.InProgress(m.copiedFrom)
+	}
+	return nil
+}
+
+// readMarks reads the marks of a move from the log's head, locking its row if lock.
+func readMarks(ctx context.Context, q querier, lock bool) (marks, error) {
+	query := "SELECT moved_to, moved_at, moved_done, copied_from FROM log_head WHERE id = 1"
 	if lock {
 		query += " FOR UPDATE"
 	}
-	var to *string
+	var to, from *string
 	var at *time.Time
 	var done bool
-	switch err := q.QueryRow(ctx, query).Scan(&to, &at, &done); {
+	switch err := q.QueryRow(ctx, query).Scan(&to, &at, &done, &from); {
 	case errors.Is(err, pgx.ErrNoRows):
-		return nil, false, nil
+		return marks{}, nil
 	case err != nil:
-		return nil, false, err
-	case to == nil:
-		return nil, true, nil
+		return marks{}, err
 	}
-	m = &move.Mark{To: *to, Done: done}
-	if at != nil {
-		m.At = *at
+	m := marks{found: true}
+	if to != nil {
+		m.moved = &move.Mark{To: *to, Done: done}
+		if at != nil {
+			m.moved.At = *at
+		}
 	}
-	return m, true, nil
+	if from != nil {
+		m.copiedFrom = *from
+	}
+	return m, nil
 }
 
-func putMark(ctx context.Context, conn *pgx.Conn, m *move.Mark) error {
+// execer is what both a connection and a transaction execute statements through.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func putMark(ctx context.Context, e execer, m *move.Mark) error {
 	var err error
 	if m == nil {
-		_, err = conn.Exec(ctx, "UPDATE log_head SET moved_to = NULL, moved_at = NULL, moved_done = false WHERE id = 1")
+		_, err = e.Exec(ctx, "UPDATE log_head SET moved_to = NULL, moved_at = NULL, moved_done = false WHERE id = 1")
 	} else {
-		_, err = conn.Exec(ctx, "UPDATE log_head SET moved_to = $1, moved_at = $2, moved_done = $3 WHERE id = 1", m.To, m.At, m.Done)
+		_, err = e.Exec(ctx, "UPDATE log_head SET moved_to = $1, moved_at = $2, moved_done = $3 WHERE id = 1", m.To, m.At, m.Done)
 	}
 	return err
 }
 
 // Move copies the store in the database at url with copy, which is given the whole
 // store in one snapshot of the database. The store is marked as being moved to to
-// first: from then on its log's head refuses every commit of records, a consentd
-// still serving it included. It is marked as moved for good once copy succeeds; if
-// copy fails, it gets back the mark it had before. A store moved for good is not
-// copied again: its copy went on.
+// first: from then on it refuses every write, a consentd still serving it included,
+// and the copy, which reads it after the mark, has every write made before. It is
+// marked as moved for good once copy succeeds; if copy fails, it gets back the mark
+// it had before. A store moved for good is not copied again: its copy went on.
 func Move(ctx context.Context, url, to string, copy func(move.Source) error) error {
 	if err := moveFrom(ctx, url, to, copy); err != nil {
 		return fmt.Errorf("postgres: move: %w", err)
@@ -72,20 +100,20 @@ func moveFrom(ctx context.Context, url, to string, copy func(move.Source) error)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var before *move.Mark
-	// Read committed: the head's row, locked, is all this reads and writes.
+	// Read committed: the head's row, locked, is all this reads and writes; its lock
+	// waits for the writes in flight, which share-lock it.
 	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		var found bool
-		var err error
-		switch before, found, err = readMark(ctx, tx, true); {
+		m, err := readMarks(ctx, tx, true)
+		switch {
 		case err != nil:
 			return err
-		case !found:
+		case !m.found:
 			return errors.New("not a consentd store: the database holds no log")
-		case before != nil && before.Done:
-			return before.Err()
+		case m.copiedFrom != "" || m.moved != nil && m.moved.Done:
+			return m.refusal()
 		}
-		_, err = tx.Exec(ctx, "UPDATE log_head SET moved_to = $1, moved_at = $2, moved_done = false WHERE id = 1", to, time.Now().UTC())
-		return err
+		before = m.moved
+		return putMark(ctx, tx, &move.Mark{To: to, At: time.Now().UTC()})
 	})
 	if err != nil {
 		return err
@@ -98,15 +126,23 @@ func moveFrom(ctx context.Context, url, to string, copy func(move.Source) error)
 	if copied == nil {
 		after = &move.Mark{To: to, At: time.Now().UTC(), Done: true}
 	}
-	// The mark is set even when ctx was cancelled: a store left marked as being moved
-	// takes no records.
+	// On a connection of its own, and even when ctx was cancelled: pgx closes the
+	// copy's connection when it cannot roll back, and a store left marked as being
+	// moved takes no writes.
 	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
-	marked := putMark(markCtx, conn, after)
-	if marked != nil {
-		marked = fmt.Errorf("the mark of the move: %w", marked)
+	marked := withConn(markCtx, url, func(c *pgx.Conn) error { return putMark(markCtx, c, after) })
+	return move.Outcome(copied, marked)
+}
+
+// withConn calls fn with a connection of its own to the store at url.
+func withConn(ctx context.Context, url string, fn func(*pgx.Conn) error) error {
+	conn, err := connectStore(ctx, url)
+	if err != nil {
+		return err
 	}
-	return errors.Join(copied, marked)
+	defer conn.Close(context.WithoutCancel(ctx))
+	return fn(conn)
 }
 
 // Audit calls fn with each audit entry, oldest first.
@@ -122,15 +158,16 @@ func (s *stored) Audit(fn func(entry []byte) error) error {
 
 // Fill makes a new store in the database at url, whose schema is the newest
 // (Migrate) and which holds no store yet, with fill, all or nothing: in one
-// transaction.
-func Fill(ctx context.Context, url string, fill func(move.Destination) error) error {
-	if err := fillDatabase(ctx, url, fill); err != nil {
+// transaction. The store is marked as a copy of from in progress, which takes no
+// writes and which Open refuses, until Complete.
+func Fill(ctx context.Context, url, from string, fill func(move.Destination) error) error {
+	if err := fillDatabase(ctx, url, from, fill); err != nil {
 		return fmt.Errorf("postgres: fill: %w", err)
 	}
 	return nil
 }
 
-func fillDatabase(ctx context.Context, url string, fill func(move.Destination) error) error {
+func fillDatabase(ctx context.Context, url, from string, fill func(move.Destination) error) error {
 	conn, err := connectStore(ctx, url)
 	if err != nil {
 		return err
@@ -144,15 +181,47 @@ func fillDatabase(ctx context.Context, url string, fill func(move.Destination) e
 		if err := fill(w); err != nil {
 			return err
 		}
-		return w.flush()
+		if err := w.flush(); err != nil {
+			return err
+		}
+		// Last: the mark refuses writes, the fill's own included.
+		_, err := tx.Exec(ctx, "UPDATE log_head SET copied_from = $1 WHERE id = 1", from)
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	// Statistics now, not when autovacuum gets to it: the planner's guesses for
-	// tables filled in one go are far off.
-	_, err = conn.Exec(ctx, "ANALYZE")
-	return err
+	// tables filled in one go are far off. Worth trying only: a role without the
+	// right to analyze gets warnings, and the copy stands.
+	_, _ = conn.Exec(ctx, "ANALYZE snapshots, audit, log_head, log_hashes, leaves, records, purges, links")
+	return nil
+}
+
+// Complete marks the copy of from in the database at url as complete: a store that
+// Open takes. It does nothing to a store that is no copy in progress, and refuses a
+// copy of another store.
+func Complete(ctx context.Context, url, from string) error {
+	err := withConn(ctx, url, func(conn *pgx.Conn) error {
+		tag, err := conn.Exec(ctx, "UPDATE log_head SET copied_from = NULL WHERE id = 1 AND copied_from = $1", from)
+		if err != nil || tag.RowsAffected() == 1 {
+			return err
+		}
+		m, err := readMarks(ctx, conn, false)
+		switch {
+		case err != nil:
+			return err
+		case !m.found:
+			return errors.New("not a consentd store: the database holds no log")
+		case m.copiedFrom != "":
+			return fmt.Errorf("it is a copy of %s, not of %s", m.copiedFrom, from)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: complete the copy: %w", err)
+	}
+	return nil
 }
 
 // filler is a new store being filled in one transaction. The rows of the tables that
@@ -180,7 +249,7 @@ func (w *filler) SetOrigin(origin string) error {
 	// records) is as good as empty; one with a snapshot or an audit entry is not.
 	tag, err := w.tx.Exec(w.ctx, `INSERT INTO log_head (id, origin) VALUES (1, $1)
 		ON CONFLICT (id) DO UPDATE SET origin = excluded.origin
-		WHERE log_head.checkpoint IS NULL AND log_head.moved_to IS NULL`, origin)
+		WHERE log_head.checkpoint IS NULL AND log_head.moved_to IS NULL AND log_head.copied_from IS NULL`, origin)
 	if err != nil {
 		return err
 	}

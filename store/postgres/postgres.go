@@ -78,13 +78,6 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	// Every query of the store reads a few rows by an index. Without statistics (a
-	// table just filled, before autovacuum analyzed it) the planner guesses thousands
-	// of rows per consent id and starts parallel workers, which costs milliseconds a
-	// lookup for nothing. A URL may still set it.
-	if _, set := cfg.ConnConfig.RuntimeParams["max_parallel_workers_per_gather"]; !set {
-		cfg.ConnConfig.RuntimeParams["max_parallel_workers_per_gather"] = "0"
-	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -132,11 +125,11 @@ func (s *Store) open(ctx context.Context) error {
 	case stored != s.origin:
 		return fmt.Errorf("the store's log is %q, but the configuration names %q: a log's name never changes", stored, s.origin)
 	}
-	switch m, _, err := readMark(ctx, s.pool, false); {
+	switch m, err := readMarks(ctx, s.pool, false); {
 	case err != nil:
 		return err
-	case m != nil:
-		return m.Err()
+	case m.refusal() != nil:
+		return m.refusal()
 	}
 	return s.openLog(ctx)
 }

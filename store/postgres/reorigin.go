@@ -47,11 +47,11 @@ func reorigin(ctx context.Context, url, origin string, keys translog.Keys) (*tra
 		if err != nil {
 			return err
 		}
-		switch m, _, err := readMark(ctx, tx, false); {
+		switch m, err := readMarks(ctx, tx, false); {
 		case err != nil:
 			return err
-		case m != nil:
-			return m.Err()
+		case m.refusal() != nil:
+			return m.refusal()
 		}
 		verifier, err := keys.LogVerifier(old)
 		if err != nil {

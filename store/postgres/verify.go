@@ -22,17 +22,40 @@ func (s *Store) Verify(ctx context.Context, archived ...*consent.Checkpoint) (*c
 	if err != nil {
 		return nil, fmt.Errorf("postgres: verify: %w", err)
 	}
+	v, err := verify(ctx, s.pool, verifier, archived)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: verify: %w", err)
+	}
+	return v, nil
+}
+
+// VerifyDatabase checks the log of the store in the database at url, served or not
+// (a copy in progress, say), with verifier, as Verify does.
+func VerifyDatabase(ctx context.Context, url string, verifier *translog.Verifier, archived ...*consent.Checkpoint) (*consent.Verification, error) {
 	var v *consent.Verification
-	// Repeatable read: one snapshot of the whole store, however long the walk.
-	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := withConn(ctx, url, func(conn *pgx.Conn) error {
 		var err error
-		v, err = translog.Verify(ctx, &stored{ctx: ctx, tx: tx, hashes: map[int64][]tlog.Hash{}}, verifier, archived)
+		v, err = verify(ctx, conn, verifier, archived)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: verify: %w", err)
 	}
 	return v, nil
+}
+
+// verify runs translog.Verify in one transaction of db.
+func verify(ctx context.Context, db interface {
+	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+}, verifier *translog.Verifier, archived []*consent.Checkpoint) (*consent.Verification, error) {
+	var v *consent.Verification
+	// Repeatable read: one snapshot of the whole store, however long the walk.
+	err := pgx.BeginTxFunc(ctx, db, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		v, err = translog.Verify(ctx, &stored{ctx: ctx, tx: tx, hashes: map[int64][]tlog.Hash{}}, verifier, archived)
+		return err
+	})
+	return v, err
 }
 
 // stored is the store in one transaction, as translog.Verify reads it.
