@@ -94,15 +94,42 @@ func Move(ctx context.Context, url, to string, copy func(move.Source) error) err
 }
 
 func moveFrom(ctx context.Context, url, to string, copy func(move.Source) error) error {
-	conn, err := connectStore(ctx, url)
+	var before *move.Mark
+	var copied error
+	err := withConn(ctx, url, func(conn *pgx.Conn) error {
+		var err error
+		if before, err = markMoving(ctx, conn, to); err != nil {
+			return err
+		}
+		// Repeatable read: one snapshot of the whole store, however long the copy.
+		copied = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+			return copy(&stored{ctx: ctx, tx: tx, hashes: map[int64][]tlog.Hash{}})
+		})
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	after := before
+	if copied == nil {
+		after = &move.Mark{To: to, At: time.Now().UTC(), Done: true}
+	}
+	// On a connection of its own, and even when ctx was cancelled: pgx closes the
+	// copy's connection when it cannot roll back, and a store left marked as being
+	// moved takes no writes.
+	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	marked := withConn(markCtx, url, func(c *pgx.Conn) error { return putMark(markCtx, c, after) })
+	return move.Outcome(copied, marked)
+}
+
+// markMoving marks the store as being moved to to, unless it is moved already or a
+// copy in progress, and returns the mark it had.
+func markMoving(ctx context.Context, conn *pgx.Conn, to string) (*move.Mark, error) {
 	var before *move.Mark
 	// Read committed: the head's row, locked, is all this reads and writes; its lock
 	// waits for the writes in flight, which share-lock it.
-	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		m, err := readMarks(ctx, tx, true)
 		switch {
 		case err != nil:
@@ -115,24 +142,7 @@ func moveFrom(ctx context.Context, url, to string, copy func(move.Source) error)
 		before = m.moved
 		return putMark(ctx, tx, &move.Mark{To: to, At: time.Now().UTC()})
 	})
-	if err != nil {
-		return err
-	}
-	// Repeatable read: one snapshot of the whole store, however long the copy.
-	copied := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		return copy(&stored{ctx: ctx, tx: tx, hashes: map[int64][]tlog.Hash{}})
-	})
-	after := before
-	if copied == nil {
-		after = &move.Mark{To: to, At: time.Now().UTC(), Done: true}
-	}
-	// On a connection of its own, and even when ctx was cancelled: pgx closes the
-	// copy's connection when it cannot roll back, and a store left marked as being
-	// moved takes no writes.
-	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
-	marked := withConn(markCtx, url, func(c *pgx.Conn) error { return putMark(markCtx, c, after) })
-	return move.Outcome(copied, marked)
+	return before, err
 }
 
 // withConn calls fn with a connection of its own to the store at url.
@@ -168,34 +178,31 @@ func Fill(ctx context.Context, url, from string, fill func(move.Destination) err
 }
 
 func fillDatabase(ctx context.Context, url, from string, fill func(move.Destination) error) error {
-	conn, err := connectStore(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	// Read committed: the tables filled were found empty, and the log's head, whose
-	// row SetOrigin writes first and so locks, keeps a consentd starting meanwhile
-	// from committing records beside the copy.
-	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		w := &filler{ctx: ctx, tx: tx}
-		if err := fill(w); err != nil {
+	return withConn(ctx, url, func(conn *pgx.Conn) error {
+		// Read committed: the tables filled were found empty, and the log's head,
+		// whose row SetOrigin writes first and so locks, keeps a consentd starting
+		// meanwhile from committing records beside the copy.
+		err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+			w := &filler{ctx: ctx, tx: tx}
+			if err := fill(w); err != nil {
+				return err
+			}
+			if err := w.flush(); err != nil {
+				return err
+			}
+			// Last: the mark refuses writes, the fill's own included.
+			_, err := tx.Exec(ctx, "UPDATE log_head SET copied_from = $1 WHERE id = 1", from)
+			return err
+		})
+		if err != nil {
 			return err
 		}
-		if err := w.flush(); err != nil {
-			return err
-		}
-		// Last: the mark refuses writes, the fill's own included.
-		_, err := tx.Exec(ctx, "UPDATE log_head SET copied_from = $1 WHERE id = 1", from)
-		return err
+		// Statistics now, not when autovacuum gets to it: the planner's guesses for
+		// tables filled in one go are far off. Worth trying only: a role without the
+		// right to analyze gets warnings, and the copy stands.
+		_, _ = conn.Exec(ctx, "ANALYZE snapshots, audit, log_head, log_hashes, leaves, records, purges, links")
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	// Statistics now, not when autovacuum gets to it: the planner's guesses for
-	// tables filled in one go are far off. Worth trying only: a role without the
-	// right to analyze gets warnings, and the copy stands.
-	_, _ = conn.Exec(ctx, "ANALYZE snapshots, audit, log_head, log_hashes, leaves, records, purges, links")
-	return nil
 }
 
 // Complete marks the copy of from in the database at url as complete: a store that
