@@ -9,6 +9,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -178,12 +179,12 @@ func copyBothWays(ctx context.Context, cluster *pgtest.Cluster, url, path string
 		name     string
 		from     func(copy func(move.Source) error) error
 		fill     func(fill func(move.Destination) error) error
-		openCopy func() (consent.Store, error)
+		openCopy func() (benchStore, error)
 	}{
 		{"PostgreSQL to bbolt",
 			func(copy func(move.Source) error) error { return postgres.Move(ctx, url, path, copy) },
 			func(fill func(move.Destination) error) error { return bolt.Fill(path, url, fill) },
-			func() (consent.Store, error) {
+			func() (benchStore, error) {
 				if err := bolt.Complete(path, url); err != nil {
 					return nil, err
 				}
@@ -192,7 +193,7 @@ func copyBothWays(ctx context.Context, cluster *pgtest.Cluster, url, path string
 		{"bbolt to PostgreSQL",
 			func(copy func(move.Source) error) error { return bolt.Move(path, to, copy) },
 			func(fill func(move.Destination) error) error { return postgres.Fill(ctx, to, path, fill) },
-			func() (consent.Store, error) {
+			func() (benchStore, error) {
 				if err := postgres.Complete(ctx, to, path); err != nil {
 					return nil, err
 				}
@@ -211,14 +212,16 @@ func copyBothWays(ctx context.Context, cluster *pgtest.Cluster, url, path string
 		}
 		t0 = time.Now()
 		v, err := s.Verify(ctx, copied.Checkpoint)
+		verified := time.Since(t0)
+		size, sizeErr := s.FileSize()
 		if closeErr := s.Close(); err == nil {
-			err = closeErr
+			err = errors.Join(sizeErr, closeErr)
 		}
 		if err != nil || !v.OK {
 			return fmt.Errorf("verify the copy %s: %+v, %v", c.name, v, err)
 		}
-		fmt.Printf("consentd copy %s: %d records in %s (%.0f records/s), the copy verified in %s\n",
-			c.name, copied.Records, took.Round(time.Millisecond), float64(copied.Records)/took.Seconds(), time.Since(t0).Round(time.Millisecond))
+		fmt.Printf("consentd copy %s: %d records in %s (%.0f records/s), the copy verified in %s, %d bytes per record\n",
+			c.name, copied.Records, took.Round(time.Millisecond), float64(copied.Records)/took.Seconds(), verified.Round(time.Millisecond), size/int64(max(copied.Records, 1)))
 	}
 	return nil
 }

@@ -207,7 +207,13 @@ func (w *filler) put(bucket, key, value []byte) error {
 		w.tx, w.writes = tx, 0
 	}
 	w.writes++
-	return w.tx.Bucket(bucket).Put(key, bytes.Clone(value))
+	b := w.tx.Bucket(bucket)
+	if !bytes.Equal(bucket, bucketSnapshots) {
+		// Keys in order, as the writer's: full pages. bbolt keeps no FillPercent
+		// across transactions.
+		b.FillPercent = 1.0
+	}
+	return b.Put(key, bytes.Clone(value))
 }
 
 func (w *filler) commit() error {

@@ -27,10 +27,12 @@ type Source interface {
 	Audit(fn func(entry []byte) error) error
 }
 
-// Destination is an empty store that Copy fills: with its origin first, then in any
-// order but the hashes and the checkpoint last. Nothing of it counts unless the
-// backend's fill as a whole succeeds. The byte slices it is given are valid only
-// during the call.
+// Destination is an empty store that Copy fills: with its origin first and its
+// checkpoint last. The leaves come in order, each between the first of the stored
+// hashes it adds to the tree (its own) and the rest: the order of their storage
+// indexes, in which a store that keys them so writes its pages full. Nothing of it
+// counts unless the backend's fill as a whole succeeds. The byte slices it is given
+// are valid only during the call.
 type Destination interface {
 	SetOrigin(origin string) error
 	// Link stores a link statement; they come oldest first.
@@ -124,7 +126,6 @@ func Copy(ctx context.Context, src Source, dst Destination, v *translog.Verifier
 		func() error { return c.snapshots(src, dst) },
 		func() error { return c.audit(src, dst) },
 		func() error { return c.leaves(ctx, src, dst, size) },
-		func() error { return copyHashes(ctx, src, dst, size) },
 	} {
 		if err := step(); err != nil {
 			return nil, err
@@ -180,13 +181,17 @@ func (c *Copied) audit(src Source, dst Destination) error {
 	})
 }
 
-// leaves copies every leaf, in order, with the record it names: size of them, as many
-// as the checkpoint vouches for.
+// leaves copies every leaf, in order, with the record it names and the stored hashes
+// it adds to the tree: size of them, as many as the checkpoint vouches for.
 func (c *Copied) leaves(ctx context.Context, src Source, dst Destination, size int64) error {
 	var next int64
+	hashes := &hashCursor{src: src, n: tlog.StoredHashCount(size)}
 	err := src.Leaves(func(index int64, leaf []byte) error {
-		if index != next {
+		switch {
+		case index != next:
 			return fmt.Errorf("leaf %d is missing: the store was altered or is damaged (consentd verify says more)", next)
+		case index >= size:
+			return fmt.Errorf("the store holds more leaves than the %d its checkpoint vouches for: the store was altered (consentd verify says more)", size)
 		}
 		next++
 		if next%4096 == 0 {
@@ -209,7 +214,18 @@ func (c *Copied) leaves(ctx context.Context, src Source, dst Destination, size i
 		case r != nil:
 			c.Records++
 		}
-		return dst.Leaf(index, leaf, l.RecordID, r)
+		first := tlog.StoredHashIndex(0, index)
+		added, err := hashes.read(first, tlog.StoredHashCount(index+1))
+		if err != nil {
+			return fmt.Errorf("the hashes of leaf %d: %w", index, err)
+		}
+		if err := dst.WriteHashes(first, added[:1]); err != nil {
+			return err
+		}
+		if err := dst.Leaf(index, leaf, l.RecordID, r); err != nil {
+			return err
+		}
+		return dst.WriteHashes(first+1, added[1:])
 	})
 	if err != nil {
 		return err
@@ -227,30 +243,41 @@ func (c *Copied) leaves(ctx context.Context, src Source, dst Destination, size i
 	return nil
 }
 
-// hashChunk is how many stored hashes copyHashes reads at a time.
+// hashChunk is how many stored hashes a hashCursor reads at a time.
 const hashChunk = 1 << 14
 
-// copyHashes copies the stored hashes of the tree of size leaves.
-func copyHashes(ctx context.Context, src Source, dst Destination, size int64) error {
-	n := tlog.StoredHashCount(size)
-	indexes := make([]int64, 0, hashChunk)
-	for start := int64(0); start < n; start += hashChunk {
-		if err := ctx.Err(); err != nil {
-			return err
+// hashCursor reads a store's stored hashes in the order of their storage indexes, a
+// chunk at a time.
+type hashCursor struct {
+	src   Source
+	n     int64 // how many hashes the tree stores
+	start int64 // the storage index of chunk[0]
+	chunk []tlog.Hash
+}
+
+// read returns the stored hashes from storage index from up to to, which must not be
+// before those read last.
+func (h *hashCursor) read(from, to int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, 0, to-from)
+	for x := from; x < to; x++ {
+		if x >= h.start+int64(len(h.chunk)) {
+			end := min(h.n, x+hashChunk)
+			if x >= end {
+				return nil, fmt.Errorf("storage index %d is beyond the tree's %d hashes", x, h.n)
+			}
+			indexes := make([]int64, 0, end-x)
+			for i := x; i < end; i++ {
+				indexes = append(indexes, i)
+			}
+			chunk, err := h.src.ReadHashes(indexes)
+			if err != nil {
+				return nil, err
+			}
+			h.start, h.chunk = x, chunk
 		}
-		indexes = indexes[:0]
-		for i := start; i < min(n, start+hashChunk); i++ {
-			indexes = append(indexes, i)
-		}
-		hashes, err := src.ReadHashes(indexes)
-		if err != nil {
-			return fmt.Errorf("the hashes from storage index %d: %w", start, err)
-		}
-		if err := dst.WriteHashes(start, hashes); err != nil {
-			return fmt.Errorf("the hashes from storage index %d: %w", start, err)
-		}
+		out = append(out, h.chunk[x-h.start])
 	}
-	return nil
+	return out, nil
 }
 
 // Mark is what a store keeps of its move: where to, since when, and whether the copy
