@@ -85,6 +85,9 @@ func moveFrom(path, to string, copy func(move.Source) error) error {
 			if before != nil && before.Done {
 				return before.Err()
 			}
+			if from := tx.Bucket(bucketMeta).Get(keyCopying); from != nil {
+				return move.InProgress(string(from))
+			}
 			return putMark(tx, &move.Mark{To: to, At: time.Now().UTC()})
 		})
 	})

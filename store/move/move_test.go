@@ -159,9 +159,13 @@ func TestCopyRefused(t *testing.T) {
 			}
 		})
 	}
-	// The copy its check refused is there, and no consentd serves it: the source does.
+	// The copy its check refused is there, and no consentd serves it, nor copies it
+	// on: the source does.
 	if _, err := bolt.Open(refused, bolt.Log("", storetest.Keys())); !errors.Is(err, move.ErrMoved) {
 		t.Errorf("Open of a copy its check refused: %v, want it refused as a copy in progress", err)
+	}
+	if err := bolt.Move(refused, "elsewhere", func(move.Source) error { return nil }); !errors.Is(err, move.ErrMoved) {
+		t.Errorf("a move of a copy in progress: %v, want it refused", err)
 	}
 	if got, err := os.ReadFile(existing); err != nil || string(got) != "a file" {
 		t.Errorf("the file in the way: %q, %v; want it untouched", got, err)
