@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mixvoip/consentd/internal/durable"
 	"github.com/mixvoip/consentd/translog"
 )
 
@@ -207,7 +208,7 @@ func WriteKey(dir string, k *Key) (string, error) {
 	}
 	os.Remove(f.Name())
 	if err == nil {
-		err = syncDir(dir)
+		err = durable.SyncDir(dir) // a key lost in a crash leaves every receipt it signed unverifiable
 	}
 	if err != nil {
 		return "", fmt.Errorf("proof: write %s: %w", name, err)
@@ -219,17 +220,6 @@ func WriteKey(dir string, k *Key) (string, error) {
 	now := time.Now()
 	_ = os.Chtimes(dir, now, now)
 	return name, nil
-}
-
-// syncDir makes the entries of dir durable: a key lost in a crash leaves every
-// receipt it signed unverifiable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Signer returns the newest key.

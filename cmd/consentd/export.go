@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+
+	"github.com/mixvoip/consentd/internal/durable"
 )
 
 // export streams the records the filters select to stdout or to --out as they
@@ -105,12 +107,7 @@ func writeChecked(ctx context.Context, path string, write func(w io.Writer) erro
 		return err
 	}
 	// The new name is durable before anything relies on it (a prune of older copies).
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.SyncDir(dir)
 }
 
 // copyExport copies an export from body to dst, showing progress on m if it is not

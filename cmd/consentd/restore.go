@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/mixvoip/consentd/internal/durable"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
 	"github.com/mixvoip/consentd/store/postgres"
@@ -113,16 +114,7 @@ func restoreFile(from, db string, move func(tmp string) (*translog.Link, error))
 	if err != nil {
 		return nil, err
 	}
-	// A link, unlike a rename, fails if the name is taken.
-	if err := os.Link(f.Name(), db); err != nil {
-		return nil, err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	return link, d.Sync()
+	return link, durable.Link(f.Name(), db)
 }
 
 // restorePostgres gives a PostgreSQL database that was restored with its own tools

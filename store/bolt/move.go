@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/mixvoip/consentd/internal/durable"
 	"github.com/mixvoip/consentd/store/move"
 	"github.com/mixvoip/consentd/translog"
 )
@@ -169,16 +170,7 @@ func fillFile(path, from string, fill func(move.Destination) error) error {
 	if err != nil {
 		return err
 	}
-	// A link, unlike a rename, fails if the name is taken meanwhile.
-	if err := os.Link(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.Link(tmp, path)
 }
 
 // filler is a new store being filled, in transactions of up to fillBatch writes.
