@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/store/postgres"
 	"github.com/mixvoip/consentd/store/storetest"
 )
@@ -182,5 +183,66 @@ func TestDatabaseBehindRefused(t *testing.T) {
 	}
 	if err := s.Ready(); !errors.Is(err, consent.ErrUnavailable) {
 		t.Errorf("Ready = %v; want the store not ready", err)
+	}
+}
+
+// TestAppendQueueFull: while the database holds the writer's commit, appends wait in
+// a queue of the size given; the one beyond it is refused at once with
+// consent.ErrUnavailable (503 with Retry-After, for the visitor) and never stored,
+// and the waiting ones are stored once the database lets the commit through.
+func TestAppendQueueFull(t *testing.T) {
+	ctx := context.Background()
+	url, _ := MustNewDatabase(t)
+	s, err := postgres.Open(ctx, url, postgres.Options{Origin: storetest.Origin, Keys: storetest.Keys(), QueueSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.MustAppend(t, s, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
+
+	// Another session locks the log's head: the writer's next commit waits for it.
+	holder, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	consentID := storetest.MustNewID(t)
+	var accepted sync.WaitGroup
+	for i := range 2 {
+		accepted.Go(func() {
+			r := storetest.NewRecord(t, consentID, storetest.Now())
+			if _, err := s.Append(ctx, r); err != nil {
+				t.Errorf("append %d, queued: %v", i, err)
+			}
+		})
+		if i == 0 {
+			wait.MustUntil(t, "the writer's commit waits for the lock", func() (bool, string) {
+				var n int
+				err := holder.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&n)
+				return err == nil && n == 1, fmt.Sprintf("%d sessions wait for a lock (%v)", n, err)
+			})
+		}
+	}
+	wait.MustUntil(t, "the second append is queued", func() (bool, string) {
+		return s.QueueDepth() == 1, fmt.Sprintf("queue depth %d", s.QueueDepth())
+	})
+	rejected := storetest.NewRecord(t, consentID, storetest.Now())
+	if _, err := s.Append(ctx, rejected); !errors.Is(err, consent.ErrUnavailable) {
+		t.Fatalf("Append on a full queue: %v, want an error wrapping consent.ErrUnavailable", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	accepted.Wait()
+	got := storetest.MustRecordsByConsent(t, s, consentID)
+	if len(got) != 2 || got[0].ID == rejected.ID || got[1].ID == rejected.ID {
+		t.Errorf("stored %d records of the consent, want the 2 queued and not the one refused", len(got))
 	}
 }
