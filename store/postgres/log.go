@@ -188,17 +188,14 @@ func (s *Store) openLog(ctx context.Context) error {
 // extends returns an error unless the tree of head, whose hashes r reads, extends
 // the tree of last.
 func extends(head, last *consent.Checkpoint, r tlog.HashReader) error {
-	switch {
-	case head.Size < last.Size:
+	if head.Size < last.Size {
 		return fmt.Errorf("the database's log has %d leaves, but this consentd signed a tree of %d: the database lost commits (a failover to a replica behind, a restore), and extending it would fork the log", head.Size, last.Size)
-	case last.Size == 0:
-		return nil // every tree extends the empty one, whose head has no root
 	}
-	root, err := tlog.TreeHash(last.Size, r)
+	p, err := translog.ProveConsistency(r, last.Size, head.Size)
 	if err != nil {
 		return err
 	}
-	if root != tlog.Hash(last.Root) {
+	if err := translog.VerifyConsistency(p, last, head); err != nil {
 		return fmt.Errorf("the database's log does not extend the tree of %d leaves this consentd signed: another writer, or a restore, replaced it, and extending it would fork the log", last.Size)
 	}
 	return nil
