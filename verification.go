@@ -4,17 +4,23 @@ package consent
 // it breaks first. When nothing is broken but a statement is signed by a key the
 // verifier lacks, it is not OK either: MissingKey names the key, and Problem says
 // which statement it signed.
+//
+// Records written but not yet integrated into the log (a store shared by several
+// instances) are no part of the log yet: Pending counts them, and SequencerStuck
+// says when some have waited too long. Neither makes the log not OK.
 type Verification struct {
-	OK          bool   `json:"ok"`
-	Origin      string `json:"origin"`                // the log checked
-	Leaves      int64  `json:"leaves"`                // leaves whose hashes were rebuilt and compared
-	Records     int    `json:"records"`               // records whose parts were checked against their leaves
-	Erased      int    `json:"erased"`                // of those, records whose identifying part was erased
-	Purged      int    `json:"purged"`                // leaves whose record a signed purge statement covers
-	Checkpoints int    `json:"checkpoints"`           // signed checkpoints in the store that agree with the tree
-	Archived    int    `json:"archived,omitempty"`    // archived checkpoints the tree extends
-	BrokenAt    *int64 `json:"broken_at,omitempty"`   // index of the first bad leaf
-	RecordID    string `json:"record_id,omitempty"`   // the record there, if known
-	Problem     string `json:"problem,omitempty"`     // what is wrong, in words
-	MissingKey  string `json:"missing_key,omitempty"` // a key that signed a statement, and that the verifier lacks
+	OK             bool   `json:"ok"`
+	Origin         string `json:"origin"`                    // the log checked
+	Leaves         int64  `json:"leaves"`                    // leaves whose hashes were rebuilt and compared
+	Records        int    `json:"records"`                   // records whose parts were checked against their leaves
+	Erased         int    `json:"erased"`                    // of those, records whose identifying part was erased
+	Purged         int    `json:"purged"`                    // leaves whose record a signed purge statement covers
+	Checkpoints    int    `json:"checkpoints"`               // signed checkpoints in the store that agree with the tree
+	Archived       int    `json:"archived,omitempty"`        // archived checkpoints the tree extends
+	BrokenAt       *int64 `json:"broken_at,omitempty"`       // index of the first bad leaf
+	RecordID       string `json:"record_id,omitempty"`       // the record there, if known
+	Problem        string `json:"problem,omitempty"`         // what is wrong, in words
+	MissingKey     string `json:"missing_key,omitempty"`     // a key that signed a statement, and that the verifier lacks
+	Pending        int    `json:"pending,omitempty"`         // records written, not yet in the log
+	SequencerStuck string `json:"sequencer_stuck,omitempty"` // why some have waited too long
 }

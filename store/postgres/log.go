@@ -132,9 +132,13 @@ func nextEdge(n int64, before, written map[int64]tlog.Hash) map[int64]tlog.Hash 
 	return edge
 }
 
-// LastCheckpoint returns the log's newest checkpoint.
+// LastCheckpoint returns the log's newest checkpoint, as the database holds it now:
+// another instance's sequencer may have integrated records since this one's did.
 func (s *Store) LastCheckpoint(ctx context.Context) (*consent.Checkpoint, error) {
-	head := s.log.Load().Head()
+	head, err := s.readHead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: last checkpoint: %w", err)
+	}
 	if head.Size == 0 {
 		return nil, fmt.Errorf("postgres: last checkpoint: %w", consent.Errorf(consent.ENotFound, "no checkpoint was signed yet"))
 	}
@@ -155,23 +159,22 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, er
 }
 
 // openLog reads the log's head, checks it against the stored tree (translog.Open),
-// and reads its right edge: when the store opens, and in the writer after a failed
-// commit. Then the database's head must extend the one this store signed last: a
-// database that lost commits (a failover to a replica behind, a restore) would make
-// the store sign a second tree of a size it signed already, a fork; the store then
-// takes no more appends (failed).
+// and reads its right edge, for the sequencer: when the store opens, when this
+// instance takes the lease, and after a failed integration. The head must extend
+// every checkpoint this instance saw (see readHead).
 func (s *Store) openLog(ctx context.Context) error {
 	verifier, err := s.keys.LogVerifier(s.origin)
 	if err != nil {
 		return err
 	}
+	seen := s.head.Load()
 	tx := &logTx{ctx: ctx, q: s.pool}
 	log, err := translog.Open(tx, verifier)
 	if err != nil {
 		return err
 	}
-	if last := s.log.Load(); last != nil {
-		if err := extends(log.Head(), last.Head(), tlog.HashReaderFunc(tx.ReadHashes)); err != nil {
+	if seen != nil {
+		if err := extends(log.Head(), seen, tlog.HashReaderFunc(tx.ReadHashes)); err != nil {
 			s.fail(err)
 			return err
 		}
@@ -180,8 +183,8 @@ func (s *Store) openLog(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the right edge of the log's tree: %w", err)
 	}
-	s.log.Store(log)
-	s.edge = edge
+	s.sequencer.log, s.sequencer.edge = log, edge
+	s.sawHead(log.Head())
 	return nil
 }
 
@@ -189,14 +192,14 @@ func (s *Store) openLog(ctx context.Context) error {
 // the tree of last.
 func extends(head, last *consent.Checkpoint, r tlog.HashReader) error {
 	if head.Size < last.Size {
-		return fmt.Errorf("the database's log has %d leaves, but this consentd signed a tree of %d: the database lost commits (a failover to a replica behind, a restore), and extending it would fork the log", head.Size, last.Size)
+		return fmt.Errorf("the database's log has %d leaves, but this consentd saw a checkpoint of %d, which receipts may hold: the database lost commits (a failover to a replica behind, a restore), and extending it would fork the log; start a new log linked to this one (consentd restore --origin NEW)", head.Size, last.Size)
 	}
 	p, err := translog.ProveConsistency(r, last.Size, head.Size)
 	if err != nil {
 		return err
 	}
 	if err := translog.VerifyConsistency(p, last, head); err != nil {
-		return fmt.Errorf("the database's log does not extend the tree of %d leaves this consentd signed: another writer, or a restore, replaced it, and extending it would fork the log", last.Size)
+		return fmt.Errorf("the database's log does not extend the tree of %d leaves this consentd saw: a restore, or a failover to a replica behind, replaced it, and extending it would fork the log; start a new log linked to this one (consentd restore --origin NEW)", last.Size)
 	}
 	return nil
 }

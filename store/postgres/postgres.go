@@ -8,16 +8,18 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"golang.org/x/mod/sumdb/tlog"
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/store/internal/groupcommit"
@@ -25,29 +27,34 @@ import (
 	"github.com/mixvoip/consentd/translog"
 )
 
-// Store is the consent store in one PostgreSQL database. It is safe for concurrent
-// use.
+// Store is the consent store in one PostgreSQL database, which several instances of
+// consentd may share: each writes its records as pending, and the one holding the
+// sequencer's lease integrates them into the log (sequencer.go). It is safe for
+// concurrent use.
 type Store struct {
 	pool   *pgxpool.Pool
 	origin string
 	keys   translog.Keys
 	writer *groupcommit.Writer[*request]
 
-	// The log's head and the hashes of its tree's right edge, read when the store
-	// opens and again after a failed commit (stale), moved by the writer only.
-	log   atomic.Pointer[translog.Log]
-	edge  map[int64]tlog.Hash
-	stale bool
+	sequencer          sequencer
+	waiting            *waiters
+	integrationTimeout time.Duration
+
+	// head is the newest checkpoint this instance saw: every head read later must
+	// extend it.
+	head atomic.Pointer[consent.Checkpoint]
 	// failed holds why the store takes no more appends: its log in the database is
-	// not the one it signed (see openLog).
+	// not one that extends the checkpoints it saw (see readHead).
 	failed atomic.Pointer[error]
 
-	snapshots snapshots.Cache
-	closeOnce sync.Once
+	snapshots  snapshots.Cache
+	stop       context.CancelFunc // stops the sequencer and the poller
+	background sync.WaitGroup
+	closeOnce  sync.Once
 
 	onCommit   func(records int, took time.Duration)
-	loseAnswer atomic.Pointer[func() bool] // for tests: whether to lose the answer to this commit
-
+	loseAnswer atomic.Pointer[func() bool] // for tests: whether to lose the answer to this integration
 }
 
 var (
@@ -62,10 +69,20 @@ type Options struct {
 	Origin string
 	// Keys sign the log, and verify its latest checkpoint when the store opens.
 	Keys translog.Keys
-	// QueueSize and MaxBatch size the write queue (groupcommit's defaults if 0).
+	// QueueSize and MaxBatch size the write queue (groupcommit's defaults if 0);
+	// MaxBatch is also the most records one integration takes.
 	QueueSize, MaxBatch int
-	// OnCommit, if set, hears of every commit of appends: how many, and how long it
-	// took.
+	// Instance names this instance in the sequencer's lease; a unique name is made if
+	// empty.
+	Instance string
+	// Lease is how long the sequencer's lease lasts unless renewed (DefaultLease if
+	// 0).
+	Lease time.Duration
+	// IntegrationTimeout is how long Append waits for its record to be integrated
+	// (10 s if 0).
+	IntegrationTimeout time.Duration
+	// OnCommit, if set, hears of every integration: how many records, and how long
+	// it took.
 	OnCommit func(records int, took time.Duration)
 }
 
@@ -82,20 +99,41 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, origin: opts.Origin, keys: opts.Keys, onCommit: opts.OnCommit}
+	s := &Store{
+		pool: pool, origin: opts.Origin, keys: opts.Keys, onCommit: opts.OnCommit,
+		waiting:            newWaiters(),
+		integrationTimeout: orDefault(opts.IntegrationTimeout, 10*time.Second),
+		sequencer: sequencer{
+			holder: cmp.Or(opts.Instance, instanceName()),
+			lease:  orDefault(opts.Lease, DefaultLease),
+			batch:  orDefault(opts.MaxBatch, groupcommit.DefaultMaxBatch),
+			wake:   make(chan struct{}, 1),
+		},
+	}
 	if err := s.open(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s.writer = groupcommit.Start(orDefault(opts.QueueSize, groupcommit.DefaultQueueSize), orDefault(opts.MaxBatch, groupcommit.DefaultMaxBatch), s.commit)
+	s.writer = groupcommit.Start(orDefault(opts.QueueSize, groupcommit.DefaultQueueSize), s.sequencer.batch, s.commit)
+	var background context.Context
+	background, s.stop = context.WithCancel(context.Background())
+	s.background.Go(func() { s.sequence(background) })
+	s.background.Go(func() { s.poll(background) })
 	return s, nil
 }
 
-func orDefault(v, def int) int {
+func orDefault[T int | time.Duration](v, def T) T {
 	if v > 0 {
 		return v
 	}
 	return def
+}
+
+// instanceName names this process in the sequencer's lease: its host and process
+// id, and a random part, as a process id is used again.
+func instanceName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text()[:8])
 }
 
 func (s *Store) open(ctx context.Context) error {
@@ -134,11 +172,14 @@ func (s *Store) open(ctx context.Context) error {
 	return s.openLog(ctx)
 }
 
-// Close commits the appends already queued, then releases the store's connections;
-// later appends get consent.ErrUnavailable. It is safe to call more than once.
+// Close answers the appends already queued, integrating them if this instance is the
+// sequencer, then gives up the lease and releases the store's connections; later
+// appends get consent.ErrUnavailable. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.writer.Close()
+		s.stop()
+		s.background.Wait()
 		s.pool.Close()
 	})
 	return nil
@@ -177,8 +218,11 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// fail stops the store taking appends, for err.
-func (s *Store) fail(err error) { s.failed.CompareAndSwap(nil, &err) }
+// fail stops the store taking appends, for err, and refuses those waiting.
+func (s *Store) fail(err error) {
+	s.failed.CompareAndSwap(nil, &err)
+	s.waiting.refuseAll(fmt.Errorf("postgres: append: %w", s.failure()))
+}
 
 // failure returns why the store takes no more appends, nil if it takes them.
 func (s *Store) failure() error {
@@ -200,8 +244,8 @@ func (s *Store) Ready() error {
 	return nil
 }
 
-// LogSize returns how many leaves the log's newest checkpoint signs.
-func (s *Store) LogSize() int64 { return s.log.Load().Head().Size }
+// LogSize returns how many leaves the newest checkpoint this instance saw signs.
+func (s *Store) LogSize() int64 { return s.head.Load().Size }
 
 // QueueDepth returns how many appends wait for the writer now.
 func (s *Store) QueueDepth() int { return s.writer.Depth() }

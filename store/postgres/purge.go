@@ -25,7 +25,10 @@ const purgeBatch = 5000
 // what was purged from which tree, so that verification tells a purge from a
 // deletion. Only records in that tree go: a record logged after it stays.
 func (s *Store) Purge(ctx context.Context, before map[string]time.Time) (int, error) {
-	head := s.log.Load().Head()
+	head, err := s.readHead(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: purge: %w", err)
+	}
 	signer, err := s.keys.LogSigner(s.origin)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: purge: %w", err)

@@ -69,8 +69,12 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 	if s.writer.Closed() {
 		return nil, fmt.Errorf("postgres: records by consent: store closed: %w", consent.ErrUnavailable)
 	}
-	// Committed before the query, so the tree holds every record it finds.
-	head := s.log.Load().Head()
+	// Read before the query, so the records integrated since are skipped, not
+	// proved against a tree that lacks them.
+	head, err := s.readHead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: records by consent: %w", err)
+	}
 	rows, err := s.pool.Query(ctx, byConsent, id)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: records by consent: %w", err)

@@ -53,9 +53,33 @@ func verify(ctx context.Context, db interface {
 	err := pgx.BeginTxFunc(ctx, db, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var err error
 		v, err = translog.Verify(ctx, &stored{ctx: ctx, tx: tx, hashes: map[int64][]tlog.Hash{}}, verifier, archived)
-		return err
+		if err != nil {
+			return err
+		}
+		return checkPending(ctx, tx, v)
 	})
 	return v, err
+}
+
+// StuckAfter is how long a record may wait as pending before verification says the
+// sequencer is stuck: many times the lease, which a healthy store integrates within.
+const StuckAfter = 30 * time.Second
+
+// checkPending counts the records written but not yet integrated into the log, and
+// says the sequencer is stuck if one has waited longer than StuckAfter.
+func checkPending(ctx context.Context, tx pgx.Tx, v *consent.Verification) error {
+	var stuck int
+	var oldest *time.Time
+	err := tx.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE written_at < now() - $1 * interval '1 millisecond'), min(written_at) FROM pending",
+		StuckAfter.Milliseconds()).Scan(&v.Pending, &stuck, &oldest)
+	if err != nil {
+		return fmt.Errorf("pending records: %w", err)
+	}
+	if stuck > 0 {
+		v.SequencerStuck = fmt.Sprintf("sequencer stuck: %d of %d records written are not in the log after %s, the oldest since %s; no instance integrates them: check that a consentd runs on the database and can write to it (the lease is in sequencer_lease)",
+			stuck, v.Pending, StuckAfter, oldest.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // stored is the store in one transaction, as translog.Verify reads it.
