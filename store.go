@@ -15,7 +15,7 @@ import (
 // checks a backend part by part. Implementations must be safe for concurrent use.
 //
 // A backend may have optional capabilities besides (NDJSONAppender, Backuper,
-// ReadyReporter); callers find them by a type assertion on the Store.
+// ReadyReporter, Leader); callers find them by a type assertion on the Store.
 type Store interface {
 	RecordStore
 	SnapshotStore
@@ -156,4 +156,12 @@ func AppendNDJSON(ctx context.Context, s RecordStore, f Filter, after string, li
 		}
 	}
 	return buf.Bytes(), len(records), records[len(records)-1].ID, nil
+}
+
+// Leader is a store that several instances of consentd share, one of which at a time
+// leads: the one that runs what must run once for all of them (the retention
+// purge). A store without it has one instance, which always leads.
+type Leader interface {
+	// Leading reports whether this instance leads now.
+	Leading() bool
 }

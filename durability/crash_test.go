@@ -27,6 +27,7 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/pgtest"
 	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
@@ -52,7 +53,7 @@ func TestMain(m *testing.M) {
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "durability: build consentd:", err)
 	} else {
-		code = m.Run()
+		code = pgtest.Run(m)
 	}
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -89,6 +90,9 @@ func newEnv(tb testing.TB) *env {
 	}
 }
 
+// logOrigin is the name of the tests' logs.
+const logOrigin = "durability.test/log"
+
 // run is one consentd process.
 type run struct {
 	cmd  *exec.Cmd
@@ -96,8 +100,9 @@ type run struct {
 	done chan struct{} // closed once the process exited
 }
 
-// start starts consentd on a free port, and returns at once.
-func (e *env) start(tb testing.TB) *run {
+// start starts consentd on a free port, on the store db, with the flags extra
+// besides, and returns at once.
+func (e *env) start(tb testing.TB, db string, extra ...string) *run {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -105,9 +110,10 @@ func (e *env) start(tb testing.TB) *run {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(binary, "serve", "--addr", addr, "--config", "../sites.yaml", "--db", e.db, "--keys", e.keys,
-		"--tokens", filepath.Join(e.dir, "tokens.json"), "--origin", "durability.test/log",
+	cmd := exec.Command(binary, "serve", "--addr", addr, "--config", "../sites.yaml", "--db", db, "--keys", e.keys,
+		"--tokens", filepath.Join(e.dir, "tokens.json"), "--origin", logOrigin,
 		"--consent-limit", "0", "--min-free-disk", "0", "--trusted-proxies", "127.0.0.0/8", "--log-format", "text")
+	cmd.Args = append(cmd.Args, extra...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -199,7 +205,7 @@ func TestCrash(t *testing.T) {
 	// The first run makes the keys and the store, and stops cleanly: a kill between
 	// the two would leave keys without a store, which consentd rightly refuses to
 	// take for a first installation.
-	first := e.start(t)
+	first := e.start(t, e.db)
 	first.mustReady(t)
 	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -211,7 +217,7 @@ func TestCrash(t *testing.T) {
 	var acks []*acked
 	startupKills := 0
 	for cycle := range *cycles {
-		r := e.start(t)
+		r := e.start(t, e.db)
 		ctx, stop := context.WithCancel(context.Background())
 		firstAck := make(chan struct{})
 		var once sync.Once
@@ -278,6 +284,19 @@ func mustAllKept(t *testing.T, e *env, acks []*acked) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	mustKeepAll(t, s, keys, acks)
+}
+
+// keptStore is what mustKeepAll reads of a store.
+type keptStore interface {
+	consent.Store
+	Origin() string
+}
+
+// mustKeepAll checks every acknowledged decision against s: its record is there,
+// once, its receipt verifies, and the log extends its receipt's checkpoint. No two
+// receipts hold different checkpoints of one size, and the log verifies.
+func mustKeepAll(t *testing.T, s keptStore, keys *proof.Keyring, acks []*acked) {
 	ctx := context.Background()
 	if v, err := s.Verify(ctx); err != nil || !v.OK {
 		t.Fatalf("the log does not verify: %+v, %v", v, err)
@@ -292,6 +311,7 @@ func mustAllKept(t *testing.T, e *env, acks []*acked) {
 	}
 	hashes := translog.Hashes(ctx, s)
 	lost := 0
+	roots := map[int64][32]byte{} // checkpoints given out, by size
 	for _, a := range acks {
 		records, err := s.RecordsByConsent(ctx, a.ConsentID)
 		if err != nil {
@@ -299,7 +319,7 @@ func mustAllKept(t *testing.T, e *env, acks []*acked) {
 		}
 		if len(records) != 1 || records[0].ID != a.RecordID {
 			lost++
-			t.Errorf("record %s was acknowledged and is not in the store", a.RecordID)
+			t.Errorf("record %s was acknowledged; the store holds %d records of its consent", a.RecordID, len(records))
 			continue
 		}
 		verified, err := verifier.VerifyReceipt(a.Receipt)
@@ -307,12 +327,17 @@ func mustAllKept(t *testing.T, e *env, acks []*acked) {
 			t.Errorf("record %s: its receipt: %v", a.RecordID, err)
 			continue
 		}
-		p, err := translog.ProveConsistency(hashes, verified.Checkpoint.Size, head.Size)
+		cp := verified.Checkpoint
+		if root, ok := roots[cp.Size]; ok && root != cp.Root {
+			t.Errorf("two checkpoints of %d leaves with different roots were given out: the log forked", cp.Size)
+		}
+		roots[cp.Size] = cp.Root
+		p, err := translog.ProveConsistency(hashes, cp.Size, head.Size)
 		if err == nil {
-			err = translog.VerifyConsistency(p, verified.Checkpoint, head)
+			err = translog.VerifyConsistency(p, cp, head)
 		}
 		if err != nil {
-			t.Errorf("record %s: the final log does not extend the checkpoint of its receipt (size %d): %v", a.RecordID, verified.Checkpoint.Size, err)
+			t.Errorf("record %s: the final log does not extend the checkpoint of its receipt (size %d): %v", a.RecordID, cp.Size, err)
 		}
 	}
 	if lost > 0 {

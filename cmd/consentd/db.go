@@ -96,10 +96,11 @@ func (d database) exists(ctx context.Context) (bool, error) {
 }
 
 // open opens the store there, its log named origin and signed with keys; a store
-// with a newer or older schema is refused (see migrate).
-func (d database) open(ctx context.Context, origin string, keys translog.Keys, onCommit func(int, time.Duration)) (servedStore, error) {
+// with a newer or older schema is refused (see migrate). lease is the sequencer's of
+// a PostgreSQL store.
+func (d database) open(ctx context.Context, origin string, keys translog.Keys, lease time.Duration, onCommit func(int, time.Duration)) (servedStore, error) {
 	if d.url != "" {
-		s, err := postgres.Open(ctx, d.url, postgres.Options{Origin: origin, Keys: keys, OnCommit: onCommit})
+		s, err := postgres.Open(ctx, d.url, postgres.Options{Origin: origin, Keys: keys, Lease: lease, OnCommit: onCommit})
 		if err != nil {
 			return nil, err
 		}

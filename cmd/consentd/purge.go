@@ -14,11 +14,20 @@ const purgeEvery = 24 * time.Hour
 // purge removes the records past retention at once and then every m.PurgeEvery,
 // under the sites loaded at the time, and the audit entries older than
 // m.AuditRetention, until ctx is done. A failed purge is logged and tried again at
-// the next turn: the records stay until then, nothing is lost.
+// the next turn: the records stay until then, nothing is lost. Of several instances
+// sharing a store, only the one leading at the turn purges.
 func (m *Main) purge(ctx context.Context, store consent.Store, sites func() map[string]*consent.Site) {
 	ticker := time.NewTicker(m.PurgeEvery)
 	defer ticker.Stop()
 	for {
+		if l, ok := store.(consent.Leader); ok && !l.Leading() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+				continue
+			}
+		}
 		start := time.Now()
 		n, err := store.Purge(ctx, consent.RetentionLimits(sites(), start))
 		switch {

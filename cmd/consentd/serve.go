@@ -28,6 +28,7 @@ import (
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
+	"github.com/mixvoip/consentd/store/postgres"
 	"github.com/mixvoip/consentd/translog"
 )
 
@@ -58,9 +59,10 @@ type Main struct {
 	AdminAddr      string // serves /metrics (and with DPOOnAdmin the DPO API) instead of Addr
 	DPOOnAdmin     bool
 	ConfigPath     string
-	DBPath         string // a bbolt file, or a postgres:// URL
-	DBFile         string // a file holding the postgres:// URL, password and all
-	Migrate        bool   // migrate a PostgreSQL database's schema before opening it
+	DBPath         string        // a bbolt file, or a postgres:// URL
+	DBFile         string        // a file holding the postgres:// URL, password and all
+	Migrate        bool          // migrate a PostgreSQL database's schema before opening it
+	Lease          time.Duration // the sequencer's lease on a PostgreSQL store
 	KeysDir        string
 	Origin         string // the name of the store's log: required to create it, else the stored one
 	TokensPath     string
@@ -111,6 +113,7 @@ func NewMain(stdout, stderr io.Writer) *Main {
 		stderr:      stderr,
 		logger:      slog.New(slog.NewTextHandler(stderr, nil)),
 		ReloadEvery: 2 * time.Second,
+		Lease:       postgres.DefaultLease,
 		PurgeEvery:  purgeEvery,
 		BackupEvery: 24 * time.Hour,
 		BackupKeep:  14,
@@ -126,6 +129,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.DBPath, "db", "data/consent.db", "the store: a bbolt database file, or a PostgreSQL database as postgres://user@host/db, its password in PGPASSFILE or PGPASSWORD, never here ($CONSENTD_DB)")
 	fs.StringVar(&m.DBFile, "db-file", "", "a file holding the store's postgres:// URL, password included, instead of --db ($CONSENTD_DB_FILE)")
 	fs.BoolVar(&m.Migrate, "migrate", false, "bring a PostgreSQL store's schema up to date before opening it, as consentd migrate does ($CONSENTD_MIGRATE=1)")
+	fs.DurationVar(&m.Lease, "lease", m.Lease, "with a PostgreSQL store that several consentd share: how long the sequencer's lease lasts unless renewed, about how long records wait when the sequencer's instance dies ($CONSENTD_LEASE)")
 	fs.StringVar(&m.TokensPath, "tokens", defaultTokensFile, "the DPO API's token file ($CONSENTD_TOKENS)")
 	fs.StringVar(&m.KeysDir, "keys", defaultKeysDir, "directory of the ed25519 signing keys ($CONSENTD_KEYS)")
 	fs.StringVar(&m.Origin, "origin", "", "the name of the store's transparency log, such as consent.example.com/log: required to create a store, which keeps it for good; a store opened with another is refused ($CONSENTD_ORIGIN)")
@@ -161,6 +165,8 @@ func (m *Main) ParseFlags(args []string) error {
 		return errors.New("--consent-burst and --auth-failure-burst: at least 1")
 	case m.LimitClients < 1:
 		return errors.New("--rate-limit-clients: at least 1")
+	case m.Lease < 300*time.Millisecond:
+		return errors.New("--lease: at least 300ms")
 	case m.BackupEvery < time.Minute:
 		return errors.New("--backup-every: at least 1m")
 	case m.BackupKeep < 1:
@@ -528,7 +534,7 @@ func (m *Main) openStore(keys *proof.Keyring, first *proof.Key, noStore bool) (c
 			m.logger.Info("migrated the store's schema", "migration", name)
 		}
 	}
-	store, err := m.db.open(context.Background(), m.Origin, keys, m.metrics.Committed)
+	store, err := m.db.open(context.Background(), m.Origin, keys, m.Lease, m.metrics.Committed)
 	if err != nil {
 		if errors.Is(err, translog.ErrUnknownKey) {
 			err = fmt.Errorf("%w: restore %s from a backup (a new key would leave what the old one signed unverifiable)", err, m.KeysDir)

@@ -53,12 +53,14 @@ type Cluster struct {
 // cluster afterwards: call it from TestMain. Without PostgreSQL, or when the cluster
 // does not start, it exits at once with the reason, unless SkipVariable is set.
 func Main(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(Run(m))
 }
 
 var shared *Cluster
 
-func run(m *testing.M) int {
+// Run is Main for a TestMain that has more to do after the tests: it returns the
+// exit code instead of exiting.
+func Run(m *testing.M) int {
 	if os.Getenv(SkipVariable) != "" {
 		return m.Run()
 	}

@@ -115,6 +115,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	s.writer = groupcommit.Start(orDefault(opts.QueueSize, groupcommit.DefaultQueueSize), s.sequencer.batch, s.commit)
+	s.takeLease(ctx) // now, so that a store opened alone leads from the start
 	var background context.Context
 	background, s.stop = context.WithCancel(context.Background())
 	s.background.Go(func() { s.sequence(background) })

@@ -61,12 +61,12 @@ const (
 	longestPoll  = 25 * time.Millisecond
 )
 
-// sequence runs the sequencer until ctx is done, then gives up the lease so that
-// another instance takes over at once.
+// sequence runs the sequencer, once Open tried to take the lease, until ctx is done,
+// then gives up the lease so that another instance takes over at once.
 func (s *Store) sequence(ctx context.Context) {
 	q := &s.sequencer
 	defer s.releaseLease()
-	var renewAt time.Time
+	renewAt := time.Now().Add(q.lease / 3)
 	poll := shortestPoll
 	for ctx.Err() == nil {
 		if !time.Now().Before(renewAt) {
