@@ -1,7 +1,8 @@
-// Package auth keeps the DPO API's bearer tokens in a file beside sites.yaml: only
-// each token's SHA-256 is stored, the token itself is shown once when it is made.
-// A file (not the database) lets `consentd token` work while consentd runs and holds
-// the database's lock; consentd picks changes up as it does for sites.yaml.
+// Package auth keeps the DPO API's bearer tokens: only each token's SHA-256 is
+// stored, the token itself is shown once when it is made. A bbolt store keeps them
+// in a file beside sites.yaml (not in the store, whose lock the running consentd
+// holds), which consentd picks up as it does sites.yaml; a PostgreSQL store that
+// several instances share keeps them in the database (store/postgres).
 package auth
 
 import (
@@ -83,22 +84,40 @@ func (ts *Tokens) Save(path string) error {
 
 // Add makes a new token and returns its secret, which is stored nowhere.
 func (ts *Tokens) Add(name string, sites []string, now time.Time) (string, error) {
-	if !namePattern.MatchString(name) {
-		return "", fmt.Errorf("auth: token name %q: use letters, digits, . _ @ -", name)
-	}
 	for _, t := range ts.List {
 		if t.Name == name && t.Revoked.IsZero() {
-			return "", fmt.Errorf("auth: a token named %q exists; revoke it first", name)
+			return "", ErrNameTaken(name)
 		}
+	}
+	secret, t, err := New(name, sites, now)
+	if err != nil {
+		return "", err
+	}
+	ts.List = append(ts.List, t)
+	return secret, nil
+}
+
+// New makes a new token named name and returns its secret, which is stored nowhere,
+// and the token as stored.
+func New(name string, sites []string, now time.Time) (string, *Token, error) {
+	if !namePattern.MatchString(name) {
+		return "", nil, fmt.Errorf("auth: token name %q: use letters, digits, . _ @ -", name)
 	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	secret := "cdt_" + base64.RawURLEncoding.EncodeToString(b[:])
-	ts.List = append(ts.List, &Token{Name: name, Hash: hash(secret), Sites: sites, Created: now.UTC()})
-	return secret, nil
+	return secret, &Token{Name: name, Hash: hash(secret), Sites: sites, Created: now.UTC()}, nil
 }
+
+// ErrNameTaken refuses a new token whose name an active token has.
+func ErrNameTaken(name string) error {
+	return fmt.Errorf("auth: a token named %q exists; revoke it first", name)
+}
+
+// ErrNoToken refuses to revoke a token that is not there.
+func ErrNoToken(name string) error { return fmt.Errorf("auth: no active token named %q", name) }
 
 // Revoke revokes the token named name.
 func (ts *Tokens) Revoke(name string, now time.Time) error {
@@ -108,7 +127,7 @@ func (ts *Tokens) Revoke(name string, now time.Time) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("auth: no active token named %q", name)
+	return ErrNoToken(name)
 }
 
 // Authenticate returns the active token whose secret is secret, or nil. It compares

@@ -175,7 +175,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "verify-receipt":
 		return verifyReceipt(ctx, args[1:], stdout, stderr)
 	case "token":
-		return token(args[1:], stdout, stderr)
+		return token(ctx, args[1:], stdout, stderr)
 	case "proof":
 		return showProof(ctx, args[1:], stdout, stderr)
 	case "export":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/pgtest"
+	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/postgres"
 )
@@ -161,4 +163,59 @@ func mustPostgresCheckpoint(tb testing.TB, url string, keys *proof.Keyring) *con
 		tb.Fatal(err)
 	}
 	return cp
+}
+
+// TestTokensInDatabase: with a PostgreSQL store, consentd token --db keeps the DPO
+// API's tokens in the database: a token added there opens the DPO API of every
+// instance on the database, and once revoked, of none; the token file is not read.
+func TestTokensInDatabase(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	dir := t.TempDir()
+	_, first, _ := mustServeIn(t, "../../sites.yaml", dir, "--db", url, "--migrate")
+	_, second, _ := mustServeIn(t, "../../sites.yaml", dir, "--db", url)
+	add := func(args ...string) string {
+		out, _, err := runConsentd(append([]string{"token", "add"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	inFile := add("file-token", "--tokens", filepath.Join(dir, "tokens.json"))
+	secret := add("dpo", "--db", url)
+	add("voxbi", "--db", url, "--sites", "voxbi.com,voxbi.team", "--config", "../../sites.yaml")
+	status := func(addr, secret string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/dpo/verify", nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, addr := range []string{first, second} {
+		wait.MustUntil(t, "the token added in the database opens the DPO API of "+addr, func() (bool, string) {
+			s := status(addr, secret)
+			return s == http.StatusOK, fmt.Sprintf("status %d", s)
+		})
+		if s := status(addr, inFile); s != http.StatusUnauthorized {
+			t.Errorf("a token in the token file beside a PostgreSQL store: %d on %s, want 401", s, addr)
+		}
+	}
+	if list := MustRun(t, "token", "list", "--db", url); !strings.Contains(list, "\ndpo    all") || !strings.Contains(list, "\nvoxbi  voxbi.com,voxbi.team") || strings.Contains(list, "file-token") {
+		t.Errorf("token list --db:\n%s", list)
+	}
+	if _, _, err := runConsentd("token", "add", "dpo", "--db", url); err == nil || !strings.Contains(err.Error(), `a token named "dpo" exists`) {
+		t.Errorf("a second token named dpo: %v, want it refused", err)
+	}
+	MustRun(t, "token", "revoke", "dpo", "--db", url)
+	for _, addr := range []string{first, second} {
+		wait.MustUntil(t, "the revoked token is refused by "+addr, func() (bool, string) {
+			s := status(addr, secret)
+			return s == http.StatusUnauthorized, fmt.Sprintf("status %d", s)
+		})
+	}
+	if _, _, err := runConsentd("token", "revoke", "dpo", "--db", url); err == nil || !strings.Contains(err.Error(), `no active token named "dpo"`) {
+		t.Errorf("revoking dpo twice: %v, want it refused", err)
+	}
 }

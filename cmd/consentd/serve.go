@@ -130,7 +130,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.DBFile, "db-file", "", "a file holding the store's postgres:// URL, password included, instead of --db ($CONSENTD_DB_FILE)")
 	fs.BoolVar(&m.Migrate, "migrate", false, "bring a PostgreSQL store's schema up to date before opening it, as consentd migrate does ($CONSENTD_MIGRATE=1)")
 	fs.DurationVar(&m.Lease, "lease", m.Lease, "with a PostgreSQL store that several consentd share: how long the sequencer's lease lasts unless renewed, about how long records wait when the sequencer's instance dies ($CONSENTD_LEASE)")
-	fs.StringVar(&m.TokensPath, "tokens", defaultTokensFile, "the DPO API's token file ($CONSENTD_TOKENS)")
+	fs.StringVar(&m.TokensPath, "tokens", defaultTokensFile, "the DPO API's token file, for a bbolt store; a PostgreSQL store keeps them in its database ($CONSENTD_TOKENS)")
 	fs.StringVar(&m.KeysDir, "keys", defaultKeysDir, "directory of the ed25519 signing keys ($CONSENTD_KEYS)")
 	fs.StringVar(&m.Origin, "origin", "", "the name of the store's transparency log, such as consent.example.com/log: required to create a store, which keeps it for good; a store opened with another is refused ($CONSENTD_ORIGIN)")
 	fs.BoolVar(&m.NewStore, "new-store", false, "start a new, empty store where --db is missing but --keys holds keys: only after moving the old store away on purpose (a first installation needs no flag; refused while --db exists)")
@@ -232,6 +232,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if created, err = m.openStore(files.keys, files.first, files.noStore); err != nil {
 		return err
 	}
+	if shared, ok := m.store.(sharedTokens); ok {
+		files.tokens, files.tokensErr = shared.Tokens(ctx)
+		m.warnTokenFileUnread()
+	}
 	if files.first != nil {
 		files.keysTime = modTime(m.KeysDir) // the key just written is no change to reload
 	}
@@ -306,10 +310,12 @@ func (m *Main) readFiles() (*startFiles, error) {
 	if f.cfg, err = config.Load(m.ConfigPath); err != nil {
 		return nil, err
 	}
-	f.tokensTime = modTime(m.TokensPath)
-	// A token file that does not load stops the DPO API, not the banners and the
-	// consents of four websites: the server answers DPO calls 503 until it loads.
-	f.tokens, f.tokensErr = auth.Load(m.TokensPath)
+	if m.db.url == "" {
+		f.tokensTime = modTime(m.TokensPath)
+		// A token file that does not load stops the DPO API, not the banners and the
+		// consents of four websites: the server answers DPO calls 503 until it loads.
+		f.tokens, f.tokensErr = auth.Load(m.TokensPath)
+	}
 	exists, err := m.db.exists(context.Background())
 	if err != nil {
 		return nil, err
@@ -338,7 +344,7 @@ func (m *Main) newServer(f *startFiles) error {
 		Metrics:    m.metrics,
 	})
 	if f.tokensErr != nil {
-		m.logger.Error("the token file did not load: the DPO API answers 503 until it does", "file", m.TokensPath, "err", f.tokensErr)
+		m.logger.Error("the DPO API's tokens did not load: it answers 503 until they do", "file", m.TokensPath, "err", f.tokensErr)
 		m.srv.TokensFailed(f.tokensErr)
 	} else {
 		m.srv.SetTokens(f.tokens)
@@ -428,7 +434,12 @@ func (m *Main) watchFiles(ctx context.Context, f *startFiles, sites *atomic.Poin
 			m.logWarnings(cfg)
 			return nil
 		}},
-		{name: metrics.FileTokens, path: m.TokensPath, last: f.tokensTime, reload: func() error {
+		{name: metrics.FileKeys, path: m.KeysDir, last: f.keysTime, reload: func() error { return m.reloadKeys(f.keys) }},
+	}
+	if shared, ok := m.store.(sharedTokens); ok {
+		m.background.Go(func() { m.watchTokens(ctx, shared, f.tokens) })
+	} else {
+		files = append(files, &watched{name: metrics.FileTokens, path: m.TokensPath, last: f.tokensTime, reload: func() error {
 			tokens, err := auth.Load(m.TokensPath)
 			if err != nil {
 				srv.TokensFailed(err)
@@ -436,8 +447,7 @@ func (m *Main) watchFiles(ctx context.Context, f *startFiles, sites *atomic.Poin
 			}
 			srv.SetTokens(tokens)
 			return nil
-		}},
-		{name: metrics.FileKeys, path: m.KeysDir, last: f.keysTime, reload: func() error { return m.reloadKeys(f.keys) }},
+		}})
 	}
 	m.background.Go(func() { m.watch(ctx, files...) })
 }
