@@ -32,6 +32,10 @@ type Key struct {
 	ID      string // derived from the public key, see KeyID
 	Private ed25519.PrivateKey
 	Created time.Time
+	// Staged is a key that verifies and is published but does not sign yet, until
+	// Activate: several instances sharing the key files all learn it before any of
+	// them signs with it.
+	Staged bool
 }
 
 // PublicKey is a key as GET /v1/keys publishes it: enough for anyone to verify a
@@ -81,7 +85,10 @@ type logSigner struct {
 // ErrNoKeys is returned by LoadKeyring for a directory without keys.
 var ErrNoKeys = errors.New("no signing key")
 
-const keySuffix = ".key"
+const (
+	keySuffix    = ".key"
+	stagedSuffix = ".staged" + keySuffix
+)
 
 // LoadKeyring reads the *.key files in dir. It refuses any key file that others than
 // its owner may read: a leaked private key lets anyone forge proofs. It refuses a
@@ -104,6 +111,9 @@ func LoadKeyring(dir string) (*Keyring, error) {
 	}
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("proof: %s: %w (create one with: consentd keygen --keys %s)", dir, ErrNoKeys, dir)
+	}
+	if !slices.ContainsFunc(keys, func(k *Key) bool { return !k.Staged }) {
+		return nil, fmt.Errorf("proof: every key in %s is staged, and none signs: activate one with consentd keygen --activate KID --keys %s", dir, dir)
 	}
 	return NewKeyring(keys...), nil
 }
@@ -133,7 +143,7 @@ func readKey(name string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proof: %s: no valid Created header", name)
 	}
-	return &Key{ID: KeyID(priv.Public().(ed25519.PublicKey)), Private: priv, Created: created}, nil
+	return &Key{ID: KeyID(priv.Public().(ed25519.PublicKey)), Private: priv, Created: created, Staged: strings.HasSuffix(name, stagedSuffix)}, nil
 }
 
 // NewKey returns a new key, created at now, that lives only in memory until Generate
@@ -146,7 +156,8 @@ func NewKey(now time.Time) (*Key, error) {
 	return &Key{ID: KeyID(priv.Public().(ed25519.PublicKey)), Private: priv, Created: now.UTC()}, nil
 }
 
-// NewKeyring returns a keyring of keys, at least one; the one created last signs.
+// NewKeyring returns a keyring of keys, at least one not staged; the one of those
+// created last signs.
 func NewKeyring(keys ...*Key) *Keyring {
 	sorted := slices.Clone(keys)
 	slices.SortStableFunc(sorted, func(a, b *Key) int { return a.Created.Compare(b.Created) })
@@ -161,12 +172,14 @@ func NewKeyring(keys ...*Key) *Keyring {
 func (kr *Keyring) Replace(next *Keyring) { kr.keys.Store(next.keys.Load()) }
 
 // Generate creates a new key in dir (created with mode 0700 if missing) as a PKCS#8
-// PEM file with mode 0600; from then on it is the newest key and signs.
-func Generate(dir string, now time.Time) (*Key, error) {
+// PEM file with mode 0600; from then on it is the newest key and signs, unless
+// staged (see Key.Staged).
+func Generate(dir string, now time.Time, staged bool) (*Key, error) {
 	k, err := NewKey(now)
 	if err != nil {
 		return nil, err
 	}
+	k.Staged = staged
 	if _, err := WriteKey(dir, k); err != nil {
 		return nil, err
 	}
@@ -190,7 +203,7 @@ func WriteKey(dir string, k *Key) (string, error) {
 	// Created to the nanosecond: two keys made in the same second still have an order,
 	// and the newest signs.
 	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Headers: map[string]string{"Created": k.Created.Format(time.RFC3339Nano)}, Bytes: der})
-	name := filepath.Join(dir, strings.ReplaceAll(k.Created.Format("20060102T150405Z"), ":", "")+"-"+k.ID+keySuffix)
+	name := keyFile(dir, k)
 	f, err := os.CreateTemp(dir, ".new-key-*") // mode 0600; not a *.key file, so never loaded
 	if err != nil {
 		return "", fmt.Errorf("proof: %w", err)
@@ -213,19 +226,66 @@ func WriteKey(dir string, k *Key) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("proof: write %s: %w", name, err)
 	}
-	// A watcher that polls the directory's modification time may have looked between
-	// the temporary file's creation and the link, within one tick of the file
-	// system's clock, and would then see no change: a time of our own, to the
-	// nanosecond and set last, is one it has not seen.
-	now := time.Now()
-	_ = os.Chtimes(dir, now, now)
+	touch(dir)
 	return name, nil
 }
 
-// Signer returns the newest key.
+// touch sets dir's modification time to now. A watcher that polls it may have looked
+// within one tick of the file system's clock before a change (a key file linked or
+// renamed there), and would then see no change: a time of our own, to the
+// nanosecond and set last, is one it has not seen.
+func touch(dir string) {
+	now := time.Now()
+	_ = os.Chtimes(dir, now, now)
+}
+
+// keyFile returns the name of k's file in dir.
+func keyFile(dir string, k *Key) string {
+	suffix := keySuffix
+	if k.Staged {
+		suffix = stagedSuffix
+	}
+	return filepath.Join(dir, k.Created.Format("20060102T150405Z")+"-"+k.ID+suffix)
+}
+
+// Activate makes the staged key kid in dir sign, in every consentd that loads dir
+// from then on: its file is renamed, which is atomic, to the name of a key that is
+// not staged.
+func Activate(dir, kid string) error {
+	keys, err := LoadKeyring(dir)
+	if err != nil {
+		return err
+	}
+	for _, k := range *keys.keys.Load() {
+		if k.ID != kid {
+			continue
+		}
+		if !k.Staged {
+			return fmt.Errorf("proof: key %s in %s is active already", kid, dir)
+		}
+		staged := keyFile(dir, k)
+		k.Staged = false
+		if err := os.Rename(staged, keyFile(dir, k)); err != nil {
+			return fmt.Errorf("proof: activate %s: %w", kid, err)
+		}
+		if err := durable.SyncDir(dir); err != nil {
+			return fmt.Errorf("proof: activate %s: %w", kid, err)
+		}
+		touch(dir)
+		return nil
+	}
+	return fmt.Errorf("proof: no key %s in %s", kid, dir)
+}
+
+// Signer returns the newest key that is not staged.
 func (kr *Keyring) Signer() *Key {
 	keys := *kr.keys.Load()
-	return keys[len(keys)-1]
+	for i := len(keys) - 1; i > 0; i-- {
+		if !keys[i].Staged {
+			return keys[i]
+		}
+	}
+	return keys[0]
 }
 
 // Public returns every key as published, oldest first.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/translog"
 )
 
 func TestKeyRotation(t *testing.T) {
@@ -117,7 +118,7 @@ func TestKeyFiles(t *testing.T) {
 
 func MustGenerate(tb testing.TB, dir string, now time.Time) *proof.Key {
 	tb.Helper()
-	k, err := proof.Generate(dir, now)
+	k, err := proof.Generate(dir, now, false)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -251,5 +252,67 @@ func TestWriteKey(t *testing.T) {
 	}
 	if _, err := proof.WriteKey(dir, k); err == nil {
 		t.Error("a second WriteKey of the same key replaced its file")
+	}
+}
+
+// TestStagedKey: a staged key is loaded, verifies and is published, but does not sign
+// until it is activated; a directory of staged keys only is refused, and so is
+// activating a key that is not staged or not there.
+func TestStagedKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	now := time.Now()
+	active := MustGenerate(t, dir, now)
+	staged, err := proof.Generate(dir, now.Add(time.Second), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := MustLoad(t, dir)
+	if got := kr.Signer().ID; got != active.ID {
+		t.Errorf("with a newer staged key, %s signs; want %s, the active one", got, active.ID)
+	}
+	if !kr.HasKey(staged.ID) || len(kr.Public()) != 2 {
+		t.Errorf("the staged key is not published: %+v", kr.Public())
+	}
+	mustVerifyWith(t, staged, kr)
+
+	if err := proof.Activate(dir, active.ID); err == nil || !strings.Contains(err.Error(), "active already") {
+		t.Errorf("activating an active key: %v", err)
+	}
+	if err := proof.Activate(dir, "ed25519-0000000000000000"); err == nil || !strings.Contains(err.Error(), "no key") {
+		t.Errorf("activating a key that is not there: %v", err)
+	}
+	if err := proof.Activate(dir, staged.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := MustLoad(t, dir).Signer().ID; got != staged.ID {
+		t.Errorf("after activation, %s signs; want %s", got, staged.ID)
+	}
+
+	only := filepath.Join(t.TempDir(), "keys")
+	if _, err := proof.Generate(only, now, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proof.LoadKeyring(only); err == nil || !strings.Contains(err.Error(), "consentd keygen --activate") {
+		t.Errorf("a directory of staged keys only: %v, want it refused, saying what to do", err)
+	}
+}
+
+// mustVerifyWith fails tb unless kr verifies what k signs.
+func mustVerifyWith(tb testing.TB, k *proof.Key, kr *proof.Keyring) {
+	tb.Helper()
+	signer, err := translog.NewSigner("keys.test/log", k.Private)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cp, err := signer.SignTree(1, [32]byte{1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	v, err := kr.LogVerifier("keys.test/log")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := v.Open(cp.Signed); err != nil {
+		tb.Errorf("a checkpoint that key %s signed does not verify with the keyring: %v", k.ID, err)
 	}
 }

@@ -180,7 +180,7 @@ func TestServeAnswersMalformedRequestsInJSON(t *testing.T) {
 func TestServePurgesTheAuditLog(t *testing.T) {
 	dir := t.TempDir()
 	keysDir, dbPath := filepath.Join(dir, "keys"), filepath.Join(dir, "consent.db")
-	if _, err := proof.Generate(keysDir, time.Now()); err != nil {
+	if _, err := proof.Generate(keysDir, time.Now(), false); err != nil {
 		t.Fatal(err)
 	}
 	store, err := bolt.Open(dbPath, bolt.Log(testOrigin, MustKeyring(t, keysDir)))

@@ -1,18 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/pgtest"
 	"github.com/mixvoip/consentd/internal/wait"
@@ -218,4 +221,99 @@ func TestTokensInDatabase(t *testing.T) {
 	if _, _, err := runConsentd("token", "revoke", "dpo", "--db", url); err == nil || !strings.Contains(err.Error(), `no active token named "dpo"`) {
 		t.Errorf("revoking dpo twice: %v, want it refused", err)
 	}
+}
+
+// TestKeyRotationAcrossInstances: two instances on one PostgreSQL store share their
+// key files. A key made with keygen --staged is published by both before either
+// signs with it; once activated, the sequencer signs with it, and decisions posted
+// to either instance are acknowledged all along, with receipts that verify, the
+// older ones included.
+func TestKeyRotationAcrossInstances(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	dir := t.TempDir()
+	m, first, _ := mustServeIn(t, "../../sites.yaml", dir, "--db", url, "--migrate")
+	_, second, _ := mustServeIn(t, "../../sites.yaml", dir, "--db", url)
+	cfg, err := config.Load("../../sites.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := publishedKeys(t, first)[0]
+	var receipts []*consent.Receipt
+	post := func() *consent.Receipt {
+		for _, addr := range []string{first, second} {
+			receipts = append(receipts, mustPostForReceipt(t, addr, cfg))
+		}
+		return receipts[len(receipts)-1]
+	}
+	post()
+
+	out := MustRun(t, "keygen", "--staged", "--keys", m.KeysDir)
+	staged := strings.Fields(out)[3]
+	for _, addr := range []string{first, second} {
+		wait.MustUntil(t, addr+" publishes the staged key", func() (bool, string) {
+			keys := publishedKeys(t, addr)
+			return slices.Contains(keys, staged), fmt.Sprintf("it publishes %v", keys)
+		})
+	}
+	if receiptSigner(t, m.KeysDir, post()) != old {
+		t.Fatal("a staged key signs")
+	}
+	MustRun(t, "keygen", "--activate", staged, "--keys", m.KeysDir)
+	wait.MustUntil(t, "the activated key signs", func() (bool, string) {
+		kid := receiptSigner(t, m.KeysDir, post())
+		return kid == staged, "the last receipt's checkpoint is signed by " + kid
+	})
+	post()
+
+	keys, err := proof.LoadKeyring(m.KeysDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := keys.LogVerifier(testOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range receipts {
+		if _, err := verifier.VerifyReceipt(r); err != nil {
+			t.Errorf("receipt %d of %d: %v", i, len(receipts), err)
+		}
+	}
+}
+
+// mustPostForReceipt posts a decision to the consentd at addr and returns its
+// receipt.
+func mustPostForReceipt(tb testing.TB, addr string, cfg *config.Config) *consent.Receipt {
+	tb.Helper()
+	site := cfg.Sites["mixvoip.com"]
+	body, _ := json.Marshal(map[string]any{
+		"site": site.Key, "consent_id": uuid.NewString(), "action": consent.ActionRejectAll, "fingerprint": banner.Fingerprint(site),
+		"choices": site.AllChoices(false), "language": "en", "url": site.Origins[0] + "/", "surface": "banner",
+	})
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/consents", bytes.NewReader(body))
+	req.Header.Set("Origin", site.Origins[0])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct{ Receipt *consent.Receipt }
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusCreated || got.Receipt == nil {
+		tb.Fatalf("POST to %s: %s, %v; want 201 with a receipt", addr, resp.Status, err)
+	}
+	return got.Receipt
+}
+
+// receiptSigner returns the id of the key in keysDir that signed the checkpoint of
+// r, which must verify.
+func receiptSigner(tb testing.TB, keysDir string, r *consent.Receipt) string {
+	tb.Helper()
+	v, err := MustKeyring(tb, keysDir).LogVerifier(testOrigin)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	verified, err := v.VerifyReceipt(r)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return signedBy(tb, keysDir, testOrigin, verified.Checkpoint.Signed)
 }

@@ -32,7 +32,7 @@ func TestServePurgesPastRetention(t *testing.T) {
 	}
 	dir := t.TempDir()
 	keysDir, dbPath := filepath.Join(dir, "keys"), filepath.Join(dir, "consent.db")
-	if _, err := proof.Generate(keysDir, time.Now()); err != nil {
+	if _, err := proof.Generate(keysDir, time.Now(), false); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := proof.LoadKeyring(keysDir)
