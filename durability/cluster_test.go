@@ -120,6 +120,72 @@ func TestSequencerFailover(t *testing.T) {
 	t.Logf("%d decisions acknowledged over three failovers; %d written and never integrated", len(acks), pending)
 }
 
+// TestDatabaseFailover: two consentd processes on a PostgreSQL primary with a
+// synchronous standby, decisions posted to both; the primary is killed and the
+// standby promoted, and consentd reconnects to it by itself (its URL names both
+// servers, and only the one that takes writes is used). Nothing acknowledged is
+// lost, and the log is not forked: every receipt given out before the failover
+// verifies against the log on the promoted standby.
+func TestDatabaseFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the failover test runs two PostgreSQL servers: not with -short")
+	}
+	ctx := context.Background()
+	primary := pgtest.NewCluster(t)
+	name, err := primary.NewDatabaseName(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	standby, err := pgtest.StartStandby(ctx, primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer standby.Stop()
+	wait.MustUntil(t, "the standby replicates synchronously", func() (bool, string) {
+		ok, err := primary.Synchronous(ctx)
+		return ok, fmt.Sprint(err)
+	})
+	both := pgtest.FailoverURL(name, primary, standby)
+	c := &cluster{env: newEnv(t), db: both}
+	c.start(t, 0, "--migrate")
+	c.runs[0].mustReady(t)
+	c.start(t, 1)
+	c.runs[1].mustReady(t)
+	l := c.load()
+	defer l.stop()
+	l.mustAck(t, 200)
+
+	if err := primary.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	if err := standby.Promote(); err != nil {
+		t.Fatal(err)
+	}
+	promoted := time.Now()
+	l.mustAck(t, 200)
+	t.Logf("primary killed; standby promoted after %s; the first decision posted after the kill was acknowledged after %s",
+		promoted.Sub(killed).Round(time.Millisecond), l.firstAckAfter(killed).Sub(killed).Round(time.Millisecond))
+	acks := l.stop()
+	for _, r := range c.runs {
+		if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		<-r.done
+	}
+	keys, err := proof.LoadKeyring(c.env.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := postgres.Open(ctx, both, postgres.Options{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustKeepAll(t, s, keys, acks)
+	t.Logf("%d decisions acknowledged across the failover", len(acks))
+}
+
 // cluster is consentd processes on one database, instance i named instanceName(i)
 // in the database's sessions.
 type cluster struct {
@@ -206,6 +272,8 @@ type load struct {
 	posters sync.WaitGroup
 	mu      sync.Mutex
 	acks    []*acked
+	sentAt  []time.Time // when each of acks was posted
+	ackedAt []time.Time // and when its answer came
 	byRun   map[int]int // acknowledgements by instance
 }
 
@@ -221,12 +289,13 @@ func (c *cluster) load() *load {
 			for n := p; ctx.Err() == nil; n++ {
 				urls := c.urls()
 				i := n % len(urls)
+				sent := time.Now()
 				a := c.env.post(ctx, urls[i])
 				if a == nil {
 					continue // refused, reset, or a paused instance: the next one
 				}
 				l.mu.Lock()
-				l.acks = append(l.acks, a)
+				l.acks, l.sentAt, l.ackedAt = append(l.acks, a), append(l.sentAt, sent), append(l.ackedAt, time.Now())
 				l.byRun[i]++
 				l.mu.Unlock()
 			}
@@ -259,6 +328,19 @@ func (l *load) mustAckFrom(tb testing.TB, i, n int) {
 		defer l.mu.Unlock()
 		return l.byRun[i] >= want, fmt.Sprintf("%d of %d", l.byRun[i], want)
 	})
+}
+
+// firstAckAfter returns when the first decision posted after t was acknowledged.
+func (l *load) firstAckAfter(t time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var first time.Time
+	for i, sent := range l.sentAt {
+		if sent.After(t) && (first.IsZero() || l.ackedAt[i].Before(first)) {
+			first = l.ackedAt[i]
+		}
+	}
+	return first
 }
 
 // stop stops the posters and returns every decision acknowledged. It is safe to call

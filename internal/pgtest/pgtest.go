@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -95,10 +96,44 @@ func NewDatabase(tb testing.TB) string {
 	return url
 }
 
+// NewCluster starts a cluster of tb's own, which tb may kill, and stops it when tb
+// ends. It skips tb when SkipVariable is set.
+func NewCluster(tb testing.TB) *Cluster {
+	tb.Helper()
+	if os.Getenv(SkipVariable) != "" {
+		tb.Skipf("%s is set: the tests that need PostgreSQL do not run", SkipVariable)
+	}
+	c, err := Start(Volatile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Stop() })
+	return c
+}
+
+// FailoverURL returns the URL of database name on whichever of clusters takes writes,
+// as a client that follows a failover has it: every server, and
+// target_session_attrs=read-write.
+func FailoverURL(name string, clusters ...*Cluster) string {
+	hosts, ports := make([]string, len(clusters)), make([]string, len(clusters))
+	for i, c := range clusters {
+		hosts[i], ports[i] = c.sockets(), strconv.Itoa(port)
+	}
+	return fmt.Sprintf("postgres://consentd@/%s?host=%s&port=%s&target_session_attrs=read-write", name, strings.Join(hosts, ","), strings.Join(ports, ","))
+}
+
 // Start makes and starts a cluster in a new temporary directory. It first stops and
 // removes the clusters of processes that ended without removing theirs (a test
 // binary killed at its timeout, a benchmark interrupted).
 func Start(d Durability) (*Cluster, error) {
+	return start(d, func(c *Cluster, data string) error {
+		return c.command("initdb", "-D", data, "-A", "trust", "-U", "consentd", "-E", "UTF8", "--no-sync")
+	})
+}
+
+// start makes a cluster in a new temporary directory, fills its data directory with
+// fill, and starts it.
+func start(d Durability, fill func(c *Cluster, data string) error) (*Cluster, error) {
 	bin, err := binaries()
 	if err != nil {
 		return nil, err
@@ -113,15 +148,15 @@ func Start(d Durability) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{dir: dir, bin: bin, asPostgres: os.Geteuid() == 0}
-	if err := c.start(d); err != nil {
-		os.RemoveAll(dir)
+	if err := c.start(d, fill); err != nil {
+		c.Stop()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Cluster) start(d Durability) error {
-	data, sockets := filepath.Join(c.dir, "data"), filepath.Join(c.dir, "run")
+func (c *Cluster) start(d Durability, fill func(c *Cluster, data string) error) error {
+	data, sockets := c.data(), c.sockets()
 	for _, d := range []string{data, sockets} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			return err
@@ -132,7 +167,7 @@ func (c *Cluster) start(d Durability) error {
 			return err
 		}
 	}
-	if err := c.command("initdb", "-D", data, "-A", "trust", "-U", "consentd", "-E", "UTF8", "--no-sync"); err != nil {
+	if err := fill(c, data); err != nil {
 		return err
 	}
 	// -w waits until the server takes connections: an event, not a guess.
@@ -142,6 +177,63 @@ func (c *Cluster) start(d Durability) error {
 	}
 	return c.command("pg_ctl", "start", "-w", "-t", "600", "-D", data, "-l", filepath.Join(c.dir, "server.log"), "-o", options)
 }
+
+func (c *Cluster) data() string    { return filepath.Join(c.dir, "data") }
+func (c *Cluster) sockets() string { return filepath.Join(c.dir, "run") }
+
+// StartStandby makes and starts a standby of primary, a copy streaming its WAL, and
+// makes it primary's synchronous standby: from then on a commit on primary returns
+// only once the standby has it. Kill primary and Promote the standby to fail over.
+func StartStandby(ctx context.Context, primary *Cluster) (*Cluster, error) {
+	standby, err := start(Volatile, func(c *Cluster, data string) error {
+		// -R writes the settings that make the copy a standby of primary; -c fast
+		// starts at once, not after a checkpoint spread over minutes.
+		return c.command("pg_basebackup", "-D", data, "-h", primary.sockets(), "-p", strconv.Itoa(port), "-U", "consentd",
+			"-X", "stream", "-R", "--no-sync", "-c", "fast", "-d", "application_name=standby")
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: standby: %w", err)
+	}
+	conn, err := pgx.Connect(ctx, primary.URL("postgres"))
+	if err != nil {
+		standby.Stop()
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "ALTER SYSTEM SET synchronous_standby_names = 'standby'"); err == nil {
+		_, err = conn.Exec(ctx, "SELECT pg_reload_conf()")
+	}
+	if err != nil {
+		standby.Stop()
+		return nil, fmt.Errorf("pgtest: synchronous standby: %w", err)
+	}
+	return standby, nil
+}
+
+// Synchronous reports whether the cluster has a synchronous standby streaming its
+// WAL now.
+func (c *Cluster) Synchronous(ctx context.Context) (bool, error) {
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return false, fmt.Errorf("pgtest: %w", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	err = conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND sync_state = 'sync'").Scan(&n)
+	return n > 0, err
+}
+
+// Kill stops the server at once, as a crash would: no checkpoint, no goodbye to its
+// clients or standbys. Its directory stays until Stop.
+func (c *Cluster) Kill() error {
+	return c.command("pg_ctl", "stop", "-m", "immediate", "-D", c.data())
+}
+
+// Promote makes a standby a primary that takes writes, and returns once it does.
+func (c *Cluster) Promote() error {
+	return c.command("pg_ctl", "promote", "-w", "-t", "600", "-D", c.data())
+}
+
 
 // dirPattern names the clusters' directories, and ownerFile the file in each that
 // holds the process id of the process that made it.
@@ -175,7 +267,10 @@ func removeAbandoned(bin string) {
 
 // Stop stops the server at once and removes the cluster.
 func (c *Cluster) Stop() error {
-	err := c.command("pg_ctl", "stop", "-m", "immediate", "-D", filepath.Join(c.dir, "data"))
+	var err error
+	if _, statErr := os.Stat(filepath.Join(c.data(), "postmaster.pid")); statErr == nil {
+		err = c.command("pg_ctl", "stop", "-m", "immediate", "-D", c.data())
+	}
 	return errors.Join(err, os.RemoveAll(c.dir))
 }
 
@@ -184,11 +279,20 @@ func (c *Cluster) Dir() string { return c.dir }
 
 // URL returns the URL of database name on the cluster.
 func (c *Cluster) URL(name string) string {
-	return fmt.Sprintf("postgres://consentd@/%s?host=%s&port=%d", name, filepath.Join(c.dir, "run"), port)
+	return fmt.Sprintf("postgres://consentd@/%s?host=%s&port=%d", name, c.sockets(), port)
 }
 
 // NewDatabase creates a new, empty database and returns its URL.
 func (c *Cluster) NewDatabase(ctx context.Context) (string, error) {
+	name, err := c.NewDatabaseName(ctx)
+	if err != nil {
+		return "", err
+	}
+	return c.URL(name), nil
+}
+
+// NewDatabaseName creates a new, empty database and returns its name.
+func (c *Cluster) NewDatabaseName(ctx context.Context) (string, error) {
 	conn, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
 		return "", fmt.Errorf("pgtest: %w", err)
@@ -198,7 +302,7 @@ func (c *Cluster) NewDatabase(ctx context.Context) (string, error) {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		return "", fmt.Errorf("pgtest: create database: %w", err)
 	}
-	return c.URL(name), nil
+	return name, nil
 }
 
 // command runs one of the cluster's binaries, as the postgres user if need be.
