@@ -234,7 +234,6 @@ func (c *Cluster) Promote() error {
 	return c.command("pg_ctl", "promote", "-w", "-t", "600", "-D", c.data())
 }
 
-
 // dirPattern names the clusters' directories, and ownerFile the file in each that
 // holds the process id of the process that made it.
 const (
