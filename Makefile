@@ -61,6 +61,7 @@ bench: node_modules/.package-lock.json
 	$(GO) test ./durability -run '^TestCrash$$' -count 1 -timeout 60m -v -args -cycles 300
 	$(GO) test ./server -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 20x
 	$(GO) run ./bench/load
+	$(GO) run ./bench/load -instances
 	$(GO) run ./bench/banner
 	$(GO) run ./bench/dpo
 	$(GO) run ./bench/dpo -store postgres

@@ -44,8 +44,15 @@ func main() {
 	configPath := flag.String("config", "sites.yaml", "sites configuration")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of one more round of consentd, at the last level, to this file")
 	store := flag.String("store", "bolt", "where consentd records: bolt (a file), or postgres (a throwaway cluster of Debian's postgresql, fsync on)")
+	instances := flag.Bool("instances", false, "instead: bbolt, PostgreSQL with one instance and PostgreSQL with three instances side by side, at the last -clients level")
 	flag.Parse()
-	if err := run(*configPath, *levels, *rounds, *duration, *attack, *cpuProfile, *store); err != nil {
+	var err error
+	if *instances {
+		err = runInstances(*configPath, *levels, *rounds, *duration)
+	} else {
+		err = run(*configPath, *levels, *rounds, *duration, *attack, *cpuProfile, *store)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
@@ -74,8 +81,7 @@ func run(configPath, levels string, rounds int, duration, attack time.Duration, 
 	if err != nil {
 		return err
 	}
-	host, _ := os.Hostname()
-	fmt.Printf("machine: %s, %d cores, %s/%s, %s, %s\n\n", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format(time.RFC3339))
+	printMachine()
 
 	// As in production behind a proxy: the limits of consentd serve, and the client
 	// taken from X-Forwarded-For, which the load generator sets (a visitor each).
@@ -101,17 +107,12 @@ func run(configPath, levels string, rounds int, duration, attack time.Duration, 
 	defer stopBare()
 
 	site := cfg.Sites[cfg.SiteKeys()[0]]
-	body, _ := json.Marshal(map[string]any{
-		"site": site.Key, "consent_id": "CONSENT_ID", "action": "reject_all",
-		"fingerprint": banner.Fingerprint(site),
-		"choices":     site.AllChoices(false),
-		"language":    site.Languages[0], "url": site.Origins[0] + "/", "surface": "banner",
-	})
+	body := consentBody(site)
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return fmt.Errorf("the load test needs wrk (apt-get install wrk)")
 	}
 	visitors := func(url string, clients int) load {
-		return load{url: url + "/v1/consents", method: "POST", origin: site.Origins[0], body: string(body), xff: "random", clients: clients}
+		return load{url: url + "/v1/consents", method: "POST", origin: site.Origins[0], body: body, xff: "random", clients: clients}
 	}
 	fmt.Printf("POST /v1/consents on loopback with wrk; every 201 is durable in %s. Per level, %d rounds of %s of consentd,\n", store, rounds, duration)
 	fmt.Printf("each followed by one of the bare Echo handler; medians over the rounds, the ratio consentd/bare per pair of rounds\n")
@@ -134,6 +135,24 @@ func run(configPath, levels string, rounds int, duration, attack time.Duration, 
 		return nil
 	}
 	return underAttack(srv, consentURL, visitors(consentURL, 64), attack)
+}
+
+// printMachine says what the numbers were measured on, and when.
+func printMachine() {
+	host, _ := os.Hostname()
+	fmt.Printf("machine: %s, %d cores, %s/%s, %s, %s\n\n", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format(time.RFC3339))
+}
+
+// consentBody is the body of a visitor's decision on site, with CONSENT_ID where
+// the load puts a new consent id each time.
+func consentBody(site *consent.Site) string {
+	body, _ := json.Marshal(map[string]any{
+		"site": site.Key, "consent_id": "CONSENT_ID", "action": "reject_all",
+		"fingerprint": banner.Fingerprint(site),
+		"choices":     site.AllChoices(false),
+		"language":    site.Languages[0], "url": site.Origins[0] + "/", "surface": "banner",
+	})
+	return string(body)
 }
 
 // alternate runs rounds of consentd, each followed by one of the bare handler, and

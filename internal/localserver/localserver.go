@@ -52,10 +52,24 @@ func New(cfg *config.Config, opts server.Options, postgresURL string) (*Server, 
 	if opts.Origin == "" {
 		opts.Origin = Origin
 	}
-	s := &Server{}
-	if s.store, s.dir, err = openStore(opts, postgresURL); err != nil {
+	store, dir, err := openStore(opts, postgresURL)
+	if err != nil {
 		return nil, err
 	}
+	return serve(cfg, opts, store, dir)
+}
+
+// Serve returns a consentd serving cfg with opts, as New does, recording in store,
+// which opts.Keys sign; closing the server closes store.
+func Serve(cfg *config.Config, opts server.Options, store Store) (*Server, error) {
+	if opts.Origin == "" {
+		opts.Origin = Origin
+	}
+	return serve(cfg, opts, store, "")
+}
+
+func serve(cfg *config.Config, opts server.Options, store Store, dir string) (*Server, error) {
+	s := &Server{store: store, dir: dir}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}

@@ -151,19 +151,29 @@ const commitTimeout = 30 * time.Second
 // that another try may not (a lost connection, a serialization failure).
 const commitAttempts = 5
 
-// commit writes batch as pending in one transaction and hands its requests to the
-// waiters, which the sequencer or the poller answer. A record id already pending or
-// in the log is refused, as is one whose id another request of this instance waits
-// for. A batch whose commit failed in a way worth another try is tried again: the insert skips what is
-// pending already, so that a commit whose outcome was unknown stores each record
-// once; its requests then wait, and the leaf integrated under their id tells them
-// whether it was theirs.
+// commit hands the requests of batch to the waiters, which the sequencer or the
+// poller answer, and writes them: straight into the log while this instance holds
+// the lease (one commit, as with a single instance), else as pending in one
+// transaction, for the sequencer. A record id already pending or in the log is
+// refused, as is one whose id another request of this instance waits for.
+//
+// A batch whose commit failed in a way worth another try is tried again as pending:
+// the insert skips what is pending or in the log already, so that a commit whose
+// outcome was unknown stores each record once; its requests then wait, and the leaf
+// integrated under their id tells them whether it was theirs.
 func (s *Store) commit(batch []*request) {
 	fresh := s.waiting.add(batch)
+	unknown := false // whether a failed commit may have stored the batch
+	if s.sequencer.leading.Load() {
+		_, err := s.integrate(context.Background(), fresh)
+		if err == nil {
+			return
+		}
+		unknown = true
+	}
 	var inserted map[uuid.UUID]bool
 	var err error
-	attempt := 0
-	for ; attempt < commitAttempts; attempt++ {
+	for attempt := range commitAttempts {
 		if err = s.failure(); err != nil {
 			break
 		}
@@ -173,6 +183,7 @@ func (s *Store) commit(batch []*request) {
 		if inserted, err = s.insertPending(fresh); err == nil {
 			break
 		}
+		unknown = true
 		if errors.Is(err, errMoved) {
 			s.fail(err)
 		}
@@ -184,7 +195,7 @@ func (s *Store) commit(batch []*request) {
 		switch {
 		case err != nil:
 			s.waiting.answer(req.recordID, appended{err: fmt.Errorf("postgres: append: %w", err)})
-		case !inserted[req.recordID] && attempt == 0:
+		case !inserted[req.recordID] && !unknown:
 			s.waiting.answer(req.recordID, appended{err: errAlreadyStored(req.recordID)})
 		}
 	}

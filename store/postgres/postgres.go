@@ -84,6 +84,10 @@ type Options struct {
 	// OnCommit, if set, hears of every integration: how many records, and how long
 	// it took.
 	OnCommit func(records int, took time.Duration)
+	// OnAnswered, if set, hears of every append answered: how long it took from its
+	// write as pending to its answer, the integration included. It is called with a
+	// lock held and must be quick.
+	OnAnswered func(took time.Duration)
 }
 
 // Open connects to the database at url (postgres://...; the password from
@@ -101,7 +105,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		pool: pool, origin: opts.Origin, keys: opts.Keys, onCommit: opts.OnCommit,
-		waiting:            newWaiters(),
+		waiting:            newWaiters(opts.OnAnswered),
 		integrationTimeout: orDefault(opts.IntegrationTimeout, 10*time.Second),
 		sequencer: sequencer{
 			holder: cmp.Or(opts.Instance, instanceName()),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,9 +29,12 @@ type sequencer struct {
 	lease  time.Duration // how long a lease taken or renewed lasts
 	batch  int           // the most records one integration takes
 
-	epoch   int64 // the fencing epoch of the lease held, 0 for none
 	leading atomic.Bool
 
+	// mu orders the integrations of the sequencer goroutine and of the writer, and
+	// guards what follows.
+	mu    sync.Mutex
+	epoch int64 // the fencing epoch of the lease held, 0 for none
 	// The log's head and the hashes of its tree's right edge, read when the lease is
 	// taken and again after a failed integration (stale), then moved by each
 	// integration.
@@ -77,13 +81,11 @@ func (s *Store) sequence(ctx context.Context) {
 			sleep(ctx, time.Until(renewAt), nil)
 			continue
 		}
-		n, err := s.integrate(ctx)
+		n, err := s.integrate(ctx, nil)
 		switch {
-		case errors.Is(err, errLeaseLost), errors.Is(err, errHeadMoved):
-			q.leading.Store(false) // another sequencer took over: ask for the lease again
-			q.stale, renewAt = true, time.Now()
+		case err != nil && !q.leading.Load():
+			renewAt = time.Now() // another sequencer took over: ask for the lease again
 		case err != nil:
-			q.stale = true // the database's head may be ahead of the one in memory
 			sleep(ctx, backoff(1), nil)
 		case n > 0:
 			poll = shortestPoll
@@ -121,9 +123,11 @@ func (s *Store) takeLease(ctx context.Context) {
 		RETURNING epoch`, q.holder, q.lease.Milliseconds()).Scan(&epoch)
 	switch {
 	case err == nil:
+		q.mu.Lock()
 		if epoch != q.epoch {
 			q.epoch, q.stale = epoch, true
 		}
+		q.mu.Unlock()
 		q.leading.Store(true)
 	case errors.Is(err, pgx.ErrNoRows):
 		q.leading.Store(false) // another instance holds it
@@ -145,44 +149,91 @@ func (s *Store) releaseLease() {
 	_, _ = s.pool.Exec(ctx, "UPDATE sequencer_lease SET expires_at = '-infinity' WHERE id = 1 AND holder = $1", q.holder)
 }
 
-// integrate integrates the oldest pending records, up to the sequencer's batch, in
-// one transaction, and answers the requests of this instance among them. It returns
-// how many records it took from pending.
+// integrate integrates local, requests of this instance not written as pending,
+// with the oldest pending records, up to the sequencer's batch, in one transaction,
+// and answers the requests of this instance among them. It returns how many records
+// it took from pending. The sequencer goroutine calls it with no local requests; the
+// writer, while this instance leads, with its batch: the sequencer's own records
+// then take one commit, not two.
 //
-// The pending records whose id is in the log already (one written again after its
-// insert's answer was lost, or a duplicate) are dropped from pending, not logged
-// again; their writers find the leaf under their id and compare it with theirs.
+// A record whose id is in the log already (written again after its insert's answer
+// was lost, or a duplicate) is not logged again, and one pending is dropped from
+// pending; its writer finds the leaf under its id and compares it with its own. A
+// local request whose id is pending is left to the writer of the pending record.
 //
 // The transaction is one pgx batch, which PostgreSQL runs in one implicit
 // transaction, in one round trip. Its first statement, consentd_integrate, locks the
 // log's head and fails it unless the head is the one this sequencer extends and the
 // sequencer's epoch holds the lease, so that a stale sequencer never forks the log.
-func (s *Store) integrate(ctx context.Context) (int, error) {
+// A sequencer refused so steps down.
+func (s *Store) integrate(ctx context.Context, local []*request) (int, error) {
+	q := &s.sequencer
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n, err := s.integrateLocked(ctx, local)
+	switch {
+	case errors.Is(err, errLeaseLost), errors.Is(err, errHeadMoved):
+		q.leading.Store(false)
+		q.stale = true
+	case err != nil:
+		q.stale = true // the database's head may be ahead of the one in memory
+	}
+	return n, err
+}
+
+func (s *Store) integrateLocked(ctx context.Context, local []*request) (int, error) {
 	q := &s.sequencer
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
+	// After a failed integration, which may have stored them, the local requests'
+	// ids are looked up in the log too; otherwise a duplicate fails the
+	// transaction (errDuplicate), and the writer writes the batch as pending.
+	wasStale := q.stale
 	if q.stale {
 		if err := s.openLog(ctx); err != nil {
 			return 0, err
 		}
 		q.stale = false
 	}
-	rows, inLog, err := s.readPending(ctx)
-	if err != nil || len(rows) == 0 {
+	pending, err := s.readPending(ctx)
+	if err != nil {
 		return 0, err
 	}
+	if len(pending)+len(local) == 0 {
+		return 0, nil
+	}
 	start := time.Now()
-	ids := make([]uuid.UUID, len(rows))
+	ids := make([]uuid.UUID, 0, len(pending)+len(local))
+	isPending := make(map[uuid.UUID]bool, len(pending))
+	for _, r := range pending {
+		ids = append(ids, r.recordID)
+		isPending[r.recordID] = true
+	}
+	rows := pending
+	for _, req := range local {
+		if !isPending[req.recordID] {
+			ids = append(ids, req.recordID)
+			rows = append(rows, &req.row)
+		}
+	}
+	lookUp := ids[:len(pending)]
+	if wasStale {
+		lookUp = ids
+	}
+	inLog, err := s.storedLeaves(ctx, lookUp)
+	if err != nil {
+		return 0, err
+	}
 	var fresh []*row
-	for i, r := range rows {
-		ids[i] = r.recordID
-		if !inLog[r.recordID] {
+	for _, r := range rows {
+		if _, ok := inLog[r.recordID]; !ok {
 			fresh = append(fresh, r)
 		}
 	}
 	head := q.log.Head()
+	pendingIDs := ids[:len(pending)]
 	b := &pgx.Batch{}
-	b.Queue("SELECT consentd_integrate($1, $2, $3)", head.Signed, q.epoch, ids)
+	b.Queue("SELECT consentd_integrate($1, $2, $3)", head.Signed, q.epoch, pendingIDs)
 	var logged *translog.Batch
 	written := map[int64]tlog.Hash{}
 	if len(fresh) > 0 {
@@ -209,6 +260,8 @@ func (s *Store) integrate(ctx context.Context) (int, error) {
 		return 0, errMoved
 	case errors.As(err, &pgErr) && pgErr.Code == "CD003":
 		return 0, errLeaseLost
+	case errors.As(err, &pgErr) && pgErr.Code == "23505":
+		return 0, errDuplicate // a local record another instance wrote as pending meanwhile
 	case err == nil && s.loseAnswer.Load() != nil && (*s.loseAnswer.Load())():
 		err = errLostAnswer
 	}
@@ -228,16 +281,15 @@ func (s *Store) integrate(ctx context.Context) (int, error) {
 	if s.onCommit != nil {
 		s.onCommit(len(fresh), time.Since(start))
 	}
-	return len(rows), nil
+	return len(pending), nil
 }
 
-// readPending reads the oldest pending records, up to the sequencer's batch, and
-// which of their ids are in the log already.
-func (s *Store) readPending(ctx context.Context) ([]*row, map[uuid.UUID]bool, error) {
+// readPending reads the oldest pending records, up to the sequencer's batch.
+func (s *Store) readPending(ctx context.Context) ([]*row, error) {
 	rows, err := s.pool.Query(ctx, `SELECT record_id, consent_id, site, recorded_at, action, fingerprint, language, decision, identifying, leaf
 		FROM pending ORDER BY seq LIMIT $1`, s.sequencer.batch)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var out []*row
 	var r row
@@ -246,22 +298,7 @@ func (s *Store) readPending(ctx context.Context) ([]*row, map[uuid.UUID]bool, er
 		out = append(out, &copied)
 		return nil
 	})
-	if err != nil || len(out) == 0 {
-		return nil, nil, err
-	}
-	ids := make([]uuid.UUID, len(out))
-	for i, r := range out {
-		ids[i] = r.recordID
-	}
-	leaves, err := s.storedLeaves(ctx, ids)
-	if err != nil {
-		return nil, nil, err
-	}
-	inLog := make(map[uuid.UUID]bool, len(leaves))
-	for id := range leaves {
-		inLog[id] = true
-	}
-	return out, inLog, nil
+	return out, err
 }
 
 // queueRecords queues the inserts of the leaves and records of rows, the first at
@@ -287,11 +324,14 @@ type storedLeaf struct {
 
 // storedLeaves returns the stored leaves of ids, by id.
 func (s *Store) storedLeaves(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]storedLeaf, error) {
+	out := map[uuid.UUID]storedLeaf{}
+	if len(ids) == 0 {
+		return out, nil
+	}
 	rows, err := s.pool.Query(ctx, "SELECT record_id, leaf_index, leaf FROM leaves WHERE record_id = ANY($1)", ids)
 	if err != nil {
 		return nil, err
 	}
-	out := map[uuid.UUID]storedLeaf{}
 	var id uuid.UUID
 	var leaf storedLeaf
 	_, err = pgx.ForEachRow(rows, []any{&id, &leaf.index, &leaf.bytes}, func() error {
@@ -313,6 +353,10 @@ var (
 	// errMoved is a store that consentd copy marked as moved to another while this
 	// consentd ran on it.
 	errMoved = fmt.Errorf("the store was marked as moved to another (consentd copy), so that two stores never grow one log: serve the store it moved to: %w", consent.ErrUnavailable)
+
+	// errDuplicate is an integration refused because a record id of it is stored
+	// already.
+	errDuplicate = errors.New("a record id of the integration is stored already")
 
 	// errLostAnswer stands, in tests, for the answer to a commit that the connection
 	// lost: the commit is stored, and the sequencer does not know it.

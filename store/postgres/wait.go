@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -20,17 +21,21 @@ import (
 type waiters struct {
 	mu      sync.Mutex
 	byID    map[uuid.UUID]*request
-	arrived chan struct{} // a request came: the poller starts polling
+	since   map[*request]time.Time // when each began to wait
+	arrived chan struct{}          // a request came: the poller starts polling
+	// answered, if set, hears how long each request waited for its answer.
+	answered func(time.Duration)
 }
 
-func newWaiters() *waiters {
-	return &waiters{byID: map[uuid.UUID]*request{}, arrived: make(chan struct{}, 1)}
+func newWaiters(answered func(time.Duration)) *waiters {
+	return &waiters{byID: map[uuid.UUID]*request{}, since: map[*request]time.Time{}, arrived: make(chan struct{}, 1), answered: answered}
 }
 
 // add makes reqs wait and returns them, but those whose id waits already, which it
 // answers as duplicates.
 func (w *waiters) add(reqs []*request) []*request {
 	added := reqs[:0:0]
+	now := time.Now()
 	w.mu.Lock()
 	for _, req := range reqs {
 		if w.byID[req.recordID] != nil {
@@ -38,6 +43,7 @@ func (w *waiters) add(reqs []*request) []*request {
 			continue
 		}
 		w.byID[req.recordID] = req
+		w.since[req] = now
 		added = append(added, req)
 	}
 	w.mu.Unlock()
@@ -53,7 +59,14 @@ func (w *waiters) take(id uuid.UUID) *request {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	req := w.byID[id]
+	if req == nil {
+		return nil
+	}
+	if w.answered != nil {
+		w.answered(time.Since(w.since[req]))
+	}
 	delete(w.byID, id)
+	delete(w.since, req)
 	return req
 }
 
@@ -85,6 +98,7 @@ func (w *waiters) refuseAll(err error) {
 	for id, req := range w.byID {
 		req.done <- appended{err: err}
 		delete(w.byID, id)
+		delete(w.since, req)
 	}
 }
 
@@ -94,30 +108,48 @@ func (w *waiters) drop(req *request) {
 	defer w.mu.Unlock()
 	if w.byID[req.recordID] == req {
 		delete(w.byID, req.recordID)
+		delete(w.since, req)
 	}
 }
 
-// ids returns the record ids waiting.
-func (w *waiters) ids() []uuid.UUID {
+// ids returns the record ids that have waited at least age.
+func (w *waiters) ids(age time.Duration) []uuid.UUID {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := make([]uuid.UUID, 0, len(w.byID))
-	for id := range w.byID {
-		out = append(out, id)
+	now := time.Now()
+	for id, req := range w.byID {
+		if now.Sub(w.since[req]) >= age {
+			out = append(out, id)
+		}
 	}
 	return out
 }
 
+// waiting reports whether any request waits.
+func (w *waiters) waiting() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.byID) > 0
+}
+
 // poll answers, until ctx is done, the requests of this instance that another
-// instance's sequencer integrated (or this one's, if its answer was lost): while
-// requests wait, it looks their ids up in the log, from every millisecond to every
-// few while nothing is found. Polling, not LISTEN/NOTIFY: a notification is lost
-// across a reconnection, and a poll is not.
+// instance's sequencer integrated, or this one's if its answer was lost: while
+// requests wait, it reads the log's head, from every millisecond to every few while
+// it does not move, and looks the requests up in the log when it moved. Polling,
+// not LISTEN/NOTIFY: a notification is lost across a reconnection, and a poll is
+// not.
+//
+// While this instance leads, its sequencer answers its requests as it integrates
+// them: the poller then looks up only those that waited longer than a few polls.
+// So it does for every instance, whatever the head, now and then: a record whose id
+// was in the log already moves no head.
 func (s *Store) poll(ctx context.Context) {
 	interval := shortestPoll
+	var polled *consent.Checkpoint // the head when the requests were last looked up
+	lookedUp := time.Now()
 	for ctx.Err() == nil {
-		ids := s.waiting.ids()
-		if len(ids) == 0 {
+		if !s.waiting.waiting() {
 			interval = shortestPoll
 			select {
 			case <-ctx.Done():
@@ -125,12 +157,25 @@ func (s *Store) poll(ctx context.Context) {
 			}
 			continue
 		}
-		found, err := s.pollOnce(ctx, ids)
+		leading, due := s.Leading(), time.Since(lookedUp) >= overdue
+		if leading && !due {
+			sleep(ctx, longestPoll, nil)
+			continue
+		}
+		head, err := s.readHead(ctx)
 		switch {
 		case err != nil:
 			interval = longestPoll
-		case found > 0:
-			interval = shortestPoll
+		case head != polled || due:
+			age := time.Duration(0)
+			if leading {
+				age = overdue
+			}
+			if err := s.answerIntegrated(ctx, s.waiting.ids(age), head); err != nil {
+				interval = longestPoll
+				break
+			}
+			polled, lookedUp, interval = head, time.Now(), shortestPoll
 		default:
 			interval = min(2*interval, longestPoll)
 		}
@@ -138,25 +183,24 @@ func (s *Store) poll(ctx context.Context) {
 	}
 }
 
-// pollOnce answers the requests of ids whose leaves the log holds, and returns how
-// many it found.
-func (s *Store) pollOnce(ctx context.Context, ids []uuid.UUID) (int, error) {
+// overdue is how long a request waits before the poller looks it up whatever the
+// head: many times what an integration takes.
+const overdue = 4 * longestPoll
+
+// answerIntegrated answers the requests of ids whose leaves the log holds under
+// head.
+func (s *Store) answerIntegrated(ctx context.Context, ids []uuid.UUID, head *consent.Checkpoint) error {
 	leaves, err := s.storedLeaves(ctx, ids)
-	if err != nil || len(leaves) == 0 {
-		return 0, err
-	}
-	// Read after the leaves, so that it signs every one of them: a leaf and the
-	// checkpoint over it commit together.
-	head, err := s.readHead(ctx)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	for id, leaf := range leaves {
+		// A leaf integrated after head was read waits for the next poll.
 		if leaf.index < head.Size {
 			s.waiting.integrated(id, leaf.bytes, appended{index: leaf.index, head: head})
 		}
 	}
-	return len(leaves), nil
+	return nil
 }
 
 // sawHead makes cp the newest checkpoint this instance knows, unless it knows a

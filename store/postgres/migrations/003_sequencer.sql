@@ -72,6 +72,6 @@ BEGIN
 	IF removed <> cardinality(ids) THEN
 		RAISE EXCEPTION '% of % records to integrate are no longer pending', cardinality(ids) - removed, cardinality(ids) USING ERRCODE = 'CD004';
 	END IF;
-	UPDATE log_head SET epoch = sequencer_epoch WHERE id = 1;
+	UPDATE log_head SET epoch = sequencer_epoch WHERE id = 1 AND epoch <> sequencer_epoch;
 END
 $$;
