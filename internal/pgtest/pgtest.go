@@ -200,7 +200,8 @@ func StartStandby(ctx context.Context, primary *Cluster) (*Cluster, error) {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "ALTER SYSTEM SET synchronous_standby_names = 'standby'"); err == nil {
+	_, err = conn.Exec(ctx, "ALTER SYSTEM SET synchronous_standby_names = 'standby'")
+	if err == nil {
 		_, err = conn.Exec(ctx, "SELECT pg_reload_conf()")
 	}
 	if err != nil {
