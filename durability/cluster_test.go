@@ -68,6 +68,8 @@ func TestSequencerFailover(t *testing.T) {
 		l.mustAck(t, 100)
 		i, before := c.sequencer(t)
 		paused := c.runs[i]
+		// Resumed whatever happens, or the test's end would wait for it forever.
+		defer paused.cmd.Process.Signal(syscall.SIGCONT)
 		took := c.mustFailOver(t, before, func() {
 			if err := paused.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 				t.Fatal(err)

@@ -30,6 +30,14 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 		if err := proof.Activate(*dir, *activate); err != nil {
 			return err
 		}
+		keys, err := proof.LoadKeyring(*dir)
+		if err != nil {
+			return err
+		}
+		if signer := keys.Signer().ID; signer != *activate {
+			fmt.Fprintf(stdout, "key %s is active; %s, newer, still signs\n", *activate, signer)
+			return nil
+		}
 		fmt.Fprintf(stdout, "key %s signs from now on; a running consentd signs with it within seconds (at once on SIGHUP)\n", *activate)
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,6 +34,7 @@ type request struct {
 	record   *consent.Record
 	snapshot string
 	done     chan appended // buffered: no one waits for a caller that gave up
+	gaveUp   atomic.Bool   // its caller no longer waits: nor does the request
 }
 
 // appended is the answer to a request: where its leaf is and a tree that holds it,

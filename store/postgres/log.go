@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -175,7 +176,9 @@ func (s *Store) openLog(ctx context.Context) error {
 	}
 	if seen != nil {
 		if err := extends(log.Head(), seen, tlog.HashReaderFunc(tx.ReadHashes)); err != nil {
-			s.fail(err)
+			if errors.Is(err, errForked) {
+				s.fail(err)
+			}
 			return err
 		}
 	}
@@ -189,17 +192,24 @@ func (s *Store) openLog(ctx context.Context) error {
 }
 
 // extends returns an error unless the tree of head, whose hashes r reads, extends
-// the tree of last.
+// the tree of last: one that wraps errForked if it does not, another if the hashes
+// could not be read.
 func extends(head, last *consent.Checkpoint, r tlog.HashReader) error {
 	if head.Size < last.Size {
-		return fmt.Errorf("the database's log has %d leaves, but this consentd saw a checkpoint of %d, which receipts may hold: the database lost commits (a failover to a replica behind, a restore), and extending it would fork the log; start a new log linked to this one (consentd restore --origin NEW)", head.Size, last.Size)
+		return fmt.Errorf("the database's log has %d leaves, but this consentd saw a checkpoint of %d, which receipts may hold: %w", head.Size, last.Size, errForked)
 	}
 	p, err := translog.ProveConsistency(r, last.Size, head.Size)
+	if consent.ErrorCode(err) == consent.ENotFound {
+		return fmt.Errorf("the database's log lacks hashes of the tree of %d leaves this consentd saw (%v): %w", last.Size, err, errForked)
+	}
 	if err != nil {
 		return err
 	}
 	if err := translog.VerifyConsistency(p, last, head); err != nil {
-		return fmt.Errorf("the database's log does not extend the tree of %d leaves this consentd saw: a restore, or a failover to a replica behind, replaced it, and extending it would fork the log; start a new log linked to this one (consentd restore --origin NEW)", last.Size)
+		return fmt.Errorf("the database's log does not extend the tree of %d leaves this consentd saw: %w", last.Size, errForked)
 	}
 	return nil
 }
+
+// errForked is a database whose log does not extend a checkpoint this consentd saw.
+var errForked = errors.New("the database lost commits (a failover to a replica behind, a restore), and extending it would fork the log; start a new log linked to this one (consentd restore --origin NEW)")

@@ -137,13 +137,12 @@ func (s *Store) takeLease(ctx context.Context) {
 	}
 }
 
-// releaseLease gives up the lease, if this instance holds it, for another instance
-// to take without waiting for it to expire.
+// releaseLease gives up the lease, if the row names this instance (which may have
+// stepped down without another taking it), for another instance to take without
+// waiting for it to expire.
 func (s *Store) releaseLease() {
 	q := &s.sequencer
-	if !q.leading.Swap(false) {
-		return
-	}
+	q.leading.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, _ = s.pool.Exec(ctx, "UPDATE sequencer_lease SET expires_at = '-infinity' WHERE id = 1 AND holder = $1", q.holder)
@@ -164,8 +163,9 @@ func (s *Store) releaseLease() {
 // The transaction is one pgx batch, which PostgreSQL runs in one implicit
 // transaction, in one round trip. Its first statement, consentd_integrate, locks the
 // log's head and fails it unless the head is the one this sequencer extends and the
-// sequencer's epoch holds the lease, so that a stale sequencer never forks the log.
-// A sequencer refused so steps down.
+// sequencer's epoch holds the lease, so that a stale sequencer never forks the log;
+// its last, consentd_integrated, removes the pending records. A sequencer refused so
+// steps down.
 func (s *Store) integrate(ctx context.Context, local []*request) (int, error) {
 	q := &s.sequencer
 	q.mu.Lock()
@@ -250,6 +250,7 @@ func (s *Store) integrateLocked(ctx context.Context, local []*request) (int, err
 			return 0, err
 		}
 	}
+	b.Queue("SELECT consentd_integrated($1)", pendingIDs)
 	err = s.pool.SendBatch(ctx, b).Close()
 	var pgErr *pgconn.PgError
 	switch {

@@ -86,13 +86,14 @@ func TestInstancesShareOneLog(t *testing.T) {
 // was paused, or cut off, past the lease) integrates nothing more, although it does
 // not know yet: the integration's fencing refuses it. The records written meanwhile
 // wait as pending, which verification reports as a stuck sequencer, not as
-// tampering, and reads do not show; once the lease is free, they are integrated and
-// acknowledged.
+// tampering, reads do not show, and erasure reaches; once the lease is free, they
+// are integrated by the next sequencer, erased, and acknowledged.
 func TestStaleSequencerFenced(t *testing.T) {
 	ctx := context.Background()
 	url, _ := MustNewDatabase(t)
-	// No integration timeout: the test decides when the record is integrated.
-	s := mustOpenInstance(t, url, postgres.Options{IntegrationTimeout: time.Hour})
+	// No integration timeout: the test decides when the record is integrated. A
+	// lease renewed only every 20 minutes: the step-down must come from the fencing.
+	s := mustOpenInstance(t, url, postgres.Options{IntegrationTimeout: time.Hour, Lease: time.Hour})
 	storetest.MustAppend(t, s, storetest.NewRecord(t, storetest.MustNewID(t), storetest.Now()))
 	if !s.Leading() {
 		t.Fatal("the only instance does not hold the lease")
@@ -113,8 +114,16 @@ func TestStaleSequencerFenced(t *testing.T) {
 	wait.MustUntil(t, "the stale sequencer steps down", func() (bool, string) {
 		return !s.Leading(), "it still believes it holds the lease"
 	})
+	wait.MustUntil(t, "the record is written as pending", func() (bool, string) {
+		var n int
+		mustQueryRow(t, url, "SELECT count(*) FROM pending", &n)
+		return n == 1, fmt.Sprintf("%d pending", n)
+	})
 	if got := storetest.MustRecordsByConsent(t, s, r.ConsentID); len(got) != 0 {
 		t.Fatalf("a pending record is read back: %+v", got)
+	}
+	if n, err := s.Erase(ctx, r.ConsentID, nil); err != nil || n != 1 {
+		t.Fatalf("erasure of the pending record: %d, %v; want 1 erased", n, err)
 	}
 	mustExec(t, url, "UPDATE pending SET written_at = now() - interval '1 hour'")
 	v, err := s.Verify(ctx)
@@ -122,17 +131,22 @@ func TestStaleSequencerFenced(t *testing.T) {
 		t.Fatalf("%+v, %v; want the log of 1 leaf OK, and the pending record reported as a stuck sequencer", v, err)
 	}
 
+	// The lease is free; another instance, which tries every second, takes it.
 	mustExec(t, url, "UPDATE sequencer_lease SET expires_at = '-infinity'")
+	mustOpenInstance(t, url, postgres.Options{})
 	if err := <-appended; err != nil {
 		t.Fatalf("the append once the lease was free: %v", err)
 	}
-	if got := storetest.MustRecordsByConsent(t, s, r.ConsentID); len(got) != 1 || got[0].LogIndex != 1 {
-		t.Fatalf("after the takeover: %+v; want the record at leaf 1", got)
+	if got := storetest.MustRecordsByConsent(t, s, r.ConsentID); len(got) != 1 || got[0].LogIndex != 1 || got[0].UserAgent != "" || got[0].IPPrefix != "" {
+		t.Fatalf("after the takeover: %+v; want the record at leaf 1, erased", got)
+	}
+	if v, err := s.Verify(ctx); err != nil || !v.OK || v.Erased != 1 || v.Pending != 0 {
+		t.Fatalf("after the takeover: %+v, %v; want the log OK, the record erased, none pending", v, err)
 	}
 	var epoch int64
 	mustQueryRow(t, url, "SELECT epoch FROM log_head", &epoch)
 	if epoch != 3 {
-		t.Errorf("the last integration's epoch is %d, want 3: the first holder's, then the other holder's, then the first's again", epoch)
+		t.Errorf("the last integration's epoch is %d, want 3: the first holder's, then the other holder's, then the third's", epoch)
 	}
 }
 

@@ -32,12 +32,15 @@ func newWaiters(answered func(time.Duration)) *waiters {
 }
 
 // add makes reqs wait and returns them, but those whose id waits already, which it
-// answers as duplicates.
+// answers as duplicates, and those whose caller gave up already.
 func (w *waiters) add(reqs []*request) []*request {
 	added := reqs[:0:0]
 	now := time.Now()
 	w.mu.Lock()
 	for _, req := range reqs {
+		if req.gaveUp.Load() {
+			continue
+		}
 		if w.byID[req.recordID] != nil {
 			req.done <- appended{err: errAlreadyStored(req.recordID)}
 			continue
@@ -102,10 +105,11 @@ func (w *waiters) refuseAll(err error) {
 	}
 }
 
-// drop stops waiting for req, whose caller gave up.
+// drop stops waiting for req, whose caller gave up, whether it waits yet or not.
 func (w *waiters) drop(req *request) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	req.gaveUp.Store(true)
 	if w.byID[req.recordID] == req {
 		delete(w.byID, req.recordID)
 		delete(w.since, req)
@@ -249,7 +253,9 @@ func (s *Store) readHead(ctx context.Context) (*consent.Checkpoint, error) {
 		}
 	}
 	if err := extends(head, seen, translog.Hashes(ctx, s)); err != nil {
-		s.fail(err)
+		if errors.Is(err, errForked) {
+			s.fail(err) // not for a read that failed: the next one may not
+		}
 		return nil, err
 	}
 	s.sawHead(head)

@@ -45,14 +45,14 @@ DROP FUNCTION consentd_expect_head(bytea);
 -- transaction. It locks the log's head row and fails the transaction (CD001) unless
 -- the head is the checkpoint the sequencer extends, (CD003) unless the sequencer's
 -- epoch still holds the lease and is not older than the last integration's, and
--- (CD004) unless every pending record it integrates or drops (ids) is still pending;
--- then it removes them from pending and records the epoch. The statements that
--- follow in the same transaction write their leaves, records, hashes and the new
--- checkpoint.
+-- (CD004) unless every pending record it integrates or drops (ids) is still pending,
+-- which it locks; then it records the epoch. The statements that follow in the same
+-- transaction write their leaves, records, hashes and the new checkpoint, and
+-- consentd_integrated ends it.
 CREATE FUNCTION consentd_integrate(extended bytea, sequencer_epoch bigint, ids uuid[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-	removed bigint;
+	locked bigint;
 BEGIN
 	PERFORM 1 FROM log_head WHERE id = 1 AND checkpoint IS NOT DISTINCT FROM extended FOR UPDATE;
 	IF NOT FOUND THEN
@@ -67,11 +67,24 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'the sequencer lost its lease' USING ERRCODE = 'CD003';
 	END IF;
-	DELETE FROM pending WHERE record_id = ANY(ids);
-	GET DIAGNOSTICS removed = ROW_COUNT;
-	IF removed <> cardinality(ids) THEN
-		RAISE EXCEPTION '% of % records to integrate are no longer pending', cardinality(ids) - removed, cardinality(ids) USING ERRCODE = 'CD004';
+	PERFORM 1 FROM pending WHERE record_id = ANY(ids) FOR UPDATE;
+	GET DIAGNOSTICS locked = ROW_COUNT;
+	IF locked <> cardinality(ids) THEN
+		RAISE EXCEPTION '% of % records to integrate are no longer pending', cardinality(ids) - locked, cardinality(ids) USING ERRCODE = 'CD004';
 	END IF;
 	UPDATE log_head SET epoch = sequencer_epoch WHERE id = 1 AND epoch <> sequencer_epoch;
+END
+$$;
+
+-- consentd_integrated ends an integration, once its records are written: a pending
+-- record erased since the sequencer read it (Erase empties its identifying part
+-- while holding the head's row, so never during an integration) is erased in
+-- records too, and the pending records go.
+CREATE FUNCTION consentd_integrated(ids uuid[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE records r SET identifying = '' FROM pending p
+		WHERE p.record_id = ANY(ids) AND r.record_id = p.record_id AND p.identifying = '' AND r.identifying <> '';
+	DELETE FROM pending WHERE record_id = ANY(ids);
 END
 $$;
