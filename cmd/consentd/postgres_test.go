@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/postgres"
+	"github.com/mixvoip/consentd/store/storetest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -316,4 +319,44 @@ func receiptSigner(tb testing.TB, keysDir string, r *consent.Receipt) string {
 		tb.Fatal(err)
 	}
 	return signedBy(tb, keysDir, testOrigin, verified.Checkpoint.Signed)
+}
+
+// TestPurgeOnLeaderOnly: of two instances on one PostgreSQL store, only the one
+// leading purges the records past retention at its turn.
+func TestPurgeOnLeaderOnly(t *testing.T) {
+	const site = "mixvoip.com"
+	cfg, err := config.Load("../../sites.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := pgtest.NewDatabase(t)
+	if _, err := postgres.Migrate(context.Background(), url); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *postgres.Store {
+		s, err := postgres.Open(context.Background(), url, postgres.Options{Origin: storetest.Origin, Keys: storetest.Keys()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	leader, follower := open(), open()
+	if !leader.Leading() || follower.Leading() {
+		t.Fatalf("leading: first %v, second %v; want the first only", leader.Leading(), follower.Leading())
+	}
+	past := storetest.Now().Add(-cfg.Sites[site].RetentionPeriod - 24*time.Hour)
+	r := storetest.NewRecord(t, uuid.NewString(), past)
+	r.ID, r.Site = storetest.IDAt(t, past), site
+	storetest.MustAppend(t, leader, r)
+
+	m := NewMain(io.Discard, io.Discard)
+	m.purgeTurn(context.Background(), follower, cfg.Sites)
+	if got := storetest.MustRecordsByConsent(t, leader, r.ConsentID); len(got) != 1 {
+		t.Fatalf("after the follower's turn: %d records, want the 1 kept", len(got))
+	}
+	m.purgeTurn(context.Background(), leader, cfg.Sites)
+	if got := storetest.MustRecordsByConsent(t, leader, r.ConsentID); len(got) != 0 {
+		t.Fatalf("after the leader's turn: %d records, want it purged", len(got))
+	}
 }
