@@ -118,7 +118,7 @@ func TestSequencerFailover(t *testing.T) {
 	defer s.Close()
 	mustKeepAll(t, s, keys, acks)
 	var pending int
-	mustQuery(t, db, "SELECT count(*) FROM pending", &pending)
+	pgtest.MustQueryRow(t, db, "SELECT count(*) FROM pending", &pending)
 	t.Logf("%d decisions acknowledged over three failovers; %d written and never integrated", len(acks), pending)
 }
 
@@ -234,7 +234,7 @@ func (c *cluster) sequencer(tb testing.TB) (int, int64) {
 	tb.Helper()
 	var holder string
 	var epoch int64
-	mustQuery(tb, c.db, "SELECT holder, epoch FROM sequencer_lease", &holder, &epoch)
+	pgtest.MustQueryRow(tb, c.db, "SELECT holder, epoch FROM sequencer_lease", &holder, &epoch)
 	// The holder is host/pid/random.
 	parts := strings.Split(holder, "/")
 	pid, err := strconv.Atoi(parts[len(parts)-2])
@@ -261,7 +261,7 @@ func (c *cluster) mustFailOver(tb testing.TB, before int64, do func()) time.Dura
 	do()
 	wait.MustUntil(tb, "another sequencer integrates", func() (bool, string) {
 		var epoch int64
-		mustQuery(tb, c.db, "SELECT epoch FROM log_head", &epoch)
+		pgtest.MustQueryRow(tb, c.db, "SELECT epoch FROM log_head", &epoch)
 		return epoch > before, fmt.Sprintf("the last integration's epoch is %d", epoch)
 	})
 	return time.Since(start)
@@ -365,17 +365,4 @@ func mustConnect(tb testing.TB, db string) *pgx.Conn {
 	}
 	tb.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
-}
-
-func mustQuery(tb testing.TB, db, query string, dest ...any) {
-	tb.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if err := conn.QueryRow(ctx, query).Scan(dest...); err != nil {
-		tb.Fatalf("%s: %v", query, err)
-	}
 }

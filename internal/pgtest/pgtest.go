@@ -122,6 +122,21 @@ func FailoverURL(name string, clusters ...*Cluster) string {
 	return fmt.Sprintf("postgres://consentd@/%s?host=%s&port=%s&target_session_attrs=read-write", name, strings.Join(hosts, ","), strings.Join(ports, ","))
 }
 
+// MustQueryRow runs query on the database at url, on a connection of its own, and
+// scans its one row into dest, failing tb if it cannot.
+func MustQueryRow(tb testing.TB, url, query string, dest ...any) {
+	tb.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, query).Scan(dest...); err != nil {
+		tb.Fatalf("%s: %v", query, err)
+	}
+}
+
 // Start makes and starts a cluster in a new temporary directory. It first stops and
 // removes the clusters of processes that ended without removing theirs (a test
 // binary killed at its timeout, a benchmark interrupted).

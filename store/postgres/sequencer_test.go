@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/internal/pgtest"
 	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/store/postgres"
 	"github.com/mixvoip/consentd/store/storetest"
@@ -116,7 +115,7 @@ func TestStaleSequencerFenced(t *testing.T) {
 	})
 	wait.MustUntil(t, "the record is written as pending", func() (bool, string) {
 		var n int
-		mustQueryRow(t, url, "SELECT count(*) FROM pending", &n)
+		pgtest.MustQueryRow(t, url, "SELECT count(*) FROM pending", &n)
 		return n == 1, fmt.Sprintf("%d pending", n)
 	})
 	if got := storetest.MustRecordsByConsent(t, s, r.ConsentID); len(got) != 0 {
@@ -144,7 +143,7 @@ func TestStaleSequencerFenced(t *testing.T) {
 		t.Fatalf("after the takeover: %+v, %v; want the log OK, the record erased, none pending", v, err)
 	}
 	var epoch int64
-	mustQueryRow(t, url, "SELECT epoch FROM log_head", &epoch)
+	pgtest.MustQueryRow(t, url, "SELECT epoch FROM log_head", &epoch)
 	if epoch != 3 {
 		t.Errorf("the last integration's epoch is %d, want 3: the first holder's, then the other holder's, then the third's", epoch)
 	}
@@ -174,17 +173,4 @@ func mustOpenInstance(tb testing.TB, url string, opts postgres.Options) *postgre
 	}
 	tb.Cleanup(func() { s.Close() })
 	return s
-}
-
-func mustQueryRow(tb testing.TB, url, query string, dest ...any) {
-	tb.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if err := conn.QueryRow(ctx, query).Scan(dest...); err != nil {
-		tb.Fatal(err)
-	}
 }
