@@ -156,8 +156,8 @@ func (s *Store) releaseLease() {
 // then take one commit, not two.
 //
 // A record whose id is in the log already (written again after its insert's answer
-// was lost, or a duplicate) is not logged again, and one pending is dropped from
-// pending; its writer finds the leaf under its id and compares it with its own. A
+// was lost, or a duplicate) is not logged again, and is dropped if pending; its
+// writer finds the leaf under its id and compares it with its own. A
 // local request whose id is pending is left to the writer of the pending record.
 //
 // The transaction is one pgx batch, which PostgreSQL runs in one implicit
@@ -216,7 +216,8 @@ func (s *Store) integrateLocked(ctx context.Context, local []*request) (int, err
 			rows = append(rows, &req.row)
 		}
 	}
-	lookUp := ids[:len(pending)]
+	pendingIDs := ids[:len(pending)]
+	lookUp := pendingIDs
 	if wasStale {
 		lookUp = ids
 	}
@@ -231,7 +232,6 @@ func (s *Store) integrateLocked(ctx context.Context, local []*request) (int, err
 		}
 	}
 	head := q.log.Head()
-	pendingIDs := ids[:len(pending)]
 	b := &pgx.Batch{}
 	b.Queue("SELECT consentd_integrate($1, $2, $3)", head.Signed, q.epoch, pendingIDs)
 	var logged *translog.Batch
