@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,18 +59,37 @@ func KeyID(pub ed25519.PublicKey) string {
 }
 
 // Public returns k as published.
-func (k *Key) Public() PublicKey {
-	pub := k.Private.Public().(ed25519.PublicKey)
-	return PublicKey{ID: k.ID, Algorithm: Algorithm, Key: base64.RawURLEncoding.EncodeToString(pub), Created: k.Created}
+func (k *Key) Public() PublicKey { return k.verifying().published() }
+
+// verifying returns the public half of k.
+func (k *Key) verifying() publicKey {
+	return publicKey{id: k.ID, key: k.Private.Public().(ed25519.PublicKey), created: k.Created}
+}
+
+// publicKey is a key that verifies: the public half of a key held, or a key learned
+// (see Keyring.Learn).
+type publicKey struct {
+	id      string
+	key     ed25519.PublicKey
+	created time.Time
+}
+
+func (p publicKey) published() PublicKey {
+	return PublicKey{ID: p.id, Algorithm: Algorithm, Key: base64.RawURLEncoding.EncodeToString(p.key), Created: p.created}
 }
 
 // Keyring holds every key in a directory: the newest signs, all of them verify, so
 // that rotating to a new key leaves old receipts verifiable. Its keys can be replaced
-// while others sign with it (see Replace).
+// while others sign with it (see Replace). It may also verify with public keys it
+// learned, that other instances of consentd hold (see Learn).
 type Keyring struct {
 	// keys is replaced whole, never changed in place: a signer that took the newest
 	// key signs with it even if a reload comes in between.
 	keys atomic.Pointer[[]*Key] // oldest first
+	// learned only grows, under learning: a key that verified once keeps verifying
+	// what it signed.
+	learned  atomic.Pointer[[]publicKey]
+	learning sync.Mutex
 	// signer is the last LogSigner made: a store asks for one per batch, and making
 	// one derives the key's note verifier key.
 	signer atomic.Pointer[logSigner]
@@ -288,40 +308,70 @@ func (kr *Keyring) Signer() *Key {
 	return keys[0]
 }
 
-// Public returns every key as published, oldest first.
+// verifying returns every key kr verifies with, those it holds and those it learned,
+// oldest first.
+func (kr *Keyring) verifying() []publicKey {
+	held := *kr.keys.Load()
+	out := make([]publicKey, 0, len(held))
+	for _, k := range held {
+		out = append(out, k.verifying())
+	}
+	if learned := kr.learned.Load(); learned != nil {
+		for _, l := range *learned {
+			if !slices.ContainsFunc(held, func(k *Key) bool { return k.ID == l.id }) {
+				out = append(out, l)
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b publicKey) int { return a.created.Compare(b.created) })
+	return out
+}
+
+// Public returns every key kr verifies with as published, oldest first.
 func (kr *Keyring) Public() []PublicKey {
-	keys := *kr.keys.Load()
+	keys := kr.verifying()
 	out := make([]PublicKey, len(keys))
 	for i, k := range keys {
-		out[i] = k.Public()
+		out[i] = k.published()
 	}
 	return out
 }
 
 // Published returns the document GET /v1/keys serves for the log named origin.
 func (kr *Keyring) Published(origin string) (*PublicKeys, error) {
-	doc := &PublicKeys{Origin: origin, Keys: kr.Public()}
-	for i, k := range *kr.keys.Load() {
-		vkey, err := translog.VerifierKey(origin, k.Private.Public().(ed25519.PublicKey))
+	keys := kr.verifying()
+	doc := &PublicKeys{Origin: origin, Keys: make([]PublicKey, len(keys))}
+	for i, k := range keys {
+		vkey, err := translog.VerifierKey(origin, k.key)
 		if err != nil {
 			return nil, err
 		}
+		doc.Keys[i] = k.published()
 		doc.Keys[i].LogKey = vkey
 	}
 	return doc, nil
 }
 
-// HasKey reports whether kr holds the key with id kid.
-func (kr *Keyring) HasKey(kid string) bool { return kr.publicKey(kid) != nil }
+// HasKey reports whether kr verifies with the key with id kid, held or learned.
+func (kr *Keyring) HasKey(kid string) bool {
+	return slices.ContainsFunc(kr.verifying(), func(k publicKey) bool { return k.id == kid })
+}
 
-// publicKey returns the public half of the key with id kid, nil if there is none.
-func (kr *Keyring) publicKey(kid string) ed25519.PublicKey {
+// Holds reports whether kr holds the private half of the key with id kid.
+func (kr *Keyring) Holds(kid string) bool {
+	return slices.ContainsFunc(*kr.keys.Load(), func(k *Key) bool { return k.ID == kid })
+}
+
+// Lost returns the ids of the keys kr holds that next does not: a key directory
+// reloaded must keep every key, as what a key signed stays in visitors' receipts.
+func (kr *Keyring) Lost(next *Keyring) []string {
+	var lost []string
 	for _, k := range *kr.keys.Load() {
-		if k.ID == kid {
-			return k.Private.Public().(ed25519.PublicKey)
+		if !next.Holds(k.ID) {
+			lost = append(lost, k.ID)
 		}
 	}
-	return nil
+	return lost
 }
 
 // NewEphemeralKeyring returns a keyring of one new key that is never written: for
@@ -349,13 +399,13 @@ func (kr *Keyring) LogSigner(origin string) (*translog.Signer, error) {
 	return signer, nil
 }
 
-// LogVerifier returns the verifier of the log named origin with every key, so that
-// what an older key signed stays verifiable.
+// LogVerifier returns the verifier of the log named origin with every key, held or
+// learned, so that what an older key signed stays verifiable.
 func (kr *Keyring) LogVerifier(origin string) (*translog.Verifier, error) {
-	keys := *kr.keys.Load()
+	keys := kr.verifying()
 	pubs := make([]ed25519.PublicKey, len(keys))
 	for i, k := range keys {
-		pubs[i] = k.Private.Public().(ed25519.PublicKey)
+		pubs[i] = k.key
 	}
 	return translog.NewVerifier(origin, pubs...)
 }

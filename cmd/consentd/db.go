@@ -12,9 +12,9 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/metrics"
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
 	"github.com/mixvoip/consentd/store/postgres"
-	"github.com/mixvoip/consentd/translog"
 )
 
 // servedStore is what serve needs of a store, whichever it is.
@@ -98,7 +98,7 @@ func (d database) exists(ctx context.Context) (bool, error) {
 // open opens the store there, its log named origin and signed with keys; a store
 // with a newer or older schema is refused (see migrate). lease is the sequencer's of
 // a PostgreSQL store.
-func (d database) open(ctx context.Context, origin string, keys translog.Keys, lease time.Duration, onCommit func(int, time.Duration)) (servedStore, error) {
+func (d database) open(ctx context.Context, origin string, keys *proof.Keyring, lease time.Duration, onCommit func(int, time.Duration)) (servedStore, error) {
 	if d.url != "" {
 		s, err := postgres.Open(ctx, d.url, postgres.Options{Origin: origin, Keys: keys, Lease: lease, OnCommit: onCommit})
 		if err != nil {

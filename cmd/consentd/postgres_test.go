@@ -283,6 +283,128 @@ func TestKeyRotationAcrossInstances(t *testing.T) {
 	}
 }
 
+// TestKeysSharedThroughDatabase: an instance given only the signing key learns the
+// older keys from the database, and a key that another instance makes and signs with
+// at once, without staging: both instances publish the same keys, every POST on
+// either is acknowledged, and the keys one publishes verify every receipt of both.
+// Keys written into the database by someone without a trusted private key are
+// published by neither.
+func TestKeysSharedThroughDatabase(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	// A long lease: the first instance integrates throughout, so that the checkpoints
+	// of the new key it makes are what the second must verify.
+	a, first, _ := mustServeIn(t, "../../sites.yaml", dirA, "--db", url, "--migrate", "--lease", "1m")
+	cfg, err := config.Load("../../sites.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	receipts := []*consent.Receipt{mustPostForReceipt(t, first, cfg)}
+	signing := mustKeygen(t, a.KeysDir)
+	wait.MustUntil(t, "the new key signs", func() (bool, string) {
+		receipts = append(receipts, mustPostForReceipt(t, first, cfg))
+		kid := receiptSigner(t, a.KeysDir, receipts[len(receipts)-1])
+		return kid == signing, "the last receipt's checkpoint is signed by " + kid
+	})
+	keyFiles, err := filepath.Glob(filepath.Join(a.KeysDir, "*"+signing+".key"))
+	if err != nil || len(keyFiles) != 1 {
+		t.Fatalf("the file of key %s: %v, %v", signing, keyFiles, err)
+	}
+	mustCopyFile(t, keyFiles[0], filepath.Join(dirB, "keys", filepath.Base(keyFiles[0])))
+	b, second, _ := mustServeIn(t, "../../sites.yaml", dirB, "--db", url, "--lease", "1m")
+	if got := len(MustKeyring(t, b.KeysDir).Public()); got != 1 {
+		t.Fatalf("the second instance's directory holds %d keys, want only the signing one", got)
+	}
+	mustPublishSame(t, first, second)
+
+	intruder := proof.NewKeyring(mustNewKey(t), mustNewKey(t))
+	for _, e := range intruder.Endorsements() {
+		pgtest.MustExec(t, url, "INSERT INTO key_endorsements VALUES ($1, $2, $3, $4)", e.Key, e.By, e.Statement, e.Signature)
+	}
+	rotated := mustKeygen(t, a.KeysDir) // on the first instance only, and not staged
+	wait.MustUntil(t, "the second instance publishes the key the first made", func() (bool, string) {
+		receipts = append(receipts, mustPostForReceipt(t, first, cfg), mustPostForReceipt(t, second, cfg))
+		keys := publishedKeys(t, second)
+		return slices.Contains(keys, rotated), fmt.Sprintf("it publishes %v", keys)
+	})
+	receipts = append(receipts, mustPostForReceipt(t, second, cfg))
+	if kid := receiptSigner(t, a.KeysDir, receipts[len(receipts)-1]); kid != rotated {
+		t.Errorf("a receipt the second instance answered is signed by %s, want %s, the first instance's new key", kid, rotated)
+	}
+	doc := mustPublishSame(t, first, second)
+	if len(doc.Keys) != 3 {
+		t.Errorf("published %d keys, want the 3 the first instance made, and not the intruder's", len(doc.Keys))
+	}
+	verifier, err := doc.Verifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range receipts {
+		if _, err := verifier.VerifyReceipt(r); err != nil {
+			t.Errorf("receipt %d of %d does not verify with the keys the instances publish: %v", i, len(receipts), err)
+		}
+	}
+}
+
+// mustPublishSame fails tb unless the consentd at each of addrs serves the same GET
+// /v1/keys, byte for byte, and returns it.
+func mustPublishSame(tb testing.TB, addrs ...string) *proof.PublicKeys {
+	tb.Helper()
+	var first []byte
+	for _, addr := range addrs {
+		resp, err := http.Get("http://" + addr + "/v1/keys")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			tb.Fatalf("GET /v1/keys on %s: %s, %v", addr, resp.Status, err)
+		}
+		if first == nil {
+			first = body
+		} else if !bytes.Equal(body, first) {
+			tb.Fatalf("GET /v1/keys on %s:\n%s\nbut on %s:\n%s", addrs[0], first, addr, body)
+		}
+	}
+	doc, err := proof.ReadPublicKeys(bytes.NewReader(first))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return doc
+}
+
+// mustCopyFile copies the file from to to, which only its owner may read, in a
+// directory only its owner may write to, as a key file must be.
+func mustCopyFile(tb testing.TB, from, to string) {
+	tb.Helper()
+	data, err := os.ReadFile(from)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(to), 0o700)
+	}
+	if err == nil {
+		err = os.WriteFile(to, data, 0o600)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func mustNewKey(tb testing.TB) *proof.Key {
+	tb.Helper()
+	k, err := proof.NewKey(time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+// mustKeygen makes a signing key in dir with consentd keygen and returns its id.
+func mustKeygen(tb testing.TB, dir string) string {
+	tb.Helper()
+	return strings.Fields(MustRun(tb, "keygen", "--keys", dir))[3]
+}
+
 // mustPostForReceipt posts a decision to the consentd at addr and returns its
 // receipt.
 func mustPostForReceipt(tb testing.TB, addr string, cfg *config.Config) *consent.Receipt {

@@ -436,6 +436,9 @@ func (m *Main) watchFiles(ctx context.Context, f *startFiles, sites *atomic.Poin
 		}},
 		{name: metrics.FileKeys, path: m.KeysDir, last: f.keysTime, reload: func() error { return m.reloadKeys(f.keys) }},
 	}
+	if shared, ok := m.store.(sharedKeys); ok {
+		m.background.Go(func() { m.learnKeys(ctx, shared) })
+	}
 	if shared, ok := m.store.(sharedTokens); ok {
 		m.background.Go(func() { m.watchTokens(ctx, shared, f.tokens) })
 	} else {
@@ -587,14 +590,14 @@ func (m *Main) reloadKeys(keys *proof.Keyring) error {
 	if err != nil {
 		return err
 	}
-	var missing []string
-	for _, k := range keys.Public() {
-		if !next.HasKey(k.ID) {
-			missing = append(missing, k.ID)
-		}
+	if lost := keys.Lost(next); len(lost) > 0 {
+		return fmt.Errorf("%s no longer holds %s, which signed in %s or signs now: put the key files back", m.KeysDir, strings.Join(lost, ", "), m.db)
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("%s no longer holds %s, which signed in %s or signs now: put the key files back", m.KeysDir, strings.Join(missing, ", "), m.db)
+	if shared, ok := m.store.(sharedKeys); ok {
+		// Before it signs: the other instances verify what it signs once they read it.
+		if err := shared.PublishKeys(context.Background(), next); err != nil {
+			return err
+		}
 	}
 	if kid := next.Signer().ID; kid != keys.Signer().ID {
 		m.logger.Info("signing with a new key", "kid", kid)

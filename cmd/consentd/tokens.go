@@ -22,14 +22,7 @@ type sharedTokens interface {
 func (m *Main) watchTokens(ctx context.Context, store sharedTokens, loaded *auth.Tokens) {
 	last, _ := json.Marshal(loaded)
 	var lastErr error
-	ticker := time.NewTicker(m.ReloadEvery)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	m.every(ctx, func() {
 		tokens, err := store.Tokens(ctx)
 		if ctx.Err() != nil {
 			return
@@ -41,17 +34,17 @@ func (m *Main) watchTokens(ctx context.Context, store sharedTokens, loaded *auth
 				m.metrics.Reloaded(metrics.FileTokens, time.Now(), err)
 			}
 			lastErr = err
-			continue
+			return
 		}
 		next, _ := json.Marshal(tokens)
 		if lastErr == nil && string(next) == string(last) {
-			continue
+			return
 		}
 		m.srv.SetTokens(tokens)
 		m.metrics.Reloaded(metrics.FileTokens, time.Now(), nil)
 		m.logger.Info("reloaded the DPO API's tokens from the database", "tokens", len(tokens.List))
 		last, lastErr = next, nil
-	}
+	})
 }
 
 // warnTokenFileUnread warns of a token file with tokens beside a PostgreSQL store,

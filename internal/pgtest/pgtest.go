@@ -126,13 +126,32 @@ func FailoverURL(name string, clusters ...*Cluster) string {
 // scans its one row into dest, failing tb if it cannot.
 func MustQueryRow(tb testing.TB, url, query string, dest ...any) {
 	tb.Helper()
+	mustRun(tb, url, query, func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, query).Scan(dest...)
+	})
+}
+
+// MustExec runs query with args on the database at url, on a connection of its own,
+// failing tb if it cannot.
+func MustExec(tb testing.TB, url, query string, args ...any) {
+	tb.Helper()
+	mustRun(tb, url, query, func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, query, args...)
+		return err
+	})
+}
+
+// mustRun calls run with a connection of its own to the database at url, closed
+// after it, failing tb with query if it fails.
+func mustRun(tb testing.TB, url, query string, run func(context.Context, *pgx.Conn) error) {
+	tb.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if err := conn.QueryRow(ctx, query).Scan(dest...); err != nil {
+	if err := run(ctx, conn); err != nil {
 		tb.Fatalf("%s: %v", query, err)
 	}
 }

@@ -164,13 +164,13 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, er
 // instance takes the lease, and after a failed integration. The head must extend
 // every checkpoint this instance saw (see readHead).
 func (s *Store) openLog(ctx context.Context) error {
-	verifier, err := s.keys.LogVerifier(s.origin)
-	if err != nil {
-		return err
-	}
 	seen := s.head.Load()
 	tx := &logTx{ctx: ctx, q: s.pool}
-	log, err := translog.Open(tx, verifier)
+	var log *translog.Log
+	err := s.verified(ctx, func(verifier *translog.Verifier) (err error) {
+		log, err = translog.Open(tx, verifier)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -213,3 +213,23 @@ func extends(head, last *consent.Checkpoint, r tlog.HashReader) error {
 
 // errForked is a database whose log does not extend a checkpoint this consentd saw.
 var errForked = errors.New("the database lost commits (a failover to a replica behind, a restore), and extending it would fork the log; start a new log linked to this one (consentd restore --origin NEW)")
+
+// verified calls open with the verifier of the log. If a note was signed by a key
+// unknown here, it learns the keys in the database and calls it once more: another
+// instance may sign with a key it published a moment ago.
+func (s *Store) verified(ctx context.Context, open func(*translog.Verifier) error) error {
+	try := func() error {
+		verifier, err := s.keys.LogVerifier(s.origin)
+		if err != nil {
+			return err
+		}
+		return open(verifier)
+	}
+	err := try()
+	if errors.Is(err, translog.ErrUnknownKey) {
+		if _, _, errLearn := s.LearnKeys(ctx); errLearn == nil {
+			err = try()
+		}
+	}
+	return err
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/internal/groupcommit"
 	"github.com/mixvoip/consentd/store/internal/snapshots"
 	"github.com/mixvoip/consentd/translog"
@@ -34,7 +35,7 @@ import (
 type Store struct {
 	pool   *pgxpool.Pool
 	origin string
-	keys   translog.Keys
+	keys   *proof.Keyring
 	writer *groupcommit.Writer[*request]
 
 	sequencer          sequencer
@@ -67,8 +68,10 @@ var (
 type Options struct {
 	// Origin names the store's log: required to create it, and then the stored one.
 	Origin string
-	// Keys sign the log, and verify its latest checkpoint when the store opens.
-	Keys translog.Keys
+	// Keys sign the log, and verify its latest checkpoint when the store opens. They
+	// are published in the database, and learn there the keys that other instances
+	// sign with (PublishKeys, LearnKeys).
+	Keys *proof.Keyring
 	// QueueSize and MaxBatch size the write queue (groupcommit's defaults if 0);
 	// MaxBatch is also the most records one integration takes.
 	QueueSize, MaxBatch int
@@ -173,6 +176,12 @@ func (s *Store) open(ctx context.Context) error {
 		return err
 	case m.refusal() != nil:
 		return m.refusal()
+	}
+	if err := s.PublishKeys(ctx, s.keys); err != nil {
+		return err
+	}
+	if _, _, err := s.LearnKeys(ctx); err != nil {
+		return err
 	}
 	return s.openLog(ctx)
 }

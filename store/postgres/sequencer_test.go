@@ -166,7 +166,10 @@ func TestIntegrationTimeout(t *testing.T) {
 // and the suite's origin and keys, and closes it when the test ends.
 func mustOpenInstance(tb testing.TB, url string, opts postgres.Options) *postgres.Store {
 	tb.Helper()
-	opts.Origin, opts.Keys = storetest.Origin, storetest.Keys()
+	opts.Origin = storetest.Origin
+	if opts.Keys == nil {
+		opts.Keys = storetest.Keys()
+	}
 	s, err := postgres.Open(context.Background(), url, opts)
 	if err != nil {
 		tb.Fatal(err)

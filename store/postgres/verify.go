@@ -18,6 +18,11 @@ import (
 // Verify checks the store's log against its keys, and against the archived
 // checkpoints (see consent.LogStore), in one snapshot of the database.
 func (s *Store) Verify(ctx context.Context, archived ...*consent.Checkpoint) (*consent.Verification, error) {
+	// The keys first: checkpoints that other instances signed with keys they
+	// published since are not missing a key.
+	if _, _, err := s.LearnKeys(ctx); err != nil {
+		return nil, fmt.Errorf("postgres: verify: %w", err)
+	}
 	verifier, err := s.keys.LogVerifier(s.origin)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: verify: %w", err)

@@ -244,11 +244,11 @@ func (s *Store) readHead(ctx context.Context) (*consent.Checkpoint, error) {
 	}
 	head := &consent.Checkpoint{Origin: s.origin}
 	if signed != nil {
-		verifier, err := s.keys.LogVerifier(s.origin)
+		err := s.verified(ctx, func(verifier *translog.Verifier) (err error) {
+			head, err = verifier.Open(signed)
+			return err
+		})
 		if err != nil {
-			return nil, err
-		}
-		if head, err = verifier.Open(signed); err != nil {
 			return nil, fmt.Errorf("the log's head in the database: %w", err)
 		}
 	}
