@@ -31,7 +31,7 @@ func (s *Store) AppendAudit(ctx context.Context, entries ...*consent.AuditEntry)
 		}
 		keys[i] = id
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		b.FillPercent = 1.0 // time-ordered keys
 		for i := range keys {
@@ -58,7 +58,7 @@ func (s *Store) Audit(ctx context.Context, after string, limit int) ([]*consent.
 		start = id[:]
 	}
 	out := []*consent.AuditEntry{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
 		for k, v := seek(c, start, true); k != nil && len(out) < limit; k, v = c.Next() {
 			e := new(consent.AuditEntry)
@@ -90,7 +90,7 @@ func (s *Store) PurgeAudit(ctx context.Context, before time.Time) (int, error) {
 			return removed, fmt.Errorf("bolt: purge audit: %w", err)
 		}
 		n := 0
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bucketAudit).Cursor()
 			for k, _ := c.First(); k != nil && bytes.Compare(k, end[:]) < 0 && n < purgeAuditBatch; k, _ = c.First() {
 				if err := c.Delete(); err != nil {

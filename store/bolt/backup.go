@@ -42,7 +42,7 @@ func (s *Store) Backup(ctx context.Context) (*os.File, error) {
 // returns: w should be a local file, not a slow client (see Backup).
 func (s *Store) WriteBackup(ctx context.Context, w io.Writer) (int64, error) {
 	var n int64
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(func(tx *bolt.Tx) (err error) {
 		n, err = tx.WriteTo(ctxWriter{ctx, w})
 		return err
 	})

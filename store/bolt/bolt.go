@@ -121,7 +121,6 @@ type Store struct {
 	// the appends read after their commit before it closes the file.
 	writer *groupcommit.Writer[*request]
 
-	index *consentIndex
 	// lastID is the greatest record id stored, read and written by the writer
 	// only: a greater one cannot be stored yet, and an append of one (every
 	// UUIDv7 but those overtaken in the queue) needs no lookup.
@@ -225,7 +224,6 @@ func load(db *bolt.DB, c options) (*Store, error) {
 		beforeCommit: c.beforeCommit,
 		failCommit:   c.failCommit,
 		onCommit:     c.onCommit,
-		index:        newConsentIndex(),
 		origin:       c.origin,
 		keys:         c.keys,
 	}
@@ -244,6 +242,9 @@ func load(db *bolt.DB, c options) (*Store, error) {
 		if err := guard(func() error { return db.Update(s.create) }); err != nil {
 			return nil, err
 		}
+	}
+	if err := guard(func() error { _, err := buildIndex(db); return err }); err != nil {
+		return nil, err
 	}
 	err = guard(func() error { return db.View(s.read) })
 	if err != nil {
@@ -284,16 +285,21 @@ func newStore(tx *bolt.Tx, origin string) error {
 	if err := translog.CheckOrigin(origin); err != nil {
 		return err
 	}
-	for _, name := range buckets {
+	for _, name := range append(buckets, bucketConsents) {
 		if _, err := tx.CreateBucket(name); err != nil {
 			return fmt.Errorf("bucket %s: %w", name, err)
 		}
 	}
-	return tx.Bucket(bucketMeta).Put(keyOrigin, []byte(origin))
+	meta := tx.Bucket(bucketMeta)
+	if err := meta.Put(keyIndexed, []byte{1}); err != nil {
+		return err
+	}
+	return meta.Put(keyOrigin, []byte(origin))
 }
 
-// read reads the consent index and the log's head from tx, and every page of the
-// records on the way.
+// read reads the log's head from tx, and the greatest record id: what the store keeps
+// in memory. It reads no more, so that a store opens in the same time whatever its
+// size; a page damaged elsewhere is found where it is read (see view and update).
 func (s *Store) read(tx *bolt.Tx) error {
 	switch m, err := readMark(tx); {
 	case err != nil:
@@ -303,9 +309,6 @@ func (s *Store) read(tx *bolt.Tx) error {
 	}
 	if from := tx.Bucket(bucketMeta).Get(keyCopying); from != nil {
 		return move.InProgress(string(from))
-	}
-	if err := readPages(tx, bucketRecords); err != nil {
-		return err
 	}
 	stored := string(tx.Bucket(bucketMeta).Get(keyOrigin))
 	if s.origin == "" {
@@ -324,15 +327,13 @@ func (s *Store) read(tx *bolt.Tx) error {
 		}
 		return err
 	}
-	return tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
-		sr, err := splitRecord(v)
-		if err != nil || len(k) != 16 {
-			return fmt.Errorf("record %x: %v", k, err)
+	if k, _ := tx.Bucket(bucketRecords).Cursor().Last(); k != nil {
+		if len(k) != len(s.lastID) {
+			return fmt.Errorf("record %x: its key is not a record id", k)
 		}
-		s.index.add(sr.consentID, uuid.UUID(k))
-		s.lastID = uuid.UUID(k) // keys come in order
-		return nil
-	})
+		s.lastID = uuid.UUID(k)
+	}
+	return nil
 }
 
 // Append stores r durably with its leaf in the log, under a signed checkpoint, and
@@ -452,13 +453,13 @@ func (s *Store) commit(batch []*request) {
 	var b *translog.Batch
 	var last uuid.UUID
 	start := time.Now()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		if s.failCommit != nil {
 			if err := s.failCommit(); err != nil {
 				return err
 			}
 		}
-		records, log := tx.Bucket(bucketRecords), tx.Bucket(bucketLog)
+		records, log, consents := tx.Bucket(bucketRecords), tx.Bucket(bucketLog), tx.Bucket(bucketConsents)
 		// Record ids are UUIDv7 and the log's keys count up, so new keys land at the
 		// end: full leaf pages take about half the space of the default 0.5. bbolt
 		// does not persist FillPercent, hence in every transaction.
@@ -478,6 +479,9 @@ func (s *Store) commit(batch []*request) {
 			}
 			if err := log.Put(leafKey(index), req.leaf); err != nil {
 				return fmt.Errorf("leaf %d: %w", index, err)
+			}
+			if err := consents.Put(consentKey(req.consentID, req.recordID), nil); err != nil {
+				return fmt.Errorf("record %s in the consent index: %w", req.recordID, err)
 			}
 			answers[i].index = index
 			if bytes.Compare(req.recordID[:], last[:]) > 0 {
@@ -510,15 +514,6 @@ func (s *Store) commit(batch []*request) {
 	if err == nil && b != nil {
 		s.log.Commit(b)
 		s.lastID = last
-		// Indexed before anyone is answered: a record acknowledged to one visitor is
-		// visible to the next request.
-		s.index.mu.Lock()
-		for i, req := range batch {
-			if answers[i].err == nil {
-				s.index.add(req.consentID, req.recordID)
-			}
-		}
-		s.index.mu.Unlock()
 	}
 	for i, req := range batch {
 		a := answers[i]
@@ -548,15 +543,14 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 		return nil, fmt.Errorf("bolt: records by consent: store closed: %w", consent.ErrUnavailable)
 	}
 
-	ids := s.index.records(id)
 	// Committed before the read transaction starts, so the tree it reads holds it.
 	head := s.log.Head()
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		records := tx.Bucket(bucketRecords)
-		for _, rid := range ids {
+		for _, rid := range consentRecords(tx, id) {
 			v := records.Get(rid[:])
 			if v == nil {
-				continue // purged since the index was read
+				return fmt.Errorf("record %s is in the consent index, but not among the records", rid)
 			}
 			r, err := s.proved(tx, v, head)
 			if err != nil {
@@ -572,8 +566,8 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 	if err != nil {
 		return nil, fmt.Errorf("bolt: records by consent: %w", err)
 	}
-	// The index holds commit order. The server takes the UUIDv7 id and the timestamp
-	// separately, so two records a few microseconds apart can disagree with it.
+	// The index holds the order of record ids. The server takes the UUIDv7 id and the
+	// timestamp separately, so two records a few microseconds apart can disagree.
 	slices.SortFunc(recs, func(a, b *consent.Record) int {
 		return cmp.Or(a.RecordedAt.Compare(b.RecordedAt), strings.Compare(a.ID, b.ID))
 	})

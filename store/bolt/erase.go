@@ -24,12 +24,12 @@ func (s *Store) Erase(ctx context.Context, consentID string, sites []string) (in
 		return 0, fmt.Errorf("bolt: erase: %w", err)
 	}
 	n := 0
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		records, log := tx.Bucket(bucketRecords), tx.Bucket(bucketLog)
-		for _, rid := range s.index.records(id) {
+		for _, rid := range consentRecords(tx, id) {
 			v := records.Get(rid[:])
 			if v == nil {
-				continue // purged since the index was read
+				return fmt.Errorf("record %s is in the consent index, but not among the records", rid)
 			}
 			sr, err := splitRecord(v)
 			if err != nil {

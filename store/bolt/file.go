@@ -58,6 +58,18 @@ func checkFile(path string) error {
 	return nil
 }
 
+// view runs fn in a read transaction of the store under guard: a page bbolt cannot
+// make sense of, anywhere in the file, gives an error, never a crash.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	return guard(func() error { return s.db.View(fn) })
+}
+
+// update runs fn in a write transaction of the store under guard (see view); bbolt
+// rolls back a transaction that panics.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	return guard(func() error { return s.db.Update(fn) })
+}
+
 // openDB opens the bbolt file at path with options. A file bbolt cannot make sense
 // of gives an error wrapping ErrDamaged, never a panic or a crash.
 func openDB(path string, options bolt.Options) (*bolt.DB, error) {

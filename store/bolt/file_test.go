@@ -11,8 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
+	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/store/storetest"
 )
 
@@ -201,5 +203,64 @@ func TestOpenFileMode(t *testing.T) {
 				t.Errorf("Open with mode %v: %v; want it to say chmod 600", tt.mode, err)
 			}
 		})
+	}
+}
+
+// TestDamagedPageFoundWhenRead: a store opens without reading its records, so a
+// damaged page among them is found where it is read: the lookup, the listing and
+// the verification that reach it say the file is damaged and what to do, and none
+// panics or crashes.
+func TestDamagedPageFoundWhenRead(t *testing.T) {
+	path, ids := MustLoggedFile(t, 1000)
+	target := ids[len(ids)/2]
+	var stored []byte
+	MustTamper(t, path, func(tx *bolt.Tx) error {
+		stored = append(recordKey(target), tx.Bucket(bucketRecords).Get(recordKey(target))[:offsetIndex]...)
+		return nil
+	})
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(data, stored)
+	if at < 0 {
+		t.Fatal("fixture: the record's key and header are not in the file")
+	}
+	page := os.Getpagesize()
+	random(data[at/page*page : at/page*page+page])
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s := MustOpen(t, path)
+	ctx := context.Background()
+	visitor := uuid.UUID(stored[len(recordKey(target))+1:]).String()
+	reads := map[string]func() error{
+		"the lookup of the visitor's records": func() error {
+			_, err := s.RecordsByConsent(ctx, visitor)
+			return err
+		},
+		"the listing of every record": func() error {
+			for after := ""; ; {
+				page, err := s.Records(ctx, consent.Filter{}, after, 100)
+				if err != nil || len(page) < 100 {
+					return err
+				}
+				after = page[len(page)-1].ID
+			}
+		},
+		"the verification": func() error {
+			_, err := s.Verify(ctx)
+			return err
+		},
+	}
+	for name, read := range reads {
+		err := read()
+		if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "restore it from a backup") {
+			t.Errorf("%s: %v; want ErrDamaged and what to do", name, err)
+		}
+	}
+	if debug.SetPanicOnFault(false) {
+		t.Error("a read left the goroutine with SetPanicOnFault on")
 	}
 }

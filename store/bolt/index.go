@@ -1,62 +1,101 @@
 package bolt
 
 import (
-	"slices"
-	"sync"
+	"bytes"
+	"fmt"
 
 	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
 )
 
-// consentIndex maps consent ids to their record ids, in memory, like Bitcask's
-// keydir. A bbolt bucket keyed by consent id would put a random leaf page into
-// every commit, more of them as the file grows, where appends touch only the last
-// pages. The index costs memory per record instead, and is rebuilt from the
-// records at Open, which reads only each value's 17-byte header.
-type consentIndex struct {
-	mu sync.RWMutex
-	// Most consent ids have one record: it lives in first, and only the records
-	// after it in rest, so that one record costs no slice.
-	first map[uuid.UUID]uuid.UUID
-	rest  map[uuid.UUID][]uuid.UUID
+// bucketConsents indexes the records by consent id: each key is a consent id and a
+// record id, 16 bytes each, with no value, so that the records of one consent id are
+// one range of keys. It lives in the file, not in memory, so that a store opens at
+// once and in the same memory whatever its size. Consent ids are random: each record
+// puts its key in some leaf page of the index, a page more to write in its commit
+// (BENCHMARKS.md measures what it costs).
+var bucketConsents = []byte("consents")
+
+// keyIndexed, in bucketMeta, says that bucketConsents indexes every record: a store
+// written before the index gets it at its next open (buildIndex), and one whose build
+// was cut short gets it again.
+var keyIndexed = []byte("consents-indexed")
+
+// consentKey returns the key of record recordID of consentID in bucketConsents.
+func consentKey(consentID, recordID uuid.UUID) []byte {
+	return append(consentID[:len(consentID):len(consentID)], recordID[:]...)
 }
 
-func newConsentIndex() *consentIndex {
-	return &consentIndex{first: map[uuid.UUID]uuid.UUID{}, rest: map[uuid.UUID][]uuid.UUID{}}
-}
-
-// add records that recordID belongs to consentID. Callers hold mu.
-func (ix *consentIndex) add(consentID, recordID uuid.UUID) {
-	if _, ok := ix.first[consentID]; !ok {
-		ix.first[consentID] = recordID
-		return
+// consentRecords returns the ids of the records of consentID in tx, in the order of
+// their ids.
+func consentRecords(tx *bolt.Tx, consentID uuid.UUID) []uuid.UUID {
+	var ids []uuid.UUID
+	c := tx.Bucket(bucketConsents).Cursor()
+	for k, _ := c.Seek(consentID[:]); bytes.HasPrefix(k, consentID[:]); k, _ = c.Next() {
+		ids = append(ids, uuid.UUID(k[len(consentID):]))
 	}
-	ix.rest[consentID] = append(ix.rest[consentID], recordID)
+	return ids
 }
 
-// records returns the record ids of consentID, in the order they were added.
-func (ix *consentIndex) records(consentID uuid.UUID) []uuid.UUID {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	first, ok := ix.first[consentID]
-	if !ok {
+// indexBatch is how many records one transaction of buildIndex indexes: enough to
+// fill pages, few enough to keep the transaction's dirty pages in bounded memory.
+var indexBatch = 100_000
+
+// buildIndex indexes every record of a store written before bucketConsents, in
+// transactions of indexBatch records, then marks it indexed. It returns how many
+// records it indexed; a store indexed already costs one read.
+func buildIndex(db *bolt.DB) (int, error) {
+	var indexed bool
+	err := db.View(func(tx *bolt.Tx) error {
+		indexed = tx.Bucket(bucketMeta).Get(keyIndexed) != nil
 		return nil
+	})
+	if err != nil || indexed {
+		return 0, err
 	}
-	return append([]uuid.UUID{first}, slices.Clone(ix.rest[consentID])...)
-}
-
-// remove forgets that recordID belongs to consentID. Callers hold mu.
-func (ix *consentIndex) remove(consentID, recordID uuid.UUID) {
-	rest := slices.DeleteFunc(ix.rest[consentID], func(id uuid.UUID) bool { return id == recordID })
-	if ix.first[consentID] == recordID {
-		if len(rest) == 0 {
-			delete(ix.first, consentID)
-		} else {
-			ix.first[consentID], rest = rest[0], rest[1:]
+	err = db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketConsents) != nil {
+			if err := tx.DeleteBucket(bucketConsents); err != nil {
+				return err
+			}
+		}
+		_, err := tx.CreateBucket(bucketConsents)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("consent index: %w", err)
+	}
+	n := 0
+	for after, done := []byte(nil), false; !done; {
+		err := db.Update(func(tx *bolt.Tx) error {
+			c, consents := tx.Bucket(bucketRecords).Cursor(), tx.Bucket(bucketConsents)
+			k, v := c.First()
+			if after != nil {
+				if k, v = c.Seek(after); bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			for i := 0; k != nil && i < indexBatch; i++ {
+				sr, err := splitRecord(v)
+				if err != nil || len(k) != len(uuid.UUID{}) {
+					return fmt.Errorf("record %x: %v", k, err)
+				}
+				if err := consents.Put(consentKey(sr.consentID, uuid.UUID(k)), nil); err != nil {
+					return err
+				}
+				n++
+				after = bytes.Clone(k)
+				k, v = c.Next()
+			}
+			if k == nil {
+				done = true
+				return tx.Bucket(bucketMeta).Put(keyIndexed, []byte{1})
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("consent index: %w", err)
 		}
 	}
-	if len(rest) == 0 {
-		delete(ix.rest, consentID)
-	} else {
-		ix.rest[consentID] = rest
-	}
+	return n, nil
 }

@@ -90,7 +90,7 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, er
 		return nil, fmt.Errorf("bolt: read hashes: %w", err)
 	}
 	var out [][32]byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		hashes, err := logTx{tx}.ReadHashes(indexes)
 		out = make([][32]byte, len(hashes))
 		for i, h := range hashes {

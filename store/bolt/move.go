@@ -268,6 +268,9 @@ func (w *filler) Leaf(index int64, leaf []byte, id uuid.UUID, r *translog.Stored
 	}
 	v := encodeRecord(r.ConsentID, r.Decision, r.Identifying)
 	binary.BigEndian.PutUint64(v[offsetIndex:], uint64(index))
+	if err := w.put(bucketConsents, consentKey(r.ConsentID, id), nil); err != nil {
+		return err
+	}
 	return w.put(bucketRecords, id[:], v)
 }
 

@@ -91,7 +91,7 @@ type purge struct {
 // past their site's time among up to purgeScan after the key after and before end,
 // and the last key it looked at (nil once it reached end).
 func (s *Store) findPurged(before map[string]time.Time, after, end []byte) (doomed [][]byte, last []byte, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		c, log := tx.Bucket(bucketRecords).Cursor(), tx.Bucket(bucketLog)
 		scanned := 0
 		for k, v := seek(c, after, after != nil); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
@@ -127,8 +127,8 @@ func recordLeaf(log *bolt.Bucket, k, v []byte) (*translog.Leaf, storedRecord, er
 	return &leaf, sr, nil
 }
 
-// purgeRecords removes the records with the keys doomed in one transaction, and
-// forgets them in the consent index. The transaction that removes a site's first
+// purgeRecords removes the records with the keys doomed, and their keys in the
+// consent index, in one transaction. The transaction that removes a site's first
 // record signs and stores the site's statement: no record gone without it, no
 // statement without a purge. A record the statement could not cover (logged after
 // it, its clock stepped back) stays.
@@ -136,10 +136,9 @@ func (s *Store) purgeRecords(p *purge, doomed [][]byte) error {
 	if len(doomed) == 0 {
 		return nil
 	}
-	var gone []uuid.UUID // consent ids, pairwise with their record ids
 	var signedNow []string
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		records, log := tx.Bucket(bucketRecords), tx.Bucket(bucketLog)
+	err := s.update(func(tx *bolt.Tx) error {
+		records, log, consents := tx.Bucket(bucketRecords), tx.Bucket(bucketLog), tx.Bucket(bucketConsents)
 		for _, k := range doomed {
 			v := records.Get(k)
 			if v == nil {
@@ -162,7 +161,9 @@ func (s *Store) purgeRecords(p *purge, doomed [][]byte) error {
 			if err := records.Delete(k); err != nil {
 				return err
 			}
-			gone = append(gone, sr.consentID, uuid.UUID(k))
+			if err := consents.Delete(consentKey(sr.consentID, uuid.UUID(k))); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -172,11 +173,6 @@ func (s *Store) purgeRecords(p *purge, doomed [][]byte) error {
 		}
 		return err
 	}
-	s.index.mu.Lock()
-	for i := 0; i < len(gone); i += 2 {
-		s.index.remove(gone[i], gone[i+1])
-	}
-	s.index.mu.Unlock()
 	return nil
 }
 

@@ -364,13 +364,16 @@ func TestPurge(t *testing.T) {
 	if err != nil || !v.OK || v.Leaves != int64(len(all)+1) || v.Records != len(all)+1-purged || v.Purged != purged {
 		t.Errorf("the file after the purge and an append: %+v, %v; want OK with %d purged", v, err, purged)
 	}
-	// The consent index is rebuilt from the records: the purged stay gone.
+	// The consent index lost the purged records' keys with them: they stay gone.
 	s = MustOpen(t, path)
 	for _, l := range all {
 		recs := storetest.MustRecordsByConsent(t, s, l.record.ConsentID)
 		if found := slices.ContainsFunc(recs, func(r *consent.Record) bool { return r.ID == l.record.ID }); found == l.purged {
 			t.Errorf("record %s (leaf %d) after a reopen: found %v", l.record.ID, l.index, found)
 		}
+	}
+	if got, want := indexKeys(t, s), len(all)+1-purged; got != want {
+		t.Errorf("the consent index holds %d keys after the purge, want %d, one per record left", got, want)
 	}
 }
 

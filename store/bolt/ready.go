@@ -38,7 +38,7 @@ func (s *Store) Ready() error {
 		return p.err
 	}
 	p.at, p.err = time.Now(), nil
-	if err := s.db.Update(func(*bolt.Tx) error { return nil }); err != nil {
+	if err := s.update(func(*bolt.Tx) error { return nil }); err != nil {
 		p.err = fmt.Errorf("bolt: a commit fails: %w", err)
 	}
 	return p.err

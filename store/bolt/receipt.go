@@ -57,7 +57,7 @@ func (s *Store) proved(tx *bolt.Tx, v []byte, head *consent.Checkpoint) (*consen
 // snapshotGetter reads snapshots in its own read transaction, for callers outside one.
 func (s *Store) snapshotGetter(site, fingerprint string) ([]byte, error) {
 	var value []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		// Copied: bbolt's bytes live only as long as their transaction.
 		value = append(value, tx.Bucket(bucketSnapshots).Get(snapshotKey(site, fingerprint))...)
 		return nil

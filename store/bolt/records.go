@@ -79,7 +79,7 @@ func (s *Store) scan(ctx context.Context, f consent.Filter, after string, limit 
 		end = timeKey(f.To.Add(time.Second))
 	}
 	selects := selector(f)
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		c, log := tx.Bucket(bucketRecords).Cursor(), tx.Bucket(bucketLog)
 		k, v := seek(c, start, after != "")
 		for n, found := 0, 0; k != nil && found < limit; k, v = c.Next() {

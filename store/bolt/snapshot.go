@@ -28,7 +28,7 @@ func (s *Store) PutSnapshot(ctx context.Context, snap *consent.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("bolt: put snapshot: %w", err)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSnapshots)
 		key := snapshotKey(snap.Site, snap.Fingerprint)
 		if b.Get(key) != nil {
@@ -48,7 +48,7 @@ func (s *Store) Snapshot(ctx context.Context, site, fingerprint string) (*consen
 		return nil, fmt.Errorf("bolt: snapshot: %w", err)
 	}
 	snap := new(consent.Snapshot)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketSnapshots).Get(snapshotKey(site, fingerprint))
 		if v == nil {
 			return consent.Errorf(consent.ENotFound, "no snapshot of %s for site %s", fingerprint, site)

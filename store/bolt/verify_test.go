@@ -757,7 +757,16 @@ func TestVerifyConsentMoved(t *testing.T) {
 	path, ids := MustLoggedFile(t, 4)
 	other := uuid.New()
 	MustTamper(t, path, func(tx *bolt.Tx) error {
-		return editRecord(tx, ids[1], func(sr *storedRecord) { sr.consentID = other })
+		var was uuid.UUID
+		err := editRecord(tx, ids[1], func(sr *storedRecord) { was, sr.consentID = sr.consentID, other })
+		if err != nil {
+			return err
+		}
+		consents, rid := tx.Bucket(bucketConsents), uuid.MustParse(ids[1])
+		if err := consents.Delete(consentKey(was, rid)); err != nil {
+			return err
+		}
+		return consents.Put(consentKey(other, rid), nil)
 	})
 	v, err := VerifyFile(context.Background(), path, testVerifier(t))
 	mustBeBroken(t, v, err, 1, ids[1], "is filed under another consent id")
