@@ -18,6 +18,7 @@ import (
 // ReadyReporter, Leader); callers find them by a type assertion on the Store.
 type Store interface {
 	RecordStore
+	StatsStore
 	SnapshotStore
 	AuditStore
 	LogStore

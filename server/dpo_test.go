@@ -250,9 +250,9 @@ func containsInOrder(got, want []string) bool {
 }
 
 func TestDPOStatsAndErasure(t *testing.T) {
-	f := MustFixture(t, false)
+	f := MustFreshFixture(t)
 	all, voxbi := MustTokens(t, f)
-	from := time.Now().UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)
+	from := time.Now().UTC().Format(time.DateOnly)
 	var last string
 	for i := range 4 {
 		body := f.validBody(t)
@@ -265,17 +265,22 @@ func TestDPOStatsAndErasure(t *testing.T) {
 		}
 		last = body["consent_id"].(string)
 	}
-	rec := f.do(t, http.MethodGet, "/v1/dpo/stats?site="+testSite+"&from="+from, "", bearer(all))
-	var stats struct {
-		Days []struct {
-			Site   string
-			Day    string
-			Total  int
-			Counts map[string]int
-			Shares map[string]float64
-		}
+	type tally struct {
+		Granted, Denied int
+		OptInRate       float64 `json:"opt_in_rate"`
 	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &stats); err != nil || len(stats.Days) == 0 {
+	type siteStats struct {
+		Site       string
+		Day        string
+		Total      int
+		Counts     map[string]int
+		Shares     map[string]float64
+		Categories map[string]tally
+		Partners   map[string]tally
+	}
+	rec := f.do(t, http.MethodGet, "/v1/dpo/stats?site="+testSite+"&from="+from, "", bearer(all))
+	var stats struct{ Days, Totals []siteStats }
+	if err := json.Unmarshal(rec.Body.Bytes(), &stats); err != nil || len(stats.Days) == 0 || len(stats.Totals) != 1 {
 		t.Fatalf("stats: %s", rec.Body)
 	}
 	total, accepted := 0, 0
@@ -286,8 +291,21 @@ func TestDPOStatsAndErasure(t *testing.T) {
 			t.Errorf("day %+v: every action counted, shares at most 1", d)
 		}
 	}
-	if total != 4 || accepted != 1 {
-		t.Errorf("stats count %d decisions, %d accept_all; want 4 and 1", total, accepted)
+	sum := stats.Totals[0]
+	if total != 4 || accepted != 1 || sum.Total != 4 || sum.Counts["accept_all"] != 1 || sum.Day != "" {
+		t.Errorf("stats count %d decisions, %d accept_all, and over the days %+v; want 4 and 1", total, accepted, sum)
+	}
+	// One visitor of four accepted all: every optional category and partner at 25 %.
+	for id, tl := range sum.Partners {
+		if tl.Granted != 1 || tl.Denied != 3 || tl.OptInRate != 0.25 {
+			t.Errorf("partner %s: %+v, want granted by 1 of 4", id, tl)
+		}
+	}
+	if len(sum.Partners) == 0 || len(sum.Categories) == 0 {
+		t.Errorf("no opt-in rates per category or partner: %+v", sum)
+	}
+	if rec := f.do(t, http.MethodGet, "/v1/dpo/stats?from="+time.Now().UTC().Format(time.RFC3339), "", bearer(all)); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "whole days") {
+		t.Errorf("stats from a time of day: %d %s, want 400 saying they count whole days", rec.Code, rec.Body)
 	}
 
 	if rec := f.do(t, http.MethodDelete, "/v1/dpo/consents/"+last, "", bearer(voxbi)); rec.Code != http.StatusNotFound {

@@ -223,6 +223,13 @@ func (s *faultyStore) Verify(ctx context.Context, archived ...*consent.Checkpoin
 	return s.Store.Verify(ctx, archived...)
 }
 
+func (s *faultyStore) Stats(ctx context.Context, sites []string, from, to string) ([]*consent.StatsRow, error) {
+	if s.fault != nil {
+		return nil, s.fault
+	}
+	return s.Store.Stats(ctx, sites, from, to)
+}
+
 func (s *faultyStore) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
 	if s.fault != nil {
 		return nil, s.fault

@@ -88,11 +88,28 @@ func MustFixture(tb testing.TB, demo bool) *fixture {
 		f.store.appends.Store(0)
 		return f
 	}
+	f := newFixture(tb, demo, filepath.Join(fixtureDir, fmt.Sprintf("consent-%d.db", len(fixtures))))
+	fixtures[demo] = f
+	return f
+}
+
+// MustFreshFixture is MustFixture with a store of its own, empty, for a test that
+// counts what the store holds; it is closed when tb ends.
+func MustFreshFixture(tb testing.TB) *fixture {
+	tb.Helper()
+	f := newFixture(tb, false, filepath.Join(tb.TempDir(), "consent.db"))
+	tb.Cleanup(func() { f.store.Close() })
+	return f
+}
+
+// newFixture returns a server of the shipped sites.yaml on a store at path.
+func newFixture(tb testing.TB, demo bool, path string) *fixture {
+	tb.Helper()
 	cfg, err := config.Load("../sites.yaml")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	db, err := bolt.Open(filepath.Join(fixtureDir, fmt.Sprintf("consent-%d.db", len(fixtures))), bolt.Log(storetest.Origin, storetest.Keys()))
+	db, err := bolt.Open(path, bolt.Log(storetest.Origin, storetest.Keys()))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -101,9 +118,7 @@ func MustFixture(tb testing.TB, demo bool) *fixture {
 	if err := srv.Load(cfg); err != nil {
 		tb.Fatal(err)
 	}
-	f := &fixture{srv: srv, store: store, cfg: cfg}
-	fixtures[demo] = f
-	return f
+	return &fixture{srv: srv, store: store, cfg: cfg}
 }
 
 // validBody returns a consent request that the server accepts for testSite: a

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -28,6 +29,15 @@ type servedStore interface {
 type database struct {
 	path string // the bbolt file; "" for PostgreSQL
 	url  string // postgres://...; "" for a bbolt file
+}
+
+// databaseOf returns the store that the flags --db and --db-file of fs, parsed,
+// name: --db counts as given only on the command line, as a default from the
+// environment is no choice to refuse beside --db-file.
+func databaseOf(fs *flag.FlagSet, db, dbFile string) (database, error) {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "db" })
+	return parseDatabase("db", db, dbFile, set)
 }
 
 // parseDatabase reads the flag --name, or the URL in the file --name-file names if

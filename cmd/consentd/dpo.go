@@ -114,13 +114,26 @@ func choiceList(choices map[string]bool) string {
 
 // statsDocument is the answer of GET /v1/dpo/stats.
 type statsDocument struct {
-	Days []struct {
-		Site   string             `json:"site"`
-		Day    string             `json:"day"`
-		Total  int                `json:"total"`
-		Counts map[string]int     `json:"counts"`
-		Shares map[string]float64 `json:"shares"`
-	} `json:"days"`
+	Days   []siteStats `json:"days"`
+	Totals []siteStats `json:"totals"`
+}
+
+// siteStats are a site's decisions on a day, or over the days asked for.
+type siteStats struct {
+	Site       string             `json:"site"`
+	Day        string             `json:"day"`
+	Total      int                `json:"total"`
+	Counts     map[string]int     `json:"counts"`
+	Shares     map[string]float64 `json:"shares"`
+	Categories map[string]optIn   `json:"categories"`
+	Partners   map[string]optIn   `json:"partners"`
+}
+
+// optIn is how many decisions granted and denied a category or partner.
+type optIn struct {
+	Granted   int     `json:"granted"`
+	Denied    int     `json:"denied"`
+	OptInRate float64 `json:"opt_in_rate"`
 }
 
 // stats prints the decisions per site and day as a table, or with --json as
@@ -170,6 +183,18 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(w, "\t%d (%.0f%%)", d.Counts[a], 100*d.Shares[a])
 		}
 		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "\nSITE\tOPT-IN\tID\tGRANTED\tDENIED\tRATE\n")
+	for _, t := range s.Totals {
+		for _, kind := range []struct {
+			name    string
+			tallies map[string]optIn
+		}{{"category", t.Categories}, {"partner", t.Partners}} {
+			for _, id := range slices.Sorted(maps.Keys(kind.tallies)) {
+				tl := kind.tallies[id]
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%.1f%%\n", t.Site, kind.name, id, tl.Granted, tl.Denied, 100*tl.OptInRate)
+			}
+		}
 	}
 	return w.Flush()
 }

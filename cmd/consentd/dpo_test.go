@@ -259,8 +259,8 @@ func TestDPOStats(t *testing.T) {
 		{"one site", []string{"--site", "voxbi.com"}, []string{
 			"voxbi.com " + today + " 1 1 (100%) 0 (0%) 0 (0%) 0 (0%) 0 (0%)",
 		}},
-		{"from a time on", []string{"--from", f.since.Format(time.RFC3339Nano)}, []string{
-			"mixvoip.com " + today + " 2 1 (50%) 1 (50%) 0 (0%) 0 (0%) 0 (0%)",
+		{"from a day on", []string{"--site", "mixvoip.com", "--from", today}, []string{
+			"mixvoip.com " + today + " 4 2 (50%) 1 (25%) 0 (0%) 1 (25%) 0 (0%)",
 		}},
 	}
 	for _, tt := range tests {
@@ -282,6 +282,24 @@ func TestDPOStats(t *testing.T) {
 		}
 	})
 
+	t.Run("opt-in rates", func(t *testing.T) {
+		out := MustRun(t, f.dpo("stats", "--site", "voxbi.com")...)
+		_, rates, _ := strings.Cut(out, "\n\n")
+		lines := strings.Split(strings.TrimSuffix(rates, "\n"), "\n")
+		if got := strings.Fields(lines[0]); !slices.Equal(got, []string{"SITE", "OPT-IN", "ID", "GRANTED", "DENIED", "RATE"}) {
+			t.Fatalf("no opt-in table after the days:\n%s", out)
+		}
+		// voxbi.com's one decision accepted all: every category and partner at 100 %.
+		for _, l := range lines[1:] {
+			if f := strings.Fields(l); len(f) != 6 || f[0] != "voxbi.com" || f[3] != "1" || f[4] != "0" || f[5] != "100.0%" {
+				t.Errorf("opt-in row %q, want voxbi.com granted once, 100.0%%", l)
+			}
+		}
+		if len(lines) < 3 {
+			t.Errorf("opt-in rates of %d categories and partners, want some of each:\n%s", len(lines)-1, out)
+		}
+	})
+
 	t.Run("a token for one site sees only that site", func(t *testing.T) {
 		out := MustRun(t, "stats", "--url", f.url, "--token-file", f.voxbi)
 		if !strings.Contains(out, "voxbi.com") || strings.Contains(out, "mixvoip.com") {
@@ -294,7 +312,8 @@ func TestDPOStats(t *testing.T) {
 // (today) sits under DAY, and returns the rows, cells separated by one space.
 func mustStatsRows(tb testing.TB, out, today string) []string {
 	tb.Helper()
-	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	days, _, _ := strings.Cut(out, "\n\n") // the opt-in rates follow
+	lines := strings.Split(strings.TrimSuffix(days, "\n"), "\n")
 	if got := strings.Fields(lines[0]); !slices.Equal(got, []string{"SITE", "DAY", "TOTAL", "ACCEPT_ALL", "CUSTOM", "GPC", "REJECT_ALL", "WITHDRAW"}) {
 		tb.Fatalf("header %q\n%s", got, out)
 	}
@@ -367,6 +386,7 @@ func TestDPOErrors(t *testing.T) {
 		{"unknown consent id", f.dpo("proof", uuid.NewString()), []string{"404 Not Found", "no records for this consent id"}},
 		{"not a consent id", f.dpo("proof", "../keys"), []string{`"../keys" is not a consent id`}},
 		{"bad time", f.dpo("stats", "--from", "27/11/2026"), []string{"400 Bad Request", `filter from: "27/11/2026" is not a time`}},
+		{"a time of day", f.dpo("stats", "--from", "2026-11-27T13:00:00Z"), []string{"400 Bad Request", "statistics count whole days"}},
 		{"bad format", f.dpo("export", "--format", "xlsx"), []string{"400 Bad Request", "csv or ndjson"}},
 		{"backup with a token limited to a site", []string{"backup", "--out", filepath.Join(t.TempDir(), "copy.db"), "--url", f.url, "--token-file", f.voxbi}, []string{"403 Forbidden", "needs a token without a site limit"}},
 		{"backup without --out", f.dpo("backup"), []string{"either --out FILE or --dir DIR is required"}},

@@ -109,6 +109,10 @@ Usage:
                              way; --from-file, --to-file for a URL with a password),
                              its log intact: the copy verifies before it counts, and
                              the source is marked as moved and takes no more records
+  consentd rebuild-stats [--db FILE|URL] [--keys DIR]
+                             count the store's records again for the statistics (a
+                             store from before them is counted when it first opens);
+                             a bbolt file must not be in use, PostgreSQL counts online
   consentd token add NAME [--sites a,b] | list [--all] | revoke NAME
                              DPO API tokens (--tokens FILE, default data/tokens.json);
                              --sites names sites of --config (default
@@ -127,8 +131,9 @@ http://localhost:8080; the token from $CONSENTD_TOKEN or --token-file FILE):
   consentd export [--site S] [--from T] [--to T] [--action A] [--fingerprint F]
                   [--language L] [--format csv|ndjson] [--out FILE]
                              stream the selected records (default: NDJSON to stdout)
-  consentd stats [--site S] [--from T] [--to T] [--json]
-                             decisions per site and day
+  consentd stats [--site S] [--from DAY] [--to DAY] [--json]
+                             decisions per site and day, and opt-in rates per
+                             category and partner over those days
   consentd backup --out FILE | --dir DIR [--keep 14]
                              a consistent copy of the whole store, taken while consentd
                              serves, then verified with the keys consentd publishes
@@ -190,6 +195,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return restore(ctx, args[1:], stdout, stderr)
 	case "copy":
 		return copyStore(ctx, args[1:], stdout, stderr)
+	case "rebuild-stats":
+		return rebuildStats(ctx, args[1:], stdout, stderr)
 	case "health":
 		return health(ctx, args[1:], stderr)
 	case "version", "--version", "-version", "-v":

@@ -33,9 +33,7 @@ func restore(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	dbSet := false
-	fs.Visit(func(f *flag.Flag) { dbSet = dbSet || f.Name == "db" })
-	d, err := parseDatabase("db", *db, *dbFile, dbSet)
+	d, err := databaseOf(fs, *db, *dbFile)
 	if err != nil {
 		return err
 	}

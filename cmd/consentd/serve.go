@@ -178,9 +178,7 @@ func (m *Main) ParseFlags(args []string) error {
 		return err
 	}
 	var err error
-	dbSet := false
-	fs.Visit(func(f *flag.Flag) { dbSet = dbSet || f.Name == "db" })
-	if m.db, err = parseDatabase("db", m.DBPath, m.DBFile, dbSet); err != nil {
+	if m.db, err = databaseOf(fs, m.DBPath, m.DBFile); err != nil {
 		return err
 	}
 	if m.BackupDir != "" && m.db.url != "" {

@@ -43,9 +43,7 @@ func token(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	dbSet := false
-	fs.Visit(func(f *flag.Flag) { dbSet = dbSet || f.Name == "db" })
-	db, err := parseDatabase("db", *dbURL, *dbFile, dbSet)
+	db, err := databaseOf(fs, *dbURL, *dbFile)
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,9 @@ var (
 
 	// buckets are those of every store.
 	buckets = [][]byte{bucketRecords, bucketLog, bucketMeta, bucketLinks, bucketSnapshots, bucketAudit, bucketPurges}
+	// derived are the buckets made from the records, which a store written before
+	// them gets when it opens.
+	derived = [][]byte{bucketConsents, bucketStats}
 )
 
 // Option changes a setting of Open.
@@ -154,6 +157,7 @@ var (
 // prepared by the caller, so encoding and hashing run in parallel and the writer
 // only writes, extends the tree and signs once per batch.
 type request struct {
+	record    *consent.Record // counted in the store's statistics
 	recordID  uuid.UUID
 	consentID uuid.UUID
 	value     []byte
@@ -250,6 +254,15 @@ func load(db *bolt.DB, c options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	var counted bool
+	if err := s.view(func(tx *bolt.Tx) error { counted = tx.Bucket(bucketMeta).Get(keyCounted) != nil; return nil }); err != nil {
+		return nil, err
+	}
+	if !counted {
+		if _, err := s.RebuildStats(context.Background()); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -285,14 +298,16 @@ func newStore(tx *bolt.Tx, origin string) error {
 	if err := translog.CheckOrigin(origin); err != nil {
 		return err
 	}
-	for _, name := range append(buckets, bucketConsents) {
+	for _, name := range append(slices.Clone(buckets), derived...) {
 		if _, err := tx.CreateBucket(name); err != nil {
 			return fmt.Errorf("bucket %s: %w", name, err)
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
-	if err := meta.Put(keyIndexed, []byte{1}); err != nil {
-		return err
+	for _, k := range [][]byte{keyIndexed, keyCounted} {
+		if err := meta.Put(k, []byte{1}); err != nil {
+			return err
+		}
 	}
 	return meta.Put(keyOrigin, []byte(origin))
 }
@@ -423,6 +438,7 @@ func (s *Store) newRequest(r *consent.Record) (*request, receiptParts, error) {
 		return nil, receiptParts{}, err
 	}
 	req := &request{
+		record:    r,
 		recordID:  leaf.RecordID,
 		consentID: consentID,
 		value:     encodeRecord(consentID, decision, identifying),
@@ -466,6 +482,7 @@ func (s *Store) commit(batch []*request) {
 		records.FillPercent, log.FillPercent = 1.0, 1.0
 		index := s.log.Head().Size
 		hashes := make([]tlog.Hash, 0, len(batch))
+		counts := consent.Counts{}
 		last = s.lastID
 		for i, req := range batch {
 			if bytes.Compare(req.recordID[:], last[:]) <= 0 && records.Get(req.recordID[:]) != nil {
@@ -484,6 +501,7 @@ func (s *Store) commit(batch []*request) {
 				return fmt.Errorf("record %s in the consent index: %w", req.recordID, err)
 			}
 			answers[i].index = index
+			counts.Count(req.record)
 			if bytes.Compare(req.recordID[:], last[:]) > 0 {
 				last = req.recordID
 			}
@@ -492,6 +510,9 @@ func (s *Store) commit(batch []*request) {
 		}
 		if len(hashes) == 0 {
 			return nil
+		}
+		if err := addStats(tx, counts); err != nil {
+			return fmt.Errorf("statistics: %w", err)
 		}
 		signer, err := s.keys.LogSigner(s.origin)
 		if err != nil {

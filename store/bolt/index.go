@@ -69,12 +69,7 @@ func buildIndex(db *bolt.DB) (int, error) {
 	for after, done := []byte(nil), false; !done; {
 		err := db.Update(func(tx *bolt.Tx) error {
 			c, consents := tx.Bucket(bucketRecords).Cursor(), tx.Bucket(bucketConsents)
-			k, v := c.First()
-			if after != nil {
-				if k, v = c.Seek(after); bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
-			}
+			k, v := seek(c, after, after != nil)
 			for i := 0; k != nil && i < indexBatch; i++ {
 				sr, err := splitRecord(v)
 				if err != nil || len(k) != len(uuid.UUID{}) {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
+
+	consent "github.com/mixvoip/consentd"
 )
 
 // TestIndexBuiltForOlderStore: a store written before the consent index, or whose
@@ -13,11 +15,18 @@ import (
 // finds their records; a purge takes the keys of the records it removes.
 func TestIndexBuiltForOlderStore(t *testing.T) {
 	cases := map[string]func(tx *bolt.Tx, consentOf map[string]uuid.UUID) error{
-		"written before the index": func(tx *bolt.Tx, _ map[string]uuid.UUID) error {
-			if err := tx.DeleteBucket(bucketConsents); err != nil {
-				return err
+		"written before the index and the counters": func(tx *bolt.Tx, _ map[string]uuid.UUID) error {
+			for _, b := range derived {
+				if err := tx.DeleteBucket(b); err != nil {
+					return err
+				}
 			}
-			return tx.Bucket(bucketMeta).Delete(keyIndexed)
+			for _, k := range [][]byte{keyIndexed, keyCounted} {
+				if err := tx.Bucket(bucketMeta).Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 		"its build cut short": func(tx *bolt.Tx, consentOf map[string]uuid.UUID) error {
 			n := 0
@@ -57,6 +66,14 @@ func TestIndexBuiltForOlderStore(t *testing.T) {
 			}
 			if got := indexKeys(t, s); got != len(ids) {
 				t.Errorf("the index holds %d keys, want one for each of the %d records", got, len(ids))
+			}
+			rows, err := s.Stats(context.Background(), nil, "", "")
+			var total int64
+			for _, row := range rows {
+				total += row.Counters[string(consent.ActionCustom)]
+			}
+			if err != nil || total != int64(len(ids)) {
+				t.Errorf("the counters count %d decisions (%v), want the %d records", total, err, len(ids))
 			}
 		})
 	}

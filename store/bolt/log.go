@@ -103,3 +103,16 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, er
 	}
 	return out, nil
 }
+
+// treeSize returns the size of the log's tree that tx holds, from its checkpoint.
+func (s *Store) treeSize(tx *bolt.Tx) (int64, error) {
+	verifier, err := s.keys.LogVerifier(s.origin)
+	if err != nil {
+		return 0, err
+	}
+	log, err := translog.Open(logTx{tx}, verifier)
+	if err != nil {
+		return 0, err
+	}
+	return log.Head().Size, nil
+}

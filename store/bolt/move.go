@@ -221,7 +221,13 @@ func (w *filler) commit() error {
 }
 
 func (w *filler) SetOrigin(origin string) error {
-	return w.db.Update(func(tx *bolt.Tx) error { return newStore(tx, origin) })
+	return w.db.Update(func(tx *bolt.Tx) error {
+		if err := newStore(tx, origin); err != nil {
+			return err
+		}
+		// The copy's records are counted when it first opens.
+		return tx.Bucket(bucketMeta).Delete(keyCounted)
+	})
 }
 
 func (w *filler) Link(signed []byte) error {

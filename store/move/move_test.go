@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -275,6 +276,22 @@ func mustHoldCopy(tb testing.TB, s consent.Store, copied *move.Copied, want stri
 	ctx := context.Background()
 	if got := mustContent(tb, s, consents); got != want {
 		tb.Errorf("the copy answers\n%s\nwant\n%s", got, want)
+	}
+	// The counters are not copied but counted from the records copied.
+	counted := consent.Counts{}
+	for _, r := range storetest.MustRecords(tb, s) {
+		counted.Count(r)
+	}
+	rows, err := s.Stats(ctx, nil, "", "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stats := consent.Counts{}
+	for _, row := range rows {
+		stats[row.Key] = row.Counters
+	}
+	if !maps.EqualFunc(stats, counted, maps.Equal) || len(stats) == 0 {
+		tb.Errorf("the copy's counters: %v, want those of its records: %v", stats, counted)
 	}
 	v, err := s.Verify(ctx, copied.Checkpoint)
 	if err != nil || !v.OK || v.Leaves != 11 || v.Records != 10 || v.Erased != 2 || v.Purged != 1 || v.Archived != 1 {

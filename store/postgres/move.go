@@ -254,8 +254,9 @@ func (w *filler) SetOrigin(origin string) error {
 	}
 	// A database where a consentd only started (a head without a checkpoint, no
 	// records) is as good as empty; one with a snapshot or an audit entry is not.
-	tag, err := w.tx.Exec(w.ctx, `INSERT INTO log_head (id, origin) VALUES (1, $1)
-		ON CONFLICT (id) DO UPDATE SET origin = excluded.origin
+	// The copy's records are counted when a consentd first opens it.
+	tag, err := w.tx.Exec(w.ctx, `INSERT INTO log_head (id, origin, stats_counted) VALUES (1, $1, false)
+		ON CONFLICT (id) DO UPDATE SET origin = excluded.origin, stats_counted = false
 		WHERE log_head.checkpoint IS NULL AND log_head.moved_to IS NULL AND log_head.copied_from IS NULL`, origin)
 	if err != nil {
 		return err

@@ -183,7 +183,15 @@ func (s *Store) open(ctx context.Context) error {
 	if _, _, err := s.LearnKeys(ctx); err != nil {
 		return err
 	}
-	return s.openLog(ctx)
+	if err := s.openLog(ctx); err != nil {
+		return err
+	}
+	var counted bool
+	if err := s.pool.QueryRow(ctx, "SELECT stats_counted FROM log_head WHERE id = 1").Scan(&counted); err != nil || counted {
+		return err
+	}
+	_, err = s.RebuildStats(ctx)
+	return err
 }
 
 // Close answers the appends already queued, integrating them if this instance is the

@@ -238,6 +238,13 @@ func (s *Store) integrateLocked(ctx context.Context, local []*request) (int, err
 	written := map[int64]tlog.Hash{}
 	if len(fresh) > 0 {
 		queueRecords(b, fresh, head.Size)
+		counts := consent.Counts{}
+		if err := countRows(counts, fresh); err != nil {
+			return 0, err
+		}
+		if err := queueStats(b, counts); err != nil {
+			return 0, err
+		}
 		signer, err := s.keys.LogSigner(s.origin)
 		if err != nil {
 			return 0, err

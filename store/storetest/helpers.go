@@ -96,6 +96,18 @@ func Now() time.Time {
 	return time.Now().UTC().Truncate(time.Microsecond)
 }
 
+// MustRecords returns every record of s, up to 1,000.
+func MustRecords(tb testing.TB, s interface {
+	Records(ctx context.Context, f consent.Filter, after string, limit int) ([]*consent.Record, error)
+}) []*consent.Record {
+	tb.Helper()
+	records, err := s.Records(context.Background(), consent.Filter{}, "", 1000)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return records
+}
+
 // MustPutSnapshot stores the snapshot of what the visitor of r, a record from
 // NewRecord, was shown, as the server does before it serves a banner, and returns it.
 func MustPutSnapshot(tb testing.TB, s consent.SnapshotStore, r *consent.Record) *consent.Snapshot {

@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore Factory[consent.Store]) {
 	t.Helper()
 	RunRecords(t, newStore)
 	RunErasure(t, newStore)
+	RunStats(t, newStore)
 	RunSnapshots(t, newStore)
 	RunAudit(t, newStore)
 	RunLog(t, newStore)
