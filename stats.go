@@ -120,6 +120,7 @@ func (t Tally) OptInRate() float64 {
 // apply), sorted by site, then day.
 func Summarize(rows []*StatsRow, f Filter) []*DayStats {
 	days := map[[2]string]*DayStats{}
+	names := map[string]counterName{} // each name parsed once: rows share a few dozen
 	for _, row := range rows {
 		if (f.Language != "" && row.Key.Language != f.Language) || (f.Fingerprint != "" && row.Key.Fingerprint != f.Fingerprint) {
 			continue
@@ -130,7 +131,14 @@ func Summarize(rows []*StatsRow, f Filter) []*DayStats {
 			days[[2]string{row.Key.Site, row.Key.Day}] = d
 		}
 		for name, n := range row.Counters {
-			d.add(name, n, f.Action)
+			parsed, ok := names[name]
+			if !ok {
+				parsed = parseCounterName(name)
+				names[name] = parsed
+			}
+			if f.Action == "" || parsed.action == f.Action {
+				d.add(parsed, n)
+			}
 		}
 	}
 	out := make([]*DayStats, 0, len(days))
@@ -139,27 +147,44 @@ func Summarize(rows []*StatsRow, f Filter) []*DayStats {
 			out = append(out, d)
 		}
 	}
-	slices.SortFunc(out, func(a, b *DayStats) int { return cmp.Or(strings.Compare(a.Site, b.Site), strings.Compare(a.Day, b.Day)) })
+	slices.SortFunc(out, func(a, b *DayStats) int {
+		return cmp.Or(strings.Compare(a.Site, b.Site), strings.Compare(a.Day, b.Day))
+	})
 	return out
 }
 
-// add adds the counter name, n, to d, unless it counts another action than only.
-func (d *DayStats) add(name string, n int64, only Action) {
+// counterName is the name of a counter taken apart (see Counters).
+type counterName struct {
+	action Action
+	what   string // "", "gpc", "category" or "partner"
+	id     string // of the category or partner
+	sign   string // "+" or "-"
+}
+
+func parseCounterName(name string) counterName {
 	fields := strings.Fields(name)
-	action := Action(fields[0])
-	if only != "" && action != only {
-		return
+	c := counterName{action: Action(fields[0])}
+	switch len(fields) {
+	case 2:
+		c.what = fields[1]
+	case 4:
+		c.what, c.id, c.sign = fields[1], fields[2], fields[3]
 	}
-	switch {
-	case len(fields) == 1:
+	return c
+}
+
+// add adds n, counted under name, to d.
+func (d *DayStats) add(name counterName, n int64) {
+	switch name.what {
+	case "":
 		d.Total += n
-		d.Actions[action] += n
-	case len(fields) == 2 && fields[1] == "gpc":
+		d.Actions[name.action] += n
+	case "gpc":
 		d.GPC += n
-	case len(fields) == 4 && fields[1] == "category":
-		d.Categories[fields[2]] = d.Categories[fields[2]].add(fields[3], n)
-	case len(fields) == 4 && fields[1] == "partner":
-		d.Partners[fields[2]] = d.Partners[fields[2]].add(fields[3], n)
+	case "category":
+		d.Categories[name.id] = d.Categories[name.id].add(name.sign, n)
+	case "partner":
+		d.Partners[name.id] = d.Partners[name.id].add(name.sign, n)
 	}
 }
 

@@ -3,9 +3,10 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -17,7 +18,8 @@ import (
 )
 
 // bucketStats holds the counters of the decisions (consent.StatsStore): under
-// statsKey, their JSON. A commit adds its records' counters in its own transaction.
+// statsKey, as encodeCounters writes them. A commit adds its records' counters in
+// its own transaction.
 var bucketStats = []byte("stats")
 
 // keyCounted, in bucketMeta, says that bucketStats counts every record: a store
@@ -45,19 +47,52 @@ func addStats(tx *bolt.Tx, counts consent.Counts) error {
 	for key, add := range counts {
 		k := statsKey(key)
 		counters := consent.Counters{}
-		if v := b.Get(k); v != nil {
-			if err := json.Unmarshal(v, &counters); err != nil {
-				return fmt.Errorf("the counters of %q: %w", k, err)
-			}
+		if err := decodeCounters(b.Get(k), counters, nil); err != nil {
+			return fmt.Errorf("the counters of %q: %w", k, err)
 		}
 		counters.Add(add)
-		v, err := json.Marshal(counters)
-		if err != nil {
+		if err := b.Put(k, encodeCounters(counters)); err != nil {
 			return err
 		}
-		if err := b.Put(k, v); err != nil {
-			return err
+	}
+	return nil
+}
+
+// encodeCounters returns c as bucketStats keeps it: each name, in order, as its
+// length and its bytes, then its count, all numbers unsigned varints.
+func encodeCounters(c consent.Counters) []byte {
+	var b []byte
+	for _, name := range slices.Sorted(maps.Keys(c)) {
+		b = binary.AppendUvarint(b, uint64(len(name)))
+		b = append(b, name...)
+		b = binary.AppendUvarint(b, uint64(c[name]))
+	}
+	return b
+}
+
+// decodeCounters adds the counters encodeCounters wrote in b to into. Names already
+// in names are taken from there, and new ones added, if names is not nil.
+func decodeCounters(b []byte, into consent.Counters, names map[string]string) error {
+	for len(b) > 0 {
+		size, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < size {
+			return errors.New("cut short")
 		}
+		raw := b[n : n+int(size)]
+		b = b[n+int(size):]
+		count, n := binary.Uvarint(b)
+		if n <= 0 {
+			return errors.New("cut short")
+		}
+		b = b[n:]
+		name, ok := names[string(raw)]
+		if !ok {
+			name = string(raw)
+			if names != nil {
+				names[name] = name
+			}
+		}
+		into[name] += int64(count)
 	}
 	return nil
 }
@@ -69,6 +104,7 @@ func (s *Store) Stats(ctx context.Context, sites []string, from, to string) ([]*
 		return nil, fmt.Errorf("bolt: stats: %w", err)
 	}
 	rows := []*consent.StatsRow{}
+	names := map[string]string{} // the rows share a few dozen names
 	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketStats).Cursor()
 		// A site's days are one range of keys; without sites, the whole bucket, which
@@ -93,7 +129,7 @@ func (s *Store) Stats(ctx context.Context, sites []string, from, to string) ([]*
 					continue
 				}
 				row := &consent.StatsRow{Key: key, Counters: consent.Counters{}}
-				if err := json.Unmarshal(v, &row.Counters); err != nil {
+				if err := decodeCounters(v, row.Counters, names); err != nil {
 					return fmt.Errorf("the counters of %q: %w", k, err)
 				}
 				rows = append(rows, row)
