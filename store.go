@@ -1,10 +1,7 @@
 package consent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
 	"os"
 	"time"
 )
@@ -14,8 +11,8 @@ import (
 // alone (RecordStore, SnapshotStore, AuditStore, LogStore), and store/storetest
 // checks a backend part by part. Implementations must be safe for concurrent use.
 //
-// A backend may have optional capabilities besides (NDJSONAppender, Backuper,
-// ReadyReporter, Leader); callers find them by a type assertion on the Store.
+// A backend may have optional capabilities besides (Backuper, ReadyReporter,
+// Leader); callers find them by a type assertion on the Store.
 type Store interface {
 	RecordStore
 	StatsStore
@@ -47,6 +44,13 @@ type RecordStore interface {
 	// records committed later never enter behind), starting after the record with
 	// id after ("" for the first), so a client pages through with the last id.
 	Records(ctx context.Context, f Filter, after string, limit int) ([]*Record, error)
+
+	// AppendExport appends to dst the records that Records(ctx, f, after, limit)
+	// returns, in format, without receipts, and returns the extended buffer, how
+	// many records it appended and the id of the last one. It writes them from what
+	// it stores, without decoding each record and encoding it again: an export of
+	// millions runs at the speed of its reads.
+	AppendExport(ctx context.Context, f Filter, after string, limit int, format ExportFormat, dst []byte) ([]byte, int, string, error)
 
 	// Erase removes what identifies the visitor (IP prefix, user agent, URL) from
 	// every record of consentID on the given sites (on every site if sites is
@@ -110,15 +114,17 @@ type LogStore interface {
 	Verify(ctx context.Context, archived ...*Checkpoint) (*Verification, error)
 }
 
-// NDJSONAppender is a store with a fast path for the export of its records: it may
-// copy what it stores instead of decoding and encoding each record. AppendNDJSON
-// uses it.
-type NDJSONAppender interface {
-	// AppendNDJSON appends to dst the records that Records(ctx, f, after, limit)
-	// returns, one JSON object per line, without receipts, and returns the extended
-	// buffer, how many records it appended and the id of the last one.
-	AppendNDJSON(ctx context.Context, f Filter, after string, limit int, dst []byte) ([]byte, int, string, error)
-}
+// ExportFormat is how an export writes records.
+type ExportFormat string
+
+// The formats of an export.
+const (
+	// ExportNDJSON is one JSON object per line, the members of a Record but its
+	// receipt.
+	ExportNDJSON ExportFormat = "ndjson"
+	// ExportCSV is a CSV row per record, of the columns translog.CSVHeader names.
+	ExportCSV ExportFormat = "csv"
+)
 
 // Backuper is a store that copies itself while it serves, as store/bolt does. A
 // store in a database server is backed up with the database's own tools instead.
@@ -132,31 +138,6 @@ type Backuper interface {
 type ReadyReporter interface {
 	// Ready returns an error while the store takes no writes.
 	Ready() error
-}
-
-// AppendNDJSON appends to dst the records that s.Records(ctx, f, after, limit)
-// returns, one JSON object per line, without receipts, and returns the extended
-// buffer, how many records it appended and the id of the last one: through the
-// store's own AppendNDJSON where it is an NDJSONAppender.
-func AppendNDJSON(ctx context.Context, s RecordStore, f Filter, after string, limit int, dst []byte) ([]byte, int, string, error) {
-	if a, ok := s.(NDJSONAppender); ok {
-		return a.AppendNDJSON(ctx, f, after, limit, dst)
-	}
-	records, err := s.Records(ctx, f, after, limit)
-	if err != nil || len(records) == 0 {
-		return dst, 0, "", err
-	}
-	buf := bytes.NewBuffer(dst)
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false) // data, not HTML, as a store's own lines are
-	for _, r := range records {
-		line := *r
-		line.Receipt = nil
-		if err := enc.Encode(&line); err != nil {
-			return dst, 0, "", fmt.Errorf("ndjson: record %s: %w", r.ID, err)
-		}
-	}
-	return buf.Bytes(), len(records), records[len(records)-1].ID, nil
 }
 
 // Leader is a store that several instances of consentd share, one of which at a time

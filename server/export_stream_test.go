@@ -25,22 +25,22 @@ type slowStore struct {
 	delay time.Duration
 }
 
-func (s slowStore) AppendNDJSON(ctx context.Context, f consent.Filter, after string, limit int, dst []byte) ([]byte, int, string, error) {
+func (s slowStore) AppendExport(ctx context.Context, f consent.Filter, after string, limit int, format consent.ExportFormat, dst []byte) ([]byte, int, string, error) {
 	// Not a wait: the slowness is the condition under test (an export that
 	// outlives the server's write timeout).
 	time.Sleep(s.delay)
-	return consent.AppendNDJSON(ctx, s.Store, f, after, limit, dst)
+	return s.Store.AppendExport(ctx, f, after, limit, format, dst)
 }
 
 // failingStore is the real store failing every export page after the first, as a
 // disk that fails while an export runs.
 type failingStore struct{ consent.Store }
 
-func (s failingStore) AppendNDJSON(ctx context.Context, f consent.Filter, after string, limit int, dst []byte) ([]byte, int, string, error) {
+func (s failingStore) AppendExport(ctx context.Context, f consent.Filter, after string, limit int, format consent.ExportFormat, dst []byte) ([]byte, int, string, error) {
 	if after != "" {
 		return dst, 0, "", errors.New("read error")
 	}
-	return consent.AppendNDJSON(ctx, s.Store, f, after, limit, dst)
+	return s.Store.AppendExport(ctx, f, after, limit, format, dst)
 }
 
 // exportRecords is how many records MustExportServer stores: three pages.

@@ -188,11 +188,11 @@ func (s *faultyStore) Records(ctx context.Context, f consent.Filter, after strin
 	return s.Store.Records(ctx, f, after, limit)
 }
 
-func (s *faultyStore) AppendNDJSON(ctx context.Context, f consent.Filter, after string, limit int, dst []byte) ([]byte, int, string, error) {
+func (s *faultyStore) AppendExport(ctx context.Context, f consent.Filter, after string, limit int, format consent.ExportFormat, dst []byte) ([]byte, int, string, error) {
 	if s.fault != nil {
 		return dst, 0, "", s.fault
 	}
-	return consent.AppendNDJSON(ctx, s.Store, f, after, limit, dst)
+	return s.Store.AppendExport(ctx, f, after, limit, format, dst)
 }
 
 func (s *faultyStore) Backup(ctx context.Context) (*os.File, error) {

@@ -43,12 +43,6 @@ func (s *countingStore) Append(ctx context.Context, r *consent.Record) (*consent
 	return s.Store.Append(ctx, r)
 }
 
-// AppendNDJSON keeps exports on the store's own fast path, as in production: the
-// embedded consent.Store does not have it.
-func (s *countingStore) AppendNDJSON(ctx context.Context, f consent.Filter, after string, limit int, dst []byte) ([]byte, int, string, error) {
-	return consent.AppendNDJSON(ctx, s.Store, f, after, limit, dst)
-}
-
 type fixture struct {
 	srv   *server.Server
 	store *countingStore

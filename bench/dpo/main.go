@@ -293,7 +293,7 @@ func backup(ctx context.Context, store *bolt.Store, keys *proof.Keyring, path st
 	go func() {
 		defer close(done)
 		for appendCtx.Err() == nil {
-			r, err := newRecord(uuid.NewString(), 0)
+			r, err := newRecord(uuid.NewString(), 0, 0)
 			if err == nil {
 				_, err = store.Append(ctx, r)
 			}
@@ -343,7 +343,8 @@ func fill(ctx context.Context, store consent.RecordStore, n int) ([]string, time
 			defer wg.Done()
 			for i := w; i < n; i += 64 {
 				ids[i] = uuid.NewString()
-				r, err := newRecord(ids[i], i)
+				// Oldest first, as they would have come: a commit counts one day.
+				r, err := newRecord(ids[i], i, benchDays-1-i*benchDays/n)
 				if err == nil {
 					_, err = store.Append(ctx, r)
 				}
@@ -380,8 +381,8 @@ const benchDays = 5 * 365
 var benchLanguages = []string{"en", "fr", "de", "lb"}
 
 // newRecord returns a realistic record of about the size the server stores, the
-// i-th of the fill: on one of the last benchDays days, in one of benchLanguages.
-func newRecord(consentID string, i int) (*consent.Record, error) {
+// i-th of the fill, days ago, in one of benchLanguages.
+func newRecord(consentID string, i, days int) (*consent.Record, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, err
@@ -397,7 +398,7 @@ func newRecord(consentID string, i int) (*consent.Record, error) {
 	}
 	r := d.Record(benchSite, consent.Arrival{
 		RecordID:  id.String(),
-		At:        time.Now().UTC().Truncate(time.Millisecond).Add(-time.Duration(i%benchDays) * 24 * time.Hour),
+		At:        time.Now().UTC().Truncate(time.Millisecond).Add(-time.Duration(days) * 24 * time.Hour),
 		Client:    netip.MustParseAddr("203.0.113.9"),
 		UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36",
 	})

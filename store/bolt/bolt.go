@@ -147,10 +147,9 @@ type Store struct {
 // The Store and its optional capabilities, which a caller finds by a type assertion:
 // a change of signature must fail here, not drop the capability silently.
 var (
-	_ consent.Store          = (*Store)(nil)
-	_ consent.NDJSONAppender = (*Store)(nil)
-	_ consent.Backuper       = (*Store)(nil)
-	_ consent.ReadyReporter  = (*Store)(nil)
+	_ consent.Store         = (*Store)(nil)
+	_ consent.Backuper      = (*Store)(nil)
+	_ consent.ReadyReporter = (*Store)(nil)
 )
 
 // request is one Append waiting for the writer. The record's value and leaf are

@@ -33,14 +33,13 @@ func (s *Store) Records(ctx context.Context, f consent.Filter, after string, lim
 	return out, nil
 }
 
-// AppendNDJSON appends the records Records would return as JSON lines, copied from
-// their stored parts without decoding them: the leaf's fields, then the decision
-// part's members and the identifying part's, whose names are the record's own.
-func (s *Store) AppendNDJSON(ctx context.Context, f consent.Filter, after string, limit int, dst []byte) ([]byte, int, string, error) {
+// AppendExport appends the records Records would return in format, written from
+// their stored parts (translog.AppendRecord) without decoding them into records.
+func (s *Store) AppendExport(ctx context.Context, f consent.Filter, after string, limit int, format consent.ExportFormat, dst []byte) ([]byte, int, string, error) {
 	n, last := 0, uuid.UUID{}
 	err := s.scan(ctx, f, after, limit, func(key []byte, sr storedRecord, leaf *translog.Leaf) error {
 		var err error
-		if dst, err = translog.AppendRecordJSON(dst, leaf, sr.index, sr.decision, sr.identifying); err != nil {
+		if dst, err = translog.AppendRecord(dst, format, leaf, sr.index, sr.decision, sr.identifying); err != nil {
 			return err
 		}
 		if len(key) != 16 {
@@ -50,7 +49,7 @@ func (s *Store) AppendNDJSON(ctx context.Context, f consent.Filter, after string
 		return nil
 	})
 	if err != nil {
-		return dst, 0, "", fmt.Errorf("bolt: append ndjson: %w", err)
+		return dst, 0, "", fmt.Errorf("bolt: export: %w", err)
 	}
 	if n == 0 {
 		return dst, 0, "", nil

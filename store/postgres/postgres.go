@@ -59,9 +59,8 @@ type Store struct {
 }
 
 var (
-	_ consent.Store          = (*Store)(nil)
-	_ consent.NDJSONAppender = (*Store)(nil)
-	_ consent.ReadyReporter  = (*Store)(nil)
+	_ consent.Store         = (*Store)(nil)
+	_ consent.ReadyReporter = (*Store)(nil)
 )
 
 // Options configure Open.

@@ -142,9 +142,9 @@ func (s *Store) Records(ctx context.Context, f consent.Filter, after string, lim
 	return out, nil
 }
 
-// AppendNDJSON appends to dst the records Records would return, one JSON object per
-// line, spliced from their parts without decoding them (see consent.NDJSONAppender).
-func (s *Store) AppendNDJSON(ctx context.Context, f consent.Filter, after string, limit int, dst []byte) ([]byte, int, string, error) {
+// AppendExport appends to dst the records Records would return in format, written
+// from their stored parts (translog.AppendRecord) without decoding them into records.
+func (s *Store) AppendExport(ctx context.Context, f consent.Filter, after string, limit int, format consent.ExportFormat, dst []byte) ([]byte, int, string, error) {
 	n, last := 0, uuid.UUID{}
 	err := s.scan(ctx, f, after, limit, func(sr *storedRecord) error {
 		var leaf translog.Leaf
@@ -152,14 +152,14 @@ func (s *Store) AppendNDJSON(ctx context.Context, f consent.Filter, after string
 			return fmt.Errorf("the leaf %d: %w", sr.index, err)
 		}
 		var err error
-		if dst, err = translog.AppendRecordJSON(dst, &leaf, sr.index, sr.decision, sr.identifying); err != nil {
+		if dst, err = translog.AppendRecord(dst, format, &leaf, sr.index, sr.decision, sr.identifying); err != nil {
 			return fmt.Errorf("record %s: %w", leaf.RecordID, err)
 		}
 		n, last = n+1, leaf.RecordID
 		return nil
 	})
 	if err != nil {
-		return dst, 0, "", fmt.Errorf("postgres: append ndjson: %w", err)
+		return dst, 0, "", fmt.Errorf("postgres: export: %w", err)
 	}
 	if n == 0 {
 		return dst, 0, "", nil

@@ -19,7 +19,7 @@ func RunErasure[S Erasure](t *testing.T, newStore Factory[S]) {
 		{"Erase", testErase[S]},
 		{"Purge", testPurge[S]},
 		{"Receipts", testReceipts[S]},
-		{"NDJSON", testNDJSON[S]},
+		{"Export", testExport[S]},
 	})
 }
 

@@ -2,8 +2,12 @@ package storetest
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +17,12 @@ import (
 	consent "github.com/mixvoip/consentd"
 )
 
-// testNDJSON: the export's lines hold, page by page, exactly the records Records
-// returns for the same filter, each a JSON object that decodes to the record, with
-// quotes, commas, control and non-ASCII characters intact, and an erased record
-// without what identified its visitor: through the store's own AppendNDJSON if it
-// has one, and through the encoding of consent.AppendNDJSON without it.
-func testNDJSON[S Erasure](t *testing.T, open func() S) {
+// testExport: the export's lines hold, page by page, exactly the records Records
+// returns for the same filter: as NDJSON, each a JSON object that decodes to the
+// record; as CSV, each a row of the record's fields. Quotes, commas, control and
+// non-ASCII characters stay intact, a cell a visitor chose never starts a formula,
+// and an erased record comes without what identified its visitor.
+func testExport[S Erasure](t *testing.T, open func() S) {
 	s := MustOpen(t, open)
 	ctx := context.Background()
 	base := Now().Add(-time.Hour)
@@ -29,6 +33,9 @@ func testNDJSON[S Erasure](t *testing.T, open func() S) {
 		r.ID = IDAt(t, at)
 		r.Language = []string{"de", "fr"}[i%2]
 		r.UserAgent = "Agent \"quoted\", with commas; ünïcödé \u2028 \x01 " + fmt.Sprint(i)
+		if i == 5 {
+			r.UserAgent, r.URL = "=HYPERLINK(\"https://evil.example\")", "https://shop.example/a,b"
+		}
 		MustAppend(t, s, r)
 		if i == 3 {
 			if _, err := s.Erase(ctx, r.ConsentID, nil); err != nil {
@@ -36,24 +43,21 @@ func testNDJSON[S Erasure](t *testing.T, open func() S) {
 			}
 		}
 	}
-	for name, records := range map[string]consent.RecordStore{
-		"store":             s,
-		"without fast path": struct{ consent.RecordStore }{s},
-	} {
-		t.Run(name, func(t *testing.T) {
+	for _, format := range []consent.ExportFormat{consent.ExportNDJSON, consent.ExportCSV} {
+		t.Run(string(format), func(t *testing.T) {
 			for _, f := range []consent.Filter{{}, {Language: "fr"}, {From: base.Add(5 * time.Minute), To: base.Add(20 * time.Minute)}} {
-				mustExportRecords(t, records, f)
+				mustExportRecords(t, s, f, format)
 			}
 		})
 	}
 }
 
-// mustExportRecords fails t unless the NDJSON export of s holds what Records
+// mustExportRecords fails t unless the export of s in format holds what Records
 // returns for f, paging 4 records at a time.
-func mustExportRecords(t *testing.T, s consent.RecordStore, f consent.Filter) {
+func mustExportRecords(t *testing.T, s consent.RecordStore, f consent.Filter, format consent.ExportFormat) {
 	t.Helper()
 	ctx := context.Background()
-	var want, got []*consent.Record
+	var want []*consent.Record
 	for after := ""; ; {
 		page, err := s.Records(ctx, f, after, 4)
 		if err != nil {
@@ -65,27 +69,22 @@ func mustExportRecords(t *testing.T, s consent.RecordStore, f consent.Filter) {
 		}
 		after = page[len(page)-1].ID
 	}
+	var got []string // the lines
 	for after := ""; ; {
-		buf, n, last, err := consent.AppendNDJSON(ctx, s, f, after, 4, []byte("kept"))
+		buf, n, last, err := s.AppendExport(ctx, f, after, 4, format, []byte("kept"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		lines := strings.Split(strings.TrimSuffix(strings.TrimPrefix(string(buf), "kept"), "\n"), "\n")
 		if n == 0 {
 			break
 		}
-		if len(lines) != n {
-			t.Fatalf("AppendNDJSON said %d records and appended %d lines", n, len(lines))
+		lines := strings.SplitAfter(strings.TrimPrefix(string(buf), "kept"), "\n")
+		if lines = lines[:len(lines)-1]; len(lines) != n {
+			t.Fatalf("AppendExport said %d records and appended %d lines", n, len(lines))
 		}
-		for _, line := range lines {
-			r := new(consent.Record)
-			if err := json.Unmarshal([]byte(line), r); err != nil {
-				t.Fatalf("a line is not a JSON record: %v\n%s", err, line)
-			}
-			got = append(got, r)
-		}
-		if last != got[len(got)-1].ID {
-			t.Errorf("AppendNDJSON's last id is %s, its last line's %s", last, got[len(got)-1].ID)
+		got = append(got, lines...)
+		if want := want[min(len(got), len(want))-1].ID; last != want {
+			t.Errorf("AppendExport's last id is %s, want %s", last, want)
 		}
 		if n < 4 {
 			break
@@ -96,9 +95,46 @@ func mustExportRecords(t *testing.T, s consent.RecordStore, f consent.Filter) {
 		t.Fatalf("filter %+v: %d lines, want %d records", f, len(got), len(want))
 	}
 	for i, r := range want {
-		if got[i].Receipt != nil || got[i].LogIndex != r.LogIndex {
-			t.Errorf("record %s: the line has log index %d and receipt %v, want %d and none", r.ID, got[i].LogIndex, got[i].Receipt, r.LogIndex)
+		switch format {
+		case consent.ExportNDJSON:
+			line := new(consent.Record)
+			if err := json.Unmarshal([]byte(got[i]), line); err != nil {
+				t.Fatalf("a line is not a JSON record: %v\n%s", err, got[i])
+			}
+			if line.Receipt != nil || line.LogIndex != r.LogIndex {
+				t.Errorf("record %s: the line has log index %d and receipt %v, want %d and none", r.ID, line.LogIndex, line.Receipt, r.LogIndex)
+			}
+			MustEqualRecord(t, line, r)
+		case consent.ExportCSV:
+			row, err := csv.NewReader(strings.NewReader(got[i])).Read()
+			if err != nil {
+				t.Fatalf("a line is not a CSV row: %v\n%s", err, got[i])
+			}
+			if want := CSVRow(r); !slices.Equal(row, want) {
+				t.Errorf("record %s: the row\n%q\nwant\n%q", r.ID, row, want)
+			}
 		}
-		MustEqualRecord(t, got[i], r)
 	}
+}
+
+// CSVRow returns the cells of r's row in a CSV export, whose columns
+// translog.CSVHeader names, as encoding/csv reads them back.
+func CSVRow(r *consent.Record) []string {
+	choices := func(m map[string]bool) string {
+		var cells []string
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			cells = append(cells, k+"="+strconv.FormatBool(m[k]))
+		}
+		return strings.Join(cells, ";")
+	}
+	inert := func(cell string) string {
+		if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+			cell = "'" + cell
+		}
+		return strings.ReplaceAll(cell, "\r\n", "\n") // as encoding/csv reads it
+	}
+	return []string{r.ID, r.ConsentID, r.Site, r.RecordedAt.UTC().Format(time.RFC3339Nano), string(r.Action), string(r.Surface),
+		strings.ReplaceAll(r.Language, "\r\n", "\n"), r.Fingerprint, strings.ReplaceAll(r.PolicyVersion, "\r\n", "\n"),
+		strconv.FormatBool(r.GPC), choices(r.Choices.Categories), choices(r.Choices.Partners), inert(r.URL), r.IPPrefix,
+		inert(r.UserAgent), r.ExpiresAt.UTC().Format(time.RFC3339Nano), strconv.FormatInt(r.LogIndex, 10)}
 }

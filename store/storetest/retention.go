@@ -67,7 +67,7 @@ func testPurge[S Erasure](t *testing.T, open func() S) {
 		if !slices.Equal(got, kept) {
 			t.Errorf("records after the purge: got %d, want the %d kept", len(got), len(kept))
 		}
-		if _, n, _, err := consent.AppendNDJSON(ctx, s, consent.Filter{}, "", 1000, nil); err != nil || n != len(kept) {
+		if _, n, _, err := s.AppendExport(ctx, consent.Filter{}, "", 1000, consent.ExportNDJSON, nil); err != nil || n != len(kept) {
 			t.Errorf("export after the purge: %d records, %v; want the %d kept", n, err, len(kept))
 		}
 		if recs := MustRecordsByConsent(t, s, returning); len(recs) != 1 || recs[0].ID != newer {
