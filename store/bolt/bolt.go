@@ -62,7 +62,7 @@ var (
 	buckets = [][]byte{bucketRecords, bucketLog, bucketMeta, bucketLinks, bucketSnapshots, bucketAudit, bucketPurges}
 	// derived are the buckets made from the records, which a store written before
 	// them gets when it opens.
-	derived = [][]byte{bucketConsents, bucketStats}
+	derived = [][]byte{bucketConsents, bucketRecent, bucketStats}
 )
 
 // Option changes a setting of Open.
@@ -123,6 +123,13 @@ type Store struct {
 	// writer commits the appends, one batch at a time; Close waits for the proofs
 	// the appends read after their commit before it closes the file.
 	writer *groupcommit.Writer[*request]
+
+	// recent is the newest part of the consent index, in memory (see index.go);
+	// mergeIndex moves it to the file when a commit signals merge, until mergeDone.
+	recent    *recentIndex
+	merge     chan struct{}
+	mergeDone chan struct{}
+	merging   sync.WaitGroup
 
 	// lastID is the greatest record id stored, read and written by the writer
 	// only: a greater one cannot be stored yet, and an append of one (every
@@ -216,6 +223,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	s.writer = groupcommit.Start(c.queueSize, c.maxBatch, s.commit)
+	s.merging.Go(func() { s.mergeWhileDue(s.merge, s.mergeDone) })
 	return s, nil
 }
 
@@ -227,6 +235,9 @@ func load(db *bolt.DB, c options) (*Store, error) {
 		beforeCommit: c.beforeCommit,
 		failCommit:   c.failCommit,
 		onCommit:     c.onCommit,
+		recent:       newRecentIndex(),
+		merge:        make(chan struct{}, 1),
+		mergeDone:    make(chan struct{}),
 		origin:       c.origin,
 		keys:         c.keys,
 	}
@@ -339,6 +350,9 @@ func (s *Store) read(tx *bolt.Tx) error {
 		if errors.Is(err, translog.ErrUnknownKey) {
 			return fmt.Errorf("the log's latest checkpoint was signed by a key the signing keys lack: with the key that signed it lost or replaced, what it signed would no longer verify (%w)", err)
 		}
+		return err
+	}
+	if err := s.recent.read(tx); err != nil {
 		return err
 	}
 	if k, _ := tx.Bucket(bucketRecords).Cursor().Last(); k != nil {
@@ -474,11 +488,11 @@ func (s *Store) commit(batch []*request) {
 				return err
 			}
 		}
-		records, log, consents := tx.Bucket(bucketRecords), tx.Bucket(bucketLog), tx.Bucket(bucketConsents)
+		records, log, recent := tx.Bucket(bucketRecords), tx.Bucket(bucketLog), tx.Bucket(bucketRecent)
 		// Record ids are UUIDv7 and the log's keys count up, so new keys land at the
 		// end: full leaf pages take about half the space of the default 0.5. bbolt
 		// does not persist FillPercent, hence in every transaction.
-		records.FillPercent, log.FillPercent = 1.0, 1.0
+		records.FillPercent, log.FillPercent, recent.FillPercent = 1.0, 1.0, 1.0
 		index := s.log.Head().Size
 		hashes := make([]tlog.Hash, 0, len(batch))
 		counts := consent.Counts{}
@@ -496,7 +510,7 @@ func (s *Store) commit(batch []*request) {
 			if err := log.Put(leafKey(index), req.leaf); err != nil {
 				return fmt.Errorf("leaf %d: %w", index, err)
 			}
-			if err := consents.Put(consentKey(req.consentID, req.recordID), nil); err != nil {
+			if err := recent.Put(req.recordID[:], req.consentID[:]); err != nil {
 				return fmt.Errorf("record %s in the consent index: %w", req.recordID, err)
 			}
 			answers[i].index = index
@@ -534,6 +548,19 @@ func (s *Store) commit(batch []*request) {
 	if err == nil && b != nil {
 		s.log.Commit(b)
 		s.lastID = last
+		// Indexed before anyone is answered: a record acknowledged to one visitor is
+		// visible to the next request.
+		for i, req := range batch {
+			if answers[i].err == nil {
+				s.recent.add(req.consentID, req.recordID)
+			}
+		}
+		if s.recent.size() >= mergeBatch {
+			select {
+			case s.merge <- struct{}{}:
+			default: // a merge is due already
+			}
+		}
 	}
 	for i, req := range batch {
 		a := answers[i]
@@ -565,12 +592,13 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 
 	// Committed before the read transaction starts, so the tree it reads holds it.
 	head := s.log.Head()
+	ids := s.recordIDs(id)
 	err = s.view(func(tx *bolt.Tx) error {
 		records := tx.Bucket(bucketRecords)
-		for _, rid := range consentRecords(tx, id) {
+		for _, rid := range ids(tx) {
 			v := records.Get(rid[:])
 			if v == nil {
-				return fmt.Errorf("record %s is in the consent index, but not among the records", rid)
+				continue // purged since the index in memory was read
 			}
 			r, err := s.proved(tx, v, head)
 			if err != nil {
@@ -601,6 +629,8 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.writer.Close()
+		close(s.mergeDone)
+		s.merging.Wait()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("bolt: close: %w", err)
 		}

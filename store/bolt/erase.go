@@ -24,12 +24,13 @@ func (s *Store) Erase(ctx context.Context, consentID string, sites []string) (in
 		return 0, fmt.Errorf("bolt: erase: %w", err)
 	}
 	n := 0
+	ids := s.recordIDs(id)
 	err = s.update(func(tx *bolt.Tx) error {
 		records, log := tx.Bucket(bucketRecords), tx.Bucket(bucketLog)
-		for _, rid := range consentRecords(tx, id) {
+		for _, rid := range ids(tx) {
 			v := records.Get(rid[:])
 			if v == nil {
-				return fmt.Errorf("record %s is in the consent index, but not among the records", rid)
+				continue // purged since the index in memory was read
 			}
 			sr, err := splitRecord(v)
 			if err != nil {

@@ -2,23 +2,37 @@ package bolt
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 )
 
-// bucketConsents indexes the records by consent id: each key is a consent id and a
-// record id, 16 bytes each, with no value, so that the records of one consent id are
-// one range of keys. It lives in the file, not in memory, so that a store opens at
-// once and in the same memory whatever its size. Consent ids are random: each record
-// puts its key in some leaf page of the index, a page more to write in its commit
-// (BENCHMARKS.md measures what it costs).
-var bucketConsents = []byte("consents")
+// The records are indexed by consent id in two levels, so that a commit writes its
+// index entries where it writes its records, at the end of the file, and a store
+// opens at once and in the same memory at any size:
+//
+//   - bucketRecent holds the entries of the records committed since the last merge,
+//     keyed by record id (time-ordered, so a commit appends them) with the consent
+//     id as value. Memory holds the same entries by consent id (recentIndex), read
+//     from the bucket when the store opens: at most a few merges' worth.
+//   - bucketConsents holds the others, each key a consent id and a record id, 16
+//     bytes each, so that the records of one consent id are one range of keys.
+//     Consent ids are random: a merge (mergeIndex) moves the recent entries there
+//     once they are mergeBatch or more, in one transaction, which writes each leaf
+//     page of the index once for all the entries it gets, where commits would write
+//     a page per record.
+var (
+	bucketConsents = []byte("consents")
+	bucketRecent   = []byte("consents-recent")
+)
 
-// keyIndexed, in bucketMeta, says that bucketConsents indexes every record: a store
-// written before the index gets it at its next open (buildIndex), and one whose build
-// was cut short gets it again.
+// keyIndexed, in bucketMeta, says that the index holds every record: a store written
+// before the index gets it at its next open (buildIndex), and one whose build was
+// cut short gets it again.
 var keyIndexed = []byte("consents-indexed")
 
 // consentKey returns the key of record recordID of consentID in bucketConsents.
@@ -26,15 +40,140 @@ func consentKey(consentID, recordID uuid.UUID) []byte {
 	return append(consentID[:len(consentID):len(consentID)], recordID[:]...)
 }
 
-// consentRecords returns the ids of the records of consentID in tx, in the order of
-// their ids.
-func consentRecords(tx *bolt.Tx, consentID uuid.UUID) []uuid.UUID {
-	var ids []uuid.UUID
-	c := tx.Bucket(bucketConsents).Cursor()
-	for k, _ := c.Seek(consentID[:]); bytes.HasPrefix(k, consentID[:]); k, _ = c.Next() {
-		ids = append(ids, uuid.UUID(k[len(consentID):]))
+// mergeBatch is how many entries in bucketRecent start a merge.
+var mergeBatch = 1 << 14
+
+// recentIndex is bucketRecent in memory, by consent id.
+type recentIndex struct {
+	mu        sync.RWMutex
+	byConsent map[uuid.UUID][]uuid.UUID
+	n         int
+}
+
+func newRecentIndex() *recentIndex {
+	return &recentIndex{byConsent: map[uuid.UUID][]uuid.UUID{}}
+}
+
+func (ix *recentIndex) add(consentID, recordID uuid.UUID) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.byConsent[consentID] = append(ix.byConsent[consentID], recordID)
+	ix.n++
+}
+
+func (ix *recentIndex) remove(consentID, recordID uuid.UUID) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ids := ix.byConsent[consentID]
+	i := slices.Index(ids, recordID)
+	if i < 0 {
+		return
 	}
-	return ids
+	if ids = slices.Delete(ids, i, i+1); len(ids) == 0 {
+		delete(ix.byConsent, consentID)
+	} else {
+		ix.byConsent[consentID] = ids
+	}
+	ix.n--
+}
+
+func (ix *recentIndex) records(consentID uuid.UUID) []uuid.UUID {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return slices.Clone(ix.byConsent[consentID])
+}
+
+func (ix *recentIndex) size() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.n
+}
+
+// readRecent fills the memory index from bucketRecent in tx.
+func (ix *recentIndex) read(tx *bolt.Tx) error {
+	return tx.Bucket(bucketRecent).ForEach(func(k, v []byte) error {
+		if len(k) != len(uuid.UUID{}) || len(v) != len(uuid.UUID{}) {
+			return fmt.Errorf("index entry %x: not a record id and a consent id", k)
+		}
+		ix.add(uuid.UUID(v), uuid.UUID(k))
+		return nil
+	})
+}
+
+// recordIDs returns a function that lists, in a transaction, the ids of the records
+// of consentID in the order of their ids. It reads the memory index first: an entry a
+// merge moved after that is in bucketConsents for any transaction begun later.
+func (s *Store) recordIDs(consentID uuid.UUID) func(tx *bolt.Tx) []uuid.UUID {
+	recent := s.recent.records(consentID)
+	return func(tx *bolt.Tx) []uuid.UUID {
+		ids := recent
+		c := tx.Bucket(bucketConsents).Cursor()
+		for k, _ := c.Seek(consentID[:]); bytes.HasPrefix(k, consentID[:]); k, _ = c.Next() {
+			ids = append(ids, uuid.UUID(k[len(consentID):]))
+		}
+		slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+		return slices.Compact(ids)
+	}
+}
+
+// mergeIndex moves every entry of bucketRecent to bucketConsents, in order, in one
+// transaction, then forgets them in memory.
+func (s *Store) mergeIndex() error {
+	type entry struct{ consentID, recordID uuid.UUID }
+	var moved []entry
+	err := s.update(func(tx *bolt.Tx) error {
+		moved = moved[:0]
+		err := tx.Bucket(bucketRecent).ForEach(func(k, v []byte) error {
+			moved = append(moved, entry{uuid.UUID(v), uuid.UUID(k)})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// Every entry moves: the bucket is dropped whole, which frees its pages without
+		// a delete for each key.
+		if err := tx.DeleteBucket(bucketRecent); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketRecent); err != nil {
+			return err
+		}
+		consents := tx.Bucket(bucketConsents)
+		slices.SortFunc(moved, func(a, b entry) int {
+			return cmp.Or(bytes.Compare(a.consentID[:], b.consentID[:]), bytes.Compare(a.recordID[:], b.recordID[:]))
+		})
+		for _, e := range moved {
+			if err := consents.Put(consentKey(e.consentID, e.recordID), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: merge the consent index: %w", err)
+	}
+	for _, e := range moved {
+		s.recent.remove(e.consentID, e.recordID)
+	}
+	return nil
+}
+
+// mergeWhileDue merges the index each time wake says a commit left mergeBatch
+// entries or more in bucketRecent, until done is closed. A merge that fails leaves
+// the entries where they are, in memory too: the next one tries again.
+func (s *Store) mergeWhileDue(wake <-chan struct{}, done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-wake:
+		}
+		for s.recent.size() >= mergeBatch {
+			if err := s.mergeIndex(); err != nil {
+				break
+			}
+		}
+	}
 }
 
 // indexBatch is how many records one transaction of buildIndex indexes: enough to
@@ -47,20 +186,24 @@ var indexBatch = 100_000
 func buildIndex(db *bolt.DB) (int, error) {
 	var indexed bool
 	err := db.View(func(tx *bolt.Tx) error {
-		indexed = tx.Bucket(bucketMeta).Get(keyIndexed) != nil
+		indexed = tx.Bucket(bucketMeta).Get(keyIndexed) != nil && tx.Bucket(bucketRecent) != nil
 		return nil
 	})
 	if err != nil || indexed {
 		return 0, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketConsents) != nil {
-			if err := tx.DeleteBucket(bucketConsents); err != nil {
+		for _, b := range [][]byte{bucketConsents, bucketRecent} {
+			if tx.Bucket(b) != nil {
+				if err := tx.DeleteBucket(b); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.CreateBucket(b); err != nil {
 				return err
 			}
 		}
-		_, err := tx.CreateBucket(bucketConsents)
-		return err
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("consent index: %w", err)

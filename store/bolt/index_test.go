@@ -2,12 +2,19 @@ package bolt
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/internal/wait"
+	"github.com/mixvoip/consentd/store/storetest"
 )
 
 // TestIndexBuiltForOlderStore: a store written before the consent index, or whose
@@ -79,15 +86,131 @@ func TestIndexBuiltForOlderStore(t *testing.T) {
 	}
 }
 
+// indexKeys returns how many entries the consent index of s holds, in both levels.
 func indexKeys(tb testing.TB, s *Store) int {
 	tb.Helper()
 	var n int
 	err := s.view(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketConsents).Stats().KeyN
+		n = tx.Bucket(bucketConsents).Stats().KeyN + tx.Bucket(bucketRecent).Stats().KeyN
 		return nil
 	})
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return n
+}
+
+// TestIndexMerge: while merges move the consent index from its recent level to the
+// file's, every record acknowledged is found by its consent id, by lookups running
+// beside the appends; afterwards, after a reopen and after a purge, each consent id
+// has exactly its records.
+func TestIndexMerge(t *testing.T) {
+	defer func(n int) { mergeBatch = n }(mergeBatch)
+	mergeBatch = 8
+	path := filepath.Join(t.TempDir(), "consent.db")
+	s := MustOpen(t, path)
+	ctx := context.Background()
+	visitors := make([]string, 20)
+	for i := range visitors {
+		visitors[i] = uuid.NewString()
+	}
+	var mu sync.Mutex
+	acked := map[string][]string{} // record ids by consent id
+	done := make(chan struct{})
+	var lookers, appenders sync.WaitGroup
+	lookers.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			mu.Lock()
+			want := map[string][]string{}
+			for k, v := range acked {
+				want[k] = slices.Clone(v)
+			}
+			mu.Unlock()
+			for consentID, ids := range want {
+				records, err := s.RecordsByConsent(ctx, consentID)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, id := range ids {
+					if !slices.ContainsFunc(records, func(r *consent.Record) bool { return r.ID == id }) {
+						t.Errorf("record %s of %s, acknowledged, not found during the merges", id, consentID)
+					}
+				}
+			}
+		}
+	})
+	for w := range 4 {
+		appenders.Go(func() {
+			for i := range 25 {
+				r := storetest.NewRecord(t, visitors[(w*25+i)%len(visitors)], storetest.Now())
+				if _, err := s.Append(ctx, r); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				acked[r.ConsentID] = append(acked[r.ConsentID], r.ID)
+				mu.Unlock()
+			}
+		})
+	}
+	appenders.Wait()
+	wait.MustUntil(t, "the merges are done", func() (bool, string) {
+		n := s.recent.size()
+		return n < mergeBatch, fmt.Sprintf("%d entries in the recent level", n)
+	})
+	close(done)
+	lookers.Wait()
+
+	mustFind := func(when string, s *Store, want map[string][]string) {
+		t.Helper()
+		for consentID, ids := range want {
+			var got []string
+			for _, r := range storetest.MustRecordsByConsent(t, s, consentID) {
+				got = append(got, r.ID)
+			}
+			if slices.Sort(got); !slices.Equal(got, slices.Sorted(slices.Values(ids))) {
+				t.Errorf("%s: the records of %s are %v, want %v", when, consentID, got, ids)
+			}
+		}
+		if n, total := indexKeys(t, s), countAll(want); n != total {
+			t.Errorf("%s: the index holds %d entries, want %d", when, n, total)
+		}
+	}
+	mustFind("merged", s, acked)
+	s.Close()
+	s = MustOpen(t, path)
+	mustFind("reopened", s, acked)
+
+	// A purge of every record but the last 3: some in each level.
+	all := storetest.MustRecords(t, s)
+	cutoff := all[len(all)-3].RecordedAt
+	if _, err := s.Purge(ctx, map[string]time.Time{all[0].Site: cutoff}); err != nil {
+		t.Fatal(err)
+	}
+	kept := map[string][]string{}
+	for _, r := range all {
+		if !r.RecordedAt.Before(cutoff) {
+			kept[r.ConsentID] = append(kept[r.ConsentID], r.ID)
+		}
+	}
+	for _, v := range visitors {
+		if kept[v] == nil {
+			kept[v] = nil // found with no records
+		}
+	}
+	mustFind("purged", s, kept)
+}
+
+func countAll(m map[string][]string) int {
+	n := 0
+	for _, ids := range m {
+		n += len(ids)
 	}
 	return n
 }

@@ -137,8 +137,10 @@ func (s *Store) purgeRecords(p *purge, doomed [][]byte) error {
 		return nil
 	}
 	var signedNow []string
+	var gone [][2]uuid.UUID // consent and record ids
 	err := s.update(func(tx *bolt.Tx) error {
-		records, log, consents := tx.Bucket(bucketRecords), tx.Bucket(bucketLog), tx.Bucket(bucketConsents)
+		gone = gone[:0]
+		records, log, consents, recent := tx.Bucket(bucketRecords), tx.Bucket(bucketLog), tx.Bucket(bucketConsents), tx.Bucket(bucketRecent)
 		for _, k := range doomed {
 			v := records.Get(k)
 			if v == nil {
@@ -164,6 +166,10 @@ func (s *Store) purgeRecords(p *purge, doomed [][]byte) error {
 			if err := consents.Delete(consentKey(sr.consentID, uuid.UUID(k))); err != nil {
 				return err
 			}
+			if err := recent.Delete(k); err != nil {
+				return err
+			}
+			gone = append(gone, [2]uuid.UUID{sr.consentID, uuid.UUID(k)})
 		}
 		return nil
 	})
@@ -172,6 +178,9 @@ func (s *Store) purgeRecords(p *purge, doomed [][]byte) error {
 			delete(p.signed, site) // rolled back: the next transaction stores it
 		}
 		return err
+	}
+	for _, g := range gone {
+		s.recent.remove(g[0], g[1])
 	}
 	return nil
 }

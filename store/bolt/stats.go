@@ -117,7 +117,11 @@ func (s *Store) Stats(ctx context.Context, sites []string, from, to string) ([]*
 			}
 		}
 		for _, prefix := range starts {
-			for k, v := c.Seek(append(bytes.Clone(prefix), from...)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			first := prefix // of every site: from its first key, as from is a day of each
+			if prefix != nil {
+				first = append(bytes.Clone(prefix), from...)
+			}
+			for k, v := c.Seek(first); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 				key, ok := parseStatsKey(k)
 				if !ok {
 					return fmt.Errorf("counters under %q: not a key of counters", k)
