@@ -109,10 +109,12 @@ Usage:
                              way; --from-file, --to-file for a URL with a password),
                              its log intact: the copy verifies before it counts, and
                              the source is marked as moved and takes no more records
-  consentd rebuild-stats [--db FILE|URL] [--keys DIR]
-                             count the store's records again for the statistics (a
-                             store from before them is counted when it first opens);
-                             a bbolt file must not be in use, PostgreSQL counts online
+  consentd reindex [--db FILE|URL] [--keys DIR]
+                             build again from the records what the store derives from
+                             them: a bbolt store's consent index, and the statistics'
+                             counters (a store from before them gets both when it
+                             first opens); a bbolt file must not be in use, PostgreSQL
+                             is counted while it serves
   consentd token add NAME [--sites a,b] | list [--all] | revoke NAME
                              DPO API tokens (--tokens FILE, default data/tokens.json);
                              --sites names sites of --config (default
@@ -195,8 +197,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return restore(ctx, args[1:], stdout, stderr)
 	case "copy":
 		return copyStore(ctx, args[1:], stdout, stderr)
-	case "rebuild-stats":
-		return rebuildStats(ctx, args[1:], stdout, stderr)
+	case "reindex":
+		return reindex(ctx, args[1:], stdout, stderr)
 	case "health":
 		return health(ctx, args[1:], stderr)
 	case "version", "--version", "-version", "-v":

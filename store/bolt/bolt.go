@@ -590,9 +590,11 @@ func (s *Store) RecordsByConsent(ctx context.Context, consentID string) ([]*cons
 		return nil, fmt.Errorf("bolt: records by consent: store closed: %w", consent.ErrUnavailable)
 	}
 
-	// Committed before the read transaction starts, so the tree it reads holds it.
-	head := s.log.Head()
+	// The index in memory first: a commit moves the log's head before it indexes its
+	// records there, so the head read next proves every record it names; the head
+	// is committed before the read transaction starts, so the tree it reads holds it.
 	ids := s.recordIDs(id)
+	head := s.log.Head()
 	err = s.view(func(tx *bolt.Tx) error {
 		records := tx.Bucket(bucketRecords)
 		for _, rid := range ids(tx) {

@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -236,4 +237,35 @@ func buildIndex(db *bolt.DB) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// RebuildIndex builds the consent index of the store file at path, which no process
+// may have open, again from its records, and returns how many records it indexed:
+// for an index that verification finds wrong.
+func RebuildIndex(path string) (int, error) {
+	db, err := openStoreFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("bolt: rebuild the consent index of %s: %w", path, err)
+	}
+	defer db.Close()
+	var n int
+	err = guard(func() error {
+		err := db.Update(func(tx *bolt.Tx) error {
+			switch fresh, err := isNew(tx); {
+			case err != nil:
+				return err
+			case fresh:
+				return errors.New("not a consentd store: it holds nothing")
+			}
+			return tx.Bucket(bucketMeta).Delete(keyIndexed)
+		})
+		if err == nil {
+			n, err = buildIndex(db)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: rebuild the consent index of %s: %w", path, err)
+	}
+	return n, db.Close()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -213,4 +214,46 @@ func countAll(m map[string][]string) int {
 		n += len(ids)
 	}
 	return n
+}
+
+// TestIndexVerified: verification says which record the consent index lacks, or
+// that it holds entries of no record, and RebuildIndex mends it.
+func TestIndexVerified(t *testing.T) {
+	tests := map[string]struct {
+		tamper func(tx *bolt.Tx, recordID, consentID uuid.UUID) error
+		want   string
+	}{
+		"a record missing": {func(tx *bolt.Tx, recordID, consentID uuid.UUID) error {
+			if err := tx.Bucket(bucketRecent).Delete(recordID[:]); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketConsents).Delete(consentKey(consentID, recordID))
+		}, "is not in the consent index"},
+		"an entry of no record": {func(tx *bolt.Tx, _, _ uuid.UUID) error {
+			return tx.Bucket(bucketConsents).Put(consentKey(uuid.New(), uuid.New()), nil)
+		}, "holds 13 entries for 12 records"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			path, ids := MustLoggedFile(t, 12)
+			target := uuid.MustParse(ids[5])
+			MustTamper(t, path, func(tx *bolt.Tx) error {
+				sr, err := splitRecord(tx.Bucket(bucketRecords).Get(target[:]))
+				if err != nil {
+					return err
+				}
+				return tt.tamper(tx, target, sr.consentID)
+			})
+			v, err := VerifyFile(context.Background(), path, testVerifier(t))
+			if err != nil || v.OK || !strings.Contains(v.Problem, tt.want) || !strings.Contains(v.Problem, "consentd reindex") {
+				t.Fatalf("VerifyFile = %+v, %v; want it to say the index %s, and what to run", v, err, tt.want)
+			}
+			if n, err := RebuildIndex(path); err != nil || n != 12 {
+				t.Fatalf("RebuildIndex = %d, %v; want 12 records", n, err)
+			}
+			if v, err := VerifyFile(context.Background(), path, testVerifier(t)); err != nil || !v.OK {
+				t.Errorf("after RebuildIndex: %+v, %v; want OK", v, err)
+			}
+		})
+	}
 }

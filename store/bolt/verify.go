@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -127,8 +128,50 @@ type stored struct{ tx *bolt.Tx }
 var _ translog.Stored = stored{}
 
 func verify(ctx context.Context, tx *bolt.Tx, verifier *translog.Verifier, archived []*consent.Checkpoint) (*consent.Verification, error) {
-	return translog.Verify(ctx, stored{tx}, verifier, archived)
+	v, err := translog.Verify(ctx, stored{tx}, verifier, archived)
+	if err != nil || !v.OK {
+		return v, err
+	}
+	return v, checkIndex(tx, v)
 }
+
+// checkIndex checks that the consent index holds every record under its consent id,
+// and nothing else: a record it lacks would be missed by a lookup and by an
+// erasure by consent id. What it finds wrong makes v not OK.
+func checkIndex(tx *bolt.Tx, v *consent.Verification) error {
+	recent, consents := tx.Bucket(bucketRecent), tx.Bucket(bucketConsents)
+	if recent == nil || consents == nil {
+		return nil // built when the store next opens
+	}
+	records := 0
+	err := tx.Bucket(bucketRecords).ForEach(func(k, val []byte) error {
+		sr, err := splitRecord(val)
+		if err != nil {
+			return fmt.Errorf("record %x: %w", k, err)
+		}
+		records++
+		if !bytes.Equal(recent.Get(k), sr.consentID[:]) && consents.Get(consentKey(sr.consentID, uuid.UUID(k))) == nil {
+			v.OK, v.RecordID = false, uuid.UUID(k).String()
+			v.Problem = fmt.Sprintf("record %s is not in the consent index under its consent id: a lookup or an erasure by that id would miss it; rebuild the index with consentd reindex (consentd stopped)", v.RecordID)
+			return errStop
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errStop):
+		return nil
+	case err != nil:
+		return err
+	}
+	if n := recent.Stats().KeyN + consents.Stats().KeyN; n != records {
+		v.OK = false
+		v.Problem = fmt.Sprintf("the consent index holds %d entries for %d records; rebuild it with consentd reindex (consentd stopped)", n, records)
+	}
+	return nil
+}
+
+// errStop ends a walk that found what it looked for.
+var errStop = errors.New("stop")
 
 func (s stored) Origin() (string, error) { return string(s.tx.Bucket(bucketMeta).Get(keyOrigin)), nil }
 
