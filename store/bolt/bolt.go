@@ -71,6 +71,7 @@ type Option func(*options)
 type options struct {
 	queueSize   int
 	maxBatch    int
+	mergeAt     int
 	lockTimeout time.Duration
 	origin      string
 	keys        translog.Keys
@@ -91,6 +92,11 @@ func QueueSize(n int) Option { return func(c *options) { c.queueSize = n } }
 
 // MaxBatch sets the most records committed in one transaction. It must be at least 1.
 func MaxBatch(n int) Option { return func(c *options) { c.maxBatch = n } }
+
+// MergeAt sets how many entries gather in the recent level of the consent index
+// before a merge moves them to the file's (DefaultMergeAt; see index.go). It must
+// be at least 1.
+func MergeAt(n int) Option { return func(c *options) { c.mergeAt = n } }
 
 // Log names the store's log and gives the keys that sign it; Open requires it. A new
 // store takes origin as its log's name for good; an existing one keeps the name it
@@ -125,8 +131,10 @@ type Store struct {
 	writer *groupcommit.Writer[*request]
 
 	// recent is the newest part of the consent index, in memory (see index.go);
-	// mergeIndex moves it to the file when a commit signals merge, until mergeDone.
+	// mergeIndex moves it to the file when a commit signals merge, once it holds
+	// mergeAt entries, until mergeDone.
 	recent    *recentIndex
+	mergeAt   int
 	merge     chan struct{}
 	mergeDone chan struct{}
 	merging   sync.WaitGroup
@@ -189,7 +197,7 @@ type appended struct {
 // or write, and a store written by a consentd before the transparency log. A file
 // bbolt cannot make sense of gives an error wrapping ErrDamaged.
 func Open(path string, opts ...Option) (*Store, error) {
-	c := options{queueSize: DefaultQueueSize, maxBatch: DefaultMaxBatch, lockTimeout: DefaultLockTimeout}
+	c := options{queueSize: DefaultQueueSize, maxBatch: DefaultMaxBatch, mergeAt: DefaultMergeAt, lockTimeout: DefaultLockTimeout}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -198,6 +206,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open: queue size %d is less than 1", c.queueSize)
 	case c.maxBatch < 1:
 		return nil, fmt.Errorf("bolt: open: max batch %d is less than 1", c.maxBatch)
+	case c.mergeAt < 1:
+		return nil, fmt.Errorf("bolt: open: merge at %d is less than 1", c.mergeAt)
 	case c.lockTimeout <= 0:
 		// bbolt waits forever for the lock with a zero timeout: a second process would
 		// hang silently instead of saying the file is in use.
@@ -236,6 +246,7 @@ func load(db *bolt.DB, c options) (*Store, error) {
 		failCommit:   c.failCommit,
 		onCommit:     c.onCommit,
 		recent:       newRecentIndex(),
+		mergeAt:      c.mergeAt,
 		merge:        make(chan struct{}, 1),
 		mergeDone:    make(chan struct{}),
 		origin:       c.origin,
@@ -555,7 +566,7 @@ func (s *Store) commit(batch []*request) {
 				s.recent.add(req.consentID, req.recordID)
 			}
 		}
-		if s.recent.size() >= mergeBatch {
+		if s.recent.size() >= s.mergeAt {
 			select {
 			case s.merge <- struct{}{}:
 			default: // a merge is due already

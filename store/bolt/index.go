@@ -23,7 +23,7 @@ import (
 //   - bucketConsents holds the others, each key a consent id and a record id, 16
 //     bytes each, so that the records of one consent id are one range of keys.
 //     Consent ids are random: a merge (mergeIndex) moves the recent entries there
-//     once they are mergeBatch or more, in one transaction, which writes each leaf
+//     once they are mergeAt or more, in one transaction, which writes each leaf
 //     page of the index once for all the entries it gets, where commits would write
 //     a page per record.
 var (
@@ -41,8 +41,11 @@ func consentKey(consentID, recordID uuid.UUID) []byte {
 	return append(consentID[:len(consentID):len(consentID)], recordID[:]...)
 }
 
-// mergeBatch is how many entries in bucketRecent start a merge.
-var mergeBatch = 1 << 14
+// DefaultMergeAt is how many entries in bucketRecent start a merge unless MergeAt
+// says: 16,384 entries hold about 1.5 MiB of memory. With a million records a merge
+// of them writes a leaf page of the index for every one and a half entries; with
+// fifty million, about one per entry, but off the commits' path.
+const DefaultMergeAt = 1 << 14
 
 // recentIndex is bucketRecent in memory, by consent id.
 type recentIndex struct {
@@ -159,8 +162,8 @@ func (s *Store) mergeIndex() error {
 	return nil
 }
 
-// mergeWhileDue merges the index each time wake says a commit left mergeBatch
-// entries or more in bucketRecent, until done is closed. A merge that fails leaves
+// mergeWhileDue merges the index each time wake says a commit left mergeAt entries
+// or more in bucketRecent, until done is closed. A merge that fails leaves
 // the entries where they are, in memory too: the next one tries again.
 func (s *Store) mergeWhileDue(wake <-chan struct{}, done <-chan struct{}) {
 	for {
@@ -169,7 +172,7 @@ func (s *Store) mergeWhileDue(wake <-chan struct{}, done <-chan struct{}) {
 			return
 		case <-wake:
 		}
-		for s.recent.size() >= mergeBatch {
+		for s.recent.size() >= s.mergeAt {
 			if err := s.mergeIndex(); err != nil {
 				break
 			}

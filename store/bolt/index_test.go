@@ -106,10 +106,8 @@ func indexKeys(tb testing.TB, s *Store) int {
 // beside the appends; afterwards, after a reopen and after a purge, each consent id
 // has exactly its records.
 func TestIndexMerge(t *testing.T) {
-	defer func(n int) { mergeBatch = n }(mergeBatch)
-	mergeBatch = 8
 	path := filepath.Join(t.TempDir(), "consent.db")
-	s := MustOpen(t, path)
+	s := MustOpen(t, path, MergeAt(8))
 	ctx := context.Background()
 	visitors := make([]string, 20)
 	for i := range visitors {
@@ -163,7 +161,7 @@ func TestIndexMerge(t *testing.T) {
 	appenders.Wait()
 	wait.MustUntil(t, "the merges are done", func() (bool, string) {
 		n := s.recent.size()
-		return n < mergeBatch, fmt.Sprintf("%d entries in the recent level", n)
+		return n < s.mergeAt, fmt.Sprintf("%d entries in the recent level", n)
 	})
 	close(done)
 	lookers.Wait()
@@ -185,7 +183,7 @@ func TestIndexMerge(t *testing.T) {
 	}
 	mustFind("merged", s, acked)
 	s.Close()
-	s = MustOpen(t, path)
+	s = MustOpen(t, path, MergeAt(8))
 	mustFind("reopened", s, acked)
 
 	// A purge of every record but the last 3: some in each level.
