@@ -412,13 +412,8 @@ func statsOverHTTP(url, token string) error {
 	took := make([]time.Duration, 200)
 	var days int
 	for i := range took {
-		req, err := http.NewRequest(http.MethodGet, url+"/v1/dpo/stats", nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
 		t0 := time.Now()
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := getDPO(url+"/v1/dpo/stats", token)
 		if err != nil {
 			return err
 		}
@@ -434,6 +429,16 @@ func statsOverHTTP(url, token string) error {
 	slices.Sort(took)
 	fmt.Printf("stats over HTTP, %d days of counters: p50 %s, p99 %s\n", days, took[len(took)/2].Round(10*time.Microsecond), took[len(took)*99/100].Round(10*time.Microsecond))
 	return nil
+}
+
+// getDPO sends a GET of the DPO API at url with token.
+func getDPO(url, token string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	return http.DefaultClient.Do(req)
 }
 
 // exportOverHTTP downloads every record through GET /v1/dpo/export, as the DPO's
@@ -482,13 +487,8 @@ func exportOverHTTP(store consent.Store, keys *proof.Keyring) error {
 				}
 			}
 		}()
-		req, err := http.NewRequest(http.MethodGet, ts.URL+"/v1/dpo/export?format="+format, nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
 		t0 := time.Now()
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := getDPO(ts.URL+"/v1/dpo/export?format="+format, token)
 		if err != nil {
 			return err
 		}
