@@ -271,12 +271,12 @@ func load(db *bolt.DB, c options) (*Store, error) {
 	if err := guard(func() error { _, err := buildIndex(db); return err }); err != nil {
 		return nil, err
 	}
-	err = guard(func() error { return db.View(s.read) })
-	if err != nil {
-		return nil, err
-	}
 	var counted bool
-	if err := s.view(func(tx *bolt.Tx) error { counted = tx.Bucket(bucketMeta).Get(keyCounted) != nil; return nil }); err != nil {
+	err = s.view(func(tx *bolt.Tx) error {
+		counted = tx.Bucket(bucketMeta).Get(keyCounted) != nil
+		return s.read(tx)
+	})
+	if err != nil {
 		return nil, err
 	}
 	if !counted {
