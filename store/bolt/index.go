@@ -213,33 +213,46 @@ func buildIndex(db *bolt.DB) (int, error) {
 		return 0, fmt.Errorf("consent index: %w", err)
 	}
 	n := 0
+	err = eachRecord(db.Update, indexBatch, func(tx *bolt.Tx, k, v []byte) error {
+		sr, err := splitRecord(v)
+		if err != nil || len(k) != len(uuid.UUID{}) {
+			return fmt.Errorf("record %x: %v", k, err)
+		}
+		n++
+		return tx.Bucket(bucketConsents).Put(consentKey(sr.consentID, uuid.UUID(k)), nil)
+	})
+	if err == nil {
+		err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyIndexed, []byte{1}) })
+	}
+	if err != nil {
+		return n, fmt.Errorf("consent index: %w", err)
+	}
+	return n, nil
+}
+
+// eachRecord calls fn with every record's key and value, in key order, batch records
+// to a transaction that run opens (a view or an update): short transactions, so that
+// a store serving meanwhile goes on between them.
+func eachRecord(run func(func(*bolt.Tx) error) error, batch int, fn func(tx *bolt.Tx, k, v []byte) error) error {
 	for after, done := []byte(nil), false; !done; {
-		err := db.Update(func(tx *bolt.Tx) error {
-			c, consents := tx.Bucket(bucketRecords).Cursor(), tx.Bucket(bucketConsents)
+		err := run(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketRecords).Cursor()
 			k, v := seek(c, after, after != nil)
-			for i := 0; k != nil && i < indexBatch; i++ {
-				sr, err := splitRecord(v)
-				if err != nil || len(k) != len(uuid.UUID{}) {
-					return fmt.Errorf("record %x: %v", k, err)
-				}
-				if err := consents.Put(consentKey(sr.consentID, uuid.UUID(k)), nil); err != nil {
+			for i := 0; k != nil && i < batch; i++ {
+				if err := fn(tx, k, v); err != nil {
 					return err
 				}
-				n++
 				after = bytes.Clone(k)
 				k, v = c.Next()
 			}
-			if k == nil {
-				done = true
-				return tx.Bucket(bucketMeta).Put(keyIndexed, []byte{1})
-			}
+			done = k == nil
 			return nil
 		})
 		if err != nil {
-			return n, fmt.Errorf("consent index: %w", err)
+			return err
 		}
 	}
-	return n, nil
+	return nil
 }
 
 // RebuildIndex builds the consent index of the store file at path, which no process

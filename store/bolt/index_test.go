@@ -63,7 +63,7 @@ func TestIndexBuiltForOlderStore(t *testing.T) {
 				return older(tx, consentOf)
 			})
 			defer func(n int) { indexBatch = n }(indexBatch)
-			indexBatch = 10 // three transactions
+			indexBatch = 10 // three transactions of records
 
 			s := MustOpen(t, path)
 			for _, id := range ids {

@@ -161,32 +161,20 @@ func (s *Store) RebuildStats(ctx context.Context) (int, error) {
 	}
 	counts := consent.Counts{}
 	n := 0
-	for after, done := []byte(nil), false; !done; {
+	err := eachRecord(s.view, countBatch, func(tx *bolt.Tx, k, v []byte) error {
 		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("bolt: rebuild stats: %w", err)
+			return err
 		}
-		err := s.view(func(tx *bolt.Tx) error {
-			c, log := tx.Bucket(bucketRecords).Cursor(), tx.Bucket(bucketLog)
-			k, v := seek(c, after, after != nil)
-			for i := 0; k != nil && i < countBatch; i++ {
-				counted, err := countStored(log, k, v, counts, func(index int64) bool { return index < size })
-				if err != nil {
-					return err
-				}
-				if counted {
-					n++
-				}
-				after = bytes.Clone(k)
-				k, v = c.Next()
-			}
-			done = k == nil
-			return nil
-		})
-		if err != nil {
-			return 0, fmt.Errorf("bolt: rebuild stats: %w", err)
+		counted, err := countStored(tx.Bucket(bucketLog), k, v, counts, func(index int64) bool { return index < size })
+		if counted {
+			n++
 		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: rebuild stats: %w", err)
 	}
-	err := s.update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		now, err := s.treeSize(tx)
 		if err != nil {
 			return err
