@@ -108,9 +108,15 @@ func (s *Store) RebuildStats(ctx context.Context) (int, error) {
 		n += counted
 	}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		// The head's lock first, then the tree's size in a statement of its own: in
+		// read committed, a statement that waited for the lock still reads from the
+		// snapshot it began with, and would miss the integration it waited for, whose
+		// counters the DELETE below drops.
+		if _, err := tx.Exec(ctx, "SELECT 1 FROM log_head WHERE id = 1 FOR UPDATE"); err != nil {
+			return err
+		}
 		var now int64
-		err := tx.QueryRow(ctx, `SELECT coalesce((SELECT max(leaf_index) + 1 FROM leaves), 0) FROM log_head WHERE id = 1 FOR UPDATE`).Scan(&now)
-		if err != nil {
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(leaf_index) + 1, 0) FROM leaves").Scan(&now); err != nil {
 			return err
 		}
 		counted, err := countRecords(ctx, tx, counts, size, now)
