@@ -147,3 +147,9 @@ type Leader interface {
 	// Leading reports whether this instance leads now.
 	Leading() bool
 }
+
+// ErasureEffect says, for the DPO who confirms an erasure, what it removes and what
+// it keeps.
+const ErasureEffect = "Erasure removes what identifies the visitor from each record: the IP prefix, the user agent and the page address. " +
+	"It keeps, as proof of what was decided (GDPR Art. 17(3)(e)): the consent id, each decision and its time, the site, " +
+	"the banner version the visitor was shown, and the receipts; the log still verifies."

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/api"
 )
 
 // dpoAuth lets only a valid bearer token through (see authenticate), and puts every
@@ -265,5 +266,5 @@ func (s *Server) handleAudit(c echo.Context) error {
 	if more {
 		next = after
 	}
-	return c.JSON(http.StatusOK, map[string]any{"entries": entries, "next": next})
+	return c.JSON(http.StatusOK, &api.AuditPage{Entries: entries, Next: next})
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/api"
 )
 
 // handleErase carries out an erasure request: what identifies the visitor goes, the
@@ -27,5 +28,5 @@ func (s *Server) handleErase(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"consent_id": id, "records": len(visible), "erased": n})
+	return c.JSON(http.StatusOK, &api.Erasure{ConsentID: id, Records: len(visible), Erased: n})
 }

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/api"
 	"github.com/mixvoip/consentd/translog"
 )
 
@@ -79,7 +80,7 @@ func (s *Server) handleConsistency(c echo.Context) error {
 		cache = "public, max-age=31536000, immutable"
 	}
 	c.Response().Header().Set("Cache-Control", cache)
-	return c.JSON(http.StatusOK, map[string]any{"first": first, "second": second, "proof": hashes})
+	return c.JSON(http.StatusOK, &api.Consistency{First: first, Second: second, Proof: hashes})
 }
 
 // treeSize reads the query parameter name as the size of a tree of the log whose

@@ -6,14 +6,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/api"
 )
-
-// proofRecord is a record with the verdict on its receipt.
-type proofRecord struct {
-	*consent.Record
-	ReceiptValid bool   `json:"receipt_valid"`
-	ReceiptError string `json:"receipt_error,omitempty"`
-}
 
 // handleProof returns everything that proves one visitor's decisions: the records,
 // whether each receipt verifies, and the snapshots of what the visitor was shown.
@@ -31,13 +25,13 @@ func (s *Server) handleProof(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := []proofRecord{}
+	out := []*api.ProofRecord{}
 	snapshots := map[string]*consent.Snapshot{}
 	for _, r := range records {
 		if !token.MaySee(r.Site) {
 			continue
 		}
-		pr := proofRecord{Record: r}
+		pr := &api.ProofRecord{Record: r}
 		if r.Receipt == nil {
 			pr.ReceiptError = "no receipt"
 		} else if _, err := verifier.VerifyReceipt(r.Receipt); err != nil {
@@ -59,11 +53,11 @@ func (s *Server) handleProof(c echo.Context) error {
 		// others, not even that a consent id has records there.
 		return errNoRecords
 	}
-	list := []*consent.Snapshot{}
+	p := &api.Proof{ConsentID: id, Records: out, Snapshots: []*consent.Snapshot{}}
 	for _, snap := range snapshots {
 		if snap != nil {
-			list = append(list, snap)
+			p.Snapshots = append(p.Snapshots, snap)
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"consent_id": id, "records": out, "snapshots": list})
+	return c.JSON(http.StatusOK, p)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/api"
 	"github.com/mixvoip/consentd/auth"
 )
 
@@ -75,7 +76,7 @@ func (s *Server) handleRecords(c echo.Context) error {
 	if len(records) == limit {
 		next = records[len(records)-1].ID
 	}
-	return c.JSON(http.StatusOK, map[string]any{"records": records, "next": next})
+	return c.JSON(http.StatusOK, &api.RecordPage{Records: records, Next: next})
 }
 
 // pageLimit reads the page size of a listing: 100 unless the query says 1 to 1000.

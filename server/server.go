@@ -21,6 +21,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/api"
 	"github.com/mixvoip/consentd/banner"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/metrics"
@@ -372,17 +373,9 @@ func loggedPath(c echo.Context) string {
 	return c.Request().URL.Path
 }
 
-// errorJSON is the one shape of every error answer.
-type errorJSON struct {
-	Error errorDetail `json:"error"`
+func errorBody(code, msg string) api.Error {
+	return api.Error{Error: api.ErrorDetail{Code: code, Message: msg}}
 }
-
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-func errorBody(code, msg string) errorJSON { return errorJSON{errorDetail{code, msg}} }
 
 // statusClientClosed is the status of a request whose client went away before its
 // answer: no HTTP status says it, nginx's 499 is the usual one.

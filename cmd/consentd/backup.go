@@ -34,11 +34,11 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	_, verifier, err := c.publishedKeys(ctx)
+	_, verifier, err := c.Keys(ctx)
 	if err != nil {
 		return err
 	}
-	resp, err := c.get(ctx, "v1/dpo/backup", nil)
+	resp, err := c.Get(ctx, "v1/dpo/backup", nil)
 	if err != nil {
 		return err
 	}

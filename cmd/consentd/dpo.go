@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -12,21 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/uuid"
-
-	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/api"
 )
-
-// proofDocument is the answer of GET /v1/dpo/consents/{consent_id}.
-type proofDocument struct {
-	ConsentID string `json:"consent_id"`
-	Records   []struct {
-		consent.Record
-		ReceiptValid bool   `json:"receipt_valid"`
-		ReceiptError string `json:"receipt_error"`
-	} `json:"records"`
-	Snapshots []consent.Snapshot `json:"snapshots"`
-}
 
 // showProof prints what proves one visitor's decisions: a summary a DPO reads, each
 // receipt verified here with the keys consentd publishes, or with --json the whole
@@ -36,37 +22,30 @@ func showProof(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	dpo := addDPOFlags(fs)
 	asJSON := fs.Bool("json", false, "print the whole proof (records, receipts, snapshots) as JSON")
-	id, err := parseArgs(fs, args)
+	id, err := consentArg(fs, args)
 	if err != nil {
 		return err
-	}
-	if _, err := uuid.Parse(id); err != nil {
-		return fmt.Errorf("consentd proof: %q is not a consent id (a UUID, from the visitor's consent cookie or receipt)", id)
 	}
 	c, err := dpo.client()
 	if err != nil {
 		return err
 	}
-	doc, err := c.getJSON(ctx, "v1/dpo/consents/"+id, nil)
+	p, err := c.Proof(ctx, id)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return writeIndented(stdout, doc)
-	}
-	var p proofDocument
-	if err := json.Unmarshal(doc, &p); err != nil {
-		return fmt.Errorf("consentd sent an unreadable proof: %w", err)
+		return writeIndented(stdout, p)
 	}
 	// Checked here, with the keys consentd publishes, not taken at consentd's word.
-	_, verifier, err := c.publishedKeys(ctx)
+	_, verifier, err := c.Keys(ctx)
 	if err != nil {
 		return err
 	}
 	verdicts := make([]string, len(p.Records))
 	failed := 0
 	for i, r := range p.Records {
-		vr, err := checkReceipt(verifier, &r.Record, p.ConsentID)
+		vr, err := checkReceipt(verifier, r.Record, p.ConsentID)
 		if err != nil {
 			verdicts[i] = "NOT VERIFIED: " + err.Error()
 			failed++
@@ -112,30 +91,6 @@ func choiceList(choices map[string]bool) string {
 	return strings.Join(parts, " ")
 }
 
-// statsDocument is the answer of GET /v1/dpo/stats.
-type statsDocument struct {
-	Days   []siteStats `json:"days"`
-	Totals []siteStats `json:"totals"`
-}
-
-// siteStats are a site's decisions on a day, or over the days asked for.
-type siteStats struct {
-	Site       string             `json:"site"`
-	Day        string             `json:"day"`
-	Total      int                `json:"total"`
-	Counts     map[string]int     `json:"counts"`
-	Shares     map[string]float64 `json:"shares"`
-	Categories map[string]optIn   `json:"categories"`
-	Partners   map[string]optIn   `json:"partners"`
-}
-
-// optIn is how many decisions granted and denied a category or partner.
-type optIn struct {
-	Granted   int     `json:"granted"`
-	Denied    int     `json:"denied"`
-	OptInRate float64 `json:"opt_in_rate"`
-}
-
 // stats prints the decisions per site and day as a table, or with --json as
 // consentd sent them.
 func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -151,35 +106,26 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	doc, err := c.getJSON(ctx, "v1/dpo/stats", query())
+	s, err := c.Stats(ctx, query())
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return writeIndented(stdout, doc)
-	}
-	var s statsDocument
-	if err := json.Unmarshal(doc, &s); err != nil {
-		return fmt.Errorf("consentd sent unreadable statistics: %w", err)
+		return writeIndented(stdout, s)
 	}
 	if len(s.Days) == 0 {
 		fmt.Fprintln(stdout, "no decisions recorded for this selection")
 		return nil
 	}
-	// The columns are the actions consentd counts, so that a new action shows up
-	// without a change here.
-	actions := map[string]bool{}
-	for _, d := range s.Days {
-		for a := range d.Counts {
-			actions[a] = true
-		}
-	}
-	columns := slices.Sorted(maps.Keys(actions))
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "SITE\tDAY\tTOTAL\t%s\n", strings.ToUpper(strings.Join(columns, "\t")))
+	fmt.Fprint(w, "SITE\tDAY\tTOTAL")
+	for _, a := range api.Actions {
+		fmt.Fprintf(w, "\t%s", strings.ToUpper(string(a)))
+	}
+	fmt.Fprintln(w)
 	for _, d := range s.Days {
 		fmt.Fprintf(w, "%s\t%s\t%d", d.Site, d.Day, d.Total)
-		for _, a := range columns {
+		for _, a := range api.Actions {
 			fmt.Fprintf(w, "\t%d (%.0f%%)", d.Counts[a], 100*d.Shares[a])
 		}
 		fmt.Fprintln(w)
@@ -188,7 +134,7 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, t := range s.Totals {
 		for _, kind := range []struct {
 			name    string
-			tallies map[string]optIn
+			tallies map[string]api.Tally
 		}{{"category", t.Categories}, {"partner", t.Partners}} {
 			for _, id := range slices.Sorted(maps.Keys(kind.tallies)) {
 				tl := kind.tallies[id]

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/api"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/store/bolt"
 )
@@ -163,7 +164,7 @@ func mustSay(tb testing.TB, out, what string, parts ...string) {
 // JSON.
 func mustProofJSON(tb testing.TB, out string) {
 	tb.Helper()
-	var p proofDocument
+	var p api.Proof
 	if err := json.Unmarshal([]byte(out), &p); err != nil {
 		tb.Fatalf("not JSON: %v\n%s", err, out)
 	}
@@ -245,7 +246,7 @@ func testExportOut(t *testing.T, f *dpoFixture) {
 // aligned table or as JSON, of the sites the token may see.
 func TestDPOStats(t *testing.T) {
 	f := MustDPOFixture(t)
-	// Columns: ACCEPT_ALL, CUSTOM, GPC, REJECT_ALL, WITHDRAW.
+	// Columns: ACCEPT_ALL, REJECT_ALL, CUSTOM, WITHDRAW, GPC.
 	today := f.since.Format(time.DateOnly)
 	tests := []struct {
 		name string
@@ -253,14 +254,14 @@ func TestDPOStats(t *testing.T) {
 		want []string // the rows, cells separated by one space
 	}{
 		{"every site", nil, []string{
-			"mixvoip.com " + today + " 4 2 (50%) 1 (25%) 0 (0%) 1 (25%) 0 (0%)",
+			"mixvoip.com " + today + " 4 2 (50%) 1 (25%) 1 (25%) 0 (0%) 0 (0%)",
 			"voxbi.com " + today + " 1 1 (100%) 0 (0%) 0 (0%) 0 (0%) 0 (0%)",
 		}},
 		{"one site", []string{"--site", "voxbi.com"}, []string{
 			"voxbi.com " + today + " 1 1 (100%) 0 (0%) 0 (0%) 0 (0%) 0 (0%)",
 		}},
 		{"from a day on", []string{"--site", "mixvoip.com", "--from", today}, []string{
-			"mixvoip.com " + today + " 4 2 (50%) 1 (25%) 0 (0%) 1 (25%) 0 (0%)",
+			"mixvoip.com " + today + " 4 2 (50%) 1 (25%) 1 (25%) 0 (0%) 0 (0%)",
 		}},
 	}
 	for _, tt := range tests {
@@ -273,7 +274,7 @@ func TestDPOStats(t *testing.T) {
 	}
 
 	t.Run("--json", func(t *testing.T) {
-		var s statsDocument
+		var s api.Stats
 		if err := json.Unmarshal([]byte(MustRun(t, f.dpo("stats", "--json")...)), &s); err != nil {
 			t.Fatal(err)
 		}
@@ -314,7 +315,7 @@ func mustStatsRows(tb testing.TB, out, today string) []string {
 	tb.Helper()
 	days, _, _ := strings.Cut(out, "\n\n") // the opt-in rates follow
 	lines := strings.Split(strings.TrimSuffix(days, "\n"), "\n")
-	if got := strings.Fields(lines[0]); !slices.Equal(got, []string{"SITE", "DAY", "TOTAL", "ACCEPT_ALL", "CUSTOM", "GPC", "REJECT_ALL", "WITHDRAW"}) {
+	if got := strings.Fields(lines[0]); !slices.Equal(got, []string{"SITE", "DAY", "TOTAL", "ACCEPT_ALL", "REJECT_ALL", "CUSTOM", "WITHDRAW", "GPC"}) {
 		tb.Fatalf("header %q\n%s", got, out)
 	}
 	var rows []string

@@ -1,28 +1,19 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
 
-	"github.com/mixvoip/consentd/proof"
-	"github.com/mixvoip/consentd/translog"
-)
+	"github.com/google/uuid"
 
-// dpoClient calls the DPO API of a running consentd. The DPO commands cannot read
-// the database themselves: a running consentd holds bbolt's exclusive lock on it.
-type dpoClient struct {
-	base  *url.URL
-	token string
-}
+	"github.com/mixvoip/consentd/client"
+)
 
 // dpoFlags are the flags every DPO command shares: where consentd runs and where
 // the token is.
@@ -41,11 +32,7 @@ func addDPOFlags(fs *flag.FlagSet) dpoFlags {
 }
 
 // client returns a client for the flags, once they are parsed.
-func (f dpoFlags) client() (*dpoClient, error) {
-	c, err := publicClient("--url", *f.url)
-	if err != nil {
-		return nil, err
-	}
+func (f dpoFlags) client() (*client.Client, error) {
 	token := os.Getenv("CONSENTD_TOKEN")
 	if *f.tokenFile != "" {
 		data, err := os.ReadFile(*f.tokenFile)
@@ -58,18 +45,17 @@ func (f dpoFlags) client() (*dpoClient, error) {
 	if token = strings.TrimSpace(token); token == "" {
 		return nil, errors.New("no DPO token: set CONSENTD_TOKEN or pass --token-file FILE (a token is made with: consentd token add NAME)")
 	}
-	c.token = token
-	return c, nil
+	return newClient("--url", *f.url, token)
 }
 
-// publicClient returns a client without a token, for what consentd serves to
-// anyone (its keys, its log), at the address raw given with flag.
-func publicClient(flag, raw string) (*dpoClient, error) {
-	base, err := url.Parse(raw)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("%s %q: want the address of consentd, such as http://localhost:8080", flag, raw)
+// newClient returns a client of the consentd at the address raw, given with flag,
+// which sends token ("" for what consentd serves to anyone: its keys, its log).
+func newClient(flag, raw, token string) (*client.Client, error) {
+	c, err := client.New(raw, token)
+	if err != nil {
+		return nil, fmt.Errorf("%s %w", flag, err)
 	}
-	return &dpoClient{base: base}, nil
+	return c, nil
 }
 
 // isURL reports whether s is an http or https address rather than a file name.
@@ -77,92 +63,14 @@ func isURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
 }
 
-// get sends a GET for path and query and returns the response of a success, whose
-// body the caller closes; any other answer becomes an error with its status.
-func (c *dpoClient) get(ctx context.Context, path string, query url.Values) (*http.Response, error) {
-	u := c.base.JoinPath(path)
-	u.RawQuery = query.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+// writeIndented writes doc as indented JSON, as a person reads it and a script
+// parses it.
+func writeIndented(w io.Writer, doc any) error {
+	data, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil && ctx.Err() != nil {
-		return nil, ctx.Err() // interrupted, not unreachable
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach consentd at %s (is it running? --url or $CONSENTD_URL): %w", c.base, err)
-	}
-	if resp.StatusCode/100 == 2 {
-		return resp, nil
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	// A proxy in front of consentd may answer with HTML: then the status says enough.
-	json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
-	msg := fmt.Sprintf("consentd answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
-	if body.Error.Message != "" {
-		msg += ": " + body.Error.Message
-	}
-	return nil, &answerError{status: resp.StatusCode, msg: msg}
-}
-
-// answerError is an error answer of consentd, with its status for the commands that
-// expect one.
-type answerError struct {
-	status int
-	msg    string
-}
-
-func (e *answerError) Error() string { return e.msg }
-
-// getJSON returns the JSON document at path, as the server sent it.
-func (c *dpoClient) getJSON(ctx context.Context, path string, query url.Values) ([]byte, error) {
-	resp, err := c.get(ctx, path, query)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read the answer of consentd: %w", err)
-	}
-	return data, nil
-}
-
-// publishedKeys returns the keys consentd publishes (GET /v1/keys) and their log's
-// verifier, with which the commands check what they fetch before they keep it.
-func (c *dpoClient) publishedKeys(ctx context.Context) (*proof.PublicKeys, *translog.Verifier, error) {
-	doc, err := c.getJSON(ctx, "v1/keys", nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	keys, err := proof.ReadPublicKeys(bytes.NewReader(doc))
-	if err != nil {
-		return nil, nil, fmt.Errorf("the keys consentd publishes at %s: %w", c.base.JoinPath("v1/keys"), err)
-	}
-	verifier, err := keys.Verifier()
-	if err != nil {
-		return nil, nil, fmt.Errorf("the keys consentd publishes at %s: %w", c.base.JoinPath("v1/keys"), err)
-	}
-	return keys, verifier, nil
-}
-
-// writeIndented writes a JSON document indented, its content byte for byte as sent.
-func writeIndented(w io.Writer, doc []byte) error {
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, doc, "", "  "); err != nil {
-		return fmt.Errorf("consentd sent invalid JSON: %w", err)
-	}
-	buf.WriteByte('\n')
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(append(data, '\n'))
 	return err
 }
 
@@ -193,6 +101,20 @@ func addFilterFlags(fs *flag.FlagSet, names ...string) func() url.Values {
 		}
 		return q
 	}
+}
+
+// consentArg parses args with fs, whose one positional argument must be a consent
+// id, and returns it.
+func consentArg(fs *flag.FlagSet, args []string) (string, error) {
+	id, err := parseArgs(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		name, _, _ := strings.Cut(fs.Name(), " ")
+		return "", fmt.Errorf("%s: %q is not a consent id (a UUID, from the visitor's consent cookie or receipt)", name, id)
+	}
+	return id, nil
 }
 
 // parseArgs parses args with fs and returns the one positional argument, "" if there

@@ -34,7 +34,7 @@ func export(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	q := query()
 	q.Set("format", *format)
-	resp, err := c.get(ctx, "v1/dpo/export", q)
+	resp, err := c.Get(ctx, "v1/dpo/export", q)
 	if err != nil {
 		return err
 	}
@@ -192,9 +192,9 @@ func newMeter(w io.Writer, total int64) *meter {
 	return &meter{w: w, total: total, start: now, shown: now}
 }
 
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+// isTerminal reports whether stream (stdin, stdout or stderr) is a terminal.
+func isTerminal(stream any) bool {
+	f, ok := stream.(*os.File)
 	return ok && isatty.IsTerminal(f.Fd())
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/client"
 	"github.com/mixvoip/consentd/internal/wait"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/store/bolt"
@@ -199,16 +200,15 @@ func TestServePurgesTheAuditLog(t *testing.T) {
 	secret := MustToken(t, filepath.Join(dir, "tokens.json"), "dpo")
 
 	_, addr, _ := mustServeIn(t, "../../sites.yaml", dir, "--audit-retention-days", "30")
+	c, err := client.New("http://"+addr, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	wait.MustUntil(t, "the old entry is purged, the recent one kept", func() (bool, string) {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/dpo/audit", nil)
-		req.Header.Set("Authorization", "Bearer "+secret)
-		resp, err := http.DefaultClient.Do(req)
+		page, err := c.Audit(context.Background(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		var page struct{ Entries []consent.AuditEntry }
-		json.NewDecoder(resp.Body).Decode(&page)
 		var seen []string
 		for _, e := range page.Entries {
 			seen = append(seen, e.ID)

@@ -11,6 +11,10 @@
 //	consentd proof CONSENT_ID [--json]
 //	consentd export [--site S] [--from T] [--to T] [--format csv|ndjson] [--out FILE] ...
 //	consentd stats [--site S] [--from T] [--to T] [--json]
+//	consentd erase CONSENT_ID [--yes]
+//	consentd audit [--consent ID] [--after ID] [--limit N] [--json]
+//	consentd verify --url URL
+//	consentd checkpoint [--url URL] [--out FILE]
 //	consentd backup --out FILE | --dir DIR [--keep 14]
 //	consentd monitor --url URL --dir DIR
 //	consentd restore --from BACKUP --db FILE --origin NEW_ORIGIN [--keys DIR]
@@ -136,6 +140,14 @@ http://localhost:8080; the token from $CONSENTD_TOKEN or --token-file FILE):
   consentd stats [--site S] [--from DAY] [--to DAY] [--json]
                              decisions per site and day, and opt-in rates per
                              category and partner over those days
+  consentd erase CONSENT_ID [--yes]
+                             erase what identifies a visitor, after saying what goes
+                             and what stays as proof; --yes: without asking
+  consentd audit [--consent ID] [--after ID] [--limit N] [--json]
+                             the audit log of the DPO API, oldest first; --consent:
+                             the calls about one visitor's consent id
+  consentd verify --url URL  have consentd check its whole log and every record now
+                             (a token without a site limit); exits 1 if it is broken
   consentd backup --out FILE | --dir DIR [--keep 14]
                              a consistent copy of the whole store, taken while consentd
                              serves, then verified with the keys consentd publishes
@@ -143,6 +155,10 @@ http://localhost:8080; the token from $CONSENTD_TOKEN or --token-file FILE):
                              by its time, the newest --keep kept
 
 Following the log from outside (no token; --url as above):
+  consentd checkpoint [--out FILE]
+                             the log's newest checkpoint, verified with the keys
+                             consentd publishes; --out: keep it, for verify
+                             --checkpoint and verify-receipt --against
   consentd monitor --dir DIR
                              keep consentd's newest checkpoint in DIR once a
                              consistency proof shows that it extends the one kept
@@ -189,6 +205,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return export(ctx, args[1:], stdout, stderr)
 	case "stats":
 		return stats(ctx, args[1:], stdout, stderr)
+	case "erase":
+		return erase(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "audit":
+		return audit(ctx, args[1:], stdout, stderr)
+	case "checkpoint":
+		return showCheckpoint(ctx, args[1:], stdout, stderr)
 	case "monitor":
 		return monitor(ctx, args[1:], stdout, stderr)
 	case "backup":

@@ -21,6 +21,7 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/banner"
+	"github.com/mixvoip/consentd/client"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/internal/wait"
 )
@@ -237,16 +238,6 @@ func publishedKeys(tb testing.TB, addr string) []string {
 // DPO API within seconds; revoked, it no longer does.
 func TestTokens(t *testing.T) {
 	m, addr, _ := MustServe(t, "../../sites.yaml")
-	status := func(token string) int {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/dpo/verify", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
 	var out, note bytes.Buffer
 	if err := run(context.Background(), []string{"token", "add", "dpo", "--tokens", m.TokensPath}, &out, &note); err != nil {
 		t.Fatal(err)
@@ -259,7 +250,7 @@ func TestTokens(t *testing.T) {
 	if err := MustReloaded(t, m.TokensPath); err != nil {
 		t.Fatalf("token file not reloaded: %v", err)
 	}
-	if s := status(secret); s != http.StatusOK {
+	if s := verifyStatus(t, addr, secret); s != http.StatusOK {
 		t.Errorf("a new token: %d, want 200", s)
 	}
 	out.Reset()
@@ -272,7 +263,7 @@ func TestTokens(t *testing.T) {
 	if err := MustReloaded(t, m.TokensPath); err != nil {
 		t.Fatalf("token file not reloaded: %v", err)
 	}
-	if s := status(secret); s != http.StatusUnauthorized {
+	if s := verifyStatus(t, addr, secret); s != http.StatusUnauthorized {
 		t.Errorf("a revoked token: %d, want 401", s)
 	}
 
@@ -467,6 +458,26 @@ func runConsentd(args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
 	err = run(context.Background(), args, &out, &errOut)
 	return out.String(), errOut.String(), err
+}
+
+// verifyStatus returns the status of GET /v1/dpo/verify at the consentd at addr
+// with the token secret: 200 if the token opens the DPO API.
+func verifyStatus(tb testing.TB, addr, secret string) int {
+	tb.Helper()
+	c, err := client.New("http://"+addr, secret)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, err = c.Verify(context.Background())
+	var answer *client.Error
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.As(err, &answer):
+		return answer.Status
+	}
+	tb.Fatal(err)
+	return 0
 }
 
 // testOrigin names the log of the stores the tests create.

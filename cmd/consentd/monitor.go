@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/client"
 	"github.com/mixvoip/consentd/proof"
 	"github.com/mixvoip/consentd/translog"
 )
@@ -54,7 +55,7 @@ func monitor(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *dir == "" {
 		return errors.New("consentd monitor: --dir DIR is required: where the checkpoints are kept, apart from consentd")
 	}
-	c, err := publicClient("--url", *base)
+	c, err := newClient("--url", *base, "")
 	if err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func monitor(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("--dir: %w", err)
 	}
 	m := &monitorDir{path: *dir}
-	published, _, err := c.publishedKeys(ctx)
+	published, _, err := c.Keys(ctx)
 	if err != nil {
 		return err
 	}
@@ -82,17 +83,13 @@ func monitor(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	signed, err := c.checkpoint(ctx)
-	if errors.Is(err, errNoCheckpoint) {
-		fmt.Fprintf(stdout, "nothing kept: the log %s at %s has no checkpoint yet (no record in it)\n", verifier.Origin(), c.base)
+	cp, err := newestCheckpoint(ctx, c, verifier)
+	if errors.Is(err, client.ErrNoCheckpoint) {
+		fmt.Fprintf(stdout, "nothing kept: the log %s at %s has no checkpoint yet (no record in it)\n", verifier.Origin(), c.URL())
 		return nil
 	}
 	if err != nil {
-		return err
-	}
-	cp, err := verifier.Open(signed)
-	if err != nil {
-		return fmt.Errorf("the checkpoint consentd at %s serves does not verify with the keys it publishes: %s; nothing kept", c.base, strings.TrimPrefix(err.Error(), "translog: "))
+		return fmt.Errorf("%w; nothing kept", err)
 	}
 	if kept == nil {
 		path, err := m.keep(cp)
@@ -108,7 +105,7 @@ func monitor(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var p tlog.TreeProof
 	if cp.Size > kept.Size {
-		if p, err = c.consistency(ctx, kept.Size, cp.Size); err != nil {
+		if p, err = c.Consistency(ctx, kept.Size, cp.Size); err != nil {
 			return err
 		}
 	}
@@ -118,7 +115,7 @@ func monitor(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return errors.Join(fmt.Errorf("%w: %v", errSplitView, err), keepErr)
 		}
 		return fmt.Errorf("%w: the log %s at %s, at size %d, does not extend the checkpoint of size %d kept in %s: it was cut off or rewritten, or gives others another view (%s); kept as %s",
-			errSplitView, cp.Origin, c.base, cp.Size, kept.Size, *dir, strings.TrimPrefix(err.Error(), "translog: "), path)
+			errSplitView, cp.Origin, c.URL(), cp.Size, kept.Size, *dir, strings.TrimPrefix(err.Error(), "translog: "), path)
 	}
 	if err := cosign(ctx, kept, cp, p); err != nil {
 		return err

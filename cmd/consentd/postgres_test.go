@@ -189,22 +189,12 @@ func TestTokensInDatabase(t *testing.T) {
 	inFile := add("file-token", "--tokens", filepath.Join(dir, "tokens.json"))
 	secret := add("dpo", "--db", url)
 	add("voxbi", "--db", url, "--sites", "voxbi.com,voxbi.team", "--config", "../../sites.yaml")
-	status := func(addr, secret string) int {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/dpo/verify", nil)
-		req.Header.Set("Authorization", "Bearer "+secret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
 	for _, addr := range []string{first, second} {
 		wait.MustUntil(t, "the token added in the database opens the DPO API of "+addr, func() (bool, string) {
-			s := status(addr, secret)
+			s := verifyStatus(t, addr, secret)
 			return s == http.StatusOK, fmt.Sprintf("status %d", s)
 		})
-		if s := status(addr, inFile); s != http.StatusUnauthorized {
+		if s := verifyStatus(t, addr, inFile); s != http.StatusUnauthorized {
 			t.Errorf("a token in the token file beside a PostgreSQL store: %d on %s, want 401", s, addr)
 		}
 	}
@@ -217,7 +207,7 @@ func TestTokensInDatabase(t *testing.T) {
 	MustRun(t, "token", "revoke", "dpo", "--db", url)
 	for _, addr := range []string{first, second} {
 		wait.MustUntil(t, "the revoked token is refused by "+addr, func() (bool, string) {
-			s := status(addr, secret)
+			s := verifyStatus(t, addr, secret)
 			return s == http.StatusUnauthorized, fmt.Sprintf("status %d", s)
 		})
 	}

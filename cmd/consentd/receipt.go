@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/client"
 	"github.com/mixvoip/consentd/translog"
 )
 
@@ -47,9 +48,9 @@ func verifyReceipt(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *publicKeys == "" && *base == "" {
 		return errors.New("consentd verify-receipt: give the keys consentd publishes: --public-keys keys.json (fetched from GET /v1/keys), or --url of consentd to fetch them")
 	}
-	var c *dpoClient // where keys and proofs come from, if anywhere
+	var c *client.Client // where keys and proofs come from, if anywhere
 	if *base != "" {
-		if c, err = publicClient("--url", *base); err != nil {
+		if c, err = newClient("--url", *base, ""); err != nil {
 			return err
 		}
 	}
@@ -66,7 +67,7 @@ func verifyReceipt(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if verifier, err = doc.Verifier(); err != nil {
 			return fmt.Errorf("%s: %w", *publicKeys, err)
 		}
-	} else if _, verifier, err = c.publishedKeys(ctx); err != nil {
+	} else if _, verifier, err = c.Keys(ctx); err != nil {
 		return err
 	}
 
@@ -214,16 +215,16 @@ func checkReceipt(verifier *translog.Verifier, r *consent.Record, consentID stri
 // did not verify) are extended by the newer tree of against, a checkpoint file or
 // consentd's address, with consistency proofs from against if it is an address,
 // else from c. It prints what it proved and returns the problems, one sentence each.
-func proveStillIn(ctx context.Context, stdout io.Writer, verifier *translog.Verifier, verified []*translog.Verified, against string, c *dpoClient) []string {
+func proveStillIn(ctx context.Context, stdout io.Writer, verifier *translog.Verifier, verified []*translog.Verified, against string, c *client.Client) []string {
 	var newer *consent.Checkpoint
 	source := against
 	if isURL(against) {
 		var err error
-		if c, err = publicClient("--against", against); err != nil {
+		if c, err = newClient("--against", against, ""); err != nil {
 			return []string{err.Error()}
 		}
-		signed, err := c.checkpoint(ctx)
-		if errors.Is(err, errNoCheckpoint) {
+		signed, err := c.Checkpoint(ctx)
+		if errors.Is(err, client.ErrNoCheckpoint) {
 			return []string{fmt.Sprintf("--against %s: the log there has no checkpoint yet, so no record is in it", against)}
 		}
 		if err != nil {
@@ -232,7 +233,7 @@ func proveStillIn(ctx context.Context, stdout io.Writer, verifier *translog.Veri
 		if newer, err = verifier.Open(signed); err != nil {
 			return []string{fmt.Sprintf("--against: the checkpoint consentd at %s serves does not verify with the published keys: %v", against, err)}
 		}
-		source = c.base.JoinPath("v1/log/checkpoint").String()
+		source = c.URL().JoinPath("v1/log/checkpoint").String()
 	} else {
 		cp, err := readCheckpointFile(against)
 		if err == nil {
@@ -266,7 +267,7 @@ func proveStillIn(ctx context.Context, stdout io.Writer, verifier *translog.Veri
 
 // extends proves that the tree of newer extends the tree of older, with a
 // consistency proof from c if the sizes differ.
-func extends(ctx context.Context, c *dpoClient, older, newer *consent.Checkpoint) error {
+func extends(ctx context.Context, c *client.Client, older, newer *consent.Checkpoint) error {
 	switch {
 	case older.Size > newer.Size:
 		return fmt.Errorf("the checkpoint to prove it against is older (size %d): give a newer one", newer.Size)
@@ -276,7 +277,7 @@ func extends(ctx context.Context, c *dpoClient, older, newer *consent.Checkpoint
 	var p tlog.TreeProof
 	if older.Size < newer.Size {
 		var err error
-		if p, err = c.consistency(ctx, older.Size, newer.Size); err != nil {
+		if p, err = c.Consistency(ctx, older.Size, newer.Size); err != nil {
 			return err
 		}
 	}

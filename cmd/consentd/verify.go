@@ -37,11 +37,19 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		files = append(files, path)
 		return nil
 	})
+	online := fs.String("url", "", "instead of --db: have the consentd at this address verify its store now (with a DPO token, as the DPO commands take it)")
+	tokenFile := fs.String("token-file", "", "with --url: a file whose first line is the DPO token (default: $CONSENTD_TOKEN)")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return errUsage
 	}
+	if *online != "" {
+		if len(files) > 0 {
+			return errors.New("consentd verify --url: --checkpoint is for a store file; consentd monitor proves that a running consentd's log extends the checkpoints it kept")
+		}
+		return verifyOnline(ctx, dpoFlags{url: online, tokenFile: tokenFile}, stdout)
+	}
 	if isPostgresURL(*db) {
-		return errors.New("consentd verify reads a bbolt file, such as a backup copy: a PostgreSQL store is verified where it serves, with GET /v1/dpo/verify")
+		return errors.New("consentd verify reads a bbolt file, such as a backup copy: a PostgreSQL store is verified where it serves, with consentd verify --url")
 	}
 	var archived []*consent.Checkpoint
 	for _, path := range files {
@@ -73,6 +81,19 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	return report(stdout, *db, v, missing)
+}
+
+// verifyOnline has the consentd that dpo names verify its store where it serves.
+func verifyOnline(ctx context.Context, dpo dpoFlags, stdout io.Writer) error {
+	c, err := dpo.client()
+	if err != nil {
+		return err
+	}
+	v, err := c.Verify(ctx)
+	if err != nil {
+		return err
+	}
+	return report(stdout, "the store of "+c.URL().String(), v, "the key is missing from consentd's key directory: restore it from a backup")
 }
 
 // verifyWithPublished verifies the store file db with the keys document at path,
@@ -163,7 +184,13 @@ func report(stdout io.Writer, path string, v *consent.Verification, missing stri
 	if v.Archived > 0 {
 		fmt.Fprintf(&b, "; the log extends %s", count(v.Archived, "archived checkpoint"))
 	}
+	if v.Pending > 0 {
+		fmt.Fprintf(&b, "; %s written, not yet in the log", count(v.Pending, "record"))
+	}
 	fmt.Fprintln(stdout, b.String())
+	if v.SequencerStuck != "" {
+		fmt.Fprintf(stdout, "warning: sequencer stuck: %s\n", v.SequencerStuck)
+	}
 	return nil
 }
 
