@@ -1,5 +1,10 @@
 package consent
 
+import (
+	"context"
+	"sync/atomic"
+)
+
 // Verification is the outcome of checking a store's log: how far it holds, and where
 // it breaks first. When nothing is broken but a statement is signed by a key the
 // verifier lacks, it is not OK either: MissingKey names the key, and Problem says
@@ -23,4 +28,19 @@ type Verification struct {
 	MissingKey     string `json:"missing_key,omitempty"`     // a key that signed a statement, and that the verifier lacks
 	Pending        int    `json:"pending,omitempty"`         // records written, not yet in the log
 	SequencerStuck string `json:"sequencer_stuck,omitempty"` // why some have waited too long
+}
+
+type progressKey struct{}
+
+// WithVerifyProgress returns a context under which a store's Verify counts in
+// leaves, now and then, how many leaves it has checked so far: a person who started
+// a verification of millions of records sees it advance.
+func WithVerifyProgress(ctx context.Context, leaves *atomic.Int64) context.Context {
+	return context.WithValue(ctx, progressKey{}, leaves)
+}
+
+// VerifyProgress returns the counter WithVerifyProgress put in ctx, nil if none.
+func VerifyProgress(ctx context.Context) *atomic.Int64 {
+	leaves, _ := ctx.Value(progressKey{}).(*atomic.Int64)
+	return leaves
 }

@@ -78,9 +78,9 @@ func MustFreshStore(tb testing.TB) *bolt.Store {
 	return s
 }
 
-// TestAuditLogScope: the audit log names what every token looked at, so only a
-// token without a site limit reads it, and it names no consent id in clear: an id
-// is the key to its visitor's records at GET /v1/consents/{id}.
+// TestAuditLogScope: the audit log names what every token looked at, so a token
+// limited to sites reads its own calls only, and it names no consent id in clear:
+// an id is the key to its visitor's records at GET /v1/consents/{id}.
 func TestAuditLogScope(t *testing.T) {
 	base := MustFixture(t, false)
 	f, all, voxbi := MustServerOn(t, MustFreshStore(t), base.cfg)
@@ -94,20 +94,28 @@ func TestAuditLogScope(t *testing.T) {
 	}
 	f.do(t, http.MethodGet, "/v1/dpo/consents/"+id, "", bearer("cdt_guess"))
 
-	for _, path := range []string{"/v1/dpo/audit", "/v1/dpo/verify", "/v1/dpo/backup"} {
+	for _, path := range []string{"/v1/dpo/verify", "/v1/dpo/backup"} {
 		rec := f.do(t, http.MethodGet, path, "", bearer(voxbi))
 		if code, _ := MustErrorBody(t, rec); rec.Code != http.StatusForbidden || code != "forbidden" {
 			t.Errorf("GET %s with a token limited to voxbi.com: %d %s, want 403: it speaks of every site", path, rec.Code, code)
 		}
 	}
-	rec := f.do(t, http.MethodGet, "/v1/dpo/audit?limit=1000", "", bearer(all))
+	var page struct{ Entries []*consent.AuditEntry }
+	rec := f.do(t, http.MethodGet, "/v1/dpo/audit?limit=1000", "", bearer(voxbi))
+	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("audit with a token limited to voxbi.com: %d %s", rec.Code, rec.Body)
+	}
+	// Its refused calls to verify and backup, none of the other token's.
+	if len(page.Entries) != 2 || page.Entries[0].Token != "agency" || page.Entries[1].Token != "agency" {
+		t.Errorf("audit with a token limited to voxbi.com: %+v, want its own 2 calls only", page.Entries)
+	}
+	rec = f.do(t, http.MethodGet, "/v1/dpo/audit?limit=1000", "", bearer(all))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("audit: %d %s", rec.Code, rec.Body)
 	}
 	if strings.Contains(rec.Body.String(), id) {
 		t.Errorf("the audit log names the consent id %s in clear: %s", id, rec.Body)
 	}
-	var page struct{ Entries []*consent.AuditEntry }
 	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
 		t.Fatal(err)
 	}

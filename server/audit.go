@@ -14,10 +14,12 @@ import (
 
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/api"
+	"github.com/mixvoip/consentd/auth"
 )
 
-// dpoAuth lets only a valid bearer token through (see authenticate), and puts every
-// call in the audit log.
+// audited lets only a valid token through (see authenticate), whose secret
+// secretOf takes from the request, and puts every call in the audit log: the DPO
+// API's with the bearer token, the console's with its session cookie.
 //
 // A call with an accepted token is written as the answer's header is about to
 // leave, and an entry that cannot be written turns the answer into a 503 before any
@@ -25,12 +27,18 @@ import (
 // A call refused before a token was accepted is not written on its own, since
 // anyone can make such calls by the million: it is counted with the other refusals
 // of its client and written with them once a minute (see refusals).
-func (s *Server) dpoAuth(next echo.HandlerFunc) echo.HandlerFunc {
+func (s *Server) audited(secretOf func(echo.Context) string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return s.auditedCall(secretOf, next)
+	}
+}
+
+func (s *Server) auditedCall(secretOf func(echo.Context) string, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		now := s.opts.Now()
 		entry := s.auditEntry(c, now)
 		res := c.Response()
-		token, err := s.authenticate(c, entry.Client, now)
+		token, err := s.authenticate(c, entry.Client, secretOf(c), now)
 		if err != nil {
 			res.Before(func() {
 				entry.Status = res.Status
@@ -230,30 +238,45 @@ func (s *Server) handleAudit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	if err := s.refusals.flush(); err != nil {
-		return err
-	}
-	subject, pageSize := "", limit
+	subject := ""
 	if v := c.QueryParam("consent_id"); v != "" {
 		id, err := parseConsentID(v, "filter consent_id")
 		if err != nil {
 			return err
 		}
-		subject, pageSize = consent.ConsentDigest(id), max(limit, auditScanPage)
+		subject = consent.ConsentDigest(id)
+	}
+	page, err := s.auditPage(c.Request().Context(), dpoToken(c), subject, c.QueryParam("after"), limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+// auditPage returns up to limit audit entries after the one with id after that
+// token may see, only those about subject (a ConsentDigest) unless it is "". The
+// audit log speaks of every site: a token limited to sites sees only its own calls,
+// which never touched another site.
+func (s *Server) auditPage(ctx context.Context, token *auth.Token, subject, after string, limit int) (*api.AuditPage, error) {
+	if err := s.refusals.flush(); err != nil {
+		return nil, err
+	}
+	pageSize := limit
+	if subject != "" || len(token.Sites) > 0 {
+		pageSize = max(limit, auditScanPage)
 	}
 	entries := []*consent.AuditEntry{}
-	after, more := c.QueryParam("after"), true
+	more := true
 	for scanned := 0; more && len(entries) < limit && scanned < auditScanLimit; {
 		page, err := s.store.Audit(ctx, after, pageSize)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		more = len(page) == pageSize
 		for i, e := range page {
 			after = e.ID
 			scanned++
-			if subject == "" || e.Subject == subject {
+			if (subject == "" || e.Subject == subject) && (len(token.Sites) == 0 || e.Token == token.Name) {
 				entries = append(entries, e)
 			}
 			if len(entries) == limit {
@@ -266,5 +289,5 @@ func (s *Server) handleAudit(c echo.Context) error {
 	if more {
 		next = after
 	}
-	return c.JSON(http.StatusOK, &api.AuditPage{Entries: entries, Next: next})
+	return &api.AuditPage{Entries: entries, Next: next}, nil
 }

@@ -14,7 +14,7 @@ import (
 
 // abort ends an answer whose status is sent and whose body cannot be completed. A
 // client that went away needs nothing more, nor does an answer replaced by the audit
-// (see dpoAuth); any other failure cuts the connection, so that the client sees an
+// (see audited); any other failure cuts the connection, so that the client sees an
 // incomplete answer instead of a short one that looks whole.
 func (s *Server) abort(c echo.Context, what string, err error) {
 	if c.Request().Context().Err() != nil || errors.Is(err, errAnswerReplaced) {

@@ -42,10 +42,10 @@ func (s *Server) dpoTokens() *auth.Tokens {
 	return nil
 }
 
-// authenticate returns the token of the request's bearer secret. A client whose
-// failures went over their limit is refused before its secret is looked at, even a
-// right one: guessing must not go on at full speed.
-func (s *Server) authenticate(c echo.Context, client string, now time.Time) (*auth.Token, error) {
+// authenticate returns the token of secret, sent by client. A client whose failures
+// went over their limit is refused before its secret is looked at, even a right
+// one: guessing must not go on at full speed.
+func (s *Server) authenticate(c echo.Context, client, secret string, now time.Time) (*auth.Token, error) {
 	ts := s.dpoTokens()
 	if ts == nil {
 		return nil, consent.Errorf(consent.EUnavailable, "the DPO API is unavailable: consentd could not load its token file (the operator sees why in the log and at /readyz)")
@@ -56,9 +56,8 @@ func (s *Server) authenticate(c echo.Context, client string, now time.Time) (*au
 		return nil, err
 	}
 	var token *auth.Token
-	// The scheme's name is case-insensitive (RFC 9110, section 11.1).
-	if scheme, secret, ok := strings.Cut(c.Request().Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
-		token = ts.Authenticate(strings.TrimSpace(secret))
+	if secret != "" {
+		token = ts.Authenticate(secret)
 	}
 	if token == nil {
 		s.authFailures.spend(client, now)
@@ -68,13 +67,22 @@ func (s *Server) authenticate(c echo.Context, client string, now time.Time) (*au
 	return token, nil
 }
 
+// bearerSecret returns the secret of the request's bearer token, "" if none.
+func bearerSecret(c echo.Context) string {
+	// The scheme's name is case-insensitive (RFC 9110, section 11.1).
+	if scheme, secret, ok := strings.Cut(c.Request().Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(secret)
+	}
+	return ""
+}
+
 const tokenKey = "dpo-token"
 
-// dpoToken returns the token dpoAuth accepted for the call c.
+// dpoToken returns the token audited accepted for the call c.
 func dpoToken(c echo.Context) *auth.Token { return c.Get(tokenKey).(*auth.Token) }
 
-// storeWide lets through only a token without a site limit: the audit log, the
-// verification and the checkpoints of the whole store speak of every site.
+// storeWide lets through only a token without a site limit: the verification and
+// the backup of the whole store speak of every site.
 func storeWide(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if t := dpoToken(c); len(t.Sites) > 0 {

@@ -210,10 +210,14 @@ func (v *verification) readSnapshots() (*consent.Verification, error) {
 // walk checks every leaf, in order, and the record it names.
 func (v *verification) walk(ctx context.Context) (*consent.Verification, error) {
 	var broken *consent.Verification
+	progress := consent.VerifyProgress(ctx)
 	err := v.stored.Leaves(func(index int64, leaf []byte) error {
 		if v.Leaves%10000 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if progress != nil {
+				progress.Store(v.Leaves)
 			}
 		}
 		var err error

@@ -74,8 +74,13 @@ func TestDPOAudit(t *testing.T) {
 		t.Errorf("the next page repeats the first:\n%s\n%s", first, next)
 	}
 
-	t.Setenv("CONSENTD_TOKEN", "")
-	mustFailSaying(t, []string{"audit", "--url", f.url, "--token-file", f.voxbi}, "403 Forbidden")
+	// A token limited to a site sees its own calls only: its first call is not in the
+	// log yet when the log is read, its second call sees the first.
+	MustRun(t, "audit", "--url", f.url, "--token-file", f.voxbi)
+	own := MustRun(t, "audit", "--url", f.url, "--token-file", f.voxbi)
+	if strings.Contains(own, " dpo ") || !strings.Contains(own, " voxbi ") {
+		t.Errorf("audit with a token limited to voxbi.com: want its own calls only:\n%s", own)
+	}
 }
 
 // TestDPOVerifyOnline: `consentd verify --url` has the running consentd check its
