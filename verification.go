@@ -2,6 +2,8 @@ package consent
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync/atomic"
 )
 
@@ -43,4 +45,50 @@ func WithVerifyProgress(ctx context.Context, leaves *atomic.Int64) context.Conte
 func VerifyProgress(ctx context.Context) *atomic.Int64 {
 	leaves, _ := ctx.Value(progressKey{}).(*atomic.Int64)
 	return leaves
+}
+
+// Summary says in a sentence what the verification found: "OK, ..." with what was
+// checked, "BROKEN at leaf ..." with where and why, or why it could not be told.
+func (v *Verification) Summary() string {
+	switch {
+	case !v.OK && v.MissingKey == "":
+		var where, before string
+		if v.BrokenAt != nil {
+			where = fmt.Sprintf(" at leaf %d", *v.BrokenAt)
+			before = fmt.Sprintf("; the %s before it verify", plural(int(*v.BrokenAt), "leaf", "leaves"))
+		}
+		if v.RecordID != "" {
+			where += " (record " + v.RecordID + ")"
+		}
+		return "BROKEN" + where + ": " + v.Problem + before
+	case !v.OK:
+		// Not BROKEN: keys fetched before a rotation, say, are no sign of tampering.
+		return "cannot be verified: " + v.Problem
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "OK, log %s: %s", v.Origin, plural(int(v.Leaves), "leaf", "leaves"))
+	if v.Checkpoints > 0 {
+		b.WriteString(" rebuilt into the tree its signed checkpoint vouches for")
+	}
+	fmt.Fprintf(&b, "; %s verify against their leaves", plural(v.Records, "record", "records"))
+	if v.Erased > 0 {
+		fmt.Fprintf(&b, " (%d erased)", v.Erased)
+	}
+	if v.Purged > 0 {
+		fmt.Fprintf(&b, ", %d purged past retention under signed purge statements", v.Purged)
+	}
+	if v.Archived > 0 {
+		fmt.Fprintf(&b, "; the log extends %s", plural(v.Archived, "archived checkpoint", "archived checkpoints"))
+	}
+	if v.Pending > 0 {
+		fmt.Fprintf(&b, "; %s written, not yet in the log", plural(v.Pending, "record", "records"))
+	}
+	return b.String()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

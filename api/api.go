@@ -5,6 +5,7 @@ package api
 
 import (
 	consent "github.com/mixvoip/consentd"
+	"github.com/mixvoip/consentd/proof"
 )
 
 // Error is the one shape of every error answer.
@@ -67,3 +68,19 @@ type Consistency struct {
 	Second int64    `json:"second"`
 	Proof  []string `json:"proof"`
 }
+
+// ProofFile is a consent's proof as one file that a regulator checks offline: the
+// Proof, the keys that sign the log, and the log's newest checkpoint when the file
+// was made, which the receipts' checkpoints must be consistent with.
+type ProofFile struct {
+	*Proof
+	PublicKeys  *proof.PublicKeys `json:"public_keys"`
+	Checkpoint  string            `json:"checkpoint"`
+	HowToVerify string            `json:"how_to_verify"`
+}
+
+// HowToVerify is what a ProofFile says about checking it.
+const HowToVerify = "Each record's receipt proves that the record, as it is here, is a leaf of the transparency log under a checkpoint signed by one of public_keys. " +
+	"Check them offline with: consentd verify-receipt FILE --public-keys FILE. " +
+	"Compare public_keys with those the controller publishes at /v1/keys (or has given you before): a key you do not know proves nothing. " +
+	"Erased records keep the digest of what was erased in their leaf: their receipts still verify."

@@ -38,6 +38,18 @@ type Page struct {
 // tb if any page in the tab threw an uncaught exception, then closes the context.
 func MustOpenPage(tb testing.TB, env *Env, site string) *Page {
 	tb.Helper()
+	p := MustOpenTab(tb, site)
+	p.Env, p.Site = env, env.Config.Sites[site]
+	// a visitor whose browser speaks the site's default language, as most do
+	p.MustBrowserLanguage(p.Site.Languages[0])
+	return p
+}
+
+// MustOpenTab opens a tab in a new browser context, for a page that is none of an
+// Env's sites; what names it in failures. When tb ends it fails tb if any page in
+// the tab threw an uncaught exception, then closes the context.
+func MustOpenTab(tb testing.TB, what string) *Page {
+	tb.Helper()
 	parent := MustBrowser(tb)
 	// A hang in the browser fails the case at the test's deadline, saying where it
 	// hung, before go test stops the binary; no bound of its own that a busy machine
@@ -46,7 +58,7 @@ func MustOpenPage(tb testing.TB, env *Env, site string) *Page {
 	ctx, cancel := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
 	tb.Cleanup(cancelTimeout)
 	tb.Cleanup(cancel)
-	p := &Page{tb: tb, ctx: ctx, Env: env, Site: env.Config.Sites[site]}
+	p := &Page{tb: tb, ctx: ctx}
 	if err := chromedp.Listen(ctx, func(ev any) {
 		if ev, ok := ev.(*runtime.EventExceptionThrown); ok {
 			p.mu.Lock()
@@ -56,15 +68,13 @@ func MustOpenPage(tb testing.TB, env *Env, site string) *Page {
 	}); err != nil {
 		tb.Fatalf("open tab: %v", err)
 	}
-	// a visitor whose browser speaks the site's default language, as most do
-	p.MustBrowserLanguage(p.Site.Languages[0])
 	tb.Cleanup(func() {
 		// A round trip, so that every event sent before it has been handled.
 		_, _ = chromedp.Run(ctx, chromedp.Evaluate[int](`1`))
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, e := range p.exceptions {
-			tb.Errorf("uncaught JavaScript exception on %s: %s", site, e)
+			tb.Errorf("uncaught JavaScript exception on %s: %s", what, e)
 		}
 	})
 	return p

@@ -86,6 +86,7 @@ type Server struct {
 	errorLog      *errorLog
 	warnForwarded sync.Once
 	held          chan struct{} // a place for each 429 that LimitDelay holds
+	verifying     verifyRun     // the console's "verify now"
 }
 
 // site is one site as currently served.
@@ -188,11 +189,12 @@ func New(store consent.Store, opts Options) *Server {
 		get(s.admin, "/v1/keys", s.handleKeys)
 	}
 	get(s.admin, "/metrics", echo.WrapHandler(s.metrics.Handler()))
+	dpo := s.public
 	if opts.DPOOnAdmin {
-		s.routeDPO(s.admin)
-	} else {
-		s.routeDPO(s.public)
+		dpo = s.admin
 	}
+	s.routeDPO(dpo)
+	s.routeConsole(dpo)
 	if opts.Demo {
 		get(s.public, "/demo/:site", s.handleDemoPage)
 		get(s.public, "/demo/:site/banner.js", s.handleDemoBanner)
@@ -227,6 +229,7 @@ func get(r router, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
 // refusals of the DPO API, and the count of errors not logged. Call it after the
 // HTTP server has shut down, before the store closes.
 func (s *Server) Close() error {
+	s.verifying.stop()
 	s.errorLog.flush()
 	return s.refusals.flush()
 }
@@ -354,6 +357,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)
+		return
+	}
+	if isConsole(c) {
+		s.consoleError(c, status, msg)
 		return
 	}
 	// JSONBlob, not JSON: Echo's JSON parses the whole query string to look for

@@ -62,26 +62,21 @@ func buildVisitorAssets() (*visitorAssets, error) {
 	if err != nil {
 		return nil, err
 	}
-	js := api.Transform(string(ts), api.TransformOptions{
-		Loader: api.LoaderTS, Format: api.FormatIIFE, Target: api.ES2017,
-		MinifyWhitespace: true, MinifyIdentifiers: true, MinifySyntax: true, Sourcefile: "page.ts",
-	})
+	js, err := minify(ts, api.LoaderTS, "page.ts")
+	if err != nil {
+		return nil, fmt.Errorf("server: visitor page: %w", err)
+	}
 	css, err := visitorFiles.ReadFile("visitor/page.css")
 	if err != nil {
 		return nil, err
 	}
-	style := api.Transform(string(css), api.TransformOptions{
-		Loader: api.LoaderCSS, MinifyWhitespace: true, MinifySyntax: true, Sourcefile: "page.css",
-	})
-	for _, res := range []api.TransformResult{js, style} {
-		if len(res.Errors) > 0 {
-			msgs := api.FormatMessages(res.Errors, api.FormatMessagesOptions{Kind: api.ErrorMessage})
-			return nil, fmt.Errorf("server: visitor page: esbuild:\n%s", strings.Join(msgs, ""))
-		}
+	style, err := minify(css, api.LoaderCSS, "page.css")
+	if err != nil {
+		return nil, fmt.Errorf("server: visitor page: %w", err)
 	}
 	a := &visitorAssets{
-		js:  template.JS(strings.TrimSpace(string(js.Code))),
-		css: template.CSS(strings.TrimSpace(string(style.Code))),
+		js:  template.JS(strings.TrimSpace(string(js))),
+		css: template.CSS(strings.TrimSpace(string(style))),
 	}
 	// Both go into the page as they are, and their hashes must be of exactly that.
 	if strings.Contains(strings.ToLower(string(a.js)), "</script") || strings.Contains(strings.ToLower(string(a.css)), "</style") {
@@ -95,6 +90,20 @@ func buildVisitorAssets() (*visitorAssets, error) {
 	}
 	a.page, err = template.New("page.html").Option("missingkey=error").ParseFS(visitorFiles, "visitor/page.html")
 	return a, err
+}
+
+// minify compiles a page's script (TypeScript, to an IIFE for the browsers the
+// banner supports) or stylesheet, minified.
+func minify(src []byte, loader api.Loader, name string) ([]byte, error) {
+	res := api.Transform(string(src), api.TransformOptions{
+		Loader: loader, Format: api.FormatIIFE, Target: api.ES2017,
+		MinifyWhitespace: true, MinifyIdentifiers: true, MinifySyntax: true, Sourcefile: name,
+	})
+	if len(res.Errors) > 0 {
+		msgs := api.FormatMessages(res.Errors, api.FormatMessagesOptions{Kind: api.ErrorMessage})
+		return nil, fmt.Errorf("esbuild: %s:\n%s", name, strings.Join(msgs, ""))
+	}
+	return res.Code, nil
 }
 
 func hashSource(s string) string {

@@ -154,40 +154,13 @@ func verifyFileWith(ctx context.Context, db string, keys translog.Keys, files []
 func report(stdout io.Writer, path string, v *consent.Verification, missing string) error {
 	switch {
 	case !v.OK && !onlyKeyMissing(v):
-		where, before := "", ""
-		if v.BrokenAt != nil {
-			where = fmt.Sprintf(" at leaf %d", *v.BrokenAt)
-			before = fmt.Sprintf("; the %s before it verify", count(int(*v.BrokenAt), "leaf"))
-		}
-		if v.RecordID != "" {
-			where += " (record " + v.RecordID + ")"
-		}
-		fmt.Fprintf(stdout, "%s: BROKEN%s: %s%s\n", path, where, v.Problem, before)
+		fmt.Fprintf(stdout, "%s: %s\n", path, v.Summary())
 		return errBroken
 	case !v.OK:
-		// Not BROKEN: keys fetched before a rotation, say, are no sign of tampering.
-		fmt.Fprintf(stdout, "cannot verify %s: %s; %s\n", path, v.Problem, missing)
+		fmt.Fprintf(stdout, "%s %s; %s\n", path, v.Summary(), missing)
 		return errMissingKey
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: OK, log %s: %s", path, v.Origin, count(int(v.Leaves), "leaf"))
-	if v.Checkpoints > 0 {
-		b.WriteString(" rebuilt into the tree its signed checkpoint vouches for")
-	}
-	fmt.Fprintf(&b, "; %s verify against their leaves", count(v.Records, "record"))
-	if v.Erased > 0 {
-		fmt.Fprintf(&b, " (%d erased)", v.Erased)
-	}
-	if v.Purged > 0 {
-		fmt.Fprintf(&b, ", %d purged past retention under signed purge statements", v.Purged)
-	}
-	if v.Archived > 0 {
-		fmt.Fprintf(&b, "; the log extends %s", count(v.Archived, "archived checkpoint"))
-	}
-	if v.Pending > 0 {
-		fmt.Fprintf(&b, "; %s written, not yet in the log", count(v.Pending, "record"))
-	}
-	fmt.Fprintln(stdout, b.String())
+	fmt.Fprintf(stdout, "%s: %s\n", path, v.Summary())
 	if v.SequencerStuck != "" {
 		fmt.Fprintf(stdout, "warning: sequencer stuck: %s\n", v.SequencerStuck)
 	}

@@ -148,6 +148,9 @@ type Store struct {
 	origin string
 	keys   translog.Keys // nil: the store takes no appends
 	log    *translog.Log // its head moves in the writer only
+	// signedAt is when the log's head was signed, in milliseconds since 1970; 0 if
+	// the store does not know (signed before it kept the time).
+	signedAt atomic.Int64
 
 	// failed holds the error of a transaction of appends that failed: the store then
 	// takes no more (see commit).
@@ -357,6 +360,9 @@ func (s *Store) read(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
+	if at := signedAt(tx); !at.IsZero() {
+		s.signedAt.Store(at.UnixMilli())
+	}
 	if s.log, err = translog.Open(logTx{tx}, verifier); err != nil {
 		if errors.Is(err, translog.ErrUnknownKey) {
 			return fmt.Errorf("the log's latest checkpoint was signed by a key the signing keys lack: with the key that signed it lost or replaced, what it signed would no longer verify (%w)", err)
@@ -558,6 +564,7 @@ func (s *Store) commit(batch []*request) {
 	}
 	if err == nil && b != nil {
 		s.log.Commit(b)
+		s.signedAt.Store(time.Now().UnixMilli()) // what PutCheckpoint wrote, a moment ago
 		s.lastID = last
 		// Indexed before anyone is answered: a record acknowledged to one visitor is
 		// visible to the next request.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/tlog"
@@ -69,7 +70,23 @@ func (l logTx) Checkpoint() ([]byte, error) {
 }
 
 func (l logTx) PutCheckpoint(signed []byte) error {
-	return l.tx.Bucket(bucketLog).Put(keyCheckpoint, signed)
+	if err := l.tx.Bucket(bucketLog).Put(keyCheckpoint, signed); err != nil {
+		return err
+	}
+	return l.tx.Bucket(bucketMeta).Put(keySignedAt, binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixMilli())))
+}
+
+// keySignedAt, in bucketMeta, holds when the newest checkpoint was signed, in
+// milliseconds since 1970: the signed note says nothing of time.
+var keySignedAt = []byte("checkpoint-signed-at")
+
+// signedAt returns the time keySignedAt holds in tx, zero if none.
+func signedAt(tx *bolt.Tx) time.Time {
+	v := tx.Bucket(bucketMeta).Get(keySignedAt)
+	if len(v) != 8 {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(v)))
 }
 
 // LastCheckpoint returns the log's newest checkpoint.
@@ -81,7 +98,11 @@ func (s *Store) LastCheckpoint(ctx context.Context) (*consent.Checkpoint, error)
 	if head.Size == 0 {
 		return nil, fmt.Errorf("bolt: last checkpoint: %w", consent.Errorf(consent.ENotFound, "no checkpoint was signed yet"))
 	}
-	return head, nil
+	cp := *head
+	if at := s.signedAt.Load(); at != 0 {
+		cp.SignedAt = time.UnixMilli(at)
+	}
+	return &cp, nil
 }
 
 // ReadHashes returns the hashes of the log's tree at the storage indexes.

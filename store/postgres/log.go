@@ -71,7 +71,7 @@ func (l *logTx) Checkpoint() ([]byte, error) {
 }
 
 func (l *logTx) PutCheckpoint(signed []byte) error {
-	l.batch.Queue("UPDATE log_head SET checkpoint = $1 WHERE id = 1", signed)
+	l.batch.Queue("UPDATE log_head SET checkpoint = $1, signed_at = now() WHERE id = 1", signed)
 	return nil
 }
 
@@ -136,14 +136,16 @@ func nextEdge(n int64, before, written map[int64]tlog.Hash) map[int64]tlog.Hash 
 // LastCheckpoint returns the log's newest checkpoint, as the database holds it now:
 // another instance's sequencer may have integrated records since this one's did.
 func (s *Store) LastCheckpoint(ctx context.Context) (*consent.Checkpoint, error) {
-	head, err := s.readHead(ctx)
+	head, signedAt, err := s.readHeadAt(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: last checkpoint: %w", err)
 	}
 	if head.Size == 0 {
 		return nil, fmt.Errorf("postgres: last checkpoint: %w", consent.Errorf(consent.ENotFound, "no checkpoint was signed yet"))
 	}
-	return head, nil
+	cp := *head
+	cp.SignedAt = signedAt
+	return &cp, nil
 }
 
 // ReadHashes returns the hashes of the log's tree at the storage indexes.

@@ -73,7 +73,7 @@ func reorigin(ctx context.Context, url, origin string, keys translog.Keys) (*tra
 		if _, err := tx.Exec(ctx, "INSERT INTO links (statement) VALUES ($1)", link.Signed); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, "UPDATE log_head SET origin = $1, checkpoint = $2 WHERE id = 1", origin, signed)
+		_, err = tx.Exec(ctx, "UPDATE log_head SET origin = $1, checkpoint = $2, signed_at = now() WHERE id = 1", origin, signed)
 		return err
 	})
 	return link, err

@@ -226,21 +226,33 @@ func (s *Store) sawHead(cp *consent.Checkpoint) {
 // already: a database that lost integrations (a failover to a replica behind, a
 // restore) stops the store taking appends, as extending it would fork the log.
 func (s *Store) readHead(ctx context.Context) (*consent.Checkpoint, error) {
+	head, _, err := s.readHeadAt(ctx)
+	return head, err
+}
+
+// readHeadAt is readHead that also returns when the head was signed (zero if
+// before the database kept it). The head is the same pointer while it does not
+// change, which the poller compares.
+func (s *Store) readHeadAt(ctx context.Context) (*consent.Checkpoint, time.Time, error) {
 	if err := s.failure(); err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	seen := s.head.Load()
 	var signed []byte
-	err := s.pool.QueryRow(ctx, "SELECT checkpoint FROM log_head WHERE id = 1").Scan(&signed)
+	var signedAt *time.Time
+	err := s.pool.QueryRow(ctx, "SELECT checkpoint, signed_at FROM log_head WHERE id = 1").Scan(&signed, &signedAt)
+	if signedAt == nil {
+		signedAt = &time.Time{}
+	}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		err = errors.New("the database holds no log")
 	case err != nil:
 	case bytes.Equal(signed, seen.Signed):
-		return seen, nil
+		return seen, *signedAt, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	head := &consent.Checkpoint{Origin: s.origin}
 	if signed != nil {
@@ -249,15 +261,15 @@ func (s *Store) readHead(ctx context.Context) (*consent.Checkpoint, error) {
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("the log's head in the database: %w", err)
+			return nil, time.Time{}, fmt.Errorf("the log's head in the database: %w", err)
 		}
 	}
 	if err := extends(head, seen, translog.Hashes(ctx, s)); err != nil {
 		if errors.Is(err, errForked) {
 			s.fail(err) // not for a read that failed: the next one may not
 		}
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	s.sawHead(head)
-	return head, nil
+	return head, *signedAt, nil
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"testing"
+	"time"
 
 	consent "github.com/mixvoip/consentd"
 
@@ -23,7 +24,7 @@ func RunLog[S Log](t *testing.T, newStore Factory[S]) {
 
 // testLastCheckpoint: none before the first record; then, after every append, the
 // newest, signed by the log's key, of a tree of all records, which extends every
-// earlier one, across a reopen.
+// earlier one, and says when it was signed, across a reopen.
 func testLastCheckpoint[S Log](t *testing.T, open func() S) {
 	ctx := context.Background()
 	s := MustOpen(t, open)
@@ -36,7 +37,9 @@ func testLastCheckpoint[S Log](t *testing.T, open func() S) {
 	}
 	var older []*consent.Checkpoint
 	for i := range 6 {
+		before := time.Now()
 		MustAppend(t, s, NewRecord(t, uuid.NewString(), Now()))
+		after := time.Now()
 		if i == 3 {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
@@ -50,6 +53,10 @@ func testLastCheckpoint[S Log](t *testing.T, open func() S) {
 		opened, err := v.Open(cp.Signed)
 		if err != nil || opened.Size != int64(i+1) || opened.Root != cp.Root || cp.Origin != Origin {
 			t.Fatalf("after %d records: last checkpoint %+v opens as %+v, %v", i+1, cp, opened, err)
+		}
+		// A database server's clock may be another machine's: a second either way.
+		if cp.SignedAt.Before(before.Add(-time.Second)) || cp.SignedAt.After(after.Add(time.Second)) {
+			t.Errorf("after %d records: checkpoint signed at %v, want between %v and %v", i+1, cp.SignedAt, before, after)
 		}
 		read := translog.Hashes(ctx, s)
 		for _, old := range older {
