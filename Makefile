@@ -66,10 +66,11 @@ bench: node_modules/.package-lock.json
 	$(GO) run ./bench/dpo
 	$(GO) run ./bench/dpo -store postgres
 
-## screenshots: the banner of every site, language, desktop/mobile and layer as PNGs in
-## docs/screenshots (consentd in-process, headless Chromium)
+## screenshots: the banner of every site, language, desktop/mobile and layer, and the DPO
+## console's pages, as PNGs in docs/screenshots (consentd in-process, headless Chromium)
 screenshots:
 	$(GO) run ./tools/screenshots -config sites.yaml -out docs/screenshots
+	$(GO) test ./e2e -run '^TestConsoleScreenshots$$' -count 1 -args -console-screenshots $(CURDIR)/docs/screenshots
 
 clean:
 	rm -rf bin data node_modules

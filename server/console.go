@@ -54,7 +54,7 @@ type consoleAssets struct {
 	pages map[string]*template.Template // by page name, each with the layout
 	// files are the script and stylesheet by their names under /dpo/assets/,
 	// which carry their content's hash: cached for good, changed with consentd.
-	files      map[string][]byte
+	files   map[string][]byte
 	JS, CSS string // their paths
 }
 
@@ -223,8 +223,9 @@ func (s *Server) consoleError(c echo.Context, status int, msg string) {
 	case status == http.StatusUnauthorized && r.URL.Path == consolePath+"/signin":
 		msg = "This token is not valid: unknown, revoked or mistyped."
 	case status == http.StatusUnauthorized:
-		// A revoked token's cookie goes too.
-		c.SetCookie(sessionCookieOf("", -1))
+		if sessionSecret(c) != "" {
+			c.SetCookie(sessionCookieOf("", -1)) // a revoked token's
+		}
 		_ = c.Redirect(http.StatusSeeOther, consolePath+"/signin")
 		return
 	}

@@ -63,7 +63,7 @@ func (v *verifyRun) start(store consent.LogStore, by string, total int64, now ti
 		case err != nil:
 			v.ok, v.summary = false, "Could not verify: "+consent.ErrorMessage(err)
 		default:
-			v.ok, v.summary = res.OK, "The log "+res.Summary()
+			v.ok, v.summary = res.OK, res.Summary()
 			if res.SequencerStuck != "" {
 				v.summary += "; sequencer stuck: " + res.SequencerStuck
 			}

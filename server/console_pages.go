@@ -326,7 +326,7 @@ type shownBanner struct {
 }
 
 type shownItem struct {
-	Name, Note, Description   string
+	Name, Note, Description    string
 	Provider, Purpose, Details string
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -69,11 +70,17 @@ func readCheckpointFile(path string) (*consent.Checkpoint, error) {
 }
 
 // readPublicKeysFile reads the keys in the file at path, as GET /v1/keys serves
-// them.
+// them, or those a proof downloaded from the console holds (api.ProofFile).
 func readPublicKeysFile(path string) (*proof.PublicKeys, error) {
-	data, err := readFile(path, maxLogAnswer)
+	data, err := readFile(path, maxProofFile)
 	if err != nil {
 		return nil, err
+	}
+	var file struct {
+		PublicKeys json.RawMessage `json:"public_keys"`
+	}
+	if json.Unmarshal(data, &file) == nil && file.PublicKeys != nil {
+		data = file.PublicKeys
 	}
 	keys, err := proof.ReadPublicKeys(bytes.NewReader(data))
 	if err != nil {
@@ -81,6 +88,10 @@ func readPublicKeysFile(path string) (*proof.PublicKeys, error) {
 	}
 	return keys, nil
 }
+
+// maxProofFile bounds a file of receipts or of keys: a visitor's download, or a
+// proof from the console, of a few records each.
+const maxProofFile = 64 << 20
 
 // readFile reads a file of at most max bytes: a file that should be small and is
 // not is refused, not read whole.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,4 +110,28 @@ func TestDPOCheckpoint(t *testing.T) {
 	if _, err := readCheckpointFile(kept); err != nil {
 		t.Errorf("the kept checkpoint does not read as one: %v", err)
 	}
+}
+
+// TestProofFileVerifiesOffline: the proof the console offers for download is one
+// file that `consentd verify-receipt` checks offline, with the keys it holds.
+func TestProofFileVerifiesOffline(t *testing.T) {
+	f := MustDPOFixture(t)
+	secret, _, _ := strings.Cut(MustRead(t, f.allSites), "\n")
+	req, _ := http.NewRequest(http.MethodGet, f.url+"/dpo/consents/"+f.changedMind+"/proof.json", nil)
+	req.AddCookie(&http.Cookie{Name: "consentd_dpo", Value: secret})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("proof download: %d %q\n%.300s", resp.StatusCode, resp.Header.Get("Content-Disposition"), body)
+	}
+	file := filepath.Join(t.TempDir(), "proof.json")
+	if err := os.WriteFile(file, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := MustRun(t, "verify-receipt", file, "--public-keys", file)
+	mustSay(t, out, "verify-receipt of the console's proof", "consent "+f.changedMind+", 2 records, every receipt verifies in the log "+testOrigin)
 }

@@ -123,7 +123,7 @@ func orDash(s string) string {
 // or a visitor's records as GET /v1/consents/{consent_id} answers them, with their
 // consent id.
 func readReceipts(path string) (records []*consent.Record, consentID string, err error) {
-	data, err := readFile(path, 64<<20)
+	data, err := readFile(path, maxProofFile)
 	if err != nil {
 		return nil, "", err
 	}
