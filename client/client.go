@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -113,12 +114,17 @@ func (c *Client) Bytes(ctx context.Context, method, path string, query url.Value
 		return nil, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxDocument+1))
+	return readAtMost(resp.Body, c.base.JoinPath(path))
+}
+
+// readAtMost reads the answer body from u, which must be at most MaxDocument bytes.
+func readAtMost(body io.Reader, u *url.URL) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(body, MaxDocument+1))
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("read the answer of consentd at %s: %w", c.base.JoinPath(path), err)
+		return nil, fmt.Errorf("read the answer of consentd at %s: %w", u, err)
 	case len(data) > MaxDocument:
-		return nil, fmt.Errorf("consentd at %s answered more than %d bytes: not what it serves there", c.base.JoinPath(path), MaxDocument)
+		return nil, fmt.Errorf("consentd at %s answered more than %d bytes: not what it serves there", u, MaxDocument)
 	}
 	return data, nil
 }
@@ -175,15 +181,25 @@ func (c *Client) Verify(ctx context.Context) (*consent.Verification, error) {
 }
 
 // Checkpoint returns the log's newest checkpoint as GET /v1/log/checkpoint serves
-// it, the signed note, not yet opened; ErrNoCheckpoint if the log has none.
-func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
-	data, err := c.Bytes(ctx, http.MethodGet, "v1/log/checkpoint", nil)
+// it, the signed note, not yet opened, and when consentd signed it (its
+// Last-Modified; zero if it does not say); ErrNoCheckpoint if the log has none.
+func (c *Client) Checkpoint(ctx context.Context) (signed []byte, signedAt time.Time, err error) {
+	resp, err := c.Get(ctx, "v1/log/checkpoint", nil)
 	var answer *Error
 	// Any other 404 is a failure: an address where consentd's log is not.
 	if errors.As(err, &answer) && answer.Status == http.StatusNotFound && strings.HasSuffix(answer.Message, noCheckpointYet) {
-		return nil, ErrNoCheckpoint
+		return nil, time.Time{}, ErrNoCheckpoint
 	}
-	return data, err
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	defer resp.Body.Close()
+	signed, err = readAtMost(resp.Body, c.base.JoinPath("v1/log/checkpoint"))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	signedAt, _ = http.ParseTime(resp.Header.Get("Last-Modified"))
+	return signed, signedAt, nil
 }
 
 // Consistency returns the proof that the log's tree of size second extends the one

@@ -40,6 +40,10 @@ func (s *Server) handleCheckpoint(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-cache")
+	if !cp.SignedAt.IsZero() {
+		// The note says nothing of time: the header says how old it is.
+		c.Response().Header().Set("Last-Modified", cp.SignedAt.UTC().Format(http.TimeFormat))
+	}
 	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", cp.Signed)
 }
 

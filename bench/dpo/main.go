@@ -18,9 +18,12 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +46,16 @@ import (
 func main() {
 	n := flag.Int("records", 1_000_000, "records to fill the store with")
 	kind := flag.String("store", "bolt", "the store: bolt (a file), or postgres (a throwaway cluster of Debian's postgresql, fsync on)")
+	fresh := flag.String("fresh", "", "(for the benchmark itself) open this bbolt file in this new process, with the keys of -keys, and report")
+	keysDir := flag.String("keys", "", "with -fresh: the keys' directory")
 	flag.Parse()
+	if *fresh != "" {
+		if err := openFresh(*fresh, *keysDir); err != nil {
+			fmt.Fprintln(os.Stderr, "dpo: fresh process:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*n, *kind); err != nil {
 		fmt.Fprintln(os.Stderr, "dpo:", err)
 		os.Exit(1)
@@ -62,7 +74,12 @@ func run(n int, kind string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	keys, err := proof.NewEphemeralKeyring()
+	// In a directory, for the fresh process that opens the store after the fill.
+	keysDir := filepath.Join(dir, "keys")
+	if _, err := proof.Generate(keysDir, time.Now(), false); err != nil {
+		return err
+	}
+	keys, err := proof.LoadKeyring(keysDir)
 	if err != nil {
 		return err
 	}
@@ -161,6 +178,23 @@ func run(n int, kind string) error {
 	}
 	fmt.Printf("open (bbolt: from a cold cache; PostgreSQL: the log's head checked): %s, heap %+.1f MiB\n",
 		time.Since(t0).Round(time.Millisecond), float64(heapInUse()-heap)/(1<<20))
+	if kind == "bolt" {
+		if err := store.Close(); err != nil {
+			return err
+		}
+		if err := evict(filepath.Join(dir, "consent.db")); err != nil {
+			return err
+		}
+		// A process that has never seen the store, as consentd after a restart.
+		cmd := exec.Command(os.Args[0], "-fresh", filepath.Join(dir, "consent.db"), "-keys", keysDir)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return err
+		}
+		if store, err = open(""); err != nil {
+			return err
+		}
+	}
 	size, err := store.FileSize()
 	if err != nil {
 		return err
@@ -176,6 +210,52 @@ func run(n int, kind string) error {
 		return err
 	}
 	return moved()
+}
+
+// openFresh opens the bbolt file at path in this process, which has done nothing
+// else, and reports how long it took and the process's resident memory then and
+// after statistics of every day and a thousand proof lookups.
+func openFresh(path, keysDir string) error {
+	keys, err := proof.LoadKeyring(keysDir)
+	if err != nil {
+		return err
+	}
+	before := residentMiB()
+	t0 := time.Now()
+	store, err := bolt.Open(path, bolt.Log("", keys))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	took := time.Since(t0)
+	opened := residentMiB()
+	ctx := context.Background()
+	if _, err := store.Stats(ctx, nil, "", ""); err != nil {
+		return err
+	}
+	for range 1000 {
+		if _, err := store.RecordsByConsent(ctx, uuid.NewString()); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("a fresh process opens the store from a cold cache in %s: resident memory %.0f MiB before, %.0f MiB open, %.0f MiB after statistics of every day and 1,000 lookups\n",
+		took.Round(time.Millisecond), before, opened, residentMiB())
+	return nil
+}
+
+// residentMiB returns this process's resident memory (VmRSS), in MiB.
+func residentMiB() float64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return -1
 }
 
 // evict drops the file at path, if there is one, from the page cache, so that the

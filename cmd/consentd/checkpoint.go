@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/mixvoip/consentd/client"
 )
@@ -41,6 +42,9 @@ func showCheckpoint(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	fmt.Fprintf(stdout, "log %s: %s, root %s; signed, verified with the keys %s publishes\n",
 		cp.Origin, count(int(cp.Size), "leaf"), base64.StdEncoding.EncodeToString(cp.Root[:]), c.URL())
+	if !cp.SignedAt.IsZero() {
+		fmt.Fprintf(stdout, "signed %s, %s ago\n", cp.SignedAt.UTC().Format(time.RFC3339), time.Since(cp.SignedAt).Round(time.Second))
+	}
 	if *out == "" {
 		return nil
 	}

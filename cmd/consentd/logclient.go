@@ -29,7 +29,7 @@ const maxLogAnswer = 1 << 20
 // newestCheckpoint returns the newest checkpoint of the log of c, once it verifies
 // with verifier; client.ErrNoCheckpoint if the log has none yet.
 func newestCheckpoint(ctx context.Context, c *client.Client, verifier *translog.Verifier) (*consent.Checkpoint, error) {
-	signed, err := c.Checkpoint(ctx)
+	signed, signedAt, err := c.Checkpoint(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -37,6 +37,7 @@ func newestCheckpoint(ctx context.Context, c *client.Client, verifier *translog.
 	if err != nil {
 		return nil, fmt.Errorf("the checkpoint consentd at %s serves does not verify with the keys it publishes: %s", c.URL(), strings.TrimPrefix(err.Error(), "translog: "))
 	}
+	cp.SignedAt = signedAt
 	return cp, nil
 }
 

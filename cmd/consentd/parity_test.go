@@ -97,12 +97,13 @@ func TestDPOVerifyOnline(t *testing.T) {
 }
 
 // TestDPOCheckpoint: `consentd checkpoint` shows the log's head once it verifies,
-// and keeps it in a file that `consentd verify-receipt --against` takes.
+// and how old it is, and keeps it in a file that `consentd verify-receipt
+// --against` takes.
 func TestDPOCheckpoint(t *testing.T) {
 	f := MustDPOFixture(t)
 	kept := filepath.Join(t.TempDir(), "checkpoint")
 	out := MustRun(t, "checkpoint", "--url", f.url, "--out", kept)
-	mustSay(t, out, "checkpoint", "log "+testOrigin+": 5 leaves, root ", "verified with the keys "+f.url+" publishes", "kept in "+kept)
+	mustSay(t, out, "checkpoint", "log "+testOrigin+": 5 leaves, root ", "verified with the keys "+f.url+" publishes", "\nsigned 20", " ago\n", "kept in "+kept)
 	signed, err := os.ReadFile(kept)
 	if err != nil || !strings.HasPrefix(string(signed), testOrigin+"\n5\n") {
 		t.Errorf("kept checkpoint %q, %v", signed, err)

@@ -223,7 +223,7 @@ func proveStillIn(ctx context.Context, stdout io.Writer, verifier *translog.Veri
 		if c, err = newClient("--against", against, ""); err != nil {
 			return []string{err.Error()}
 		}
-		signed, err := c.Checkpoint(ctx)
+		signed, _, err := c.Checkpoint(ctx)
 		if errors.Is(err, client.ErrNoCheckpoint) {
 			return []string{fmt.Sprintf("--against %s: the log there has no checkpoint yet, so no record is in it", against)}
 		}

@@ -137,7 +137,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&m.Demo, "demo", false, "serve /demo/{site} pages and accept consents from the server's own origin ($CONSENTD_DEMO=1); never in production")
 	proxies := fs.String("trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted, and only those ($CONSENTD_TRUSTED_PROXIES)")
 	fs.StringVar(&m.AdminAddr, "admin-addr", "", "a second listen address, such as 127.0.0.1:9090, for /metrics (and with --dpo-on-admin the DPO API), which the public one then does not serve ($CONSENTD_ADMIN_ADDR)")
-	fs.BoolVar(&m.DPOOnAdmin, "dpo-on-admin", false, "serve the DPO API on --admin-addr only ($CONSENTD_DPO_ON_ADMIN=1)")
+	fs.BoolVar(&m.DPOOnAdmin, "dpo-on-admin", false, "serve the DPO API and console on --admin-addr only ($CONSENTD_DPO_ON_ADMIN=1)")
 	m.ConsentLimit, m.AuthFailures = server.DefaultConsentLimit, server.DefaultAuthFailureLimit
 	m.LimitClients, m.MinFreeDisk, m.AuditRetention = server.DefaultMaxClients, defaultMinFreeDisk, defaultAuditRetention
 	fs.Var(rateFlag{&m.ConsentLimit.Rate}, "consent-limit", "decisions each client (IPv4 /24, IPv6 /48) may post, such as 2/s or 100/m; 0 for no limit ($CONSENTD_CONSENT_LIMIT)")
@@ -614,7 +614,11 @@ func (m *Main) printWhereToLook(addr net.Addr, cfg *config.Config, origin string
 	}
 	fmt.Fprintf(m.stdout, "  banner:     http://localhost:%d/v1/banner/%s.js\n", port, cfg.SiteKeys()[0])
 	fmt.Fprintf(m.stdout, "  records:    %s, log %s\n", m.db, origin)
-	fmt.Fprintf(m.stdout, "  log:        http://localhost:%d/v1/log/checkpoint\n\n", port)
+	fmt.Fprintf(m.stdout, "  log:        http://localhost:%d/v1/log/checkpoint\n", port)
+	if !m.DPOOnAdmin {
+		fmt.Fprintf(m.stdout, "  DPO console: http://localhost:%d/dpo/ (sign in with a token: consentd token add NAME --tokens %s)\n", port, m.TokensPath)
+	}
+	fmt.Fprintln(m.stdout)
 }
 
 // watched is a file that consentd reloads when it changes.
