@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -28,6 +30,20 @@ type AuditEntry struct {
 	Status  int       `json:"status"`            // 0 while a call that changes something is under way
 	Count   int       `json:"count,omitempty"`   // refused calls this entry stands for, when more than one
 	Last    time.Time `json:"last,omitzero"`     // the last of those calls
+}
+
+// Outcome says how the call ended: its status, "under way" for a call that changes
+// something and has not answered yet, and how many refused calls the entry stands
+// for.
+func (e *AuditEntry) Outcome() string {
+	if e.Status == 0 {
+		return "under way"
+	}
+	s := fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))
+	if e.Count > 1 {
+		s += fmt.Sprintf(" (%d calls, the last at %s)", e.Count, e.Last.UTC().Format(time.RFC3339))
+	}
+	return s
 }
 
 // MaxAuditPath is the most of a request's path and query an audit entry keeps.

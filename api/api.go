@@ -4,6 +4,8 @@
 package api
 
 import (
+	"slices"
+
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/proof"
 )
@@ -27,6 +29,17 @@ type Proof struct {
 	ConsentID string              `json:"consent_id"`
 	Records   []*ProofRecord      `json:"records"`
 	Snapshots []*consent.Snapshot `json:"snapshots"`
+}
+
+// Sites returns the sites of the proof's records, in the order they first appear.
+func (p *Proof) Sites() []string {
+	var sites []string
+	for _, r := range p.Records {
+		if !slices.Contains(sites, r.Site) {
+			sites = append(sites, r.Site)
+		}
+	}
+	return sites
 }
 
 // ProofRecord is a record with the server's verdict on its receipt. A client that

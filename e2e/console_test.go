@@ -185,7 +185,7 @@ func TestConsolePages(t *testing.T) {
 
 	t.Run("log", func(t *testing.T) {
 		p.MustGo(e.URL + "/dpo/log")
-		mustSay(t, p.MustText(), "the log page", "Decisions in the log\n"+strconv.Itoa(e.total(consoleSites...)), "UTC (less than a minute ago)", "Not verified since consentd started")
+		mustSay(t, p.MustText(), "the log page", "Decisions in the log\n"+strconv.Itoa(e.total(consoleSites...)), "UTC (", " ago)", "Not verified since this instance of consentd started")
 		p.MustClick("verify now", `[...document.querySelectorAll('button')].find((b) => b.textContent === 'Verify now')`)
 		// The page's script follows the verification and shows the page again when
 		// it ends.

@@ -40,8 +40,10 @@ func (s *Server) auditedCall(secretOf func(echo.Context) string, next echo.Handl
 		res := c.Response()
 		token, err := s.authenticate(c, entry.Client, secretOf(c), now)
 		if err != nil {
+			// The status the error stands for: the console answers a refusal with
+			// a redirect to its sign-in page.
+			entry.Status, _, _ = describe(err)
 			res.Before(func() {
-				entry.Status = res.Status
 				if err := s.refusals.add(entry, now); err != nil {
 					s.errorLog.log("audit of refused calls not written", err)
 				}
@@ -276,7 +278,7 @@ func (s *Server) auditPage(ctx context.Context, token *auth.Token, subject, afte
 		for i, e := range page {
 			after = e.ID
 			scanned++
-			if (subject == "" || e.Subject == subject) && (len(token.Sites) == 0 || e.Token == token.Name) {
+			if (subject == "" || e.Subject == subject) && (len(token.Sites) == 0 || madeBy(e, token)) {
 				entries = append(entries, e)
 			}
 			if len(entries) == limit {
@@ -290,4 +292,11 @@ func (s *Server) auditPage(ctx context.Context, token *auth.Token, subject, afte
 		next = after
 	}
 	return &api.AuditPage{Entries: entries, Next: next}, nil
+}
+
+// madeBy reports whether the call e was made with token. The name of a revoked
+// token may be given again, to a token made after it: the calls of the old one are
+// older than the new one.
+func madeBy(e *consent.AuditEntry, token *auth.Token) bool {
+	return e.Token == token.Name && !e.At.Before(token.Created)
 }

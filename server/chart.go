@@ -46,8 +46,9 @@ const (
 // SVG draws the chart.
 func (ch *chart) SVG() template.HTML {
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-labelledby="%s-t %s-d">`, chartWidth, chartHeight, ch.ID, ch.ID)
-	fmt.Fprintf(&b, `<title id="%s-t">%s</title><desc id="%s-d">%s</desc>`, ch.ID, esc(ch.Title), ch.ID, esc(ch.Desc))
+	id := esc(ch.ID)
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-labelledby="%s-t %s-d">`, chartWidth, chartHeight, id, id)
+	fmt.Fprintf(&b, `<title id="%s-t">%s</title><desc id="%s-d">%s</desc>`, id, esc(ch.Title), id, esc(ch.Desc))
 	top := ch.top()
 	plotW, plotH := float64(chartWidth-padLeft-padRight), float64(chartHeight-padTop-padBottom)
 	y := func(v float64) float64 { return padTop + plotH - v/top*plotH }
@@ -106,11 +107,11 @@ func (ch *chart) lines(b *strings.Builder, x func(int) float64, y func(float64) 
 			pen = "L"
 		}
 		fmt.Fprintf(b, `<path class="line %s" d="%s"/>`, seriesClass(k), d.String())
-		if n > maxPoints {
-			continue
-		}
 		for i, v := range s.Values {
-			if !math.IsNaN(v) {
+			// A point without a neighbour is no line: it gets its marker however
+			// many points there are.
+			alone := (i == 0 || math.IsNaN(s.Values[i-1])) && (i == len(s.Values)-1 || math.IsNaN(s.Values[i+1]))
+			if !math.IsNaN(v) && (n <= maxPoints || alone) {
 				fmt.Fprintf(b, `<circle class="%s" cx="%.1f" cy="%.1f" r="3"><title>%s, %s: %s</title></circle>`,
 					seriesClass(k), x(i), y(v), esc(ch.Labels[i]), esc(s.Name), ch.format(v))
 			}

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,7 +106,7 @@ func (s *Server) handleLogPage(c echo.Context) error {
 		d.Checkpoint = cp
 		d.Signed = "at a time the log does not keep"
 		if !cp.SignedAt.IsZero() {
-			d.Signed = cp.SignedAt.UTC().Format("2006-01-02 15:04:05") + " UTC (" + age(s.opts.Now().Sub(cp.SignedAt)) + " ago)"
+			d.Signed = cp.SignedAt.UTC().Format("2006-01-02 15:04:05") + " UTC (" + s.opts.Now().Sub(cp.SignedAt).Round(time.Second).String() + " ago)"
 		}
 	case consent.ErrorCode(err) != consent.ENotFound:
 		return err
@@ -118,26 +117,6 @@ func (s *Server) handleLogPage(c echo.Context) error {
 	}
 	d.Keys = keys.Keys
 	return s.render(c, http.StatusOK, "log", &consolePage{Title: "Log status", Nav: "log", Data: d})
-}
-
-// age writes a duration as a person reads an age.
-func age(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return "less than a minute"
-	case d < time.Hour:
-		return plural(int(d/time.Minute), "minute")
-	case d < 48*time.Hour:
-		return plural(int(d/time.Hour), "hour")
-	}
-	return plural(int(d/(24*time.Hour)), "day")
-}
-
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return strconv.Itoa(n) + " " + unit + "s"
 }
 
 // handleVerifyNow starts a verification of the whole log, for a token without a

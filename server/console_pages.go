@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"html/template"
@@ -42,15 +43,6 @@ var consoleFuncs = template.FuncMap{
 		}
 		return strings.Join(parts, ", ")
 	},
-	"outcome": func(e *consent.AuditEntry) string {
-		switch {
-		case e.Status == 0:
-			return "under way"
-		case e.Count > 1:
-			return fmt.Sprintf("%d %s (%d calls, the last %s)", e.Status, http.StatusText(e.Status), e.Count, e.Last.UTC().Format("15:04:05"))
-		}
-		return fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))
-	},
 }
 
 // visibleSites returns the sites served that token may see, in order.
@@ -90,11 +82,15 @@ var actionNames = map[consent.Action]string{
 	consent.ActionWithdraw: "Withdrawal", consent.ActionGPC: "Refused by GPC",
 }
 
-const defaultOverviewDays = 30
+const (
+	defaultOverviewDays = 30
+	maxOverviewYears    = 10
+)
 
 func (s *Server) handleOverview(c echo.Context) error {
 	token := dpoToken(c)
-	d := &overviewData{Sites: s.visibleSites(token), Site: c.QueryParam("site")}
+	d := &overviewData{Sites: s.visibleSites(token), Site: c.QueryParam("site"), From: c.QueryParam("from"), To: c.QueryParam("to")}
+	page := &consolePage{Title: "Overview", Nav: "overview", Data: d}
 	if d.Site != "" && !slices.Contains(d.Sites, d.Site) {
 		return consent.Errorf(consent.EForbidden, "no site %s among those of token %q", d.Site, token.Name)
 	}
@@ -104,14 +100,21 @@ func (s *Server) handleOverview(c echo.Context) error {
 	today := s.opts.Now().UTC().Truncate(24 * time.Hour)
 	to, err := dateParam(c, "to", today)
 	if err != nil {
-		return err
+		return s.renderProblem(c, err, "overview", page)
 	}
 	from, err := dateParam(c, "from", to.AddDate(0, 0, 1-defaultOverviewDays))
 	if err != nil {
-		return err
+		return s.renderProblem(c, err, "overview", page)
 	}
-	if from.After(to) {
-		return consent.Errorf(consent.EInvalid, "the range starts (%s) after it ends (%s)", from.Format(time.DateOnly), to.Format(time.DateOnly))
+	// Days to come have no decisions yet, and ten years of months are 120 bars.
+	if to.After(today) {
+		to = today
+	}
+	switch {
+	case from.After(to):
+		return s.renderProblem(c, consent.Errorf(consent.EInvalid, "The range starts (%s) after it ends (%s).", from.Format(time.DateOnly), to.Format(time.DateOnly)), "overview", page)
+	case from.Before(to.AddDate(-maxOverviewYears, 0, 0)):
+		return s.renderProblem(c, consent.Errorf(consent.EInvalid, "Choose at most %d years.", maxOverviewYears), "overview", page)
 	}
 	d.From, d.To = from.Format(time.DateOnly), to.Format(time.DateOnly)
 	sites := d.Sites
@@ -119,7 +122,7 @@ func (s *Server) handleOverview(c echo.Context) error {
 		sites = []string{d.Site}
 	}
 	if len(sites) == 0 {
-		return s.render(c, http.StatusOK, "overview", &consolePage{Title: "Overview", Nav: "overview", Data: d})
+		return s.render(c, http.StatusOK, "overview", page)
 	}
 	rows, err := s.store.Stats(c.Request().Context(), sites, d.From, to.AddDate(0, 0, 1).Format(time.DateOnly))
 	if err != nil {
@@ -147,12 +150,13 @@ func (s *Server) handleOverview(c echo.Context) error {
 	}
 	d.Shares = append(d.Shares, newShare("With GPC on", total.GPC, total.Total))
 	labels := period.buckets(from, to)
+	names, alwaysOn := s.names(sites)
 	d.Charts = []*chart{
 		decisionsChart(labels, byBucket, period),
-		s.optInChart("categories", "Opt-in rate per purpose", labels, byBucket, sites, func(ds *consent.DayStats) map[string]consent.Tally { return ds.Categories }),
-		s.optInChart("partners", "Opt-in rate per partner", labels, byBucket, sites, func(ds *consent.DayStats) map[string]consent.Tally { return ds.Partners }),
+		optInChart("categories", "Opt-in rate per purpose", "category", labels, byBucket, names, alwaysOn, func(ds *consent.DayStats) map[string]consent.Tally { return ds.Categories }),
+		optInChart("partners", "Opt-in rate per partner", "partner", labels, byBucket, names, nil, func(ds *consent.DayStats) map[string]consent.Tally { return ds.Partners }),
 	}
-	return s.render(c, http.StatusOK, "overview", &consolePage{Title: "Overview", Nav: "overview", Data: d})
+	return s.render(c, http.StatusOK, "overview", page)
 }
 
 func newShare(name string, n, total int64) share {
@@ -171,7 +175,7 @@ func dateParam(c echo.Context, name string, def time.Time) (time.Time, error) {
 	}
 	t, err := time.Parse(time.DateOnly, v)
 	if err != nil {
-		return t, consent.Errorf(consent.EInvalid, "%s: %q is not a date such as 2026-11-27", name, v)
+		return t, consent.Errorf(consent.EInvalid, "%s: %q is not a date such as 2026-11-27.", name, v)
 	}
 	return t, nil
 }
@@ -181,14 +185,19 @@ func dateParam(c echo.Context, name string, def time.Time) (time.Time, error) {
 // bars whatever the range.
 type period struct {
 	name   string
-	bucket func(day string) string // the bucket of a date
-	next   func(t time.Time) time.Time
+	bucket func(day string) string     // the bucket of a date
+	start  func(t time.Time) time.Time // the first day of t's bucket
+	next   func(t time.Time) time.Time // the first day of the next bucket, from a first day
 }
 
 var (
-	byDay   = period{name: "Day", bucket: func(day string) string { return day }, next: func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }}
-	byWeek  = period{name: "Week from", bucket: weekOf, next: func(t time.Time) time.Time { return t.AddDate(0, 0, 7) }}
-	byMonth = period{name: "Month", bucket: func(day string) string { return day[:7] }, next: func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }}
+	byDay = period{name: "Day", bucket: func(day string) string { return day },
+		start: func(t time.Time) time.Time { return t }, next: func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }}
+	byWeek = period{name: "Week from", bucket: weekOf,
+		start: monday, next: func(t time.Time) time.Time { return t.AddDate(0, 0, 7) }}
+	byMonth = period{name: "Month", bucket: func(day string) string { return day[:7] },
+		start: func(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC) },
+		next:  func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }}
 )
 
 func periodOf(from, to time.Time) period {
@@ -201,26 +210,21 @@ func periodOf(from, to time.Time) period {
 	return byMonth
 }
 
-// weekOf returns the Monday of the week of day.
+// weekOf returns the Monday of the week of day, a date the store's counters name.
 func weekOf(day string) string {
 	t, err := time.Parse(time.DateOnly, day)
 	if err != nil {
 		return day
 	}
-	return t.AddDate(0, 0, -((int(t.Weekday()) + 6) % 7)).Format(time.DateOnly)
+	return monday(t).Format(time.DateOnly)
 }
+
+func monday(t time.Time) time.Time { return t.AddDate(0, 0, -((int(t.Weekday()) + 6) % 7)) }
 
 // buckets returns every bucket from from to to, in order, empty ones included.
 func (p period) buckets(from, to time.Time) []string {
 	var out []string
-	start, _ := time.Parse(time.DateOnly, weekOf(from.Format(time.DateOnly)))
-	switch p.name {
-	case byDay.name:
-		start = from
-	case byMonth.name:
-		start = time.Date(from.Year(), from.Month(), 1, 0, 0, 0, 0, time.UTC)
-	}
-	for t := start; !t.After(to); t = p.next(t) {
+	for t := p.start(from); !t.After(to); t = p.next(t) {
 		out = append(out, p.bucket(t.Format(time.DateOnly)))
 	}
 	return out
@@ -241,26 +245,22 @@ func decisionsChart(labels []string, byBucket map[string]*consent.DayStats, p pe
 	return ch
 }
 
-// optInChart draws the opt-in rate of each category or partner that tallies gives
-// of a bucket; categories that cannot be refused are left out, at 100 % always.
-func (s *Server) optInChart(id, title string, labels []string, byBucket map[string]*consent.DayStats, sites []string, tallies func(*consent.DayStats) map[string]consent.Tally) *chart {
+// optInChart draws the opt-in rate of each category or partner (kind) that
+// tallies gives of a bucket, but those in skip, named as names says.
+func optInChart(id, title, kind string, labels []string, byBucket map[string]*consent.DayStats, names map[string]string, skip map[string]bool, tallies func(*consent.DayStats) map[string]consent.Tally) *chart {
 	ch := &chart{ID: id, Title: title, Labels: labels, Percent: true,
 		Desc: "Lines: the share of the decisions that granted each one, of those that answered for it. A gap is a time without an answer."}
-	names, required := s.names(sites)
 	ids := map[string]bool{}
 	for _, day := range byBucket {
 		for k := range tallies(day) {
-			ids[k] = !required[k]
+			ids[k] = !skip[k]
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(ids)) {
 		if !ids[k] {
 			continue
 		}
-		se := series{Name: names[k], Values: make([]float64, len(labels))}
-		if se.Name == "" {
-			se.Name = k
-		}
+		se := series{Name: cmp.Or(names[kind+" "+k], k), Values: make([]float64, len(labels))}
 		for i, l := range labels {
 			se.Values[i] = math.NaN()
 			if day := byBucket[l]; day != nil {
@@ -275,23 +275,26 @@ func (s *Server) optInChart(id, title string, labels []string, byBucket map[stri
 }
 
 // names returns the English names of the categories and partners of sites as
-// served now, and which categories cannot be refused.
-func (s *Server) names(sites []string) (names map[string]string, required map[string]bool) {
-	names, required = map[string]string{}, map[string]bool{}
+// served now, by id ("category ID" or "partner ID"), and the categories that no
+// visitor of those sites may refuse: always at 100 %, not worth a line.
+func (s *Server) names(sites []string) (names map[string]string, alwaysOn map[string]bool) {
+	names, alwaysOn = map[string]string{}, map[string]bool{}
 	for _, key := range sites {
 		st := s.servedSite(key)
 		if st == nil {
 			continue
 		}
 		for _, cat := range st.Categories {
-			names[cat.ID] = textIn(cat.Name, "en")
-			required[cat.ID] = required[cat.ID] || cat.Required
+			names["category "+cat.ID] = textIn(cat.Name, "en")
+			if on, seen := alwaysOn[cat.ID]; !seen || on {
+				alwaysOn[cat.ID] = cat.Required
+			}
 		}
 		for _, p := range st.Partners {
-			names[p.ID] = p.Name
+			names["partner "+p.ID] = p.Name
 		}
 	}
-	return names, required
+	return names, alwaysOn
 }
 
 // textIn returns t in lang, else in English, else in any language it has.
@@ -416,7 +419,7 @@ func newShownBanner(snap *consent.Snapshot, lang string) *shownBanner {
 		if len(p.DataShared) > 0 {
 			shared := make([]string, len(p.DataShared))
 			for i, d := range p.DataShared {
-				shared[i] = cmpOr(texts[d], d)
+				shared[i] = cmp.Or(texts[d], d)
 			}
 			details = append(details, texts["dataShared"]+": "+strings.Join(shared, ", "))
 		}
@@ -441,13 +444,6 @@ func newShownBanner(snap *consent.Snapshot, lang string) *shownBanner {
 	return b
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // handleProofFile answers the whole proof of a consent as one file to download.
 func (s *Server) handleProofFile(c echo.Context) error {
 	id, err := parseConsentID(c.Param("consent_id"), "consent_id")
@@ -463,12 +459,11 @@ func (s *Server) handleProofFile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := &api.ProofFile{Proof: p, PublicKeys: keys, HowToVerify: api.HowToVerify}
-	if cp, err := s.store.LastCheckpoint(ctx); err == nil {
-		f.Checkpoint = string(cp.Signed)
-	} else {
-		return err // the proof has records: the log has a checkpoint
+	cp, err := s.store.LastCheckpoint(ctx) // the proof has records: the log has one
+	if err != nil {
+		return err
 	}
+	f := &api.ProofFile{Proof: p, PublicKeys: keys, Checkpoint: string(cp.Signed), HowToVerify: api.HowToVerify}
 	c.Response().Header().Set("Content-Disposition", `attachment; filename="consent-`+id+`-proof.json"`)
 	return c.JSONPretty(http.StatusOK, f, "  ")
 }
@@ -482,7 +477,11 @@ type exportData struct {
 func (s *Server) handleExportPage(c echo.Context) error {
 	d := &exportData{Sites: s.visibleSites(dpoToken(c)), Actions: api.Actions}
 	for _, key := range d.Sites {
-		for _, lang := range s.servedSite(key).Languages {
+		st := s.servedSite(key)
+		if st == nil {
+			continue // gone with a reload of sites.yaml since
+		}
+		for _, lang := range st.Languages {
 			if !slices.Contains(d.Languages, lang) {
 				d.Languages = append(d.Languages, lang)
 			}
@@ -512,12 +511,7 @@ func (s *Server) handleErasePage(c echo.Context) error {
 	if err != nil {
 		return s.renderProblem(c, err, "erase", page)
 	}
-	d.Proof = p
-	for _, r := range p.Records {
-		if !slices.Contains(d.Sites, r.Site) {
-			d.Sites = append(d.Sites, r.Site)
-		}
-	}
+	d.Proof, d.Sites = p, p.Sites()
 	return s.render(c, http.StatusOK, "erase", page)
 }
 

@@ -60,7 +60,12 @@ func (s *Server) authenticate(c echo.Context, client, secret string, now time.Ti
 		token = ts.Authenticate(secret)
 	}
 	if token == nil {
-		s.authFailures.spend(client, now)
+		// Only a secret that was wrong counts: a browser signed out of the console,
+		// or a page of another site that loads it, sends none, and must not use up
+		// the DPO's tries.
+		if secret != "" {
+			s.authFailures.spend(client, now)
+		}
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="consentd DPO API"`)
 		return nil, consent.Errorf(consent.EUnauthorized, "a valid bearer token is required: consentd token add NAME")
 	}

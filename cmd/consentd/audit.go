@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"time"
-
-	consent "github.com/mixvoip/consentd"
 )
 
 // audit prints the audit log of the DPO API, oldest first: who called what, when,
@@ -48,7 +46,7 @@ func audit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "AT\tTOKEN\tCLIENT\tCALL\tSTATUS")
 	for _, e := range page.Entries {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s %s\t%s\n", e.At.Format(time.RFC3339), orDash(e.Token), orDash(e.Client), e.Method, e.Path, auditOutcome(e))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s %s\t%s\n", e.At.Format(time.RFC3339), orDash(e.Token), orDash(e.Client), e.Method, e.Path, e.Outcome())
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -57,18 +55,4 @@ func audit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "\nmore entries: consentd audit --after %s\n", page.Next)
 	}
 	return nil
-}
-
-// auditOutcome says how a call ended: its status, "under way" for a call that
-// changes something and has not answered yet, and how many refused calls an entry
-// stands for.
-func auditOutcome(e *consent.AuditEntry) string {
-	if e.Status == 0 {
-		return "under way"
-	}
-	s := strconv.Itoa(e.Status)
-	if e.Count > 1 {
-		s += fmt.Sprintf(" (%d calls, the last %s)", e.Count, e.Last.Format(time.RFC3339))
-	}
-	return s
 }

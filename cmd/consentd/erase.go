@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	consent "github.com/mixvoip/consentd"
@@ -33,13 +32,7 @@ func erase(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	var sites []string
-	for _, r := range p.Records {
-		if !slices.Contains(sites, r.Site) {
-			sites = append(sites, r.Site)
-		}
-	}
-	fmt.Fprintf(stdout, "consent %s: %s on %s.\n%s\n", id, count(len(p.Records), "record"), strings.Join(sites, ", "), consent.ErasureEffect)
+	fmt.Fprintf(stdout, "consent %s: %s on %s.\n%s\n", id, count(len(p.Records), "record"), strings.Join(p.Sites(), ", "), consent.ErasureEffect)
 	if !*yes {
 		if !isTerminal(stdin) {
 			return errors.New("consentd erase: not erased: confirm with --yes when no one can answer (not a terminal)")

@@ -1,5 +1,7 @@
 // The console works without this script; it only follows a running verification,
 // which the log page shows, until it ends, then shows the page again with its result.
+// Each look is a call in the audit log: it looks every second at first, then less
+// often, at most every ten seconds.
 
 interface VerifyStatus {
   running: boolean;
@@ -11,9 +13,13 @@ const box = document.querySelector<HTMLElement>('[data-progress]');
 const bar = box?.querySelector('progress');
 const leaves = box?.querySelector('[data-leaves]');
 
-async function follow(url: string): Promise<void> {
+async function follow(url: string, wait: number): Promise<void> {
   const res = await fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
-  if (!res.ok) return; // the page says what it knew; a reload shows the rest
+  // Not the status (a session that ended gets the sign-in page): the page again says why.
+  if (!res.ok || !(res.headers.get('Content-Type') || '').startsWith('application/json')) {
+    location.reload();
+    return;
+  }
   const s = (await res.json()) as VerifyStatus;
   if (!s.running) {
     location.reload();
@@ -25,7 +31,8 @@ async function follow(url: string): Promise<void> {
     bar.textContent = `${s.leaves} of ${s.total}`;
   }
   if (leaves) leaves.textContent = String(s.leaves);
-  setTimeout(() => void follow(url), 1000);
+  const next = Math.min(wait * 1.5, 10000);
+  setTimeout(() => void follow(url, next), next);
 }
 
-if (box && bar) setTimeout(() => void follow(box.dataset.progress as string), 1000);
+if (box && bar) setTimeout(() => void follow(box.dataset.progress as string, 1000), 1000);

@@ -363,7 +363,7 @@ func (s *Store) read(tx *bolt.Tx) error {
 	if at := signedAt(tx); !at.IsZero() {
 		s.signedAt.Store(at.UnixMilli())
 	}
-	if s.log, err = translog.Open(logTx{tx}, verifier); err != nil {
+	if s.log, err = translog.Open(logTx{tx: tx}, verifier); err != nil {
 		if errors.Is(err, translog.ErrUnknownKey) {
 			return fmt.Errorf("the log's latest checkpoint was signed by a key the signing keys lack: with the key that signed it lost or replaced, what it signed would no longer verify (%w)", err)
 		}
@@ -499,6 +499,7 @@ func (s *Store) commit(batch []*request) {
 	var b *translog.Batch
 	var last uuid.UUID
 	start := time.Now()
+	signedAt := start // of the checkpoint the batch's transaction signs
 	err := s.update(func(tx *bolt.Tx) error {
 		if s.failCommit != nil {
 			if err := s.failCommit(); err != nil {
@@ -548,7 +549,7 @@ func (s *Store) commit(batch []*request) {
 		if err != nil {
 			return err
 		}
-		b, err = s.log.Append(logTx{tx}, hashes, signer)
+		b, err = s.log.Append(logTx{tx: tx, signedAt: signedAt}, hashes, signer)
 		return err
 	})
 	if s.onCommit != nil {
@@ -564,7 +565,7 @@ func (s *Store) commit(batch []*request) {
 	}
 	if err == nil && b != nil {
 		s.log.Commit(b)
-		s.signedAt.Store(time.Now().UnixMilli()) // what PutCheckpoint wrote, a moment ago
+		s.signedAt.Store(signedAt.UnixMilli())
 		s.lastID = last
 		// Indexed before anyone is answered: a record acknowledged to one visitor is
 		// visible to the next request.

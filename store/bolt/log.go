@@ -38,7 +38,12 @@ func leafIndex(k []byte) (index int64, ok bool) {
 
 // logTx is the log's storage in one bbolt transaction: its hashes and latest
 // checkpoint in bucketLog.
-type logTx struct{ tx *bolt.Tx }
+// logTx is the log's storage in the transaction tx; signedAt is the time its
+// PutCheckpoint keeps, for a transaction that signs one.
+type logTx struct {
+	tx       *bolt.Tx
+	signedAt time.Time
+}
 
 var _ translog.Tx = logTx{}
 
@@ -73,7 +78,10 @@ func (l logTx) PutCheckpoint(signed []byte) error {
 	if err := l.tx.Bucket(bucketLog).Put(keyCheckpoint, signed); err != nil {
 		return err
 	}
-	return l.tx.Bucket(bucketMeta).Put(keySignedAt, binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixMilli())))
+	if l.signedAt.IsZero() {
+		return l.tx.Bucket(bucketMeta).Delete(keySignedAt) // a time no longer of this checkpoint
+	}
+	return l.tx.Bucket(bucketMeta).Put(keySignedAt, binary.BigEndian.AppendUint64(nil, uint64(l.signedAt.UnixMilli())))
 }
 
 // keySignedAt, in bucketMeta, holds when the newest checkpoint was signed, in
@@ -112,7 +120,7 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, er
 	}
 	var out [][32]byte
 	err := s.view(func(tx *bolt.Tx) error {
-		hashes, err := logTx{tx}.ReadHashes(indexes)
+		hashes, err := logTx{tx: tx}.ReadHashes(indexes)
 		out = make([][32]byte, len(hashes))
 		for i, h := range hashes {
 			out[i] = h
@@ -131,7 +139,7 @@ func (s *Store) treeSize(tx *bolt.Tx) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	log, err := translog.Open(logTx{tx}, verifier)
+	log, err := translog.Open(logTx{tx: tx}, verifier)
 	if err != nil {
 		return 0, err
 	}

@@ -44,7 +44,7 @@ func (s *Store) proved(tx *bolt.Tx, v []byte, head *consent.Checkpoint) (*consen
 	if snap, _ := s.snapshots.Lookup(r.Site, r.Fingerprint, inTx); snap != nil && snap.Digest == leaf.Snapshot {
 		snapshot = snap.Text
 	}
-	p, err := translog.Prove(tlog.HashReaderFunc(logTx{tx}.ReadHashes), sr.index, head)
+	p, err := translog.Prove(tlog.HashReaderFunc(logTx{tx: tx}.ReadHashes), sr.index, head)
 	if err != nil {
 		return nil, err
 	}

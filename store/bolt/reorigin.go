@@ -3,6 +3,7 @@ package bolt
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -51,7 +52,7 @@ func reorigin(path, origin string, keys translog.Keys) (*translog.Link, error) {
 			if err != nil {
 				return err
 			}
-			l, err := translog.Open(logTx{tx}, verifier)
+			l, err := translog.Open(logTx{tx: tx}, verifier)
 			if err != nil {
 				return err
 			}
@@ -68,7 +69,7 @@ func reorigin(path, origin string, keys translog.Keys) (*translog.Link, error) {
 				return err
 			}
 			if checkpoint != nil {
-				if err := (logTx{tx}).PutCheckpoint(checkpoint); err != nil {
+				if err := (logTx{tx: tx, signedAt: time.Now()}).PutCheckpoint(checkpoint); err != nil {
 					return err
 				}
 			}

@@ -242,7 +242,7 @@ func (s stored) Records(fn func(id uuid.UUID, r *translog.StoredRecord) error) e
 func (s stored) Checkpoint() ([]byte, error) { return s.tx.Bucket(bucketLog).Get(keyCheckpoint), nil }
 
 func (s stored) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	return logTx(s).ReadHashes(indexes)
+	return logTx{tx: s.tx}.ReadHashes(indexes)
 }
 
 // storedRecordOf takes the stored value v apart for translog.Verify.

@@ -116,14 +116,14 @@ func rehash(tx *bolt.Tx) (int64, error) {
 			return 0, err
 		}
 	}
-	read := tlog.HashReaderFunc(logTx{tx}.ReadHashes)
+	read := tlog.HashReaderFunc(logTx{tx: tx}.ReadHashes)
 	var n int64
 	for _, leaf := range leaves {
 		hashes, err := tlog.StoredHashes(n, leaf, read)
 		if err != nil {
 			return 0, err
 		}
-		if err := (logTx{tx}).WriteHashes(tlog.StoredHashIndex(0, n), hashes); err != nil {
+		if err := (logTx{tx: tx}).WriteHashes(tlog.StoredHashIndex(0, n), hashes); err != nil {
 			return 0, err
 		}
 		n++
@@ -134,7 +134,7 @@ func rehash(tx *bolt.Tx) (int64, error) {
 // resign stores a checkpoint of the tree of n leaves that tx holds, signed with the
 // log's own key: what whoever holds the key and the disk can do.
 func resign(tx *bolt.Tx, n int64) error {
-	root, err := tlog.TreeHash(n, tlog.HashReaderFunc(logTx{tx}.ReadHashes))
+	root, err := tlog.TreeHash(n, tlog.HashReaderFunc(logTx{tx: tx}.ReadHashes))
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func resign(tx *bolt.Tx, n int64) error {
 	if err != nil {
 		return err
 	}
-	return (logTx{tx}).PutCheckpoint(cp.Signed)
+	return (logTx{tx: tx}).PutCheckpoint(cp.Signed)
 }
 
 // mustCheckpoint returns the checkpoint stored in the closed store at path, as an
