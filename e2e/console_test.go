@@ -65,8 +65,9 @@ func TestConsoleSignIn(t *testing.T) {
 // TestConsolePages: every page of the console with a token for every site: the
 // overview's figures and charts drawn from the decisions, the proof of a visitor
 // with each receipt verified and the banner they saw, its download verifying with
-// the published keys, the export, the audit log of these very calls, and a
-// verification of the whole log followed to its end.
+// the published keys, the export, the audit log of these very calls, the log's
+// status as a monitor follows it, and a verification of the whole log followed to
+// its end.
 func TestConsolePages(t *testing.T) {
 	e := mustConsoleEnv(t)
 	p := e.mustOpenConsole(t)
@@ -185,7 +186,15 @@ func TestConsolePages(t *testing.T) {
 
 	t.Run("log", func(t *testing.T) {
 		p.MustGo(e.URL + "/dpo/log")
-		mustSay(t, p.MustText(), "the log page", "Decisions in the log\n"+strconv.Itoa(e.total(consoleSites...)), "UTC (", " ago)", "Not verified since this instance of consentd started")
+		total := e.total(consoleSites...)
+		mustSay(t, p.MustText(), "the log page", "Decisions in the log\n"+strconv.Itoa(total), "UTC (", " ago)", "Not verified since this instance of consentd started",
+			"No one has asked this instance")
+		// What a monitor asks for on each run.
+		if _, err := e.client(t, "").Consistency(context.Background(), 2, int64(total)); err != nil {
+			t.Fatal(err)
+		}
+		p.MustGo(e.URL + "/dpo/log")
+		mustSay(t, p.MustText(), "the log page once followed", fmt.Sprintf("went from 2 to %d decisions", total))
 		p.MustClick("verify now", `[...document.querySelectorAll('button')].find((b) => b.textContent === 'Verify now')`)
 		// The page's script follows the verification and shows the page again when
 		// it ends.

@@ -96,17 +96,22 @@ type logData struct {
 	Keys       []proof.PublicKey
 	StoreWide  bool // the token may verify
 	Verify     verifyStatus
+	Followed   *followed // nil if none since this instance started
+	FollowedAt string
 }
 
 func (s *Server) handleLogPage(c echo.Context) error {
-	d := &logData{StoreWide: len(dpoToken(c).Sites) == 0, Verify: s.verifying.status()}
+	d := &logData{StoreWide: len(dpoToken(c).Sites) == 0, Verify: s.verifying.status(), Followed: s.followed.Load()}
+	if d.Followed != nil {
+		d.FollowedAt = ago(d.Followed.At, s.opts.Now())
+	}
 	cp, err := s.store.LastCheckpoint(c.Request().Context())
 	switch {
 	case err == nil:
 		d.Checkpoint = cp
 		d.Signed = "at a time the log does not keep"
 		if !cp.SignedAt.IsZero() {
-			d.Signed = cp.SignedAt.UTC().Format("2006-01-02 15:04:05") + " UTC (" + s.opts.Now().Sub(cp.SignedAt).Round(time.Second).String() + " ago)"
+			d.Signed = ago(cp.SignedAt, s.opts.Now())
 		}
 	case consent.ErrorCode(err) != consent.ENotFound:
 		return err
@@ -117,6 +122,11 @@ func (s *Server) handleLogPage(c echo.Context) error {
 	}
 	d.Keys = keys.Keys
 	return s.render(c, http.StatusOK, "log", &consolePage{Title: "Log status", Nav: "log", Data: d})
+}
+
+// ago writes the time t as the console shows it, with how long before now it was.
+func ago(t, now time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04:05") + " UTC (" + now.Sub(t).Round(time.Second).String() + " ago)"
 }
 
 // handleVerifyNow starts a verification of the whole log, for a token without a

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/mod/sumdb/tlog"
@@ -77,6 +78,7 @@ func (s *Server) handleConsistency(c echo.Context) error {
 	for i, h := range proof {
 		hashes[i] = base64.StdEncoding.EncodeToString(h[:])
 	}
+	s.followed.Store(&followed{From: first, To: second, At: s.opts.Now()})
 	// The trees of both sizes never change, nor does the proof between them; without
 	// second, the answer follows the log's head.
 	cache := "no-cache"
@@ -85,6 +87,13 @@ func (s *Server) handleConsistency(c echo.Context) error {
 	}
 	c.Response().Header().Set("Cache-Control", cache)
 	return c.JSON(http.StatusOK, &api.Consistency{First: first, Second: second, Proof: hashes})
+}
+
+// followed is a consistency proof served: someone outside checked that the log's
+// tree of size To extends the one of size From, which they had kept.
+type followed struct {
+	From, To int64
+	At       time.Time
 }
 
 // treeSize reads the query parameter name as the size of a tree of the log whose

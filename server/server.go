@@ -87,6 +87,9 @@ type Server struct {
 	warnForwarded sync.Once
 	held          chan struct{} // a place for each 429 that LimitDelay holds
 	verifying     verifyRun     // the console's "verify now"
+	// followed is the last consistency proof served: what a monitor of the log asks
+	// for on each run, which the console's log page shows.
+	followed atomic.Pointer[followed]
 }
 
 // site is one site as currently served.
