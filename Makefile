@@ -20,7 +20,7 @@ run: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/consentd ./cmd/consentd
 
-## test: type-check the banner and the visitor's page, then every Go test with the race detector, the
+## test: type-check the banner, the visitor's page and the console, then every Go test with the race detector, the
 ## headless-Chromium end-to-end tests included (CONSENTD_SKIP_BROWSER=1 opts out), the PostgreSQL
 ## tests on a throwaway cluster of Debian's postgresql (CONSENTD_SKIP_POSTGRES=1 opts out) and the
 ## deployment tests with Debian's bubblewrap, systemd-analyze, caddy and promtool (CONSENTD_SKIP_DEPLOY=1
