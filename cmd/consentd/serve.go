@@ -616,7 +616,7 @@ func (m *Main) printWhereToLook(addr net.Addr, cfg *config.Config, origin string
 	fmt.Fprintf(m.stdout, "  records:    %s, log %s\n", m.db, origin)
 	fmt.Fprintf(m.stdout, "  log:        http://localhost:%d/v1/log/checkpoint\n", port)
 	if !m.DPOOnAdmin {
-		fmt.Fprintf(m.stdout, "  DPO console: http://localhost:%d/dpo/ (sign in with a token: consentd token add NAME --tokens %s)\n", port, m.TokensPath)
+		fmt.Fprintf(m.stdout, "  console:    http://localhost:%d/dpo/ (the DPO's; sign in with a token: consentd token add NAME --tokens %s)\n", port, m.TokensPath)
 	}
 	fmt.Fprintln(m.stdout)
 }
