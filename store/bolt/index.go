@@ -23,9 +23,9 @@ import (
 //   - bucketConsents holds the others, each key a consent id and a record id, 16
 //     bytes each, so that the records of one consent id are one range of keys.
 //     Consent ids are random: a merge (mergeIndex) moves the recent entries there
-//     once they are mergeAt or more, in one transaction, which writes each leaf
-//     page of the index once for all the entries it gets, where commits would write
-//     a page per record.
+//     once they are mergeAt or more, sorted by key, in transactions of a stretch of
+//     keys each, which write each leaf page of the index once for all the entries
+//     it gets, where commits would write a page per record.
 var (
 	bucketConsents = []byte("consents")
 	bucketRecent   = []byte("consents-recent")
@@ -120,34 +120,56 @@ func (s *Store) recordIDs(consentID uuid.UUID) func(tx *bolt.Tx) []uuid.UUID {
 	}
 }
 
-// mergeIndex moves every entry of bucketRecent to bucketConsents, in order, in one
-// transaction, then forgets them in memory.
+// mergeChunk is how many entries one transaction of a merge moves. The entries are
+// moved in the order of their keys in bucketConsents, so that each transaction
+// writes its own stretch of leaf pages: the chunks write what one transaction of the
+// whole merge would, and commits of records wait for a chunk at most, not for the
+// merge.
+const mergeChunk = 2048
+
+// mergeIndex moves the entries of bucketRecent to bucketConsents, in order of their
+// keys there, a chunk per transaction, then drops them from bucketRecent and from
+// memory. Until then an entry is in both: lookups merge the two, verification
+// counts it once, and a merge cut short is done again by the next one.
 func (s *Store) mergeIndex() error {
 	type entry struct{ consentID, recordID uuid.UUID }
-	var moved []entry
-	err := s.update(func(tx *bolt.Tx) error {
-		moved = moved[:0]
-		err := tx.Bucket(bucketRecent).ForEach(func(k, v []byte) error {
-			moved = append(moved, entry{uuid.UUID(v), uuid.UUID(k)})
+	var moving []entry
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRecent).ForEach(func(k, v []byte) error {
+			moving = append(moving, entry{uuid.UUID(v), uuid.UUID(k)})
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: merge the consent index: %w", err)
+	}
+	slices.SortFunc(moving, func(a, b entry) int {
+		return cmp.Or(bytes.Compare(a.consentID[:], b.consentID[:]), bytes.Compare(a.recordID[:], b.recordID[:]))
+	})
+	for chunk := range slices.Chunk(moving, mergeChunk) {
+		err := s.update(func(tx *bolt.Tx) error {
+			recent, consents := tx.Bucket(bucketRecent), tx.Bucket(bucketConsents)
+			for _, e := range chunk {
+				// A purge since has removed the record and its entry: not again.
+				if recent.Get(e.recordID[:]) == nil {
+					continue
+				}
+				if err := consents.Put(consentKey(e.consentID, e.recordID), nil); err != nil {
+					return err
+				}
+			}
 			return nil
 		})
 		if err != nil {
-			return err
+			return fmt.Errorf("bolt: merge the consent index: %w", err)
 		}
-		// Every entry moves: the bucket is dropped whole, which frees its pages without
-		// a delete for each key.
-		if err := tx.DeleteBucket(bucketRecent); err != nil {
-			return err
-		}
-		if _, err := tx.CreateBucket(bucketRecent); err != nil {
-			return err
-		}
-		consents := tx.Bucket(bucketConsents)
-		slices.SortFunc(moved, func(a, b entry) int {
-			return cmp.Or(bytes.Compare(a.consentID[:], b.consentID[:]), bytes.Compare(a.recordID[:], b.recordID[:]))
-		})
-		for _, e := range moved {
-			if err := consents.Put(consentKey(e.consentID, e.recordID), nil); err != nil {
+	}
+	// In the order of bucketRecent's keys, which are record ids: its pages once each.
+	slices.SortFunc(moving, func(a, b entry) int { return bytes.Compare(a.recordID[:], b.recordID[:]) })
+	err = s.update(func(tx *bolt.Tx) error {
+		recent := tx.Bucket(bucketRecent)
+		for _, e := range moving {
+			if err := recent.Delete(e.recordID[:]); err != nil {
 				return err
 			}
 		}
@@ -156,7 +178,7 @@ func (s *Store) mergeIndex() error {
 	if err != nil {
 		return fmt.Errorf("bolt: merge the consent index: %w", err)
 	}
-	for _, e := range moved {
+	for _, e := range moving {
 		s.recent.remove(e.consentID, e.recordID)
 	}
 	return nil

@@ -255,3 +255,39 @@ func TestIndexVerified(t *testing.T) {
 		})
 	}
 }
+
+// TestIndexMergeCutShort: a merge cut short between its chunks leaves entries in
+// both levels; the store verifies, finds every record by its consent id, and the
+// next merge finishes the move.
+func TestIndexMergeCutShort(t *testing.T) {
+	path, ids := MustLoggedFile(t, 12)
+	consentOf := map[string]string{} // by record id
+	// What the chunks before the cut wrote: every recent entry in bucketConsents too.
+	MustTamper(t, path, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRecent).ForEach(func(k, v []byte) error {
+			consentOf[uuid.UUID(k).String()] = uuid.UUID(v).String()
+			return tx.Bucket(bucketConsents).Put(consentKey(uuid.UUID(v), uuid.UUID(k)), nil)
+		})
+	})
+	if v, err := VerifyFile(context.Background(), path, testVerifier(t)); err != nil || !v.OK {
+		t.Fatalf("a merge cut short: %+v, %v; want OK", v, err)
+	}
+	s, err := Open(path, Log("", storetest.Keys()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.mergeIndex(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		r, err := s.RecordsByConsent(context.Background(), consentOf[id])
+		if err != nil || len(r) != 1 || r[0].ID != id {
+			t.Fatalf("records of the consent of %s after the merge: %d, %v", id, len(r), err)
+		}
+	}
+	var recent int
+	if err := s.view(func(tx *bolt.Tx) error { recent = tx.Bucket(bucketRecent).Stats().KeyN; return nil }); err != nil || recent != 0 {
+		t.Errorf("after the next merge %d entries are left in the recent level (%v), want none", recent, err)
+	}
+}
