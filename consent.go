@@ -3,7 +3,12 @@
 // (store/bolt, server, banner, ...) implement or use. It imports none of them.
 package consent
 
-import "time"
+import (
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
 
 // Action is what the visitor did in the banner.
 type Action string
@@ -31,6 +36,24 @@ func (a Action) Valid() bool {
 type Choices struct {
 	Categories map[string]bool `json:"categories"`
 	Partners   map[string]bool `json:"partners"`
+}
+
+// AnswerList writes the answers to categories or partners as "advertising=no
+// technical=yes", in name order, "-" for none: as the CLI and the console show
+// them.
+func AnswerList(answers map[string]bool) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(answers)) {
+		answer := "no"
+		if answers[name] {
+			answer = "yes"
+		}
+		parts = append(parts, name+"="+answer)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
 }
 
 // Record is one decision of one visitor, as stored: append-only, never updated.

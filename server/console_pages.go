@@ -29,20 +29,7 @@ var consoleFuncs = template.FuncMap{
 	"seriesClass":  seriesClass,
 	"sessionHours": func() int { return int(sessionLifetime / time.Hour) },
 	"root":         func(cp *consent.Checkpoint) string { return base64.StdEncoding.EncodeToString(cp.Root[:]) },
-	"choices": func(m map[string]bool) string {
-		var parts []string
-		for _, id := range slices.Sorted(maps.Keys(m)) {
-			answer := "no"
-			if m[id] {
-				answer = "yes"
-			}
-			parts = append(parts, id+": "+answer)
-		}
-		if len(parts) == 0 {
-			return "–"
-		}
-		return strings.Join(parts, ", ")
-	},
+	"choices":      consent.AnswerList,
 }
 
 // visibleSites returns the sites served that token may see, in order.

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/api"
 )
 
@@ -62,7 +63,7 @@ func showProof(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintln(w, "RECORDED\tSITE\tACTION\tSURFACE\tLANGUAGE\tCATEGORIES\tPARTNERS\tRECEIPT")
 	for i, r := range p.Records {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RecordedAt.Format(time.RFC3339), r.Site, r.Action, r.Surface,
-			r.Language, choiceList(r.Choices.Categories), choiceList(r.Choices.Partners), verdicts[i])
+			r.Language, consent.AnswerList(r.Choices.Categories), consent.AnswerList(r.Choices.Partners), verdicts[i])
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -73,22 +74,6 @@ func showProof(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			s.Site, s.Fingerprint, s.Policy.URL, s.Policy.Version, s.CreatedAt.Format(time.RFC3339))
 	}
 	return nil
-}
-
-// choiceList writes choices as "advertising=no technical=yes", in name order.
-func choiceList(choices map[string]bool) string {
-	var parts []string
-	for _, name := range slices.Sorted(maps.Keys(choices)) {
-		answer := "no"
-		if choices[name] {
-			answer = "yes"
-		}
-		parts = append(parts, name+"="+answer)
-	}
-	if len(parts) == 0 {
-		return "-"
-	}
-	return strings.Join(parts, " ")
 }
 
 // stats prints the decisions per site and day as a table, or with --json as

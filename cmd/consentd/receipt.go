@@ -85,7 +85,7 @@ func verifyReceipt(ctx context.Context, args []string, stdout, stderr io.Writer)
 		verified[i] = vr
 		p := vr.Record
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\tverified\n", p.RecordedAt.Format(time.RFC3339), p.ID, p.Site, p.Action,
-			choiceList(p.Choices.Categories)+" "+choiceList(p.Choices.Partners), vr.Index, vr.Checkpoint.Size)
+			consent.AnswerList(p.Choices.Categories)+" "+consent.AnswerList(p.Choices.Partners), vr.Index, vr.Checkpoint.Size)
 	}
 	if err := w.Flush(); err != nil {
 		return err
