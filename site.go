@@ -22,6 +22,18 @@ type Site struct {
 	// Theme sets the banner's colours: theme name (one of ThemeNames) → CSS hex
 	// colour. Not material: colours do not change what the visitor agrees to.
 	Theme map[string]string
+	// Technical is what the site itself keeps and contacts without asking: a scan
+	// accepts these before a choice and after a refusal, and nothing else.
+	Technical Technical
+}
+
+// Technical lists what a site needs to work and so may use without consent: its own
+// cookies and storage keys (a trailing "*" matches a prefix), and the hosts of other
+// sites its pages load from (a leading "*." matches the domain and its subdomains).
+type Technical struct {
+	Cookies []Cookie `json:"cookies,omitempty" yaml:"cookies"`
+	Storage []string `json:"storage,omitempty" yaml:"storage"`
+	Hosts   []string `json:"hosts,omitempty" yaml:"hosts"`
 }
 
 // Controller is who decides about the processing (GDPR Art. 4(7)).
@@ -90,6 +102,10 @@ type Partner struct {
 	PrivacyURL  string   `json:"privacy_url" yaml:"privacy_url"`
 	ConsentMode bool     `json:"consent_mode" yaml:"consent_mode"` // a Google tag: gets Consent Mode v2 signals
 	Tags        []Tag    `json:"tags" yaml:"tags"`                 // what loads after opt-in, in order
+	// Hosts are the hosts the partner's tags contact besides those of their src
+	// URLs ("*.doubleclick.net" matches the domain and its subdomains). A scan
+	// calls any other host a page contacts undeclared.
+	Hosts []string `json:"hosts,omitempty" yaml:"hosts"`
 }
 
 // Cookie is a cookie a partner sets. The banner deletes it on withdrawal; a name

@@ -16,6 +16,6 @@ type Snapshot struct {
 	Languages   []string                     `json:"languages"`
 	Texts       map[string]map[string]string `json:"texts"` // the banner's texts per language, as shown
 	Categories  []Category                   `json:"categories"`
-	Partners    []Partner                    `json:"partners"`    // enabled ones, without their tags
+	Partners    []Partner                    `json:"partners"`    // enabled ones, without their tags and hosts
 	BundleHash  string                       `json:"bundle_hash"` // SHA-256 of the banner script, hex
 }

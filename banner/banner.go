@@ -184,7 +184,8 @@ func newAsset(raw []byte) (Asset, error) {
 
 // snapshot records what the settings set, built for site, show: the texts as
 // compiled in, and the enabled partners' disclosures without the tags that load
-// them. Its BundleHash is left to the build.
+// them and the hosts those contact, which the visitor is not shown. Its BundleHash
+// is left to the build.
 func snapshot(site *consent.Site, set *settings, texts []language) *consent.Snapshot {
 	snap := &consent.Snapshot{
 		Site: site.Key, Fingerprint: set.Fingerprint, Controller: site.Controller, Policy: site.Policy,
@@ -195,7 +196,7 @@ func snapshot(site *consent.Site, set *settings, texts []language) *consent.Snap
 	}
 	for _, p := range site.Partners {
 		if p.Enabled {
-			p.Tags = nil
+			p.Tags, p.Hosts = nil, nil
 			snap.Partners = append(snap.Partners, p)
 		}
 	}

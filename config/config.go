@@ -230,6 +230,7 @@ var (
 	jurisdictionPattern = regexp.MustCompile(`^[A-Z]{2}$`)
 	cookiePattern       = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 	storagePattern      = regexp.MustCompile(`^[^\s"'<>\\]{1,128}$`)
+	hostPattern         = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	dataShared          = []string{"ip_address", "advertising_id"}
 )
 
@@ -323,16 +324,10 @@ func (v *validator) partners(files map[string]*consent.Partner, categories []con
 				v.errorf(append(p, "data_shared", j), "partner %q: unknown data_shared %q (use %s)", id, d, strings.Join(dataShared, " or "))
 			}
 		}
-		for j, c := range pf.Cookies {
-			if !cookiePattern.MatchString(strings.TrimSuffix(c.Name, "*")) || c.Lifetime == "" {
-				v.errorf(append(p, "cookies", j), "partner %q: a cookie needs a valid name and a lifetime", id)
-			}
-		}
-		for j, k := range pf.Storage {
-			if !storagePattern.MatchString(strings.TrimSuffix(k, "*")) {
-				v.errorf(append(p, "storage", j), "partner %q: storage key %q: 1 to 128 characters, no spaces, quotes, <, > or \\", id, k)
-			}
-		}
+		what := fmt.Sprintf("partner %q", id)
+		v.cookies(append(p, "cookies"), what, pf.Cookies)
+		v.storage(append(p, "storage"), what, pf.Storage)
+		v.hosts(append(p, "hosts"), what, pf.Hosts)
 		if len(pf.Cookies) == 0 && len(pf.Storage) == 0 && v.intact(append(p, "cookies")) && v.intact(append(p, "storage")) {
 			// What a withdrawal removes comes from these lists: empty, it removes nothing.
 			v.warnf(p, "partner %q declares neither cookies nor storage: a withdrawal cannot remove what its tags keep in the browser", id)
@@ -409,6 +404,11 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 		v.errorf(append(p, "retention_days"), "retention_days must be at least the consent lifetime")
 	}
 	site.FloatingButton = sf.FloatingButton
+	what := fmt.Sprintf("site %q: technical", key)
+	v.cookies(append(p, "technical", "cookies"), what, sf.Technical.Cookies)
+	v.storage(append(p, "technical", "storage"), what, sf.Technical.Storage)
+	v.hosts(append(p, "technical", "hosts"), what, sf.Technical.Hosts)
+	site.Technical = sf.Technical
 	site.Texts = v.overrides(p, sf)
 	site.Theme = v.theme(append(p, "theme"), sf.Theme)
 
@@ -432,6 +432,36 @@ func (v *validator) site(key string, sf *siteFile, catalog map[string]consent.Pa
 		site.Partners = append(site.Partners, partner)
 	}
 	return site
+}
+
+// cookies checks the cookies that what (a partner, a site's technical ones) declares.
+func (v *validator) cookies(p path, what string, cookies []consent.Cookie) {
+	for j, c := range cookies {
+		if !cookiePattern.MatchString(strings.TrimSuffix(c.Name, "*")) {
+			v.errorf(append(p, j, "name"), "%s: cookie name %q: 1 to 64 letters, digits and !#$%%&'*+.^_`|~- (a trailing * matches any ending)", what, c.Name)
+		}
+		if _, err := c.MaxAge(); err != nil {
+			v.errorf(append(p, j, "lifetime"), "%s: cookie %q: %v", what, c.Name, err)
+		}
+	}
+}
+
+// storage checks the localStorage and sessionStorage keys that what declares.
+func (v *validator) storage(p path, what string, keys []string) {
+	for j, k := range keys {
+		if !storagePattern.MatchString(strings.TrimSuffix(k, "*")) {
+			v.errorf(append(p, j), "%s: storage key %q: 1 to 128 characters, no spaces, quotes, <, > or \\", what, k)
+		}
+	}
+}
+
+// hosts checks the hosts that what declares it contacts.
+func (v *validator) hosts(p path, what string, hosts []string) {
+	for j, h := range hosts {
+		if !hostPattern.MatchString(strings.TrimPrefix(h, "*.")) {
+			v.errorf(append(p, j), "%s: host %q: a lower-case host name such as www.example.com, or *.example.com for the domain and its subdomains", what, h)
+		}
+	}
 }
 
 // account fills the per-site account id into the partner's tags.

@@ -27,6 +27,7 @@ type siteFile struct {
 	Partners       map[string]*sitePartnerFile  `yaml:"partners"`
 	Texts          map[string]map[string]string `yaml:"texts"`
 	Theme          map[string]string            `yaml:"theme"`
+	Technical      consent.Technical            `yaml:"technical"`
 }
 
 type siteCookieFile struct {

@@ -58,6 +58,9 @@ func TestSchemaRefuses(t *testing.T) {
 		{"theme colour not hex", "    languages: [en]", "    languages: [en]\n    theme:\n      accent: red"},
 		{"unknown theme colour", "    languages: [en]", "    languages: [en]\n    theme:\n      primary: \"#000\""},
 		{"unknown text key", "    languages: [en]", "    languages: [en]\n    texts:\n      en:\n        titel: Hello"},
+		{"cookie lifetime in words only", "{ name: _px, lifetime: 90 days }", "{ name: _px, lifetime: three months }"},
+		{"partner host as a URL", "      - { name: _px, lifetime: 90 days }", "      - { name: _px, lifetime: 90 days }\n    hosts: [\"https://px.example\"]"},
+		{"unknown technical key", "    languages: [en]", "    languages: [en]\n    technical:\n      scripts: [x.js]"},
 		{"consent over 13 months", "    languages: [en]", "    languages: [en]\n    cookie: { consent_days: 400 }"},
 		{"account with a quote", `account: "42"`, `account: "4'2"`},
 	}
