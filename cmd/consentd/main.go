@@ -3,6 +3,7 @@
 //
 //	consentd serve [--addr :8080] [--config sites.yaml] [--db data/consent.db | postgres://...] [--origin NAME] [--demo] [--new-store] [--migrate]
 //	consentd check [sites.yaml]
+//	consentd scan [--config sites.yaml] [--site S]... [--pages N] [--time D] [--out DIR]
 //	consentd migrate --db postgres://... | --db-file FILE
 //	consentd keygen [--keys data/keys]
 //	consentd verify [--db data/consent.db] [--keys data/keys | --public-keys keys.json] [--checkpoint FILE ...]
@@ -79,6 +80,12 @@ const usage = `consentd: self-hosted cookie consent
 Usage:
   consentd serve [flags]     serve banners, record consents (consentd serve -h for flags)
   consentd check [FILE]      validate a sites.yaml (default: $CONSENTD_CONFIG or sites.yaml)
+  consentd scan [--config FILE] [--site S]... [--pages 10] [--time 15m] [--out DIR]
+                             open each site's pages in headless Chromium (Debian's
+                             chromium) before any choice, after "Reject all" and after
+                             "Accept all"; report the cookies, storage keys and hosts
+                             of other sites they use against sites.yaml, as
+                             DIR/scan-TIME.html and .json; exits 1 on a violation
   consentd migrate --db postgres://user@host/db | --db-file FILE
                              bring a PostgreSQL store's schema up to date (serve
                              --migrate does it at start); the password in PGPASSFILE or
@@ -189,6 +196,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "check":
 		return check(args[1:], stdout)
+	case "scan":
+		return scanCommand(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args[1:], stdout, stderr)
 	case "keygen":
