@@ -302,15 +302,14 @@ func cookieDetail(c Cookie, at time.Time, site *consent.Site) string {
 }
 
 func requestDetail(r Request) string {
-	var what string
-	switch {
-	case r.Failed != "":
-		what = "failed: " + r.Failed
-	case r.Status != 0:
-		what = fmt.Sprintf("HTTP %d", r.Status)
-	default:
-		what = "no response"
+	var outcome []string
+	if r.Status != 0 {
+		outcome = append(outcome, fmt.Sprintf("HTTP %d", r.Status))
 	}
+	if r.Failed != "" {
+		outcome = append(outcome, "failed: "+r.Failed)
+	}
+	what := cmp.Or(strings.Join(outcome, ", "), "no response")
 	s := fmt.Sprintf("%s (%s, %s)", r.URL, strings.ToLower(r.Type), what)
 	if r.Initiator != "" {
 		s += ", from " + r.Initiator

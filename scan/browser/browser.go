@@ -12,6 +12,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
@@ -48,6 +49,8 @@ const (
 	defaultPageTimeout = 30 * time.Second
 	maxLinksPerPage    = 2000
 	maxSitemapBytes    = 5 << 20
+	// parallelSites is how many sites are scanned at once, each a page at a time.
+	parallelSites = 4
 )
 
 func (o *Options) defaults() {
@@ -97,11 +100,19 @@ func Scan(ctx context.Context, sites []*consent.Site, opts Options) (*scan.Repor
 		Limits: scan.Limits{Pages: opts.Pages, Time: scan.Seconds(opts.Time), Quiet: scan.Seconds(opts.Quiet)},
 	}
 	s := &scanner{opts: opts, browser: browserCtx, userAgent: strings.ReplaceAll(v.UserAgent, "HeadlessChrome", "Chrome"), deadline: started.Add(opts.Time)}
-	for _, site := range sites {
-		r.Sites = append(r.Sites, s.site(ctx, site))
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("scan: %w", err)
-		}
+	r.Sites = make([]*scan.Site, len(sites))
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, parallelSites)
+	for i, site := range sites {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			r.Sites[i] = s.site(ctx, site)
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
 	}
 	r.Finished = time.Now().UTC()
 	return r, nil

@@ -3,6 +3,7 @@ package browser
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -84,6 +85,7 @@ func (s *scanner) steps(tab context.Context, net *traffic, page string, state sc
 	if state == scan.Accepted {
 		action = "accept-all"
 	}
+	net.touch() // what the click starts may reach the tab's events after the click returns
 	if err := s.click(tab, action); err != nil {
 		return "the banner's " + action + " button could not be clicked: " + err.Error()
 	}
@@ -267,7 +269,8 @@ func (t *traffic) listen(ev any) {
 		}
 		t.inflight[ev.RequestID] = true
 		u, err := url.Parse(ev.Request.URL)
-		if err != nil || !t.keep(u) {
+		// The tab's own navigations are pages, not hosts the page contacts.
+		if err != nil || !t.keep(u) || ev.Type == network.ResourceTypeDocument && ev.FrameID == t.mainFrame {
 			return
 		}
 		if u.Path == t.banner && t.script == "" {
@@ -278,11 +281,11 @@ func (t *traffic) listen(ev any) {
 			URL: ev.Request.URL, Host: u.Hostname(), Type: string(ev.Type), Initiator: initiator(ev.Initiator),
 		})
 	case *network.EventResponseReceived:
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		if i, ok := t.index[ev.RequestID]; ok {
-			t.requests[i].Status = int(ev.Response.Status)
-		}
+		t.status(ev.RequestID, int(ev.Response.Status))
+	case *network.EventResponseReceivedExtraInfo:
+		// also for a response that the browser then blocks (ORB), which gets no
+		// EventResponseReceived
+		t.status(ev.RequestID, int(ev.StatusCode))
 	case *network.EventLoadingFinished:
 		t.done(ev.RequestID, "")
 	case *network.EventLoadingFailed:
@@ -294,6 +297,21 @@ func (t *traffic) listen(ev any) {
 	case *fetch.EventRequestPaused:
 		go t.paused(ev)
 	}
+}
+
+func (t *traffic) status(id network.RequestID, status int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i, ok := t.index[id]; ok && status != 0 {
+		t.requests[i].Status = status
+	}
+}
+
+// touch counts now as the last activity: quiet waits at least its time from here.
+func (t *traffic) touch() {
+	t.mu.Lock()
+	t.last = time.Now()
+	t.mu.Unlock()
 }
 
 func (t *traffic) done(id network.RequestID, failed string) {
@@ -324,7 +342,9 @@ func (t *traffic) paused(ev *fetch.EventRequestPaused) {
 	t.mu.Lock()
 	t.blocked = append(t.blocked, why)
 	t.mu.Unlock()
-	_, _ = chromedp.Call(t.tab, fetch.FailRequest, fetch.FailRequestParams{RequestID: ev.RequestID, ErrorReason: network.ErrorReasonBlockedByClient})
+	// 204 No Content: the browser stays on the page it is on, as it would not after
+	// an error.
+	_, _ = chromedp.Call(t.tab, fetch.FulfillRequest, fetch.FulfillRequestParams{RequestID: ev.RequestID, ResponseCode: http.StatusNoContent})
 }
 
 // quiet waits until no request has been in flight for d, or for at most limit.
