@@ -43,7 +43,7 @@ var reportTemplate = template.Must(template.New("report.html").Funcs(template.Fu
 	"owner":    Owner.String,
 	// flagged marks in the side-by-side view what is a finding in its state.
 	"flagged": func(s State, o Owner) bool { return !o.Allowed(s) },
-	"pages": pagesText,
+	"pages":   pagesText,
 }).ParseFS(reportFiles, "report/report.html"))
 
 // WriteHTML writes r as one self-contained HTML page: no script, nothing loaded from

@@ -55,10 +55,10 @@ type Visit struct {
 
 // Cookie is a cookie in the browser after a visit.
 type Cookie struct {
-	Name     string        `json:"name"`
-	Domain   string        `json:"domain"`
-	Path     string        `json:"path"`
-	Session  bool      `json:"session"`           // gone when the browser closes
+	Name     string    `json:"name"`
+	Domain   string    `json:"domain"`
+	Path     string    `json:"path"`
+	Session  bool      `json:"session"`          // gone when the browser closes
 	Expires  time.Time `json:"expires,omitzero"` // zero for a session cookie
 	Secure   bool      `json:"secure"`
 	HTTPOnly bool      `json:"http_only"`
