@@ -26,6 +26,7 @@ import (
 	"github.com/mixvoip/consentd/client"
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/scan"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
 )
@@ -48,7 +49,10 @@ type consoleEnv struct {
 	// Counts are the decisions posted, by site and action.
 	Counts map[string]map[consent.Action]int
 	Days   int // the days with decisions, today the last
+	// ScanReport names the report of a scan the console shows.
+	ScanReport string
 
+	scans *scan.Dir
 	clock atomic.Pointer[time.Time] // the server's time while decisions are posted; nil: now
 }
 
@@ -62,7 +66,7 @@ var consoleSites = []string{"mixvoip.com", "voxbi.com"}
 // mustConsoleEnv starts a consoleEnv for tb, stopped when tb ends.
 func mustConsoleEnv(tb testing.TB) *consoleEnv {
 	tb.Helper()
-	e := &consoleEnv{Consents: map[string][]string{}, Counts: map[string]map[consent.Action]int{}, Days: consoleDays}
+	e := &consoleEnv{Consents: map[string][]string{}, Counts: map[string]map[consent.Action]int{}, Days: consoleDays, scans: scan.NewDir(tb.TempDir())}
 	cfg, err := config.Load(sitesFile)
 	if err != nil {
 		tb.Fatal(err)
@@ -81,7 +85,10 @@ func mustConsoleEnv(tb testing.TB) *consoleEnv {
 	if e.Store, err = bolt.Open(filepath.Join(tb.TempDir(), "consents.db"), bolt.Log(origin, keys)); err != nil {
 		tb.Fatal(err)
 	}
-	e.Server = server.New(e.Store, server.Options{Keys: keys, Origin: origin, Now: e.now,
+	if e.ScanReport, err = e.scans.Save(sampleScan(cfg)); err != nil {
+		tb.Fatal(err)
+	}
+	e.Server = server.New(e.Store, server.Options{Keys: keys, Origin: origin, Now: e.now, Scans: e.scans,
 		Logger: slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err := e.Server.Load(cfg); err != nil {
 		tb.Fatal(err)
@@ -300,4 +307,29 @@ func formBody(form string) string {
 		return ""
 	}
 	return `headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: ` + jsString(form)
+}
+
+// sampleScan returns the report of a scan of the console's sites in which
+// mixvoip.com set a Google cookie before any choice and loaded Google's tag after
+// "Accept all", for the console's pages of scans.
+func sampleScan(cfg *config.Config) *scan.Report {
+	at := time.Now().UTC().Truncate(time.Second)
+	r := &scan.Report{Started: at, Finished: at.Add(time.Minute), Version: "test", Config: sitesFile,
+		Limits: scan.Limits{Pages: 10, Time: scan.Seconds(15 * time.Minute), Quiet: scan.Seconds(1500 * time.Millisecond)}}
+	for _, key := range consoleSites {
+		page := "https://" + key + "/"
+		gcl := scan.Cookie{Name: "_gcl_au", Domain: "." + key, Path: "/", Expires: at.Add(90 * 24 * time.Hour)}
+		visits := []scan.Visit{
+			{Page: page, State: scan.NoChoice, At: at, Banner: true, Cookies: []scan.Cookie{gcl}},
+			{Page: page, State: scan.Rejected, At: at, Banner: true},
+			{Page: page, State: scan.Accepted, At: at, Banner: true, Cookies: []scan.Cookie{gcl}, Requests: []scan.Request{
+				{URL: "https://www.googletagmanager.com/gtag/js?id=AW-1", Host: "www.googletagmanager.com", Type: "Script", Status: 200},
+			}},
+		}
+		if key != "mixvoip.com" {
+			visits[0].Cookies = nil
+		}
+		r.Sites = append(r.Sites, scan.Analyze(cfg.Sites[key], []string{page}, visits))
+	}
+	return r
 }

@@ -328,6 +328,7 @@ func consolePages(e *consoleEnv) map[string]string {
 	return map[string]string{
 		"overview": "/dpo/", "proof": "/dpo/consents?consent_id=" + id, "export": "/dpo/export",
 		"erase": "/dpo/erase?consent_id=" + id, "audit": "/dpo/audit", "log": "/dpo/log",
+		"scans": "/dpo/scans", "scan report": "/dpo/scans/" + e.ScanReport,
 	}
 }
 

@@ -127,6 +127,8 @@ func (s *Server) routeConsole(e *echo.Echo) {
 	g.POST("/consents/:consent_id/erase", s.handleConsoleErase, consoleForm, checkCSRF)
 	get(g, "/audit", s.handleAuditLogPage)
 	get(g, "/log", s.handleLogPage)
+	get(g, "/scans", s.handleScansPage)
+	get(g, "/scans/:report", s.handleScanReport)
 	get(g, "/log/verify", s.handleVerifyProgress, storeWide)
 	g.POST("/log/verify", s.handleVerifyNow, consoleForm, checkCSRF, storeWide)
 	g.POST("/signout", s.handleSignOut, consoleForm, checkCSRF)

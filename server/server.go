@@ -26,6 +26,7 @@ import (
 	"github.com/mixvoip/consentd/config"
 	"github.com/mixvoip/consentd/metrics"
 	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/scan"
 )
 
 // Options configure a Server.
@@ -59,6 +60,8 @@ type Options struct {
 	// Disk refuses new records while the disk holding the store is short of space;
 	// the metrics show the space left in its Dir.
 	Disk DiskGuard
+	// Scans are the reports of consentd scan that the console shows; nil for none.
+	Scans *scan.Dir
 	// Metrics are where the server counts and times what it does, served at
 	// /metrics; one server per Metrics. New makes its own if nil.
 	Metrics *metrics.Metrics
