@@ -42,7 +42,8 @@ lint:
 
 ## fuzz: run each fuzzer for FUZZTIME (default 30s): the consent request decoder, the
 ## stored record's and the log's leaf and proof decoders that verification meets on a
-## tampered file, and the canonical JSON of decisions against another encoder
+## tampered file, the canonical JSON of decisions against another encoder, the sitemaps
+## a scan reads from the sites, and the cookie lifetimes of sites.yaml
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./server -run '^$$' -fuzz '^FuzzDecodeConsentRequest$$' -fuzztime $(FUZZTIME)
@@ -50,6 +51,8 @@ fuzz:
 	$(GO) test ./translog -run '^$$' -fuzz '^FuzzLeaf$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./translog -run '^$$' -fuzz '^FuzzProof$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./translog -run '^$$' -fuzz '^FuzzDecision$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./scan/browser -run '^$$' -fuzz '^FuzzSitemapPages$$' -fuzztime $(FUZZTIME)
+	$(GO) test . -run '^$$' -fuzz '^FuzzCookieMaxAge$$' -fuzztime $(FUZZTIME)
 
 ## bench: store, handler and proof benchmarks, reloads of sites.yaml, 300 SIGKILL
 ## cycles of the crash test, the loopback load test (needs wrk), banner sizes against

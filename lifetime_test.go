@@ -39,3 +39,17 @@ func TestCookieMaxAge(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCookieMaxAge: sites.yaml's lifetimes are read on every load; a lifetime
+// either reads as a positive duration (0 only for a session) or is refused.
+func FuzzCookieMaxAge(f *testing.F) {
+	for _, s := range []string{"90 days", "13 months (doubleclick.net)", "session", "", "9223372036854775807 years", "1 weeks,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, lifetime string) {
+		d, err := consent.Cookie{Lifetime: lifetime}.MaxAge()
+		if err == nil && d < 0 {
+			t.Errorf("MaxAge(%q) = %v", lifetime, d)
+		}
+	})
+}

@@ -101,7 +101,7 @@ func (a *analysis) visit(v Visit) {
 		subject := fmt.Sprintf("%sStorage key %s", k.Area, k.Key)
 		a.check(v, subject, "The "+subject, a.storage(k.Key), "in "+k.Area+"Storage")
 	}
-	for _, r := range v.Requests {
+	for _, r := range a.otherSites(v.Requests) {
 		a.check(v, "host "+r.Host, "Host "+r.Host, a.host(r.Host), requestDetail(r))
 	}
 }
@@ -259,7 +259,7 @@ func (a *analysis) inventory(s State, visits []Visit) Inventory {
 			}
 			inv.Storage[i].Pages = addPage(inv.Storage[i].Pages, v.Page)
 		}
-		for _, r := range v.Requests {
+		for _, r := range a.otherSites(v.Requests) {
 			i := slices.IndexFunc(inv.Hosts, func(x HostItem) bool { return x.Host == r.Host })
 			if i < 0 {
 				inv.Hosts = append(inv.Hosts, HostItem{Host: r.Host, Owner: a.host(r.Host), Examples: []string{}})
@@ -281,6 +281,18 @@ func (a *analysis) inventory(s State, visits []Visit) Inventory {
 	})
 	slices.SortFunc(inv.Hosts, func(x, y HostItem) int { return strings.Compare(x.Host, y.Host) })
 	return inv
+}
+
+// otherSites returns the requests to hosts of other sites: a visit also holds the
+// site's own requests for the banner's script and partners' tags.
+func (a *analysis) otherSites(requests []Request) []Request {
+	var out []Request
+	for _, r := range requests {
+		if !FirstParty(a.site, r.Host) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func addPage(pages []string, page string) []string {

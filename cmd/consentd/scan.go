@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 type scanFlags struct {
 	pages     int
 	limit     time.Duration
+	settle    time.Duration
 	keep      int
 	hostRules string
 }
@@ -27,6 +29,7 @@ type scanFlags struct {
 func (f *scanFlags) register(fs *flag.FlagSet, prefix string) {
 	fs.IntVar(&f.pages, prefix+"pages", 10, "pages per site besides the start page, found by its links and /sitemap.xml")
 	fs.DurationVar(&f.limit, prefix+"time", 15*time.Minute, "time limit of the whole scan; what is left out is said in the report")
+	fs.DurationVar(&f.settle, prefix+"settle", 1500*time.Millisecond, "how long a page must make no request before it is recorded; longer for tags that wait")
 	fs.IntVar(&f.keep, prefix+"keep", 30, "reports kept in the directory, the newest; 0 keeps all")
 	fs.StringVar(&f.hostRules, prefix+"host-resolver-rules", "", `Chromium's host resolver rules, to scan a server under the sites' names, e.g. "MAP www.example.com 10.0.0.5"`)
 }
@@ -37,6 +40,8 @@ func (f *scanFlags) check(prefix string) error {
 		return fmt.Errorf("--%spages %d: from 0 to 1000", prefix, f.pages)
 	case f.limit < time.Minute:
 		return fmt.Errorf("--%stime %s: at least 1m", prefix, f.limit)
+	case f.settle < 100*time.Millisecond || f.settle > time.Minute:
+		return fmt.Errorf("--%ssettle %s: from 100ms to 1m", prefix, f.settle)
 	case f.keep < 0:
 		return fmt.Errorf("--%skeep %d: 0 (all) or more", prefix, f.keep)
 	}
@@ -47,7 +52,7 @@ func (f *scanFlags) check(prefix string) error {
 // name there.
 func scanSites(ctx context.Context, sites []*consent.Site, f scanFlags, configPath string, dir *scan.Dir, progress func(string, ...any)) (*scan.Report, string, error) {
 	r, err := browser.Scan(ctx, sites, browser.Options{
-		Pages: f.pages, Time: f.limit, HostRules: f.hostRules,
+		Pages: f.pages, Time: f.limit, Quiet: f.settle, HostRules: f.hostRules,
 		Version: version(), Config: configPath, Progress: progress,
 	})
 	if err != nil {
@@ -119,9 +124,15 @@ func scanCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	report := filepath.Join(dir.Path(), name)
 	fmt.Fprintf(stdout, "report: %s.html (and .json)\n", report)
+	// exit 1, so that a site's CI or the timer notices; an incomplete scan proves
+	// nothing of what it left out
 	if v, _ := r.Counts(); v > 0 {
-		// exit 1, so that a site's CI or the timer notices
 		return fmt.Errorf("consentd scan: %s, see %s.html", count(v, "violation"), report)
+	}
+	for _, s := range r.Sites {
+		if s.Incomplete != "" {
+			return fmt.Errorf("consentd scan: %s was not scanned completely (%s), see %s.html", s.Site, s.Incomplete, report)
+		}
 	}
 	return nil
 }
@@ -140,4 +151,64 @@ func chooseSites(cfg *config.Config, only []string) ([]*consent.Site, error) {
 		sites = append(sites, cfg.Sites[k])
 	}
 	return sites, nil
+}
+
+// scanRetry is how long serve waits after a scan that failed, at most.
+const scanRetry = time.Hour
+
+// scans runs a scan of the sites served at the time every ScanEvery, timed from
+// the newest report kept, so that a restart neither skips nor repeats one, until
+// ctx is done.
+func (m *Main) scans(ctx context.Context, sites func() map[string]*consent.Site) {
+	var failed time.Time
+	for {
+		next := time.Now()
+		if list, err := m.scanReports.List(); err != nil {
+			m.logger.Error("cannot read the scan reports; scanning anyway", "dir", m.ScanDir, "err", err)
+		} else if len(list) > 0 && list[0].Started.Before(next) {
+			next = list[0].Started.Add(m.ScanEvery)
+		}
+		if !failed.IsZero() {
+			next = latest(next, failed.Add(min(scanRetry, m.ScanEvery)))
+		}
+		timer := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		served := sites()
+		list := make([]*consent.Site, 0, len(served))
+		for _, k := range slices.Sorted(maps.Keys(served)) {
+			list = append(list, served[k])
+		}
+		r, name, err := scanSites(ctx, list, m.Scan, m.ConfigPath, m.scanReports, nil)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil:
+			failed = time.Now()
+			m.logger.Error("the scan of the sites failed; trying again later", "err", err)
+		default:
+			failed = time.Time{}
+			v, w := r.Counts()
+			log := m.logger.Info
+			if v > 0 {
+				log = m.logger.Warn
+			}
+			log("scanned the sites", "report", filepath.Join(m.ScanDir, name+".html"), "violations", v, "warnings", w)
+		}
+		if m.scanned != nil {
+			m.scanned(name, err)
+		}
+	}
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

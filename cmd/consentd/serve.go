@@ -24,8 +24,10 @@ import (
 	consent "github.com/mixvoip/consentd"
 	"github.com/mixvoip/consentd/auth"
 	"github.com/mixvoip/consentd/config"
+	"github.com/mixvoip/consentd/internal/chromium"
 	"github.com/mixvoip/consentd/metrics"
 	"github.com/mixvoip/consentd/proof"
+	"github.com/mixvoip/consentd/scan"
 	"github.com/mixvoip/consentd/server"
 	"github.com/mixvoip/consentd/store/bolt"
 	"github.com/mixvoip/consentd/store/postgres"
@@ -79,6 +81,9 @@ type Main struct {
 	BackupDir      string // scheduled backups: none without
 	BackupEvery    time.Duration
 	BackupKeep     int
+	ScanDir        string        // scan reports the console shows: none without
+	ScanEvery      time.Duration // scan the sites this often, into ScanDir; 0 for never
+	Scan           scanFlags
 	LogFormat      string // json or text; "" for text on a terminal, json otherwise
 
 	stdout, stderr io.Writer
@@ -90,6 +95,11 @@ type Main struct {
 	// backedUp, if set, hears of every scheduled backup: the copy's path and why it
 	// failed (nil if it did not).
 	backedUp func(path string, err error)
+	// scanned, if set, hears of every scan of --scan-every: the report's name and
+	// why the scan failed (nil if it did not).
+	scanned func(name string, err error)
+	// scanReports are those of ScanDir; nil without.
+	scanReports *scan.Dir
 	// metrics are those of the last Run, which the server, the store and the
 	// watched files report to.
 	metrics *metrics.Metrics
@@ -152,6 +162,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.BackupDir, "backup-dir", "", "take verified copies of the store into this directory, named consent-<UTC time>.db; none without ($CONSENTD_BACKUP_DIR)")
 	fs.DurationVar(&m.BackupEvery, "backup-every", m.BackupEvery, "with --backup-dir: the time between two copies, at least 1m ($CONSENTD_BACKUP_EVERY)")
 	fs.IntVar(&m.BackupKeep, "backup-keep", m.BackupKeep, "with --backup-dir: the newest copies to keep ($CONSENTD_BACKUP_KEEP)")
+	fs.StringVar(&m.ScanDir, "scan-dir", "", "the reports of consentd scan that the DPO console shows at /dpo/scans, and where --scan-every keeps its own ($CONSENTD_SCAN_DIR)")
+	fs.DurationVar(&m.ScanEvery, "scan-every", 0, "with --scan-dir: scan the sites in headless Chromium this often, such as 24h, as consentd scan does; 0 for never ($CONSENTD_SCAN_EVERY)")
+	m.Scan.register(fs, "scan-")
 	if err := setFromEnvironment(fs, "new-store"); err != nil {
 		return err
 	}
@@ -173,6 +186,21 @@ func (m *Main) ParseFlags(args []string) error {
 		return errors.New("--backup-keep: at least 1")
 	case m.DPOOnAdmin && m.AdminAddr == "":
 		return errors.New("--dpo-on-admin needs --admin-addr: the DPO API would be served nowhere")
+	case m.ScanEvery != 0 && m.ScanDir == "":
+		return errors.New("--scan-every needs --scan-dir: where to keep the reports")
+	case m.ScanEvery < 0 || m.ScanEvery > 0 && m.ScanEvery < time.Hour:
+		return fmt.Errorf("--scan-every %s: at least 1h (a scan loads every page of every site three times), or 0 for never", m.ScanEvery)
+	}
+	if err := m.Scan.check("scan-"); err != nil {
+		return err
+	}
+	if m.ScanEvery > 0 {
+		if _, err := chromium.Find(); err != nil {
+			return fmt.Errorf("--scan-every: %w", err)
+		}
+	}
+	if m.ScanDir != "" {
+		m.scanReports = scan.NewDir(m.ScanDir)
 	}
 	if err := checkOrigin(m.Origin); err != nil {
 		return err
@@ -340,6 +368,7 @@ func (m *Main) newServer(f *startFiles) error {
 		LimitDelay: server.DefaultLimitDelay,
 		Disk:       m.diskGuard(),
 		Metrics:    m.metrics,
+		Scans:      m.scanReports,
 	})
 	if f.tokensErr != nil {
 		m.logger.Error("the DPO API's tokens did not load: it answers 503 until they do", "file", m.TokensPath, "err", f.tokensErr)
@@ -411,6 +440,9 @@ func (m *Main) startJobs(ctx context.Context, keys *proof.Keyring, sites *atomic
 	m.background.Go(func() { m.purge(ctx, store, func() map[string]*consent.Site { return *sites.Load() }) })
 	if b, ok := store.(*bolt.Store); ok && m.BackupDir != "" {
 		m.background.Go(func() { m.backups(ctx, b, keys) })
+	}
+	if m.ScanEvery > 0 {
+		m.background.Go(func() { m.scans(ctx, func() map[string]*consent.Site { return *sites.Load() }) })
 	}
 }
 

@@ -37,9 +37,13 @@ func MustScan(tb testing.TB, fixture *scantest.Sites, opts browser.Options, keys
 	ctx, cancel := wait.Context(tb, context.Background())
 	defer cancel()
 	opts.HostRules = fixture.HostRules
-	// A limit far beyond any machine, loaded or not: the fixture's pages make no
-	// late requests, so the quiet time only shortens the test.
-	opts.Time, opts.Quiet = time.Hour, 200*time.Millisecond
+	// Unless the test is about it, a limit far beyond any machine, loaded or not.
+	// The fixture's pages make no late requests: the quiet time only shortens the
+	// test.
+	if opts.Time == 0 {
+		opts.Time = time.Hour
+	}
+	opts.Quiet = 200 * time.Millisecond
 	r, err := browser.Scan(ctx, sites, opts)
 	if err != nil {
 		tb.Fatalf("scan: %v (install Debian's chromium, or set CONSENTD_SKIP_BROWSER=1 to skip the browser tests)", err)
@@ -201,4 +205,14 @@ func equal(a, b map[string]scan.OwnerKind) bool {
 		}
 	}
 	return true
+}
+
+// TestScanTimeLimit: a scan out of time visits nothing more and says so.
+func TestScanTimeLimit(t *testing.T) {
+	fixture := scantest.Start(t)
+	r := MustScan(t, fixture, browser.Options{Time: time.Nanosecond}, "clean.test")
+	s := r.Sites[0]
+	if len(s.Pages) != 0 || len(s.Visits) != 0 || !strings.Contains(s.Incomplete, "the time limit of 1ns ran out") {
+		t.Errorf("a scan out of time: pages %v, %d visits, incomplete %q", s.Pages, len(s.Visits), s.Incomplete)
+	}
 }
