@@ -38,7 +38,15 @@ var reportTemplate = template.Must(template.New("report.html").Funcs(template.Fu
 		return v
 	},
 	"anchor":   func(site string) string { return "site-" + strings.ReplaceAll(site, ".", "-") },
-	"seconds":  func(s Seconds) string { return time.Duration(s).String() },
+	"seconds": func(s Seconds) string {
+		return strings.TrimSuffix(strings.TrimSuffix(time.Duration(s).String(), "0s"), "0m")
+	},
+	"plural": func(n int, noun string) string {
+		if n == 1 {
+			return "1 " + noun
+		}
+		return fmt.Sprintf("%d %ss", n, noun)
+	},
 	"lifetime": func(s Seconds) string { return formatLifetime(time.Duration(s)) },
 	"owner":    Owner.String,
 	// flagged marks in the side-by-side view what is a finding in its state.

@@ -174,3 +174,26 @@ func TestDir(t *testing.T) {
 		t.Errorf("a damaged report: %v", err)
 	}
 }
+
+// TestWriteHTML: the report stands alone (no script, nothing loaded from
+// elsewhere), and shows the findings before the inventory.
+func TestWriteHTML(t *testing.T) {
+	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	const page = "https://example.co.uk/"
+	s := scan.Analyze(testSite(), []string{page}, []scan.Visit{{Page: page, State: scan.NoChoice, At: at, Banner: true,
+		Cookies: []scan.Cookie{{Name: "_t<b>", Domain: "example.co.uk", Session: true}}}})
+	var b strings.Builder
+	if err := scan.WriteHTML(&b, &scan.Report{Started: at, Finished: at, Sites: []*scan.Site{s}}); err != nil {
+		t.Fatal(err)
+	}
+	html := b.String()
+	for _, banned := range []string{"<script", "<link", "src=", "@import", "url(", "_t<b>"} {
+		if strings.Contains(html, banned) {
+			t.Errorf("the report holds %q", banned)
+		}
+	}
+	findings, inventory := strings.Index(html, "Cookie _t&lt;b&gt; is used before any choice"), strings.Index(html, "Full inventory")
+	if findings < 0 || inventory < 0 || findings > inventory || !strings.Contains(html, "1 violation") {
+		t.Errorf("findings at %d, inventory at %d:\n%s", findings, inventory, html)
+	}
+}
