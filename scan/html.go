@@ -37,7 +37,7 @@ var reportTemplate = template.Must(template.New("report.html").Funcs(template.Fu
 		v, _ := s.Counts()
 		return v
 	},
-	"anchor":   func(site string) string { return "site-" + strings.ReplaceAll(site, ".", "-") },
+	"anchor": func(site string) string { return "site-" + strings.ReplaceAll(site, ".", "-") },
 	"seconds": func(s Seconds) string {
 		return strings.TrimSuffix(strings.TrimSuffix(time.Duration(s).String(), "0s"), "0m")
 	},
