@@ -20,8 +20,14 @@ import (
 	"github.com/mixvoip/consentd/scan"
 )
 
-// stepTimeout bounds a command that reads the page, such as its cookies.
-const stepTimeout = 10 * time.Second
+const (
+	// stepTimeout bounds a command that reads the page, such as its cookies.
+	stepTimeout = 10 * time.Second
+	// maxRequests bounds the requests a visit keeps: a page may make any number.
+	maxRequests = 5000
+	// maxURL is how much of a request's URL a visit keeps.
+	maxURL = 2000
+)
 
 // visit opens page in a fresh browser profile, chooses as state says, and records
 // what the page left in the browser and which hosts it contacted. It returns the
@@ -59,7 +65,7 @@ func (s *scanner) visit(ctx context.Context, site *consent.Site, page string, st
 		v.Error = "the browser's cookies and storage could not be read: " + err.Error()
 	}
 	v.Requests, v.BannerScript = net.result()
-	if b := net.blockedText(); b != "" {
+	if b := net.notes(); b != "" {
 		v.Error = strings.TrimPrefix(v.Error+"; "+b, "; ")
 	}
 	return v, links
@@ -224,6 +230,7 @@ type traffic struct {
 	requests []scan.Request
 	index    map[network.RequestID]int // the request's latest entry in requests
 	script   string                    // the banner script's URL, once requested
+	dropped  int                       // requests not kept beyond maxRequests
 	blocked  []string
 }
 
@@ -276,9 +283,13 @@ func (t *traffic) listen(ev any) {
 		if u.Path == t.banner && t.script == "" {
 			t.script = ev.Request.URL
 		}
+		if len(t.requests) == maxRequests {
+			t.dropped++
+			return
+		}
 		t.index[ev.RequestID] = len(t.requests)
 		t.requests = append(t.requests, scan.Request{
-			URL: ev.Request.URL, Host: u.Hostname(), Type: string(ev.Type), Initiator: initiator(ev.Initiator),
+			URL: truncate(ev.Request.URL), Host: u.Hostname(), Type: string(ev.Type), Initiator: truncate(initiator(ev.Initiator)),
 		})
 	case *network.EventResponseReceived:
 		t.status(ev.RequestID, int(ev.Response.Status))
@@ -375,13 +386,18 @@ func (t *traffic) result() ([]scan.Request, string) {
 	return append([]scan.Request(nil), t.requests...), t.script
 }
 
-func (t *traffic) blockedText() string {
+// notes says what the visit did not load or did not keep.
+func (t *traffic) notes() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.blocked) == 0 {
-		return ""
+	var notes []string
+	if len(t.blocked) > 0 {
+		notes = append(notes, "not loaded: "+strings.Join(t.blocked, "; "))
 	}
-	return "not loaded: " + strings.Join(t.blocked, "; ")
+	if t.dropped > 0 {
+		notes = append(notes, fmt.Sprintf("only the first %d requests were kept, %d more were not", maxRequests, t.dropped))
+	}
+	return strings.Join(notes, "; ")
 }
 
 // initiator names what made a request: the document whose HTML asked for it, or
@@ -401,4 +417,12 @@ func initiator(in *network.Initiator) string {
 		}
 	}
 	return ""
+}
+
+// truncate keeps the start of a URL that a page may have made any length.
+func truncate(u string) string {
+	if len(u) <= maxURL {
+		return u
+	}
+	return strings.ToValidUTF8(u[:maxURL], "") + "…"
 }
