@@ -320,9 +320,9 @@ func sampleScan(cfg *config.Config) *scan.Report {
 		page := "https://" + key + "/"
 		gcl := scan.Cookie{Name: "_gcl_au", Domain: "." + key, Path: "/", Expires: at.Add(90 * 24 * time.Hour)}
 		visits := []scan.Visit{
-			{Page: page, State: scan.NoChoice, At: at, Banner: true, Cookies: []scan.Cookie{gcl}},
-			{Page: page, State: scan.Rejected, At: at, Banner: true},
-			{Page: page, State: scan.Accepted, At: at, Banner: true, Cookies: []scan.Cookie{gcl}, Requests: []scan.Request{
+			{Page: page, State: scan.NoChoice, At: at, Loaded: true, Banner: true, Cookies: []scan.Cookie{gcl}},
+			{Page: page, State: scan.Rejected, At: at, Loaded: true, Banner: true},
+			{Page: page, State: scan.Accepted, At: at, Loaded: true, Banner: true, Cookies: []scan.Cookie{gcl}, Requests: []scan.Request{
 				{URL: "https://www.googletagmanager.com/gtag/js?id=AW-1", Host: "www.googletagmanager.com", Type: "Script", Status: 200},
 			}},
 		}

@@ -85,14 +85,20 @@ func severityRank(s Severity) int {
 
 // visit checks what one visit met against what its state allows.
 func (a *analysis) visit(v Visit) {
-	if v.State == NoChoice && !v.Banner {
+	if v.State == NoChoice && !v.Loaded {
+		a.add("not-loaded", Finding{
+			Severity: Warning, Kind: NotLoaded, State: NoChoice, Subject: "page",
+			Message: "The page did not load, so the scan could not check it.",
+		}, v.Page, v.Error)
+	}
+	if v.State == NoChoice && v.Loaded && !v.Banner {
 		a.add("banner", Finding{
 			Severity: Violation, Kind: NoBanner, State: NoChoice, Subject: "banner",
 			Message: "consentd's banner never appeared: visitors can neither refuse nor consent, nor withdraw later.",
 		}, v.Page, a.bannerDetail(v))
 	}
 	for _, c := range v.Cookies {
-		d := a.cookie(c.Name)
+		d := a.cookie(c.Name, c.Domain)
 		subject := fmt.Sprintf("cookie %s (%s)", c.Name, c.Domain)
 		a.check(v, subject, "Cookie "+c.Name, d.owner, cookieDetail(c, v.At, a.site))
 		a.lifetime(v, c, d, subject)
@@ -244,7 +250,7 @@ func (a *analysis) inventory(s State, visits []Visit) Inventory {
 				if FirstParty(a.site, c.Domain) {
 					party = PartyFirst
 				}
-				inv.Cookies = append(inv.Cookies, CookieItem{Name: c.Name, Domain: c.Domain, Party: party, Session: c.Session, Owner: a.cookie(c.Name).owner})
+				inv.Cookies = append(inv.Cookies, CookieItem{Name: c.Name, Domain: c.Domain, Party: party, Session: c.Session, Owner: a.cookie(c.Name, c.Domain).owner})
 				i = len(inv.Cookies) - 1
 			}
 			item := &inv.Cookies[i]

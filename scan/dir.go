@@ -44,6 +44,7 @@ type Summary struct {
 	Started  time.Time     `json:"started"`
 	Finished time.Time     `json:"finished"`
 	Sites    []SiteSummary `json:"sites"`
+	Error    string        `json:"error,omitempty"` // why the report could not be read
 }
 
 // SiteSummary is what a list of reports shows of one site's scan.
@@ -134,7 +135,8 @@ func (d *Dir) names() ([]string, error) {
 	return names, nil
 }
 
-// List returns the summaries of the reports, newest first.
+// List returns the summaries of the reports, newest first; one that cannot be read
+// has its Error set.
 func (d *Dir) List() ([]Summary, error) {
 	names, err := d.names()
 	if err != nil {
@@ -148,7 +150,9 @@ func (d *Dir) List() ([]Summary, error) {
 		if !ok {
 			r, err := d.Load(name)
 			if err != nil {
-				return nil, err
+				// one damaged report must not hide the others
+				out = append(out, Summary{Name: name, Error: err.Error()})
+				continue
 			}
 			s = summarize(name, r)
 			d.mu.Lock()

@@ -32,13 +32,16 @@ func newOwners(site *consent.Site, visits []Visit) *owners {
 	return o
 }
 
-// cookie returns whom the cookie called name belongs to, and the declaration that
-// says so (nil for the consent cookie and an undeclared one).
-func (o *owners) cookie(name string) declared {
-	if name == o.site.Cookie.Name {
+// cookie returns whom the cookie called name on domain belongs to, and the
+// declaration that says so (nil for the consent cookie and an undeclared one). The
+// consent cookie and the technical ones are the site's own: another site's cookie of
+// the same name is not.
+func (o *owners) cookie(name, domain string) declared {
+	own := FirstParty(o.site, domain)
+	if own && name == o.site.Cookie.Name {
 		return declared{owner: Owner{Kind: KindConsentd}}
 	}
-	if c := findCookie(o.site.Technical.Cookies, name); c != nil {
+	if c := findCookie(o.site.Technical.Cookies, name); own && c != nil {
 		return declared{Owner{Kind: KindTechnical}, c}
 	}
 	for _, enabled := range []bool{true, false} {

@@ -172,6 +172,9 @@ const (
 	BrokenTag Kind = "broken-tag"
 	// NoBanner: a page on which consentd's banner never appeared.
 	NoBanner Kind = "no-banner"
+	// NotLoaded: a page that did not load (an error status, a timeout): nothing
+	// about it was checked.
+	NotLoaded Kind = "not-loaded"
 )
 
 // Counts returns the numbers of violations and warnings in r.

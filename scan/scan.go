@@ -41,6 +41,9 @@ type Visit struct {
 	Page  string    `json:"page"`
 	State State     `json:"state"`
 	At    time.Time `json:"at"` // when the cookies were read: their lifetimes count from it
+	// Loaded is whether the page loaded, with a status below 400: a page that
+	// did not is not judged by what it lacks.
+	Loaded bool `json:"loaded"`
 	// Banner is whether consentd's banner appeared, BannerScript the URL of the
 	// banner's script that the page loaded ("" if it loaded none).
 	Banner       bool         `json:"banner"`

@@ -46,39 +46,43 @@ func TestAnalyze(t *testing.T) {
 		visit scan.Visit
 		want  []string // "kind state subject partner"
 	}{
-		{"technical and consentd's before a choice", scan.Visit{State: scan.NoChoice, Banner: true, BannerScript: "https://consent.test/v1/banner/example.co.uk.js",
+		{"technical and consentd's before a choice", scan.Visit{State: scan.NoChoice, Loaded: true, Banner: true, BannerScript: "https://consent.test/v1/banner/example.co.uk.js",
 			Cookies:  []scan.Cookie{{Name: "sess_1", Domain: "example.co.uk", Session: true}, {Name: "lang", Domain: ".example.co.uk", Expires: days(300)}},
 			Storage:  []scan.StorageKey{{Area: "local", Key: "cart"}},
 			Requests: []scan.Request{req("https://consent.test/v1/banner/example.co.uk.js", "consent.test"), req("https://img.cdn.test/x.png", "img.cdn.test"), req("https://static.example.co.uk/a.js", "static.example.co.uk")}},
 			nil},
-		{"a partner's before a choice", scan.Visit{State: scan.NoChoice, Banner: true,
+		{"the site's cookie names on another site", scan.Visit{State: scan.NoChoice, Loaded: true, Banner: true,
+			Cookies: []scan.Cookie{{Name: "consent", Domain: ".tracker.test", Session: true}, {Name: "sess_9", Domain: "tracker.test", Session: true}}},
+			[]string{"non-essential no-choice cookie consent (.tracker.test) ", "non-essential no-choice cookie sess_9 (tracker.test) "}},
+		{"a partner's before a choice", scan.Visit{State: scan.NoChoice, Loaded: true, Banner: true,
 			Cookies:  []scan.Cookie{{Name: "_ads", Domain: ".example.co.uk", Expires: days(30)}},
 			Requests: []scan.Request{req("https://tag.ads-cdn.test/a.js", "tag.ads-cdn.test")}},
 			[]string{"non-essential no-choice cookie _ads (.example.co.uk) ads", "non-essential no-choice host tag.ads-cdn.test ads"}},
-		{"undeclared after a refusal", scan.Visit{State: scan.Rejected, Banner: true,
+		{"undeclared after a refusal", scan.Visit{State: scan.Rejected, Loaded: true, Banner: true,
 			Storage:  []scan.StorageKey{{Area: "session", Key: "tracker"}},
 			Requests: []scan.Request{req("https://px.ads.test/hit", "px.ads.test")}},
 			[]string{"non-essential reject-all host px.ads.test ads", "non-essential reject-all sessionStorage key tracker "}},
-		{"declared by enabled partners after consent", scan.Visit{State: scan.Accepted, Banner: true,
+		{"declared by enabled partners after consent", scan.Visit{State: scan.Accepted, Loaded: true, Banner: true,
 			Cookies:  []scan.Cookie{{Name: "_ads", Domain: ".example.co.uk", Expires: days(30)}},
 			Storage:  []scan.StorageKey{{Area: "local", Key: "ads_id"}},
 			Requests: []scan.Request{req("https://tag.ads-cdn.test/a.js", "tag.ads-cdn.test"), req("https://ads.test/p", "ads.test")}},
 			nil},
-		{"a disabled partner's and nobody's after consent", scan.Visit{State: scan.Accepted, Banner: true,
+		{"a disabled partner's and nobody's after consent", scan.Visit{State: scan.Accepted, Loaded: true, Banner: true,
 			Cookies:  []scan.Cookie{{Name: "_off", Domain: ".example.co.uk", Expires: days(30)}, {Name: "_x", Domain: "tracker.test", Expires: days(1)}},
 			Requests: []scan.Request{req("https://tag.ads-cdn.test/a.js", "tag.ads-cdn.test"), req("https://off.test/o.js", "off.test"), req("https://tracker.test/t", "tracker.test")}},
 			[]string{"undeclared accept-all cookie _off (.example.co.uk) off", "undeclared accept-all cookie _x (tracker.test) ", "undeclared accept-all host off.test off", "undeclared accept-all host tracker.test "}},
-		{"longer than declared, in any state", scan.Visit{State: scan.NoChoice, Banner: true,
+		{"longer than declared, in any state", scan.Visit{State: scan.NoChoice, Loaded: true, Banner: true,
 			Cookies: []scan.Cookie{{Name: "lang", Domain: ".example.co.uk", Expires: days(400)}, {Name: "sess_2", Domain: "example.co.uk", Expires: days(1)}}},
 			[]string{"longer-lifetime no-choice cookie lang (.example.co.uk) ", "longer-lifetime no-choice cookie sess_2 (example.co.uk) "}},
-		{"a lifetime within the hour of slack", scan.Visit{State: scan.Accepted, Banner: true,
+		{"a lifetime within the hour of slack", scan.Visit{State: scan.Accepted, Loaded: true, Banner: true,
 			Cookies:  []scan.Cookie{{Name: "_ads", Domain: ".example.co.uk", Expires: days(30).Add(59 * time.Minute)}},
 			Requests: []scan.Request{req("https://tag.ads-cdn.test/a.js", "tag.ads-cdn.test")}},
 			nil},
-		{"a tag that failed", scan.Visit{State: scan.Accepted, Banner: true,
+		{"a tag that failed", scan.Visit{State: scan.Accepted, Loaded: true, Banner: true,
 			Requests: []scan.Request{{URL: "https://tag.ads-cdn.test/a.js", Host: "tag.ads-cdn.test", Type: "Script", Failed: "net::ERR_NAME_NOT_RESOLVED"}}},
 			[]string{"broken-tag accept-all partner ads ads"}},
-		{"no banner", scan.Visit{State: scan.NoChoice}, []string{"no-banner no-choice banner "}},
+		{"no banner", scan.Visit{State: scan.NoChoice, Loaded: true}, []string{"no-banner no-choice banner "}},
+		{"a page that did not load: no banner is due", scan.Visit{State: scan.NoChoice, Error: "the page answered HTTP 404"}, []string{"not-loaded no-choice page "}},
 		{"no banner to accept in: no tag is due", scan.Visit{State: scan.Accepted, Error: "no banner to choose in"}, nil},
 	}
 	for _, tt := range tests {
@@ -109,8 +113,8 @@ func TestAnalyzeEvidence(t *testing.T) {
 		p := "https://example.co.uk/p" + string(rune('a'+i))
 		pages = append(pages, p)
 		visits = append(visits,
-			scan.Visit{Page: p, State: scan.NoChoice, Banner: true, Cookies: []scan.Cookie{{Name: "_t", Domain: "example.co.uk", Session: true}}},
-			scan.Visit{Page: p, State: scan.Accepted, Banner: true})
+			scan.Visit{Page: p, State: scan.NoChoice, Loaded: true, Banner: true, Cookies: []scan.Cookie{{Name: "_t", Domain: "example.co.uk", Session: true}}},
+			scan.Visit{Page: p, State: scan.Accepted, Loaded: true, Banner: true})
 	}
 	s := scan.Analyze(testSite(), pages, visits)
 	if len(s.Findings) != 2 || s.Findings[0].Kind != scan.NonEssential || s.Findings[1].Kind != scan.BrokenTag {
@@ -180,7 +184,7 @@ func TestDir(t *testing.T) {
 func TestWriteHTML(t *testing.T) {
 	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	const page = "https://example.co.uk/"
-	s := scan.Analyze(testSite(), []string{page}, []scan.Visit{{Page: page, State: scan.NoChoice, At: at, Banner: true,
+	s := scan.Analyze(testSite(), []string{page}, []scan.Visit{{Page: page, State: scan.NoChoice, At: at, Loaded: true, Banner: true,
 		Cookies: []scan.Cookie{{Name: "_t<b>", Domain: "example.co.uk", Session: true}}}})
 	var b strings.Builder
 	if err := scan.WriteHTML(&b, &scan.Report{Started: at, Finished: at, Sites: []*scan.Site{s}}); err != nil {

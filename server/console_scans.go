@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -33,6 +34,10 @@ func (s *Server) handleScansPage(c echo.Context) error {
 		}
 		token := dpoToken(c)
 		for _, r := range all {
+			if r.Error != "" && len(token.Sites) == 0 {
+				d.Reports = append(d.Reports, r)
+				continue
+			}
 			var sites []scan.SiteSummary
 			for _, site := range r.Sites {
 				if token.MaySee(site.Site) {
@@ -62,7 +67,8 @@ func (s *Server) handleScanReport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r = r.Only(s.visibleSites(dpoToken(c)))
+	token := dpoToken(c)
+	r = r.Only(slices.DeleteFunc(r.SiteKeys(), func(site string) bool { return !token.MaySee(site) }))
 	if len(r.Sites) == 0 {
 		// the same answer as for a report that does not exist: a limited token
 		// learns nothing of the others' scans

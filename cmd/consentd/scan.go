@@ -162,14 +162,27 @@ const scanRetry = time.Hour
 func (m *Main) scans(ctx context.Context, sites func() map[string]*consent.Site) {
 	var failed time.Time
 	for {
-		next := time.Now()
-		if list, err := m.scanReports.List(); err != nil {
-			m.logger.Error("cannot read the scan reports; scanning anyway", "dir", m.ScanDir, "err", err)
-		} else if len(list) > 0 && list[0].Started.Before(next) {
-			next = list[0].Started.Add(m.ScanEvery)
+		now := time.Now()
+		next := now
+		list, err := m.scanReports.List()
+		if err != nil {
+			m.logger.Error("cannot read the scan reports; trying again later", "dir", m.ScanDir, "err", err)
+			next = now.Add(min(scanRetry, m.ScanEvery))
 		}
-		if !failed.IsZero() {
-			next = latest(next, failed.Add(min(scanRetry, m.ScanEvery)))
+		for _, r := range list {
+			if r.Error != "" {
+				m.logger.Warn("a scan report cannot be read", "report", r.Name, "err", r.Error)
+				continue
+			}
+			started := r.Started
+			if started.After(now) {
+				started = now // a report dated ahead (a clock set back) counts as taken now
+			}
+			next = started.Add(m.ScanEvery)
+			break
+		}
+		if retry := failed.Add(min(scanRetry, m.ScanEvery)); !failed.IsZero() && retry.After(next) {
+			next = retry
 		}
 		timer := time.NewTimer(time.Until(next))
 		select {
@@ -179,11 +192,11 @@ func (m *Main) scans(ctx context.Context, sites func() map[string]*consent.Site)
 		case <-timer.C:
 		}
 		served := sites()
-		list := make([]*consent.Site, 0, len(served))
+		targets := make([]*consent.Site, 0, len(served))
 		for _, k := range slices.Sorted(maps.Keys(served)) {
-			list = append(list, served[k])
+			targets = append(targets, served[k])
 		}
-		r, name, err := scanSites(ctx, list, m.Scan, m.ConfigPath, m.scanReports, nil)
+		r, name, err := scanSites(ctx, targets, m.Scan, m.ConfigPath, m.scanReports, nil)
 		if ctx.Err() != nil {
 			return
 		}
@@ -204,11 +217,4 @@ func (m *Main) scans(ctx context.Context, sites func() map[string]*consent.Site)
 			m.scanned(name, err)
 		}
 	}
-}
-
-func latest(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }

@@ -41,10 +41,12 @@ const day = 86400
 var pages = map[string]map[string]string{
 	"clean.test": {
 		"/": `<a href="/about">About us</a> <a href="/contact#form">Contact</a> <a href="http://elsewhere.test/">Elsewhere</a>
-<a href="/brochure.pdf">Brochure</a> <a href="mailto:info@clean.test">Mail</a>`,
+<a href="/brochure.pdf">Brochure</a> <a href="mailto:info@clean.test">Mail</a>
+<form id="popup" method="post" action="/popup-form" target="_blank"></form>
+<script>document.addEventListener('click', () => { window.open('http://elsewhere.test/popup'); document.getElementById('popup').submit(); });</script>`,
 		"/about": `<script>document.cookie = "sid=42; path=/";</script><a href="/">Home</a>`,
 		// A form that sends itself, and a page that leaves the site: the scan follows
-		// neither.
+		// neither, nor the popups that the start page opens on a click in the banner.
 		"/contact": `<form method="post" action="/contact"><input name="email" value="a@b.test"></form><script>document.forms[0].submit();</script>`,
 		"/news":    `<p>Only in the sitemap.</p><script>setTimeout(() => { location.href = "http://elsewhere.test/"; }, 0);</script>`,
 		"/sitemap.xml": `<?xml version="1.0" encoding="UTF-8"?>
@@ -54,7 +56,7 @@ var pages = map[string]map[string]string{
 	"inline.test":     {"/": fmt.Sprintf(`<script>document.cookie = "_track=" + Math.random() + "; max-age=%d; path=/";</script>`, 365*day)},
 	"undeclared.test": {"/": ``},
 	"lifetime.test":   {"/": ``},
-	"broken.test":     {"/": ``},
+	"broken.test":     {"/": `<a href="/gone">A page that is gone</a>`},
 	"nobanner.test":   {"/": ``},
 }
 

@@ -90,9 +90,11 @@ func TestScanFindsPlantedDefects(t *testing.T) {
 		"lifetime.test": {
 			{scan.LongerLifetime, scan.Accepted, "cookie _ll (lifetime.test)", "longlived", "in 13 months"},
 		},
-		// an enabled partner whose tag is not there
+		// an enabled partner whose tag is not there, and a dead link, which is no
+		// page without a banner
 		"broken.test": {
 			{scan.BrokenTag, scan.Accepted, "partner broken", "broken", "http://tags.partner.test/missing.js?id=16 (script, HTTP 404"},
+			{scan.NotLoaded, scan.NoChoice, "page", "", "the page answered HTTP 404"},
 		},
 		// a page without the banner's script
 		"nobanner.test": {
@@ -117,11 +119,19 @@ func TestScanFindsPlantedDefects(t *testing.T) {
 				if f.Partner != w.partner {
 					t.Errorf("%s %s: partner %q, want %q", f.State, f.Subject, f.Partner, w.partner)
 				}
-				if wantSeverity := scan.Violation; f.Kind == scan.BrokenTag && f.Severity != scan.Warning || f.Kind != scan.BrokenTag && f.Severity != wantSeverity {
-					t.Errorf("%s %s: severity %s", f.State, f.Subject, f.Severity)
+				wantSeverity := scan.Violation
+				if f.Kind == scan.BrokenTag || f.Kind == scan.NotLoaded {
+					wantSeverity = scan.Warning
 				}
-				if len(f.Evidence) != 1 || f.Evidence[0].Page != start || !strings.Contains(f.Evidence[0].Detail, w.detail) {
-					t.Errorf("%s %s: evidence %+v, want on %s with %q", f.State, f.Subject, f.Evidence, start, w.detail)
+				if f.Severity != wantSeverity {
+					t.Errorf("%s %s: severity %s, want %s", f.State, f.Subject, f.Severity, wantSeverity)
+				}
+				page := start
+				if f.Kind == scan.NotLoaded {
+					page = "http://broken.test/gone" // the dead link
+				}
+				if len(f.Evidence) != 1 || f.Evidence[0].Page != page || !strings.Contains(f.Evidence[0].Detail, w.detail) {
+					t.Errorf("%s %s: evidence %+v, want on %s with %q", f.State, f.Subject, f.Evidence, page, w.detail)
 				}
 			}
 			for _, w := range wants {

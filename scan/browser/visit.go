@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 
@@ -24,9 +25,12 @@ const (
 	// stepTimeout bounds a command that reads the page, such as its cookies.
 	stepTimeout = 10 * time.Second
 	// maxRequests bounds the requests a visit keeps: a page may make any number.
-	maxRequests = 5000
-	// maxURL is how much of a request's URL a visit keeps.
-	maxURL = 2000
+	maxRequests = 1000
+	// maxURL is how much of a request's URL, or its initiator's, a visit keeps.
+	maxURL = 1000
+	// longRequest is how long a request may stay open before quiet stops waiting
+	// for it.
+	longRequest = 5 * time.Second
 )
 
 // visit opens page in a fresh browser profile, chooses as state says, and records
@@ -45,6 +49,9 @@ func (s *scanner) visit(ctx context.Context, site *consent.Site, page string, st
 	}))
 	if err == nil {
 		_, err = chromedp.Call(tab, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: s.userAgent, AcceptLanguage: site.Languages[0]})
+	}
+	if err == nil {
+		_, err = chromedp.Call(tab, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: noPopupsJS})
 	}
 	if err == nil {
 		// Every document the page would load stops first at traffic.paused.
@@ -79,6 +86,7 @@ func (s *scanner) steps(tab context.Context, net *traffic, page string, state sc
 	}); msg != "" {
 		return msg
 	}
+	v.Loaded = true
 	v.Banner = s.bannerShown(tab)
 	if state == scan.NoChoice {
 		*links = s.links(tab, sitemap)
@@ -130,6 +138,22 @@ func earliest(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// noPopupsJS keeps what a page opens in its own tab, where traffic.paused holds it
+// to the site's origins and stops forms: a page may open a window on the click in
+// the banner, in a tab the scan would not follow.
+const noPopupsJS = `(() => {
+  window.open = () => null;
+  const own = (el) => { if (el && el.target && el.target != '_self') el.target = '_self'; };
+  for (const name of ['submit', 'requestSubmit']) {
+    const f = HTMLFormElement.prototype[name];
+    HTMLFormElement.prototype[name] = function (...args) { own(this); return f.apply(this, args); };
+  }
+  const click = HTMLElement.prototype.click;
+  HTMLElement.prototype.click = function () { own(this.closest && this.closest('a[target],area[target]')); return click.call(this); };
+  addEventListener('submit', (e) => own(e.target), true);
+  addEventListener('click', (e) => { for (const el of e.composedPath()) if (el.target !== undefined && el.closest) own(el.closest('a[target],area[target]')); }, true);
+})()`
 
 // buttonJS returns the centre of the banner's first-layer button for an action,
 // scrolled into view, or null: the buttons carry data-action in the banner's open
@@ -225,8 +249,8 @@ type traffic struct {
 	banner    string // the path of the site's banner script
 
 	mu       sync.Mutex
-	inflight map[network.RequestID]bool
-	last     time.Time // of the last request started or ended
+	inflight map[network.RequestID]time.Time // when each started
+	last     time.Time                       // of the last request started or ended
 	requests []scan.Request
 	index    map[network.RequestID]int // the request's latest entry in requests
 	script   string                    // the banner script's URL, once requested
@@ -237,7 +261,7 @@ type traffic struct {
 func newTraffic(site *consent.Site) *traffic {
 	return &traffic{
 		site: site, banner: "/v1/banner/" + site.Key + ".js",
-		inflight: map[network.RequestID]bool{}, index: map[network.RequestID]int{}, last: time.Now(),
+		inflight: map[network.RequestID]time.Time{}, index: map[network.RequestID]int{}, last: time.Now(),
 	}
 }
 
@@ -274,7 +298,7 @@ func (t *traffic) listen(ev any) {
 			t.requests[i].Status = int(ev.RedirectResponse.Status)
 			delete(t.index, ev.RequestID)
 		}
-		t.inflight[ev.RequestID] = true
+		t.inflight[ev.RequestID] = time.Now()
 		u, err := url.Parse(ev.Request.URL)
 		// The tab's own navigations are pages, not hosts the page contacts.
 		if err != nil || !t.keep(u) || ev.Type == network.ResourceTypeDocument && ev.FrameID == t.mainFrame {
@@ -363,7 +387,12 @@ func (t *traffic) quiet(ctx context.Context, d, limit time.Duration) {
 	end := time.Now().Add(limit)
 	for time.Now().Before(end) {
 		t.mu.Lock()
-		idle := len(t.inflight) == 0
+		idle := true
+		for _, started := range t.inflight {
+			// A request open this long is a stream (EventSource, a long poll), not
+			// loading: it would keep the page from ever being quiet.
+			idle = idle && time.Since(started) > longRequest
+		}
 		wait := d - time.Since(t.last)
 		t.mu.Unlock()
 		if idle && wait <= 0 {
