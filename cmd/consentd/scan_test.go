@@ -16,21 +16,13 @@ import (
 	"github.com/mixvoip/consentd/scan"
 )
 
-// mustBrowser skips tb only where the browser tests are switched off.
-func mustBrowser(tb testing.TB) {
-	tb.Helper()
-	if os.Getenv("CONSENTD_SKIP_BROWSER") == "1" {
-		tb.Skip("CONSENTD_SKIP_BROWSER=1: browser test skipped")
-	}
-}
-
 var reportLine = regexp.MustCompile(`report: (\S+)\.html \(and \.json\)`)
 
 // TestScanCommand: consentd scan writes both reports and exits 0 on a clean site,
 // within the page limit; it exits 1 and lists the findings where a site breaks
 // sites.yaml.
 func TestScanCommand(t *testing.T) {
-	mustBrowser(t)
+	scantest.MustBrowser(t)
 	fixture := scantest.Start(t)
 	out := t.TempDir()
 	scanArgs := func(extra ...string) []string {
@@ -113,7 +105,7 @@ func TestScanCommandRefuses(t *testing.T) {
 // when its directory holds no report, and keeps the report where the console
 // shows it.
 func TestServeScans(t *testing.T) {
-	mustBrowser(t)
+	scantest.MustBrowser(t)
 	fixture := scantest.Start(t)
 	dir := t.TempDir()
 	reports := filepath.Join(dir, "scans")

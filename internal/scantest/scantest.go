@@ -69,6 +69,15 @@ var tags = map[string]string{
 	"collect.partner.test/hit":         ``,
 }
 
+// MustBrowser skips tb only where the browser tests are switched off
+// (CONSENTD_SKIP_BROWSER=1); a test that scans fails where no browser exists.
+func MustBrowser(tb testing.TB) {
+	tb.Helper()
+	if os.Getenv("CONSENTD_SKIP_BROWSER") == "1" {
+		tb.Skip("CONSENTD_SKIP_BROWSER=1: browser test skipped")
+	}
+}
+
 // Start serves the sites until tb ends.
 func Start(tb testing.TB) *Sites {
 	tb.Helper()

@@ -2,7 +2,6 @@ package browser_test
 
 import (
 	"context"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -20,9 +19,7 @@ import (
 // skips only where the browser tests are switched off (CONSENTD_SKIP_BROWSER=1).
 func MustScan(tb testing.TB, fixture *scantest.Sites, opts browser.Options, keys ...string) *scan.Report {
 	tb.Helper()
-	if os.Getenv("CONSENTD_SKIP_BROWSER") == "1" {
-		tb.Skip("CONSENTD_SKIP_BROWSER=1: browser test skipped")
-	}
+	scantest.MustBrowser(tb)
 	cfg, err := config.Load(fixture.Config)
 	if err != nil {
 		tb.Fatal(err)
