@@ -81,7 +81,7 @@ func (o *owners) host(host string) Owner {
 	}
 	for _, enabled := range []bool{true, false} {
 		for i := range o.site.Partners {
-			if p := &o.site.Partners[i]; p.Enabled == enabled && hostMatchesAny(PartnerHosts(p), host) {
+			if p := &o.site.Partners[i]; p.Enabled == enabled && hostMatchesAny(partnerHosts(p), host) {
 				return partnerOwner(p)
 			}
 		}
@@ -96,8 +96,8 @@ func partnerOwner(p *consent.Partner) Owner {
 	return Owner{Kind: KindDisabled, Partner: p.ID, Name: p.Name}
 }
 
-// PartnerHosts returns the hosts p declares: those of its tags' URLs, and its hosts.
-func PartnerHosts(p *consent.Partner) []string {
+// partnerHosts returns the hosts p declares: those of its tags' URLs, and its hosts.
+func partnerHosts(p *consent.Partner) []string {
 	var hosts []string
 	for _, t := range p.Tags {
 		if u, err := url.Parse(t.Src); err == nil && u.Hostname() != "" {
